@@ -1,0 +1,43 @@
+# pykubelet: `make run` starts a standalone node with the example pods; `make test` runs everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_DIR ?= $(CURDIR)/run
+
+.PHONY: run test lint typecheck unit system-deps venv bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "python3-venv missing: run scripts/install-system-deps.sh" >&2; exit 1; }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+run: venv
+	@bash scripts/run-standalone.sh "$(RUN_DIR)"
+
+lint: venv
+	$(BIN)/ruff check pykubelet tests bench
+	$(BIN)/ruff format --check pykubelet tests bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test: system-deps venv lint typecheck
+	@bash scripts/js-deps.sh
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: venv
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

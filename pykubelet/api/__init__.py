@@ -1,0 +1,29 @@
+"""Kubernetes object shapes the node uses: pod views, status values, PodList encoding."""
+
+from pykubelet.api.pod import Container, ObjectMeta, Pod, PodSpec, pods_to_list
+from pykubelet.api.status import (
+    ContainerStateRunning,
+    ContainerStateTerminated,
+    ContainerStateView,
+    ContainerStateWaiting,
+    ContainerStatusView,
+    PodCondition,
+    PodStatus,
+    rfc3339,
+)
+
+__all__ = [
+    "Container",
+    "ContainerStateRunning",
+    "ContainerStateTerminated",
+    "ContainerStateView",
+    "ContainerStateWaiting",
+    "ContainerStatusView",
+    "ObjectMeta",
+    "Pod",
+    "PodCondition",
+    "PodSpec",
+    "PodStatus",
+    "pods_to_list",
+    "rfc3339",
+]

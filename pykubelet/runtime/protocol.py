@@ -1,0 +1,129 @@
+"""The runtime boundary: three small Protocols shaped like CRI.
+
+Pod workers depend on ``Runtime`` and ``ImageService``; the HTTP layer depends on
+``StreamingRuntime`` and ``RuntimeInfo``. ``ProcessRuntime`` and ``CriRuntime`` implement all
+four, and neither the pods layer nor the server can tell them apart.
+
+Contract shared by every method: ids are opaque strings; an unknown id raises
+``ContainerNotFound``/``SandboxNotFound`` (except stop/remove, which are idempotent as CRI
+requires); methods may block for I/O but never for the lifetime of a container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pykubelet.runtime.types import (
+    ContainerConfig,
+    ContainerStats,
+    ContainerStatus,
+    ExecResult,
+    ImageInfo,
+    RuntimeVersion,
+    SandboxConfig,
+    SandboxStatus,
+    StreamIO,
+)
+
+__all__ = ["ImageService", "Runtime", "RuntimeInfo", "StreamingRuntime", "PortConnection"]
+
+
+class Runtime(Protocol):
+    """Sandbox and container lifecycle (CRI RuntimeService, minus streaming)."""
+
+    async def run_pod_sandbox(self, config: SandboxConfig) -> str:
+        """Create and start the pod's sandbox (namespaces, cgroup parent); return its id."""
+        ...
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        """Stop every container of the sandbox and release its network. Idempotent."""
+        ...
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        """Remove a stopped sandbox and its containers. Idempotent; unknown ids are fine."""
+        ...
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus: ...
+
+    async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]: ...
+
+    async def create_container(
+        self, sandbox_id: str, config: ContainerConfig, sandbox_config: SandboxConfig
+    ) -> str:
+        """Prepare (not start) a container in a sandbox; return its id."""
+        ...
+
+    async def start_container(self, container_id: str) -> None: ...
+
+    async def stop_container(self, container_id: str, timeout_s: float) -> None:
+        """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Idempotent."""
+        ...
+
+    async def remove_container(self, container_id: str) -> None:
+        """Forget a stopped container (its log files stay). Idempotent."""
+        ...
+
+    async def container_status(self, container_id: str) -> ContainerStatus: ...
+
+    async def list_containers(self, sandbox_id: str | None = None) -> Sequence[ContainerStatus]: ...
+
+    async def exec_sync(
+        self, container_id: str, cmd: Sequence[str], timeout_s: float | None = None
+    ) -> ExecResult:
+        """Run a command in the container and collect its output (probes, hooks, /run)."""
+        ...
+
+
+class ImageService(Protocol):
+    """The local image store (CRI ImageService). No registry is reachable from a node here."""
+
+    async def image_status(self, ref: str) -> ImageInfo | None:
+        """The image for a reference (``busybox``, ``localhost/busybox:1.35``), or None."""
+        ...
+
+    async def pull_image(self, ref: str) -> ImageInfo:
+        """Make the image available; raise ``ImageNotFound`` or ``ImagePullError``."""
+        ...
+
+    async def list_images(self) -> Sequence[ImageInfo]: ...
+
+
+class PortConnection(Protocol):
+    """A byte stream to a port inside a pod (port-forward)."""
+
+    async def read(self, n: int = 65536) -> bytes:
+        """Up to ``n`` bytes; ``b""`` at EOF."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_write(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class StreamingRuntime(Protocol):
+    """Interactive streams; the HTTP layer turns protocol frames into ``StreamIO`` for these."""
+
+    async def exec(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
+        """Run ``cmd`` in the container wired to ``io``; return its exit code."""
+        ...
+
+    async def attach(self, container_id: str, io: StreamIO) -> None:
+        """Wire ``io`` to the container's own stdio until the container or the client ends."""
+        ...
+
+    async def port_forward(self, sandbox_id: str, port: int) -> PortConnection:
+        """Open a TCP connection to ``port`` inside the sandbox's network namespace."""
+        ...
+
+
+class RuntimeInfo(Protocol):
+    """Facts about the runtime and its containers for status, logs and stats."""
+
+    async def version(self) -> RuntimeVersion: ...
+
+    async def container_stats(self, container_id: str) -> ContainerStats | None:
+        """The latest sample, or None for a container that has gone."""
+        ...
