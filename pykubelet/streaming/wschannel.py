@@ -105,12 +105,16 @@ class WsChannelCodec:
         return bytes((channel,)) + payload
 
     def decode(self, message: bytes | str) -> ChannelMessage | ChannelClosed | None:
-        """``None`` for what upstream ignores: empty messages and undecodable base64."""
+        """``None`` for what upstream ignores: empty messages and undecodable base64.
+
+        Upstream reads text and binary frames alike as bytes, so either frame type is accepted
+        (the Python client sends text frames with a raw channel character, for instance).
+        """
         if not message:
             return None
-        if isinstance(message, str):
-            if not self.protocol.is_base64:
-                return None
+        if self.protocol.is_base64:
+            if isinstance(message, bytes):
+                message = message.decode("latin-1")
             channel = ord(message[0]) - 48
             if not 0 <= channel <= 9:
                 return None
@@ -119,11 +123,10 @@ class WsChannelCodec:
             except (binascii.Error, ValueError):
                 return None
             return ChannelMessage(channel=channel, payload=payload)
-        channel = message[0]
-        if self.protocol.is_base64:
-            return None
+        data = message.encode("utf-8") if isinstance(message, str) else message
+        channel = data[0]
         if channel == CLOSE_CHANNEL and self.protocol is WsProtocol.V5:
-            if len(message) != 2:
+            if len(data) != 2:
                 raise RemoteProtocolError("v5 CLOSE message must be exactly 2 bytes")
-            return ChannelClosed(channel=message[1])
-        return ChannelMessage(channel=channel, payload=bytes(message[1:]))
+            return ChannelClosed(channel=data[1])
+        return ChannelMessage(channel=channel, payload=bytes(data[1:]))
