@@ -41,7 +41,11 @@ class StreamServer:
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    d: Path = tmp_path_factory.mktemp("tls")
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+def make_tls_files(d: Path) -> tuple[str, str]:
+    """A self-signed serving certificate for 127.0.0.1 and its key, as PEM files in ``d``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)

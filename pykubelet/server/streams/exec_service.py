@@ -172,8 +172,11 @@ async def serve_exec_spdy(
         status = await _run(session, io, version is SpdyVersion.V4, conn.closed)
         if status is not None:
             await error_stream.write(status)
-        if not conn.closed.is_set():
-            await error_stream.close_write()
+        # FIN every stream we wrote before upstream's RST+GOAWAY ending, so clients whose
+        # stacks drop buffered data on RST still see all output followed by a clean EOF.
+        for stream in (out, err, error_stream):
+            if stream is not None:
+                await stream.close_write()
         await conn.close()
     finally:
         if rec is not None:

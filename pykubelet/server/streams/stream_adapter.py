@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 _PAUSE_ABOVE_BYTES = 8 << 20
 _RESUME_BELOW_BYTES = 1 << 20
 
+# Go's spdystream replies with no headers; peers that layer HTTP on SPDY (they send ":method")
+# insist on a ":status" in the reply, so those get one. kubectl never sends ":method".
+_HTTP_REPLY = ((":status", "200"), (":version", "HTTP/1.1"))
+
 StreamAcceptor = Callable[[StreamOpened], bool]
 
 
@@ -212,7 +216,8 @@ class SpdyConnection:
         if ev.fin:
             stream._feed_eof()
         if self.session.stream_state(ev.stream_id) is not StreamState.CLOSED:
-            self._transport.write(self.session.send_syn_reply(ev.stream_id))
+            reply = _HTTP_REPLY if ev.header(":method") is not None else ()
+            self._transport.write(self.session.send_syn_reply(ev.stream_id, reply))
         self._opened.put_nowait(stream)
 
     def _on_eof(self) -> None:
