@@ -54,17 +54,22 @@ function startSpdy () {
   conn.start(3.1)
   conn.on('error', (e) => { received.connError = String(e) })
   socket.on('close', () => setTimeout(finish, 100))
+  let pendingEnds = cfg.streams.length
   for (const s of cfg.streams) {
     const headers = Object.assign({}, s.headers)
-    conn.request({ method: 'POST', path: '/', host: '127.0.0.1', headers }, (err, stream) => {
-      const key = s.name
-      received[key] = received[key] || ''
+    const key = s.name
+    received[key] = received[key] || ''
+    // Like spdystream's CreateStream, write only once the server has replied to the stream.
+    const stream = conn.request({ method: 'POST', path: '/', host: '127.0.0.1', headers }, (err) => {
       if (err) { received[key + ':error'] = String(err); return }
-      stream.on('data', (d) => { received[key] += d.toString('latin1') })
-      stream.on('error', () => {})
       if (s.write !== undefined) stream.write(s.write)
       if (s.end) stream.end()
     })
+    stream.on('data', (d) => { received[key] += d.toString('latin1') })
+    if (cfg.closeAfterEnds) {
+      stream.on('end', () => { if (--pendingEnds === 0) setTimeout(() => socket.destroy(), 50) })
+    }
+    stream.on('error', () => {})
   }
 }
 setTimeout(() => { received.timeout = true; finish() }, cfg.timeoutMs || 20000)

@@ -16,10 +16,10 @@ V4 = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8
 
 def _exec_streams(stdin: str) -> list[dict[str, object]]:
     return [
-        {"name": "error", "headers": {"streamtype": "error"}, "end": True},
+        {"name": "error", "headers": {"streamtype": "error"}},
         {"name": "stdin", "headers": {"streamtype": "stdin"}, "write": stdin, "end": True},
-        {"name": "stdout", "headers": {"streamtype": "stdout"}, "end": True},
-        {"name": "stderr", "headers": {"streamtype": "stderr"}, "end": True},
+        {"name": "stdout", "headers": {"streamtype": "stdout"}},
+        {"name": "stderr", "headers": {"streamtype": "stderr"}},
     ]
 
 
@@ -110,7 +110,7 @@ async def test_port_forward_over_spdy_pairs_concurrent_requests(
             "path": "/portForward/default/p",
             "versions": ["portforward.k8s.io"],
             "streams": streams,
-            "timeoutMs": 5000,
+            "closeAfterEnds": True,
         }
     )
     assert result["status"] == 101, result

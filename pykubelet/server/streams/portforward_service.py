@@ -117,6 +117,7 @@ async def serve_portforward_spdy(
         for s in streams.values():
             s.reset()
 
+    timers: dict[str, asyncio.Task[None]] = {}
     try:
         async with asyncio.TaskGroup() as tg:
             while (stream := await conn.next_stream()) is not None:
@@ -131,12 +132,15 @@ async def serve_portforward_spdy(
                 streams = by_request.setdefault(result.request_id, {})
                 streams[kind] = stream
                 if isinstance(result, PairPending):
-                    tg.create_task(expire(result.request_id))
+                    timers[result.request_id] = tg.create_task(expire(result.request_id))
                 elif isinstance(result, PairComplete):
                     del by_request[result.request_id]
+                    if (timer := timers.pop(result.request_id, None)) is not None:
+                        timer.cancel()
                     data_s, err_s = streams["data"], streams["error"]
                     tg.create_task(_forward_pair(backend, target, result, data_s, err_s))
-            conn.close_now()
+            for timer in timers.values():
+                timer.cancel()
     finally:
         conn.close_now()
     return resp

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, cast
@@ -277,13 +278,20 @@ class SpdyConnection:
         if self.session.stream_state(stream_id) is not StreamState.CLOSED:
             self._transport.write(self.session.send_rst_stream(stream_id, status))
 
-    async def close(self) -> None:
-        """Upstream's ending: reset every stream, GOAWAY(OK), close the socket."""
+    async def close(self, linger_s: float = 1.0) -> None:
+        """Upstream's ending: reset every stream, GOAWAY(OK), close the socket.
+
+        The close lingers (bounded) for the peer to hang up first, so the last frames are not
+        lost to a TCP reset or to clients that drop streams as soon as the socket closes.
+        """
         if not self.closed.is_set():
             for sid in list(self.streams):
                 self.reset_stream(sid, RstStatus.CANCEL)
             self._transport.write(self.session.send_goaway(GoAwayStatus.OK))
             await self._writer.drain()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(linger_s):
+                    await self.closed.wait()
         self._shutdown()
 
     def close_now(self) -> None:
