@@ -229,12 +229,11 @@ class SpdySession:
                 return [SessionClosed()]
             self._buf += data
             events: list[SpdyEvent] = []
-            view = memoryview(self._buf)
             pos = 0
             try:
                 while True:
                     frame, used = decode_frame(
-                        view[pos:], self._decoder, max_payload_bytes=self._max_frame
+                        self._buf, self._decoder, max_payload_bytes=self._max_frame, offset=pos
                     )
                     if used == 0:
                         break
@@ -244,7 +243,6 @@ class SpdySession:
                         if event is not None:
                             events.append(event)
             finally:
-                view.release()
                 del self._buf[:pos]
             return events
         except ProtocolError as e:

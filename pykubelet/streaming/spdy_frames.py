@@ -288,22 +288,24 @@ def decode_frame(
     decoder: HeaderBlockDecoder,
     *,
     max_payload_bytes: int = MAX_FRAME_PAYLOAD,
+    offset: int = 0,
 ) -> tuple[Frame | None, int]:
-    """Decode the first frame in ``buf``: ``(frame, consumed)``; ``(None, 0)`` if incomplete.
+    """Decode the frame at ``offset``: ``(frame, consumed)``; ``(None, 0)`` if incomplete.
 
     Unknown control frame types are skipped: ``(None, consumed)`` with ``consumed > 0``.
     """
-    if len(buf) < 8:
+    avail = len(buf) - offset
+    if avail < 8:
         return None, 0
-    word0, word1 = _HDR.unpack_from(buf, 0)
+    word0, word1 = _HDR.unpack_from(buf, offset)
     flags, length = word1 >> 24, word1 & 0xFFFFFF
     if length > max_payload_bytes:
         raise RemoteProtocolError(
             f"SPDY frame of {length} bytes exceeds the limit", error_status_hint=11
         )
-    if len(buf) < 8 + length:
+    if avail < 8 + length:
         return None, 0
-    payload = bytes(buf[8 : 8 + length])
+    payload = bytes(buf[offset + 8 : offset + 8 + length])
     total = 8 + length
     if not word0 & 0x80000000:
         return DataFrame(stream_id=word0, data=payload, fin=bool(flags & FLAG_FIN)), total
