@@ -1,0 +1,70 @@
+"""Port-forward over WebSocket: channel pairs, the 2-byte port prefix, echo via a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from tests.streaming.conftest import StreamServer
+
+
+@pytest.fixture
+async def echo_ports() -> AsyncIterator[list[int]]:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    servers = [await asyncio.start_server(echo, "127.0.0.1", 0) for _ in range(2)]
+    try:
+        yield [s.sockets[0].getsockname()[1] for s in servers]
+    finally:
+        for s in servers:
+            s.close()
+            await s.wait_closed()
+
+
+async def test_two_ports_with_prefixes_and_echo(
+    server: StreamServer, echo_ports: list[int]
+) -> None:
+    a, b = echo_ports
+    url = f"{server.base_url}/portForward/default/p?port={a},{b}"
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(
+            url, protocols=("v4.channel.k8s.io",), ssl=server.client_ssl()
+        ) as ws:
+            prefixes = [await ws.receive_bytes() for _ in range(4)]
+            assert sorted(prefixes) == sorted(
+                [
+                    bytes([ch]) + p.to_bytes(2, "little")
+                    for ch, p in ((0, a), (1, a), (2, b), (3, b))
+                ]
+            )
+            await ws.send_bytes(b"\x00to-a")
+            await ws.send_bytes(b"\x02to-b")
+            seen: dict[int, bytes] = {0: b"", 2: b""}
+            async with asyncio.timeout(10):
+                while seen != {0: b"to-a", 2: b"to-b"}:
+                    msg = await ws.receive_bytes()
+                    seen[msg[0]] += msg[1:]
+
+
+async def test_unreachable_port_reports_on_the_error_channel(server: StreamServer) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    url = f"{server.base_url}/portForward/default/p?port={port}"
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(
+            url, protocols=("v4.channel.k8s.io",), ssl=server.client_ssl()
+        ) as ws:
+            got = [await ws.receive_bytes() for _ in range(3)]
+    error = got[2]
+    assert error[0] == 1
+    assert error[1:].startswith(
+        f"error forwarding port {port} to pod sandbox-1, uid uid-1: ".encode()
+    )
