@@ -227,13 +227,20 @@ class SpdySession:
             if not data:
                 self._move_session("eof")
                 return [SessionClosed()]
-            self._buf += data
+            # Decode straight from ``data`` when nothing is pending: whole frames are then
+            # copied once (into their payload), and only a trailing partial frame is kept.
+            buf: bytes | bytearray
+            if self._buf:
+                self._buf += data
+                buf = self._buf
+            else:
+                buf = data
             events: list[SpdyEvent] = []
             pos = 0
             try:
                 while True:
                     frame, used = decode_frame(
-                        self._buf, self._decoder, max_payload_bytes=self._max_frame, offset=pos
+                        buf, self._decoder, max_payload_bytes=self._max_frame, offset=pos
                     )
                     if used == 0:
                         break
@@ -243,7 +250,10 @@ class SpdySession:
                         if event is not None:
                             events.append(event)
             finally:
-                del self._buf[:pos]
+                if buf is self._buf:
+                    del self._buf[:pos]
+                elif pos < len(data):
+                    self._buf = bytearray(data[pos:])
             return events
         except ProtocolError as e:
             self.state = SessionState.ERROR

@@ -72,13 +72,26 @@ async def _pump_out(
 ) -> None:
     while True:
         try:
-            data = await reader.read(256 * 1024)
+            data = await reader.read(1 << 20)
         except OSError:  # EIO from a PTY master once the slave side is gone
             return
         if not data:
             return
         if sink is not None:
             await sink(data)
+
+
+_F_SETPIPE_SZ = 1031
+
+
+def _widen_pipes(proc: asyncio.subprocess.Process) -> None:
+    """1 MiB pipes instead of 64 KiB: fewer wake-ups per megabyte on the echo benchmark."""
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        transport = getattr(stream, "transport", None) or getattr(stream, "_transport", None)
+        pipe = transport.get_extra_info("pipe") if transport is not None else None
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, 1 << 20)
 
 
 class LocalRuntime:
@@ -128,6 +141,7 @@ class LocalRuntime:
             stderr=asyncio.subprocess.PIPE,
         )
         self.running.add(proc)
+        _widen_pipes(proc)
         try:
             async with asyncio.TaskGroup() as tg:
                 if io.stdin is not None and proc.stdin is not None:

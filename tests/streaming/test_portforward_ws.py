@@ -68,3 +68,34 @@ async def test_unreachable_port_reports_on_the_error_channel(server: StreamServe
     assert error[1:].startswith(
         f"error forwarding port {port} to pod sandbox-1, uid uid-1: ".encode()
     )
+
+
+def _python_client_forward(srv: StreamServer, port: int) -> bytes:
+    from kubernetes.client import Configuration
+    from kubernetes.stream.ws_client import portforward_call
+
+    cfg = Configuration()
+    cfg.host = srv.base_url
+    cfg.ssl_ca_cert = srv.ca_file
+    # The client reads ``ports`` (the API server's name) and keeps every parameter in the URL;
+    # the kubelet reads ``port``. Giving both drives the unmodified client straight at us.
+    url = f"{srv.base_url}/portForward/default/p?port={port}&ports={port}"
+    pf = portforward_call(cfg, "GET", url)
+    sock = pf.socket(port)
+    sock.settimeout(10)
+    sock.sendall(b"through the python client")
+    got = b""
+    while len(got) < len(b"through the python client"):
+        chunk = sock.recv(1024)
+        if not chunk:
+            break
+        got += chunk
+    pf.close()
+    return got
+
+
+async def test_official_python_client_port_forward(
+    server: StreamServer, echo_ports: list[int]
+) -> None:
+    got = await asyncio.to_thread(_python_client_forward, server, echo_ports[0])
+    assert got == b"through the python client"
