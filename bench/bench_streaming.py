@@ -18,8 +18,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.streaming.conftest import StreamServer, start_server  # noqa: E402
-from tests.streaming.spdy_client import SpdyClient  # noqa: E402
+from tests.streaming.conftest import StreamServer, start_server
+from tests.streaming.spdy_client import SpdyClient
 
 V4 = ["v4.channel.k8s.io"]
 CHUNK = 64 * 1024
