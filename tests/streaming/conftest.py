@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import ssl
@@ -122,7 +123,9 @@ async def server(tls_files: tuple[str, str]) -> AsyncIterator[StreamServer]:
     finally:
         await runner.cleanup()
         for proc in list(srv.runtime.running):
-            proc.kill()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
 
 
 @pytest.fixture

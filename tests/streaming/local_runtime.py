@@ -90,7 +90,7 @@ def _widen_pipes(proc: asyncio.subprocess.Process) -> None:
         transport = getattr(stream, "transport", None) or getattr(stream, "_transport", None)
         pipe = transport.get_extra_info("pipe") if transport is not None else None
         if pipe is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):  # already closed: nothing to widen
                 fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, 1 << 20)
 
 

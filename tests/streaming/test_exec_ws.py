@@ -97,3 +97,22 @@ async def test_attach_reaches_the_container_stdio(server: StreamServer) -> None:
         [b"\x00attached", b"\xff\x00"],
     )
     assert b"\x01attached" in got
+
+
+async def test_idle_websocket_is_closed_and_the_command_stopped(tls_files: tuple[str, str]) -> None:
+    from tests.streaming.conftest import start_server
+
+    runner, srv = await start_server(tls_files, idle_timeout_s=0.5)
+    try:
+        got, _, _ = await _session(
+            srv,
+            "/exec/default/p/main?command=sleep&command=60&output=1",
+            ("v4.channel.k8s.io",),
+            [],
+        )
+        assert got == [b"\x01"]  # closed by the server without a status
+        async with asyncio.timeout(10):
+            while srv.runtime.running:  # noqa: ASYNC110 - a bounded wait on the runtime
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()

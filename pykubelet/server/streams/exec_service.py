@@ -206,9 +206,9 @@ async def serve_exec_ws(
                 if msg.channel == 0:
                     stdin.end()
             elif msg.channel == 0 and opts.stdin:
-                stdin.put(msg.payload)
+                await stdin.put(msg.payload)
             elif msg.channel == 4:
-                resize_raw.put(msg.payload)
+                await resize_raw.put(msg.payload)
         stdin.end()
         resize_raw.end()
 
