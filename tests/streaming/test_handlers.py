@@ -153,3 +153,10 @@ async def test_run_non_zero_exit_is_upstreams_500(server: StreamServer) -> None:
 async def test_run_is_post_only(server: StreamServer) -> None:
     status, _, _ = await _get(server, "/run/default/p/main?cmd=true", "GET")
     assert status == 405
+
+
+async def test_accept_without_wildcard_is_406_as_go_restful(server: StreamServer) -> None:
+    status, body, _ = await _get(
+        server, "/exec/default/p/main?output=1", headers={"Accept": "application/json"}
+    )
+    assert (status, body) == (406, "406: Not Acceptable")

@@ -92,6 +92,14 @@ def _missing_upgrade(request: web.Request) -> web.Response | None:
     return _http_error(400, f"unable to upgrade: missing upgrade headers in request: {headers!r}")
 
 
+def _not_acceptable(request: web.Request) -> web.Response | None:
+    """go-restful: a route without Produces refuses an Accept header that lacks ``*/*``."""
+    accept = request.headers.get("Accept")
+    if accept and "*/*" not in accept:
+        return _text(406, "406: Not Acceptable")
+    return None
+
+
 def _pod(backend: StreamBackend, request: web.Request) -> Pod | web.Response:
     m = request.match_info
     pod = backend.pods.get_pod(m["namespace"], m["pod"])
@@ -118,6 +126,8 @@ def _audit_id(request: web.Request) -> str:
 async def _remote_command(
     backend: StreamBackend, attach: bool, request: web.Request
 ) -> web.StreamResponse:
+    if (refused := _not_acceptable(request)) is not None:
+        return refused
     try:
         opts = RemoteCommandOptions.from_query(_query(request))
     except InvalidInput as e:
@@ -171,6 +181,8 @@ async def _remote_command(
 
 
 async def _port_forward(backend: StreamBackend, request: web.Request) -> web.StreamResponse:
+    if (refused := _not_acceptable(request)) is not None:
+        return refused
     ports: tuple[int, ...] = ()
     if _is_websocket(request):
         try:
@@ -209,6 +221,8 @@ async def _port_forward(backend: StreamBackend, request: web.Request) -> web.Str
 
 
 async def _run(backend: StreamBackend, request: web.Request) -> web.StreamResponse:
+    if (refused := _not_acceptable(request)) is not None:
+        return refused
     found = _pod(backend, request)
     if isinstance(found, web.Response):
         return found
