@@ -84,6 +84,7 @@ async def start_server(
     idle_timeout_s: float = 3600.0,
     creation_timeout_s: float = 30.0,
     recorder_factory: object = None,
+    audit_id_of: object = None,
 ) -> tuple[web.AppRunner, StreamServer]:
     runtime = runtime or LocalRuntime()
     pods = StaticPods(
@@ -99,6 +100,7 @@ async def start_server(
         idle_timeout_s=idle_timeout_s,
         creation_timeout_s=creation_timeout_s,
         recorder_factory=recorder_factory,  # type: ignore[arg-type]
+        audit_id_of=audit_id_of,  # type: ignore[arg-type]
     )
     app = web.Application()
     app.add_routes(stream_routes(backend))

@@ -151,3 +151,46 @@ async def test_recorder_sees_tty_output_and_resizes(
         await runner.cleanup()
     assert records[0][0] == "start" and records[-1] == ("c", None)
     assert b"recorded" in b"".join(d for k, d in records if k == "o" and isinstance(d, bytes))
+
+
+async def test_recorder_opener_shape_and_audit_id(tls_files: tuple[str, str]) -> None:
+    """The security helper's factory shape: ``open(audit_id, *, width, height, command)``."""
+    opened: list[tuple[str, int, int, tuple[str, ...]]] = []
+    outputs: list[bytes] = []
+
+    class Recorder:
+        def output(self, data: bytes) -> None:
+            outputs.append(data)
+
+        def resize(self, width: int, height: int) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    class Opener:
+        def open(
+            self,
+            audit_id: str,
+            *,
+            width: int = 80,
+            height: int = 24,
+            command: tuple[str, ...] = (),
+            title: str = "",
+        ) -> Recorder:
+            opened.append((audit_id, width, height, tuple(command)))
+            return Recorder()
+
+    runner, srv = await start_server(
+        tls_files, recorder_factory=Opener(), audit_id_of=lambda request: "audit-123"
+    )
+    try:
+        c = await _exec(srv, "p/main?command=echo&command=hi&output=1")
+        c.open({"streamtype": "error"})
+        c.open({"streamtype": "stdout"})
+        async with asyncio.timeout(20):
+            await c.pump()
+    finally:
+        await runner.cleanup()
+    assert opened == [("audit-123", 80, 24, ("echo", "hi"))]
+    assert b"".join(outputs) == b"hi\n"

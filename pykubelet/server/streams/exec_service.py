@@ -16,7 +16,7 @@ from aiohttp import web
 
 from pykubelet.runtime.types import StreamIO, TerminalSize
 from pykubelet.server.streams.aio_iter import QueueIterator
-from pykubelet.server.streams.backend import SessionRecorder, StreamBackend
+from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
 from pykubelet.server.streams.stream_adapter import SpdyStream, WsChannelConnection, hijack_spdy
 from pykubelet.streaming import (
     ChannelClosed,
@@ -53,7 +53,7 @@ def _recorder(session: CommandSession) -> SessionRecorder | None:
     factory = session.backend.recorder_factory
     if factory is None:
         return None
-    return factory(session.audit_id, 80, 24)
+    return open_recorder(factory, session.audit_id, session.opts.command)
 
 
 def _with_recording(

@@ -118,8 +118,9 @@ def _container_id(pod: Pod, name: str) -> str | None:
     return status.container_id.split("://", 1)[-1]
 
 
-def _audit_id(request: web.Request) -> str:
-    value = request.get("audit_id") or request.headers.get("Audit-ID")
+def _audit_id(backend: StreamBackend, request: web.Request) -> str:
+    value = backend.audit_id_of(request) if backend.audit_id_of is not None else None
+    value = value or request.headers.get("Audit-ID")
     return str(value) if value else str(uuid.uuid4())
 
 
@@ -163,7 +164,7 @@ async def _remote_command(
         return await backend.streaming.exec(cid, opts.command, io)
 
     session = CommandSession(
-        opts=opts, run=run, attach=attach, audit_id=_audit_id(request), backend=backend
+        opts=opts, run=run, attach=attach, audit_id=_audit_id(backend, request), backend=backend
     )
     if _is_websocket(request):
         protocol = negotiate_ws_protocol(_ws_offered(request), EXEC_WS_PROTOCOLS)
