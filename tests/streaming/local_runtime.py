@@ -163,9 +163,10 @@ class LocalRuntime:
                     feeder.cancel()
             return rc
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            # Close the pipes first: a paused stdout pipe (its reader cancelled mid-stream) never
+            # sees EOF, and ``wait()`` waits for every pipe as well as the exit status.
+            proc._transport.close()  # type: ignore[attr-defined]
+            await proc.wait()
             self.running.discard(proc)
 
     async def _exec_tty(self, cmd: Sequence[str], io: StreamIO) -> int:

@@ -194,3 +194,19 @@ async def test_recorder_opener_shape_and_audit_id(tls_files: tuple[str, str]) ->
         await runner.cleanup()
     assert opened == [("audit-123", 80, 24, ("echo", "hi"))]
     assert b"".join(outputs) == b"hi\n"
+
+
+async def test_client_vanishing_mid_output_stops_the_command(server: StreamServer) -> None:
+    c = await _exec(server, "p/main?command=yes&output=1")
+    c.open({"streamtype": "error"})
+    out = c.open({"streamtype": "stdout"})
+    got = 0
+    async with asyncio.timeout(20):
+        while got < 1 << 20:  # the command is streaming: take a megabyte, then vanish
+            for ev in c.session.receive_data(await c.reader.read(65536)):
+                if getattr(ev, "stream_id", None) == out:
+                    got += len(getattr(ev, "data", b""))
+    c.writer.transport.abort()
+    async with asyncio.timeout(10):
+        while server.runtime.running:  # noqa: ASYNC110 - a bounded wait on the runtime
+            await asyncio.sleep(0.05)

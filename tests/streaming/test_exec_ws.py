@@ -116,3 +116,21 @@ async def test_idle_websocket_is_closed_and_the_command_stopped(tls_files: tuple
                 await asyncio.sleep(0.05)
     finally:
         await runner.cleanup()
+
+
+async def test_client_vanishing_mid_output_stops_the_command(server: StreamServer) -> None:
+    async with aiohttp.ClientSession() as s:
+        ws = await s.ws_connect(
+            server.base_url + "/exec/default/p/main?command=yes&output=1",
+            protocols=("v4.channel.k8s.io",),
+            ssl=server.client_ssl(),
+        )
+        got = 0
+        async with asyncio.timeout(20):
+            while got < 1 << 20:
+                got += len(await ws.receive_bytes())
+        assert ws._response.connection is not None
+        ws._response.connection.transport.abort()  # type: ignore[union-attr]
+    async with asyncio.timeout(10):
+        while server.runtime.running:  # noqa: ASYNC110 - a bounded wait on the runtime
+            await asyncio.sleep(0.05)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RunFn = Callable[[StreamIO], Awaitable[int | None]]
 """Runs the command (exec: returns the exit code) or attaches (returns None)."""
 
+_CANCEL_GRACE_S = 10.0
 _KNOWN_STREAMS = ("error", "stdin", "stdout", "stderr", "resize")
 
 
@@ -106,8 +107,14 @@ async def _run(
         await asyncio.wait({run_task, gone_task}, return_when=asyncio.FIRST_COMPLETED)
         if not run_task.done():
             run_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run_task
+            # Bounded: a runtime that does not wind down must not pin this handler forever.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(_CANCEL_GRACE_S):
+                    await asyncio.shield(run_task)
+            if not run_task.done():
+                log.warning(
+                    "runtime did not stop a cancelled stream session within %ss", _CANCEL_GRACE_S
+                )
             return None
         code = run_task.result()
     except asyncio.CancelledError:

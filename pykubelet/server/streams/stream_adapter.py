@@ -270,7 +270,10 @@ class SpdyConnection:
             return
         self._idle.touch()
         self._transport.write(self.session.send_data(stream_id, data, fin=fin))
-        await self._writer.drain()
+        try:
+            await self._writer.drain()
+        except ConnectionError:  # the peer went away while we were paused
+            self._shutdown()
 
     def reset_stream(self, stream_id: int, status: int = RstStatus.CANCEL) -> None:
         if self.closed.is_set():
@@ -288,7 +291,8 @@ class SpdyConnection:
             for sid in list(self.streams):
                 self.reset_stream(sid, RstStatus.CANCEL)
             self._transport.write(self.session.send_goaway(GoAwayStatus.OK))
-            await self._writer.drain()
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await self._writer.drain()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(linger_s):
                     await self.closed.wait()
