@@ -102,6 +102,15 @@ async def start_server(
         recorder_factory=recorder_factory,  # type: ignore[arg-type]
         audit_id_of=audit_id_of,  # type: ignore[arg-type]
     )
+    runner, port = await serve_backend(backend, tls_files)
+    ca = tls_files[0] if tls_files else ""
+    return runner, StreamServer("127.0.0.1", port, runtime, ca, tls_files is not None)
+
+
+async def serve_backend(
+    backend: StreamBackend, tls_files: tuple[str, str] | None
+) -> tuple[web.AppRunner, int]:
+    """The streaming routes alone on 127.0.0.1:0, over TLS when ``tls_files`` are given."""
     app = web.Application()
     app.add_routes(stream_routes(backend))
     runner = web.AppRunner(app, access_log=None)
@@ -112,9 +121,7 @@ async def start_server(
         ssl_ctx.load_cert_chain(*tls_files)
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_ctx)
     await site.start()
-    port = runner.addresses[0][1]
-    ca = tls_files[0] if tls_files else ""
-    return runner, StreamServer("127.0.0.1", port, runtime, ca, tls_files is not None)
+    return runner, int(runner.addresses[0][1])
 
 
 @pytest.fixture
