@@ -22,7 +22,7 @@ from tests.streaming.local_runtime import StaticPods, make_pod
 from tests.streaming.node_client import run_spdy_client
 
 pytest.importorskip("tests.runtime.conftest", reason="the process runtime is not on this branch")
-from tests.runtime.conftest import (  # noqa: E402  (fixtures shared with the runtime's tests)
+from tests.runtime.conftest import (
     BUSYBOX_REF,
     busybox_tar,
     make_runtime,
