@@ -17,7 +17,8 @@ from aiohttp import web
 from pykubelet.runtime.types import StreamIO, TerminalSize
 from pykubelet.server.streams.aio_iter import QueueIterator
 from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
-from pykubelet.server.streams.stream_adapter import SpdyStream, WsChannelConnection, hijack_spdy
+from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
+from pykubelet.server.streams.ws_adapter import WsChannelConnection
 from pykubelet.streaming import (
     ChannelClosed,
     RemoteCommandOptions,

@@ -14,11 +14,8 @@ from aiohttp import web
 
 from pykubelet.runtime.protocol import PortConnection
 from pykubelet.server.streams.backend import StreamBackend
-from pykubelet.server.streams.stream_adapter import (
-    SpdyStream,
-    WsChannelConnection,
-    hijack_spdy,
-)
+from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
+from pykubelet.server.streams.ws_adapter import WsChannelConnection
 from pykubelet.streaming import (
     PORTFORWARD_SPDY_PROTOCOL,
     ChannelMessage,

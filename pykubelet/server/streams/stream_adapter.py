@@ -1,4 +1,6 @@
-"""The only code that reads an upgraded transport: SPDY hijack and WebSocket channel glue.
+"""SPDY/3.1 over an upgraded connection: the socket hijack and the session driver.
+
+With ``ws_adapter.py`` this is the only code that reads an upgraded transport.
 
 ``SpdyConnection`` takes over an aiohttp connection after a hand-written 101: aiohttp's own
 parser is replaced by a hook (``RequestHandler.set_parser``, the seam aiohttp's WebSocket
@@ -14,13 +16,11 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from pykubelet.streaming import (
-    ChannelClosed,
-    ChannelMessage,
     DataReceived,
     GoAwayReceived,
     GoAwayStatus,
@@ -34,12 +34,10 @@ from pykubelet.streaming import (
     StreamRejected,
     StreamReset,
     StreamState,
-    WsChannelCodec,
-    WsProtocol,
 )
 from pykubelet.streaming.spdy_frames import GoAwayFrame, encode_frame
 
-__all__ = ["SpdyConnection", "SpdyStream", "WsChannelConnection", "hijack_spdy"]
+__all__ = ["IdleWatch", "SpdyConnection", "SpdyStream", "Wire", "hijack_spdy"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ _HTTP_REPLY = ((":status", "200"), (":version", "HTTP/1.1"))
 StreamAcceptor = Callable[[StreamOpened], bool]
 
 
-class _IdleWatch:
+class IdleWatch:
     """Closes a connection when no frame moved either way for ``idle_timeout_s``."""
 
     def __init__(self, idle_timeout_s: float, on_idle: Callable[[], None]) -> None:
@@ -145,18 +143,8 @@ class _ParserHook:
 class SpdyConnection:
     """A server-role SPDY/3.1 session on a hijacked aiohttp connection."""
 
-    def __init__(
-        self,
-        request: web.BaseRequest,
-        writer: Any,
-        *,
-        accept: StreamAcceptor,
-        idle_timeout_s: float,
-    ) -> None:
-        transport = request.transport
-        assert transport is not None
-        self._transport = transport
-        self._writer = writer
+    def __init__(self, wire: Wire, *, accept: StreamAcceptor, idle_timeout_s: float) -> None:
+        self._wire = wire
         self._accept = accept
         self.session = SpdySession(Role.SERVER)
         self.streams: dict[int, SpdyStream] = {}
@@ -164,8 +152,7 @@ class SpdyConnection:
         self.closed = asyncio.Event()
         self._buffered_bytes = 0
         self._paused = False
-        self._idle = _IdleWatch(idle_timeout_s, self._on_idle)
-        request.protocol.set_parser(cast(Any, _ParserHook(self)))
+        self._idle = IdleWatch(idle_timeout_s, self._on_idle)
 
     # -- inbound (called from the transport's data_received) ---------------------------------
 
@@ -181,7 +168,7 @@ class SpdyConnection:
                 last_good_stream_id=self.session.last_remote_stream_id,
                 status=GoAwayStatus.PROTOCOL_ERROR,
             )
-            self._transport.write(encode_frame(goaway))
+            self._wire.write(encode_frame(goaway))
             self._shutdown()
             return
         for ev in events:
@@ -199,10 +186,10 @@ class SpdyConnection:
                     stream.reset_by_peer = True
                     stream._feed_eof()
             elif isinstance(ev, StreamRejected):
-                self._transport.write(self.session.send_rst_stream(ev.stream_id, ev.status))
+                self._wire.write(self.session.send_rst_stream(ev.stream_id, ev.status))
             elif isinstance(ev, PingReceived):
                 if not ev.is_echo:
-                    self._transport.write(self.session.send_ping(ev.ping_id))
+                    self._wire.write(self.session.send_ping(ev.ping_id))
             elif isinstance(ev, GoAwayReceived):
                 pass  # the peer opens nothing more; streams in flight drain normally
             elif isinstance(ev, SessionClosed):
@@ -210,7 +197,7 @@ class SpdyConnection:
 
     def _on_opened(self, ev: StreamOpened) -> None:
         if not self._accept(ev):
-            self._transport.write(self.session.send_rst_stream(ev.stream_id, RstStatus.CANCEL))
+            self._wire.write(self.session.send_rst_stream(ev.stream_id, RstStatus.CANCEL))
             return
         stream = SpdyStream(self, ev.stream_id, ev.headers)
         self.streams[ev.stream_id] = stream
@@ -218,7 +205,7 @@ class SpdyConnection:
             stream._feed_eof()
         if self.session.stream_state(ev.stream_id) is not StreamState.CLOSED:
             reply = _HTTP_REPLY if ev.header(":method") is not None else ()
-            self._transport.write(self.session.send_syn_reply(ev.stream_id, reply))
+            self._wire.write(self.session.send_syn_reply(ev.stream_id, reply))
         self._opened.put_nowait(stream)
 
     def _on_eof(self) -> None:
@@ -232,11 +219,11 @@ class SpdyConnection:
         self._buffered_bytes += delta
         if not self._paused and self._buffered_bytes > _PAUSE_ABOVE_BYTES:
             self._paused = True
-            self._transport.pause_reading()
+            self._wire.pause_reading()
         elif self._paused and self._buffered_bytes < _RESUME_BELOW_BYTES:
             self._paused = False
-            if not self._transport.is_closing():
-                self._transport.resume_reading()
+            if not self._wire.is_closing():
+                self._wire.resume_reading()
 
     def _shutdown(self) -> None:
         if self.closed.is_set():
@@ -246,8 +233,8 @@ class SpdyConnection:
         self._opened.put_nowait(None)
         for stream in self.streams.values():
             stream._feed_eof()
-        if not self._transport.is_closing():
-            self._transport.close()
+        if not self._wire.is_closing():
+            self._wire.close()
 
     async def next_stream(self) -> SpdyStream | None:
         """The next stream the peer opened (already replied to); None once closed."""
@@ -269,9 +256,9 @@ class SpdyConnection:
         if not self._usable(stream_id):
             return
         self._idle.touch()
-        self._transport.write(self.session.send_data(stream_id, data, fin=fin))
+        self._wire.write(self.session.send_data(stream_id, data, fin=fin))
         try:
-            await self._writer.drain()
+            await self._wire.drain()
         except ConnectionError:  # the peer went away while we were paused
             self._shutdown()
 
@@ -279,7 +266,7 @@ class SpdyConnection:
         if self.closed.is_set():
             return
         if self.session.stream_state(stream_id) is not StreamState.CLOSED:
-            self._transport.write(self.session.send_rst_stream(stream_id, status))
+            self._wire.write(self.session.send_rst_stream(stream_id, status))
 
     async def close(self, linger_s: float = 1.0) -> None:
         """Upstream's ending: reset every stream, GOAWAY(OK), close the socket.
@@ -290,9 +277,9 @@ class SpdyConnection:
         if not self.closed.is_set():
             for sid in list(self.streams):
                 self.reset_stream(sid, RstStatus.CANCEL)
-            self._transport.write(self.session.send_goaway(GoAwayStatus.OK))
+            self._wire.write(self.session.send_goaway(GoAwayStatus.OK))
             with contextlib.suppress(TimeoutError, ConnectionError):
-                await self._writer.drain()
+                await self._wire.drain()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(linger_s):
                     await self.closed.wait()
@@ -304,6 +291,37 @@ class SpdyConnection:
             for sid in list(self.streams):
                 self.reset_stream(sid, RstStatus.CANCEL)
         self._shutdown()
+
+
+class Wire(Protocol):
+    """The byte pipe under a SPDY session: a hijacked socket, or a WebSocket tunnel."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class _TransportWire:
+    """The hijacked aiohttp transport (TLS or plain) with aiohttp's drain."""
+
+    def __init__(self, transport: asyncio.Transport, writer: Any) -> None:
+        self._t, self._writer = transport, writer
+        self.write = transport.write
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
+        self.is_closing = transport.is_closing
+        self.close = transport.close
+
+    async def drain(self) -> None:
+        await self._writer.drain()
 
 
 async def hijack_spdy(
@@ -320,60 +338,9 @@ async def hijack_spdy(
     resp.headers["X-Stream-Protocol-Version"] = protocol_version
     resp.force_close()
     writer = await resp.prepare(request)
-    conn = SpdyConnection(request, writer, accept=accept, idle_timeout_s=idle_timeout_s)
+    transport = request.transport
+    assert transport is not None
+    wire = _TransportWire(transport, writer)
+    conn = SpdyConnection(wire, accept=accept, idle_timeout_s=idle_timeout_s)
+    request.protocol.set_parser(cast(Any, _ParserHook(conn)))
     return resp, conn
-
-
-class WsChannelConnection:
-    """A prepared aiohttp WebSocket speaking one channel.k8s.io protocol."""
-
-    def __init__(self, ws: web.WebSocketResponse, protocol: WsProtocol, idle_timeout_s: float):
-        self.ws = ws
-        self.codec = WsChannelCodec(protocol)
-        self.protocol = protocol
-        self._idle = _IdleWatch(idle_timeout_s, self._on_idle)
-        self.closed = asyncio.Event()
-        self._close_task: asyncio.Task[bool] | None = None
-
-    def _on_idle(self) -> None:
-        log.info("WebSocket stream idle for too long; closing")
-        self.closed.set()
-        self._close_task = asyncio.get_running_loop().create_task(self.ws.close())
-
-    async def send(self, channel: int, payload: bytes) -> None:
-        if self.closed.is_set() or self.ws.closed:
-            return
-        self._idle.touch()
-        message = self.codec.encode(channel, payload)
-        try:
-            if isinstance(message, str):
-                await self.ws.send_str(message)
-            else:
-                await self.ws.send_bytes(message)
-        except ConnectionError:
-            self.closed.set()
-
-    async def receive(self) -> ChannelMessage | ChannelClosed | None:
-        """The next meaningful message; ``None`` once the socket is closed."""
-        while not self.closed.is_set():
-            msg = await self.ws.receive()
-            self._idle.touch()
-            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
-                decoded = self.codec.decode(msg.data)
-                if decoded is not None:
-                    return decoded
-            elif msg.type in (
-                WSMsgType.CLOSE,
-                WSMsgType.CLOSING,
-                WSMsgType.CLOSED,
-                WSMsgType.ERROR,
-            ):
-                self.closed.set()
-        return None
-
-    async def close(self) -> None:
-        self._idle.cancel()
-        self.closed.set()
-        await self.ws.close()
-        if self._close_task is not None:
-            await self._close_task
