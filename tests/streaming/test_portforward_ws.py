@@ -99,3 +99,31 @@ async def test_official_python_client_port_forward(
 ) -> None:
     got = await asyncio.to_thread(_python_client_forward, server, echo_ports[0])
     assert got == b"through the python client"
+
+
+async def test_spdy_tunnelled_in_websocket(server: StreamServer, echo_ports: list[int]) -> None:
+    """The 1.30+ transport (``SPDY/3.1+portforward.k8s.io``): SPDY frames in binary messages."""
+    from pykubelet.streaming import DataReceived, Role, SpdySession
+
+    client = SpdySession(Role.CLIENT)
+    url = f"{server.base_url}/portForward/default/p"
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(
+            url, protocols=("SPDY/3.1+portforward.k8s.io",), ssl=server.client_ssl()
+        ) as ws:
+            assert ws.protocol == "SPDY/3.1+portforward.k8s.io"
+            datas = []
+            for rid, port in enumerate(echo_ports):
+                common = (("port", str(port)), ("requestid", str(rid)))
+                _, err = client.send_syn_stream((*common, ("streamtype", "error")), fin=True)
+                sid, data = client.send_syn_stream((*common, ("streamtype", "data")))
+                await ws.send_bytes(err + data)
+                datas.append(sid)
+            for i, sid in enumerate(datas):
+                await ws.send_bytes(client.send_data(sid, f"tunnel-{i}".encode()))
+            echoed: dict[int, bytes] = {sid: b"" for sid in datas}
+            async with asyncio.timeout(10):
+                while echoed != {sid: f"tunnel-{i}".encode() for i, sid in enumerate(datas)}:
+                    for ev in client.receive_data(await ws.receive_bytes()):
+                        if isinstance(ev, DataReceived) and ev.stream_id in echoed:
+                            echoed[ev.stream_id] += ev.data

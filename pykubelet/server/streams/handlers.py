@@ -19,8 +19,10 @@ from pykubelet.server.streams.backend import StreamBackend
 from pykubelet.server.streams.exec_service import CommandSession, serve_exec_spdy, serve_exec_ws
 from pykubelet.server.streams.portforward_service import (
     serve_portforward_spdy,
+    serve_portforward_tunnel,
     serve_portforward_ws,
 )
+from pykubelet.server.streams.ws_adapter import SPDY_TUNNEL_PROTOCOL
 from pykubelet.streaming import (
     EXEC_WS_PROTOCOLS,
     PORTFORWARD_SPDY_PROTOCOL,
@@ -185,7 +187,8 @@ async def _port_forward(backend: StreamBackend, request: web.Request) -> web.Str
     if (refused := _not_acceptable(request)) is not None:
         return refused
     ports: tuple[int, ...] = ()
-    if _is_websocket(request):
+    tunnel = _is_websocket(request) and SPDY_TUNNEL_PROTOCOL in _ws_offered(request)
+    if _is_websocket(request) and not tunnel:
         try:
             ports = parse_ws_ports(request.query.getall("port", []))
         except InvalidInput as e:
@@ -206,6 +209,8 @@ async def _port_forward(backend: StreamBackend, request: web.Request) -> web.Str
     if not _is_upgrade(request):
         return _http_error(500, "Upgrade request required")
     if _is_websocket(request):
+        if tunnel:
+            return await serve_portforward_tunnel(request, backend, target)
         protocol = negotiate_ws_protocol(_ws_offered(request), PORTFORWARD_WS_PROTOCOLS)
         if protocol is None:
             return _forbidden_ws()

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from pykubelet.runtime.protocol import PortConnection
 from pykubelet.server.streams.backend import StreamBackend
-from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
-from pykubelet.server.streams.ws_adapter import WsChannelConnection
+from pykubelet.server.streams.stream_adapter import SpdyConnection, SpdyStream, hijack_spdy
+from pykubelet.server.streams.ws_adapter import WsChannelConnection, tunnel_spdy
 from pykubelet.streaming import (
     PORTFORWARD_SPDY_PROTOCOL,
     ChannelMessage,
@@ -30,7 +30,12 @@ from pykubelet.streaming import (
     timeout_message,
 )
 
-__all__ = ["PortTarget", "serve_portforward_spdy", "serve_portforward_ws"]
+__all__ = [
+    "PortTarget",
+    "serve_portforward_spdy",
+    "serve_portforward_tunnel",
+    "serve_portforward_ws",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,64 +88,93 @@ async def _forward_pair(
         await err.close_write()
 
 
-async def serve_portforward_spdy(
-    request: web.Request, backend: StreamBackend, target: PortTarget
-) -> web.StreamResponse:
-    pairer = PortForwardPairer()
-    results: dict[int, PairPending | PairError | PairComplete] = {}
+class _PairedStreams:
+    """SPDY port-forward on one connection: accepts, pairs and forwards data/error streams."""
 
-    def accept(ev: StreamOpened) -> bool:
-        result = pairer.add_stream(ev.stream_id, ev.headers)
+    def __init__(self, backend: StreamBackend, target: PortTarget) -> None:
+        self.backend, self.target = backend, target
+        self.pairer = PortForwardPairer()
+        self.results: dict[int, PairPending | PairError | PairComplete] = {}
+
+    def accept(self, ev: StreamOpened) -> bool:
+        result = self.pairer.add_stream(ev.stream_id, ev.headers)
         if isinstance(result, StreamRefused):
             log.info("port-forward stream %d refused: %s", ev.stream_id, result.reason)
             return False
-        results[ev.stream_id] = result
+        self.results[ev.stream_id] = result
         return True
 
+    async def run(self, conn: SpdyConnection) -> None:
+        backend, pairer = self.backend, self.pairer
+        by_request: dict[str, dict[str, SpdyStream]] = {}
+        label = f"{id(conn):#x}"
+
+        async def expire(request_id: str) -> None:
+            await asyncio.sleep(backend.creation_timeout_s)
+            streams = by_request.pop(request_id, None)
+            if streams is None:
+                return
+            pairer.forget(request_id)
+            if (err := streams.get("error")) is not None:
+                await err.write(timeout_message(label, request_id).encode())
+            for s in streams.values():
+                s.reset()
+
+        timers: dict[str, asyncio.Task[None]] = {}
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while (stream := await conn.next_stream()) is not None:
+                    result = self.results.pop(stream.id)
+                    kind = stream.header("streamtype") or ""
+                    if isinstance(result, PairError):
+                        other = by_request.get(result.request_id, {}).get("error")
+                        if other is not None:
+                            tg.create_task(other.write(result.message.encode()))
+                        stream.reset()
+                        continue
+                    streams = by_request.setdefault(result.request_id, {})
+                    streams[kind] = stream
+                    if isinstance(result, PairPending):
+                        timers[result.request_id] = tg.create_task(expire(result.request_id))
+                    elif isinstance(result, PairComplete):
+                        del by_request[result.request_id]
+                        if (timer := timers.pop(result.request_id, None)) is not None:
+                            timer.cancel()
+                        data_s, err_s = streams["data"], streams["error"]
+                        tg.create_task(_forward_pair(backend, self.target, result, data_s, err_s))
+                for timer in timers.values():
+                    timer.cancel()
+        finally:
+            conn.close_now()
+
+
+async def serve_portforward_spdy(
+    request: web.Request, backend: StreamBackend, target: PortTarget
+) -> web.StreamResponse:
+    paired = _PairedStreams(backend, target)
     resp, conn = await hijack_spdy(
-        request, PORTFORWARD_SPDY_PROTOCOL, accept=accept, idle_timeout_s=backend.idle_timeout_s
+        request,
+        PORTFORWARD_SPDY_PROTOCOL,
+        accept=paired.accept,
+        idle_timeout_s=backend.idle_timeout_s,
     )
-    by_request: dict[str, dict[str, SpdyStream]] = {}
-    label = f"{id(conn):#x}"
-
-    async def expire(request_id: str) -> None:
-        await asyncio.sleep(backend.creation_timeout_s)
-        streams = by_request.pop(request_id, None)
-        if streams is None:
-            return
-        pairer.forget(request_id)
-        if (err := streams.get("error")) is not None:
-            await err.write(timeout_message(label, request_id).encode())
-        for s in streams.values():
-            s.reset()
-
-    timers: dict[str, asyncio.Task[None]] = {}
-    try:
-        async with asyncio.TaskGroup() as tg:
-            while (stream := await conn.next_stream()) is not None:
-                result = results.pop(stream.id)
-                kind = stream.header("streamtype") or ""
-                if isinstance(result, PairError):
-                    other = by_request.get(result.request_id, {}).get("error")
-                    if other is not None:
-                        tg.create_task(other.write(result.message.encode()))
-                    stream.reset()
-                    continue
-                streams = by_request.setdefault(result.request_id, {})
-                streams[kind] = stream
-                if isinstance(result, PairPending):
-                    timers[result.request_id] = tg.create_task(expire(result.request_id))
-                elif isinstance(result, PairComplete):
-                    del by_request[result.request_id]
-                    if (timer := timers.pop(result.request_id, None)) is not None:
-                        timer.cancel()
-                    data_s, err_s = streams["data"], streams["error"]
-                    tg.create_task(_forward_pair(backend, target, result, data_s, err_s))
-            for timer in timers.values():
-                timer.cancel()
-    finally:
-        conn.close_now()
+    await paired.run(conn)
     return resp
+
+
+async def serve_portforward_tunnel(
+    request: web.Request, backend: StreamBackend, target: PortTarget
+) -> web.StreamResponse:
+    """SPDY port-forward tunnelled in WebSocket binary messages (``SPDY/3.1+portforward…``)."""
+    paired = _PairedStreams(backend, target)
+    ws, conn, pumps = await tunnel_spdy(
+        request, accept=paired.accept, idle_timeout_s=backend.idle_timeout_s
+    )
+    try:
+        await paired.run(conn)
+    finally:
+        await pumps.stop()
+    return ws
 
 
 async def serve_portforward_ws(

@@ -37,7 +37,14 @@ from pykubelet.streaming import (
 )
 from pykubelet.streaming.spdy_frames import GoAwayFrame, encode_frame
 
-__all__ = ["IdleWatch", "SpdyConnection", "SpdyStream", "Wire", "hijack_spdy"]
+__all__ = [
+    "IdleWatch",
+    "SpdyConnection",
+    "SpdyStream",
+    "StreamAcceptor",
+    "Wire",
+    "hijack_spdy",
+]
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +140,11 @@ class _ParserHook:
         self._conn = conn
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self._conn._on_bytes(data)
+        self._conn.feed(data)
         return False, b""
 
     def feed_eof(self) -> None:
-        self._conn._on_eof()
+        self._conn.feed(b"")
 
 
 class SpdyConnection:
@@ -155,6 +162,13 @@ class SpdyConnection:
         self._idle = IdleWatch(idle_timeout_s, self._on_idle)
 
     # -- inbound (called from the transport's data_received) ---------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the peer; ``b""`` when the connection ended."""
+        if data:
+            self._on_bytes(data)
+        else:
+            self._on_eof()
 
     def _on_bytes(self, data: bytes) -> None:
         if self.closed.is_set():
