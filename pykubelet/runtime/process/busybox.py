@@ -19,8 +19,15 @@ BUSYBOX_PATH = Path("/bin/busybox")
 _PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
-         kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
+def _add(
+    tar: tarfile.TarFile,
+    name: str,
+    *,
+    data: bytes | None = None,
+    mode: int = 0o644,
+    kind: bytes = tarfile.REGTYPE,
+    link: str = "",
+) -> None:
     info = tarfile.TarInfo(name)
     info.mode = mode
     info.type = kind
@@ -38,15 +45,28 @@ def _layer(busybox: Path) -> bytes:
     ).stdout.split()
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for d, mode in (("bin", 0o755), ("dev", 0o755), ("etc", 0o755), ("proc", 0o555),
-                        ("sys", 0o555), ("tmp", 0o1777), ("root", 0o700), ("var", 0o755),
-                        ("home", 0o755), ("usr", 0o755), ("usr/bin", 0o755)):
+        for d, mode in (
+            ("bin", 0o755),
+            ("dev", 0o755),
+            ("etc", 0o755),
+            ("proc", 0o555),
+            ("sys", 0o555),
+            ("tmp", 0o1777),
+            ("root", 0o700),
+            ("var", 0o755),
+            ("home", 0o755),
+            ("usr", 0o755),
+            ("usr/bin", 0o755),
+        ):
             _add(tar, d, mode=mode, kind=tarfile.DIRTYPE)
         _add(tar, "bin/busybox", data=binary, mode=0o755)
         for applet in sorted(set(applets) - {"busybox"}):
             _add(tar, f"bin/{applet}", kind=tarfile.SYMTYPE, link="busybox")
-        _add(tar, "etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\n"
-             b"nobody:x:65534:65534:nobody:/home:/bin/false\n")
+        _add(
+            tar,
+            "etc/passwd",
+            data=b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
+        )
         _add(tar, "etc/group", data=b"root:x:0:\nnobody:x:65534:\n")
     # gzip with mtime 0 so the same busybox always gives the same digests
     return gzip.compress(raw.getvalue(), mtime=0)
@@ -85,10 +105,18 @@ def build_busybox_image(out_tar: Path, ref: str = "localhost/busybox:latest") ->
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": config_digest, "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": layer_digest, "size": len(layer_gz)}],
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest,
+                    "size": len(layer_gz),
+                }
+            ],
         },
         sort_keys=True,
     ).encode()
@@ -97,13 +125,17 @@ def build_busybox_image(out_tar: Path, ref: str = "localhost/busybox:latest") ->
     index = json.dumps(
         {
             "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": manifest_digest,
-                "size": len(manifest),
-                "annotations": {"io.containerd.image.name": ref,
-                                "org.opencontainers.image.ref.name": tag},
-            }],
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest_digest,
+                    "size": len(manifest),
+                    "annotations": {
+                        "io.containerd.image.name": ref,
+                        "org.opencontainers.image.ref.name": tag,
+                    },
+                }
+            ],
         },
         sort_keys=True,
     ).encode()

@@ -70,7 +70,7 @@ class ImageStore:
             )
         return info
 
-    def list(self) -> list[ImageInfo]:
+    def list_images(self) -> list[ImageInfo]:
         ids = sorted(set(self._index().values()))
         return [i for i in (self._info(x) for x in ids) if i is not None]
 
@@ -205,7 +205,9 @@ def _blob(digest: str) -> str:
     return f"blobs/{algo}/{hexd}"
 
 
-def _oci_images(tar: tarfile.TarFile, ref: str | None) -> Iterator[tuple[list[str], bytes, list[str]]]:
+def _oci_images(
+    tar: tarfile.TarFile, ref: str | None
+) -> Iterator[tuple[list[str], bytes, list[str]]]:
     index = json.loads(_read(tar, "index.json"))
     for desc in index.get("manifests", []):
         ann = desc.get("annotations") or {}
@@ -307,11 +309,11 @@ def _apply_layer(blob: IO[bytes], root: Path) -> None:
                 if target.exists() or target.is_symlink():
                     _remove(target)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                src = layer.extractfile(m)
-                assert src is not None
+                body = layer.extractfile(m)
+                assert body is not None
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                with os.fdopen(fd, "wb") as out, src:
-                    shutil.copyfileobj(src, out)
+                with os.fdopen(fd, "wb") as out, body:
+                    shutil.copyfileobj(body, out)
                 os.chmod(target, m.mode & 0o7777)
             elif (m.ischr() or m.isblk() or m.isfifo()) and is_root:
                 if target.exists() or target.is_symlink():

@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import sys
+import warnings  # noqa: F401  (os.execvpe imports it lazily, after the stdlib is out of reach)
 
 MS_RDONLY = 1
 MS_NOSUID = 2

@@ -340,8 +340,9 @@ static int cmd_run(int argc, char **argv) {
     struct stat st;
     if (fstat(w.fd, &st) == 0) w.size = st.st_size;
 
-    char sock_path[4096];
-    snprintf(sock_path, sizeof sock_path, "%s/attach.sock", state_dir);
+    /* bind relative to the state dir: absolute paths can exceed sun_path's 108 bytes */
+    if (chdir(state_dir) < 0) fail("chdir state dir");
+    const char *sock_path = "attach.sock";
     unlink(sock_path);
     int lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
