@@ -73,11 +73,24 @@ def sandbox_config(name: str = "pod", **kw: object) -> SandboxConfig:
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, what: str = "condition"
+    check: Callable[[], Awaitable[bool] | bool], timeout_s: float = 10.0, what: str = "condition"
 ) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not await check():
-            await asyncio.sleep(0.02)
+    """Poll ``check`` until true; fail after ``timeout_s`` (files and /proc have no events)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                ok = check()
+                if not isinstance(ok, bool):
+                    ok = await ok
+                if ok:
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def read_log(path: Path | str) -> str:
+    return Path(path).read_text() if Path(path).exists() else ""
 
 
 async def wait_state(

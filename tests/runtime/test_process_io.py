@@ -53,7 +53,9 @@ async def _run_to_exit(rt: ProcessRuntime, tmp_path: Path, script: str, **kw: ob
 # ---------------------------------------------------------------------- logs
 
 
-async def test_logs_are_cri_records_with_long_lines_split(rt: ProcessRuntime, tmp_path: Path) -> None:
+async def test_logs_are_cri_records_with_long_lines_split(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
     script = "echo out; echo err >&2; head -c 40000 /dev/zero | tr '\\0' x; echo; printf end"
     log = await _run_to_exit(rt, tmp_path, script)
     records = [parse_record(line) for line in log.read_bytes().splitlines()]
@@ -62,7 +64,11 @@ async def test_logs_are_cri_records_with_long_lines_split(rt: ProcessRuntime, tm
     joined = b"".join(r.content for r in out)
     assert joined == b"out\n" + b"x" * 40000 + b"\nend"
     long = [r for r in out if r.message.startswith(b"x")]
-    assert [(len(r.message), r.partial) for r in long] == [(16384, True), (16384, True), (7232, False)]
+    assert [(len(r.message), r.partial) for r in long] == [
+        (16384, True),
+        (16384, True),
+        (7232, False),
+    ]
     assert out[-1].partial and out[-1].message == b"end"
     # the shim and the shared Python codec write the same bytes for the same record
     first = log.read_bytes().splitlines(keepends=True)[0]
@@ -72,7 +78,10 @@ async def test_logs_are_cri_records_with_long_lines_split(rt: ProcessRuntime, tm
 
 async def test_log_rotation_keeps_max_files(rt: ProcessRuntime, tmp_path: Path) -> None:
     # 64 KiB per file, 3 files: write ~400 KiB in ~100-byte lines
-    script = "i=0; while [ $i -lt 4000 ]; do echo line-$i-$(head -c 80 /dev/zero | tr '\\0' y); i=$((i+1)); done"
+    script = (
+        "i=0; while [ $i -lt 4000 ]; do "
+        "echo line-$i-$(head -c 80 /dev/zero | tr '\\0' y); i=$((i+1)); done"
+    )
     log = await _run_to_exit(rt, tmp_path, script)
     files = sorted(p.name for p in log.parent.iterdir())
     assert len(files) == 3, files
@@ -130,8 +139,15 @@ def _docker_archive(path: Path, layers: list[bytes], tag: str = "localhost/layer
 
 
 async def test_docker_archive_with_whiteouts(rt: ProcessRuntime, tmp_path: Path) -> None:
-    base = _tar([("etc", None, ""), ("etc/a", b"a", ""), ("etc/b", b"b", ""),
-                 ("opq", None, ""), ("opq/old", b"old", "")])
+    base = _tar(
+        [
+            ("etc", None, ""),
+            ("etc/a", b"a", ""),
+            ("etc/b", b"b", ""),
+            ("opq", None, ""),
+            ("opq/old", b"old", ""),
+        ]
+    )
     top = _tar([("etc/.wh.a", b"", ""), ("opq/.wh..wh..opq", b"", ""), ("opq/new", b"new", "")])
     info = await rt.import_image(_docker_archive(tmp_path / "img.tar", [base, top]))
     assert info.repo_tags == ("localhost/layered:1",) and info.config_env == ("A=1",)
@@ -156,7 +172,11 @@ async def test_unsafe_layers_are_refused(
 ) -> None:
     with pytest.raises(InvalidInput, match="image layer"):
         await rt.import_image(_docker_archive(tmp_path / "bad.tar", [_tar(members)]))
-    assert not (tmp_path / "escape").exists() and not Path("/tmp/owned").exists()
+    assert not _exists(tmp_path / "escape") and not _exists(Path("/tmp/owned"))
+
+
+def _exists(p: Path) -> bool:
+    return p.exists()
 
 
 async def test_overlay_keeps_the_image_untouched(rt: ProcessRuntime, tmp_path: Path) -> None:
@@ -189,7 +209,9 @@ async def test_readonly_rootfs_and_mounts(rt: ProcessRuntime, tmp_path: Path) ->
 # ---------------------------------------------------------------------- streams
 
 
-async def _running(rt: ProcessRuntime, tmp_path: Path, script: str, **kw: object) -> tuple[str, str]:
+async def _running(
+    rt: ProcessRuntime, tmp_path: Path, script: str, **kw: object
+) -> tuple[str, str]:
     sc = sandbox_config(log_directory=str(tmp_path / "logs"))
     sid = await rt.run_pod_sandbox(sc)
     cid = await rt.create_container(sid, _cfg(script, **kw), sc)
@@ -293,4 +315,4 @@ async def test_port_forward_into_the_pod_network(rt: ProcessRuntime, tmp_path: P
     with pytest.raises(OSError):
         _r, w = await asyncio.open_connection("127.0.0.1", 8080)
         w.close()
-    assert log.exists()
+    assert _exists(log)

@@ -23,7 +23,7 @@ from pykubelet.runtime import (
 )
 from pykubelet.runtime.process import ProcessRuntime
 from tests.prereq import require_root
-from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for, wait_state
+from tests.runtime.conftest import BUSYBOX_REF, read_log, sandbox_config, wait_for, wait_state
 
 pytestmark = pytest.mark.root
 
@@ -100,7 +100,7 @@ async def test_graceful_stop_sigterm_then_sigkill(rt: ProcessRuntime, tmp_path: 
     assert s.finished_at - s.started_at >= 0.5
 
 
-async def _logged(path: Path, needle: bytes) -> bool:
+def _logged(path: Path, needle: bytes) -> bool:
     return path.exists() and needle in path.read_bytes()
 
 
@@ -113,7 +113,7 @@ async def test_sandbox_namespaces(rt: ProcessRuntime, tmp_path: Path) -> None:
     cid = await rt.create_container(sid, _cfg("hostname; echo pid=$$; cat /proc/net/dev"), sc)
     await rt.start_container(cid)
     await wait_state(rt, cid, ContainerState.EXITED)
-    out = Path((await rt.container_status(cid)).log_path).read_text()
+    out = read_log((await rt.container_status(cid)).log_path)
     assert " F nsprobe\n" in out and " F pid=1\n" in out
     assert "lo:" in out and "eth0" not in out
     host = sandbox_config("hostnet", log_directory=str(tmp_path / "l2"), network=NamespaceMode.NODE)
@@ -131,7 +131,7 @@ async def test_shared_process_namespace(rt: ProcessRuntime, tmp_path: Path) -> N
     b = await rt.create_container(sid, _cfg("ps", "b"), sc)
     await rt.start_container(b)
     await wait_state(rt, b, ContainerState.EXITED)
-    out = Path((await rt.container_status(b)).log_path).read_text()
+    out = read_log((await rt.container_status(b)).log_path)
     assert "sleep 30" in out  # b sees a's process
 
 
@@ -165,7 +165,13 @@ async def test_adoption_after_agent_sigkill(
 ) -> None:
     logs = tmp_path / "logs"
     agent = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", AGENT, str(rt.layout.root), rt._cgroup_root, BUSYBOX_REF, str(logs),
+        sys.executable,
+        "-c",
+        AGENT,
+        str(rt.layout.root),
+        rt._cgroup_root,
+        BUSYBOX_REF,
+        str(logs),
         stdout=asyncio.subprocess.PIPE,
         start_new_session=True,
     )
@@ -194,7 +200,7 @@ async def test_adoption_after_agent_sigkill(
     assert (await fresh.container_status(ids["cid"])).state == ContainerState.EXITED
 
 
-async def _grown(path: Path, size: int) -> bool:
+def _grown(path: Path, size: int) -> bool:
     return path.exists() and path.stat().st_size > size + 100
 
 

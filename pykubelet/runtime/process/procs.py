@@ -62,13 +62,17 @@ async def wait_exec(pid: int, marker: bytes, timeout_s: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while loop.time() < deadline:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker not in f.read():
-                    return
-        except OSError:
+        if marker not in _cmdline(pid):
             return
         await asyncio.sleep(0.002)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 async def wait_exit(ident: ProcessIdentity | None, timeout_s: float) -> bool:

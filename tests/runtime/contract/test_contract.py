@@ -22,7 +22,7 @@ from pykubelet.runtime import (
     SandboxState,
 )
 from pykubelet.runtime.process import ProcessRuntime
-from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_state
+from tests.runtime.conftest import sandbox_config, wait_state
 
 Contract = tuple[Runtime, str]
 
@@ -53,7 +53,10 @@ async def test_lifecycle_and_status_fields(contract_rt: Contract, tmp_path: Path
     sid = await rt.run_pod_sandbox(sc)
     st = await rt.pod_sandbox_status(sid)
     assert (st.state, st.name, st.uid, dict(st.labels)) == (
-        SandboxState.READY, sc.name, sc.uid, {"app": "x"}
+        SandboxState.READY,
+        sc.name,
+        sc.uid,
+        {"app": "x"},
     )
     cid = await rt.create_container(sid, _cfg(image, "sleep 30", labels={"k": "v"}), sc)
     created = await rt.container_status(cid)
