@@ -67,7 +67,7 @@ async def test_lifecycle_and_status_fields(contract_rt: Contract, tmp_path: Path
     assert running.state == ContainerState.RUNNING
     assert running.pid > 0 and running.started_at > 0
     assert running.log_path == str(tmp_path / "logs" / "c" / "0.log")
-    await rt.stop_container(cid, 5)
+    await rt.stop_container(cid, 1)  # a PID 1 shell ignores SIGTERM: SIGKILL after 1 s
     exited = await rt.container_status(cid)
     assert exited.state == ContainerState.EXITED
     assert exited.finished_at >= exited.started_at
