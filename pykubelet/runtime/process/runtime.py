@@ -13,6 +13,7 @@ import logging
 import secrets
 import shutil
 import sys
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,9 +88,17 @@ class ProcessRuntime(ExecMixin):
         self._shim: Path | None = None
         self._cgroups: CgroupLayout | None = None
         self._caps: RuntimeCapabilities | None = None
-        self._lock = asyncio.Lock()
+        # one lock per pod uid / container id: starts of different pods run concurrently
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # ------------------------------------------------------------------ set-up
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
 
     @property
     def cgroups(self) -> CgroupLayout:
@@ -127,7 +136,7 @@ class ProcessRuntime(ExecMixin):
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:
         if not config.uid or not config.name:
             raise CreateContainerError("sandbox: name and uid are required")
-        async with self._lock:
+        async with self._lock("pod:" + config.uid):
             for sid in self.layout.sandbox_ids():
                 with contextlib.suppress(SandboxNotFound):
                     rec = self._sandbox(sid)
@@ -316,7 +325,7 @@ class ProcessRuntime(ExecMixin):
     async def start_container(self, container_id: str) -> None:
         rec = self._container(container_id)
         d = self.layout.container_dir(container_id)
-        async with self._lock:
+        async with self._lock("container:" + container_id):
             if (d / "started.json").exists() or (d / "shim" / "state").exists():
                 raise ContainerNotRunning(f"container {container_id[:12]} was already started")
             sandbox = self._sandbox(rec.sandbox_id)
