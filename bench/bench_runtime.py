@@ -63,7 +63,7 @@ async def _one_pod(rt: ProcessRuntime, image: str, i: int, logs: Path) -> tuple[
 
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 async def run(n: int, root: Path, tar: Path | None) -> list[str]:
@@ -94,8 +94,10 @@ async def run(n: int, root: Path, tar: Path | None) -> list[str]:
         rows.append(
             f"{n:>5} {image[:24]:<24} {statistics.median(lat):>8.1f} {_pct(lat, 0.99):>8.1f} "
             f"{wall:>7.2f} {n / wall:>8.1f} "
-            f"{statistics.mean(holder_rss) / 1024:>7.2f} {statistics.mean(holder_pss) / 1024:>7.2f} "
-            f"{statistics.mean(shim_rss) / 1024:>7.2f} {statistics.mean(shim_pss) / 1024:>7.2f}"
+            + " ".join(
+                f"{statistics.mean(v) / 1024:>7.2f}"
+                for v in (holder_rss, holder_pss, shim_rss, shim_pss)
+            )
         )
     finally:
         t1 = time.perf_counter()
@@ -111,13 +113,17 @@ async def run(n: int, root: Path, tar: Path | None) -> list[str]:
     return rows
 
 
+def _busybox_tar(root: Path) -> Path | None:
+    if not os.path.exists("/bin/busybox"):
+        return None
+    return build_busybox_image(root / "busybox.tar")
+
+
 async def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [10, 50, 110]
     root = Path(tempfile.mkdtemp(prefix="pykubelet-bench-"))
     try:
-        tar = None
-        if Path("/bin/busybox").exists():
-            tar = build_busybox_image(root / "busybox.tar")
+        tar = await asyncio.to_thread(_busybox_tar, root)
         mode = "namespaces+cgroups+overlay" if os.geteuid() == 0 else "plain processes"
         print(f"process runtime, {mode}; helpers' memory per pod / per container (MiB)")
         print(

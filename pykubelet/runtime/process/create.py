@@ -17,7 +17,7 @@ from pykubelet.runtime.types import ContainerConfig, ImageInfo, NamespaceMode, S
 if TYPE_CHECKING:
     from pykubelet.runtime.process.runtime import ProcessRuntime
 
-__all__ = ["command_line", "container_env", "prepare_container"]
+__all__ = ["command_line", "container_env", "prepare_container", "write_init_spec"]
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -53,6 +53,19 @@ def container_env(
             raise CreateContainerError(f"container {config.name!r}: invalid env name {k!r}")
         env[k] = v
     return tuple(env.items())
+
+
+def _escape(field: str) -> str:
+    return field.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def write_init_spec(path: Path, directives: list[tuple[str, ...]]) -> None:
+    """The file ``pkshim init`` reads: a directive per line, tab-separated, escaped."""
+    for d in directives:
+        if any("\0" in f for f in d):
+            raise CreateContainerError(f"container spec: NUL byte in {d[0]}")
+    text = "".join("\t".join(_escape(f) for f in d) + "\n" for d in directives)
+    path.write_text(text)
 
 
 def _validate(rt: ProcessRuntime, config: ContainerConfig, image: ImageInfo) -> None:
@@ -141,34 +154,32 @@ def prepare_container(
                 raise CreateContainerError(
                     f"container {config.name!r}: cannot apply resource limits: {e}"
                 ) from e
-        spec: dict[str, object] = {
-            "argv": list(argv),
-            "cwd": working_dir,
-            "cgroup_procs": rt.cgroups.procs_files(cgroup_path) if cgroup_path else [],
-            "mount_ns": sandbox.namespaces,
-            "new_pid": sandbox.namespaces and sc.pid != NamespaceMode.NODE,
-            "rootfs": None,
-            "mounts": [
-                {"src": m.host_path, "dst": m.container_path, "ro": m.readonly}
-                for m in config.mounts
-            ],
-            "readonly_rootfs": config.security.readonly_rootfs,
-            "uid": uid,
-            "gid": gid,
-            "groups": list(config.security.supplemental_groups) if uid is not None else None,
-            "no_new_privs": config.security.no_new_privs,
-            "caps": capability_set(config.security) if rt.capabilities.user_switch else None,
-        }
+        spec: list[tuple[str, ...]] = []
+        if cgroup_path:
+            spec += [("cgroup", f) for f in rt.cgroups.procs_files(cgroup_path)]
+        if sandbox.namespaces:
+            spec.append(("mountns",))
+            if sc.pid != NamespaceMode.NODE:
+                spec.append(("proc",))
         if rootfs:
             for sub in ("upper", "work", "merged"):
                 (d / sub).mkdir()
-            spec["rootfs"] = {
-                "lower": rootfs,
-                "upper": str(d / "upper"),
-                "work": str(d / "work"),
-                "merged": str(d / "merged"),
-            }
-        atomic_write_json(d / "spec.json", spec)
+            spec.append(("rootfs", rootfs, str(d / "upper"), str(d / "work"), str(d / "merged")))
+        for m in config.mounts:
+            spec.append(("mount", "1" if m.readonly else "0", m.host_path, m.container_path))
+        if config.security.readonly_rootfs:
+            spec.append(("readonly_rootfs",))
+        if rt.capabilities.user_switch:
+            mask = sum(1 << c for c in capability_set(config.security))
+            spec.append(("caps", f"{mask:x}"))
+        if uid is not None:
+            groups = ",".join(str(g) for g in config.security.supplemental_groups)
+            spec += [("gid", str(gid or 0)), ("groups", groups), ("uid", str(uid))]
+        if config.security.no_new_privs:
+            spec.append(("nnp",))
+        spec.append(("cwd", working_dir))
+        spec += [("arg", a) for a in argv]
+        write_init_spec(d / "spec", spec)
         rec = ContainerRecord(
             id=cid,
             sandbox_id=sandbox.id,

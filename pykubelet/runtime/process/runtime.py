@@ -12,7 +12,6 @@ import contextlib
 import logging
 import secrets
 import shutil
-import sys
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ from pykubelet.runtime.process.records import (
     read_json,
     read_shim_state,
 )
-from pykubelet.runtime.process.shimbin import INIT_PATH, ensure_shim, launch
+from pykubelet.runtime.process.shimbin import ensure_shim, launch
 from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerState,
@@ -72,7 +71,6 @@ class ProcessRuntime(ExecMixin):
         container_log_max_size_bytes: int = 10 * 1024 * 1024,
         container_log_max_files: int = 5,
         node_ip: str = "",
-        python: str = sys.executable,
     ) -> None:
         if container_log_max_files < 1:
             raise CreateContainerError("container_log_max_files: must be at least 1")
@@ -83,7 +81,6 @@ class ProcessRuntime(ExecMixin):
         self._log_max_size = container_log_max_size_bytes
         self._log_max_files = container_log_max_files
         self._node_ip = node_ip
-        self._python = python
         self.images = ImageStore(self.layout.images)
         self._shim: Path | None = None
         self._cgroups: CgroupLayout | None = None
@@ -351,14 +348,14 @@ class ProcessRuntime(ExecMixin):
                 argv.append("-i")
             if rec.config.stdin_once:
                 argv.append("-o")
-            argv += ["--", self._python, "-I", "-S", str(INIT_PATH), str(d / "spec.json")]
+            argv += ["--", str(shim), "init", str(d / "spec")]
             shim_pid, pid = await launch(argv, env=dict(rec.env))
             atomic_write_json(
                 d / "started.json",
                 {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)},
             )
             # return once init has exec'd the container's command, so exec and status see it
-            await procs.wait_exec(pid, str(INIT_PATH).encode(), 10.0)
+            await procs.wait_exec(pid, str(d / "spec").encode(), 10.0)
 
     def _identities(self, d: Path) -> tuple[_Ident, _Ident]:
         try:

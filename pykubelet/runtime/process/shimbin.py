@@ -15,10 +15,9 @@ from pathlib import Path
 
 from pykubelet.runtime.errors import RuntimeUnavailable
 
-__all__ = ["INIT_PATH", "SHIM_SOURCE", "ensure_shim", "launch"]
+__all__ = ["SHIM_SOURCE", "ensure_shim", "launch"]
 
 SHIM_SOURCE = Path(__file__).with_name("native") / "pkshim.c"
-INIT_PATH = Path(__file__).with_name("init.py")
 
 
 def ensure_shim(bin_dir: Path) -> Path:

@@ -9,6 +9,10 @@
  *       starts ARGV with pipes (or a pty with -t; stdin pipe with -i, closed after the first
  *       attach with -o), writes its output in the CRI log format with rotation, serves the
  *       stdio on STATEDIR/attach.sock, and records pid / exit status in STATEDIR/state.
+ *   pkshim init SPEC
+ *       Container init (run by the shim's child): cgroups, mount namespace, overlay root,
+ *       /proc, /dev, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
+ *       then exec of the container's command in place.
  *   pkshim enter CGROUP_PROCS_FILE... -- ARGV...
  *       Joins cgroups, then execs ARGV (used for exec into a container).
  *
@@ -18,6 +22,8 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -30,8 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -518,6 +527,207 @@ static int cmd_run(int argc, char **argv) {
     return 0;
 }
 
+
+/* ---------------------------------------------------------------- init */
+/* Container init: the shim's child execs "pkshim init SPEC"; this prepares the container and
+ * execs its command in place. SPEC has one directive per line, fields separated by tabs, with
+ * \\ \t \n escaped (written by create.py). Same steps as init.py, without Python's start-up. */
+
+
+static void die(const char *what, const char *arg) {
+    fprintf(stderr, "pykubelet: cannot start container: %s %s: %s\n", what, arg ? arg : "",
+            strerror(errno));
+    _exit(errno == EACCES ? 126 : 127);
+}
+
+static void unescape(char *s) {
+    char *o = s;
+    for (; *s; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+            *o++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = 0;
+}
+
+static void mkdir_p(const char *path, mode_t mode) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') { *p = 0; mkdir(buf, mode); *p = '/'; }
+    }
+    mkdir(buf, mode);
+}
+
+static void bind_mount(const char *src, const char *dst, int ro) {
+    struct stat st;
+    if (stat(src, &st) < 0) die("mount source", src);
+    if (S_ISDIR(st.st_mode)) {
+        mkdir_p(dst, 0755);
+    } else {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", dst);
+        char *slash = strrchr(parent, '/');
+        if (slash) { *slash = 0; mkdir_p(parent, 0755); }
+        int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) close(fd);
+    }
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind mount", dst);
+    if (ro && mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+        die("read-only remount", dst);
+}
+
+static void setup_dev(const char *root) {
+    char dev[4096], p[4096];
+    snprintf(dev, sizeof dev, "%s/dev", root);
+    mkdir_p(dev, 0755);
+    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k") < 0) die("mount", dev);
+    const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+        char src[64];
+        struct stat st;
+        snprintf(src, sizeof src, "/dev/%s", nodes[i]);
+        if (stat(src, &st) < 0 || !S_ISCHR(st.st_mode)) continue;
+        snprintf(p, sizeof p, "%s/%s", dev, nodes[i]);
+        bind_mount(src, p, 0);
+    }
+    snprintf(p, sizeof p, "%s/shm", dev);
+    mkdir(p, 01777);
+    if (mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k") < 0)
+        die("mount", p);
+    snprintf(p, sizeof p, "%s/pts", dev);
+    mkdir(p, 0755);
+    const char *links[][2] = {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
+                              {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dev, links[i][0]);
+        if (symlink(links[i][1], p) < 0) die("symlink", p);
+    }
+}
+
+static int cmd_init(int argc, char **argv) {
+    if (argc < 2) { fprintf(stderr, "usage: pkshim init SPEC\n"); return 2; }
+    FILE *f = fopen(argv[1], "re");
+    if (!f) die("open spec", argv[1]);
+    char *cargv[4096];
+    int cargc = 0, mountns = 0, want_proc = 0, ro_root = 0, nnp = 0, have_caps = 0;
+    int have_uid = 0, have_gid = 0, have_groups = 0;
+    uid_t uid = 0; gid_t gid = 0;
+    gid_t groups[256]; int ngroups = 0;
+    unsigned long long caps = 0;
+    char *rootfs[4] = {0}, *cwd = NULL;
+    char *mounts[256][3]; int nmounts = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n') line[n - 1] = 0;
+        char *fields[6] = {0};
+        int nf = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(line, "\t", &save); tok && nf < 6; tok = strtok_r(NULL, "\t", &save)) {
+            unescape(tok);
+            fields[nf++] = strdup(tok);
+        }
+        if (nf == 0) continue;
+        const char *k = fields[0];
+        if (!strcmp(k, "cgroup") && nf == 2) {
+            int fd = open(fields[1], O_WRONLY | O_CLOEXEC);
+            char pid[32];
+            snprintf(pid, sizeof pid, "%d", (int)getpid());
+            if (fd < 0 || write(fd, pid, strlen(pid)) < 0) die("join cgroup", fields[1]);
+            close(fd);
+        } else if (!strcmp(k, "mountns")) mountns = 1;
+        else if (!strcmp(k, "proc")) want_proc = 1;
+        else if (!strcmp(k, "rootfs") && nf == 5) { for (int i = 0; i < 4; i++) rootfs[i] = fields[i + 1]; }
+        else if (!strcmp(k, "mount") && nf == 4 && nmounts < 256) {
+            mounts[nmounts][0] = fields[1]; mounts[nmounts][1] = fields[2]; mounts[nmounts][2] = fields[3];
+            nmounts++;
+        }
+        else if (!strcmp(k, "readonly_rootfs")) ro_root = 1;
+        else if (!strcmp(k, "nnp")) nnp = 1;
+        else if (!strcmp(k, "caps") && nf == 2) { have_caps = 1; caps = strtoull(fields[1], NULL, 16); }
+        else if (!strcmp(k, "uid") && nf == 2) { have_uid = 1; uid = (uid_t)strtoul(fields[1], NULL, 10); }
+        else if (!strcmp(k, "gid") && nf == 2) { have_gid = 1; gid = (gid_t)strtoul(fields[1], NULL, 10); }
+        else if (!strcmp(k, "groups")) {
+            have_groups = 1;
+            for (int i = 1; i < nf; i++) {
+                char *s2 = NULL;
+                for (char *g = strtok_r(fields[i], ",", &s2); g && ngroups < 256; g = strtok_r(NULL, ",", &s2))
+                    groups[ngroups++] = (gid_t)strtoul(g, NULL, 10);
+            }
+        }
+        else if (!strcmp(k, "cwd") && nf == 2) cwd = fields[1];
+        else if (!strcmp(k, "arg") && cargc < 4095) cargv[cargc++] = nf == 2 ? fields[1] : strdup("");
+    }
+    fclose(f);
+    cargv[cargc] = NULL;
+    if (cargc == 0) { errno = EINVAL; die("spec", "has no command"); }
+
+    const char *target = "/";
+    if (mountns) {
+        if (unshare(CLONE_NEWNS) < 0) die("unshare", "mount namespace");
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make private", "/");
+        if (rootfs[0]) {
+            char opts[16384];
+            snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", rootfs[0], rootfs[1],
+                     rootfs[2]);
+            if (mount("overlay", rootfs[3], "overlay", 0, opts) < 0) die("mount overlay", rootfs[3]);
+            target = rootfs[3];
+        }
+        if (rootfs[0] || want_proc) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/proc", rootfs[0] ? target : "");
+            mkdir(p, 0555);
+            if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount", p);
+        }
+        if (rootfs[0]) setup_dev(target);
+        for (int i = 0; i < nmounts; i++) {
+            char dst[4096];
+            const char *d = mounts[i][2];
+            while (*d == '/') d++;
+            snprintf(dst, sizeof dst, "%s/%s", rootfs[0] ? target : "", d);
+            bind_mount(mounts[i][1], dst, mounts[i][0][0] == '1');
+        }
+        if (rootfs[0]) {
+            if (chdir(target) < 0) die("chdir", target);
+            if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root", target);
+            if (umount2(".", MNT_DETACH) < 0) die("umount", "old root");
+            if (chdir("/") < 0) die("chdir", "/");
+            if (ro_root && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+                die("read-only remount", "/");
+        }
+    }
+    if (have_caps) {
+        for (int c = 0; c <= 63; c++)
+            if (!(caps & (1ULL << c))) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+    }
+    if (geteuid() == 0) {
+        if ((have_groups || have_gid) && setgroups((size_t)ngroups, groups) < 0) die("setgroups", "");
+        if (have_gid && setgid(gid) < 0) die("setgid", "");
+        if (have_uid && setuid(uid) < 0) die("setuid", "");
+    }
+    if (have_caps && (!have_uid || uid == 0)) {
+        struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct d[2];
+        for (int i = 0; i < 2; i++) {
+            d[i].effective = d[i].permitted = d[i].inheritable = (uint32_t)(caps >> (32 * i));
+        }
+        if (syscall(SYS_capset, &h, d) < 0) die("capset", "");
+    }
+    if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs", "");
+    if (cwd) {
+        if (rootfs[0]) mkdir_p(cwd, 0755);
+        if (chdir(cwd) < 0) die("chdir", cwd);
+    }
+    execvp(cargv[0], cargv);
+    die("exec", cargv[0]);
+    return 127;
+}
+
 /* ---------------------------------------------------------------- enter */
 
 static int cmd_enter(int argc, char **argv) {
@@ -539,6 +749,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "pause") == 0) return cmd_pause(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "enter") == 0) return cmd_enter(argc - 1, argv + 1);
-    fprintf(stderr, "usage: pkshim pause|run|enter ...\n");
+    if (argc >= 2 && strcmp(argv[1], "init") == 0) return cmd_init(argc - 1, argv + 1);
+    fprintf(stderr, "usage: pkshim pause|run|init|enter ...\n");
     return 2;
 }
