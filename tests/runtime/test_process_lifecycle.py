@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from pykubelet.runtime import (
     LinuxResources,
     NamespaceMode,
     SandboxState,
+    StreamIO,
 )
 from pykubelet.runtime.process import ProcessRuntime
 from tests.prereq import require_root
@@ -152,7 +154,11 @@ AGENT = textwrap.dedent(
                               log_path="c/0.log")
         cid = await rt.create_container(sid, cfg, sc)
         await rt.start_container(cid)
-        print(json.dumps({"sid": sid, "cid": cid}), flush=True)
+        echo = ContainerConfig(name="echo", image=image, command=("cat",), stdin=True,
+                               log_path="echo/0.log")
+        eid = await rt.create_container(sid, echo, sc)
+        await rt.start_container(eid)
+        print(json.dumps({"sid": sid, "cid": cid, "eid": eid}), flush=True)
         await asyncio.sleep(3600)
 
     asyncio.run(main())
@@ -194,8 +200,24 @@ async def test_adoption_after_agent_sigkill(
     assert [s.id for s in sc_again] == [ids["sid"]]
     with pytest.raises(ContainerNotRunning):
         await fresh.start_container(ids["cid"])
-    shims = _processes_with(ids["cid"].encode())
+    shims = _processes_with(ids["cid"].encode())  # one shim per container, still
     assert len(shims) == 1, shims
+    # attach reaches the adopted container's own stdin/stdout through its shim
+    got = bytearray()
+
+    async def sink(b: bytes) -> None:
+        got.extend(b)
+
+    async def stdin() -> AsyncIterator[bytes]:
+        yield b"still-here\n"
+
+    attach = asyncio.create_task(
+        fresh.attach(ids["eid"], StreamIO(stdin=stdin(), stdout=sink, stderr=sink))
+    )
+    await wait_for(lambda: b"still-here\n" in got, 10, "echo through attach")
+    attach.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await attach
     await fresh.stop_container(ids["cid"], 1)
     assert (await fresh.container_status(ids["cid"])).state == ContainerState.EXITED
 

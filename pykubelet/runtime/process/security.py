@@ -41,9 +41,14 @@ def capability_set(sec: SecurityConfig) -> list[int]:
         return sorted(CAPABILITY_NUMBERS.values())
     add = [_cap(c, "add") for c in sec.capabilities.add]
     drop = [_cap(c, "drop") for c in sec.capabilities.drop]
+    # containerd's order: "ALL" in add, then "ALL" in drop, then single adds, then single drops
     keep = set(DEFAULT_CAPABILITIES)
-    keep = set(CAPABILITY_NUMBERS) if "ALL" in add else keep | set(add)
-    keep = set() if "ALL" in drop else keep - set(drop)
+    if "ALL" in add:
+        keep = set(CAPABILITY_NUMBERS)
+    if "ALL" in drop:
+        keep = set()
+    keep |= {c for c in add if c != "ALL"}
+    keep -= set(drop)
     return sorted(CAPABILITY_NUMBERS[c] for c in keep)
 
 
