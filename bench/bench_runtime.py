@@ -2,6 +2,7 @@
 the helper processes kept per pod (holder) and per container (shim).
 
 Run: .venv/bin/python bench/bench_runtime.py [N ...]   (default 10 50 110; root for namespaces)
+The C helper runs every size; the Python fallback helper runs the smallest, for comparison.
 """
 
 from __future__ import annotations
@@ -66,12 +67,16 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-async def run(n: int, root: Path, tar: Path | None) -> list[str]:
-    rt = ProcessRuntime(root / f"n{n}", cgroup_root=f"pykubelet-bench-{secrets.token_hex(3)}")
+async def run(n: int, root: Path, tar: Path | None, helper: str) -> list[str]:
+    rt = ProcessRuntime(
+        root / f"n{n}-{helper}",
+        cgroup_root=f"pykubelet-bench-{secrets.token_hex(3)}",
+        helper=helper,
+    )
     image = "host"
     if tar is not None and rt.capabilities.overlay:
         image = (await rt.import_image(tar)).repo_tags[0]
-    await rt._shim_path()  # compile outside the measurement
+    await rt._helper()  # compile outside the measurement
     rows = []
     try:
         t0 = time.perf_counter()
@@ -92,7 +97,8 @@ async def run(n: int, root: Path, tar: Path | None) -> list[str]:
                 shim_rss.append(rss)
                 shim_pss.append(pss)
         rows.append(
-            f"{n:>5} {image[:24]:<24} {statistics.median(lat):>8.1f} {_pct(lat, 0.99):>8.1f} "
+            f"{n:>5} {helper:<7} {image[:24]:<24} "
+            f"{statistics.median(lat):>8.1f} {_pct(lat, 0.99):>8.1f} "
             f"{wall:>7.2f} {n / wall:>8.1f} "
             + " ".join(
                 f"{statistics.mean(v) / 1024:>7.2f}"
@@ -127,11 +133,13 @@ async def main() -> None:
         mode = "namespaces+cgroups+overlay" if os.geteuid() == 0 else "plain processes"
         print(f"process runtime, {mode}; helpers' memory per pod / per container (MiB)")
         print(
-            f"{'pods':>5} {'image':<24} {'p50 ms':>8} {'p99 ms':>8} {'wall s':>7} {'pods/s':>8} "
+            f"{'pods':>5} {'helper':<7} {'image':<24} "
+            f"{'p50 ms':>8} {'p99 ms':>8} {'wall s':>7} {'pods/s':>8} "
             f"{'hold RSS':>7} {'hold PSS':>7} {'shim RSS':>7} {'shim PSS':>7}"
         )
-        for n in sizes:
-            for row in await run(n, root, tar):
+        runs = [(n, "native") for n in sizes] + [(min(sizes), "python")]
+        for n, helper in runs:
+            for row in await run(n, root, tar, helper):
                 print(row, flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)

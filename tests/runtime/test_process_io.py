@@ -27,10 +27,15 @@ from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for, wait_s
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture
-async def rt(make_runtime: Callable[..., ProcessRuntime], busybox_tar: Path) -> ProcessRuntime:
+@pytest.fixture(params=["native", "python"])
+async def rt(
+    request: pytest.FixtureRequest, make_runtime: Callable[..., ProcessRuntime], busybox_tar: Path
+) -> ProcessRuntime:
+    """Both helpers: the C one and the Python fallback must write the same logs and streams."""
     require_root()
-    runtime = make_runtime(container_log_max_size_bytes=64 * 1024, container_log_max_files=3)
+    runtime = make_runtime(
+        container_log_max_size_bytes=64 * 1024, container_log_max_files=3, helper=request.param
+    )
     await runtime.import_image(busybox_tar)
     return runtime
 

@@ -54,7 +54,7 @@ class _Host(Protocol):
         self, d: Path
     ) -> tuple[procs.ProcessIdentity | None, procs.ProcessIdentity | None]: ...
 
-    async def _shim_path(self) -> Path: ...
+    async def _helper(self) -> list[str]: ...
 
 
 class _Conn:
@@ -131,8 +131,7 @@ class ExecMixin:
         env = dict(rec.env)
         if not rec.namespaces:
             return list(cmd), env, rec.working_dir
-        shim_bin = await self._shim_path()
-        argv = [str(shim_bin), "enter"]
+        argv = [*await self._helper(), "enter"]
         if rec.cgroup_path:
             argv += self.cgroups.procs_files(rec.cgroup_path)
         argv += ["--", "nsenter", "-t", str(pid[0]), "--all", "-r", "-w"]

@@ -37,7 +37,7 @@ from pykubelet.runtime.process.records import (
     read_json,
     read_shim_state,
 )
-from pykubelet.runtime.process.shimbin import ensure_shim, launch
+from pykubelet.runtime.process.shimbin import helper_command, launch
 from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerState,
@@ -71,7 +71,10 @@ class ProcessRuntime(ExecMixin):
         container_log_max_size_bytes: int = 10 * 1024 * 1024,
         container_log_max_files: int = 5,
         node_ip: str = "",
+        helper: str = "auto",
     ) -> None:
+        if helper not in ("auto", "native", "python"):
+            raise CreateContainerError(f"helper: {helper!r} is not auto, native or python")
         if container_log_max_files < 1:
             raise CreateContainerError("container_log_max_files: must be at least 1")
         self.layout = RuntimeLayout(root=Path(root_dir))
@@ -82,7 +85,8 @@ class ProcessRuntime(ExecMixin):
         self._log_max_files = container_log_max_files
         self._node_ip = node_ip
         self.images = ImageStore(self.layout.images)
-        self._shim: Path | None = None
+        self._helper_kind = helper
+        self._helper_argv: list[str] | None = None
         self._cgroups: CgroupLayout | None = None
         self._caps: RuntimeCapabilities | None = None
         # one lock per pod uid / container id: starts of different pods run concurrently
@@ -110,10 +114,13 @@ class ProcessRuntime(ExecMixin):
             self._caps = detect_capabilities(self.cgroups)
         return self._caps
 
-    async def _shim_path(self) -> Path:
-        if self._shim is None:
-            self._shim = await asyncio.to_thread(ensure_shim, self.layout.bin)
-        return self._shim
+    async def _helper(self) -> list[str]:
+        """argv prefix of the helper (``pkshim`` binary, or the Python fallback)."""
+        if self._helper_argv is None:
+            self._helper_argv = await asyncio.to_thread(
+                helper_command, self.layout.bin, self._helper_kind
+            )
+        return list(self._helper_argv)
 
     # ------------------------------------------------------------------ sandboxes
 
@@ -143,12 +150,12 @@ class ProcessRuntime(ExecMixin):
             return await self._create_sandbox(config)
 
     async def _create_sandbox(self, config: SandboxConfig) -> str:
-        shim = await self._shim_path()
+        helper = await self._helper()
         sid = secrets.token_hex(32)
         d = self.layout.sandbox_dir(sid)
         d.mkdir(parents=True)
         ns = self.capabilities.namespaces
-        argv = [str(shim), "pause"]
+        argv = [*helper, "pause"]
         if ns:
             if config.network != NamespaceMode.NODE:
                 argv += ["-n", "-u", config.hostname or config.name]
@@ -328,8 +335,8 @@ class ProcessRuntime(ExecMixin):
             sandbox = self._sandbox(rec.sandbox_id)
             if not self._sandbox_ready(sandbox):
                 raise CreateContainerError(f"sandbox {rec.sandbox_id[:12]} is not ready")
-            shim = await self._shim_path()
-            argv = [str(shim), "run", "-s", str(d / "shim"), "-l", rec.log_path]
+            helper = await self._helper()
+            argv = [*helper, "run", "-s", str(d / "shim"), "-l", rec.log_path]
             argv += ["-m", str(self._log_max_size), "-k", str(self._log_max_files)]
             if sandbox.namespaces:
                 holder = sandbox.holder_pid
@@ -348,7 +355,7 @@ class ProcessRuntime(ExecMixin):
                 argv.append("-i")
             if rec.config.stdin_once:
                 argv.append("-o")
-            argv += ["--", str(shim), "init", str(d / "spec")]
+            argv += ["--", *helper, "init", str(d / "spec")]
             shim_pid, pid = await launch(argv, env=dict(rec.env))
             atomic_write_json(
                 d / "started.json",

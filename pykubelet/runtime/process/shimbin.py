@@ -8,16 +8,44 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from pykubelet.runtime.errors import RuntimeUnavailable
 
-__all__ = ["SHIM_SOURCE", "ensure_shim", "launch"]
+__all__ = [
+    "PYSHIM_SOURCE",
+    "SHIM_SOURCE",
+    "ensure_shim",
+    "helper_command",
+    "launch",
+    "python_helper",
+]
 
 SHIM_SOURCE = Path(__file__).with_name("native") / "pkshim.c"
+PYSHIM_SOURCE = Path(__file__).with_name("native") / "pyshim.py"
+log = logging.getLogger(__name__)
+
+
+def python_helper() -> list[str]:
+    """The Python fallback of the helper (no compiler needed; ~9 MiB per process)."""
+    return [sys.executable, "-I", "-S", str(PYSHIM_SOURCE)]
+
+
+def helper_command(bin_dir: Path, kind: str) -> list[str]:
+    """The helper's argv prefix: ``kind`` is "native", "python" or "auto" (native when a C
+    compiler can build it, else Python). Blocking: call from a thread."""
+    if kind == "python":
+        return python_helper()
+    if kind == "auto" and shutil.which("cc") is None and shutil.which("gcc") is None:
+        if not any(bin_dir.glob("pkshim-*")):
+            log.warning("no C compiler: using the Python helper (about 9 MiB per container)")
+            return python_helper()
+    return [str(ensure_shim(bin_dir))]
 
 
 def ensure_shim(bin_dir: Path) -> Path:
@@ -56,5 +84,6 @@ async def launch(argv: list[str], env: dict[str, str] | None = None) -> list[int
     out, err = await proc.communicate()
     line = out.decode(errors="replace").strip()
     if proc.returncode != 0 or not line.startswith("OK"):
-        raise RuntimeUnavailable(f"helper {argv[1]} failed: {line or err.decode().strip()}")
+        mode = next((a for a in argv if a in ("pause", "run")), argv[0])
+        raise RuntimeUnavailable(f"helper {mode} failed: {line or err.decode().strip()}")
     return [int(x) for x in line.split()[1:]]

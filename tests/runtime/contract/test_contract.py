@@ -27,13 +27,14 @@ from tests.runtime.conftest import sandbox_config, wait_state
 Contract = tuple[Runtime, str]
 
 
-@pytest.fixture(params=["process"])
+@pytest.fixture(params=["process", "process-python-helper"])
 async def contract_rt(
     request: pytest.FixtureRequest,
     make_runtime: Callable[..., ProcessRuntime],
     tmp_path: Path,
 ) -> AsyncIterator[Contract]:
-    rt = make_runtime()
+    # the process runtime with its C helper, and with the Python fallback used without cc
+    rt = make_runtime(helper="python" if request.param == "process-python-helper" else "native")
     image = "host"
     if os.geteuid() == 0:
         tar = request.getfixturevalue("busybox_tar")
