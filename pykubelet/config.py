@@ -368,59 +368,110 @@ _FIELDS: tuple[_Spec, ...] = (
     ("tlsMinVersion", "tls_min_version", _str, "--tls-min-version"),
     ("rotateCertificates", "rotate_certificates", _bool, "--rotate-certificates"),
     ("serverTLSBootstrap", "server_tls_bootstrap", _bool, "--rotate-server-certificates"),
-    ("authentication.x509.clientCAFile", "authentication.x509.client_ca_file", _str,
-     "--client-ca-file"),
-    ("authentication.webhook.enabled", "authentication.webhook.enabled", _bool,
-     "--authentication-token-webhook"),
-    ("authentication.webhook.cacheTTL", "authentication.webhook.cache_ttl_s", _duration,
-     "--authentication-token-webhook-cache-ttl"),
-    ("authentication.anonymous.enabled", "authentication.anonymous.enabled", _bool,
-     "--anonymous-auth"),
-    ("authorization.mode", "authorization.mode", _choice(AUTHORIZATION_MODES),
-     "--authorization-mode"),
-    ("authorization.webhook.cacheAuthorizedTTL",
-     "authorization.webhook.cache_authorized_ttl_s", _duration,
-     "--authorization-webhook-cache-authorized-ttl"),
-    ("authorization.webhook.cacheUnauthorizedTTL",
-     "authorization.webhook.cache_unauthorized_ttl_s", _duration,
-     "--authorization-webhook-cache-unauthorized-ttl"),
+    (
+        "authentication.x509.clientCAFile",
+        "authentication.x509.client_ca_file",
+        _str,
+        "--client-ca-file",
+    ),
+    (
+        "authentication.webhook.enabled",
+        "authentication.webhook.enabled",
+        _bool,
+        "--authentication-token-webhook",
+    ),
+    (
+        "authentication.webhook.cacheTTL",
+        "authentication.webhook.cache_ttl_s",
+        _duration,
+        "--authentication-token-webhook-cache-ttl",
+    ),
+    (
+        "authentication.anonymous.enabled",
+        "authentication.anonymous.enabled",
+        _bool,
+        "--anonymous-auth",
+    ),
+    (
+        "authorization.mode",
+        "authorization.mode",
+        _choice(AUTHORIZATION_MODES),
+        "--authorization-mode",
+    ),
+    (
+        "authorization.webhook.cacheAuthorizedTTL",
+        "authorization.webhook.cache_authorized_ttl_s",
+        _duration,
+        "--authorization-webhook-cache-authorized-ttl",
+    ),
+    (
+        "authorization.webhook.cacheUnauthorizedTTL",
+        "authorization.webhook.cache_unauthorized_ttl_s",
+        _duration,
+        "--authorization-webhook-cache-unauthorized-ttl",
+    ),
     ("authorization.policyFile", "authorization.policy_file", _str, "--authorization-policy-file"),
-    ("enableDebuggingHandlers", "enable_debugging_handlers", _bool,
-     "--enable-debugging-handlers"),
+    ("enableDebuggingHandlers", "enable_debugging_handlers", _bool, "--enable-debugging-handlers"),
     ("enableSystemLogHandler", "enable_system_log_handler", _bool, ""),
-    ("streamingConnectionIdleTimeout", "streaming_connection_idle_timeout_s", _duration,
-     "--streaming-connection-idle-timeout"),
+    (
+        "streamingConnectionIdleTimeout",
+        "streaming_connection_idle_timeout_s",
+        _duration,
+        "--streaming-connection-idle-timeout",
+    ),
     ("staticPodPath", "static_pod_path", _str, "--pod-manifest-path"),
     ("maxPods", "max_pods", _positive, "--max-pods"),
     ("fileCheckFrequency", "file_check_frequency_s", _duration, "--file-check-frequency"),
     ("containerLogMaxSize", "container_log_max_size_bytes", _size, "--container-log-max-size"),
     ("containerLogMaxFiles", "container_log_max_files", _positive, "--container-log-max-files"),
     ("cgroupRoot", "cgroup_root", _str, "--cgroup-root"),
-    ("containerRuntimeEndpoint", "container_runtime_endpoint", _str,
-     "--container-runtime-endpoint"),
+    (
+        "containerRuntimeEndpoint",
+        "container_runtime_endpoint",
+        _str,
+        "--container-runtime-endpoint",
+    ),
     # pykubelet extensions
     ("rootDir", "root_dir", _str, "--root-dir"),
     ("nodeName", "node_name", _str, "--node-name"),
     ("runtime", "runtime", _choice(RUNTIMES), "--runtime"),
     ("certDir", "cert_dir", _str, "--cert-dir"),
     ("auditLogPath", "audit_log_path", _str, "--audit-log-path"),
-)  # fmt: skip
+)
 _FLAG_ONLY: tuple[_Spec, ...] = (
     ("", "kubeconfig", _str, "--kubeconfig"),
     ("", "node_name", _str, "--hostname-override"),
 )
-_OBJECTS = {"authentication", "authentication.x509", "authentication.webhook",
-            "authentication.anonymous", "authorization", "authorization.webhook"}  # fmt: skip
+_OBJECTS = {
+    "authentication",
+    "authentication.x509",
+    "authentication.webhook",
+    "authentication.anonymous",
+    "authorization",
+    "authorization.webhook",
+}
 _BY_JSON = {spec[0]: spec for spec in _FIELDS}
 
 
 def _type_name(v: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-            dict: "object", type(None): "null"}.get(type(v), type(v).__name__)  # fmt: skip
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+        type(None): "null",
+    }.get(type(v), type(v).__name__)
 
 
-def _walk(doc: Mapping[str, Any], prefix: str, out: dict[str, Any], problems: list[str],
-          ignored: list[str]) -> None:  # fmt: skip
+def _walk(
+    doc: Mapping[str, Any],
+    prefix: str,
+    out: dict[str, Any],
+    problems: list[str],
+    ignored: list[str],
+) -> None:
     for key, value in doc.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if not prefix and key in ("kind", "apiVersion"):
