@@ -95,7 +95,11 @@ class PodManager:
         try:
             self.ready.set()
             while True:
-                self.handle(await self.updates.get())
+                update = await self.updates.get()
+                try:
+                    self.handle(update)
+                finally:
+                    self.updates.task_done()
         finally:
             relist.cancel()
             await self._stop_workers_leaving_containers()

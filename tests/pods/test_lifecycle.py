@@ -3,8 +3,9 @@ graceful stop, maxPods admission, image errors, adoption after an agent restart.
 
 from __future__ import annotations
 
-from pykubelet.runtime.fake import FakeRuntime
+import itertools
 
+from pykubelet.runtime.fake import FakeRuntime
 from tests.pods.harness import ctr, harness, manifest, static
 
 
@@ -20,7 +21,10 @@ async def test_pod_starts_and_reports_running_status() -> None:
         st = h.pod(pod).status
         assert st is not None
         assert [c.type for c in st.conditions] == [
-            "Initialized", "Ready", "ContainersReady", "PodScheduled"
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled",
         ]
         assert all(c.status == "True" for c in st.conditions)
         assert all(c.last_transition_time > 0 for c in st.conditions)
@@ -97,7 +101,7 @@ async def test_crash_loop_backoff_sequence_doubles_to_five_minutes() -> None:
         for _ in range(int(16 * 60 / 0.5)):
             started()
             await h.advance(0.5)
-        gaps = [round(b - a) for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [round(b - a) for a, b in itertools.pairwise(starts)]
         # upstream: the first restart is immediate (relist ~1 s), then 10, 20, 40 … capped at 300
         expected = [10, 20, 40, 80, 160, 300, 300]
         assert gaps[0] <= 1, gaps
@@ -105,7 +109,9 @@ async def test_crash_loop_backoff_sequence_doubles_to_five_minutes() -> None:
         assert len(gaps) >= 7, gaps
         st = h.status(pod, "crash")
         assert st.state.waiting.reason == "CrashLoopBackOff"
-        assert st.state.waiting.message.startswith("back-off 5m0s restarting failed container=crash")
+        assert st.state.waiting.message.startswith(
+            "back-off 5m0s restarting failed container=crash"
+        )
         assert st.last_state.terminated.exit_code == 1
         assert st.restart_count == len(starts) - 1
         assert h.pod(pod).status.phase == "Running"

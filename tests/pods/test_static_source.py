@@ -115,14 +115,25 @@ async def test_bad_files_are_reported_and_never_disturb_good_pods(
     async with watching(tmp_path) as w:
         good_uid = w.last.pods[0].uid if w.last else ""
         write(tmp_path / "broken.yaml", "kind: Pod\nmetadata: [unclosed\n")
-        write(tmp_path / "invalid.yaml", GOOD.format(name="inv", arg="1").replace("    image: busybox\n", ""))
-        write(tmp_path / "two.yaml", GOOD.format(name="x", arg="1") + "---\n" + GOOD.format(name="y", arg="1"))
+        write(
+            tmp_path / "invalid.yaml",
+            GOOD.format(name="inv", arg="1").replace("    image: busybox\n", ""),
+        )
+        write(
+            tmp_path / "two.yaml",
+            GOOD.format(name="x", arg="1") + "---\n" + GOOD.format(name="y", arg="1"),
+        )
         write(tmp_path / "zdup.yaml", GOOD.format(name="good", arg="other"))
         deadline = asyncio.get_running_loop().time() + 1.0
-        while len(w.source.errors()) < 4 and asyncio.get_running_loop().time() < deadline:
+        while len(w.source.errors()) < 4 and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         errors = w.source.errors()
-        assert set(map(os.path.basename, errors)) == {"broken.yaml", "invalid.yaml", "two.yaml", "zdup.yaml"}
+        assert set(map(os.path.basename, errors)) == {
+            "broken.yaml",
+            "invalid.yaml",
+            "two.yaml",
+            "zdup.yaml",
+        }
         assert "not valid YAML" in errors[str(tmp_path / "broken.yaml")]
         assert "spec.containers[0].image: Required value" in errors[str(tmp_path / "invalid.yaml")]
         assert "duplicate pod 'default/good-node1'" in errors[str(tmp_path / "zdup.yaml")]
@@ -134,7 +145,11 @@ async def test_bad_files_are_reported_and_never_disturb_good_pods(
         write(tmp_path / "broken.yaml", GOOD.format(name="fixed", arg="1"))
         await w.next()
         assert w.names() == ["fixed-node1", "good-node1"]
-        assert [p.uid for p in w.last.pods if p.meta.name == "good-node1"] == [good_uid] if w.last else False
+        assert (
+            [p.uid for p in w.last.pods if p.meta.name == "good-node1"] == [good_uid]
+            if w.last
+            else False
+        )
         assert str(tmp_path / "adup.yaml") in w.source.errors()
 
 
