@@ -47,86 +47,27 @@ RUNTIMES = ("process", "cri", "fake")
 
 # Upstream v1beta1 fields we accept so real configuration files load, but do not act on.
 IGNORED_FIELDS = frozenset(
-    {
-        "syncFrequency",
-        "httpCheckFrequency",
-        "staticPodURL",
-        "staticPodURLHeader",
-        "registryPullQPS",
-        "registryBurst",
-        "eventRecordQPS",
-        "eventBurst",
-        "enableContentionProfiling",
-        "clusterDomain",
-        "clusterDNS",
-        "nodeStatusUpdateFrequency",
-        "nodeStatusReportFrequency",
-        "nodeLeaseDurationSeconds",
-        "imageMinimumGCAge",
-        "imageGCHighThresholdPercent",
-        "imageGCLowThresholdPercent",
-        "volumeStatsAggPeriod",
-        "kubeletCgroups",
-        "systemCgroups",
-        "cgroupsPerQOS",
-        "cgroupDriver",
-        "cpuManagerPolicy",
-        "cpuManagerReconcilePeriod",
-        "topologyManagerPolicy",
-        "qosReserved",
-        "runtimeRequestTimeout",
-        "hairpinMode",
-        "podCIDR",
-        "podPidsLimit",
-        "resolvConf",
-        "cpuCFSQuota",
-        "cpuCFSQuotaPeriod",
-        "nodeStatusMaxImages",
-        "maxOpenFiles",
-        "contentType",
-        "kubeAPIQPS",
-        "kubeAPIBurst",
-        "serializeImagePulls",
-        "evictionHard",
-        "evictionSoft",
-        "evictionSoftGracePeriod",
-        "evictionPressureTransitionPeriod",
-        "evictionMaxPodGracePeriod",
-        "evictionMinimumReclaim",
-        "podsPerCore",
-        "enableControllerAttachDetach",
-        "protectKernelDefaults",
-        "makeIPTablesUtilChains",
-        "iptablesMasqueradeBit",
-        "iptablesDropBit",
-        "featureGates",
-        "failSwapOn",
-        "configMapAndSecretChangeDetectionStrategy",
-        "systemReserved",
-        "kubeReserved",
-        "reservedSystemCPUs",
-        "showHiddenMetricsForVersion",
-        "systemReservedCgroup",
-        "kubeReservedCgroup",
-        "enforceNodeAllocatable",
-        "allowedUnsafeSysctls",
-        "volumePluginDir",
-        "providerID",
-        "kernelMemcgNotification",
-        "logging",
-        "shutdownGracePeriod",
-        "shutdownGracePeriodCriticalPods",
-        "registerNode",
-        "registerWithTaints",
-        "enableProfilingHandler",
-        "enableDebugFlagsHandler",
-        "enableSystemLogQuery",
-        "imagePullCredentialsVerificationPolicy",
-        "seccompDefault",
-        "memorySwap",
-        "localStorageCapacityIsolation",
-        "maxParallelImagePulls",
-    }
+    """
+    allowedUnsafeSysctls cgroupDriver cgroupsPerQOS clusterDNS clusterDomain
+    configMapAndSecretChangeDetectionStrategy contentType cpuCFSQuota cpuCFSQuotaPeriod
+    cpuManagerPolicy cpuManagerReconcilePeriod enableContentionProfiling
+    enableControllerAttachDetach enableDebugFlagsHandler enableProfilingHandler
+    enableSystemLogQuery enforceNodeAllocatable eventBurst eventRecordQPS evictionHard
+    evictionMaxPodGracePeriod evictionMinimumReclaim evictionPressureTransitionPeriod
+    evictionSoft evictionSoftGracePeriod failSwapOn featureGates hairpinMode
+    httpCheckFrequency imageGCHighThresholdPercent imageGCLowThresholdPercent
+    imageMinimumGCAge imagePullCredentialsVerificationPolicy iptablesDropBit
+    iptablesMasqueradeBit kernelMemcgNotification kubeAPIBurst kubeAPIQPS kubeReserved
+    kubeReservedCgroup kubeletCgroups localStorageCapacityIsolation logging
+    makeIPTablesUtilChains maxOpenFiles maxParallelImagePulls memorySwap
+    nodeLeaseDurationSeconds nodeStatusMaxImages nodeStatusReportFrequency
+    nodeStatusUpdateFrequency podCIDR podPidsLimit podsPerCore protectKernelDefaults
+    providerID qosReserved registerNode registerWithTaints registryBurst registryPullQPS
+    reservedSystemCPUs resolvConf runtimeRequestTimeout seccompDefault serializeImagePulls
+    showHiddenMetricsForVersion shutdownGracePeriod shutdownGracePeriodCriticalPods
+    staticPodURL staticPodURLHeader syncFrequency systemCgroups systemReserved
+    systemReservedCgroup topologyManagerPolicy volumePluginDir volumeStatsAggPeriod
+    """.split()
 )
 
 
