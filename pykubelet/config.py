@@ -392,6 +392,10 @@ _OBJECTS = {
     "authorization.webhook",
 }
 _BY_JSON = {spec[0]: spec for spec in _FIELDS}
+_PATH_FIELDS = frozenset(
+    """staticPodPath tlsCertFile tlsPrivateKeyFile authentication.x509.clientCAFile
+    authorization.policyFile rootDir certDir auditLogPath""".split()
+)
 
 
 def _type_name(v: Any) -> str:
@@ -506,7 +510,11 @@ def load_config(argv: Sequence[str]) -> KubeletConfiguration:
             _j, attr, conv, _f = _BY_JSON[json_path]
             try:
                 _check_json_type(conv, value)
-                cfg = _set(cfg, attr, conv(value))
+                converted = conv(value)
+                if json_path in _PATH_FIELDS and converted:
+                    # as upstream: relative paths in the file are relative to the file
+                    converted = str(Path(ns.config).absolute().parent / converted)
+                cfg = _set(cfg, attr, converted)
             except TypeError as e:
                 problems.append(f"{json_path}: {e}, got {_type_name(value)}")
             except ValueError as e:
@@ -525,7 +533,8 @@ def load_config(argv: Sequence[str]) -> KubeletConfiguration:
 
 
 def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
-    """Fill in defaults that depend on other fields, and cross-field checks."""
+    """Fill in defaults that depend on other fields, and cross-field checks. Paths are made
+    absolute (flags relative to the working directory)."""
     problems: list[str] = []
     root = str(Path(cfg.root_dir).absolute()) if cfg.root_dir else ""
     if not root:
@@ -540,16 +549,26 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
     if problems:
         raise ConfigError(problems)
     authz = cfg.authorization
-    if not authz.policy_file:
-        authz = replace(authz, policy_file=str(Path(root) / "policy.yaml"))
+    authz = replace(authz, policy_file=_abs(authz.policy_file) or str(Path(root) / "policy.yaml"))
+    x509 = replace(
+        cfg.authentication.x509, client_ca_file=_abs(cfg.authentication.x509.client_ca_file)
+    )
     return replace(
         cfg,
         root_dir=root,
         node_name=node,
-        cert_dir=cfg.cert_dir or str(Path(root) / "pki"),
-        static_pod_path=str(Path(cfg.static_pod_path).absolute()) if cfg.static_pod_path else "",
+        cert_dir=_abs(cfg.cert_dir) or str(Path(root) / "pki"),
+        static_pod_path=_abs(cfg.static_pod_path),
+        tls_cert_file=_abs(cfg.tls_cert_file),
+        tls_private_key_file=_abs(cfg.tls_private_key_file),
+        audit_log_path=_abs(cfg.audit_log_path),
+        authentication=replace(cfg.authentication, x509=x509),
         authorization=authz,
     )
+
+
+def _abs(path: str) -> str:
+    return str(Path(path).absolute()) if path else ""
 
 
 def config_field_names() -> tuple[str, ...]:

@@ -42,11 +42,28 @@ def test_run_serves_static_pods_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
     pods.mkdir()
     (pods / "web.yaml").write_text(POD)
     proc = subprocess.Popen(
-        [*PYKUBELET, "run", "--runtime", "fake", "--pod-manifest-path", str(pods),
-         "--root-dir", str(tmp_path / "root"), "--address", "127.0.0.1", "--port", "0",
-         "--healthz-port", "0", "--node-name", "n1", "--cert-dir", str(tmp_path / "pki")],
+        [
+            *PYKUBELET,
+            "run",
+            "--runtime",
+            "fake",
+            "--pod-manifest-path",
+            str(pods),
+            "--root-dir",
+            str(tmp_path / "root"),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--healthz-port",
+            "0",
+            "--node-name",
+            "n1",
+            "--cert-dir",
+            str(tmp_path / "pki"),
+        ],
         stderr=subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         out = _read_until(proc, "pod default/web-n1")
         assert "host: running as" in out and "cgroups:" in out
@@ -61,8 +78,7 @@ def test_run_serves_static_pods_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
 def test_bad_configuration_exits_2_with_one_line_per_field(tmp_path: Path) -> None:
     cfg = tmp_path / "k.yaml"
     cfg.write_text(
-        "kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\n"
-        "port: x\nnope: 1\n"
+        "kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\nport: x\nnope: 1\n"
     )
     r = subprocess.run([*PYKUBELET, "run", "--config", str(cfg)], capture_output=True, text=True)
     assert r.returncode == 2

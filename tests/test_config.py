@@ -71,10 +71,38 @@ def test_file_then_flags_override(tmp_path: Path) -> None:
     assert c.config_file == path
 
 
+def test_relative_paths_in_the_file_are_relative_to_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "staticPodPath: pods\nauthentication: {x509: {clientCAFile: pki/ca.crt}}\n"
+    )
+    c = load_config(
+        [
+            "--config",
+            path,
+            "--node-name",
+            "n",
+            "--tls-cert-file",
+            "rel.crt",
+            "--tls-private-key-file",
+            "/abs.key",
+        ]
+    )
+    assert c.static_pod_path == str(tmp_path / "pods")
+    assert c.authentication.x509.client_ca_file == str(tmp_path / "pki" / "ca.crt")
+    assert c.tls_cert_file == str(Path.cwd() / "rel.crt") and c.tls_private_key_file == "/abs.key"
+
+
 def test_json_file_is_accepted(tmp_path: Path) -> None:
     p = tmp_path / "k.json"
-    p.write_text(json.dumps({"kind": "KubeletConfiguration",
-                             "apiVersion": "kubelet.config.k8s.io/v1beta1", "maxPods": 7}))  # fmt: skip
+    p.write_text(
+        json.dumps(
+            {
+                "kind": "KubeletConfiguration",
+                "apiVersion": "kubelet.config.k8s.io/v1beta1",
+                "maxPods": 7,
+            }
+        )
+    )
     assert load_config(["--config", str(p), "--node-name", "n"]).max_pods == 7
 
 
@@ -94,7 +122,8 @@ def test_every_bad_field_is_reported_once_by_name(tmp_path: Path) -> None:
         "maxPods: must be > 0, got 0",
         "readOnlyPort: must be between 0 and 65535, got 70000",
         "authentication.anonymous.enabled: expected a boolean, got string",
-        "authorization.mode: unsupported value 'Sometimes', supported: AlwaysAllow, Webhook, Policy",
+        "authorization.mode: unsupported value 'Sometimes', supported: AlwaysAllow, Webhook, "
+        "Policy",
         "fileCheckFrequency: expected a duration string such as 30s (a bare number is "
         "nanoseconds), got integer",
         "containerLogMaxSize: invalid quantity 'ten' (such as 10Mi, 1G, 1024)",
@@ -159,8 +188,11 @@ def test_parse_duration(text: str, seconds: float) -> None:
 
 def test_parse_quantity() -> None:
     assert [parse_quantity(q) for q in ("10Mi", "1G", "1024", "1Ki")] == [
-        10 * 2**20, 10**9, 1024, 1024
-    ]  # fmt: skip
+        10 * 2**20,
+        10**9,
+        1024,
+        1024,
+    ]
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration("5 minutes")
 

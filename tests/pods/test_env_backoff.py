@@ -41,17 +41,23 @@ def test_expand_matches_kubernetes(text: str, want: str) -> None:
 
 
 def _pod(env: list[dict[str, object]]) -> Pod:
-    return Pod.from_dict({"metadata": {"name": "p"}, "spec": {"containers": [
-        {"name": "c", "image": "busybox", "env": env}]}})  # fmt: skip
+    return Pod.from_dict(
+        {
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "env": env}]},
+        }
+    )
 
 
 def test_env_sees_only_earlier_variables_and_later_duplicates_win() -> None:
-    pod = _pod([
-        {"name": "B", "value": "$(A)"},
-        {"name": "A", "value": "a"},
-        {"name": "C", "value": "$(A)-$(B)"},
-        {"name": "A", "value": "again"},
-    ])  # fmt: skip
+    pod = _pod(
+        [
+            {"name": "B", "value": "$(A)"},
+            {"name": "A", "value": "a"},
+            {"name": "C", "value": "$(A)-$(B)"},
+            {"name": "A", "value": "again"},
+        ]
+    )
     env = build_env(pod, pod.spec.containers[0], path="spec.containers[0]")
     assert env == (("B", "$(A)"), ("A", "again"), ("C", "a-$(A)"))
 
@@ -64,8 +70,12 @@ def test_value_from_without_resolver_names_the_field() -> None:
 
 
 def test_value_from_resolver_is_used() -> None:
-    pod = _pod([{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "Y", "value": "$(X)!"}])  # fmt: skip
+    pod = _pod(
+        [
+            {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "Y", "value": "$(X)!"},
+        ]
+    )
     env = build_env(pod, pod.spec.containers[0], value_from=lambda p, c, v, f: p.meta.name)
     assert env == (("X", "p"), ("Y", "p!"))
 
@@ -95,5 +105,10 @@ def test_backoff_doubles_caps_and_resets() -> None:
 
 def test_go_duration_strings() -> None:
     assert [go_duration(s) for s in (10, 40, 80, 160, 300, 3700)] == [
-        "10s", "40s", "1m20s", "2m40s", "5m0s", "1h1m40s"
-    ]  # fmt: skip
+        "10s",
+        "40s",
+        "1m20s",
+        "2m40s",
+        "5m0s",
+        "1h1m40s",
+    ]

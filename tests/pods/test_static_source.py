@@ -89,8 +89,12 @@ async def test_written_changed_removed_within_one_second(tmp_path: Path, poll: b
 
 
 async def test_json_and_yaml_and_dotfiles(tmp_path: Path) -> None:
-    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j"},
-           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "j"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
     (tmp_path / "j.json").write_text(json.dumps(doc))
     (tmp_path / "y.yml").write_text(GOOD.format(name="y", arg="1"))
     (tmp_path / ".hidden.yaml").write_text(GOOD.format(name="hidden", arg="1"))
