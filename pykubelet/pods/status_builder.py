@@ -27,7 +27,7 @@ __all__ = ["build_container_statuses", "build_pod_status", "pod_phase", "qos_cla
 
 # name -> runtime containers of that name, newest attempt first
 History = Mapping[str, Sequence[ContainerStatus]]
-Readiness = Callable[[str], bool | None]
+Readiness = Callable[[str], bool | None]  # container id -> probe verdict, None: no probe
 
 
 def _terminated(c: ContainerStatus, runtime_name: str) -> ContainerStateTerminated:
@@ -80,7 +80,7 @@ def build_container_statuses(
         else:
             state, last = _view(latest, runtime_name), _view(previous, runtime_name)
         running = latest.state is ContainerState.RUNNING
-        probe = readiness(spec.name) if running else None
+        probe = readiness(latest.id) if running else None
         out.append(
             ContainerStatusView(
                 name=spec.name,

@@ -14,17 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from pykubelet.api import Container, ContainerStateWaiting, Pod
-from pykubelet.clock import Clock
 from pykubelet.errors import InvalidInput
-from pykubelet.pods.backoff import Backoff
-from pykubelet.pods.runtime_config import LABEL_POD_UID, RuntimeConfigBuilder
+from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.status_builder import build_pod_status
-from pykubelet.pods.status_manager import StatusManager
 from pykubelet.pods.types import WorkerPhase
+from pykubelet.pods.worker_deps import WorkerCounters, WorkerDeps, go_duration
 from pykubelet.runtime.errors import (
     CreateContainerError,
     ImageNotFound,
@@ -32,7 +29,6 @@ from pykubelet.runtime.errors import (
     RuntimeError_,
     SandboxNotFound,
 )
-from pykubelet.runtime.protocol import ImageService, Runtime
 from pykubelet.runtime.types import (
     ContainerState,
     ContainerStatus,
@@ -43,6 +39,7 @@ from pykubelet.runtime.types import (
 
 __all__ = ["PodWorker", "WorkerCounters", "WorkerDeps", "go_duration"]
 
+
 log = logging.getLogger(__name__)
 
 MIN_GRACE_S = 2.0  # upstream minimumGracePeriodInSeconds
@@ -50,50 +47,6 @@ CONFIG_RETRY_S = 10.0
 MAX_SYNC_RETRY_S = 60.0
 
 History = dict[str, list[ContainerStatus]]
-
-
-@dataclass(slots=True)
-class WorkerCounters:
-    """Shared by every worker; read by ``PodManager.stats()``."""
-
-    pod_start_durations_s: list[float] = field(default_factory=list)
-    container_restarts: int = 0
-    sync_errors: int = 0
-
-
-def _no_readiness(uid: str, container: str) -> bool | None:
-    return None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerDeps:
-    runtime: Runtime
-    images: ImageService
-    statuses: StatusManager
-    clock: Clock
-    builder: RuntimeConfigBuilder
-    runtime_name: str  # container ids in status are "<runtime_name>://<id>"
-    crash_backoff: Backoff
-    image_backoff: Backoff
-    counters: WorkerCounters
-    host_ip: str = ""
-    # probe results from the podspec layer: None = no readiness probe
-    readiness: Callable[[str, str], bool | None] = _no_readiness
-    on_container_started: Callable[[Pod, Container, str], Awaitable[None]] | None = None
-    # runs preStop hooks; returns the grace period left for the stop itself
-    pre_stop: Callable[[Pod, Container, str, float], Awaitable[float]] | None = None
-
-
-def go_duration(seconds: float) -> str:
-    """Go's time.Duration String() for whole seconds: 10s, 1m20s, 5m0s."""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m{s}s"
-    h, m = divmod(m, 60)
-    return f"{h}h{m}m{s}s"
 
 
 class PodWorker:
@@ -111,6 +64,8 @@ class PodWorker:
         self._terminal = False
         self._seen_mono = deps.clock.monotonic()
         self._start_recorded = False
+        self._announced: set[str] = set()  # container ids reported to on_container_running
+        self._prepared = False
         self.running_containers = 0
 
     # ----- called by the manager -----
@@ -232,6 +187,7 @@ class PodWorker:
         acted = await self._step(history, wakes)
         if acted:
             history = await self._observe()
+        await self._announce(history)
         phase = self._publish(history)
         if phase in ("Succeeded", "Failed") and self._sandbox is not None:
             self._terminal = True
@@ -239,8 +195,45 @@ class PodWorker:
             return None
         return min(wakes) if wakes else None
 
+    async def _announce(self, history: History) -> None:
+        d = self._deps
+        running = {
+            c.id: c
+            for attempts in history.values()
+            for c in attempts[:1]
+            if c.state is ContainerState.RUNNING
+        }
+        for cid in list(self._announced - set(running)):
+            self._announced.discard(cid)
+            if d.on_container_exited is not None:
+                await d.on_container_exited(self.pod, cid)
+        for cid, c in running.items():
+            spec = self.pod.spec.container(c.name)
+            if cid in self._announced or spec is None or self._sandbox is None:
+                continue
+            self._announced.add(cid)
+            if d.on_container_running is not None:
+                await d.on_container_running(self.pod, spec, c, self._sandbox)
+
+    async def _prepare(self, wakes: list[float]) -> bool:
+        if self._prepared or self._deps.prepare_pod is None:
+            return True
+        try:
+            await self._deps.prepare_pod(self.pod)
+        except InvalidInput as e:
+            for c in self.pod.spec.all_containers():
+                self._waiting[c.name] = ContainerStateWaiting(
+                    reason="CreateContainerConfigError", message=str(e)
+                )
+            wakes.append(CONFIG_RETRY_S)
+            return False
+        self._prepared = True
+        return True
+
     async def _step(self, history: History, wakes: list[float]) -> bool:
         """Start or restart what should run now; True if the runtime was asked to act."""
+        if not await self._prepare(wakes):
+            return False
         spec = self.pod.spec
         for c in spec.init_containers:
             latest = history.get(c.name, [None])[0]
@@ -351,18 +344,17 @@ class PodWorker:
 
     def _publish(self, history: History) -> str:
         d = self._deps
-        uid = self.pod.uid
         status = build_pod_status(
             self.pod,
             history,
             self._waiting,
             runtime_name=d.runtime_name,
-            readiness=lambda name: d.readiness(uid, name),
+            readiness=d.readiness,
             host_ip=d.host_ip,
             pod_ip=(self._sandbox.ip if self._sandbox else "") or d.host_ip,
             start_time=d.clock.now(),
         )
-        d.statuses.set_pod_status(uid, status)
+        d.statuses.set_pod_status(self.pod.uid, status)
         running = sum(1 for s in status.container_statuses if s.state.running is not None)
         self.running_containers = running
         if not self._start_recorded and running == len(self.pod.spec.containers):
@@ -400,9 +392,15 @@ class PodWorker:
                 if c.state is ContainerState.RUNNING:
                     stops.append(self._stop_container(c, grace))
         await asyncio.gather(*stops)
+        for cid in list(self._announced):
+            self._announced.discard(cid)
+            if d.on_container_exited is not None:
+                await d.on_container_exited(self.pod, cid)
         for sb in sandboxes:
             await d.runtime.stop_pod_sandbox(sb.id)
             await d.runtime.remove_pod_sandbox(sb.id)
+        if d.on_pod_removed is not None:
+            await d.on_pod_removed(self.pod)
         d.crash_backoff.forget(f"{self.pod.uid}/")
         d.image_backoff.forget(f"{self.pod.uid}/")
         d.statuses.remove(self.pod.uid)

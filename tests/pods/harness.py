@@ -94,7 +94,11 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def harness(
-    *, max_pods: int = 110, runtime: FakeRuntime | None = None, clock: FakeClock | None = None
+    *,
+    max_pods: int = 110,
+    runtime: FakeRuntime | None = None,
+    clock: FakeClock | None = None,
+    **deps_kw: Any,
 ) -> AsyncIterator[Harness]:
     clock = clock or FakeClock()
     rt = runtime or FakeRuntime(clock)
@@ -110,6 +114,7 @@ async def harness(
         image_backoff=Backoff(clock),
         counters=WorkerCounters(),
         host_ip="127.0.0.1",
+        **deps_kw,
     )
     manager = PodManager(deps, max_pods=max_pods)
     task = asyncio.create_task(manager.run())
