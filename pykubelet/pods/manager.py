@@ -39,7 +39,7 @@ class PodManager:
         self._rejected: dict[str, PodStatus] = {}
         self._workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._terminating: set[asyncio.Task[None]] = set()
+        self._terminating: dict[asyncio.Task[None], str] = {}  # task -> pod uid
         self._last_relist = deps.clock.monotonic()
         self._seen_containers: dict[str, tuple[ContainerState, str]] = {}
 
@@ -145,7 +145,8 @@ class PodManager:
             self._pods[pod.uid] = pod
             return
         self._pods[pod.uid] = pod
-        worker = PodWorker(pod, self._deps)
+        previous = next((t for t, u in self._terminating.items() if u == pod.uid), None)
+        worker = PodWorker(pod, self._deps, after=previous)
         self._workers[pod.uid] = worker
         self._tasks[pod.uid] = asyncio.create_task(worker.run(), name=f"pod {pod.full_name}")
         log.info("pod %s added", pod.full_name)
@@ -159,8 +160,8 @@ class PodManager:
             return
         log.info("pod %s removed; stopping it", pod.full_name if pod else uid)
         worker.terminate()
-        self._terminating.add(task)
-        task.add_done_callback(self._terminating.discard)
+        self._terminating[task] = uid
+        task.add_done_callback(lambda t: self._terminating.pop(t, None))
 
     async def wait_terminated(self) -> None:
         """Wait until every removed pod has finished stopping (tests, shutdown)."""

@@ -50,8 +50,11 @@ History = dict[str, list[ContainerStatus]]
 
 
 class PodWorker:
-    def __init__(self, pod: Pod, deps: WorkerDeps) -> None:
+    def __init__(
+        self, pod: Pod, deps: WorkerDeps, *, after: asyncio.Future[None] | None = None
+    ) -> None:
         self.pod = pod
+        self._after = after  # a previous worker of the same UID still stopping its pod
         self.phase = WorkerPhase.SYNCING
         self.done = asyncio.Event()
         self._deps = deps
@@ -91,6 +94,10 @@ class PodWorker:
     async def run(self) -> None:
         failures = 0
         try:
+            if self._after is not None:
+                # the same pod came back while its previous worker was stopping it: let that
+                # finish first so the two never act on the same sandbox
+                await asyncio.gather(self._after, return_exceptions=True)
             while not self._terminate:
                 self._wake.clear()
                 delay: float | None

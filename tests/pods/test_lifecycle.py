@@ -345,3 +345,48 @@ async def test_condition_transition_times_only_move_on_change() -> None:
         assert ready.status == "False" and ready.last_transition_time > before["Ready"]
         assert h.runtime.running() == []
         assert h.pod(pod).status.phase == "Failed"
+
+
+async def test_pod_restored_while_stopping_waits_for_the_stop_then_starts_fresh() -> None:
+    pod = static(manifest("p", ctr("stubborn"), terminationGracePeriodSeconds=10))
+    async with harness() as h:
+        h.runtime.ignore_sigterm("stubborn")
+        h.set_pods(pod)
+        await h.until(lambda: len(h.runtime.running()) == 1)
+        h.set_pods()
+        await h.advance(2)
+        h.set_pods(pod)  # the file came back, same UID, while the old pod is still stopping
+        await h.until(lambda: len(h.runtime.stops) == 1 and len(h.runtime.running()) == 1)
+        await h.advance(3)
+        assert len(h.runtime.running()) == 1
+        assert len(await h.runtime.list_pod_sandboxes()) == 1
+        assert h.pod(pod).status.phase == "Running"
+
+
+async def test_idle_pods_cost_one_runtime_list_per_second() -> None:
+    pods = [static(manifest(f"p{i}", ctr("a"), ctr("b"))) for i in range(20)]
+    async with harness() as h:
+        h.set_pods(*pods)
+        await h.until(lambda: len(h.runtime.running()) == 40)
+        await h.advance(5)
+        before = h.runtime.calls
+        await h.advance(60, step=1.0)
+        assert h.runtime.calls - before <= 61
+        assert h.manager.sync_loop_healthy()
+        stats = h.manager.stats()
+        assert stats.running_pods == 20 and stats.running_containers == 40
+        assert len(stats.pod_start_durations_s) == 20
+
+
+async def test_sync_loop_unhealthy_when_relisting_stops() -> None:
+    async with harness() as h:
+        h.set_pods(static(manifest("p")))
+        await h.advance(2)
+        assert h.manager.sync_loop_healthy()
+
+        async def broken() -> list[object]:
+            raise OSError("runtime gone")
+
+        h.runtime.list_containers = broken  # type: ignore[assignment,method-assign]
+        await h.advance(200, step=5.0)
+        assert not h.manager.sync_loop_healthy()
