@@ -356,11 +356,15 @@ async def test_pod_restored_while_stopping_waits_for_the_stop_then_starts_fresh(
         h.set_pods()
         await h.advance(2)
         h.set_pods(pod)  # the file came back, same UID, while the old pod is still stopping
-        await h.until(lambda: len(h.runtime.stops) == 1 and len(h.runtime.running()) == 1)
         await h.advance(3)
-        assert len(h.runtime.running()) == 1
-        assert len(await h.runtime.list_pod_sandboxes()) == 1
-        assert h.pod(pod).status.phase == "Running"
+        # the new worker waits: it does not adopt the sandbox being torn down
+        worker = h.manager.worker(pod.uid)
+        assert worker is not None and worker._sandbox is None
+        assert h.runtime.started == [("stubborn", 0)]
+        await h.until(lambda: len(h.runtime.stops) == 1 and len(h.runtime.running()) == 1)
+        [sandbox] = await h.runtime.list_pod_sandboxes()
+        assert sandbox.created_at >= h.clock.now() - 2
+        await h.until(lambda: h.pod(pod).status.phase == "Running")
 
 
 async def test_idle_pods_cost_one_runtime_list_per_second() -> None:
