@@ -60,7 +60,9 @@ def build_container_statuses(
     runtime_name: str,
     default_waiting: str,
     readiness: Readiness,
+    init: bool = False,
 ) -> tuple[ContainerStatusView, ...]:
+    """``init``: init containers are ready once they exited 0 (upstream prober manager)."""
     out: list[ContainerStatusView] = []
     for spec in containers:
         attempts = history.get(spec.name, ())
@@ -87,7 +89,11 @@ def build_container_statuses(
                 image=spec.image,
                 state=state,
                 last_state=last,
-                ready=running and probe is not False,
+                ready=(
+                    latest.state is ContainerState.EXITED and latest.exit_code == 0
+                    if init
+                    else running and probe is not False
+                ),
                 restart_count=latest.attempt,
                 image_id=latest.image_ref,
                 container_id=f"{runtime_name}://{latest.id}",
@@ -189,7 +195,7 @@ def build_pod_status(
     kw: dict[str, Any] = dict(
         runtime_name=runtime_name, default_waiting=default, readiness=readiness
     )
-    init = build_container_statuses(pod.spec.init_containers, history, waiting, **kw)
+    init = build_container_statuses(pod.spec.init_containers, history, waiting, init=True, **kw)
     app = build_container_statuses(pod.spec.containers, history, waiting, **kw)
     phase = pod_phase(pod, init, app)
     incomplete = [s.name for s in init if not _succeeded(s)]

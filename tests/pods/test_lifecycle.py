@@ -58,7 +58,7 @@ async def test_init_containers_run_in_order_each_to_success() -> None:
         assert [n for n, _ in h.runtime.started] == ["i1", "i2", "app"]
         await h.until(lambda: h.pod(pod).status.phase == "Running")
         i1 = h.status(pod, "i1")
-        assert i1.state.terminated.reason == "Completed"
+        assert i1.state.terminated.reason == "Completed" and i1.ready
 
 
 async def test_failed_init_container_is_retried_with_backoff() -> None:
