@@ -207,9 +207,12 @@ class Agent:
     # ----- start-up -----
 
     async def _after_sources_ready(self) -> None:
-        if self.source is None or self.manager is None:
+        """Once every source has reported its first full set, nothing pykubelet created for
+        other pods may keep running (their manifests went away while the agent was down)."""
+        if self.manager is None:
             return
-        await self.source.ready.wait()
+        if self.source is not None:
+            await self.source.ready.wait()
         await self.manager.updates.join()  # the manager has taken the first update
         removed = await self.manager.remove_orphans()
         if removed:
