@@ -89,6 +89,9 @@ def linux_resources(container: Container, path: str) -> LinuxResources:
     res = container.resources or {}
     limits: Mapping[str, Any] = res.get("limits") or {}
     requests: Mapping[str, Any] = res.get("requests") or {}
+    for key, value in (("limits", limits), ("requests", requests)):
+        if not isinstance(value, Mapping):
+            raise InvalidInput("expected an object", field=f"{path}.resources.{key}")
     quota = shares = memory = 0
     if "cpu" in limits:
         millis = parse_cpu_millis(limits["cpu"], f"{path}.resources.limits.cpu")

@@ -135,6 +135,10 @@ class StaticDirSource:
             except InvalidInput as e:
                 errors[path] = f"{path}: {e}"
                 continue
+            except Exception as e:  # supervision point: no manifest may stop the source
+                log.exception("unexpected failure reading %s", path)
+                errors[path] = f"{path}: cannot be read as a pod: {e!r}"
+                continue
             seen = self._seen.get(pod.uid)
             if seen is not None and seen != now:
                 pod = static_pod_from_document(

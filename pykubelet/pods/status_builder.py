@@ -153,7 +153,9 @@ def pod_phase(
 
 def _quantities(c: Container, kind: str) -> dict[str, Any]:
     res = c.resources.get(kind) if isinstance(c.resources, Mapping) else None
-    return {k: v for k, v in (res or {}).items() if k in ("cpu", "memory")}
+    if not isinstance(res, Mapping):
+        return {}
+    return {k: v for k, v in res.items() if k in ("cpu", "memory")}
 
 
 def qos_class(pod: Pod) -> str:

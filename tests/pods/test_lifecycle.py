@@ -394,3 +394,15 @@ async def test_sync_loop_unhealthy_when_relisting_stops() -> None:
         h.runtime.list_containers = broken  # type: ignore[assignment,method-assign]
         await h.advance(200, step=5.0)
         assert not h.manager.sync_loop_healthy()
+
+
+async def test_malformed_resources_are_a_config_error_not_a_crash() -> None:
+    pod = static(manifest("p", ctr("c", resources={"limits": 5}), ctr("ok")))
+    async with harness() as h:
+        h.set_pods(pod)
+        await h.settle()
+        w = h.status(pod, "c").state.waiting
+        assert w.reason == "CreateContainerConfigError"
+        assert "spec.containers[0].resources.limits" in w.message
+        assert h.status(pod, "ok").state.running is not None
+        assert h.manager.stats().sync_errors == 0
