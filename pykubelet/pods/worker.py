@@ -69,6 +69,7 @@ class PodWorker:
         self._start_recorded = False
         self._announced: set[str] = set()  # container ids reported to on_container_running
         self._prepared = False
+        self._next_attempt: dict[str, int] = {}  # first attempt in a replacement sandbox
         self.running_containers = 0
 
     # ----- called by the manager -----
@@ -169,7 +170,11 @@ class PodWorker:
             log.warning(
                 "pod %s: sandbox %s is not ready; creating a new one", self.pod.full_name, sb.id
             )
+            # restart counts carry over to the new sandbox, as upstream's do after a reboot
+            for name, attempts in history.items():
+                self._next_attempt[name] = attempts[0].attempt + 1
             await self._deps.runtime.stop_pod_sandbox(sb.id)
+            await self._deps.runtime.remove_pod_sandbox(sb.id)
         config = self._deps.builder.sandbox(self.pod, attempt)
         sid = await self._deps.runtime.run_pod_sandbox(config)
         self._sandbox_config = config
@@ -245,7 +250,8 @@ class PodWorker:
         for c in spec.init_containers:
             latest = history.get(c.name, [None])[0]
             if latest is None:
-                return await self._start(c, 0, history, wakes, "initContainers")
+                first = self._next_attempt.get(c.name, 0)
+                return await self._start(c, first, history, wakes, "initContainers")
             if latest.state is ContainerState.EXITED and latest.exit_code == 0:
                 continue
             if latest.state is ContainerState.CREATED:
@@ -258,7 +264,8 @@ class PodWorker:
         for c in spec.containers:
             latest = history.get(c.name, [None])[0]
             if latest is None:
-                acted |= await self._start(c, 0, history, wakes, "containers")
+                first = self._next_attempt.get(c.name, 0)
+                acted |= await self._start(c, first, history, wakes, "containers")
             elif latest.state is ContainerState.CREATED:
                 await self._deps.runtime.start_container(latest.id)
                 acted = True

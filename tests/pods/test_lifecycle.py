@@ -406,3 +406,17 @@ async def test_malformed_resources_are_a_config_error_not_a_crash() -> None:
         assert "spec.containers[0].resources.limits" in w.message
         assert h.status(pod, "ok").state.running is not None
         assert h.manager.stats().sync_errors == 0
+
+
+async def test_dead_sandbox_is_replaced_and_restart_counts_carry_over() -> None:
+    pod = static(manifest("p", ctr("c")))
+    async with harness() as h:
+        h.set_pods(pod)
+        await h.until(lambda: len(h.runtime.running()) == 1)
+        [old] = await h.runtime.list_pod_sandboxes()
+        await h.runtime.stop_pod_sandbox(old.id)  # the sandbox died (a reboot, a crash)
+        await h.until(lambda: len(h.runtime.running()) == 1)
+        [new] = await h.runtime.list_pod_sandboxes()
+        assert new.id != old.id and new.attempt == 1
+        assert h.status(pod, "c").restart_count == 1
+        assert h.pod(pod).status.phase == "Running"
