@@ -63,7 +63,14 @@ def build_runtime(config: KubeletConfiguration, clock: Clock) -> NodeRuntime:
         cls = _load("pykubelet.runtime.cri", "CriRuntime")
         return cls(endpoint=config.container_runtime_endpoint)  # type: ignore[no-any-return]
     cls = _load("pykubelet.runtime.process", "ProcessRuntime")
-    return cls.from_config(config)  # type: ignore[no-any-return]
+    return cls(  # type: ignore[no-any-return]
+        Path(config.root_dir),
+        cgroup_root=config.cgroup_root or "pykubelet",
+        clock=clock,
+        container_log_max_size_bytes=config.container_log_max_size_bytes,
+        container_log_max_files=config.container_log_max_files,
+        node_ip=_host_ip(config),
+    )
 
 
 def describe_host() -> list[str]:
@@ -230,10 +237,17 @@ class Agent:
         cfg = self.config
         for line in describe_host():
             log.info("host: %s", line)
-        describe = getattr(self.runtime, "describe", None)
-        if callable(describe):
-            for line in describe():
-                log.info("runtime: %s", line)
+        caps = getattr(self.runtime, "capabilities", None)
+        if caps is not None:
+            log.info(
+                "runtime enforces: namespaces=%s overlay=%s cgroups=%s user switching=%s",
+                caps.namespaces,
+                caps.overlay,
+                caps.cgroups,
+                caps.user_switch,
+            )
+            for line in caps.warnings():
+                log.warning("%s", line)
         log.info("runtime %r, node %r, root dir %s", cfg.runtime, cfg.node_name, cfg.root_dir)
         if cfg.static_pod_path:
             log.info("watching static pods in %s", cfg.static_pod_path)

@@ -6,12 +6,14 @@ failure, 2 on bad input (one line per problem on stderr).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib
 import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pykubelet.config import ConfigError, KubeletConfiguration, load_config
 from pykubelet.errors import PykubeletError
@@ -69,8 +71,33 @@ async def _run_agent(config: KubeletConfiguration) -> None:
 
 
 def images_main(argv: Sequence[str]) -> int:
-    """Delegates to the process runtime's image store (``pykubelet.runtime.process``)."""
-    return _delegate("pykubelet.runtime.process", "images_main", argv)
+    """``images import FILE`` / ``images list``: the process runtime's local image store."""
+    p = argparse.ArgumentParser(prog="pykubelet images")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    imp = sub.add_parser("import", help="load an OCI layout or docker-archive tarball")
+    imp.add_argument("file")
+    imp.add_argument("--ref", default=None, help="tag the image with this reference")
+    lst = sub.add_parser("list", help="list the images in the store")
+    for sp in (imp, lst):
+        sp.add_argument("--root-dir", default=KubeletConfiguration().root_dir)
+    args = p.parse_args(list(argv))
+    try:
+        runtime_cls = importlib.import_module("pykubelet.runtime.process").ProcessRuntime
+    except (ImportError, AttributeError):
+        print("pykubelet images: the process runtime is not available", file=sys.stderr)
+        return 1
+    runtime = runtime_cls(Path(args.root_dir))
+    try:
+        if args.cmd == "import":
+            info = asyncio.run(runtime.import_image(Path(args.file), ref=args.ref))
+            print(f"imported {', '.join(info.repo_tags) or info.id} ({info.id})")
+        else:
+            for info in asyncio.run(runtime.list_images()):
+                print(f"{info.id[:19]}  {info.size_bytes:>12}  {' '.join(info.repo_tags)}")
+    except (PykubeletError, OSError) as e:
+        print(f"pykubelet images: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _delegate(module: str, func: str, argv: Sequence[str]) -> int:
