@@ -16,8 +16,9 @@ if ! "$BIN/pykubelet" images list --root-dir "$ROOT" 2>/dev/null | grep -q busyb
   echo "== building the busybox image from /bin/busybox and importing it"
   "$BIN/python" - "$RUN_DIR/busybox.tar" <<'PY'
 import sys
+from pathlib import Path
 from pykubelet.runtime.process import build_busybox_image
-build_busybox_image(sys.argv[1])
+build_busybox_image(Path(sys.argv[1]), ref="docker.io/library/busybox:latest")
 PY
   "$BIN/pykubelet" images import --root-dir "$ROOT" "$RUN_DIR/busybox.tar"
 fi

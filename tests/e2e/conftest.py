@@ -19,7 +19,7 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pykubelet.runtime.process import build_busybox_image
 
     out = tmp_path_factory.mktemp("image") / "busybox.tar"
-    build_busybox_image(out, ref="busybox")
+    build_busybox_image(out, ref="docker.io/library/busybox:latest")
     return out
 
 
