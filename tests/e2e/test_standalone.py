@@ -11,6 +11,8 @@ from tests.e2e.node import Node, wait_for
 
 
 def pod_yaml(name: str, body: str) -> str:
+    if "terminationGracePeriodSeconds" not in body:
+        body = "  terminationGracePeriodSeconds: 1\n" + body  # `sleep` as PID 1 ignores SIGTERM
     return f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{body}"
 
 
@@ -178,8 +180,19 @@ def test_graceful_stop_waits_for_the_grace_period_then_kills(node: Node) -> None
     assert elapsed >= 3, elapsed
 
 
-def _host_pids_of(node: Node) -> list[int]:
-    return list(node._cgroup_pids())
+def _host_pids_of(node: Node, *, long_lived: bool = False) -> list[int]:
+    """Processes in the node's cgroups; ``long_lived`` leaves out the loops' ``sleep 1``."""
+    pids = list(node._cgroup_pids())
+    if long_lived:
+        pids = [p for p in pids if _comm(p) not in ("sleep", "")]
+    return pids
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _alive(pid: int) -> bool:
@@ -212,7 +225,8 @@ def test_agent_sigkill_and_restart_keeps_containers_and_logs(node: Node) -> None
     pod = node.pod("counter")
     assert pod is not None
     log = node.log_dir(pod) / "c" / "0.log"
-    pids = _host_pids_of(node)
+    pids = _host_pids_of(node, long_lived=True)
+    assert pids
     node.stop(signal.SIGKILL)
     size = log.stat().st_size
     wait_for(lambda: log.stat().st_size > size, 5, "the container to keep logging")
@@ -225,7 +239,7 @@ def test_agent_sigkill_and_restart_keeps_containers_and_logs(node: Node) -> None
     )
     assert after["containerID"] == before["containerID"]
     assert after["restartCount"] == 0
-    assert set(_host_pids_of(node)) >= set(pids)
+    assert set(_host_pids_of(node, long_lived=True)) >= set(pids)
     assert sorted(os.listdir(log.parent)) == ["0.log"]
     assert b"n=0\n" in log.read_bytes()
 
