@@ -200,27 +200,23 @@ class Node:
     def _cgroup_pids(self) -> Iterator[int]:
         seen: set[int] = set()
         for d in self._cgroup_dirs():
-            for procs in d.rglob("cgroup.procs"):
+            for dirpath, _dirs, _files in os.walk(d):  # tolerates cgroups vanishing meanwhile
                 try:
-                    for line in procs.read_text().split():
-                        if int(line) not in seen:
-                            seen.add(int(line))
-                            yield int(line)
+                    pids = [int(x) for x in Path(dirpath, "cgroup.procs").read_text().split()]
                 except OSError:
                     continue
+                for pid in pids:
+                    if pid not in seen:
+                        seen.add(pid)
+                        yield pid
 
     def _remove_cgroups(self) -> None:
         for d in self._cgroup_dirs():
-            for sub in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if sub.is_dir():
-                    try:
-                        sub.rmdir()
-                    except OSError:
-                        pass
-            try:
-                d.rmdir()
-            except OSError:
-                pass
+            for dirpath, _dirs, _files in sorted(os.walk(d), key=lambda w: -len(w[0])):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
 
 
 __all__ = ["NODE", "CertPair", "Node", "wait_for"]
