@@ -9,7 +9,9 @@ from aiohttp import web
 
 from pykubelet.auth.alwaysallow import AlwaysAllowAuthorizer
 from pykubelet.auth.chain import build_authenticator
+from pykubelet.logs import TailHub
 from pykubelet.server.health import HealthHandlers, LogCheck, PingCheck, SyncLoopCheck
+from pykubelet.server.logs import ContainerLogsHandler
 from pykubelet.server.middleware import AuthGate, FrontDoor
 from pykubelet.server.paths import (
     DEBUG_DISABLED_PREFIXES,
@@ -26,8 +28,12 @@ from pykubelet.server.settings import (
     ServerBackends,
     ServerSettings,
 )
+from pykubelet.server.syslogs import system_log_routes
 
-__all__ = ["build_full_app", "build_healthz_app", "build_read_only_app"]
+__all__ = ["LOG_HUB", "build_full_app", "build_healthz_app", "build_read_only_app"]
+
+# The full app's shared log follower hub (one watcher per followed file), for tests and stats.
+LOG_HUB = web.AppKey("pykubelet.log_hub", TailHub)
 
 DEBUG_DISABLED = "Debug endpoints are disabled."
 LOGS_DISABLED = "logs endpoint is disabled."
@@ -67,6 +73,7 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
     authz = backends.authorizer or AlwaysAllowAuthorizer()
     debugging = settings.enable_debugging_handlers
     pods = PodsHandlers(backends.pods, backends.runtime)
+    hub = TailHub(clock=backends.clock)
     routes: list[web.AbstractRouteDef] = [
         *_health_routes(_checks(backends)),
         web.get("/pods", pods.pods, allow_head=False),
@@ -78,7 +85,7 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
         routes += [
             web.get("/runningpods/", pods.running_pods, allow_head=False),
             web.route("*", "/configz", _configz_handler(settings)),
-            *_debug_routes(settings, backends),
+            *_debug_routes(settings, backends, hub),
             *backends.extra_debug_routes,
         ]
         if not settings.enable_system_log_handler:
@@ -98,6 +105,7 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
         disabled=disabled,
     )
     app = _new_app(front)
+    app[LOG_HUB] = hub
     app.add_routes(routes)
     return app
 
@@ -150,12 +158,11 @@ def _configz_handler(
     return configz
 
 
-def _debug_routes(settings: ServerSettings, backends: ServerBackends) -> list[web.AbstractRouteDef]:
-    """containerLogs and the /logs/ file server (imported late: they pull in the log reader)."""
-    from pykubelet.server.logs import ContainerLogsHandler
-    from pykubelet.server.syslogs import system_log_routes
-
-    logs = ContainerLogsHandler(backends.pods, backends.runtime, clock=backends.clock)
+def _debug_routes(
+    settings: ServerSettings, backends: ServerBackends, hub: TailHub
+) -> list[web.AbstractRouteDef]:
+    """containerLogs and the /logs/ file server."""
+    logs = ContainerLogsHandler(backends.pods, backends.runtime, clock=backends.clock, hub=hub)
     routes: list[web.AbstractRouteDef] = [
         web.get("/containerLogs/{namespace}/{pod}/{container}", logs.handle, allow_head=False)
     ]

@@ -19,6 +19,7 @@ from pykubelet.errors import (
     Unauthenticated,
     Unavailable,
 )
+from pykubelet.server.bare import BareResponse
 
 __all__ = [
     "HttpError",
@@ -47,9 +48,10 @@ class HttpError(PykubeletError):
 
 def plain(status: int, body: str, *, content_type: str | None = TEXT) -> web.Response:
     """A response with exactly ``body``; ``content_type`` None omits the header."""
+    if content_type is None:
+        return BareResponse(status=status, body=body.encode())
     resp = web.Response(status=status, body=body.encode())
-    if content_type is not None:
-        resp.headers["Content-Type"] = content_type
+    resp.headers["Content-Type"] = content_type
     return resp
 
 

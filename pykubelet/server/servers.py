@@ -38,6 +38,7 @@ class KubeletServers:
         self.read_only_port: int | None = None
         self.healthz_port: int | None = None
         self.ssl_context: ssl.SSLContext | None = None
+        self.full_app: web.Application | None = None
         self._stop = asyncio.Event()
         self._runners: list[web.AppRunner] = []
 
@@ -62,7 +63,13 @@ class KubeletServers:
     async def _start(
         self, app: web.Application, host: str, port: int, ctx: ssl.SSLContext | None
     ) -> int:
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=1.0,
+            handler_cancellation=True,
+        )
         await runner.setup()
         self._runners.append(runner)
         site = web.TCPSite(runner, host, max(port, 0), ssl_context=ctx)
@@ -75,8 +82,9 @@ class KubeletServers:
         try:
             if s.enable_server:
                 self.ssl_context = self._ssl_context()
+                self.full_app = build_full_app(s, b)
                 self.full_port = await self._start(
-                    build_full_app(s, b), s.address, s.port, self.ssl_context
+                    self.full_app, s.address, s.port, self.ssl_context
                 )
                 log.info("serving the kubelet API (HTTPS) on %s:%d", s.address, self.full_port)
             if s.read_only_port != 0:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -244,3 +244,12 @@ async def fetch(
     return await asyncio.to_thread(
         _fetch_blocking, port, target, method, ctx, dict(headers or {}), body
     )
+
+
+async def wait_until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait for a condition with a bounded deadline (no fixed sleep-then-assert)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if cond():
+                return
+            await asyncio.sleep(0.005)

@@ -1,0 +1,117 @@
+"""Serve one container log: the history of the current file, then (optionally) follow it.
+
+``stream_log`` writes through an async ``write`` callback, so it knows nothing of HTTP. The
+history part reads the file once off the event loop; following goes through a shared
+``TailHub`` (one watcher per file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+
+from pykubelet.logs.follow import Subscription, TailHub
+from pykubelet.logs.options import LogOptions
+from pykubelet.logs.render import LogRenderer, tail_start
+
+__all__ = ["stream_log"]
+
+Write = Callable[[bytes], Awaitable[None]]
+_WRITE_CHUNK = 1 << 20
+
+
+def _read_history(path: str) -> tuple[int, bytes]:
+    """(inode, the file's complete lines) — empty if the file does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0, b""
+    try:
+        ino = os.fstat(fd).st_ino
+        parts = []
+        while True:
+            data = os.read(fd, _WRITE_CHUNK)
+            if not data:
+                break
+            parts.append(data)
+        data = b"".join(parts)
+    finally:
+        os.close(fd)
+    return ino, data[: data.rfind(b"\n") + 1]
+
+
+def _read_range(path: str, inode: int, start: int, end: int) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return b""
+    try:
+        if os.fstat(fd).st_ino != inode:
+            return b""  # rotated away: those bytes are gone, as upstream would lose them
+        return os.pread(fd, end - start, start)
+    finally:
+        os.close(fd)
+
+
+async def _emit(renderer: LogRenderer, data: bytes, write: Write) -> None:
+    for i in range(0, len(data), _WRITE_CHUNK):
+        out = renderer.feed(data[i : i + _WRITE_CHUNK])
+        if out:
+            await write(out)
+        if renderer.done:
+            return
+
+
+async def stream_log(
+    path: str,
+    opts: LogOptions,
+    write: Write,
+    *,
+    now_s: float,
+    hub: TailHub | None = None,
+    alive: Callable[[], Awaitable[bool]] | None = None,
+) -> None:
+    """Write the log at ``path`` per ``opts``; follow through ``hub`` when ``opts.follow`` and
+    a hub and ``alive`` are given, until the container ends (``alive`` false) or the limit."""
+    renderer = LogRenderer(
+        timestamps=opts.timestamps, since_ns=opts.since_ns(now_s), limit_bytes=opts.limit_bytes
+    )
+    if not (opts.follow and hub is not None and alive is not None):
+        _, data = await asyncio.to_thread(_read_history, path)
+        start = tail_start(data, opts.tail_lines) if opts.tail_lines is not None else 0
+        await _emit(renderer, data[start:], write)
+        return
+    with hub.subscribe(path, alive) as sub:
+        inode, data = await asyncio.to_thread(_read_history, path)
+        start = tail_start(data, opts.tail_lines) if opts.tail_lines is not None else 0
+        await _emit(renderer, data[start:], write)
+        await _follow(sub, path, inode, len(data), renderer, write)
+
+
+async def _follow(
+    sub: Subscription, path: str, inode: int, pos: int, renderer: LogRenderer, write: Write
+) -> None:
+    # If the file rotated between subscribing and reading the history, the tail still has
+    # the old file's end to deliver: we skip it (we have read the new file already).
+    visited = {sub.start_inode} if sub.start_inode and sub.start_inode != inode else set()
+    while not renderer.done:
+        chunk = await sub.next()
+        if chunk is None:
+            return
+        if chunk.inode != inode:
+            if chunk.inode in visited:
+                continue
+            visited.add(inode)
+            inode, pos = chunk.inode, 0
+        end = chunk.offset + len(chunk.data)
+        if end <= pos:
+            continue
+        if chunk.offset > pos:
+            gap = await asyncio.to_thread(_read_range, path, inode, pos, chunk.offset)
+            await _emit(renderer, gap, write)
+            data = chunk.data
+        else:
+            data = chunk.data[pos - chunk.offset :]
+        pos = end
+        await _emit(renderer, data, write)
