@@ -205,9 +205,10 @@ async def test_follow_sees_new_lines_rotation_and_end(
 
 async def test_follow_latency_under_100ms(world: tuple[LogWorld, KubeletServers], pki: Pki) -> None:
     w, s = world
-    session, resp = await _follow(s, pki, f"{BASE}/main?follow=true&tailLines=0")
+    session, resp = await _follow(s, pki, f"{BASE}/main?follow=true&tailLines=1")
     try:
-        await asyncio.sleep(0)
+        # the history line proves the follower is subscribed
+        assert await _read_until(resp, b"line 5\n") == b"line 5\n"
         loop = asyncio.get_running_loop()
         worst = 0.0
         for i in range(10):
