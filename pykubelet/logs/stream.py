@@ -15,7 +15,7 @@ from pykubelet.logs.follow import Subscription, TailHub
 from pykubelet.logs.options import LogOptions
 from pykubelet.logs.render import LogRenderer, tail_start
 
-__all__ = ["stream_log"]
+__all__ = ["line_pieces", "stream_log"]
 
 Write = Callable[[bytes], Awaitable[None]]
 _WRITE_CHUNK = 1 << 20
@@ -54,9 +54,23 @@ def _read_range(path: str, inode: int, start: int, end: int) -> bytes:
         os.close(fd)
 
 
+def line_pieces(data: bytes, size: int) -> list[bytes]:
+    """``data`` (complete lines) cut into pieces of about ``size`` bytes, only at newlines."""
+    pieces = []
+    i = 0
+    while i < len(data):
+        end = data.rfind(b"\n", i, i + size) + 1
+        if end <= i:
+            nl = data.find(b"\n", i + size)
+            end = len(data) if nl < 0 else nl + 1
+        pieces.append(data[i:end])
+        i = end
+    return pieces
+
+
 async def _emit(renderer: LogRenderer, data: bytes, write: Write) -> None:
-    for i in range(0, len(data), _WRITE_CHUNK):
-        out = renderer.feed(data[i : i + _WRITE_CHUNK])
+    for piece in line_pieces(data, _WRITE_CHUNK):
+        out = renderer.feed(piece)
         if out:
             await write(out)
         if renderer.done:
