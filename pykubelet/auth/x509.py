@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import time
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -57,11 +58,18 @@ class _Bundle:
 
 
 class X509Authenticator:
-    """Authenticates the TLS client certificate carried in ``RequestInfo.peer_cert_der``."""
+    """Authenticates the TLS client certificate carried in ``RequestInfo.peer_cert_der``.
 
-    def __init__(self, ca_file: str) -> None:
+    Successful verifications are cached per certificate for ``cache_ttl_s`` (never past the
+    certificate's expiry, and dropped when the CA bundle changes): chain building is the
+    costliest step of a request, and a client sends the same certificate every time."""
+
+    def __init__(self, ca_file: str, *, cache_ttl_s: float = 60.0, cache_size: int = 1024) -> None:
         self._ca_file = ca_file
         self._bundle = self._load()
+        self._ttl = cache_ttl_s
+        self._cache_size = cache_size
+        self._cache: dict[tuple[bytes, tuple[bytes, ...]], tuple[float, AuthResult | None]] = {}
 
     def _load(self) -> _Bundle:
         mtime = os.stat(self._ca_file).st_mtime_ns if os.path.exists(self._ca_file) else 0
@@ -77,19 +85,36 @@ class X509Authenticator:
                 self._bundle = self._load()
             except InvalidInput:
                 pass
+            self._cache.clear()
         return self._bundle.store
 
     async def authenticate(self, req: RequestInfo) -> AuthResult | None:
         if req.peer_cert_der is None:
             return None
+        store = self._store()
+        key = (req.peer_cert_der, req.peer_chain_der)
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        res, valid_s = self._verify(req, store)
+        if valid_s > 0:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[key] = (now + min(self._ttl, valid_s), res)
+        return res
+
+    def _verify(self, req: RequestInfo, store: Store) -> tuple[AuthResult | None, float]:
+        """The result and how long it may be cached (0: not at all)."""
+        assert req.peer_cert_der is not None
         try:
             leaf = x509.load_der_x509_certificate(req.peer_cert_der)
             intermediates = [x509.load_der_x509_certificate(d) for d in req.peer_chain_der]
         except ValueError as e:
-            return AuthResult(error=f"malformed client certificate: {e}")
+            return AuthResult(error=f"malformed client certificate: {e}"), 0.0
         verifier = (
             PolicyBuilder()
-            .store(self._store())
+            .store(store)
             .time(_dt.datetime.now(_dt.UTC))
             .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
             .build_client_verifier()
@@ -97,12 +122,13 @@ class X509Authenticator:
         try:
             verifier.verify(leaf, intermediates)
         except VerificationError as e:
-            return AuthResult(error=f"verifying certificate failed: {e}")
+            return AuthResult(error=f"verifying certificate failed: {e}"), 0.0
+        valid_s = (leaf.not_valid_after_utc - _dt.datetime.now(_dt.UTC)).total_seconds()
         cn = [a.value for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
         name = str(cn[0]) if cn else ""
         if not name:
-            return None
+            return None, valid_s
         groups = tuple(
             str(a.value) for a in leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         )
-        return AuthResult(user=UserInfo(name=name, groups=groups))
+        return AuthResult(user=UserInfo(name=name, groups=groups)), valid_s

@@ -192,7 +192,7 @@ class TailHub:
         self,
         *,
         clock: Clock | None = None,
-        poll_interval_s: float = 0.025,
+        poll_interval_s: float = 0.01,
         liveness_interval_s: float = 1.0,
         max_buffered_bytes: int = 16 << 20,
     ) -> None:

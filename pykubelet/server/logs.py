@@ -24,6 +24,7 @@ from pykubelet.runtime.protocol import Runtime
 from pykubelet.runtime.types import ContainerState
 from pykubelet.server.bare import BareStreamResponse
 from pykubelet.server.errors import HttpError
+from pykubelet.server.pods import not_acceptable
 
 __all__ = ["ContainerLogsHandler"]
 
@@ -38,6 +39,8 @@ class ContainerLogsHandler:
         self.hub = hub or TailHub(clock=clock)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if not_acceptable(request, None):
+            raise web.HTTPNotAcceptable()
         ns = request.match_info["namespace"]
         pod_name = request.match_info["pod"]
         ctr = request.match_info["container"]

@@ -17,7 +17,7 @@ from pykubelet.pods.protocol import PodLister
 from pykubelet.runtime.protocol import Runtime
 from pykubelet.runtime.types import ContainerStatus
 
-__all__ = ["PodsHandlers", "encode_pod_list"]
+__all__ = ["PodsHandlers", "encode_pod_list", "not_acceptable"]
 
 JSON = "application/json"
 
@@ -29,8 +29,9 @@ def encode_pod_list(pods: Sequence[Pod]) -> bytes:
     )
 
 
-def _not_acceptable(request: web.Request, produces: str) -> bool:
-    """go-restful's 406: an Accept header with neither ``*/*`` nor the produced type."""
+def not_acceptable(request: web.Request, produces: str | None) -> bool:
+    """go-restful's 406: an Accept header with neither ``*/*`` nor the produced type (a route
+    that declares no type accepts only ``*/*``)."""
     accept = request.headers.get("Accept", "")
     if not accept:
         return False
@@ -60,12 +61,12 @@ class PodsHandlers:
         return body
 
     async def pods(self, request: web.Request) -> web.StreamResponse:
-        if _not_acceptable(request, JSON):
+        if not_acceptable(request, JSON):
             raise web.HTTPNotAcceptable()
         return web.Response(body=self._body(), headers={"Content-Type": JSON})
 
     async def running_pods(self, request: web.Request) -> web.StreamResponse:
-        if _not_acceptable(request, JSON):
+        if not_acceptable(request, JSON):
             raise web.HTTPNotAcceptable()
         sandboxes = await self._runtime.list_pod_sandboxes()
         containers = await self._runtime.list_containers()

@@ -266,3 +266,20 @@ async def test_thousand_followers_share_one_watcher(
             )
         )
     )
+
+
+async def test_accept_header_quirk(world: tuple[LogWorld, KubeletServers], pki: Pki) -> None:
+    _, s = world
+    assert s.full_port
+    ctx = pki.client_context(pki.admin)
+    r = await fetch(
+        s.full_port, f"{BASE}/main?tailLines=1", ctx=ctx, headers={"Accept": "text/plain"}
+    )
+    assert (r.status, r.body) == (406, b"406: Not Acceptable")
+    r = await fetch(
+        s.full_port,
+        f"{BASE}/main?tailLines=1",
+        ctx=ctx,
+        headers={"Accept": "application/json, */*"},
+    )
+    assert (r.status, r.body) == (200, b"line 5\n")
