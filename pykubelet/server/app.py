@@ -10,6 +10,7 @@ from aiohttp import web
 from pykubelet.auth.alwaysallow import AlwaysAllowAuthorizer
 from pykubelet.auth.chain import build_authenticator
 from pykubelet.logs import TailHub
+from pykubelet.server.debug import debug_routes
 from pykubelet.server.health import HealthHandlers, LogCheck, PingCheck, SyncLoopCheck
 from pykubelet.server.logs import ContainerLogsHandler
 from pykubelet.server.middleware import AuthGate, FrontDoor
@@ -161,10 +162,11 @@ def _configz_handler(
 def _debug_routes(
     settings: ServerSettings, backends: ServerBackends, hub: TailHub
 ) -> list[web.AbstractRouteDef]:
-    """containerLogs and the /logs/ file server."""
+    """containerLogs, /debug/flags/v and the /logs/ file server."""
     logs = ContainerLogsHandler(backends.pods, backends.runtime, clock=backends.clock, hub=hub)
     routes: list[web.AbstractRouteDef] = [
-        web.get("/containerLogs/{namespace}/{pod}/{container}", logs.handle, allow_head=False)
+        web.get("/containerLogs/{namespace}/{pod}/{container}", logs.handle, allow_head=False),
+        *debug_routes(),
     ]
     if settings.enable_system_log_handler:
         routes += system_log_routes(settings.system_log_dir)

@@ -186,3 +186,26 @@ async def test_configz(pki: Pki) -> None:
             r = await fetch(s.full_port, "/configz", method=method, ctx=ctx)
             assert r.status == 200 and r.headers["content-type"] == "application/json"
             assert json.loads(r.body) == {"kubeletconfig": cfg}
+
+
+async def test_debug_flags_v(pki: Pki) -> None:
+    import logging
+
+    b = ServerBackends(pods=StaticPods(), runtime=TinyRuntime())
+    logger = logging.getLogger("pykubelet")
+    before = logger.level
+    try:
+        async with running(settings_for(pki), b) as s:
+            assert s.full_port
+            ctx = pki.client_context(pki.admin)
+            r = await fetch(s.full_port, "/debug/flags/v", method="PUT", body=b"5", ctx=ctx)
+            assert (r.status, r.body) == (200, b"successfully set klog.logging.verbosity to 5\n")
+            assert logger.level == logging.DEBUG
+            r = await fetch(s.full_port, "/debug/flags/v", method="PUT", body=b"x", ctx=ctx)
+            assert r.status == 400
+            r = await fetch(s.full_port, "/debug/flags/v", ctx=ctx)
+            assert (r.status, r.body) == (406, b"unsupported http method\n")
+            r = await fetch(s.full_port, "/debug/pprof/", ctx=ctx)
+            assert (r.status, r.body) == (404, b"404: Page Not Found")
+    finally:
+        logger.setLevel(before)
