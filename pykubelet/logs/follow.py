@@ -1,7 +1,8 @@
 """Shared log-file followers: one watcher per file, however many clients follow it.
 
-A ``FileTail`` polls its file (one ``stat`` per interval while idle, back-to-back reads while
-data flows), reads new complete lines once, and hands the same bytes to every subscriber.
+A ``FileTail`` is woken by inotify on its directory (or, where inotify is unavailable, polls
+with one ``stat`` per interval), reads new complete lines once, and hands the same bytes to
+every subscriber.
 Rotation (a new inode at the path) is followed: the old file is read to its end, then the new
 one from its start. When the file has been idle for ``liveness_interval_s`` the tail asks
 ``alive()`` (the runtime's container state) once for all subscribers; when the container has
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from pykubelet.clock import Clock, SystemClock
+from pykubelet.logs.inotify import DirectoryWatcher
 
 __all__ = ["Chunk", "FileTail", "Subscription", "TailHub"]
 
@@ -108,6 +110,22 @@ class FileTail:
         self._offset = 0
         self._pending = b""  # a line not yet complete
         self.ended = False
+        self._changed = asyncio.Event()
+        self.notified = False  # True while an inotify watch wakes this tail
+
+    def wake(self) -> None:
+        """Something changed at the path (inotify); read now."""
+        self._changed.set()
+
+    async def _wait(self) -> None:
+        if not self.notified:
+            await self._clock.sleep(self._poll)
+            return
+        # Woken by inotify; the liveness interval doubles as a safety poll.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._liveness):
+                await self._changed.wait()
+        self._changed.clear()
 
     def _open_at_end(self) -> None:
         try:
@@ -164,6 +182,7 @@ class FileTail:
             while True:
                 if self._rotated():
                     self._switch_file()
+                self._changed.clear()
                 if self._read_available():
                     idle_since = self._clock.monotonic()
                     await asyncio.sleep(0)  # let followers write before reading more
@@ -175,7 +194,7 @@ class FileTail:
                         self._read_available()
                         return
                     idle_since = self._clock.monotonic()
-                await self._clock.sleep(self._poll)
+                await self._wait()
         finally:
             self.ended = True
             if self._fd is not None:
@@ -195,12 +214,41 @@ class TailHub:
         poll_interval_s: float = 0.01,
         liveness_interval_s: float = 1.0,
         max_buffered_bytes: int = 16 << 20,
+        use_inotify: bool = True,
     ) -> None:
         self._clock = clock or SystemClock()
         self._poll = poll_interval_s
         self._liveness = liveness_interval_s
         self._max = max_buffered_bytes
         self._tails: dict[str, tuple[FileTail, asyncio.Task[None]]] = {}
+        self._use_inotify = use_inotify
+        self._watcher: DirectoryWatcher | None = None
+        self._watcher_tried = False
+
+    def _directory_watcher(self) -> DirectoryWatcher | None:
+        if self._use_inotify and not self._watcher_tried:
+            self._watcher_tried = True
+            self._watcher = DirectoryWatcher.create()
+        return self._watcher
+
+    def close(self) -> None:
+        """Stop every tail and release the inotify descriptor."""
+        for _tail, task in list(self._tails.values()):
+            task.cancel()
+        self._tails.clear()
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+
+    @property
+    def lagged(self) -> int:
+        """Followers that fell behind their buffer cap and re-read from the file."""
+        return sum(sub.lagged for tail, _ in self._tails.values() for sub in tail.subscribers)
+
+    @property
+    def inotify_watches(self) -> int:
+        """How many directory watches are open (0 when polling)."""
+        return self._watcher.watches if self._watcher is not None else 0
 
     @property
     def tails(self) -> int:
@@ -219,6 +267,9 @@ class TailHub:
                 poll_interval_s=self._poll,
                 liveness_interval_s=self._liveness,
             )
+            watcher = self._directory_watcher()
+            if watcher is not None and watcher.add(path, tail.wake):
+                tail.notified = True
             task = asyncio.create_task(self._supervise(tail), name=f"log-tail {path}")
             entry = (tail, task)
             self._tails[path] = entry
@@ -233,6 +284,12 @@ class TailHub:
             if not tail.subscribers and self._tails.get(path) is entry:
                 del self._tails[path]
                 task.cancel()
+                self._unwatch(tail)
+
+    def _unwatch(self, tail: FileTail) -> None:
+        if tail.notified and self._watcher is not None:
+            self._watcher.remove(tail.path, tail.wake)
+            tail.notified = False
 
     async def _supervise(self, tail: FileTail) -> None:
         try:
@@ -245,3 +302,4 @@ class TailHub:
             entry = self._tails.get(tail.path)
             if entry is not None and entry[0] is tail:
                 del self._tails[tail.path]
+            self._unwatch(tail)

@@ -107,6 +107,11 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
     )
     app = _new_app(front)
     app[LOG_HUB] = hub
+
+    async def close_hub(_: web.Application) -> None:
+        hub.close()
+
+    app.on_cleanup.append(close_hub)
     app.add_routes(routes)
     return app
 

@@ -246,6 +246,7 @@ async def test_thousand_followers_share_one_watcher(
             assert s.full_app is not None
             hub = s.full_app[LOG_HUB]
             assert hub.tails == 1
+            assert hub.inotify_watches == 1
             tasks_named = [t for t in asyncio.all_tasks() if t.get_name().startswith("log-tail")]
             assert len(tasks_named) == 1
             # 2 sockets per connection (client + server side) and nothing per follower besides
