@@ -13,8 +13,9 @@ from pykubelet.logs.format import format_timestamp, parse_record
 
 __all__ = ["LogRenderer", "tail_start"]
 
-# The prefix of a full record: "<ts> <stream> F[:tags] ". Partial (P) records take the slow path.
-_FULL_PREFIX = re.compile(rb"(?m)^[0-9][^ \n]* (?:stdout|stderr) F(?::[^ \n]*)? ")
+# One line per match: a full record's content (group 1), or b"" for any other line (a partial
+# record, garbage). Every match consumes exactly one line, so the scan never restarts mid-line.
+_FULL_RECORD = re.compile(rb"[0-9][^ \n]* (?:stdout|stderr) F(?::[^ \n]*)? ([^\n]*\n)|[^\n]*\n")
 
 
 class LogRenderer:
@@ -45,9 +46,9 @@ class LogRenderer:
         return out
 
     def _fast(self, lines: bytes) -> bytes | None:
-        """Strip every record prefix at once when every line is a well-formed full record."""
-        out, n = _FULL_PREFIX.subn(b"", lines)
-        return out if n == lines.count(b"\n") else None
+        """Every record's content at once, when every line is a well-formed full record."""
+        contents = _FULL_RECORD.findall(lines)
+        return None if b"" in contents else b"".join(contents)
 
     def _slow(self, lines: bytes) -> bytes:
         parts: list[bytes] = []
