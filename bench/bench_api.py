@@ -250,7 +250,9 @@ def _run_client(args: list[str]) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-async def server_main(duration: float, only_follow: bool = False, mbytes: int = 200) -> None:
+async def server_main(
+    duration: float, only_follow: bool = False, mbytes: int = 200, only_pods: bool = False
+) -> None:
     from pykubelet.certs import create_ca, create_client_cert, create_serving_cert
     from pykubelet.logs import encode_records
     from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
@@ -292,8 +294,8 @@ async def server_main(duration: float, only_follow: bool = False, mbytes: int = 
     )
     print(f"{'endpoint':<10} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     try:
-        for path in () if only_follow else ("/pods", "/healthz"):
-            for conc in (1, 16, 64):
+        for path in () if only_follow else ("/pods",) if only_pods else ("/pods", "/healthz"):
+            for conc in (16,) if only_pods else (1, 16, 64):
                 r = await asyncio.to_thread(
                     _run_client,
                     [
@@ -312,6 +314,8 @@ async def server_main(duration: float, only_follow: bool = False, mbytes: int = 
                     f"{path:<10} {conc:>7} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} "
                     f"{r['p99_ms']:>8.2f} {int(r['errors']):>6}"
                 )
+        if only_pods:
+            return
         f = await asyncio.to_thread(
             _run_client,
             [
@@ -343,9 +347,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--duration", type=float, default=3.0)
     p.add_argument("--only-follow", action="store_true")
+    p.add_argument("--only-pods", action="store_true", help="just /pods at 16 clients")
     p.add_argument("--mbytes", type=int, default=200)
     a = p.parse_args()
-    asyncio.run(server_main(a.duration, a.only_follow, a.mbytes))
+    asyncio.run(server_main(a.duration, a.only_follow, a.mbytes, a.only_pods))
     return 0
 
 

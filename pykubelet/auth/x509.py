@@ -64,8 +64,17 @@ class X509Authenticator:
     certificate's expiry, and dropped when the CA bundle changes): chain building is the
     costliest step of a request, and a client sends the same certificate every time."""
 
-    def __init__(self, ca_file: str, *, cache_ttl_s: float = 60.0, cache_size: int = 1024) -> None:
+    def __init__(
+        self,
+        ca_file: str,
+        *,
+        cache_ttl_s: float = 60.0,
+        cache_size: int = 1024,
+        stat_interval_s: float = 1.0,
+    ) -> None:
         self._ca_file = ca_file
+        self._stat_interval_s = stat_interval_s
+        self._next_stat = 0.0
         self._bundle = self._load()
         self._ttl = cache_ttl_s
         self._cache_size = cache_size
@@ -76,6 +85,10 @@ class X509Authenticator:
         return _Bundle(mtime_ns=mtime, store=Store(load_ca_bundle(self._ca_file)))
 
     def _store(self) -> Store:
+        now = time.monotonic()
+        if now < self._next_stat:
+            return self._bundle.store
+        self._next_stat = now + self._stat_interval_s
         try:
             mtime = os.stat(self._ca_file).st_mtime_ns
         except OSError:

@@ -43,21 +43,26 @@ class PodsHandlers:
     def __init__(self, pods: PodLister, runtime: Runtime) -> None:
         self._pods = pods
         self._runtime = runtime
-        self._cache_key: tuple[int, tuple[Pod, ...]] | None = None
+        # The last snapshot (the sequence object and its pods) and its encoding.
+        self._cache_seq: Sequence[Pod] | None = None
+        self._cache_key: tuple[Pod, ...] | None = None
         self._cache_body = b""
 
     def _body(self) -> bytes:
-        snapshot = tuple(self._pods.list_pods())
+        listed = self._pods.list_pods()
+        if listed is self._cache_seq:
+            return self._cache_body
+        snapshot = tuple(listed)
         key = self._cache_key
         if (
             key is not None
-            and len(key[1]) == len(snapshot)
-            and all(a is b for a, b in zip(key[1], snapshot, strict=True))
+            and len(key) == len(snapshot)
+            and all(a is b for a, b in zip(key, snapshot, strict=True))
         ):
+            self._cache_seq = listed
             return self._cache_body
         body = encode_pod_list(snapshot)
-        self._cache_key = (len(snapshot), snapshot)
-        self._cache_body = body
+        self._cache_key, self._cache_seq, self._cache_body = snapshot, listed, body
         return body
 
     async def pods(self, request: web.Request) -> web.StreamResponse:

@@ -120,7 +120,7 @@ async def test_bundle_is_reloaded_when_the_file_changes(tmp_path: Path) -> None:
     ca2 = create_ca(str(tmp_path / "two"))
     bundle = tmp_path / "bundle.crt"
     _write_bundle(bundle, ca1)
-    auth = X509Authenticator(str(bundle))
+    auth = X509Authenticator(str(bundle), stat_interval_s=0.0)
     c2 = der(create_client_cert(str(tmp_path / "two"), "bob", ca=ca2))
     assert (await auth.authenticate(req(c2))).error  # type: ignore[union-attr]
     _write_bundle(bundle, ca1, ca2)
