@@ -3,6 +3,7 @@ before routing). One aiohttp middleware per app; glue over ``auth/`` and ``paths
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -174,6 +175,9 @@ class FrontDoor:
         except web.HTTPException as e:
             status = e.status
             raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's convention); the status line may be out
+            raise
         finally:
             self._observe(request, path, query, outcome, status, received, t0)
 
@@ -220,6 +224,8 @@ class FrontDoor:
             return restful_error(404, request.method)
         except web.HTTPMethodNotAllowed:
             return restful_error(405, request.method)
+        except web.HTTPNotAcceptable:
+            return restful_error(406, request.method)
         except web.HTTPException:
             raise
         except Exception as e:  # supervision point: the one place handler errors become HTTP
