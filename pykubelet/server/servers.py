@@ -39,11 +39,21 @@ class KubeletServers:
         self.healthz_port: int | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self.full_app: web.Application | None = None
+        self._current_tls: ssl.SSLContext | None = None
         self._stop = asyncio.Event()
         self._runners: list[web.AppRunner] = []
 
     def stop(self) -> None:
         self._stop.set()
+
+    def reload_tls(self) -> None:
+        """Re-read the serving certificate, key and client CA from disk; new connections use
+        them, open ones keep theirs. Raises ``InvalidInput`` (and keeps the old context) if the
+        files are bad. The listener's own context stays in place and hands each handshake the
+        latest one through its SNI callback."""
+        if self.ssl_context is None:
+            return
+        self._current_tls = self._ssl_context()
 
     def _ssl_context(self) -> ssl.SSLContext:
         s = self.settings
@@ -59,6 +69,13 @@ class KubeletServers:
             min_version=s.tls_min_version,
             cipher_suites=s.tls_cipher_suites,
         )
+
+    def _pick_context(
+        self, sslobj: ssl.SSLObject, server_name: str | None, base: ssl.SSLContext
+    ) -> None:
+        current = self._current_tls
+        if current is not None and current is not base:
+            sslobj.context = current
 
     async def _start(
         self, app: web.Application, host: str, port: int, ctx: ssl.SSLContext | None
@@ -82,6 +99,8 @@ class KubeletServers:
         try:
             if s.enable_server:
                 self.ssl_context = self._ssl_context()
+                self._current_tls = self.ssl_context
+                self.ssl_context.sni_callback = self._pick_context
                 self.full_app = build_full_app(s, b)
                 self.full_port = await self._start(
                     self.full_app, s.address, s.port, self.ssl_context

@@ -107,3 +107,51 @@ def test_certs_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert oct((tmp_path / "pki" / "system-admin.key").stat().st_mode & 0o777) == "0o600"
     assert certs_main(["client", "", "--dir", d]) == 2
     assert "user name" in capsys.readouterr().err
+
+
+async def test_reload_tls_serves_the_new_certificate(tmp_path: Path, pki: Pki) -> None:
+    import shutil
+
+    from pykubelet.certs import create_serving_cert, load_pair
+
+    live = tmp_path / "live"
+    live.mkdir()
+    shutil.copy(pki.serving.cert_file, live / "kubelet.crt")
+    shutil.copy(pki.serving.key_file, live / "kubelet.key")
+    settings = settings_for(
+        pki,
+        tls_cert_file=str(live / "kubelet.crt"),
+        tls_private_key_file=str(live / "kubelet.key"),
+    )
+
+    def served_serial(port: int) -> int:
+        import socket
+
+        ctx = pki.client_context(pki.admin)
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return x509.load_der_x509_certificate(der).serial_number
+
+    import asyncio
+
+    async with running(settings, backends()) as s:
+        assert s.full_port
+        first = await asyncio.to_thread(served_serial, s.full_port)
+        fresh = create_serving_cert(str(tmp_path / "fresh"), "node-a", ca=pki.ca)
+        shutil.copy(fresh.cert_file, live / "kubelet.crt")
+        shutil.copy(fresh.key_file, live / "kubelet.key")
+        s.reload_tls()
+        second = await asyncio.to_thread(served_serial, s.full_port)
+        assert first != second
+        assert second == load_pair(fresh)[0].serial_number
+        # client certificates still authenticate, untrusted ones still get 401
+        r = await fetch(s.full_port, "/pods", ctx=pki.client_context(pki.admin))
+        assert r.status == 200
+        r = await fetch(s.full_port, "/pods", ctx=pki.client_context(pki.rogue))
+        assert (r.status, r.body) == (401, b"Unauthorized")
+        (live / "kubelet.key").write_text("garbage")
+        with pytest.raises(InvalidInput):
+            s.reload_tls()
+        assert await asyncio.to_thread(served_serial, s.full_port) == second
