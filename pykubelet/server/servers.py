@@ -86,6 +86,9 @@ class KubeletServers:
             access_log=None,
             shutdown_timeout=1.0,
             handler_cancellation=True,
+            # upstream: MaxHeaderBytes 1 MiB (exec commands travel in the query string)
+            max_line_size=1 << 20,
+            max_field_size=1 << 16,
         )
         await runner.setup()
         self._runners.append(runner)

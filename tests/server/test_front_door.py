@@ -252,3 +252,15 @@ async def test_tls_floor_is_1_2(pki: Pki) -> None:
         ctx.set_ciphers("ALL:@SECLEVEL=0")
         with pytest.raises(ssl.SSLError):
             await fetch(s.full_port, "/pods", ctx=ctx)
+
+
+async def test_long_request_lines_are_accepted(pki: Pki) -> None:
+    async with running(settings_for(pki), backends()) as s:
+        assert s.full_port
+        target = "/healthz?" + "&".join(f"exclude=x{i}" for i in range(3000))  # ~30 KB
+        r = await fetch(s.full_port, target, ctx=pki.client_context(pki.admin))
+        assert r.status == 200
+        r = await fetch(
+            s.full_port, "/pods", ctx=pki.client_context(None), headers={"X-Big": "a" * 20000}
+        )
+        assert r.status == 401
