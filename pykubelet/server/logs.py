@@ -77,10 +77,18 @@ class ContainerLogsHandler:
                 return False
             return st.state is ContainerState.RUNNING
 
-        follow = opts.follow and status.state is ContainerState.RUNNING and not opts.previous
+        follow = (
+            opts.follow
+            and status.state is ContainerState.RUNNING
+            and not opts.previous
+            and bool(status.log_path)
+        )
         resp = BareStreamResponse(status=200)
         resp.enable_chunked_encoding()
         await resp.prepare(request)
+        if not status.log_path:  # nothing to read: an empty 200, as upstream after its commit
+            await resp.write_eof()
+            return resp
         await stream_log(
             status.log_path,
             opts,

@@ -128,6 +128,7 @@ def build_server_context(
         )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _MIN_VERSIONS[min_version]
+    ctx.options |= ssl.OP_NO_RENEGOTIATION  # client-initiated renegotiation is a CPU sink
     if cipher_suites:
         unknown = [s for s in cipher_suites if s not in CIPHER_SUITES and s not in _TLS13_SUITES]
         if unknown:
