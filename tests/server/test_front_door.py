@@ -264,3 +264,51 @@ async def test_long_request_lines_are_accepted(pki: Pki) -> None:
             s.full_port, "/pods", ctx=pki.client_context(None), headers={"X-Big": "a" * 20000}
         )
         assert r.status == 401
+
+
+async def test_plugged_in_handlers_see_the_user_and_annotate(pki: Pki) -> None:
+    from aiohttp import web
+
+    from pykubelet.server import ANNOTATIONS_KEY, USER_KEY
+
+    async def exec_like(request: web.Request) -> web.Response:
+        user = request[USER_KEY]
+        request[ANNOTATIONS_KEY]["pykubelet.io/command"] = "sh -c id"
+        assert "authorization" not in request.headers  # consumed by the authenticator
+        return web.Response(text=user.name)
+
+    class Token:
+        async def authenticate(self, req):  # type: ignore[no-untyped-def]
+            from pykubelet.auth import AuthResult, UserInfo
+
+            if req.headers.get("authorization") == "Bearer t0k":
+                return AuthResult(
+                    user=UserInfo(name="tok-user"), consumed_headers=("Authorization",)
+                )
+            return None
+
+    from pykubelet.auth import build_authenticator
+
+    rec = Recorder()
+    authn = build_authenticator(
+        client_ca_file=pki.ca.cert_file, anonymous_enabled=False, extra=[Token()]
+    )
+    b = backends(
+        authenticator=authn,
+        observer=rec,
+        extra_debug_routes=[web.post("/run/{a}/{b}/{c}", exec_like)],
+    )
+    async with running(settings_for(pki), b) as s:
+        assert s.full_port
+        r = await fetch(
+            s.full_port,
+            "/run/ns/pod/c",
+            method="POST",
+            ctx=pki.client_context(None),
+            headers={"Authorization": "Bearer t0k"},
+        )
+        assert (r.status, r.body) == (200, b"tok-user")
+    (record,) = rec.records
+    assert record.annotations == {"pykubelet.io/command": "sh -c id"}
+    assert (record.verb, record.subresource, record.decision) == ("create", "proxy", "allow")
+    assert record.user is not None and record.user.groups == ("system:authenticated",)
