@@ -103,9 +103,10 @@ class DirectoryWatcher:
             del names[name]
         if not names:
             del self._listeners[directory]
-            wd = self._wd_by_dir.pop(directory)
-            self._dir_by_wd.pop(wd, None)
-            self._libc.inotify_rm_watch(self._fd, wd)
+            wd = self._wd_by_dir.pop(directory, None)
+            if wd is not None:
+                self._dir_by_wd.pop(wd, None)
+                self._libc.inotify_rm_watch(self._fd, wd)
 
     @property
     def watches(self) -> int:
@@ -132,10 +133,17 @@ class DirectoryWatcher:
                 targets = [ls for names in self._listeners.values() for ls in names.values()]
             else:
                 directory = self._dir_by_wd.get(wd)
-                if directory is None or mask & _IN_IGNORED:
+                if directory is None:
                     continue
                 names = self._listeners.get(directory, {})
-                targets = [names.get(os.fsdecode(raw_name), [])]
+                if mask & _IN_IGNORED:
+                    # The directory is gone and the kernel dropped the watch (its number may
+                    # be reused): forget it and wake its listeners; they fall back to polling.
+                    del self._dir_by_wd[wd]
+                    self._wd_by_dir.pop(directory, None)
+                    targets = list(names.values())
+                else:
+                    targets = [names.get(os.fsdecode(raw_name), [])]
             for listeners in targets:
                 for listener in listeners:
                     if id(listener) not in woken:

@@ -130,3 +130,36 @@ async def test_slow_follower_recovers_the_gap_from_the_file(tmp_path: Path) -> N
     finally:
         task.cancel()
         hub.close()
+
+
+async def test_directory_removed_while_followed(tmp_path: Path) -> None:
+    import shutil
+
+    d = tmp_path / "pod"
+    d.mkdir()
+    log = d / "0.log"
+    append(log, "hello\n")
+    running = True
+
+    async def alive() -> bool:
+        return running
+
+    hub = TailHub(liveness_interval_s=0.2)
+    sink = Sink()
+    task = asyncio.create_task(
+        stream_log(str(log), LogOptions(follow=True), sink.write, now_s=0, hub=hub, alive=alive)
+    )
+    try:
+        await sink.until(b"hello\n")
+        assert hub.inotify_watches == 1
+        # The tail keeps the deleted file open (which pins the directory) until the
+        # container ends; then everything is released.
+        shutil.rmtree(d)
+        running = False
+        async with asyncio.timeout(5):
+            await task
+        assert sink.data == b"hello\n"
+        await wait_until(lambda: hub.inotify_watches == 0 and hub.tails == 0)
+    finally:
+        task.cancel()
+        hub.close()
