@@ -133,9 +133,40 @@ async def _follow(a: argparse.Namespace) -> dict[str, float]:
     }
 
 
+async def _fanout(a: argparse.Namespace) -> dict[str, float]:
+    """``a.conc`` followers of one file: report when all are subscribed, stay idle, then time
+    one line reaching all of them."""
+    import aiohttp
+
+    from pykubelet.logs import encode_records
+
+    conn = aiohttp.TCPConnector(ssl=_client_ctx(a), limit=0)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        resps = []
+        for _ in range(a.conc):
+            r = await session.get(a.url + "?follow=true&tailLines=1")
+            await r.content.readany()  # the history line: this follower is subscribed
+            resps.append(r)
+        print("subscribed", flush=True)
+        await asyncio.sleep(a.duration)
+
+        async def until(r: aiohttp.ClientResponse) -> float:
+            buf = b""
+            while b"fanout\n" not in buf:
+                buf += await r.content.readany()
+            return time.perf_counter()
+
+        t0 = time.perf_counter()
+        _append(a.log, encode_records("stdout", b"fanout\n", time.time_ns()))
+        done = await asyncio.gather(*(until(r) for r in resps))
+        for r in resps:
+            r.close()
+    return {"all_ms": (max(done) - t0) * 1000, "first_ms": (min(done) - t0) * 1000}
+
+
 def client_main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--client", choices=["load", "follow"], required=True)
+    p.add_argument("--client", choices=["load", "follow", "fanout"], required=True)
     p.add_argument("--url", required=True)
     p.add_argument("--ca", required=True)
     p.add_argument("--cert", required=True)
@@ -146,7 +177,7 @@ def client_main(argv: Sequence[str]) -> int:
     p.add_argument("--samples", type=int, default=50)
     p.add_argument("--mbytes", type=int, default=200)
     a = p.parse_args(list(argv))
-    fn = _load if a.client == "load" else _follow
+    fn = {"load": _load, "follow": _follow, "fanout": _fanout}[a.client]
     print(json.dumps(asyncio.run(fn(a))))
     return 0
 
@@ -335,10 +366,47 @@ async def server_main(
             f"write->client latency p50 {f['lat_p50_ms']:.1f} ms, p99 {f['lat_p99_ms']:.1f} ms, "
             f"max {f['lat_max_ms']:.1f} ms"
         )
+        await _fanout_row(base, str(log), creds)
     finally:
         servers.stop()
         await task
         shutil.rmtree(tmp)
+
+
+async def _fanout_row(base: str, log: str, creds: list[str], n: int = 1000) -> None:
+    import resource
+
+    idle_s = 2.0
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        "fanout",
+        "--conc",
+        str(n),
+        "--duration",
+        str(idle_s + 0.5),
+        "--url",
+        base + "/containerLogs/default/pod-000/main",
+        "--log",
+        log,
+        *creds,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    async with asyncio.timeout(90):
+        while (await proc.stdout.readline()).strip() != b"subscribed":
+            pass
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        await asyncio.sleep(idle_s)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        out, _ = await proc.communicate()
+    f = json.loads(out.decode().strip().splitlines()[-1])
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    print(
+        f"{n} followers of one file: server CPU {cpu / idle_s * 100:.1f} % while idle; "
+        f"one line reaches the first in {f['first_ms']:.1f} ms, all in {f['all_ms']:.1f} ms"
+    )
 
 
 def main() -> int:

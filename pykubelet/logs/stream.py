@@ -13,32 +13,65 @@ from collections.abc import Awaitable, Callable
 
 from pykubelet.logs.follow import Subscription, TailHub
 from pykubelet.logs.options import LogOptions
-from pykubelet.logs.render import LogRenderer, tail_start
+from pykubelet.logs.render import LogRenderer
 
-__all__ = ["line_pieces", "stream_log"]
+__all__ = ["line_pieces", "stream_log", "tail_range"]
 
 Write = Callable[[bytes], Awaitable[None]]
 _WRITE_CHUNK = 1 << 20
 
 
-def _read_history(path: str) -> tuple[int, bytes]:
-    """(inode, the file's complete lines) — empty if the file does not exist."""
+def tail_range(fd: int, size: int, n: int | None, block: int = 1 << 16) -> tuple[int, int]:
+    """(start, end) byte offsets of the last ``n`` complete lines of the open file (all of
+    them when ``n`` is None), read backwards from the end so a short tail of a big file
+    costs a few blocks, not the file."""
+    pos = size
+    end: int | None = None
+    count = 0
+    while pos > 0:
+        length = min(block, pos)
+        pos -= length
+        data = os.pread(fd, length, pos)
+        i = len(data)
+        if end is None:
+            j = data.rfind(b"\n")
+            if j < 0:
+                continue
+            end = pos + j + 1
+            if n is None:
+                return 0, end
+            if n == 0:
+                return end, end
+            i = j
+        assert n is not None
+        while (j := data.rfind(b"\n", 0, i)) >= 0:
+            count += 1
+            if count == n:
+                return pos + j + 1, end
+            i = j
+    return 0, end or 0
+
+
+def _read_history(path: str, tail_lines: int | None) -> tuple[int, int, bytes]:
+    """(inode, end offset, the requested complete lines); nothing if the file does not exist."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return 0, b""
+        return 0, 0, b""
     try:
-        ino = os.fstat(fd).st_ino
+        st = os.fstat(fd)
+        start, end = tail_range(fd, st.st_size, tail_lines)
         parts = []
-        while True:
-            data = os.read(fd, _WRITE_CHUNK)
+        pos = start
+        while pos < end:
+            data = os.pread(fd, min(_WRITE_CHUNK, end - pos), pos)
             if not data:
                 break
             parts.append(data)
-        data = b"".join(parts)
+            pos += len(data)
+        return st.st_ino, end, b"".join(parts)
     finally:
         os.close(fd)
-    return ino, data[: data.rfind(b"\n") + 1]
 
 
 def _read_range(path: str, inode: int, start: int, end: int) -> bytes:
@@ -92,15 +125,13 @@ async def stream_log(
         timestamps=opts.timestamps, since_ns=opts.since_ns(now_s), limit_bytes=opts.limit_bytes
     )
     if not (opts.follow and hub is not None and alive is not None):
-        _, data = await asyncio.to_thread(_read_history, path)
-        start = tail_start(data, opts.tail_lines) if opts.tail_lines is not None else 0
-        await _emit(renderer, data[start:], write)
+        _, _, data = await asyncio.to_thread(_read_history, path, opts.tail_lines)
+        await _emit(renderer, data, write)
         return
     with hub.subscribe(path, alive) as sub:
-        inode, data = await asyncio.to_thread(_read_history, path)
-        start = tail_start(data, opts.tail_lines) if opts.tail_lines is not None else 0
-        await _emit(renderer, data[start:], write)
-        await _follow(sub, path, inode, len(data), renderer, write)
+        inode, end, data = await asyncio.to_thread(_read_history, path, opts.tail_lines)
+        await _emit(renderer, data, write)
+        await _follow(sub, path, inode, end, renderer, write)
 
 
 async def _follow(

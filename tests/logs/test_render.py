@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pykubelet.logs import (
@@ -70,3 +72,31 @@ def test_query_rules() -> None:
         parse_log_query({"tailLines": ["1.5"]})
     with pytest.raises(LogQueryInvalid, match="sinceTime"):
         parse_log_query({"sinceSeconds": ["1"], "sinceTime": ["2023-11-14T22:13:20Z"]})
+
+
+def test_tail_range_reads_backwards(tmp_path: Path) -> None:
+    import os
+
+    from pykubelet.logs.stream import tail_range
+
+    data = b"".join(f"line {i}\n".encode() for i in range(1000)) + b"partial"
+    p = tmp_path / "f"
+    p.write_bytes(data)
+    complete = data[: data.rfind(b"\n") + 1]
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        for n in (None, 0, 1, 2, 999, 1000, 5000):
+            for block in (1, 7, 64, 1 << 16):
+                start, end = tail_range(fd, len(data), n, block)
+                assert end == len(complete)
+                expect = 0 if n is None else tail_start(complete, n)
+                assert start == expect, (n, block)
+    finally:
+        os.close(fd)
+    q = tmp_path / "g"
+    q.write_bytes(b"no newline at all")
+    fd = os.open(q, os.O_RDONLY)
+    try:
+        assert tail_range(fd, 17, 3) == (0, 0)
+    finally:
+        os.close(fd)
