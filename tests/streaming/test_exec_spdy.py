@@ -50,6 +50,9 @@ async def test_tty_resize_and_exit_code(server: StreamServer) -> None:
     )
     pump = asyncio.ensure_future(c.pump())
     await c.send(resize, b'{"Width":120,"Height":40}')
+    async with asyncio.timeout(10):  # resize and stdin race inside the runtime; order them
+        while not server.runtime.resizes:  # noqa: ASYNC110 - a bounded wait on the runtime
+            await asyncio.sleep(0.01)
     await c.send(stdin, b"stty size; exit 4\n")
     async with asyncio.timeout(20):
         result = await pump

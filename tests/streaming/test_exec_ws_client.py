@@ -39,6 +39,9 @@ async def test_python_client_runs_a_command_and_reads_exit_codes(server: StreamS
 def _interactive(srv: StreamServer) -> tuple[str, str]:
     ws = _client(srv, "/exec/default/tty/main?command=sh&input=1&output=1&tty=1")
     ws.write_channel(4, '{"Width":101,"Height":33}')
+    deadline = time.monotonic() + 10
+    while not srv.runtime.resizes and time.monotonic() < deadline:  # order resize before stdin
+        ws.update(timeout=0.05)
     ws.write_stdin("stty size; echo marker-$((6*7)); exit 5\n")
     deadline = time.monotonic() + 20
     out = ""
