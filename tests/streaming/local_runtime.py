@@ -20,6 +20,8 @@ from pykubelet.api import Pod
 from pykubelet.api.status import ContainerStatusView, PodStatus
 from pykubelet.runtime.errors import ContainerNotFound, SandboxNotFound
 from pykubelet.runtime.types import (
+    ContainerState,
+    ContainerStatus,
     ExecResult,
     SandboxState,
     SandboxStatus,
@@ -101,6 +103,7 @@ class LocalRuntime:
         self.known_ids = set(known_ids)
         self.sandbox_uid = sandbox_uid
         self.resizes: list[TerminalSize] = []
+        self.states: dict[str, ContainerState] = {}
         self.running: set[asyncio.subprocess.Process] = set()
 
     def _check(self, container_id: str) -> None:
@@ -116,6 +119,17 @@ class LocalRuntime:
         )
         out, err = await proc.communicate()
         return ExecResult(exit_code=proc.returncode or 0, stdout=out, stderr=err)
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        self._check(container_id)
+        return ContainerStatus(
+            id=container_id,
+            sandbox_id="sandbox-1",
+            name=container_id,
+            attempt=0,
+            state=self.states.get(container_id, ContainerState.RUNNING),
+            image="busybox",
+        )
 
     async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
         return [

@@ -160,3 +160,13 @@ async def test_accept_without_wildcard_is_406_as_go_restful(server: StreamServer
         server, "/exec/default/p/main?output=1", headers={"Accept": "application/json"}
     )
     assert (status, body) == (406, "406: Not Acceptable")
+
+
+async def test_exec_into_a_stopped_container_is_500_before_any_upgrade(
+    server: StreamServer,
+) -> None:
+    from pykubelet.runtime.types import ContainerState
+
+    server.runtime.states["c1"] = ContainerState.EXITED
+    status, body, _ = await _get(server, "/exec/default/p/main?command=true&output=1")
+    assert (status, body) == (500, 'container not found ("main")')

@@ -13,8 +13,8 @@ from functools import partial
 from aiohttp import web
 
 from pykubelet.api import Pod
-from pykubelet.errors import InvalidInput, PykubeletError
-from pykubelet.runtime.types import SandboxState, StreamIO
+from pykubelet.errors import InvalidInput, NotFound, PykubeletError
+from pykubelet.runtime.types import ContainerState, SandboxState, StreamIO
 from pykubelet.server.streams.backend import StreamBackend
 from pykubelet.server.streams.exec_service import CommandSession, serve_exec_spdy, serve_exec_ws
 from pykubelet.server.streams.portforward_service import (
@@ -120,6 +120,15 @@ def _container_id(pod: Pod, name: str) -> str | None:
     return status.container_id.split("://", 1)[-1]
 
 
+async def _running(backend: StreamBackend, container_id: str) -> bool:
+    """Upstream looks the container up among the runtime's running containers first."""
+    try:
+        status = await backend.runtime.container_status(container_id)
+    except NotFound:
+        return False
+    return status.state is ContainerState.RUNNING
+
+
 def _audit_id(backend: StreamBackend, request: web.Request) -> str:
     value = backend.audit_id_of(request) if backend.audit_id_of is not None else None
     value = value or request.headers.get("Audit-ID")
@@ -140,6 +149,8 @@ async def _remote_command(
         return found
     pod, name = found, request.match_info["container"]
     cid = _container_id(pod, name)
+    if cid is not None and not await _running(backend, cid):
+        cid = None
     if cid is None:
         if attach:
             return _text(
