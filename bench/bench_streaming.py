@@ -1,16 +1,19 @@
 """Streaming benchmark: exec latency, echo throughput, port-forward throughput, concurrency.
 
-Runs the real handlers in a child process on 127.0.0.1 (plain TCP, so the figures are the
-protocol stack's, not TLS's) with the test-local subprocess runtime and an in-"pod" TCP echo
-server; the clients run in this process. Prints one table; bounded well under 2 minutes.
+Runs the real handlers in a child process on 127.0.0.1 with the test-local subprocess runtime
+and an in-"pod" TCP echo server; the clients run in this process. Plain TCP, so most figures
+are the protocol stack's; two echo rows repeat over TLS, as the kubelet port always is.
+Prints one table; bounded well under 2 minutes. The machine's load shows in every row.
 Usage: .venv/bin/python bench/bench_streaming.py
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.streaming.conftest import StreamServer, start_server
+from tests.streaming.conftest import StreamServer, make_tls_files, start_server
 from tests.streaming.spdy_client import SpdyClient
 
 V4 = ["v4.channel.k8s.io"]
@@ -106,7 +109,9 @@ async def ws_cat_rtt(srv: StreamServer, http: aiohttp.ClientSession, n: int) -> 
 async def spdy_echo(
     srv: StreamServer, path: str, headers: list[dict[str, str]], total: int
 ) -> float:
-    c = await SpdyClient.connect(srv.host, srv.port, path, [headers[0].pop("_version")])
+    version = headers[0].get("_version", "")
+    headers = [{k: v for k, v in h.items() if k != "_version"} for h in headers]
+    c = await SpdyClient.connect(srv.host, srv.port, path, [version], srv.client_ssl())
     ids = [c.open(h) for h in headers]
     src, dst = ids[1], ids[2] if len(ids) > 2 else ids[1]
     payload = b"\xab" * CHUNK
@@ -141,7 +146,9 @@ async def ws_echo(
     total: int,
 ) -> float:
     payload = bytes([in_ch]) + b"\xab" * CHUNK
-    async with http.ws_connect(srv.base_url + path, protocols=(protocol,), max_msg_size=0) as ws:
+    async with http.ws_connect(
+        srv.base_url + path, protocols=(protocol,), max_msg_size=0, ssl=srv.client_ssl()
+    ) as ws:
         for _ in range(skip):
             await ws.receive_bytes()
         t0 = time.perf_counter()
@@ -173,14 +180,18 @@ async def echo_server() -> tuple[asyncio.Server, int]:
 
 
 async def serve() -> None:
+    tls = make_tls_files(Path(tempfile.mkdtemp(prefix="bench-streaming-")))
     runner, srv = await start_server(None)
+    tls_runner, tls_srv = await start_server(tls)
     echo, port = await echo_server()
-    print(srv.port, port, flush=True)
+    print(srv.port, tls_srv.port, port, tls[0], flush=True)
     try:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     finally:
         echo.close()
         await runner.cleanup()
+        await tls_runner.cleanup()
+        shutil.rmtree(Path(tls[0]).parent, ignore_errors=True)
 
 
 async def main() -> None:
@@ -188,8 +199,10 @@ async def main() -> None:
         sys.executable, __file__, "--serve", stdin=-1, stdout=-1
     )
     assert child.stdout is not None and child.stdin is not None
-    server_port, port = map(int, (await child.stdout.readline()).split())
+    fields = (await child.stdout.readline()).decode().split()
+    server_port, tls_port, port = map(int, fields[:3])
     srv = StreamServer("127.0.0.1", server_port, None, "", False)  # type: ignore[arg-type]
+    tls_srv = StreamServer("127.0.0.1", tls_port, None, fields[3], True)  # type: ignore[arg-type]
     rows: list[list[str]] = []
     total = 256 * 1024 * 1024
     try:
@@ -256,6 +269,30 @@ async def main() -> None:
             rows.append(
                 [
                     "stdin→stdout echo (`cat`), WebSocket",
+                    f"{mbps:.0f} MB/s",
+                    "",
+                    f"{total >> 20} MiB",
+                ]
+            )
+            mbps = await spdy_echo(
+                tls_srv, "/exec/default/p/main?command=cat&input=1&output=1", exec_headers, total
+            )
+            rows.append(
+                ["stdin→stdout echo, SPDY over TLS", f"{mbps:.0f} MB/s", "", f"{total >> 20} MiB"]
+            )
+            mbps = await ws_echo(
+                tls_srv,
+                http,
+                "/exec/default/p/main?command=cat&input=1&output=1",
+                "v4.channel.k8s.io",
+                0,
+                1,
+                1,
+                total,
+            )
+            rows.append(
+                [
+                    "stdin→stdout echo, WebSocket over TLS",
                     f"{mbps:.0f} MB/s",
                     "",
                     f"{total >> 20} MiB",
