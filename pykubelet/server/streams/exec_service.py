@@ -143,6 +143,9 @@ async def serve_exec_spdy(
         request, version.value, accept=lambda ev: True, idle_timeout_s=backend.idle_timeout_s
     )
     wanted = expected_spdy_streams(version, opts)
+    # v1 and v2 predate the resize stream: like upstream, they do not count it.
+    resizable = version in (SpdyVersion.V3, SpdyVersion.V4)
+    known = _KNOWN_STREAMS if resizable else tuple(k for k in _KNOWN_STREAMS if k != "resize")
     streams: dict[str, SpdyStream] = {}
     counted = 0
     try:
@@ -152,7 +155,7 @@ async def serve_exec_spdy(
                 if stream is None:
                     return resp
                 kind = stream.header("streamtype")
-                if kind not in _KNOWN_STREAMS:
+                if kind not in known:
                     log.info("ignoring SPDY stream of unknown type %r", kind)
                     continue
                 streams[kind] = stream
