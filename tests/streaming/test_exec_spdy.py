@@ -213,3 +213,14 @@ async def test_client_vanishing_mid_output_stops_the_command(server: StreamServe
     async with asyncio.timeout(10):
         while server.runtime.running:  # noqa: ASYNC110 - a bounded wait on the runtime
             await asyncio.sleep(0.05)
+
+
+async def test_duplicate_streams_without_an_error_stream_drop_the_connection(
+    server: StreamServer,
+) -> None:
+    c = await _exec(server, "p/main?command=true&output=1")
+    c.open({"streamtype": "stdout"})
+    c.open({"streamtype": "stdout"})  # counted like upstream, but no error stream for a status
+    async with asyncio.timeout(10):
+        result = await c.pump()
+    assert not result.goaway and not server.runtime.running

@@ -164,6 +164,10 @@ async def serve_exec_spdy(
         log.info("timed out waiting for client to create streams")
         conn.close_now()
         return resp
+    if "error" not in streams:  # enough streams, but not the one the status goes on
+        log.info("SPDY exec session without an error stream; closing")
+        conn.close_now()
+        return resp
     rec = _recorder(session)
     error_stream = streams["error"]
     stdin: AsyncIterator[bytes] | None = None
