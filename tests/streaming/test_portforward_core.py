@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pykubelet.errors import InvalidInput
 from pykubelet.streaming import (
@@ -96,3 +98,24 @@ def test_refused_streams(headers: list[tuple[str, str]], reason: str) -> None:
 
 def test_timeout_text() -> None:
     assert timeout_message("0xc0", "3") == "(conn=0xc0, request=3) timed out waiting for streams"
+
+
+@given(st.lists(st.text(max_size=12), max_size=4))
+def test_fuzz_ws_ports_only_raise_invalid_input(values: list[str]) -> None:
+    try:
+        ports = parse_ws_ports(values)
+    except InvalidInput:
+        return
+    assert all(0 < p < 65536 for p in ports)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["port", "streamtype", "requestid", "x"]), st.text(max_size=8)),
+        max_size=5,
+    )
+)
+def test_fuzz_pairing_never_raises(headers: list[tuple[str, str]]) -> None:
+    p = PortForwardPairer()
+    for sid in (1, 3, 5):
+        p.add_stream(sid, headers)
