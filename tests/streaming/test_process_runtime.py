@@ -6,6 +6,7 @@ Needs root (namespaces, cgroups) and Debian's busybox-static, like the runtime's
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -200,3 +201,55 @@ async def test_port_forward_into_the_pod_network_on_both_transports(pod_server: 
         }
     )
     assert result["streams"]["data"] == "over spdy"
+
+
+async def test_port_forward_for_a_host_network_pod(
+    make_runtime: Callable[..., object],
+    busybox_tar: Path,
+    tls_files: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    """A hostNetwork pod's ports are the node's: forward to a server on the host's loopback."""
+    from pykubelet.runtime import NamespaceMode
+
+    require_root()
+    rt = make_runtime()
+    await rt.import_image(busybox_tar)  # type: ignore[attr-defined]
+    sc = dataclasses.replace(
+        sandbox_config(
+            name="hostpod", network=NamespaceMode.NODE, log_directory=str(tmp_path / "l")
+        ),
+        hostname="",  # host-network pods must not set a hostname
+    )
+    await rt.run_pod_sandbox(sc)  # type: ignore[attr-defined]
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    host_server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = host_server.sockets[0].getsockname()[1]
+    pod = make_pod(name="hostpod", uid=sc.uid, containers=(("main", "", False),))
+    backend = StreamBackend(pods=StaticPods([pod]), runtime=rt, streaming=rt)  # type: ignore[arg-type]
+    runner, server_port = await serve_backend(backend, tls_files)
+    srv = StreamServer("127.0.0.1", server_port, None, tls_files[0], True)  # type: ignore[arg-type]
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(
+                f"{srv.base_url}/portForward/default/hostpod?port={port}",
+                protocols=("v4.channel.k8s.io",),
+                ssl=srv.client_ssl(),
+            ) as ws:
+                for _ in range(2):
+                    await ws.receive_bytes()
+                await ws.send_bytes(b"\x00host network")
+                seen = b""
+                async with asyncio.timeout(20):
+                    while seen != b"host network":
+                        seen += (await ws.receive_bytes())[1:]
+    finally:
+        await runner.cleanup()
+        host_server.close()
+        await host_server.wait_closed()
