@@ -170,3 +170,21 @@ async def test_exec_into_a_stopped_container_is_500_before_any_upgrade(
     server.runtime.states["c1"] = ContainerState.EXITED
     status, body, _ = await _get(server, "/exec/default/p/main?command=true&output=1")
     assert (status, body) == (500, 'container not found ("main")')
+
+
+async def test_unknown_websocket_subprotocol_raw_403(plain_server: StreamServer) -> None:
+    import asyncio
+
+    r, w = await asyncio.open_connection("127.0.0.1", plain_server.port)
+    w.write(
+        b"GET /exec/default/p/main?output=1&command=ls HTTP/1.1\r\nHost: x\r\n"
+        b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v9.channel.k8s.io\r\n\r\n"
+    )
+    async with asyncio.timeout(10):
+        reply = await r.read()  # the server closes the connection after it
+    w.close()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert b"\r\nConnection: close" in head and b"Content-Length: 0" in head
+    assert b"Content-Type" not in head and body == b""
