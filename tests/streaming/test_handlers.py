@@ -179,7 +179,8 @@ async def test_unknown_websocket_subprotocol_raw_403(plain_server: StreamServer)
     w.write(
         b"GET /exec/default/p/main?output=1&command=ls HTTP/1.1\r\nHost: x\r\n"
         b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v9.channel.k8s.io\r\n\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Protocol: v9.channel.k8s.io\r\n\r\n"
     )
     async with asyncio.timeout(10):
         reply = await r.read()  # the server closes the connection after it
