@@ -189,3 +189,12 @@ async def test_unknown_websocket_subprotocol_raw_403(plain_server: StreamServer)
     assert head.startswith(b"HTTP/1.1 403 Forbidden\r\n")
     assert b"\r\nConnection: close" in head and b"Content-Length: 0" in head
     assert b"Content-Type" not in head and body == b""
+
+
+async def test_options_may_come_from_an_urlencoded_post_body(server: StreamServer) -> None:
+    status, body, _ = await _get(
+        server, "/exec/default/p/main", "POST", data={"output": "1", "command": "true"}
+    )
+    assert (status, body) == (500, "Upgrade request required\n")  # past the 400 options check
+    status, body, _ = await _get(server, "/exec/default/p/main", "POST", data={"tty": "1"})
+    assert (status, body) == (400, "you must specify at least 1 of stdin, stdout, stderr")

@@ -56,9 +56,15 @@ def _refused(r: HandshakeRefused) -> web.Response:
     return _text(r.status, r.body, (*r.headers, ("X-Content-Type-Options", "nosniff")))
 
 
-def _query(request: web.Request) -> Mapping[str, Sequence[str]]:
+async def _form(request: web.Request) -> Mapping[str, Sequence[str]]:
+    """Go's ``FormValue`` sources: the query, then an urlencoded POST body (query first)."""
     q = request.query
-    return {k: q.getall(k) for k in q}
+    values: dict[str, list[str]] = {k: list(q.getall(k)) for k in q}
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        body = await request.post()
+        for k in body:
+            values.setdefault(k, []).extend(str(v) for v in body.getall(k))
+    return values
 
 
 def _tokens(request: web.Request, name: str) -> list[str]:
@@ -140,8 +146,9 @@ async def _remote_command(
 ) -> web.StreamResponse:
     if (refused := _not_acceptable(request)) is not None:
         return refused
+    form = await _form(request)
     try:
-        opts = RemoteCommandOptions.from_query(_query(request))
+        opts = RemoteCommandOptions.from_query(form)
     except InvalidInput as e:
         return _text(400, e.reason)
     found = _pod(backend, request)
@@ -163,7 +170,7 @@ async def _remote_command(
         opts = RemoteCommandOptions(
             stdin=opts.stdin,
             stdout=opts.stdout,
-            stderr=_query(request).get("error", [""])[0] == "1" and not tty,
+            stderr=form.get("error", [""])[0] == "1" and not tty,
             tty=tty,
             command=(),
         )
