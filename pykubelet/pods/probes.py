@@ -305,10 +305,17 @@ async def run_handler(
             return await _run(handler, target, runner, timeout_s)
     except TimeoutError:
         return Outcome(result=ProbeResult.FAILURE, output=f"timeout after {timeout_s:g}s")
-    except OSError as e:
+    except (OSError, PykubeletError) as e:  # refused, unreachable, container or netns gone
+        _reraise_cancellation()
         return Outcome(result=ProbeResult.FAILURE, output=str(e) or type(e).__name__)
-    except PykubeletError as e:  # the container went away, the namespace is gone, ...
-        return Outcome(result=ProbeResult.FAILURE, output=str(e))
+
+
+def _reraise_cancellation() -> None:
+    """A runtime call that turned our cancellation into an error must not make the probe loop
+    unstoppable: if this task is being cancelled, cancel."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _run(
