@@ -21,10 +21,12 @@ class TestNet:
 
 
 @contextmanager
-def netns(prefix: str = "pks") -> Iterator[str]:
+def netns(prefix: str = "pks", *, lo_up: bool = False) -> Iterator[str]:
     """A named network namespace (``/run/netns/<name>``), deleted afterwards."""
     name = f"{prefix}-{secrets.token_hex(4)}"
     subprocess.run(["ip", "netns", "add", name], check=True)
+    if lo_up:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
     try:
         yield f"/run/netns/{name}"
     finally:

@@ -76,7 +76,9 @@ class Listener:
 async def wait_until(cond: Callable[[], bool], timeout_s: float = 15.0) -> None:
     """Poll a condition with a bounded deadline (never a fixed sleep-then-assert)."""
     async with asyncio.timeout(timeout_s):
-        while not cond():
+        while True:
+            if cond():
+                return
             await asyncio.sleep(0.01)
 
 

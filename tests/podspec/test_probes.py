@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from pykubelet.clock import FakeClock, SystemClock
+from pykubelet.pods.prober import Prober, ProbeType
 from pykubelet.pods.probes import (
     ExecAction,
     GrpcAction,
@@ -22,7 +22,6 @@ from pykubelet.pods.probes import (
     TcpSocketAction,
     run_handler,
 )
-from pykubelet.pods.prober import Prober, ProbeType
 from tests.conftest import free_port
 from tests.podspec.netfix import netns
 from tests.podspec.probefix import (
@@ -107,8 +106,7 @@ async def test_grpc_health_probe(grpc_health_server: tuple[int, health.HealthSer
 @pytest.mark.root
 async def test_network_probes_run_inside_the_pod_netns() -> None:
     require_root()
-    with netns() as ns:
-        subprocess.run(["ip", "-n", ns.rsplit("/", 1)[1], "link", "set", "lo", "up"], check=True)
+    with netns(lo_up=True) as ns:
         seen: list[bytes] = []
         target = ProbeTarget(container_id="c1", netns_path=ns)
         async with serve(ns, http_responder(200, seen)) as port:
