@@ -12,7 +12,6 @@ from pykubelet.network.types import (
     CniConfigError,
     CniPluginError,
     NetworkError,
-    PodNetwork,
     PodNetworkStatus,
     SandboxNetworkRef,
 )
@@ -26,7 +25,6 @@ __all__ = [
     "CniPluginError",
     "ConfList",
     "NetworkError",
-    "PodNetwork",
     "PodNetworkStatus",
     "SandboxNetworkRef",
     "default_conflist",

@@ -24,6 +24,7 @@ from pykubelet.network.types import (
     PodNetworkStatus,
     SandboxNetworkRef,
 )
+from pykubelet.runtime.types import SandboxConfig
 
 __all__ = ["DEFAULT_BRIDGE", "DEFAULT_SUBNET", "CniNetwork", "default_conflist", "loopback_conf"]
 
@@ -73,7 +74,9 @@ def _exists(path: str) -> bool:
 
 
 class CniNetwork:
-    """The ``PodNetwork`` of a node. ``conf_dir`` may be empty or missing: the default applies."""
+    """Implements ``runtime.network.PodNetwork`` (``setup``/``teardown``) for the process
+    runtime, plus ``attach`` (the full status), ``check`` and ``cleanup_leftovers``.
+    ``conf_dir`` may be empty or missing: the built-in default network applies."""
 
     def __init__(
         self,
@@ -122,7 +125,18 @@ class CniNetwork:
             return None
         return doc if isinstance(doc, dict) else None
 
-    async def setup(self, ref: SandboxNetworkRef) -> PodNetworkStatus:
+    async def setup(self, sandbox_id: str, netns_path: str, config: SandboxConfig) -> list[str]:
+        """``runtime.network.PodNetwork``: attach, return the pod's IPs (primary first)."""
+        ref = SandboxNetworkRef(
+            sandbox_id=sandbox_id,
+            netns_path=netns_path,
+            namespace=config.namespace,
+            name=config.name,
+            uid=config.uid,
+        )
+        return list((await self.attach(ref)).ips)
+
+    async def attach(self, ref: SandboxNetworkRef) -> PodNetworkStatus:
         args = (
             ("K8S_POD_NAMESPACE", ref.namespace),
             ("K8S_POD_NAME", ref.name),
@@ -171,7 +185,9 @@ class CniNetwork:
             )
             await invoke_list("CHECK", conf, inv, self._bin_dir, prev_result=att.get("result"))
 
-    async def teardown(self, sandbox_id: str) -> None:
+    async def teardown(self, sandbox_id: str, netns_path: str = "") -> None:
+        """Release addresses and interfaces (CNI DEL with the cached results). Idempotent. The
+        namespace recorded at ADD is used while it exists; ``netns_path`` is informational."""
         async with self._lock(sandbox_id):
             await self._teardown_locked(sandbox_id)
         self._locks.pop(sandbox_id, None)

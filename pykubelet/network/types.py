@@ -1,15 +1,9 @@
-"""The pod-network seam the runtime calls, and its values.
-
-``PodNetwork`` is what a sandbox needs from networking: attach a namespace (CNI ADD), detach it
-(CNI DEL, idempotent), and forget whatever an earlier run of the agent left behind. The process
-runtime holds one; ``CniNetwork`` implements it with real CNI plugins.
-"""
+"""Values and errors of pod networking. The seam itself is ``runtime.network.PodNetwork``
+(the process runtime calls it); ``CniNetwork`` implements it with real CNI plugins."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Protocol
 
 from pykubelet.errors import InvalidInput, PykubeletError, Unavailable
 
@@ -17,7 +11,6 @@ __all__ = [
     "CniConfigError",
     "CniPluginError",
     "NetworkError",
-    "PodNetwork",
     "PodNetworkStatus",
     "SandboxNetworkRef",
 ]
@@ -60,18 +53,3 @@ class PodNetworkStatus:
     ips: tuple[str, ...]  # addresses without prefix length, IPv4 first
     interface: str = "eth0"
     gateway: str = ""
-
-
-class PodNetwork(Protocol):
-    async def setup(self, ref: SandboxNetworkRef) -> PodNetworkStatus:
-        """Attach the sandbox's namespace; raises ``CniPluginError``. Undoes itself on failure."""
-        ...
-
-    async def teardown(self, sandbox_id: str) -> None:
-        """Release addresses and interfaces. Idempotent; unknown ids are fine."""
-        ...
-
-    async def cleanup_leftovers(self, live_sandbox_ids: Collection[str]) -> list[str]:
-        """Tear down every attachment recorded by an earlier run whose sandbox is gone;
-        return the sandbox ids released. Called once at start-up."""
-        ...

@@ -68,8 +68,8 @@ async def test_two_pods_reach_each_other_and_the_node(tmp_path: Path) -> None:
         cni = CniNetwork(
             state_dir=str(tmp_path / "state"), conf_dir="", bin_dir=CNI_BIN, default=net.conf
         )
-        a = await cni.setup(_ref("sandbox-a", ns_a))
-        b = await cni.setup(_ref("sandbox-b", ns_b))
+        a = await cni.attach(_ref("sandbox-a", ns_a))
+        b = await cni.attach(_ref("sandbox-b", ns_b))
         try:
             assert a.ips[0].startswith(net.subnet_prefix)
             assert b.ips[0].startswith(net.subnet_prefix)
@@ -113,8 +113,8 @@ async def test_leftovers_released_after_a_crash(tmp_path: Path) -> None:
     with private_network(tmp_path) as net, netns() as ns_a, netns() as ns_b:
         state = str(tmp_path / "state")
         first = CniNetwork(state_dir=state, conf_dir="", bin_dir=CNI_BIN, default=net.conf)
-        gone = await first.setup(_ref("gone", ns_a))
-        kept = await first.setup(_ref("kept", ns_b))
+        gone = await first.attach(_ref("gone", ns_a))
+        kept = await first.attach(_ref("kept", ns_b))
         # The agent "crashes": the object is dropped without teardown. A new one starts and
         # learns that only "kept" still has a sandbox.
         del first
@@ -138,7 +138,7 @@ async def test_failed_add_is_undone_and_reported(tmp_path: Path) -> None:
             state_dir=str(tmp_path / "state"), conf_dir="", bin_dir=CNI_BIN, default=net.conf
         )
         with pytest.raises(CniPluginError) as info:
-            await cni.setup(_ref("nons", str(tmp_path / "no-such-netns")))
+            await cni.attach(_ref("nons", str(tmp_path / "no-such-netns")))
         assert "loopback" in str(info.value) or "bridge" in str(info.value)
         assert list((tmp_path / "state" / "attachments").glob("*.json")) == []
 
@@ -147,7 +147,7 @@ async def test_missing_plugin_is_named(tmp_path: Path) -> None:
     conf = ConfList(name="x", cni_version="1.0.0", plugins=({"type": "no-such-plugin"},))
     cni = CniNetwork(state_dir=str(tmp_path), conf_dir="", bin_dir=str(tmp_path), default=conf)
     with pytest.raises(CniPluginError, match="failed to find plugin 'loopback'"):
-        await cni.setup(_ref("s1", "/proc/self/ns/net"))
+        await cni.attach(_ref("s1", "/proc/self/ns/net"))
 
 
 def test_conf_dir_first_file_wins_and_bad_files_are_named(tmp_path: Path) -> None:
