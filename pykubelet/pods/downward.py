@@ -29,6 +29,7 @@ __all__ = [
     "expand_vars",
     "field_value",
     "go_quote",
+    "resolve_value_from",
     "resource_value",
 ]
 
@@ -213,6 +214,40 @@ def expand_vars(text: str, env: Mapping[str, str]) -> str:
     return "".join(out)
 
 
+def resolve_value_from(
+    container: Container,
+    source: Mapping[str, Any],
+    facts: PodFacts,
+    allocatable: NodeAllocatable,
+    *,
+    name: str,
+    at: str,
+) -> str:
+    """One ``valueFrom``; ``at`` names it in errors (``spec.containers[0].env[2].valueFrom``)."""
+    if not isinstance(source, Mapping):
+        raise ContainerConfigError("valueFrom must be an object", field=at)
+    if "fieldRef" in source:
+        ref = source["fieldRef"] or {}
+        return field_value(str(ref.get("fieldPath", "")), facts, where=f"{at}.fieldRef.fieldPath")
+    if "resourceFieldRef" in source:
+        ref = source["resourceFieldRef"] or {}
+        return resource_value(
+            container,
+            str(ref.get("resource", "")),
+            ref.get("divisor"),
+            allocatable,
+            where=f"{at}.resourceFieldRef",
+        )
+    if "configMapKeyRef" in source or "secretKeyRef" in source:
+        kind = "configMapKeyRef" if "configMapKeyRef" in source else "secretKeyRef"
+        ref = source[kind] or {}
+        raise ContainerConfigError(
+            f"{kind} {ref.get('name', '')!r} key {ref.get('key', '')!r} for {name}: " + _STANDALONE,
+            field=f"{at}.{kind}",
+        )
+    raise ContainerConfigError("valueFrom names no known source", field=at)
+
+
 def container_env(
     container: Container,
     facts: PodFacts,
@@ -231,32 +266,9 @@ def container_env(
         if source is None:
             resolved[name] = expand_vars(str(item.get("value") or ""), resolved)
             continue
-        if not isinstance(source, Mapping):
-            raise ContainerConfigError("valueFrom must be an object", field=at)
-        if "fieldRef" in source:
-            ref = source["fieldRef"] or {}
-            resolved[name] = field_value(
-                str(ref.get("fieldPath", "")), facts, where=f"{at}.valueFrom.fieldRef.fieldPath"
-            )
-        elif "resourceFieldRef" in source:
-            ref = source["resourceFieldRef"] or {}
-            resolved[name] = resource_value(
-                container,
-                str(ref.get("resource", "")),
-                ref.get("divisor"),
-                allocatable,
-                where=f"{at}.valueFrom.resourceFieldRef",
-            )
-        elif "configMapKeyRef" in source or "secretKeyRef" in source:
-            kind = "configMapKeyRef" if "configMapKeyRef" in source else "secretKeyRef"
-            ref = source[kind] or {}
-            raise ContainerConfigError(
-                f"{kind} {ref.get('name', '')!r} key {ref.get('key', '')!r} for {name}: "
-                + _STANDALONE,
-                field=f"{at}.valueFrom.{kind}",
-            )
-        else:
-            raise ContainerConfigError("valueFrom names no known source", field=at)
+        resolved[name] = resolve_value_from(
+            container, source, facts, allocatable, name=name, at=f"{at}.valueFrom"
+        )
     return tuple(resolved.items())
 
 
