@@ -98,6 +98,8 @@ class CniNetwork:
             return conf
         if self._default is not None:
             return self._default
+        # Addresses are stored under the agent's own root, so they live and die with it (a
+        # deleted root leaks nothing). Two agents on one machine need distinct networks.
         return default_conflist(data_dir=str(self._state / "networks"))
 
     def _record_path(self, sandbox_id: str) -> Path:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from pykubelet.certs import CertPair, create_ca, create_client_cert, create_serving_cert
-
 from tests.conftest import free_port
 
 NODE = "e2e-node"
@@ -48,6 +47,7 @@ class Node:
     port: int = 0
     log_file: Path | None = None
     runs: int = 0
+    extra_args: list[str] = field(default_factory=list)  # more `pykubelet run` flags
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -97,6 +97,7 @@ class Node:
                 "--authentication-token-webhook=false",
                 "--cert-dir",
                 str(self.pki),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
