@@ -21,6 +21,7 @@ from pykubelet.api import Container, ContainerStateWaiting, Pod
 from pykubelet.errors import InvalidInput
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.status_builder import build_pod_status
+from pykubelet.pods.termination import fallback_message
 from pykubelet.pods.types import WorkerPhase
 from pykubelet.pods.worker_deps import WorkerCounters, WorkerDeps, go_duration
 from pykubelet.runtime.errors import (
@@ -68,6 +69,7 @@ class PodWorker:
         self._waiting: dict[str, ContainerStateWaiting] = {}
         self._terminal = False
         self._deadline_exceeded = False
+        self._log_messages: dict[str, str] = {}  # container id -> FallbackToLogsOnError message
         self._seen_mono = deps.clock.monotonic()
         self._start_recorded = False
         self._announced: set[str] = set()  # container ids reported to on_container_running
@@ -160,9 +162,20 @@ class PodWorker:
         history: History = {}
         for c in await rt.list_containers(self._sandbox.id):
             history.setdefault(c.name, []).append(c)
-        for attempts in history.values():
+        for name, attempts in history.items():
             attempts.sort(key=lambda c: (c.attempt, c.created_at), reverse=True)
+            spec = self.pod.spec.container(name)
+            if spec is not None and spec.termination_message_policy == "FallbackToLogsOnError":
+                attempts[:2] = [await self._with_log_message(c) for c in attempts[:2]]
         return history
+
+    async def _with_log_message(self, c: ContainerStatus) -> ContainerStatus:
+        """FallbackToLogsOnError: a failed container without a message gets its log's tail."""
+        if c.state is not ContainerState.EXITED or c.exit_code == 0 or c.message:
+            return c
+        if c.id not in self._log_messages:
+            self._log_messages[c.id] = await asyncio.to_thread(fallback_message, c.log_path)
+        return replace(c, message=self._log_messages[c.id])
 
     async def _ensure_sandbox(self, history: History) -> History:
         sb = self._sandbox

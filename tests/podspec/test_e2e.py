@@ -240,3 +240,33 @@ def node_name() -> str:
     from tests.e2e.node import NODE
 
     return NODE
+
+
+MESSAGES = """apiVersion: v1
+kind: Pod
+metadata: {name: msgs}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: fallback
+    image: busybox
+    command: [sh, -c, "echo working; echo boom >&2; exit 3"]
+    terminationMessagePolicy: FallbackToLogsOnError
+  - name: file
+    image: busybox
+    command: [sh, -c, "echo quiet; exit 4"]
+"""
+
+
+def test_fallback_to_logs_on_error_sets_the_termination_message(node: Node) -> None:
+    node.start()
+    node.write_pod("msgs", MESSAGES)
+
+    def terminated(name: str) -> dict[str, Any] | None:
+        t = (node.container("msgs", name) or {}).get("state", {}).get("terminated")
+        return t if t else None
+
+    fb = wait_for(lambda: terminated("fallback"), 60, "fallback container terminated")
+    assert fb["exitCode"] == 3 and fb["message"] == "working\nboom\n"
+    plain = wait_for(lambda: terminated("file"), 60, "file container terminated")
+    assert plain["exitCode"] == 4 and "message" not in plain
