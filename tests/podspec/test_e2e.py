@@ -270,3 +270,29 @@ def test_fallback_to_logs_on_error_sets_the_termination_message(node: Node) -> N
     assert fb["exitCode"] == 3 and fb["message"] == "working\nboom\n"
     plain = wait_for(lambda: terminated("file"), 60, "file container terminated")
     assert plain["exitCode"] == 4 and "message" not in plain
+
+
+NOT_READY = """apiVersion: v1
+kind: Pod
+metadata: {name: unready}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "3600"]
+    readinessProbe:
+      exec: {command: ["false"]}
+      periodSeconds: 1
+      failureThreshold: 1
+"""
+
+
+def test_failing_readiness_keeps_the_pod_unready_without_restarts(node: Node) -> None:
+    node.start()
+    node.write_pod("unready", NOT_READY)
+    wait_for(lambda: _running(node, "unready"), 60, "container running")
+    c = node.container("unready", "c") or {}
+    assert c["ready"] is False and c["restartCount"] == 0 and "running" in c["state"]
+    assert _condition(node, "unready", "Ready") == "False"
+    assert _condition(node, "unready", "ContainersReady") == "False"
