@@ -310,6 +310,11 @@ class Agent:
         removed = await self.manager.remove_orphans()
         if removed:
             log.info("removed %d sandbox(es) of pods whose manifests are gone", removed)
+        if self.podspec is not None:
+            desired = {p.uid for p in self.manager.list_pods()}
+            gone = await self.podspec.cleanup_orphans(desired)
+            if gone:
+                log.info("removed the volumes of %d pod(s) whose manifests are gone", len(gone))
 
     async def _wait_servers_ready(self) -> None:
         if self.servers is not None:

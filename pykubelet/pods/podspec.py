@@ -207,6 +207,16 @@ class PodSpecLayer:
         for store in (self._ips, self._prepared, self._pods):
             store.pop(pod.uid, None)
 
+    async def cleanup_orphans(self, desired_uids: set[str]) -> list[str]:
+        """Remove the volumes of pods that are no longer desired (their manifest went away while
+        the agent was down); call after ``PodManager.remove_orphans``. Returns the uids."""
+        removed = []
+        for uid in self.volumes.pod_uids():
+            if uid not in desired_uids:
+                await self.volumes.cleanup(uid)
+                removed.append(uid)
+        return removed
+
     # ----- probe results -----
 
     def probe_changed(self, change: ProbeChange) -> None:

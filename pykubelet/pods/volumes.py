@@ -340,14 +340,22 @@ class PodVolumes:
             )
         return real
 
+    def pod_uids(self) -> list[str]:
+        """Pods that have a directory here (for removing the volumes of orphans at start-up)."""
+        if not self._pods_dir.is_dir():
+            return []
+        return sorted(p.name for p in self._pods_dir.iterdir() if p.is_dir())
+
     async def cleanup(self, uid: str) -> None:
         """Unmount and remove every volume of the pod (idempotent)."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._cleanup_sync, uid)
 
     def _cleanup_sync(self, uid: str) -> None:
-        d = self.pod_dir(uid) / "volumes"
-        if not d.exists():
-            return
-        _umount_all_under(str(d.resolve()))
-        shutil.rmtree(d)
+        pod = self.pod_dir(uid)
+        d = pod / "volumes"
+        if d.exists():
+            _umount_all_under(str(d.resolve()))
+            shutil.rmtree(d)
+        if pod.is_dir() and not any(pod.iterdir()):
+            pod.rmdir()

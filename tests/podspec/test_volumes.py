@@ -247,3 +247,37 @@ async def test_memory_empty_dir_is_a_sized_tmpfs_unmounted_on_cleanup(tmp_path: 
     finally:
         await vols.cleanup("uid-vol")
     assert not any(str(tmp_path) in line for line in mount_lines())
+
+
+async def test_volumes_of_orphaned_pods_are_removed_at_start(tmp_path: Path) -> None:
+    from pykubelet.clock import FakeClock
+    from pykubelet.pods import PodSpecLayer
+    from pykubelet.runtime.fake import FakeRuntime
+
+    clock = FakeClock()
+    rt = FakeRuntime(clock)
+    layer = PodSpecLayer(
+        runtime=rt,
+        images=rt,
+        clock=clock,
+        pods_dir=str(tmp_path / "pods"),
+        node_name="n",
+        host_ip="127.0.0.1",
+        allocatable=ALLOC,
+    )
+    vols = PodVolumes(str(tmp_path / "pods"))
+    for uid in ("keep", "gone"):
+        pod = Pod.from_dict(
+            {
+                "metadata": {"name": uid, "uid": uid},
+                "spec": {
+                    "containers": [{"name": "c", "image": "busybox:1"}],
+                    "volumes": [{"name": "v", "emptyDir": {}}],
+                },
+            }
+        )
+        await vols.setup(pod, facts(pod), ALLOC)
+    assert vols.pod_uids() == ["gone", "keep"]
+    assert await layer.cleanup_orphans({"keep"}) == ["gone"]
+    assert vols.pod_uids() == ["keep"]
+    await layer.close()
