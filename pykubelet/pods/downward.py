@@ -1,7 +1,8 @@
 """The downward API: pod facts as environment variables and as files, resolved as upstream does.
 
-``container_env`` turns a container's ``env`` into ``(name, value)`` pairs (``value`` with
-``$(VAR)`` expansion, ``fieldRef``, ``resourceFieldRef``); references a standalone node cannot
+``resolve_value_from`` is the pod workers' ``ValueFromResolver`` (``fieldRef``,
+``resourceFieldRef``); ``container_env`` resolves a whole ``env`` the same way (``$(VAR)``
+expansion by ``pods.env.expand``); references a standalone node cannot
 resolve (ConfigMaps, Secrets) raise ``ContainerConfigError``. ``downward_files`` renders the items
 of a ``downwardAPI`` volume or projection to bytes. Pure: no I/O.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from pykubelet.api import Container, Pod
 from pykubelet.api.quantity import Quantity, parse_quantity
 from pykubelet.errors import InvalidInput
+from pykubelet.pods.env import expand
 from pykubelet.pods.spec_errors import ContainerConfigError
 
 __all__ = [
@@ -26,7 +28,6 @@ __all__ = [
     "container_env",
     "downward_files",
     "check_env_from",
-    "expand_vars",
     "field_value",
     "go_quote",
     "resolve_value_from",
@@ -190,30 +191,6 @@ def resource_value(
     return str(math.ceil(Fraction(qty.value(), max(1, div.value()))))
 
 
-def expand_vars(text: str, env: Mapping[str, str]) -> str:
-    """Kubernetes ``$(VAR)`` expansion: ``$$`` escapes, unknown references stay as written."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "$" and i + 1 < n:
-            nxt = text[i + 1]
-            if nxt == "$":
-                out.append("$")
-                i += 2
-                continue
-            if nxt == "(":
-                end = text.find(")", i + 2)
-                if end != -1:
-                    name = text[i + 2 : end]
-                    out.append(env[name] if name in env else text[i : end + 1])
-                    i = end + 1
-                    continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
 def resolve_value_from(
     container: Container,
     source: Mapping[str, Any],
@@ -264,7 +241,7 @@ def container_env(
         at = f"{where}.env[{i}]"
         source = item.get("valueFrom")
         if source is None:
-            resolved[name] = expand_vars(str(item.get("value") or ""), resolved)
+            resolved[name] = expand(str(item.get("value") or ""), resolved)
             continue
         resolved[name] = resolve_value_from(
             container, source, facts, allocatable, name=name, at=f"{at}.valueFrom"

@@ -15,8 +15,8 @@ from pykubelet.pods.downward import (
     PodFacts,
     container_env,
     downward_files,
-    expand_vars,
 )
+from pykubelet.pods.env import expand as expand_vars
 from pykubelet.pods.hooks import container_hook
 from pykubelet.pods.prober import ProbeType, container_probes
 from pykubelet.pods.probes import GrpcAction, HttpGetAction, SleepAction, parse_probe
