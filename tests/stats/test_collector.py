@@ -1,0 +1,195 @@
+"""The collector over real cgroups and processes this test creates."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pykubelet.api import Pod
+from pykubelet.errors import InvalidInput
+from pykubelet.stats import (
+    AgentMetrics,
+    CgroupReader,
+    StatsCollector,
+    StatsConfig,
+    StatsService,
+    encode_summary,
+)
+from tests.prereq import require_root
+from tests.stats.cgroup_env import BUSY, SLEEPY, CgroupTree, cgroup_tree
+from tests.stats.fake_source import ListingSource
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def tree() -> Iterator[CgroupTree]:
+    require_root()
+    with cgroup_tree() as t:
+        yield t
+
+
+def _pod_with(tree: CgroupTree, source: ListingSource, name: str, script: str, mem: int) -> str:
+    uid = secrets.token_hex(8)
+    pod_cg = tree.make(f"pod{uid}")
+    ctr_cg = tree.make(f"pod{uid}/{name}")
+    p = tree.start(ctr_cg, script, mem)
+    source.add_pod(name=name, uid=uid, cgroup_parent=pod_cg, containers=[(name, ctr_cg, p.pid)])
+    return uid
+
+
+async def _wait_for(pred, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_container_cpu_rate_and_working_set_match_the_cgroup(
+    tree: CgroupTree, tmp_path: object
+) -> None:
+    source = ListingSource()
+    uid = _pod_with(tree, source, "busy", BUSY, 40 * MiB)
+    tree.set_cpu_quota(f"{tree.root}/pod{uid}/busy", 0.5)
+    reader = CgroupReader.from_host()
+    cfg = StatsConfig(node_name="n1", root_dir=str(tmp_path), pods_cgroup=tree.root)
+    collector = StatsCollector(cfg, source, cgroups=reader)
+
+    first = await collector.collect_once()
+    t0 = time.monotonic()
+    await _wait_for(lambda: time.monotonic() - t0 >= 1.0)
+    snap = await collector.collect_once()
+
+    assert [p.uid for p in snap.pods] == [uid]
+    (c,) = snap.pods[0].containers
+    assert c.cpu is not None and c.memory is not None
+    assert first.pods[0].containers[0].cpu is not None
+    assert first.pods[0].containers[0].cpu.usage_nano_cores is None  # one sample: no rate yet
+    # Throttled to half a core: the rate is about 0.5e9 nanocores.
+    assert c.cpu.usage_nano_cores is not None
+    assert 0.35e9 < c.cpu.usage_nano_cores < 0.6e9
+    direct = reader.read(c.cgroup_path)
+    assert direct.memory_working_set_bytes is not None
+    assert c.memory.working_set_bytes == pytest.approx(direct.memory_working_set_bytes, rel=0.1)
+    assert c.memory.working_set_bytes > 40 * MiB
+    assert c.memory.rss_bytes > 40 * MiB
+    assert c.pids == 1
+    pod = snap.pods[0]
+    assert pod.cpu is not None and pod.cpu.usage_core_ns >= c.cpu.usage_core_ns
+    assert pod.memory is not None and pod.memory.working_set_bytes >= c.memory.working_set_bytes
+    assert pod.network is not None  # read from the container's netns (the host's here)
+    names = [s.name for s in snap.node.system_containers]
+    assert names == ["kubelet", "pods"]
+
+
+async def test_vanished_container_is_not_an_error(tree: CgroupTree, tmp_path: object) -> None:
+    source = ListingSource()
+    uid = _pod_with(tree, source, "short", SLEEPY, MiB)
+    # A container the runtime still lists but whose cgroup and process are gone.
+    source.add_pod(
+        name="ghost",
+        uid="ghost-uid",
+        cgroup_parent=f"{tree.root}/podghost",
+        containers=[("ghost", f"{tree.root}/podghost/ghost", 2**22 + 7)],
+    )
+    cfg = StatsConfig(node_name="n1", root_dir=str(tmp_path))
+    collector = StatsCollector(cfg, source)
+    snap = await collector.collect_once()
+    by_uid = {p.uid: p for p in snap.pods}
+    assert by_uid[uid].containers[0].memory is not None
+    ghost = by_uid["ghost-uid"]
+    assert ghost.containers[0].cpu is None and ghost.containers[0].memory is None
+    assert not snap.error
+    body = json.loads(encode_summary(snap))
+    ghost_doc = next(p for p in body["pods"] if p["podRef"]["uid"] == "ghost-uid")
+    assert "cpu" not in ghost_doc["containers"][0]
+
+
+async def test_emptydir_logs_and_ephemeral_storage(tree: CgroupTree, tmp_path: object) -> None:
+    root = str(tmp_path)
+    source = ListingSource()
+    uid = _pod_with(tree, source, "app", SLEEPY, MiB)
+    vol = os.path.join(root, "pods", uid, "volumes", "kubernetes.io~empty-dir", "scratch")
+    os.makedirs(vol)
+    with open(os.path.join(vol, "data"), "wb") as f:
+        f.write(os.urandom(256 * 1024))
+    logdir = os.path.join(root, "logs", "app")
+    os.makedirs(logdir)
+    with open(os.path.join(logdir, "0.log"), "wb") as f:
+        f.write(b"x" * 64 * 1024)
+    c = source.containers[0]
+    from dataclasses import replace
+
+    source.containers[0] = replace(c, log_path=os.path.join(logdir, "0.log"))
+
+    class Lister:
+        def list_pods(self) -> list[Pod]:
+            return [
+                Pod.from_dict(
+                    {
+                        "metadata": {"name": "app", "namespace": "default", "uid": uid},
+                        "spec": {
+                            "containers": [{"name": "app", "image": "busybox"}],
+                            "volumes": [{"name": "scratch", "emptyDir": {}}],
+                        },
+                    }
+                )
+            ]
+
+        def get_pod(self, namespace: str, name: str) -> Pod | None:
+            return None
+
+        def sync_loop_healthy(self) -> bool:
+            return True
+
+    cfg = StatsConfig(node_name="n1", root_dir=root)
+    snap = await StatsCollector(cfg, source, Lister()).collect_once()
+    pod = snap.pods[0]
+    (v,) = pod.volumes
+    assert v.name == "scratch" and v.fs.used_bytes is not None
+    assert v.fs.used_bytes >= 256 * 1024
+    logs = pod.containers[0].logs
+    assert logs is not None and logs.used_bytes is not None and logs.used_bytes >= 64 * 1024
+    eph = pod.ephemeral_storage
+    assert eph is not None and eph.used_bytes == v.fs.used_bytes + logs.used_bytes
+    doc = json.loads(encode_summary(snap))
+    pdoc = doc["pods"][0]
+    assert pdoc["volume"][0]["name"] == "scratch"
+    assert list(pdoc)[:3] == ["podRef", "startTime", "containers"]
+    assert pdoc["ephemeral-storage"]["usedBytes"] == eph.used_bytes
+
+
+async def test_summary_shape_one_space_indent_and_cpu_memory_only(
+    tree: CgroupTree, tmp_path: object
+) -> None:
+    source = ListingSource()
+    _pod_with(tree, source, "web", SLEEPY, MiB)
+    collector = StatsCollector(StatsConfig(node_name="n1", root_dir=str(tmp_path)), source)
+    await collector.collect_once()
+    service = StatsService(collector, AgentMetrics())
+    full = service.summary()
+    assert full.startswith(b'{\n "node": {\n  "nodeName": "n1",\n  "systemContainers": [')
+    assert not full.endswith(b"\n")
+    doc = json.loads(full)
+    assert list(doc) == ["node", "pods"]
+    assert {"network", "fs", "runtime", "rlimit"} <= set(doc["node"])
+    lite = json.loads(service.summary(only_cpu_and_memory=True))
+    assert list(lite["node"]) == ["nodeName", "systemContainers", "startTime", "cpu", "memory"]
+    assert set(lite["pods"][0]) == {"podRef", "startTime", "containers", "cpu", "memory"}
+    assert set(lite["pods"][0]["containers"][0]) == {"name", "startTime", "cpu", "memory"}
+    t = lite["pods"][0]["containers"][0]["cpu"]["time"]
+    assert len(t) == 20 and t.endswith("Z")
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(InvalidInput, match="housekeeping_interval_s"):
+        StatsConfig(node_name="n", root_dir="/", housekeeping_interval_s=0)
+    with pytest.raises(InvalidInput, match="node_name"):
+        StatsConfig(node_name="", root_dir="/")
