@@ -142,7 +142,9 @@ def test_meminfo_uptime_pid_stat() -> None:
     mi = parse_meminfo("MemTotal:       16384 kB\nMemFree:  1024 kB\nHugePages_Total: 0\n")
     assert mi["MemTotal"] == 16384 * 1024 and mi["HugePages_Total"] == 0
     assert parse_uptime("350.5 700.1\n") == 350.5
-    stat = "1234 (my (odd) prog) S 1 1234 1234 0 -1 4194304 100 0 0 0 7 3 0 0 20 0 1 0 4242 1000 25 18"
+    stat = (
+        "1234 (my (odd) prog) S 1 1234 1234 0 -1 4194304 100 0 0 0 7 3 0 0 20 0 1 0 4242 1000 25 18"
+    )
     st = parse_pid_stat(stat)
     assert (st.user_ns, st.system_ns) == (70_000_000, 30_000_000)
     assert (st.start_ticks, st.rss_pages) == (4242, 25)
@@ -161,6 +163,10 @@ def test_net_dev() -> None:
     lo, eth0 = parse_net_dev(text)
     assert lo.name == "lo"
     assert (eth0.name, eth0.rx_bytes, eth0.rx_packets, eth0.rx_errors, eth0.rx_dropped) == (
-        "eth0", 123456, 789, 1, 2,
+        "eth0",
+        123456,
+        789,
+        1,
+        2,
     )
     assert (eth0.tx_bytes, eth0.tx_packets, eth0.tx_errors, eth0.tx_dropped) == (65432, 321, 3, 4)
