@@ -80,7 +80,7 @@ class CgroupTree:
         p = subprocess.Popen(
             [sys.executable, "-c", script, str(memory_bytes)],
             stdout=subprocess.PIPE,
-            preexec_fn=enter,  # noqa: PLW1509 - the child must be in the cgroup before it runs
+            preexec_fn=enter,  # the child must be in the cgroup before it allocates or runs
         )
         self.procs.append(p)
         assert p.stdout is not None

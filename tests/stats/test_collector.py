@@ -7,6 +7,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,10 @@ def _pod_with(tree: CgroupTree, source: ListingSource, name: str, script: str, m
     p = tree.start(ctr_cg, script, mem)
     source.add_pod(name=name, uid=uid, cgroup_parent=pod_cg, containers=[(name, ctr_cg, p.pid)])
     return uid
+
+
+def _write(path: str, data: bytes) -> None:
+    Path(path).write_bytes(data)
 
 
 async def _wait_for(pred, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -118,12 +123,10 @@ async def test_emptydir_logs_and_ephemeral_storage(tree: CgroupTree, tmp_path: o
     uid = _pod_with(tree, source, "app", SLEEPY, MiB)
     vol = os.path.join(root, "pods", uid, "volumes", "kubernetes.io~empty-dir", "scratch")
     os.makedirs(vol)
-    with open(os.path.join(vol, "data"), "wb") as f:
-        f.write(os.urandom(256 * 1024))
+    _write(os.path.join(vol, "data"), os.urandom(256 * 1024))
     logdir = os.path.join(root, "logs", "app")
     os.makedirs(logdir)
-    with open(os.path.join(logdir, "0.log"), "wb") as f:
-        f.write(b"x" * 64 * 1024)
+    _write(os.path.join(logdir, "0.log"), b"x" * 64 * 1024)
     c = source.containers[0]
     from dataclasses import replace
 

@@ -187,7 +187,7 @@ async def test_cadvisor_labels_and_network_on_sandbox_series(served) -> None:  #
 
 
 async def test_probe_recording_and_agent_series(served) -> None:  # type: ignore[no-untyped-def]
-    base, source, metrics = served
+    base, _, metrics = served
     pod = Pod.from_dict(
         {
             "metadata": {"name": "web", "namespace": "prod", "uid": "u-1"},

@@ -117,7 +117,7 @@ def test_limits_v1_unlimited_v2_max_and_numbers() -> None:
     assert parse_limit("max\n", "memory.max") is None
     assert parse_limit("104857600\n", "memory.max") == 104857600
     assert parse_single_int("17\n", "pids.current") == 17
-    with pytest.raises(CgroupParseError, match="pids.current"):
+    with pytest.raises(CgroupParseError, match=r"pids\.current"):
         parse_single_int("", "pids.current")
 
 
