@@ -9,12 +9,9 @@ HELP texts are cAdvisor's own (no stability prefix: cAdvisor is not a component-
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-
+from pykubelet.stats.families import Family, Labels
 from pykubelet.stats.types import (
     ContainerSample,
     CpuSample,
@@ -24,7 +21,7 @@ from pykubelet.stats.types import (
     Snapshot,
 )
 
-__all__ = ["cadvisor_metric_families"]
+__all__ = ["cadvisor_families"]
 
 _BASE = ["container", "id", "image", "name", "namespace", "pod"]
 
@@ -100,248 +97,129 @@ def _container_series(c: ContainerSample, pod_id: str, ns: str, pod: str) -> _Se
     )
 
 
-def cadvisor_metric_families(
-    latest: Callable[[], Snapshot | None],
-) -> Callable[[], Iterator[Metric]]:
-    """A producer for ``FunctionCollector`` reading the latest snapshot at each scrape."""
+class _Builder:
+    def __init__(self) -> None:
+        self.fams: dict[str, Family] = {}
 
-    def produce() -> Iterator[Metric]:
-        snap = latest()
-        if snap is None:
-            return
-        fams: dict[str, Metric] = {}
+    def fam(self, kind: str, name: str, doc: str) -> Family:
+        f = self.fams.get(name)
+        if f is None:
+            f = self.fams[name] = Family(name=name, type=kind, help=doc)
+        return f
 
-        def fam(kind: str, name: str, doc: str, extra: tuple[str, ...] = ()) -> Metric:
-            if name not in fams:
-                labels = sorted([*_BASE, *extra])
-                cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-                fams[name] = cls(name, doc, labels=labels)
-            return fams[name]
 
-        def add(
-            m: Metric,
-            s: _Series,
-            value: float,
-            ts: float | None,
-            extra: dict[str, str] | None = None,
-        ) -> None:
-            labels = dict(zip(_BASE, s.labels, strict=True))
-            labels.update(extra or {})
-            assert isinstance(m, CounterMetricFamily | GaugeMetricFamily)
-            m.add_metric([labels[k] for k in sorted(labels)], value, timestamp=ts)
+def _labels(base: tuple[str, ...], extra: tuple[tuple[str, str], ...] = ()) -> Labels:
+    pairs = list(zip(_BASE, base, strict=True))
+    if extra:
+        pairs = sorted([*pairs, *extra])
+    return tuple(pairs)
 
-        for s in _series(snap):
-            add(
-                fam(
-                    "gauge", "container_last_seen", "Last time a container was seen by the exporter"
-                ),
-                s,
-                snap.time,
-                snap.time,
-            )
-            if s.start_time:
-                add(
-                    fam(
-                        "gauge",
-                        "container_start_time_seconds",
-                        "Start time of the container since unix epoch in seconds.",
-                    ),
-                    s,
-                    s.start_time,
-                    None,
-                )
-            if s.cpu is not None:
-                c = s.cpu
-                add(
-                    fam(
-                        "counter",
-                        "container_cpu_usage_seconds",
-                        "Cumulative cpu time consumed in seconds.",
-                        ("cpu",),
-                    ),
-                    s,
-                    c.usage_core_ns / 1e9,
-                    c.time,
-                    {"cpu": "total"},
-                )
-                if c.user_ns is not None:
-                    add(
-                        fam(
-                            "counter",
-                            "container_cpu_user_seconds",
-                            "Cumulative user cpu time consumed in seconds.",
-                        ),
-                        s,
-                        c.user_ns / 1e9,
-                        c.time,
-                    )
-                if c.system_ns is not None:
-                    add(
-                        fam(
-                            "counter",
-                            "container_cpu_system_seconds",
-                            "Cumulative system cpu time consumed in seconds.",
-                        ),
-                        s,
-                        c.system_ns / 1e9,
-                        c.time,
-                    )
-            if s.memory is not None:
-                m = s.memory
-                add(
-                    fam(
-                        "gauge",
-                        "container_memory_usage_bytes",
-                        "Current memory usage in bytes, including all memory regardless of when "
-                        "it was accessed",
-                    ),
-                    s,
-                    m.usage_bytes,
-                    m.time,
-                )
-                add(
-                    fam(
-                        "gauge",
-                        "container_memory_working_set_bytes",
-                        "Current working set in bytes.",
-                    ),
-                    s,
-                    m.working_set_bytes,
-                    m.time,
-                )
-                add(
-                    fam("gauge", "container_memory_rss", "Size of RSS in bytes."),
-                    s,
-                    m.rss_bytes,
-                    m.time,
-                )
-                add(
-                    fam("gauge", "container_memory_cache", "Number of bytes of page cache memory."),
-                    s,
-                    m.cache_bytes,
-                    m.time,
-                )
-                add(
-                    fam(
-                        "gauge",
-                        "container_spec_memory_limit_bytes",
-                        "Memory limit for the container.",
-                    ),
-                    s,
-                    m.limit_bytes or 0,
-                    None,
-                )
-            for f in s.fs:
-                dev = {"device": f.device}
-                if f.used_bytes is not None:
-                    add(
-                        fam(
-                            "gauge",
-                            "container_fs_usage_bytes",
-                            "Number of bytes that are consumed by the container on this "
-                            "filesystem.",
-                            ("device",),
-                        ),
-                        s,
-                        f.used_bytes,
-                        f.time,
-                        dev,
-                    )
-                if f.capacity_bytes is not None:
-                    add(
-                        fam(
-                            "gauge",
-                            "container_fs_limit_bytes",
-                            "Number of bytes that can be consumed by the container on this "
-                            "filesystem.",
-                            ("device",),
-                        ),
-                        s,
-                        f.capacity_bytes,
-                        f.time,
-                        dev,
-                    )
-                if f.inodes is not None:
-                    add(
-                        fam("gauge", "container_fs_inodes_total", "Number of Inodes", ("device",)),
-                        s,
-                        f.inodes,
-                        f.time,
-                        dev,
-                    )
-                if f.inodes_free is not None:
-                    add(
-                        fam(
-                            "gauge",
-                            "container_fs_inodes_free",
-                            "Number of available Inodes",
-                            ("device",),
-                        ),
-                        s,
-                        f.inodes_free,
-                        f.time,
-                        dev,
-                    )
-            if s.network is not None:
-                n = s.network
-                for i in n.interfaces:
-                    iface = {"interface": i.name}
-                    for field, direction, what, value in (
-                        ("receive_bytes", "received", "bytes", i.rx_bytes),
-                        ("receive_packets", "received", "packets", i.rx_packets),
-                        ("transmit_bytes", "transmitted", "bytes", i.tx_bytes),
-                        ("transmit_packets", "transmitted", "packets", i.tx_packets),
-                    ):
-                        add(
-                            fam(
-                                "counter",
-                                f"container_network_{field}",
-                                f"Cumulative count of {what} {direction}",
-                                ("interface",),
-                            ),
-                            s,
-                            value,
-                            n.time,
-                            iface,
-                        )
-                    for field, doc, value in (
-                        ("receive_errors", "errors encountered while receiving", i.rx_errors),
-                        (
-                            "receive_packets_dropped",
-                            "packets dropped while receiving",
-                            i.rx_dropped,
-                        ),
-                        ("transmit_errors", "errors encountered while transmitting", i.tx_errors),
-                        (
-                            "transmit_packets_dropped",
-                            "packets dropped while transmitting",
-                            i.tx_dropped,
-                        ),
-                    ):
-                        add(
-                            fam(
-                                "counter",
-                                f"container_network_{field}",
-                                f"Cumulative count of {doc}",
-                                ("interface",),
-                            ),
-                            s,
-                            value,
-                            n.time,
-                            iface,
-                        )
-        yield from (fams[k] for k in sorted(fams))
-        machine = ["boot_id", "machine_id", "system_uuid"]
-        ids = [snap.node.boot_id, snap.node.machine_id, snap.node.system_uuid]
-        cores = GaugeMetricFamily(
-            "machine_cpu_cores", "Number of logical CPU cores.", labels=machine
+
+def cadvisor_families(snap: Snapshot) -> list[Family]:
+    """Every family of ``/metrics/cadvisor`` for one snapshot, in name order."""
+    b = _Builder()
+    for s in _series(snap):
+        _add_series(b, s, snap.time)
+    fams = [b.fams[k] for k in sorted(b.fams)]
+    machine = (
+        ("boot_id", snap.node.boot_id),
+        ("machine_id", snap.node.machine_id),
+        ("system_uuid", snap.node.system_uuid),
+    )
+    cores = Family(name="machine_cpu_cores", type="gauge", help="Number of logical CPU cores.")
+    cores.add(machine, snap.node.num_cores)
+    mem = Family(
+        name="machine_memory_bytes",
+        type="gauge",
+        help="Amount of memory installed on the machine.",
+    )
+    mem.add(machine, snap.node.memory_capacity_bytes)
+    return [*fams, cores, mem]
+
+
+def _add_series(b: _Builder, s: _Series, now: float) -> None:
+    base = _labels(s.labels)
+    b.fam("gauge", "container_last_seen", "Last time a container was seen by the exporter").add(
+        base, now, now
+    )
+    if s.start_time:
+        b.fam(
+            "gauge",
+            "container_start_time_seconds",
+            "Start time of the container since unix epoch in seconds.",
+        ).add(base, s.start_time)
+    if s.cpu is not None:
+        c = s.cpu
+        b.fam(
+            "counter",
+            "container_cpu_usage_seconds_total",
+            "Cumulative cpu time consumed in seconds.",
+        ).add(_labels(s.labels, (("cpu", "total"),)), c.usage_core_ns / 1e9, c.time)
+        if c.user_ns is not None:
+            b.fam(
+                "counter",
+                "container_cpu_user_seconds_total",
+                "Cumulative user cpu time consumed in seconds.",
+            ).add(base, c.user_ns / 1e9, c.time)
+        if c.system_ns is not None:
+            b.fam(
+                "counter",
+                "container_cpu_system_seconds_total",
+                "Cumulative system cpu time consumed in seconds.",
+            ).add(base, c.system_ns / 1e9, c.time)
+    if s.memory is not None:
+        m = s.memory
+        for name, doc, value in (
+            ("container_memory_cache", "Number of bytes of page cache memory.", m.cache_bytes),
+            ("container_memory_rss", "Size of RSS in bytes.", m.rss_bytes),
+            (
+                "container_memory_usage_bytes",
+                "Current memory usage in bytes, including all memory regardless of when it was "
+                "accessed",
+                m.usage_bytes,
+            ),
+            (
+                "container_memory_working_set_bytes",
+                "Current working set in bytes.",
+                m.working_set_bytes,
+            ),
+        ):
+            b.fam("gauge", name, doc).add(base, value, m.time)
+        b.fam("gauge", "container_spec_memory_limit_bytes", "Memory limit for the container.").add(
+            base, m.limit_bytes or 0
         )
-        cores.add_metric(ids, snap.node.num_cores)
-        mem = GaugeMetricFamily(
-            "machine_memory_bytes", "Amount of memory installed on the machine.", labels=machine
-        )
-        mem.add_metric(ids, snap.node.memory_capacity_bytes)
-        yield cores
-        yield mem
-
-    return produce
+    for f in s.fs:
+        dev = _labels(s.labels, (("device", f.device),))
+        for name, doc, v in (
+            (
+                "container_fs_usage_bytes",
+                "Number of bytes that are consumed by the container on this filesystem.",
+                f.used_bytes,
+            ),
+            (
+                "container_fs_limit_bytes",
+                "Number of bytes that can be consumed by the container on this filesystem.",
+                f.capacity_bytes,
+            ),
+            ("container_fs_inodes_total", "Number of Inodes", f.inodes),
+            ("container_fs_inodes_free", "Number of available Inodes", f.inodes_free),
+        ):
+            if v is not None:
+                b.fam("gauge", name, doc).add(dev, v, f.time)
+    if s.network is not None:
+        n = s.network
+        for i in n.interfaces:
+            lab = _labels(s.labels, (("interface", i.name),))
+            for name, doc, v in (
+                ("receive_bytes", "bytes received", i.rx_bytes),
+                ("receive_errors", "errors encountered while receiving", i.rx_errors),
+                ("receive_packets_dropped", "packets dropped while receiving", i.rx_dropped),
+                ("receive_packets", "packets received", i.rx_packets),
+                ("transmit_bytes", "bytes transmitted", i.tx_bytes),
+                ("transmit_errors", "errors encountered while transmitting", i.tx_errors),
+                ("transmit_packets_dropped", "packets dropped while transmitting", i.tx_dropped),
+                ("transmit_packets", "packets transmitted", i.tx_packets),
+            ):
+                b.fam(
+                    "counter", f"container_network_{name}_total", f"Cumulative count of {doc}"
+                ).add(lab, v, n.time)

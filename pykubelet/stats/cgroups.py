@@ -31,9 +31,20 @@ _USER_HZ_NS = 10_000_000
 
 def read_text(path: str) -> str | None:
     """The file's text, or None if it (or its process / cgroup) no longer exists."""
+    # os.open/os.read: a third of the cost of open() with a text wrapper, and these files are
+    # read a thousand times per pass at 110 pods.
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode("ascii", "replace")
     except OSError as e:
         if e.errno in _GONE:
             return None

@@ -247,7 +247,7 @@ class StatsCollector:
             boot_time=r.boot_time,
             cpu=self._cpu("node", now, mono, r.cpu_busy_ns, r.cpu_user_ns, r.cpu_system_ns, seen),
             memory=r.memory,
-            network=self._proc.network("self", now),
+            network=self._proc.network("self", now, find_default=True),
             fs=fs_sample(cfg.root_dir, now),
             image_fs=fs_sample(image_dir, now, image_used),
             system_containers=tuple(system),

@@ -120,13 +120,18 @@ class ProcReader:
             return None
         return self.boot_time(now) + st.start_ticks / USER_HZ
 
-    def network(self, pid: int | str, now: float) -> NetworkSample | None:
-        """Counters of the network namespace ``pid`` lives in, loopback left out."""
+    def network(
+        self, pid: int | str, now: float, *, find_default: bool = False
+    ) -> NetworkSample | None:
+        """Counters of the network namespace ``pid`` lives in, loopback left out.
+
+        The default interface is ``eth0`` (a pod's, by CNI convention) unless ``find_default``
+        asks for the default route's interface (the node's)."""
         text = read_text(self._path(str(pid), "net", "dev"))
         if text is None:
             return None
         ifaces = tuple(i for i in parse_net_dev(text) if i.name != "lo")
-        route = read_text(self._path(str(pid), "net", "route")) or ""
+        route = (read_text(self._path(str(pid), "net", "route")) or "") if find_default else ""
         return NetworkSample(
             time=now, interfaces=ifaces, default_interface=_default_iface(route, ifaces)
         )
