@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -196,3 +197,44 @@ def test_config_rejects_bad_values() -> None:
         StatsConfig(node_name="n", root_dir="/", housekeeping_interval_s=0)
     with pytest.raises(InvalidInput, match="node_name"):
         StatsConfig(node_name="", root_dir="/")
+
+
+async def test_housekeeping_loop_keeps_going_after_a_failed_pass(tmp_path: object) -> None:
+    import asyncio
+
+    from pykubelet.clock import FakeClock
+    from pykubelet.errors import Unavailable
+
+    class Flaky(ListingSource):
+        fail = False
+
+        async def list_pod_sandboxes(self):  # type: ignore[no-untyped-def]
+            if self.fail:
+                raise Unavailable("runtime is down")
+            return await super().list_pod_sandboxes()
+
+    source = Flaky()
+    clock = FakeClock()
+    cfg = StatsConfig(node_name="n1", root_dir=str(tmp_path), housekeeping_interval_s=10)
+    collector = StatsCollector(cfg, source, clock=clock)
+    service = StatsService(collector, AgentMetrics())
+    task = asyncio.create_task(collector.run())
+    try:
+        await asyncio.wait_for(collector.ready.wait(), 10)
+        assert collector.passes == 1
+        assert b"\nresource_scrape_error 0.0\n" in service.resource_metrics()
+        await clock.advance(1.0)  # the quick second pass
+        await _wait_for(lambda: collector.passes == 2)
+        source.fail = True
+        await clock.advance(10.0)
+        await _wait_for(lambda: bool(collector.latest() and collector.latest().error))  # type: ignore[union-attr]
+        assert collector.passes == 2
+        assert b"\nresource_scrape_error 1.0\n" in service.resource_metrics()
+        source.fail = False
+        await clock.advance(10.0)
+        await _wait_for(lambda: collector.passes == 3)
+        assert b"\nresource_scrape_error 0.0\n" in service.resource_metrics()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
