@@ -70,6 +70,10 @@ class CgroupTree:
                 f.write(f"{int(100000 * cores)} 100000")
 
     def start(self, rel: str, script: str, memory_bytes: int) -> subprocess.Popen[bytes]:
+        return self.start_argv(rel, [sys.executable, "-c", script, str(memory_bytes)])
+
+    def start_argv(self, rel: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` inside the cgroup; it must print ``ready`` when it is set up."""
         procs_files = [os.path.join(b, rel, "cgroup.procs") for b in self._bases()]
 
         def enter() -> None:
@@ -78,7 +82,7 @@ class CgroupTree:
                     f.write(str(os.getpid()))
 
         p = subprocess.Popen(
-            [sys.executable, "-c", script, str(memory_bytes)],
+            list(argv),
             stdout=subprocess.PIPE,
             preexec_fn=enter,  # the child must be in the cgroup before it allocates or runs
         )
@@ -124,5 +128,15 @@ def read_usage_ns(reader: CgroupReader, rel: str) -> int:
     return usage
 
 
-def ids(prefix: str, n: int) -> Sequence[str]:
-    return [f"{prefix}{i:03d}" for i in range(n)]
+# A pod sandbox holder in a network namespace of its own: eth0 (10.99.0.1/24) paired with
+# peer0; two pings to an absent neighbour push ARP requests out of eth0 into peer0.
+NETNS_HOLDER = [
+    "unshare",
+    "--net",
+    "/bin/sh",
+    "-c",
+    "ip link add eth0 type veth peer name peer0 && ip link set eth0 up && ip link set peer0 up"
+    " && ip addr add 10.99.0.1/24 dev eth0"
+    " && (/bin/busybox ping -c 2 -W 1 10.99.0.3 >/dev/null 2>&1; true)"
+    " && echo ready && exec /bin/busybox sleep 3600",
+]

@@ -238,3 +238,33 @@ async def test_housekeeping_loop_keeps_going_after_a_failed_pass(tmp_path: objec
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_pod_network_comes_from_the_sandbox_network_namespace(
+    tree: CgroupTree, tmp_path: object
+) -> None:
+    from dataclasses import replace
+
+    from tests.prereq import require_binary
+    from tests.stats.cgroup_env import NETNS_HOLDER
+
+    require_binary("unshare")
+    require_binary("ip")
+    source = ListingSource()
+    uid = _pod_with(tree, source, "app", SLEEPY, MiB)  # the container stays in the host netns
+    holder = tree.start_argv(tree.make(f"pod{uid}/sandbox"), NETNS_HOLDER)
+    source.sandboxes[0] = replace(source.sandboxes[0], netns_path=f"/proc/{holder.pid}/ns/net")
+    snap = await StatsCollector(
+        StatsConfig(node_name="n1", root_dir=str(tmp_path)), source
+    ).collect_once()
+    net = snap.pods[0].network
+    assert net is not None
+    assert {i.name for i in net.interfaces} == {"eth0", "peer0"}
+    eth0 = net.default
+    assert eth0 is not None and eth0.name == "eth0"
+    assert eth0.tx_packets >= 1  # the ARP requests
+    peer0 = next(i for i in net.interfaces if i.name == "peer0")
+    assert peer0.rx_packets >= 1 and peer0.rx_bytes == eth0.tx_bytes
+    doc = json.loads(encode_summary(snap))["pods"][0]["network"]
+    assert doc["name"] == "eth0" and doc["txBytes"] == eth0.tx_bytes
+    assert [i["name"] for i in doc["interfaces"]] == [i.name for i in net.interfaces]
