@@ -7,7 +7,7 @@ from pykubelet.stats.collector import StatsCollector
 from pykubelet.stats.errors import CgroupGone, CgroupParseError, StatsReadError
 from pykubelet.stats.exposition import CONTENT_TYPE
 from pykubelet.stats.service import StatsService
-from pykubelet.stats.source import StatsConfig, StatsSource
+from pykubelet.stats.source import StatsConfig, StatsSource, upper_dirs_under
 from pykubelet.stats.summary import encode_summary, summary_document
 from pykubelet.stats.types import (
     ContainerSample,
@@ -48,4 +48,5 @@ __all__ = [
     "encode_summary",
     "record_probe",
     "summary_document",
+    "upper_dirs_under",
 ]

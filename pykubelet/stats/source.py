@@ -8,7 +8,7 @@ from typing import Protocol
 
 from pykubelet.runtime.types import ContainerStatus, SandboxStatus
 
-__all__ = ["StatsConfig", "StatsSource"]
+__all__ = ["StatsConfig", "StatsSource", "upper_dirs_under"]
 
 
 class StatsSource(Protocol):
@@ -59,3 +59,14 @@ class StatsConfig:
             )
         if self.fs_cache_ttl_s < 0:
             raise InvalidInput(f"must be >= 0, got {self.fs_cache_ttl_s}", field="fs_cache_ttl_s")
+
+
+def upper_dirs_under(containers_dir: str) -> Callable[[ContainerStatus], str | None]:
+    """``rootfs_dir`` for runtimes keeping ``<containers_dir>/<id>/upper`` (the process runtime:
+    ``<root>/runtime/containers``)."""
+    import os
+
+    def rootfs_dir(c: ContainerStatus) -> str | None:
+        return os.path.join(containers_dir, c.id, "upper")
+
+    return rootfs_dir

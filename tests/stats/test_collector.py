@@ -21,6 +21,7 @@ from pykubelet.stats import (
     StatsConfig,
     StatsService,
     encode_summary,
+    upper_dirs_under,
 )
 from tests.prereq import require_root
 from tests.stats.cgroup_env import BUSY, SLEEPY, CgroupTree, cgroup_tree
@@ -153,7 +154,14 @@ async def test_emptydir_logs_and_ephemeral_storage(tree: CgroupTree, tmp_path: o
         def sync_loop_healthy(self) -> bool:
             return True
 
-    cfg = StatsConfig(node_name="n1", root_dir=root)
+    upper = os.path.join(root, "runtime", "containers", c.id, "upper")
+    os.makedirs(os.path.join(upper, "tmp"))
+    _write(os.path.join(upper, "tmp", "scribble"), b"y" * 128 * 1024)
+    cfg = StatsConfig(
+        node_name="n1",
+        root_dir=root,
+        rootfs_dir=upper_dirs_under(os.path.join(root, "runtime", "containers")),
+    )
     snap = await StatsCollector(cfg, source, Lister()).collect_once()
     pod = snap.pods[0]
     (v,) = pod.volumes
@@ -161,8 +169,12 @@ async def test_emptydir_logs_and_ephemeral_storage(tree: CgroupTree, tmp_path: o
     assert v.fs.used_bytes >= 256 * 1024
     logs = pod.containers[0].logs
     assert logs is not None and logs.used_bytes is not None and logs.used_bytes >= 64 * 1024
+    rootfs = pod.containers[0].rootfs
+    assert rootfs is not None and rootfs.used_bytes is not None
+    assert rootfs.used_bytes >= 128 * 1024 and rootfs.inodes_used == 3
     eph = pod.ephemeral_storage
-    assert eph is not None and eph.used_bytes == v.fs.used_bytes + logs.used_bytes
+    assert eph is not None
+    assert eph.used_bytes == v.fs.used_bytes + logs.used_bytes + rootfs.used_bytes
     doc = json.loads(encode_summary(snap))
     pdoc = doc["pods"][0]
     assert pdoc["volume"][0]["name"] == "scratch"

@@ -242,3 +242,44 @@ def test_record_probe_rejects_bad_values() -> None:
         m.record_probe("Sideways", "successful", pod, "c")
     with pytest.raises(InvalidInput, match="result"):
         m.record_probe("Startup", "ok", pod, "c")
+
+
+def test_http_metrics_observer_counts_and_chains() -> None:
+    from dataclasses import dataclass
+
+    from prometheus_client import generate_latest
+
+    from pykubelet.server.metrics import HttpMetricsObserver
+
+    @dataclass(frozen=True)
+    class Record:
+        port_kind: str
+        method: str
+        path: str
+        query: str
+        duration_s: float
+
+    seen: list[Record] = []
+
+    class Next:
+        def observe(self, record: Record) -> None:
+            seen.append(record)
+
+    m = AgentMetrics()
+    obs = HttpMetricsObserver(m, Next())
+    obs.observe(Record("full", "GET", "/pods", "", 0.002))
+    obs.observe(Record("read-only", "GET", "/stats/summary", "", 0.3))
+    obs.observe(Record("full", "GET", "/containerLogs/ns/p/c", "follow=true", 9.0))
+    obs.observe(Record("healthz", "GET", "/healthz", "", 0.001))
+    assert len(seen) == 4
+    text = generate_latest(m.registry).decode()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    got = {
+        (x.labels["path"], x.labels["server_type"], x.labels["long_running"]): x.value
+        for x in fams["kubelet_http_requests"].samples
+    }
+    assert got == {
+        ("pods", "readwrite", "false"): 1,
+        ("stats", "readonly", "false"): 1,
+        ("containerLogs", "readwrite", "true"): 1,
+    }
