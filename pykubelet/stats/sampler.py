@@ -203,8 +203,10 @@ class Sampler:
     ) -> ContainerSample:
         key = f"ctr/{c.id}"
         got = self._from_cgroup(key, c.cgroup_path, now, mono, seen) if c.cgroup_path else None
-        if got is None and c.pid > 0:
-            got = self._from_process(key, c.pid, now, mono, seen)
+        if c.pid > 0 and (got is None or _empty(got)):
+            # No cgroup, or one holding nothing (the process was charged elsewhere): a running
+            # container still reports its main process, which metrics-server needs non-zero.
+            got = self._from_process(f"{key}/proc", c.pid, now, mono, seen) or got
         rootfs = logs = None
         if self.config.rootfs_dir is not None:
             d = self.config.rootfs_dir(c)
@@ -269,6 +271,11 @@ class Sampler:
 
     def _volumes_root(self) -> str:
         return self.config.pod_volumes_dir or os.path.join(self.config.root_dir, "pods")
+
+
+def _empty(got: tuple[CpuSample | None, MemorySample | None, int | None]) -> bool:
+    cpu, mem, _ = got
+    return (cpu is None or cpu.usage_core_ns == 0) and (mem is None or mem.working_set_bytes == 0)
 
 
 def _netns_pid(netns_path: str) -> int:

@@ -280,3 +280,26 @@ async def test_pod_network_comes_from_the_sandbox_network_namespace(
     doc = json.loads(encode_summary(snap))["pods"][0]["network"]
     assert doc["name"] == "eth0" and doc["txBytes"] == eth0.tx_bytes
     assert [i["name"] for i in doc["interfaces"]] == [i.name for i in net.interfaces]
+
+
+async def test_running_container_without_cgroup_figures_reports_its_process(
+    tree: CgroupTree, tmp_path: object
+) -> None:
+    """metrics-server drops zero values: a container whose cgroup is empty (or absent, on a
+    runtime without cgroups) must still report its main process's CPU and memory."""
+    source = ListingSource()
+    uid = _pod_with(tree, source, "charged", SLEEPY, 4 * MiB)
+    real = source.containers[0]
+    empty_cg = tree.make(f"pod{uid}/empty")
+    from dataclasses import replace
+
+    source.containers.append(replace(real, id="c-empty", name="empty", cgroup_path=empty_cg))
+    source.containers.append(replace(real, id="c-nocg", name="nocg", cgroup_path=""))
+    snap = await StatsCollector(
+        StatsConfig(node_name="n1", root_dir=str(tmp_path)), source
+    ).collect_once()
+    by_name = {c.name: c for c in snap.pods[0].containers}
+    for name in ("empty", "nocg"):
+        c = by_name[name]
+        assert c.cpu is not None and c.cpu.usage_core_ns > 0, name
+        assert c.memory is not None and c.memory.working_set_bytes > 4 * MiB, name
