@@ -69,8 +69,8 @@ def _network(n: NetworkSample | None) -> Json | None:
         return None
     d: Json = {"time": rfc3339(n.time)}
     default = n.default
-    if default is not None:
-        d.update(_iface(default))
+    # The default interface's stats are inlined; its ``name`` has no omitempty upstream.
+    d.update(_iface(default) if default is not None else {"name": ""})
     if n.interfaces:
         d["interfaces"] = [_iface(i) for i in n.interfaces]
     return d
@@ -102,11 +102,10 @@ def _container(c: ContainerSample, full: bool) -> Json:
 
 
 def _node(n: NodeSample, full: bool) -> Json:
-    d: Json = {
-        "nodeName": n.node_name,
-        "systemContainers": [_container(c, full) for c in n.system_containers],
-        "startTime": rfc3339(n.boot_time),
-    }
+    d: Json = {"nodeName": n.node_name}
+    if n.system_containers:  # omitempty upstream
+        d["systemContainers"] = [_container(c, full) for c in n.system_containers]
+    d["startTime"] = rfc3339(n.boot_time)
     _put(d, "cpu", _cpu(n.cpu))
     _put(d, "memory", _memory(n.memory))
     if not full:
