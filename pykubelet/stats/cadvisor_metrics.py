@@ -120,27 +120,35 @@ def cadvisor_families(snap: Snapshot) -> list[Family]:
     b = _Builder()
     for s in _series(snap):
         _add_series(b, s, snap.time)
-    fams = [b.fams[k] for k in sorted(b.fams)]
     machine = (
         ("boot_id", snap.node.boot_id),
         ("machine_id", snap.node.machine_id),
         ("system_uuid", snap.node.system_uuid),
     )
-    cores = Family(name="machine_cpu_cores", type="gauge", help="Number of logical CPU cores.")
-    cores.add(machine, snap.node.num_cores)
-    mem = Family(
-        name="machine_memory_bytes",
-        type="gauge",
-        help="Amount of memory installed on the machine.",
+    b.fam("gauge", "machine_cpu_cores", "Number of logical CPU cores.").add(
+        machine, snap.node.num_cores, snap.time
     )
-    mem.add(machine, snap.node.memory_capacity_bytes)
-    return [*fams, cores, mem]
+    b.fam("gauge", "machine_memory_bytes", "Amount of memory installed on the machine.").add(
+        machine, snap.node.memory_capacity_bytes, snap.time
+    )
+    failed = 1 if snap.error else 0
+    b.fam(
+        "gauge",
+        "container_scrape_error",
+        "1 if there was an error while getting container metrics, 0 otherwise",
+    ).add((), failed)
+    b.fam(
+        "gauge",
+        "machine_scrape_error",
+        "1 if there was an error while getting machine metrics, 0 otherwise.",
+    ).add((), 0)
+    return [b.fams[k] for k in sorted(b.fams)]
 
 
 def _add_series(b: _Builder, s: _Series, now: float) -> None:
     base = _labels(s.labels)
     b.fam("gauge", "container_last_seen", "Last time a container was seen by the exporter").add(
-        base, now, now
+        base, int(now), now
     )
     if s.start_time:
         b.fam(
@@ -150,11 +158,12 @@ def _add_series(b: _Builder, s: _Series, now: float) -> None:
         ).add(base, s.start_time)
     if s.cpu is not None:
         c = s.cpu
-        b.fam(
-            "counter",
-            "container_cpu_usage_seconds_total",
-            "Cumulative cpu time consumed in seconds.",
-        ).add(_labels(s.labels, (("cpu", "total"),)), c.usage_core_ns / 1e9, c.time)
+        if c.usage_core_ns > 0:  # cAdvisor leaves a zero total out
+            b.fam(
+                "counter",
+                "container_cpu_usage_seconds_total",
+                "Cumulative cpu time consumed in seconds.",
+            ).add(_labels(s.labels, (("cpu", "total"),)), c.usage_core_ns / 1e9, c.time)
         if c.user_ns is not None:
             b.fam(
                 "counter",
