@@ -283,3 +283,28 @@ def test_http_metrics_observer_counts_and_chains() -> None:
         ("stats", "readonly", "false"): 1,
         ("containerLogs", "readwrite", "true"): 1,
     }
+
+
+async def test_before_the_first_pass(tmp_path: object) -> None:
+    collector = StatsCollector(StatsConfig(node_name="n1", root_dir=str(tmp_path)), ListingSource())
+    app = web.Application()
+    app.add_routes(stats_routes(StatsService(collector, AgentMetrics())))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/stats/summary") as r:
+                assert r.status == 500
+                assert await r.text() == "Internal Error: stats are not collected yet"
+            async with s.get(f"{base}/metrics/resource") as r:
+                text = await r.text()
+            assert "\nresource_scrape_error 1.0\n" in text and "\nscrape_error 1.0\n" in text
+            async with s.get(f"{base}/metrics/cadvisor") as r:
+                assert r.status == 200
+                assert list(text_string_to_metric_families(await r.text())) == []
+    finally:
+        await runner.cleanup()
