@@ -24,7 +24,7 @@ from pykubelet.stats import (
     upper_dirs_under,
 )
 from tests.prereq import require_root
-from tests.stats.cgroup_env import BUSY, SLEEPY, CgroupTree, cgroup_tree
+from tests.stats.cgroup_env import BUSY, SLEEPY, CgroupTree, cgroup_tree, read_usage_ns
 from tests.stats.fake_source import ListingSource
 
 MiB = 1024 * 1024
@@ -69,19 +69,26 @@ async def test_container_cpu_rate_and_working_set_match_the_cgroup(
     cfg = StatsConfig(node_name="n1", root_dir=str(tmp_path), pods_cgroup=tree.root)
     collector = StatsCollector(cfg, source, cgroups=reader)
 
+    # Bracket each pass with direct reads of the cgroup, so the rate the collector computes
+    # must fall between the slowest and fastest rates those reads allow; no tolerance needed.
+    ctr_cg = source.containers[0].cgroup_path
+    ta0, a0 = time.monotonic(), read_usage_ns(reader, ctr_cg)
     first = await collector.collect_once()
-    t0 = time.monotonic()
-    await _wait_for(lambda: time.monotonic() - t0 >= 1.0)
+    ta1, a1 = time.monotonic(), read_usage_ns(reader, ctr_cg)
+    await _wait_for(lambda: time.monotonic() - ta1 >= 1.0)
+    tb0, b0 = time.monotonic(), read_usage_ns(reader, ctr_cg)
     snap = await collector.collect_once()
+    tb1, b1 = time.monotonic(), read_usage_ns(reader, ctr_cg)
 
     assert [p.uid for p in snap.pods] == [uid]
     (c,) = snap.pods[0].containers
     assert c.cpu is not None and c.memory is not None
     assert first.pods[0].containers[0].cpu is not None
     assert first.pods[0].containers[0].cpu.usage_nano_cores is None  # one sample: no rate yet
-    # Throttled to half a core: the rate is about 0.5e9 nanocores.
-    assert c.cpu.usage_nano_cores is not None
-    assert 0.35e9 < c.cpu.usage_nano_cores < 0.6e9
+    rate = c.cpu.usage_nano_cores
+    assert rate is not None
+    assert (b0 - a1) / (tb1 - ta0) <= rate <= (b1 - a0) / (tb0 - ta1)
+    assert 0.1e9 < rate < 0.6e9  # busy, and throttled to half a core
     direct = reader.read(c.cgroup_path)
     assert direct.memory_working_set_bytes is not None
     assert c.memory.working_set_bytes == pytest.approx(direct.memory_working_set_bytes, rel=0.1)
