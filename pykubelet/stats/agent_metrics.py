@@ -6,7 +6,9 @@ raises for valid input; bad label values raise ``InvalidInput`` naming the param
 
 Who calls what:
 
-* the prober (pods layer): ``record_probe(probe_type, result, pod, container)`` after every probe;
+* the prober (pods layer): ``record_probe(probe_type, result, pod, container)`` after every probe
+  (``pod`` a ``Pod``, or its name with ``namespace=`` and ``pod_uid=``: an ``AgentMetrics`` is a
+  ready ``ProbeRecorder`` for ``pykubelet.pods.prober``);
   ``forget_pod(uid)`` when a pod's workers stop, so its series go away as upstream's do;
 * the pod workers: ``observe_pod_start(duration_s)`` when a pod first reaches Running;
 * the HTTP server: ``request_started(...)`` / ``request_finished(...)`` around each request
@@ -99,9 +101,19 @@ class AgentMetrics:
 
     # ---- recording API ----
 
-    def record_probe(self, probe_type: str, result: str, pod: Pod, container: str) -> None:
-        """Count one probe outcome (``Liveness``/``Readiness``/``Startup``,
-        ``successful``/``failed``/``unknown``)."""
+    def record_probe(
+        self,
+        probe_type: str,
+        result: str,
+        pod: Pod | str,
+        container: str,
+        *,
+        namespace: str = "",
+        pod_uid: str = "",
+    ) -> None:
+        """Count one probe outcome: ``probe_type`` ``Liveness``/``Readiness``/``Startup``,
+        ``result`` ``successful``/``failed``/``unknown``. ``pod`` is a ``Pod``, or its name with
+        ``namespace`` and ``pod_uid`` given (the prober's keyword form)."""
         ptype = probe_type[:1].upper() + probe_type[1:].lower()
         if ptype not in PROBE_TYPES:
             raise InvalidInput(f"must be one of {', '.join(PROBE_TYPES)}", field="probe_type")
@@ -109,7 +121,15 @@ class AgentMetrics:
             raise InvalidInput(f"must be one of {', '.join(PROBE_RESULTS)}", field="result")
         if not container:
             raise InvalidInput("must not be empty", field="container")
-        key = (ptype, result, container, pod.meta.name, pod.meta.namespace, pod.meta.uid)
+        if isinstance(pod, str):
+            name, ns, uid = pod, namespace, pod_uid
+            if not name:
+                raise InvalidInput("must not be empty", field="pod")
+            if not ns:
+                raise InvalidInput("must be given with a pod name", field="namespace")
+        else:
+            name, ns, uid = pod.meta.name, pod.meta.namespace, pod.meta.uid
+        key = (ptype, result, container, name, ns, uid)
         with self._lock:
             self._probes[key] = self._probes.get(key, 0) + 1
 
@@ -242,9 +262,19 @@ def default_metrics() -> AgentMetrics:
         return _DEFAULT
 
 
-def record_probe(probe_type: str, result: str, pod: Pod, container: str) -> None:
-    """Record a probe outcome on ``default_metrics()`` (the prober's entry point)."""
-    default_metrics().record_probe(probe_type, result, pod, container)
+def record_probe(
+    probe_type: str,
+    result: str,
+    pod: Pod | str,
+    container: str,
+    *,
+    namespace: str = "",
+    pod_uid: str = "",
+) -> None:
+    """Record a probe outcome on ``default_metrics()`` (see ``AgentMetrics.record_probe``)."""
+    default_metrics().record_probe(
+        probe_type, result, pod, container, namespace=namespace, pod_uid=pod_uid
+    )
 
 
 def _process_start_time() -> float:

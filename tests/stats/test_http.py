@@ -308,3 +308,22 @@ async def test_before_the_first_pass(tmp_path: object) -> None:
                 assert list(text_string_to_metric_families(await r.text())) == []
     finally:
         await runner.cleanup()
+
+
+def test_record_probe_keyword_form_used_by_the_prober() -> None:
+    from prometheus_client import generate_latest
+
+    from pykubelet.errors import InvalidInput
+
+    m = AgentMetrics()
+    m.record_probe(
+        probe_type="Startup", result="unknown", namespace="ns", pod="p", pod_uid="u9",
+        container="c",
+    )  # fmt: skip
+    text = generate_latest(m.probe_registry).decode()
+    assert (
+        'prober_probe_total{container="c",namespace="ns",pod="p",pod_uid="u9",'
+        'probe_type="Startup",result="unknown"} 1.0'
+    ) in text
+    with pytest.raises(InvalidInput, match="namespace"):
+        m.record_probe("Startup", "unknown", "p", "c")
