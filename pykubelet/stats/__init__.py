@@ -6,7 +6,7 @@ from pykubelet.stats.cgroups import CgroupReader, CgroupUsage
 from pykubelet.stats.collector import StatsCollector
 from pykubelet.stats.errors import CgroupGone, CgroupParseError, StatsReadError
 from pykubelet.stats.exposition import CONTENT_TYPE
-from pykubelet.stats.service import StatsService
+from pykubelet.stats.service import PodLayerCounters, StatsService
 from pykubelet.stats.source import StatsConfig, StatsSource, upper_dirs_under
 from pykubelet.stats.summary import encode_summary, summary_document
 from pykubelet.stats.types import (
@@ -36,6 +36,7 @@ __all__ = [
     "MemorySample",
     "NetworkSample",
     "NodeSample",
+    "PodLayerCounters",
     "PodSample",
     "Snapshot",
     "StatsCollector",

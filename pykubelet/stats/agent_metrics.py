@@ -10,7 +10,8 @@ Who calls what:
   (``pod`` a ``Pod``, or its name with ``namespace=`` and ``pod_uid=``: an ``AgentMetrics`` is a
   ready ``ProbeRecorder`` for ``pykubelet.pods.prober``);
   ``forget_pod(uid)`` when a pod's workers stop, so its series go away as upstream's do;
-* the pod workers: ``observe_pod_start(duration_s)`` when a pod first reaches Running;
+* the pod workers: ``observe_pod_start(duration_s)`` when a pod first reaches Running (or the
+  stats service calls ``set_pod_start_durations`` from the pod layer's counters at each scrape);
 * the HTTP server: ``request_started(...)`` / ``request_finished(...)`` around each request
   (``server/metrics.py`` has an aiohttp middleware doing exactly that);
 * running pods / containers are counted by the stats collector from the runtime listing.
@@ -144,6 +145,15 @@ class AgentMetrics:
             raise InvalidInput(f"must be >= 0, got {duration_s}", field="duration_s")
         with self._lock:
             self._pod_start.observe(duration_s)
+
+    def set_pod_start_durations(self, durations_s: Sequence[float]) -> None:
+        """Replace the pod-start histogram with one built from every duration so far (for a pod
+        layer that keeps the list, as ``PodManager.stats().pod_start_durations_s`` does)."""
+        h = _Histogram(DEFAULT_BUCKETS)
+        for d in durations_s:
+            h.observe(d)
+        with self._lock:
+            self._pod_start = h
 
     def set_running(self, pods: int, containers_by_state: Mapping[str, int]) -> None:
         """Running pod sandboxes and containers per state (``created``, ``running``, ``exited``,

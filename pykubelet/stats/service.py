@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from prometheus_client.registry import CollectorRegistry
 
@@ -16,7 +17,14 @@ from pykubelet.stats.resource_metrics import resource_metric_families
 from pykubelet.stats.summary import encode_summary
 from pykubelet.stats.types import Snapshot
 
-__all__ = ["StatsService"]
+__all__ = ["PodLayerCounters", "StatsService"]
+
+
+class PodLayerCounters(Protocol):
+    """What the pod layer counts for ``/metrics`` (``PodManager.stats()`` returns one)."""
+
+    @property
+    def pod_start_durations_s(self) -> Sequence[float]: ...
 
 
 class StatsService:
@@ -26,9 +34,15 @@ class StatsService:
     next housekeeping pass replaces it, so scrapes between passes cost a dictionary lookup.
     """
 
-    def __init__(self, collector: StatsCollector, metrics: AgentMetrics) -> None:
+    def __init__(
+        self,
+        collector: StatsCollector,
+        metrics: AgentMetrics,
+        pod_counters: Callable[[], PodLayerCounters] | None = None,
+    ) -> None:
         self.collector = collector
         self.metrics = metrics
+        self._pod_counters = pod_counters
         self._resource: CollectorRegistry = private_registry(
             FunctionCollector(resource_metric_families(collector.latest))
         )
@@ -71,4 +85,6 @@ class StatsService:
         c = self.collector
         if c.passes:
             self.metrics.set_running(c.running_pods, c.containers_by_state)
+        if self._pod_counters is not None:
+            self.metrics.set_pod_start_durations(self._pod_counters().pod_start_durations_s)
         return render(self.metrics.registry)

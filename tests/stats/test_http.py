@@ -327,3 +327,28 @@ def test_record_probe_keyword_form_used_by_the_prober() -> None:
     ) in text
     with pytest.raises(InvalidInput, match="namespace"):
         m.record_probe("Startup", "unknown", "p", "c")
+
+
+def test_pod_start_durations_from_the_pod_layer(tmp_path: object) -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Counters:
+        pod_start_durations_s: tuple[float, ...]
+
+    durations = [0.2, 3.0, 40.0]
+    collector = StatsCollector(StatsConfig(node_name="n1", root_dir=str(tmp_path)), ListingSource())
+    service = StatsService(collector, AgentMetrics(), lambda: Counters(tuple(durations)))
+    fams = {f.name: f for f in text_string_to_metric_families(service.agent_metrics().decode())}
+    samples = {
+        (s.name, s.labels.get("le", "")): s.value
+        for s in fams["kubelet_pod_start_duration_seconds"].samples
+    }
+    assert samples[("kubelet_pod_start_duration_seconds_count", "")] == 3
+    assert samples[("kubelet_pod_start_duration_seconds_bucket", "0.25")] == 1
+    assert samples[("kubelet_pod_start_duration_seconds_bucket", "5")] == 2
+    assert samples[("kubelet_pod_start_duration_seconds_bucket", "+Inf")] == 3
+    assert samples[("kubelet_pod_start_duration_seconds_sum", "")] == pytest.approx(43.2)
+    durations.append(1.0)
+    again = service.agent_metrics().decode()
+    assert "kubelet_pod_start_duration_seconds_count 4.0" in again
