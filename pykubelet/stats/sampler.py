@@ -59,12 +59,14 @@ class Sampler:
         self._dirs = DirUsageCache(config.fs_cache_ttl_s)
         self._prev_cpu: dict[str, tuple[float, int]] = {}
         self._dirs_wanted: set[str] = set()
+        self._root_fs: FsSample | None = None
         self.cpu_s = 0.0  # CPU this sampler's thread spent, for the benchmark
 
     def sample(self, listing: Listing) -> Snapshot:
         """One pass over the node and every listed pod. Blocking: call from a worker thread."""
         t0 = time.thread_time()
         self._dirs_wanted = set()
+        self._root_fs = fs_sample(self.config.root_dir, self._clock.now())  # once per pass
         if self._cgroups is None:
             self._cgroups = CgroupReader.from_host()
         mono = self._clock.monotonic()
@@ -250,9 +252,7 @@ class Sampler:
             )
         parts = [c.rootfs for c in containers] + [c.logs for c in containers]
         parts += [v.fs for v in volumes]
-        ephemeral = sum_fs(
-            [p for p in parts if p is not None], fs_sample(self.config.root_dir, now)
-        )
+        ephemeral = sum_fs([p for p in parts if p is not None], self._root_fs)
         return PodSample(
             name=sb.name,
             namespace=sb.namespace,
