@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.pods.protocol import PodLister
@@ -51,6 +51,21 @@ class StatsCollector:
         self.passes = 0
         self.running_pods = 0
         self.containers_by_state: dict[str, int] = {}
+        self._listeners: list[Callable[[Snapshot], None]] = []
+
+    def on_snapshot(self, listener: Callable[[Snapshot], None]) -> None:
+        """Call ``listener(snapshot)`` in the worker thread after each successful pass, before the
+        snapshot is published (renderers use it to have bodies ready when scrapes come)."""
+        self._listeners.append(listener)
+
+    def _sample_and_notify(self, listing: Listing) -> Snapshot:
+        snap = self._sampler.sample(listing)
+        for listener in self._listeners:
+            try:
+                listener(snap)
+            except Exception:  # supervision point: a listener must not lose the pass
+                log.exception("stats snapshot listener failed")
+        return snap
 
     def latest(self) -> Snapshot | None:
         """The last pass's snapshot (with ``error`` set if a later pass failed), or None."""
@@ -79,7 +94,7 @@ class StatsCollector:
         async with self._lock:
             try:
                 listing = await self._list()
-                snap = await asyncio.to_thread(self._sampler.sample, listing)
+                snap = await asyncio.to_thread(self._sample_and_notify, listing)
             except asyncio.CancelledError:
                 raise
             except Exception as e:

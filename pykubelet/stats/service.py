@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
-
-from prometheus_client.registry import CollectorRegistry
 
 from pykubelet.errors import Unavailable
 from pykubelet.stats.agent_metrics import AgentMetrics
@@ -19,6 +19,9 @@ from pykubelet.stats.types import Snapshot
 
 __all__ = ["PodLayerCounters", "StatsService"]
 
+# An endpoint scraped within this long is rendered ahead, right after each housekeeping pass.
+WANTED_FOR_S = 300.0
+
 
 class PodLayerCounters(Protocol):
     """What the pod layer counts for ``/metrics`` (``PodManager.stats()`` returns one)."""
@@ -27,11 +30,36 @@ class PodLayerCounters(Protocol):
     def pod_start_durations_s(self) -> Sequence[float]: ...
 
 
+def _resource(snap: Snapshot | None) -> bytes:
+    return render(private_registry(FunctionCollector(resource_metric_families(lambda: snap))))
+
+
+def _cadvisor(snap: Snapshot | None) -> bytes:
+    return b"" if snap is None else render_text(cadvisor_families(snap))
+
+
+def _summary(full: bool) -> Callable[[Snapshot | None], bytes]:
+    def render_summary(snap: Snapshot | None) -> bytes:
+        assert snap is not None
+        return encode_summary(snap, only_cpu_and_memory=not full)
+
+    return render_summary
+
+
+_RENDERERS: dict[str, Callable[[Snapshot | None], bytes]] = {
+    "summary": _summary(True),
+    "summary-cpu-memory": _summary(False),
+    "resource": _resource,
+    "cadvisor": _cadvisor,
+}
+
+
 class StatsService:
     """Renders cached figures; never reads a kernel file itself. Non-blocking (CPU only).
 
-    Bodies derived only from the snapshot are rendered once per snapshot and reused until the
-    next housekeeping pass replaces it, so scrapes between passes cost a dictionary lookup.
+    Bodies that depend only on the snapshot are rendered once per snapshot. Those scraped in the
+    last ``WANTED_FOR_S`` are rendered in the housekeeping thread right after each pass, so a
+    scrape costs a dictionary lookup; the others render on first request.
     """
 
     def __init__(
@@ -43,40 +71,47 @@ class StatsService:
         self.collector = collector
         self.metrics = metrics
         self._pod_counters = pod_counters
-        self._resource: CollectorRegistry = private_registry(
-            FunctionCollector(resource_metric_families(collector.latest))
-        )
         self._cache: dict[str, tuple[Snapshot | None, bytes]] = {}
+        self._wanted: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.prerender_cpu_s = 0.0  # for the benchmark
+        collector.on_snapshot(self._prerender)
 
-    def _cached(self, key: str, render_body: Callable[[Snapshot | None], bytes]) -> bytes:
+    def _prerender(self, snap: Snapshot) -> None:
+        now = time.monotonic()
+        with self._lock:
+            keys = [k for k, t in self._wanted.items() if now - t < WANTED_FOR_S]
+        if not keys:
+            return
+        t0 = time.thread_time()
+        for key in keys:
+            body = _RENDERERS[key](snap)
+            with self._lock:
+                self._cache[key] = (snap, body)
+        self.prerender_cpu_s += time.thread_time() - t0
+
+    def _cached(self, key: str) -> bytes:
         snap = self.collector.latest()
-        hit = self._cache.get(key)
+        with self._lock:
+            self._wanted[key] = time.monotonic()
+            hit = self._cache.get(key)
         if hit is not None and hit[0] is snap and snap is not None:
             return hit[1]
-        body = render_body(snap)
-        self._cache[key] = (snap, body)
+        body = _RENDERERS[key](snap)
+        with self._lock:
+            self._cache[key] = (snap, body)
         return body
 
-    def _snapshot(self) -> Snapshot:
-        snap = self.collector.latest()
-        if snap is None:
-            raise Unavailable("stats are not collected yet")
-        return snap
-
     def summary(self, *, only_cpu_and_memory: bool = False) -> bytes:
-        snap = self._snapshot()
-        return self._cached(
-            f"summary/{only_cpu_and_memory}",
-            lambda _: encode_summary(snap, only_cpu_and_memory=only_cpu_and_memory),
-        )
+        if self.collector.latest() is None:
+            raise Unavailable("stats are not collected yet")
+        return self._cached("summary-cpu-memory" if only_cpu_and_memory else "summary")
 
     def resource_metrics(self) -> bytes:
-        return self._cached("resource", lambda _: render(self._resource))
+        return self._cached("resource")
 
     def cadvisor_metrics(self) -> bytes:
-        return self._cached(
-            "cadvisor", lambda snap: b"" if snap is None else render_text(cadvisor_families(snap))
-        )
+        return self._cached("cadvisor")
 
     def probe_metrics(self) -> bytes:
         return render(self.metrics.probe_registry)

@@ -310,3 +310,18 @@ async def test_running_container_without_cgroup_figures_reports_its_process(
         c = by_name[name]
         assert c.cpu is not None and c.cpu.usage_core_ns > 0, name
         assert c.memory is not None and c.memory.working_set_bytes > 4 * MiB, name
+
+
+async def test_scraped_bodies_are_rendered_right_after_each_pass(tmp_path: object) -> None:
+    collector = StatsCollector(StatsConfig(node_name="n1", root_dir=str(tmp_path)), ListingSource())
+    service = StatsService(collector, AgentMetrics())
+    await collector.collect_once()
+    first = service.cadvisor_metrics()  # rendered on request; now "wanted"
+    assert service.prerender_cpu_s == 0
+    await collector.collect_once()
+    assert service.prerender_cpu_s > 0
+    cached = service._cache["cadvisor"]
+    assert cached[0] is collector.latest()  # ready before anyone asked
+    assert service.cadvisor_metrics() is cached[1]
+    assert service.cadvisor_metrics() != first  # a new pass, new figures (time moved)
+    assert "summary" not in service._cache  # never scraped: never rendered
