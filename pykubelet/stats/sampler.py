@@ -6,6 +6,7 @@ cache. Only ever called from one worker thread at a time (the collector serialis
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,7 @@ from pykubelet.api import Pod
 from pykubelet.clock import Clock
 from pykubelet.runtime.types import ContainerStatus, SandboxStatus
 from pykubelet.stats.cgroups import CgroupReader, CgroupUsage
-from pykubelet.stats.errors import CgroupGone
+from pykubelet.stats.errors import CgroupGone, CgroupParseError, StatsReadError
 from pykubelet.stats.fs import DirUsageCache
 from pykubelet.stats.node_sampling import ProcReader, fs_sample
 from pykubelet.stats.source import StatsConfig
@@ -32,6 +33,8 @@ from pykubelet.stats.types import (
 from pykubelet.stats.volumes import pod_volume_samples, sum_fs
 
 __all__ = ["Listing", "Sampler"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +110,10 @@ class Sampler:
             u: CgroupUsage = self._cgroups.read(path)
         except CgroupGone:
             return None
+        except (StatsReadError, CgroupParseError) as e:
+            # One unreadable cgroup costs that container its figures, not the whole pass.
+            log.warning("stats: cgroup %s unreadable: %s", path, e)
+            return None
         cpu = None
         if u.cpu_usage_ns is not None:
             cpu = self._cpu(key, now, mono, u.cpu_usage_ns, u.cpu_user_ns, u.cpu_system_ns, seen)
@@ -127,7 +134,11 @@ class Sampler:
     def _from_process(
         self, key: str, pid: int, now: float, mono: float, seen: set[str]
     ) -> tuple[CpuSample | None, MemorySample | None, int | None] | None:
-        st = self._proc.process(pid)
+        try:
+            st = self._proc.process(pid)
+        except (StatsReadError, CgroupParseError) as e:
+            log.warning("stats: process %d unreadable: %s", pid, e)
+            return None
         if st is None:
             return None
         cpu = self._cpu(key, now, mono, st.user_ns + st.system_ns, st.user_ns, st.system_ns, seen)

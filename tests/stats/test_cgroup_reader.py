@@ -90,3 +90,25 @@ def test_host_hierarchy_matches_proc_self_cgroup() -> None:
         assert u.memory_working_set_bytes is not None
         assert u.memory_working_set_bytes >= 8 * 1024 * 1024
         assert u.cpu_usage_ns and u.pids == 1
+
+
+async def test_one_unreadable_cgroup_does_not_fail_the_pass(tmp_path: Path) -> None:
+    from pykubelet.stats import StatsCollector, StatsConfig
+    from tests.stats.fake_source import ListingSource
+
+    cg_root = tmp_path / "cg"
+    _tree(cg_root, "kp/podu/good", V2_FILES)
+    _tree(cg_root, "kp/podu/bad", {**V2_FILES, "memory.stat": "garbage here too\n"})
+    reader = CgroupReader(CgroupMounts(unified=str(cg_root)), frozenset({"cpu", "memory", "pids"}))
+    source = ListingSource()
+    source.add_pod(
+        name="p", uid="u", cgroup_parent="kp/podu",
+        containers=[("good", "kp/podu/good", 0), ("bad", "kp/podu/bad", 0)],
+    )  # fmt: skip
+    cfg = StatsConfig(node_name="n1", root_dir=str(tmp_path))
+    snap = await StatsCollector(cfg, source, cgroups=reader).collect_once()
+    by_name = {c.name: c for c in snap.pods[0].containers}
+    assert by_name["good"].memory is not None
+    assert by_name["good"].memory.working_set_bytes == 73400320 - 3145728
+    assert by_name["bad"].memory is None and by_name["bad"].cpu is None
+    assert not snap.error
