@@ -14,7 +14,9 @@ Who calls what:
   stats service calls ``set_pod_start_durations`` from the pod layer's counters at each scrape);
 * the HTTP server: ``request_started(...)`` / ``request_finished(...)`` around each request
   (``server/metrics.py`` has an aiohttp middleware doing exactly that);
-* running pods / containers are counted by the stats collector from the runtime listing.
+* running pods / containers are counted by the stats collector from the runtime listing;
+* anything else (the audit log's dropped-events counter, say) registers its own
+  prometheus_client collector into ``AgentMetrics.registry`` with ``registry.register(...)``.
 
 A module-level ``default_metrics()`` instance exists for callers that have no handle on the
 composition root; tests build their own ``AgentMetrics``.
