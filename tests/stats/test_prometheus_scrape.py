@@ -1,5 +1,6 @@
-"""Debian's Prometheus scrapes all four endpoints over HTTPS with a client certificate, and its
-PromQL answers agree with the cgroup figures of a busy, CPU-throttled test pod."""
+"""Debian's Prometheus scrapes all four endpoints of the real ``KubeletServers`` over HTTPS with
+a client certificate (as kube-prometheus does), and its PromQL answers agree with the cgroup
+figures of a busy, CPU-throttled test pod."""
 
 from __future__ import annotations
 
@@ -8,23 +9,25 @@ import contextlib
 import os
 import secrets
 import signal
-import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
+from pykubelet.auth.types import Attributes, AuthorizationResult, Decision
+from pykubelet.certs import CertPair, create_client_cert
+from pykubelet.server import ServerBackends
+from pykubelet.server.metrics import HttpMetricsObserver
 from pykubelet.server.stats import stats_routes
 from pykubelet.stats import AgentMetrics, CgroupReader, StatsCollector, StatsConfig, StatsService
 from tests.conftest import free_port
 from tests.prereq import require_binary, require_root
+from tests.server.harness import Pki, StaticPods, TinyRuntime, make_pki, running, settings_for
 from tests.stats.cgroup_env import BUSY, CgroupTree, cgroup_tree
 from tests.stats.fake_source import ListingSource
-from tests.stats.tls_certs import TlsFiles, make_tls
 
 MiB = 1024 * 1024
 ENDPOINTS = {
@@ -35,6 +38,14 @@ ENDPOINTS = {
 }
 
 
+class OnlyMetrics:
+    """Allows ``get nodes/metrics`` and nothing else (kube-prometheus's kubelet access)."""
+
+    async def authorize(self, attrs: Attributes) -> AuthorizationResult:
+        ok = attrs.verb == "get" and attrs.resource == "nodes" and attrs.subresource == "metrics"
+        return AuthorizationResult(decision=Decision.ALLOW if ok else Decision.DENY)
+
+
 @pytest.fixture
 def tree() -> Iterator[CgroupTree]:
     require_root()
@@ -42,22 +53,7 @@ def tree() -> Iterator[CgroupTree]:
         yield t
 
 
-@contextlib.asynccontextmanager
-async def tls_server(app: web.Application, tls: TlsFiles) -> AsyncIterator[int]:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca))
-    ctx.load_cert_chain(str(tls.server_cert), str(tls.server_key))
-    ctx.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no scrape
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-    await site.start()
-    try:
-        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
-
-
-def _prometheus_config(port: int, tls: TlsFiles) -> str:
+def _prometheus_config(port: int, pki: Pki, client: CertPair) -> str:
     jobs = []
     for job, path in ENDPOINTS.items():
         jobs.append(
@@ -66,9 +62,9 @@ def _prometheus_config(port: int, tls: TlsFiles) -> str:
     metrics_path: {path}
     honor_labels: true
     tls_config:
-      ca_file: {tls.ca}
-      cert_file: {tls.client_cert}
-      key_file: {tls.client_key}
+      ca_file: {pki.ca.cert_file}
+      cert_file: {client.cert_file}
+      key_file: {client.key_file}
       server_name: 127.0.0.1
     static_configs:
       - targets: ["127.0.0.1:{port}"]
@@ -152,18 +148,35 @@ async def test_prometheus_scrapes_every_endpoint_and_agrees_with_cgroups(
         node_name="n1", root_dir=str(tmp_path), pods_cgroup=tree.root, housekeeping_interval_s=1.0
     )
     collector = StatsCollector(cfg, source)
-    service = StatsService(collector, AgentMetrics(node_name="n1"))
-    app = web.Application()
-    app.add_routes(stats_routes(service))
-    tls = make_tls(tmp_path)
+    metrics = AgentMetrics(node_name="n1")
+    service = StatsService(collector, metrics)
+    routes = stats_routes(service)
+    pki = make_pki(tmp_path / "pki")
+    # A monitoring identity that may only read nodes/metrics, as kube-prometheus's role allows.
+    prom_cert = create_client_cert(
+        str(tmp_path / "pki" / "ca"), "system:serviceaccount:monitoring:prometheus", [], ca=pki.ca
+    )
+    backends = ServerBackends(
+        pods=StaticPods(),
+        runtime=TinyRuntime(),
+        extra_routes=routes,
+        authorizer=OnlyMetrics(),
+        observer=HttpMetricsObserver(metrics),
+    )
     reader = CgroupReader.from_host()
 
     async with asyncio.TaskGroup() as tg:
         housekeeping = tg.create_task(collector.run())
         try:
             await asyncio.wait_for(collector.ready.wait(), 10)
-            async with tls_server(app, tls) as port, aiohttp.ClientSession() as session:
-                with prometheus(binary, _prometheus_config(port, tls), tmp_path) as prom:
+            async with (
+                running(settings_for(pki), backends) as servers,
+                aiohttp.ClientSession() as session,
+            ):
+                port = servers.full_port
+                assert port is not None
+                config = _prometheus_config(port, pki, prom_cert)
+                with prometheus(binary, config, tmp_path) as prom:
                     up = await _until(
                         session,
                         prom,
