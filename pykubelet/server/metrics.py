@@ -12,9 +12,15 @@ from typing import Protocol
 
 from aiohttp import web
 
+from pykubelet.server.settings import RequestObserver, RequestRecord
 from pykubelet.stats import CONTENT_TYPE, AgentMetrics
 
-__all__ = ["HttpMetricsObserver", "MetricsBackend", "http_metrics_middleware", "metrics_routes"]
+__all__ = [
+    "HttpMetricsObserver",
+    "MetricsBackend",
+    "http_metrics_middleware",
+    "metrics_routes",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -78,29 +84,6 @@ def http_metrics_middleware(metrics: AgentMetrics, server_type: str) -> Middlewa
     return middleware
 
 
-class RequestRecordLike(Protocol):
-    """The fields of the API server's ``RequestRecord`` this observer reads."""
-
-    @property
-    def port_kind(self) -> str: ...
-
-    @property
-    def method(self) -> str: ...
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def query(self) -> str: ...
-
-    @property
-    def duration_s(self) -> float: ...
-
-
-class _Observer(Protocol):
-    def observe(self, record: RequestRecordLike) -> None: ...
-
-
 _SERVER_TYPES = {"full": "readwrite", "read-only": "readonly"}
 
 
@@ -109,11 +92,11 @@ class HttpMetricsObserver:
     ``kubelet_http_requests_total`` / ``_duration_seconds`` and then calls ``next`` (the audit
     or request log), so the two chain. In-flight counts need the middleware above instead."""
 
-    def __init__(self, metrics: AgentMetrics, next_observer: _Observer | None = None) -> None:
+    def __init__(self, metrics: AgentMetrics, next_observer: RequestObserver | None = None) -> None:
         self._metrics = metrics
         self._next = next_observer
 
-    def observe(self, record: RequestRecordLike) -> None:
+    def observe(self, record: RequestRecord) -> None:
         server_type = _SERVER_TYPES.get(record.port_kind)
         if server_type is not None:
             first = record.path.strip("/").split("/", 1)[0]

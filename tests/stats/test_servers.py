@@ -3,6 +3,8 @@ authorizer (subresources ``stats`` / ``metrics``), 10255 without auth, both coun
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 
@@ -10,11 +12,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pykubelet.auth.types import Attributes, AuthorizationResult, Decision
 from pykubelet.server import ServerBackends
-from pykubelet.server.metrics import HttpMetricsObserver
-from pykubelet.server.stats import stats_routes
-from pykubelet.stats import AgentMetrics, StatsCollector, StatsConfig, StatsService
-from tests.server.harness import StaticPods, TinyRuntime, fetch, make_pki, running, settings_for
-from tests.stats.fake_source import ListingSource
+from pykubelet.server.stats import build_stats
+from pykubelet.stats import AgentMetrics
+from tests.server.harness import (
+    Pki,
+    StaticPods,
+    TinyRuntime,
+    fetch,
+    make_pki,
+    running,
+    settings_for,
+)
 
 
 class OnlyMetrics:
@@ -24,21 +32,30 @@ class OnlyMetrics:
 
 
 async def test_routes_on_both_ports_with_auth_and_request_metrics(tmp_path: Path) -> None:
-    collector = StatsCollector(
-        StatsConfig(node_name="node-a", root_dir=str(tmp_path)), ListingSource()
+    runtime = TinyRuntime()
+    parts = build_stats(
+        node_name="node-a", root_dir=str(tmp_path), runtime=runtime, metrics=AgentMetrics()
     )
-    await collector.collect_once()
-    metrics = AgentMetrics(node_name="node-a")
-    routes = stats_routes(StatsService(collector, metrics))
     pki = make_pki(tmp_path / "pki")
     backends = ServerBackends(
         pods=StaticPods(),
-        runtime=TinyRuntime(),
-        extra_routes=routes,
-        extra_read_only_routes=routes,
+        runtime=runtime,
+        extra_routes=parts.routes,
+        extra_read_only_routes=parts.routes,
         authorizer=OnlyMetrics(),
-        observer=HttpMetricsObserver(metrics),
+        observer=parts.observer,
     )
+    housekeeping = asyncio.create_task(parts.collector.run())
+    try:
+        await asyncio.wait_for(parts.collector.ready.wait(), 10)
+        await _exercise(backends, pki)
+    finally:
+        housekeeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await housekeeping
+
+
+async def _exercise(backends: ServerBackends, pki: Pki) -> None:
     async with running(settings_for(pki, read_only_port=-1), backends) as servers:
         full, ro = servers.full_port, servers.read_only_port
         assert full is not None and ro is not None
