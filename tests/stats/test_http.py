@@ -245,32 +245,31 @@ def test_record_probe_rejects_bad_values() -> None:
 
 
 def test_http_metrics_observer_counts_and_chains() -> None:
-    from dataclasses import dataclass
-
     from prometheus_client import generate_latest
 
+    from pykubelet.server import RequestRecord
     from pykubelet.server.metrics import HttpMetricsObserver
 
-    @dataclass(frozen=True)
-    class Record:
-        port_kind: str
-        method: str
-        path: str
-        query: str
-        duration_s: float
+    def record(port_kind: str, path: str, query: str, duration_s: float) -> RequestRecord:
+        return RequestRecord(
+            port_kind=port_kind, method="GET", path=path, query=query, remote_addr="127.0.0.1",
+            user_agent="test", user=None, verb="get", resource="nodes", subresource="",
+            subresources=(), decision="none", reason="", status=200, received_at=0.0,
+            auth_duration_s=0.0, duration_s=duration_s,
+        )  # fmt: skip
 
-    seen: list[Record] = []
+    seen: list[RequestRecord] = []
 
     class Next:
-        def observe(self, record: Record) -> None:
-            seen.append(record)
+        def observe(self, r: RequestRecord) -> None:
+            seen.append(r)
 
     m = AgentMetrics()
     obs = HttpMetricsObserver(m, Next())
-    obs.observe(Record("full", "GET", "/pods", "", 0.002))
-    obs.observe(Record("read-only", "GET", "/stats/summary", "", 0.3))
-    obs.observe(Record("full", "GET", "/containerLogs/ns/p/c", "follow=true", 9.0))
-    obs.observe(Record("healthz", "GET", "/healthz", "", 0.001))
+    obs.observe(record("full", "/pods", "", 0.002))
+    obs.observe(record("read-only", "/stats/summary", "", 0.3))
+    obs.observe(record("full", "/containerLogs/ns/p/c", "follow=true", 9.0))
+    obs.observe(record("healthz", "/healthz", "", 0.001))
     assert len(seen) == 4
     text = generate_latest(m.registry).decode()
     fams = {f.name: f for f in text_string_to_metric_families(text)}
