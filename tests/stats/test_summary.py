@@ -117,3 +117,25 @@ def test_summary_without_pods_is_an_empty_list() -> None:
         b'{\n "node": {\n  "nodeName": "n",\n  "startTime": "2023-11-14T22:13:20Z"\n },\n'
         b' "pods": []\n}'
     )
+
+
+def test_encoder_matches_json_dumps_indent_one() -> None:
+    import json
+
+    from pykubelet.stats.summary import _indent
+
+    doc = {
+        "a": [],
+        "b": {},
+        "c": [1, {"d": 'é"\\ \n\t\u0001'}, [[]]],
+        "e": {"f": {"g": 0}},
+        "h": -5,
+    }
+    out: list[str] = []
+    _indent(doc, "", out)
+    assert "".join(out) == json.dumps(doc, indent=1, ensure_ascii=False)
+
+
+def test_go_escapes_in_names() -> None:
+    snap = Snapshot(time=T, node=NodeSample(node_name="a&b<c>\u2028", boot_time=T))
+    assert b'"nodeName": "a\\u0026b\\u003cc\\u003e\\u2028"' in encode_summary(snap)
