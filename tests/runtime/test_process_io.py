@@ -99,6 +99,26 @@ async def test_log_rotation_keeps_max_files(rt: ProcessRuntime, tmp_path: Path) 
     assert b"line-3999-" in log.read_bytes()
 
 
+async def test_arguments_keep_tabs_newlines_and_backslashes(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    args = ("a\tb", "line1\nline2", "back\\slash", "")
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    cfg = ContainerConfig(
+        name="c", image=BUSYBOX_REF, command=("printf", "[%s]"), args=args, log_path="c/0.log"
+    )
+    cid = await rt.create_container(sid, cfg, sc)
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.EXITED)
+    records = [parse_record(x) for x in _read(Path((await rt.container_status(cid)).log_path))]
+    assert b"".join(r.content for r in records) == b"[a\tb][line1\nline2][back\\slash][]"
+
+
+def _read(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines()
+
+
 # ---------------------------------------------------------------------- images
 
 

@@ -158,7 +158,13 @@ AGENT = textwrap.dedent(
                                log_path="echo/0.log")
         eid = await rt.create_container(sid, echo, sc)
         await rt.start_container(eid)
-        print(json.dumps({"sid": sid, "cid": cid, "eid": eid}), flush=True)
+        done = ContainerConfig(name="done", image=image, command=("sh", "-c", "exit 5"),
+                               log_path="done/0.log")
+        did = await rt.create_container(sid, done, sc)
+        await rt.start_container(did)
+        while (await rt.container_status(did)).state.value != "CONTAINER_EXITED":
+            await asyncio.sleep(0.01)
+        print(json.dumps({"sid": sid, "cid": cid, "eid": eid, "did": did}), flush=True)
         await asyncio.sleep(3600)
 
     asyncio.run(main())
@@ -192,6 +198,8 @@ async def test_adoption_after_agent_sigkill(
     size_at_kill = log.stat().st_size if log.exists() else 0
 
     fresh = make_runtime(rt.layout.root)
+    done = await fresh.container_status(ids["did"])  # exit facts survive the agent
+    assert (done.state, done.exit_code, done.reason) == (ContainerState.EXITED, 5, "Error")
     st = await fresh.container_status(ids["cid"])
     assert st.state == ContainerState.RUNNING and st.pid > 0
     await wait_for(lambda: _grown(log, size_at_kill), 10)  # logs keep flowing
