@@ -253,6 +253,22 @@ async def test_exec_sync_enters_the_container(rt: ProcessRuntime, tmp_path: Path
     assert (r.exit_code, r.stderr) == (0, b"oops\n")
 
 
+async def test_exec_gets_the_containers_user_capabilities_and_cwd(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    from pykubelet.runtime import SecurityConfig
+
+    sec = SecurityConfig(run_as_user=1234, run_as_group=2345, no_new_privs=True)
+    _sid, cid = await _running(rt, tmp_path, "sleep 30", security=sec, working_dir="/tmp/work")
+    script = "id; pwd; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status"
+    r = await rt.exec_sync(cid, ["sh", "-c", script], 10)
+    out = r.stdout.decode()
+    assert "uid=1234 gid=2345" in out and "/tmp/work" in out, out
+    fields = dict(line.split(":\t") for line in out.splitlines() if ":\t" in line)
+    assert fields["CapEff"] == "0000000000000000" and fields["NoNewPrivs"] == "1"
+    assert int(fields["CapBnd"], 16) & (1 << 21) == 0  # no CAP_SYS_ADMIN, even in the bound set
+
+
 async def _chunks(*items: bytes) -> AsyncIterator[bytes]:
     for item in items:
         yield item

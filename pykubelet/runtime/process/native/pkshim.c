@@ -13,8 +13,9 @@
  *       Container init (run by the shim's child): cgroups, mount namespace, overlay root,
  *       /proc, /dev, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
  *       then exec of the container's command in place.
- *   pkshim enter CGROUP_PROCS_FILE... -- ARGV...
- *       Joins cgroups, then execs ARGV (used for exec into a container).
+ *   pkshim enter -t PID [-C CGROUP_PROCS]... [-c CAPMASK] [-u UID -g GID -G GROUPS] [-n]
+ *                [-w CWD] -- ARGV...
+ *       exec into a running container: its cgroups, namespaces, root, credentials and cwd.
  *
  * pause and run daemonize (new session, stdio on /dev/null) so neither the agent's death nor a
  * signal to its process group reaches them; the launching process prints "OK <pid> [<child>]"
@@ -729,19 +730,86 @@ static int cmd_init(int argc, char **argv) {
 }
 
 /* ---------------------------------------------------------------- enter */
+/* exec into a running container: join its cgroups, then its ipc/uts/net/pid/mnt namespaces
+ * (mount last: it moves us into the container's root), fork into its PID namespace, and apply
+ * what init applied: capabilities, groups/gid/uid, no_new_privs, the working directory. */
 
 static int cmd_enter(int argc, char **argv) {
-    int i = 1;
-    char pid[32];
-    snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        int fd = open(argv[i], O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, pid, strlen(pid)) < 0) { perror(argv[i]); return 126; }
-        close(fd);
+    int opt, have_caps = 0, have_uid = 0, nnp = 0, ngroups = 0;
+    pid_t target = 0;
+    unsigned long long caps = 0;
+    uid_t uid = 0;
+    gid_t gid = 0, groups[256];
+    const char *cwd = "/";
+    while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:")) != -1) {
+        switch (opt) {
+        case 't': target = (pid_t)atoi(optarg); break;
+        case 'c': have_caps = 1; caps = strtoull(optarg, NULL, 16); break;
+        case 'u': have_uid = 1; uid = (uid_t)strtoul(optarg, NULL, 10); break;
+        case 'g': gid = (gid_t)strtoul(optarg, NULL, 10); break;
+        case 'G': {
+            char *save = NULL;
+            for (char *g = strtok_r(optarg, ",", &save); g && ngroups < 256; g = strtok_r(NULL, ",", &save))
+                groups[ngroups++] = (gid_t)strtoul(g, NULL, 10);
+            break;
+        }
+        case 'n': nnp = 1; break;
+        case 'w': cwd = optarg; break;
+        case 'C': {
+            int fd = open(optarg, O_WRONLY | O_CLOEXEC);
+            char pid[32];
+            snprintf(pid, sizeof pid, "%d", (int)getpid());
+            if (fd < 0 || write(fd, pid, strlen(pid)) < 0) die("join cgroup", optarg);
+            close(fd);
+            break;
+        }
+        default: fprintf(stderr, "usage: pkshim enter -t PID [...] -- ARGV\n"); return 2;
+        }
     }
-    if (i + 1 >= argc) { fprintf(stderr, "usage: pkshim enter FILE... -- ARGV\n"); return 2; }
-    execvp(argv[i + 1], argv + i + 1);
-    perror(argv[i + 1]);
+    if (target <= 0 || optind >= argc) { fprintf(stderr, "pkshim enter: -t and a command are required\n"); return 2; }
+    const char *kinds[] = {"ipc", "uts", "net", "pid", "mnt"};
+    int fds[5];
+    for (int i = 0; i < 5; i++) {
+        char mine[64], theirs[64];
+        struct stat a, b;
+        snprintf(mine, sizeof mine, "/proc/self/ns/%s", kinds[i]);
+        snprintf(theirs, sizeof theirs, "/proc/%d/ns/%s", (int)target, kinds[i]);
+        fds[i] = -1;
+        if (stat(theirs, &b) < 0) die("container namespace", theirs);
+        if (stat(mine, &a) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) continue;
+        fds[i] = open(theirs, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) die("open", theirs);
+    }
+    for (int i = 0; i < 5; i++)
+        if (fds[i] >= 0 && setns(fds[i], 0) < 0) die("setns", kinds[i]);
+    pid_t child = fork();
+    if (child < 0) die("fork", "");
+    if (child > 0) {
+        int st;
+        signal(SIGINT, SIG_IGN);
+        while (waitpid(child, &st, 0) < 0 && errno == EINTR) {}
+        if (WIFSIGNALED(st)) { signal(WTERMSIG(st), SIG_DFL); kill(getpid(), WTERMSIG(st)); }
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    if (have_caps)
+        for (int c = 0; c <= 63; c++)
+            if (!(caps & (1ULL << c))) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+    if (have_uid) {
+        if (setgroups((size_t)ngroups, groups) < 0) die("setgroups", "");
+        if (setgid(gid) < 0) die("setgid", "");
+        if (setuid(uid) < 0) die("setuid", "");
+    }
+    if (have_caps && (!have_uid || uid == 0)) {
+        struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct d[2];
+        for (int i = 0; i < 2; i++)
+            d[i].effective = d[i].permitted = d[i].inheritable = (uint32_t)(caps >> (32 * i));
+        if (syscall(SYS_capset, &h, d) < 0) die("capset", "");
+    }
+    if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs", "");
+    if (chdir(cwd) < 0 && chdir("/") < 0) die("chdir", cwd);
+    execvp(argv[optind], argv + optind);
+    die("exec", argv[optind]);
     return 127;
 }
 

@@ -497,11 +497,56 @@ def cmd_init(args: list[str]) -> None:
 
 
 def cmd_enter(args: list[str]) -> None:
-    i = args.index("--")
-    for path in args[:i]:
-        with open(path, "w") as f:
-            f.write(str(os.getpid()))
-    os.execvp(args[i + 1], args[i + 1 :])
+    import warnings  # noqa: F401  (os.execvp imports it lazily, after the stdlib is out of reach)
+
+    opts, cmd = getopt.getopt(args, "t:c:u:g:G:nw:C:")
+    o = dict(opts)
+    for k, v in opts:
+        if k == "-C":
+            with open(v, "w") as f:
+                f.write(str(os.getpid()))
+    target = o["-t"]
+    fds = []
+    for kind in ("ipc", "uts", "net", "pid", "mnt"):
+        mine, theirs = os.stat(f"/proc/self/ns/{kind}"), os.stat(f"/proc/{target}/ns/{kind}")
+        if (mine.st_ino, mine.st_dev) != (theirs.st_ino, theirs.st_dev):
+            fds.append(os.open(f"/proc/{target}/ns/{kind}", os.O_RDONLY))
+    for fd in fds:
+        _check(libc.setns(fd, 0), "setns")
+        os.close(fd)
+    child = os.fork()
+    if child:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _, st = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(st)
+        if code < 0:
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        os._exit(code if code >= 0 else 128 - code)
+    caps = int(o["-c"], 16) if "-c" in o else None
+    uid = int(o["-u"]) if "-u" in o else None
+    if caps is not None:
+        for c in range(64):
+            if not caps & (1 << c):
+                libc.prctl(PR_CAPBSET_DROP, c, 0, 0, 0)
+    if uid is not None:
+        os.setgroups([int(g) for g in o.get("-G", "").split(",") if g])
+        os.setgid(int(o.get("-g", "0")))
+        os.setuid(uid)
+    if caps is not None and (uid is None or uid == 0):
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+        lo, hi = caps & 0xFFFFFFFF, caps >> 32
+        _check(
+            libc.syscall(SYS_CAPSET, header, (ctypes.c_uint32 * 6)(lo, lo, lo, hi, hi, hi)),
+            "capset",
+        )
+    if "-n" in o:
+        _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    try:
+        os.chdir(o.get("-w", "/"))
+    except OSError:
+        os.chdir("/")
+    os.execvp(cmd[0], cmd)
 
 
 def main() -> None:
