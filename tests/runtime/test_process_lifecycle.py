@@ -106,6 +106,30 @@ def _logged(path: Path, needle: bytes) -> bool:
     return path.exists() and needle in path.read_bytes()
 
 
+async def test_a_container_whose_shim_died_is_unknown_and_still_stoppable(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    cid = await rt.create_container(sid, _cfg("sleep 30"), sc)
+    await rt.start_container(cid)
+    pid = (await rt.container_status(cid)).pid
+    shim = json.loads((rt.layout.container_dir(cid) / "started.json").read_text())["shim"][0]
+    os.kill(shim, signal.SIGKILL)
+    await wait_state(rt, cid, ContainerState.UNKNOWN)
+    await rt.stop_container(cid, 0)
+    st = await rt.container_status(cid)
+    assert (st.state, st.exit_code) == (ContainerState.EXITED, 255)
+    assert _gone(pid)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except FileNotFoundError:
+        return True
+
+
 async def test_sandbox_namespaces(rt: ProcessRuntime, tmp_path: Path) -> None:
     sc = sandbox_config("nsprobe", log_directory=str(tmp_path / "logs"))
     sid = await rt.run_pod_sandbox(sc)

@@ -374,16 +374,18 @@ class ProcessRuntime(ExecMixin):
             return
         d = self.layout.container_dir(container_id)
         shim, pid = self._identities(d)
-        if not procs.alive(shim):
+        # wait on the shim (it records the exit); if it was killed, on the orphaned container
+        watched = shim if procs.alive(shim) else pid
+        if not procs.alive(watched):
             return
         group = not rec.namespaces  # without a PID namespace, signal the whole process group
         if timeout_s > 0 and procs.signal_process(pid, procs.SIGTERM, group=group):
-            if await procs.wait_exit(shim, timeout_s):
+            if await procs.wait_exit(watched, timeout_s):
                 return
         procs.signal_process(pid, procs.SIGKILL, group=group)
         if rec.cgroup_path:
             await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
-        await procs.wait_exit(shim, 10.0)
+        await procs.wait_exit(watched, 10.0)
 
     async def remove_container(self, container_id: str) -> None:
         try:
