@@ -355,3 +355,35 @@ async def test_port_forward_into_the_pod_network(rt: ProcessRuntime, tmp_path: P
         _r, w = await asyncio.open_connection("127.0.0.1", 8080)
         w.close()
     assert _exists(log)
+
+
+async def test_port_forward_host_network_pod(rt: ProcessRuntime, tmp_path: Path) -> None:
+    from pykubelet.runtime import NamespaceMode
+    from tests.conftest import free_port
+
+    port = free_port()
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"), network=NamespaceMode.NODE)
+    sid = await rt.run_pod_sandbox(sc)
+    # on the host's network: listen on loopback only
+    script = (
+        f"mkdir -p /www && echo on-host > /www/index.html && httpd -f -p 127.0.0.1:{port} -h /www"
+    )
+    cid = await rt.create_container(sid, _cfg(script), sc)
+    await rt.start_container(cid)
+
+    async def served() -> bool:
+        try:
+            conn = await rt.port_forward(sid, port)
+        except OSError:
+            return False
+        try:
+            await conn.write(b"GET /index.html HTTP/1.0\r\n\r\n")
+            data = b""
+            async with asyncio.timeout(5):
+                while chunk := await conn.read():
+                    data += chunk
+            return data.startswith(b"HTTP/1.") and data.endswith(b"on-host\n")
+        finally:
+            await conn.close()
+
+    await wait_for(served, 10, "the host-network pod's server")
