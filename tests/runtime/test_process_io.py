@@ -387,3 +387,49 @@ async def test_port_forward_host_network_pod(rt: ProcessRuntime, tmp_path: Path)
             await conn.close()
 
     await wait_for(served, 10, "the host-network pod's server")
+
+
+async def test_attach_large_stdin_then_stdin_once_closes_it(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    # 1 MiB is far more than a pipe holds: the shim must hold it back until the container reads
+    _sid, cid = await _running(rt, tmp_path, "wc -c", stdin=True, stdin_once=True)
+    out = _Sink()
+    blob = b"z" * (1 << 20)
+    await rt.attach(cid, StreamIO(stdin=_chunks(blob[: 1 << 19], blob[1 << 19 :]), stdout=out))
+    assert bytes(out.data).strip() == b"1048576"
+    assert (await rt.container_status(cid)).exit_code == 0
+
+
+async def test_a_stuck_attach_client_cannot_stall_the_container(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    _sid, cid = await _running(
+        rt, tmp_path, "sleep 0.5; head -c 4000000 /dev/zero | tr '\\0' a; echo; echo done"
+    )
+    dfd = _dirfd(rt.layout.shim_dir(cid))
+    try:  # connect, and never read
+        _r, writer = await asyncio.open_unix_connection(f"/proc/self/fd/{dfd}/attach.sock")
+    finally:
+        _close(dfd)
+    try:
+        await wait_state(rt, cid, ContainerState.EXITED, 20)
+    finally:
+        writer.close()
+    assert read_tail((await rt.container_status(cid)).log_path).endswith(b" stdout F done\n")
+
+
+def _dirfd(d: Path) -> int:
+    import os
+
+    return os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _close(fd: int) -> None:
+    import os
+
+    os.close(fd)
+
+
+def read_tail(path: str) -> bytes:
+    return Path(path).read_bytes()[-200:]
