@@ -149,6 +149,18 @@ async def test_sandbox_namespaces(rt: ProcessRuntime, tmp_path: Path) -> None:
     assert hst.state == SandboxState.READY
 
 
+async def test_pod_etc_files(rt: ProcessRuntime, tmp_path: Path) -> None:
+    sc = sandbox_config("etcpod", log_directory=str(tmp_path / "logs"), dns_servers=("10.0.0.10",))
+    sid = await rt.run_pod_sandbox(sc)
+    cid = await rt.create_container(
+        sid, _cfg("cat /etc/hostname /etc/resolv.conf; grep -c localhost /etc/hosts"), sc
+    )
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.EXITED)
+    out = read_log((await rt.container_status(cid)).log_path)
+    assert " F etcpod\n" in out and " F nameserver 10.0.0.10\n" in out and " F 2\n" in out
+
+
 async def test_shared_process_namespace(rt: ProcessRuntime, tmp_path: Path) -> None:
     sc = sandbox_config(log_directory=str(tmp_path / "logs"), pid=NamespaceMode.POD)
     sid = await rt.run_pod_sandbox(sc)

@@ -26,6 +26,7 @@ from pykubelet.runtime.errors import (
 from pykubelet.runtime.network import PodNetwork
 from pykubelet.runtime.process import procs
 from pykubelet.runtime.process.cgroups import CgroupLayout, discover_cgroups
+from pykubelet.runtime.process.etcfiles import write_etc_files
 from pykubelet.runtime.process.execs import ExecMixin
 from pykubelet.runtime.process.features import RuntimeCapabilities, detect_capabilities
 from pykubelet.runtime.process.images import ImageStore
@@ -180,6 +181,7 @@ class ProcessRuntime(ExecMixin):
         ips = await self._setup_network(rec)
         if ips:
             atomic_write_json(d / "ips.json", ips)
+        await asyncio.to_thread(write_etc_files, d, config, ips)
         log.info(
             "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
         )
