@@ -121,6 +121,8 @@ async def one_round(runtime: str, count: int, keep: bool) -> tuple[dict[str, flo
             "200",
         ]
     )
+    if runtime == "process":
+        await import_busybox(work / "root")
     agent = Agent(config)
     task = asyncio.create_task(agent.run())
     await agent.ready.wait()
@@ -153,6 +155,15 @@ async def one_round(runtime: str, count: int, keep: bool) -> tuple[dict[str, flo
     else:
         agent._bench = (task, pods_dir, work)  # type: ignore[attr-defined]
     return result, agent
+
+
+async def import_busybox(root: Path) -> None:
+    from pykubelet.runtime.process import ProcessRuntime, build_busybox_image
+
+    tar = Path(tempfile.gettempdir()) / f"pykubelet-bench-busybox-{os.getpid()}.tar"
+    if not tar.exists():
+        build_busybox_image(tar, ref="docker.io/library/busybox:latest")
+    await ProcessRuntime(root).import_image(tar)
 
 
 async def teardown(agent: Agent, task: asyncio.Task[None], pods_dir: Path, work: Path) -> None:
