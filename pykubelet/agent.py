@@ -29,6 +29,7 @@ from pykubelet.pods import (
     WorkerCounters,
     WorkerDeps,
 )
+from pykubelet.pods.cache import ContainerCache
 from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo
 
 __all__ = ["Agent", "NodeRuntime", "build_runtime", "describe_host"]
@@ -158,6 +159,7 @@ class Agent:
             image_backoff=Backoff(self.clock),
             counters=WorkerCounters(),
             host_ip=_host_ip(cfg),
+            cache=ContainerCache(),
         )
         self.manager = PodManager(deps, max_pods=cfg.max_pods)
         services = [_Service(name="pod-manager", run=self.manager.run)]

@@ -187,7 +187,10 @@ class PodManager:
                 log.exception("relisting containers failed")
 
     async def relist(self) -> None:
+        listed_at = self._deps.clock.monotonic()
         containers = await self._deps.runtime.list_containers()
+        if self._deps.cache is not None:
+            self._deps.cache.update(containers, listed_at)
         current = {c.id: (c.state, c.labels.get(LABEL_POD_UID, "")) for c in containers}
         woken: set[str] = set()
         for cid, seen in current.items():
