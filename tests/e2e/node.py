@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from pykubelet.certs import CertPair, create_ca, create_client_cert, create_serving_cert
-
 from tests.conftest import free_port
 
 NODE = "e2e-node"
