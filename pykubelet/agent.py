@@ -16,10 +16,18 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from pykubelet.auth import (
+    AlwaysAllowAuthorizer,
+    Attributes,
+    AuthorizationResult,
+    Authorizer,
+    Decision,
+)
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration
+from pykubelet.errors import PykubeletError
 from pykubelet.pods import (
     Backoff,
     PodManager,
@@ -31,6 +39,9 @@ from pykubelet.pods import (
 )
 from pykubelet.pods.cache import ContainerCache
 from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo
+
+if TYPE_CHECKING:
+    from pykubelet.server import KubeletServers
 
 __all__ = ["Agent", "NodeRuntime", "build_runtime", "describe_host"]
 
@@ -61,10 +72,11 @@ def build_runtime(config: KubeletConfiguration, clock: Clock) -> NodeRuntime:
         rt: NodeRuntime = FakeRuntime(clock)
         return rt
     if config.runtime == "cri":
-        cls = _load("pykubelet.runtime.cri", "CriRuntime")
+        cls = _load("pykubelet.runtime.cri", "CriRuntime")  # arrives with the CRI runtime
         return cls(endpoint=config.container_runtime_endpoint)  # type: ignore[no-any-return]
-    cls = _load("pykubelet.runtime.process", "ProcessRuntime")
-    return cls(  # type: ignore[no-any-return]
+    from pykubelet.runtime.process import ProcessRuntime
+
+    return ProcessRuntime(
         Path(config.root_dir),
         cgroup_root=config.cgroup_root or "pykubelet",
         clock=clock,
@@ -115,7 +127,7 @@ class Agent:
         self.runtime = runtime
         self.manager: PodManager | None = None
         self.source: StaticDirSource | None = None
-        self.servers: Any = None  # KubeletServers once built
+        self.servers: KubeletServers | None = None
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -136,6 +148,12 @@ class Agent:
                 raise _Stopped
         except* _Stopped:
             pass
+        except* PykubeletError as group:
+            # a part refused to start (bad settings): report the first reason, not a traceback
+            first = group.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
         finally:
             self.done.set()
             log.info("pykubelet stopped; containers were left running")
@@ -179,15 +197,9 @@ class Agent:
         cfg = self.config
         if not cfg.enable_server and cfg.read_only_port == 0 and cfg.healthz_port == 0:
             return []
-        try:
-            server_mod = importlib.import_module("pykubelet.server")
-        except ImportError as e:  # the server package is optional while it is being built
-            log.warning("HTTP server unavailable: %s", e)
-            return []
-        if not hasattr(server_mod, "KubeletServers"):
-            log.warning("HTTP server unavailable: pykubelet.server has no KubeletServers")
-            return []
-        settings = server_mod.ServerSettings(
+        from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
+
+        settings = ServerSettings(
             node_name=cfg.node_name,
             address=cfg.address,
             port=cfg.port,
@@ -206,11 +218,14 @@ class Agent:
             cert_dir=cfg.cert_dir,
             streaming_connection_idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
         )
-        assert self.manager is not None
-        backends = server_mod.ServerBackends(
-            pods=self.manager, runtime=self.runtime, clock=self.clock
+        assert self.manager is not None and self.runtime is not None
+        backends = ServerBackends(
+            pods=self.manager,
+            runtime=self.runtime,
+            authorizer=_build_authorizer(cfg),
+            clock=self.clock,
         )
-        self.servers = server_mod.KubeletServers(settings, backends)
+        self.servers = KubeletServers(settings, backends)
         return [_Service(name="servers", run=self.servers.run)]
 
     # ----- start-up -----
@@ -262,6 +277,27 @@ class Agent:
                 host,
                 self.servers.full_port,
             )
+
+
+class _DenyAll:
+    """Fail closed: an authorization mode this build cannot provide denies everything."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    async def authorize(self, attrs: Attributes) -> AuthorizationResult:
+        return AuthorizationResult(decision=Decision.DENY, reason=self._reason)
+
+
+def _build_authorizer(config: KubeletConfiguration) -> Authorizer:
+    """The authorizer for ``authorization.mode``. Modes whose implementation is not wired yet
+    fail closed rather than falling back to AlwaysAllow."""
+    mode = config.authorization.mode
+    if mode == "AlwaysAllow":
+        return AlwaysAllowAuthorizer()
+    reason = f"authorization mode {mode!r} is not available in this build"
+    log.error("%s: every request on the kubelet API will be denied", reason)
+    return _DenyAll(reason)
 
 
 class _Stopped(Exception):
