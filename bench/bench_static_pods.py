@@ -119,6 +119,8 @@ async def one_round(runtime: str, count: int, keep: bool) -> tuple[dict[str, flo
             "bench",
             "--max-pods",
             "200",
+            "--cgroup-root",
+            CGROUP_ROOT,
         ]
     )
     if runtime == "process":
@@ -155,6 +157,16 @@ async def one_round(runtime: str, count: int, keep: bool) -> tuple[dict[str, flo
     else:
         agent._bench = (task, pods_dir, work)  # type: ignore[attr-defined]
     return result, agent
+
+
+def remove_cgroups() -> None:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if line.split(" - ", 1)[-1].split()[0] not in ("cgroup", "cgroup2"):
+            continue
+        base = Path(line.split()[4]) / CGROUP_ROOT
+        for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
 
 
 async def import_busybox(root: Path) -> None:
@@ -222,6 +234,7 @@ async def main() -> None:
     for k, v in figures.items():
         print(f"  {k:<40} {v:10.2f}")
     await teardown(last, *last._bench)  # type: ignore[attr-defined]
+    remove_cgroups()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ NODE="$(hostname | tr '[:upper:]' '[:lower:]')"
 ROOT="$RUN_DIR/root"
 PKI="$RUN_DIR/pki"
 PORT="${PORT:-10250}"
+HEALTHZ_PORT="${HEALTHZ_PORT:-10248}"
 mkdir -p "$RUN_DIR" "$ROOT" "$PKI"
 
 # 1. The example pods use `busybox`: built from Debian's busybox-static, imported once.
@@ -29,7 +30,9 @@ fi
 [ -f "$PKI/admin.crt" ] || "$BIN/pykubelet" certs client admin --group system:masters --dir "$PKI" >/dev/null
 
 # 3. The authorization policy (RBAC-style): admin may do everything.
-[ -f "$RUN_DIR/policy.yaml" ] || cp examples/policy.yaml "$RUN_DIR/policy.yaml"
+if [ ! -f "$RUN_DIR/policy.yaml" ] && [ -f examples/policy.yaml ]; then
+  cp examples/policy.yaml "$RUN_DIR/policy.yaml"
+fi
 
 cat <<INFO
 == pykubelet standalone node "$NODE"
@@ -40,6 +43,6 @@ cat <<INFO
    stop:    Ctrl-C (containers keep running; the next \`make run\` adopts them)
 INFO
 exec "$BIN/pykubelet" run --config examples/standalone.yaml --root-dir "$ROOT" \
-  --node-name "$NODE" --port "$PORT" --cert-dir "$PKI" \
+  --node-name "$NODE" --port "$PORT" --healthz-port "$HEALTHZ_PORT" --cert-dir "$PKI" \
   --tls-cert-file "$PKI/kubelet.crt" --tls-private-key-file "$PKI/kubelet.key" \
   --client-ca-file "$PKI/ca.crt" --authorization-policy-file "$RUN_DIR/policy.yaml"
