@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Sequence
 
 from pykubelet.api import Container, ContainerStateWaiting, Pod
@@ -109,7 +110,8 @@ class PodWorker:
                 except Exception:  # supervision point: a pod's failure stays with the pod
                     failures += 1
                     self._deps.counters.sync_errors += 1
-                    delay = min(2.0 ** (failures - 1), MAX_SYNC_RETRY_S)
+                    # jittered, so pods failing together (a runtime hiccup) do not retry in step
+                    delay = min(2.0 ** (failures - 1), MAX_SYNC_RETRY_S) * random.uniform(0.5, 1.0)
                     log.exception(
                         "sync of pod %s failed; retrying in %ss", self.pod.full_name, delay
                     )
