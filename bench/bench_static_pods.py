@@ -40,6 +40,7 @@ spec:
 
 IDLE_WINDOW_S = 10.0
 CGROUP_ROOT = f"pykubelet-bench-{secrets.token_hex(4)}"
+BUSYBOX_TAR = Path(tempfile.gettempdir()) / f"pykubelet-bench-busybox-{os.getpid()}.tar"
 
 
 def cgroup_pids() -> set[int]:
@@ -184,11 +185,10 @@ def remove_cgroups() -> None:
 async def import_busybox(root: Path) -> None:
     from pykubelet.runtime.process import ProcessRuntime, build_busybox_image
 
-    tar = Path(tempfile.gettempdir()) / f"pykubelet-bench-busybox-{os.getpid()}.tar"
-    if not tar.exists():
-        build_busybox_image(tar, ref="docker.io/library/busybox:latest")
+    if not BUSYBOX_TAR.exists():
+        build_busybox_image(BUSYBOX_TAR, ref="docker.io/library/busybox:latest")
     runtime = ProcessRuntime(root)
-    await runtime.import_image(tar)
+    await runtime.import_image(BUSYBOX_TAR)
     # build the per-container helper once before timing, as on any machine after its first start
     from pykubelet.runtime.process.shimbin import ensure_shim
 
@@ -255,6 +255,7 @@ async def main() -> None:
         print(f"  {k:<40} {v:10.2f}")
     await teardown(last, *last._bench)  # type: ignore[attr-defined]
     remove_cgroups()
+    BUSYBOX_TAR.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
