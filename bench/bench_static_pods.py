@@ -256,6 +256,9 @@ async def main() -> None:
     await teardown(last, *last._bench)  # type: ignore[attr-defined]
     remove_cgroups()
     BUSYBOX_TAR.unlink(missing_ok=True)
+    logging.shutdown()
+    if log_file.stat().st_size == 0:
+        log_file.unlink()
 
 
 if __name__ == "__main__":
