@@ -2,8 +2,11 @@
 
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.cache import ContainerCache
+from pykubelet.pods.downward import NodeAllocatable, PodFacts
 from pykubelet.pods.env import ValueFromResolver, build_env, expand, expand_command
 from pykubelet.pods.manager import PodManager
+from pykubelet.pods.podspec import PodSpecLayer
+from pykubelet.pods.prober import ProbeChange, Prober, ProbeRecorder, ProbeType
 from pykubelet.pods.protocol import PodLister
 from pykubelet.pods.runtime_config import ContainerConfigHook, RuntimeConfigBuilder
 from pykubelet.pods.source_file import StaticDirSource
@@ -15,6 +18,13 @@ from pykubelet.pods.worker import PodWorker, WorkerCounters, WorkerDeps
 __all__ = [
     "Backoff",
     "ContainerCache",
+    "NodeAllocatable",
+    "PodFacts",
+    "PodSpecLayer",
+    "ProbeChange",
+    "ProbeRecorder",
+    "ProbeType",
+    "Prober",
     "ContainerConfigHook",
     "PodLayerStats",
     "PodLister",
