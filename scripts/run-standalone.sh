@@ -10,6 +10,9 @@ ROOT="$RUN_DIR/root"
 PKI="$RUN_DIR/pki"
 PORT="${PORT:-10250}"
 HEALTHZ_PORT="${HEALTHZ_PORT:-10248}"
+PODS="${PODS:-$PWD/examples/pods}"
+EXTRA=()
+[ -n "${CGROUP_ROOT:-}" ] && EXTRA+=(--cgroup-root "$CGROUP_ROOT")
 mkdir -p "$RUN_DIR" "$ROOT" "$PKI"
 
 # 1. The example pods use `busybox`: built from Debian's busybox-static, imported once.
@@ -36,7 +39,7 @@ fi
 
 cat <<INFO
 == pykubelet standalone node "$NODE"
-   pods:    $PWD/examples/pods (edit, add or remove files: changes apply within a second)
+   pods:    $PODS (edit, add or remove files: changes apply within a second)
    logs:    $ROOT/logs/pods
    try:     curl --cacert $PKI/ca.crt --cert $PKI/admin.crt --key $PKI/admin.key https://127.0.0.1:$PORT/pods
    logs:    curl --cacert $PKI/ca.crt --cert $PKI/admin.crt --key $PKI/admin.key "https://127.0.0.1:$PORT/containerLogs/default/counter-$NODE/count?tailLines=5"
@@ -45,4 +48,5 @@ INFO
 exec "$BIN/pykubelet" run --config examples/standalone.yaml --root-dir "$ROOT" \
   --node-name "$NODE" --port "$PORT" --healthz-port "$HEALTHZ_PORT" --cert-dir "$PKI" \
   --tls-cert-file "$PKI/kubelet.crt" --tls-private-key-file "$PKI/kubelet.key" \
-  --client-ca-file "$PKI/ca.crt" --authorization-policy-file "$RUN_DIR/policy.yaml"
+  --client-ca-file "$PKI/ca.crt" --authorization-policy-file "$RUN_DIR/policy.yaml" \
+  --pod-manifest-path "$PODS" "${EXTRA[@]}"

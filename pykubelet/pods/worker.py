@@ -118,7 +118,7 @@ class PodWorker:
                     # jittered, so pods failing together (a runtime hiccup) do not retry in step
                     delay = min(2.0 ** (failures - 1), MAX_SYNC_RETRY_S) * random.uniform(0.5, 1.0)
                     log.exception(
-                        "sync of pod %s failed; retrying in %ss", self.pod.full_name, delay
+                        "sync of pod %s failed; retrying in %.1fs", self.pod.full_name, delay
                     )
                 if not self._terminate:
                     await self._wait(delay)
