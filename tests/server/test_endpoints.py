@@ -209,3 +209,20 @@ async def test_debug_flags_v(pki: Pki) -> None:
             assert (r.status, r.body) == (404, b"404: Page Not Found")
     finally:
         logger.setLevel(before)
+
+
+async def test_healthz_exclude_is_repeatable_not_comma_split(pki: Pki) -> None:
+    async with running(
+        settings_for(pki), ServerBackends(pods=StaticPods(), runtime=TinyRuntime())
+    ) as s:
+        assert s.full_port
+        r = await fetch(
+            s.full_port,
+            "/healthz?verbose&exclude=log&exclude=ping,syncloop&exclude=zzz",
+            ctx=pki.client_context(pki.admin),
+        )
+    assert r.body == (
+        b"[+]ping ok\n[+]log excluded: ok\n[+]syncloop ok\n"
+        b'warn: some health checks cannot be excluded: no matches for "ping,syncloop","zzz"\n'
+        b"healthz check passed\n"
+    )
