@@ -226,3 +226,44 @@ async def test_healthz_exclude_is_repeatable_not_comma_split(pki: Pki) -> None:
         b'warn: some health checks cannot be excluded: no matches for "ping,syncloop","zzz"\n'
         b"healthz check passed\n"
     )
+
+
+async def test_curl_with_client_certificate(pki: Pki) -> None:
+    """The line `make run` prints: curl --cacert … --cert … --key … https://127.0.0.1:PORT/pods"""
+    from tests.prereq import require_binary
+
+    curl = require_binary("curl")
+    async with running(
+        settings_for(pki), ServerBackends(pods=two_pods(), runtime=TinyRuntime())
+    ) as s:
+        assert s.full_port
+        url = f"https://127.0.0.1:{s.full_port}/pods"
+        ok = await asyncio.create_subprocess_exec(
+            curl,
+            "-sS",
+            "--cacert",
+            pki.ca.cert_file,
+            "--cert",
+            pki.admin.cert_file,
+            "--key",
+            pki.admin.key_file,
+            "-w",
+            "\n%{http_code}",
+            url,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await ok.communicate()
+        body, _, code = out.rpartition(b"\n")
+        assert code == b"200" and json.loads(body)["kind"] == "PodList"
+        anon = await asyncio.create_subprocess_exec(
+            curl,
+            "-sS",
+            "--cacert",
+            pki.ca.cert_file,
+            "-w",
+            "\n%{http_code}",
+            url,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await anon.communicate()
+        assert out == b"Unauthorized\n401"
