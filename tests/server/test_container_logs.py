@@ -14,6 +14,7 @@ import pytest
 from pykubelet.logs import encode_records
 from pykubelet.runtime.types import ContainerState
 from pykubelet.server import LOG_HUB, KubeletServers, ServerBackends
+from tests.prereq import require
 from tests.server.harness import Pki, fetch, running, settings_for, wait_until
 from tests.server.logpods import T0, LogWorld, append_bytes, write_lines
 
@@ -230,8 +231,14 @@ def _open_fds() -> int:
 async def test_thousand_followers_share_one_watcher(
     world: tuple[LogWorld, KubeletServers], pki: Pki
 ) -> None:
+    import resource
+
     w, s = world
     n = 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    require(hard == resource.RLIM_INFINITY or hard >= 4 * n, f"needs RLIMIT_NOFILE >= {4 * n}")
+    if soft < 4 * n:  # two sockets per connection in this one process, plus headroom
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * n), hard))
     fds_before = _open_fds()
     connector = aiohttp.TCPConnector(ssl=_client_ssl(pki), limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
