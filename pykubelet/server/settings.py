@@ -95,6 +95,7 @@ class RequestRecord:
     auth_duration_s: float
     duration_s: float
     annotations: Mapping[str, str] = field(default_factory=dict)
+    request_uri: str = ""  # the request target exactly as received (audit requestURI)
 
 
 class RequestObserver(Protocol):

@@ -178,10 +178,11 @@ async def test_observer_sees_every_request_once_with_attributes(pki: Pki) -> Non
     rec = Recorder()
     async with running(settings_for(pki), backends(observer=rec)) as s:
         assert s.full_port
-        await fetch(s.full_port, "/pods", ctx=pki.client_context(pki.admin))
+        await fetch(s.full_port, "/pods?x=%2F", ctx=pki.client_context(pki.admin))
         await fetch(s.full_port, "/pods", ctx=pki.client_context(None))
         await fetch(s.full_port, "/foo", ctx=pki.client_context(None))
     ok, unauth, missing = rec.records
+    assert (ok.request_uri, ok.path, ok.query) == ("/pods?x=%2F", "/pods", "x=%2F")
     assert (ok.status, ok.decision, ok.verb, ok.subresource) == (200, "allow", "get", "proxy")
     assert ok.subresources == ("pods", "proxy")
     assert ok.user is not None and ok.user.name == "admin"
