@@ -65,7 +65,9 @@ def test_run_serves_static_pods_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
         stderr=subprocess.PIPE,
     )
     try:
-        out = _read_until(proc, "pod default/web-n1")
+        out = _read_until(proc, "cgroups:")  # logged once the servers are ready
+        if "pod default/web-n1" not in out:  # the pod may be added before or after
+            out += _read_until(proc, "pod default/web-n1")
         assert "host: running as" in out and "cgroups:" in out
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
