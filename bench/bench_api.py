@@ -242,7 +242,8 @@ class _Pods:
         self.pods = tuple(pods)
 
     def list_pods(self):  # type: ignore[no-untyped-def]
-        return self.pods
+        # fresh views on every call, as the pod manager builds them
+        return [p.with_status(p.status) for p in self.pods]  # type: ignore[attr-defined]
 
     def get_pod(self, namespace, name):  # type: ignore[no-untyped-def]
         for p in self.pods:

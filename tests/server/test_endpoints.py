@@ -267,3 +267,21 @@ async def test_curl_with_client_certificate(pki: Pki) -> None:
         )
         out, _ = await anon.communicate()
         assert out == b"Unauthorized\n401"
+
+
+def test_pod_list_encoder_matches_whole_encoding_and_reuses_fragments() -> None:
+    from pykubelet.api import PodStatus
+    from pykubelet.server.pods import PodListEncoder, encode_pod_list
+
+    stored = two_pods().pods
+    enc = PodListEncoder()
+    # a lister that builds fresh views on every call, as the pod manager does
+    views = [p.with_status(p.status) for p in stored]
+    body = enc.encode(views)
+    assert body == encode_pod_list(views)
+    again = enc.encode([p.with_status(p.status) for p in stored])
+    assert again is body  # nothing changed: the same bytes object
+    changed = [stored[0].with_status(PodStatus(phase="Failed")), stored[1]]
+    assert enc.encode(changed) == encode_pod_list(changed)
+    assert enc.encode([]) == b'{"kind":"PodList","apiVersion":"v1","metadata":{},"items":null}\n'
+    assert enc.encode(stored) == encode_pod_list(stored)
