@@ -50,7 +50,7 @@ def _now() -> _dt.datetime:
 
 
 def _write_pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, base: str) -> CertPair:
-    os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
+    os.makedirs(os.path.dirname(base) or ".", mode=0o700, exist_ok=True)
     cert_file, key_file = base + ".crt", base + ".key"
     fd = os.open(key_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
