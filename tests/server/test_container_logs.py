@@ -291,3 +291,22 @@ async def test_accept_header_quirk(world: tuple[LogWorld, KubeletServers], pki: 
         headers={"Accept": "application/json, */*"},
     )
     assert (r.status, r.body) == (200, b"line 5\n")
+
+
+async def test_client_vanishing_mid_stream_releases_the_watcher(
+    world: tuple[LogWorld, KubeletServers], pki: Pki
+) -> None:
+    w, s = world
+    assert s.full_app is not None
+    hub = s.full_app[LOG_HUB]
+    session, resp = await _follow(s, pki, f"{BASE}/main?follow=true&tailLines=1")
+    try:
+        assert await _read_until(resp, b"line 5\n") == b"line 5\n"
+        append_bytes(w.main_log, encode_records("stdout", b"z" * 100 + b"\n", T0) * 20000)
+        await resp.content.readany()  # the flood has started
+    finally:
+        resp.close()  # vanish without reading the rest
+        await session.close()
+    await wait_until(lambda: hub.tails == 0 and hub.inotify_watches == 0)
+    status, _, body = await get(s, pki, f"{BASE}/main?tailLines=1")
+    assert (status, body) == (200, b"z" * 100 + b"\n")
