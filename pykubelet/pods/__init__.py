@@ -3,7 +3,7 @@
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.env import ValueFromResolver, build_env, expand, expand_command
 from pykubelet.pods.manager import PodManager
-from pykubelet.pods.protocol import PodLister
+from pykubelet.pods.protocol import PodLister, VersionedPodLister
 from pykubelet.pods.runtime_config import ContainerConfigHook, RuntimeConfigBuilder
 from pykubelet.pods.source_file import StaticDirSource
 from pykubelet.pods.static_pod import static_pod_from_document, static_pod_uid
@@ -16,6 +16,7 @@ __all__ = [
     "ContainerConfigHook",
     "PodLayerStats",
     "PodLister",
+    "VersionedPodLister",
     "PodManager",
     "PodUpdate",
     "PodWorker",

@@ -1,7 +1,8 @@
 """``/pods`` and ``/runningpods/``: v1 PodList bodies, byte-compatible with upstream (§7.4).
 
 Each pod's JSON is cached while the pod is unchanged (same stored object, equal status), and the
-whole body while no fragment changed, so a request is usually just a write.
+whole body while no fragment changed; a ``VersionedPodLister`` is not even listed while its
+``generation()`` stays the same, so a request is just a write.
 """
 
 from __future__ import annotations
@@ -99,9 +100,19 @@ class PodsHandlers:
         self._pods = pods
         self._runtime = runtime
         self._encoder = PodListEncoder()
+        self._generation: int | None = None
+        self._body_at_generation = b""
 
     def _body(self) -> bytes:
-        return self._encoder.encode(self._pods.list_pods())
+        generation = getattr(self._pods, "generation", None)
+        if generation is None:
+            return self._encoder.encode(self._pods.list_pods())
+        # read before listing: a change during the listing only makes the next request re-list
+        g = generation()
+        if g != self._generation:
+            self._body_at_generation = self._encoder.encode(self._pods.list_pods())
+            self._generation = g
+        return self._body_at_generation
 
     async def pods(self, request: web.Request) -> web.StreamResponse:
         if not_acceptable(request, JSON):

@@ -285,3 +285,33 @@ def test_pod_list_encoder_matches_whole_encoding_and_reuses_fragments() -> None:
     assert enc.encode(changed) == encode_pod_list(changed)
     assert enc.encode([]) == b'{"kind":"PodList","apiVersion":"v1","metadata":{},"items":null}\n'
     assert enc.encode(stored) == encode_pod_list(stored)
+
+
+class CountingVersionedPods(StaticPods):
+    def __init__(self) -> None:
+        super().__init__(two_pods().pods)
+        self.gen = 0
+        self.list_calls = 0
+
+    def generation(self) -> int:
+        return self.gen
+
+    def list_pods(self):  # type: ignore[no-untyped-def]
+        self.list_calls += 1
+        return [p.with_status(p.status) for p in self.pods]
+
+
+async def test_versioned_lister_is_listed_only_when_its_generation_changes(pki: Pki) -> None:
+    pods = CountingVersionedPods()
+    async with running(settings_for(pki), ServerBackends(pods=pods, runtime=TinyRuntime())) as s:
+        assert s.full_port
+        ctx = pki.client_context(pki.admin)
+        first = await fetch(s.full_port, "/pods", ctx=ctx)
+        for _ in range(5):
+            assert (await fetch(s.full_port, "/pods", ctx=ctx)).body == first.body
+        assert pods.list_calls == 1
+        pods.pods = pods.pods[:1]
+        pods.gen += 1
+        r = await fetch(s.full_port, "/pods", ctx=ctx)
+        assert [p["metadata"]["name"] for p in json.loads(r.body)["items"]] == ["api"]
+        assert pods.list_calls == 2
