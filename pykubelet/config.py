@@ -146,6 +146,8 @@ class KubeletConfiguration:
     cgroup_root: str = ""
     # pykubelet extensions (config file and flags) and flag-only settings
     root_dir: str = "/var/lib/pykubelet"
+    cni_conf_dir: str = "/etc/cni/net.d"  # first *.conflist/*.conf wins; none: built-in bridge
+    cni_bin_dir: str = "/usr/lib/cni"
     node_name: str = ""
     runtime: str = "process"
     container_runtime_endpoint: str = ""
@@ -378,6 +380,8 @@ _FIELDS: tuple[_Spec, ...] = (
     ("runtime", "runtime", _choice(RUNTIMES), "--runtime"),
     ("certDir", "cert_dir", _str, "--cert-dir"),
     ("auditLogPath", "audit_log_path", _str, "--audit-log-path"),
+    ("cniConfDir", "cni_conf_dir", _str, "--cni-conf-dir"),
+    ("cniBinDir", "cni_bin_dir", _str, "--cni-bin-dir"),
 )
 _FLAG_ONLY: tuple[_Spec, ...] = (
     ("", "kubeconfig", _str, "--kubeconfig"),
@@ -394,7 +398,7 @@ _OBJECTS = {
 _BY_JSON = {spec[0]: spec for spec in _FIELDS}
 _PATH_FIELDS = frozenset(
     """staticPodPath tlsCertFile tlsPrivateKeyFile authentication.x509.clientCAFile
-    authorization.policyFile rootDir certDir auditLogPath""".split()
+    authorization.policyFile rootDir certDir auditLogPath cniConfDir cniBinDir""".split()
 )
 
 
