@@ -10,30 +10,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from pykubelet.auth import (
+    AlwaysAllowAuthorizer,
+    Attributes,
+    AuthorizationResult,
+    Authorizer,
+    Decision,
+)
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration
+from pykubelet.errors import InvalidInput, PykubeletError
 from pykubelet.network import CniNetwork
 from pykubelet.pods import (
     Backoff,
     NodeAllocatable,
     PodManager,
     PodSpecLayer,
-    ProbeRecorder,
     RuntimeConfigBuilder,
     StaticDirSource,
     StatusManager,
     WorkerCounters,
     WorkerDeps,
 )
+from pykubelet.pods.cache import ContainerCache
+from pykubelet.runtime.process import ProcessRuntime
 from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo
+from pykubelet.stats.agent_metrics import default_metrics
+
+if TYPE_CHECKING:
+    from pykubelet.server import KubeletServers
 
 __all__ = ["Agent", "NodeRuntime", "build_network", "build_runtime", "describe_host"]
 
@@ -52,11 +64,6 @@ class _Service:
     run: Any  # Callable[[], Awaitable[None]]
 
 
-def _load(module: str, name: str) -> Any:
-    """Import a part from another package late, so a missing optional part fails clearly."""
-    return getattr(importlib.import_module(module), name)
-
-
 def build_runtime(
     config: KubeletConfiguration, clock: Clock, *, network: CniNetwork | None = None
 ) -> NodeRuntime:
@@ -66,10 +73,10 @@ def build_runtime(
         rt: NodeRuntime = FakeRuntime(clock)
         return rt
     if config.runtime == "cri":
-        cls = _load("pykubelet.runtime.cri", "CriRuntime")
-        return cls(endpoint=config.container_runtime_endpoint)  # type: ignore[no-any-return]
-    cls = _load("pykubelet.runtime.process", "ProcessRuntime")
-    return cls(  # type: ignore[no-any-return]
+        raise InvalidInput(
+            "the CRI runtime is not available in this build; use process", field="runtime"
+        )
+    return ProcessRuntime(
         Path(config.root_dir),
         cgroup_root=config.cgroup_root or "pykubelet",
         clock=clock,
@@ -103,15 +110,6 @@ def _allocatable(config: KubeletConfiguration) -> NodeAllocatable:
     return NodeAllocatable(
         cpu_milli=(os.cpu_count() or 1) * 1000, memory_bytes=pages, ephemeral_storage_bytes=disk
     )
-
-
-def _probe_recorder() -> ProbeRecorder | None:
-    """``prober_probe_total`` lives in the stats package when it is present."""
-    try:
-        factory = _load("pykubelet.stats.agent_metrics", "default_metrics")
-    except (ImportError, AttributeError):
-        return None
-    return factory()  # type: ignore[no-any-return]
 
 
 def describe_host() -> list[str]:
@@ -155,7 +153,7 @@ class Agent:
         self.runtime = runtime
         self.manager: PodManager | None = None
         self.source: StaticDirSource | None = None
-        self.servers: Any = None  # KubeletServers once built
+        self.servers: KubeletServers | None = None
         self.podspec: PodSpecLayer | None = None
         self.network: CniNetwork | None = None  # CNI, when the agent built a process runtime
         self._stop = asyncio.Event()
@@ -178,6 +176,12 @@ class Agent:
                 raise _Stopped
         except* _Stopped:
             pass
+        except* PykubeletError as group:
+            # a part refused to start (bad settings): report the first reason, not a traceback
+            first = group.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
         finally:
             self.done.set()
             log.info("pykubelet stopped; containers were left running")
@@ -200,7 +204,7 @@ class Agent:
             node_name=cfg.node_name,
             host_ip=_host_ip(cfg),
             allocatable=_allocatable(cfg),
-            recorder=_probe_recorder(),
+            recorder=default_metrics(),
         )
         self.podspec = spec
         deps = WorkerDeps(
@@ -219,6 +223,7 @@ class Agent:
             image_backoff=Backoff(self.clock),
             counters=WorkerCounters(),
             host_ip=_host_ip(cfg),
+            cache=ContainerCache(),
             readiness=spec.readiness,
             prepare_pod=spec.prepare_pod,
             on_container_started=spec.on_container_started,
@@ -249,15 +254,10 @@ class Agent:
         cfg = self.config
         if not cfg.enable_server and cfg.read_only_port == 0 and cfg.healthz_port == 0:
             return []
-        try:
-            server_mod = importlib.import_module("pykubelet.server")
-        except ImportError as e:  # the server package is optional while it is being built
-            log.warning("HTTP server unavailable: %s", e)
-            return []
-        if not hasattr(server_mod, "KubeletServers"):
-            log.warning("HTTP server unavailable: pykubelet.server has no KubeletServers")
-            return []
-        settings = server_mod.ServerSettings(
+        from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
+        from pykubelet.server.stats import build_stats
+
+        settings = ServerSettings(
             node_name=cfg.node_name,
             address=cfg.address,
             port=cfg.port,
@@ -276,12 +276,30 @@ class Agent:
             cert_dir=cfg.cert_dir,
             streaming_connection_idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
         )
-        assert self.manager is not None
-        backends = server_mod.ServerBackends(
-            pods=self.manager, runtime=self.runtime, clock=self.clock
+        assert self.manager is not None and self.runtime is not None
+        stats = build_stats(
+            node_name=cfg.node_name,
+            root_dir=cfg.root_dir,
+            runtime=self.runtime,
+            pods=self.manager,
+            cgroup_root=cfg.cgroup_root or "pykubelet",
+            clock=self.clock,
+            pod_counters=self.manager.stats,
         )
-        self.servers = server_mod.KubeletServers(settings, backends)
-        return [_Service(name="servers", run=self.servers.run)]
+        backends = ServerBackends(
+            pods=self.manager,
+            runtime=self.runtime,
+            authorizer=_build_authorizer(cfg),
+            extra_routes=stats.routes,
+            extra_read_only_routes=stats.routes,
+            observer=stats.observer,
+            clock=self.clock,
+        )
+        self.servers = KubeletServers(settings, backends)
+        return [
+            _Service(name="stats", run=stats.collector.run),
+            _Service(name="servers", run=self.servers.run),
+        ]
 
     async def _podspec_service(self) -> None:
         """Releases CNI attachments an earlier agent left for sandboxes that are gone, then
@@ -351,6 +369,27 @@ class Agent:
                 host,
                 self.servers.full_port,
             )
+
+
+class _DenyAll:
+    """Fail closed: an authorization mode this build cannot provide denies everything."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    async def authorize(self, attrs: Attributes) -> AuthorizationResult:
+        return AuthorizationResult(decision=Decision.DENY, reason=self._reason)
+
+
+def _build_authorizer(config: KubeletConfiguration) -> Authorizer:
+    """The authorizer for ``authorization.mode``. Modes whose implementation is not wired yet
+    fail closed rather than falling back to AlwaysAllow."""
+    mode = config.authorization.mode
+    if mode == "AlwaysAllow":
+        return AlwaysAllowAuthorizer()
+    reason = f"authorization mode {mode!r} is not available in this build"
+    log.error("%s: every request on the kubelet API will be denied", reason)
+    return _DenyAll(reason)
 
 
 class _Stopped(Exception):

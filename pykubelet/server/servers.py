@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from dataclasses import replace
 
 from aiohttp import web
 
-from pykubelet.certs import ensure_node_ca, ensure_self_signed_serving_cert
+from pykubelet.certs import ensure_self_signed_serving_cert
 from pykubelet.server.app import build_full_app, build_healthz_app, build_read_only_app
 from pykubelet.server.settings import ServerBackends, ServerSettings
 from pykubelet.server.tls import build_server_context
@@ -98,24 +97,8 @@ class KubeletServers:
         addr = runner.addresses[0]
         return int(addr[1])
 
-    def _with_node_ca(self) -> ServerSettings:
-        """Upstream refuses to start with no authentication method; we trust a node-local CA
-        under ``cert_dir`` instead (still x509-only, never anonymous)."""
-        s, b = self.settings, self.backends
-        if not s.enable_server or s.client_ca_file or s.anonymous_enabled or b.authenticator:
-            return s
-        ca = ensure_node_ca(s.cert_dir)
-        log.warning(
-            "no clientCAFile configured: trusting the node CA %s; issue client certificates "
-            "with `pykubelet certs client NAME --group GROUP --dir %s`",
-            ca.cert_file,
-            s.cert_dir,
-        )
-        self.settings = replace(s, client_ca_file=ca.cert_file)
-        return self.settings
-
     async def run(self) -> None:
-        s, b = self._with_node_ca(), self.backends
+        s, b = self.settings, self.backends
         try:
             if s.enable_server:
                 self.ssl_context = self._ssl_context()

@@ -63,22 +63,26 @@ async def test_trusted_certificate_is_served(pki: Pki) -> None:
         assert r.headers["content-type"] == "application/json"
 
 
-async def test_without_client_ca_the_node_ca_is_trusted(tmp_path: Path, pki: Pki) -> None:
+async def test_no_authentication_method_refuses_to_start(pki: Pki) -> None:
+    from pykubelet.errors import InvalidInput
+    from pykubelet.server import KubeletServers
+
+    servers = KubeletServers(settings_for(pki, client_ca_file=""), backends())
+    with pytest.raises(InvalidInput, match="No authentication method configured"):
+        await servers.run()
+    assert servers.done.is_set()
+
+
+async def test_node_ca_helper_issues_working_client_certs(tmp_path: Path, pki: Pki) -> None:
     from pykubelet.certs import create_client_cert, ensure_node_ca
 
-    cert_dir = tmp_path / "pki"
-    settings = settings_for(pki, client_ca_file="", cert_dir=str(cert_dir))
-    async with running(settings, backends()) as s:
+    node_ca = ensure_node_ca(str(tmp_path / "pki"))
+    assert ensure_node_ca(str(tmp_path / "pki")) == node_ca  # reused, not recreated
+    alice = create_client_cert(str(tmp_path / "clients"), "alice", ca=node_ca)
+    async with running(settings_for(pki, client_ca_file=node_ca.cert_file), backends()) as s:
         assert s.full_port
-        assert s.settings.client_ca_file == str(cert_dir / "ca.crt")
-        node_ca = ensure_node_ca(str(cert_dir))  # reused, not recreated
-        alice = create_client_cert(str(tmp_path / "clients"), "alice", ca=node_ca)
-        ctx = pki.client_context(alice)
-        r = await fetch(s.full_port, "/pods", ctx=ctx)
-        assert r.status == 200
+        assert (await fetch(s.full_port, "/pods", ctx=pki.client_context(alice))).status == 200
         r = await fetch(s.full_port, "/pods", ctx=pki.client_context(pki.admin))  # other CA
-        assert (r.status, r.body) == (401, b"Unauthorized")
-        r = await fetch(s.full_port, "/pods", ctx=pki.client_context(None))
         assert (r.status, r.body) == (401, b"Unauthorized")
 
 
