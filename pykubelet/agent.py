@@ -25,7 +25,7 @@ from pykubelet.auth import (
     Decision,
 )
 from pykubelet.clock import Clock, SystemClock
-from pykubelet.config import KubeletConfiguration
+from pykubelet.config import KubeletConfiguration, configz
 from pykubelet.errors import InvalidInput, PykubeletError
 from pykubelet.network import CniNetwork
 from pykubelet.pods import (
@@ -275,6 +275,7 @@ class Agent:
             enable_system_log_handler=cfg.enable_system_log_handler,
             cert_dir=cfg.cert_dir,
             streaming_connection_idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
+            configz=configz(cfg),
         )
         assert self.manager is not None and self.runtime is not None
         stats = build_stats(

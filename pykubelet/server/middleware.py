@@ -261,6 +261,7 @@ class FrontDoor:
             auth_duration_s=outcome.auth_s,
             duration_s=self._clock.monotonic() - t0,
             annotations=dict(outcome.annotations),
+            request_uri=request.raw_path,
         )
         try:
             self._observer.observe(record)
