@@ -53,6 +53,9 @@ class AuthResult:
     error: str = ""
     # Headers to strip before the handler sees the request (Authorization, a WS token protocol).
     consumed_headers: tuple[str, ...] = ()
+    # Headers to replace (lower-case name, new value) before the handler sees the request: the
+    # WebSocket token authenticator removes only its own entry from Sec-WebSocket-Protocol.
+    rewritten_headers: tuple[tuple[str, str], ...] = ()
 
 
 class Authenticator(Protocol):
