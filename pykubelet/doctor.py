@@ -46,6 +46,25 @@ STRONG_SUITES = frozenset(
 )
 
 
+# TLS 1.2 suites without ECDHE or without AEAD (RSA key exchange, CBC, 3DES), for the probe.
+_WEAK_TLS12 = ":".join(
+    [
+        "AES128-SHA",
+        "AES256-SHA",
+        "AES128-GCM-SHA256",
+        "AES256-GCM-SHA384",
+        "ECDHE-ECDSA-AES128-SHA",
+        "ECDHE-RSA-AES128-SHA",
+        "ECDHE-ECDSA-AES256-SHA",
+        "ECDHE-RSA-AES256-SHA",
+        "ECDHE-ECDSA-AES128-SHA256",
+        "ECDHE-RSA-AES128-SHA256",
+        "DES-CBC3-SHA",
+        "@SECLEVEL=0",
+    ]
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Finding:
     id: str
@@ -272,7 +291,7 @@ def probe_endpoint(url: str, *, read_only_url: str = "", timeout: float = 5.0) -
         weak.check_hostname = False
         weak.verify_mode = ssl.CERT_NONE
         weak.maximum_version = ssl.TLSVersion.TLSv1_2
-        weak.set_ciphers("AES128-SHA:AES256-SHA:AES128-GCM-SHA256:DES-CBC3-SHA:@SECLEVEL=0")
+        weak.set_ciphers(_WEAK_TLS12)
         try:
             _http_get(base + "/healthz", timeout=timeout, context=weak)
         except ssl.SSLError:

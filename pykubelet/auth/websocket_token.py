@@ -37,7 +37,7 @@ def _is_websocket(req: RequestInfo) -> bool:
 def _decode(encoded: str) -> str:
     if "=" in encoded:
         raise ValueError("padding is not allowed")
-    raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
     return raw.decode("utf-8")
 
 
