@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Counter
 
@@ -29,8 +29,10 @@ from pykubelet.auth.types import UserInfo
 
 __all__ = [
     "AUDIT_EVENTS_DROPPED",
+    "AUDIT_ID_ANNOTATION",
     "COMMAND_ANNOTATION",
     "AuditLog",
+    "AuditObserver",
     "AuditRecord",
     "audit_event",
     "new_audit_id",
@@ -38,6 +40,9 @@ __all__ = [
 ]
 
 COMMAND_ANNOTATION = "pykubelet.io/command"
+# Where the front door puts the request's audit ID among a request's annotations when the
+# record has no ``audit_id`` of its own (not written to the event's annotations).
+AUDIT_ID_ANNOTATION = "pykubelet.io/audit-id"
 DECISION_ANNOTATION = "authorization.k8s.io/decision"
 REASON_ANNOTATION = "authorization.k8s.io/reason"
 
@@ -183,3 +188,93 @@ class AuditLog:
             self._thread.join(timeout)
             self._thread = None
         self._handler.close()
+
+
+class FinishedRequest(Protocol):
+    """The fields of the server's ``RequestRecord`` the audit log reads (structural, so the audit
+    module does not depend on the server's composition types)."""
+
+    @property
+    def port_kind(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> str: ...
+    @property
+    def remote_addr(self) -> str: ...
+    @property
+    def user_agent(self) -> str: ...
+    @property
+    def user(self) -> UserInfo | None: ...
+    @property
+    def verb(self) -> str: ...
+    @property
+    def subresource(self) -> str: ...
+    @property
+    def decision(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def received_at(self) -> float: ...
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+
+
+_DECISIONS = {"allow": "allow", "forbid": "forbid", "error": "forbid"}
+
+
+class AuditObserver:
+    """The server's request observer that writes the audit log (10250 and 10255; the health
+    port is not audited). Pass it as ``ServerBackends.observer`` (beside the request log)."""
+
+    def __init__(self, log: AuditLog, *, node_name: str) -> None:
+        self._log = log
+        self._node = node_name
+
+    def observe(self, record: FinishedRequest) -> None:
+        if record.port_kind == "healthz":
+            return
+        notes = dict(record.annotations)
+        audit_id = str(getattr(record, "audit_id", "") or notes.pop(AUDIT_ID_ANNOTATION, ""))
+        notes.pop(AUDIT_ID_ANNOTATION, None)
+        command: list[str] | None = None
+        raw_command = notes.pop(COMMAND_ANNOTATION, None)
+        if raw_command is not None:
+            try:
+                parsed = json.loads(raw_command)
+                command = [str(c) for c in parsed] if isinstance(parsed, list) else [raw_command]
+            except ValueError:
+                command = [raw_command]
+        if record.port_kind == "read-only":
+            decision, reason = "allow", "read-only port: no authentication or authorization"
+        else:
+            decision = _DECISIONS.get(record.decision, "")
+            reason = record.reason
+            if record.decision == "error":
+                reason = f"authorizer error: {record.reason}"
+        uri = record.path + ("?" + record.query if record.query else "")
+        self._log.emit(
+            audit_event(
+                AuditRecord(
+                    audit_id=audit_id or new_audit_id(),
+                    request_uri=uri,
+                    verb=record.verb,
+                    source_ips=[record.remote_addr] if record.remote_addr else [],
+                    user_agent=record.user_agent,
+                    node_name=self._node,
+                    subresource=record.subresource,
+                    status_code=record.status,
+                    received=record.received_at,
+                    completed=record.received_at + record.duration_s,
+                    user=record.user,
+                    decision=decision,
+                    reason=reason,
+                    command=command,
+                    extra_annotations=notes,
+                )
+            )
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,10 @@ from prometheus_client import REGISTRY
 
 from pykubelet.auth.types import UserInfo
 from pykubelet.server.audit import (
+    AUDIT_ID_ANNOTATION,
+    COMMAND_ANNOTATION,
     AuditLog,
+    AuditObserver,
     AuditRecord,
     audit_event,
     new_audit_id,
@@ -154,3 +158,74 @@ def test_emit_never_blocks_and_counts_drops(tmp_path: Path) -> None:
 def test_bad_settings() -> None:
     with pytest.raises(ValueError):
         AuditLog("/tmp/x.log", queue_size=0)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The shape of the server's RequestRecord, as the observer reads it."""
+
+    port_kind: str = "full"
+    method: str = "POST"
+    path: str = "/run/default/web/app"
+    query: str = "cmd=id+-u"
+    remote_addr: str = "127.0.0.1"
+    user_agent: str = "curl/8"
+    user: UserInfo | None = field(default_factory=lambda: UserInfo(name="alice"))
+    verb: str = "create"
+    subresource: str = "proxy"
+    decision: str = "allow"
+    reason: str = "ok"
+    status: int = 200
+    received_at: float = 1_700_000_000.0
+    duration_s: float = 0.25
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def observed(tmp_path: Path, *records: Finished) -> list[dict[str, object]]:
+    log = AuditLog(tmp_path / "audit.log")
+    log.start()
+    obs = AuditObserver(log, node_name="node-a")
+    try:
+        for r in records:
+            obs.observe(r)
+    finally:
+        log.close()
+    path = tmp_path / "audit.log"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_observer_maps_records_to_events(tmp_path: Path) -> None:
+    notes = {AUDIT_ID_ANNOTATION: "id-1", COMMAND_ANNOTATION: '["id", "-u"]', "x/y": "z"}
+    events = observed(
+        tmp_path,
+        Finished(annotations=notes),
+        Finished(decision="error", reason="webhook down", status=500),
+        Finished(user=None, decision="unauthenticated", status=401),
+        Finished(port_kind="read-only", path="/pods", query="", verb="get", user=None,
+                 decision="none"),
+        Finished(port_kind="healthz", path="/healthz"),
+    )  # fmt: skip
+    assert len(events) == 4  # the health port is not audited
+    first = events[0]
+    assert first["auditID"] == "id-1"
+    assert first["requestURI"] == "/run/default/web/app?cmd=id+-u"
+    assert first["stageTimestamp"] == "2023-11-14T22:13:20.250000Z"
+    assert first["objectRef"] == {
+        "resource": "nodes",
+        "name": "node-a",
+        "apiVersion": "v1",
+        "subresource": "proxy",
+    }
+    assert first["annotations"] == {
+        "authorization.k8s.io/decision": "allow",
+        "authorization.k8s.io/reason": "ok",
+        "pykubelet.io/command": '["id", "-u"]',
+        "x/y": "z",
+    }
+    assert events[1]["annotations"] == {
+        "authorization.k8s.io/decision": "forbid",
+        "authorization.k8s.io/reason": "authorizer error: webhook down",
+    }
+    assert events[2]["user"] == {} and "annotations" not in events[2]
+    assert events[3]["annotations"]["authorization.k8s.io/decision"] == "allow"  # type: ignore[index]
+    assert len({e["auditID"] for e in events}) == 4
