@@ -17,6 +17,7 @@ import logging.handlers
 import os
 import queue
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -227,6 +228,18 @@ class FinishedRequest(Protocol):
 _DECISIONS = {"allow": "allow", "forbid": "forbid", "error": "forbid"}
 
 
+def command_of(path: str, query: str) -> list[str] | None:
+    """The command an exec (``command`` parameters, in order) or run (``cmd``, split on single
+    spaces as the kubelet does) request asks for; ``None`` for anything else."""
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    if path.startswith("/exec/"):
+        return params.get("command", [])
+    if path.startswith("/run/"):
+        cmd = params.get("cmd", [""])[0]
+        return cmd.split(" ") if cmd else []
+    return None
+
+
 class AuditObserver:
     """The server's request observer that writes the audit log (10250 and 10255; the health
     port is not audited). Pass it as ``ServerBackends.observer`` (beside the request log)."""
@@ -241,7 +254,7 @@ class AuditObserver:
         notes = dict(record.annotations)
         audit_id = str(getattr(record, "audit_id", "") or notes.pop(AUDIT_ID_ANNOTATION, ""))
         notes.pop(AUDIT_ID_ANNOTATION, None)
-        command: list[str] | None = None
+        command = command_of(record.path, record.query)
         raw_command = notes.pop(COMMAND_ANNOTATION, None)
         if raw_command is not None:
             try:

@@ -19,6 +19,7 @@ from pykubelet.server.audit import (
     AuditObserver,
     AuditRecord,
     audit_event,
+    command_of,
     new_audit_id,
     rfc3339_micro,
 )
@@ -229,3 +230,16 @@ def test_observer_maps_records_to_events(tmp_path: Path) -> None:
     assert events[2]["user"] == {} and "annotations" not in events[2]
     assert events[3]["annotations"]["authorization.k8s.io/decision"] == "allow"  # type: ignore[index]
     assert len({e["auditID"] for e in events}) == 4
+
+
+def test_command_taken_from_the_request_when_no_handler_annotates(tmp_path: Path) -> None:
+    assert command_of("/exec/ns/p/c", "command=sh&command=-c&command=echo+hi&tty=1") == [
+        "sh",
+        "-c",
+        "echo hi",
+    ]
+    assert command_of("/run/ns/p/c", "cmd=ls%20-l%20/") == ["ls", "-l", "/"]
+    assert command_of("/attach/ns/p/c", "output=1") is None
+    assert command_of("/pods", "") is None
+    (ev,) = observed(tmp_path, Finished(path="/exec/ns/p/c", query="command=id&command=-u"))
+    assert ev["annotations"]["pykubelet.io/command"] == '["id", "-u"]'  # type: ignore[index]
