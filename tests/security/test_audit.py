@@ -226,6 +226,7 @@ def test_observer_maps_records_to_events(tmp_path: Path) -> None:
     assert events[1]["annotations"] == {
         "authorization.k8s.io/decision": "forbid",
         "authorization.k8s.io/reason": "authorizer error: webhook down",
+        "pykubelet.io/command": '["id", "-u"]',  # from the /run query
     }
     assert events[2]["user"] == {} and "annotations" not in events[2]
     assert events[3]["annotations"]["authorization.k8s.io/decision"] == "allow"  # type: ignore[index]
