@@ -228,7 +228,8 @@ def test_observer_maps_records_to_events(tmp_path: Path) -> None:
         "authorization.k8s.io/reason": "authorizer error: webhook down",
         "pykubelet.io/command": '["id", "-u"]',  # from the /run query
     }
-    assert events[2]["user"] == {} and "annotations" not in events[2]
+    assert events[2]["user"] == {}  # 401: no user, no decision, but what was attempted
+    assert events[2]["annotations"] == {"pykubelet.io/command": '["id", "-u"]'}
     assert events[3]["annotations"]["authorization.k8s.io/decision"] == "allow"  # type: ignore[index]
     assert len({e["auditID"] for e in events}) == 4
 
