@@ -1,0 +1,35 @@
+"""Pod sources, the pod manager, pod workers, back-off and the status manager."""
+
+from pykubelet.pods.backoff import Backoff
+from pykubelet.pods.env import ValueFromResolver, build_env, expand, expand_command
+from pykubelet.pods.manager import PodManager
+from pykubelet.pods.protocol import PodLister
+from pykubelet.pods.runtime_config import ContainerConfigHook, RuntimeConfigBuilder
+from pykubelet.pods.source_file import StaticDirSource
+from pykubelet.pods.static_pod import static_pod_from_document, static_pod_uid
+from pykubelet.pods.status_manager import StatusManager
+from pykubelet.pods.types import PodLayerStats, PodUpdate, UpdateOp, WorkerPhase
+from pykubelet.pods.worker import PodWorker, WorkerCounters, WorkerDeps
+
+__all__ = [
+    "Backoff",
+    "ContainerConfigHook",
+    "PodLayerStats",
+    "PodLister",
+    "PodManager",
+    "PodUpdate",
+    "PodWorker",
+    "RuntimeConfigBuilder",
+    "StaticDirSource",
+    "StatusManager",
+    "UpdateOp",
+    "ValueFromResolver",
+    "WorkerCounters",
+    "WorkerDeps",
+    "WorkerPhase",
+    "build_env",
+    "expand",
+    "expand_command",
+    "static_pod_from_document",
+    "static_pod_uid",
+]

@@ -2,7 +2,9 @@
 
 from pykubelet.runtime.errors import (
     ContainerNotFound,
+    ContainerNotRunning,
     CreateContainerError,
+    ExecTimeout,
     ImageNotFound,
     ImagePullError,
     RuntimeError_,
@@ -41,11 +43,13 @@ __all__ = [
     "Capabilities",
     "ContainerConfig",
     "ContainerNotFound",
+    "ContainerNotRunning",
     "ContainerState",
     "ContainerStats",
     "ContainerStatus",
     "CreateContainerError",
     "ExecResult",
+    "ExecTimeout",
     "ImageInfo",
     "ImageNotFound",
     "ImagePullError",

@@ -5,15 +5,19 @@ PykubeletError
     ├── ContainerNotFound, SandboxNotFound, ImageNotFound   (NotFound)
     ├── ImagePullError                                      (Unavailable)
     ├── CreateContainerError                                (InvalidInput)
+    ├── ContainerNotRunning                                 (Conflict)
+    ├── ExecTimeout                                         (Unavailable)
     └── RuntimeUnavailable                                  (Unavailable)
 """
 
 from __future__ import annotations
 
-from pykubelet.errors import InvalidInput, NotFound, PykubeletError, Unavailable
+from pykubelet.errors import Conflict, InvalidInput, NotFound, PykubeletError, Unavailable
 
 __all__ = [
     "ContainerNotFound",
+    "ContainerNotRunning",
+    "ExecTimeout",
     "CreateContainerError",
     "ImageNotFound",
     "ImagePullError",
@@ -49,3 +53,11 @@ class CreateContainerError(RuntimeError_, InvalidInput):
 
 class RuntimeUnavailable(RuntimeError_, Unavailable):
     pass
+
+
+class ContainerNotRunning(RuntimeError_, Conflict):
+    """The operation needs a running container (exec, attach) or a created one (start)."""
+
+
+class ExecTimeout(RuntimeError_, Unavailable):
+    """``exec_sync`` ran past its timeout; the command was killed."""

@@ -1,0 +1,426 @@
+"""Benchmark the kubelet API: /pods (110 pods) and /healthz over TLS with a client certificate
+at 1, 16 and 64 concurrent clients, and container-log following (throughput and latency).
+
+The server runs in this process; every load generator runs in a separate process (this script
+with ``--client``) so it does not share the server's core. Loopback only; bounded (< 2 min).
+
+    .venv/bin/python bench/bench_api.py [--duration 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+# --------------------------------------------------------------------------- client side
+
+
+def _client_ctx(a: argparse.Namespace) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=a.ca)
+    ctx.load_cert_chain(a.cert, a.key)
+    return ctx
+
+
+async def _load(a: argparse.Namespace) -> dict[str, float]:
+    import aiohttp
+
+    lat: list[float] = []
+    errors = 0
+    conn = aiohttp.TCPConnector(ssl=_client_ctx(a), limit=0)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        # warm up every connection (TLS handshakes are not what we measure)
+        await asyncio.gather(*(session.get(a.url) for _ in range(a.conc)))
+        deadline = time.perf_counter() + a.duration
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                async with session.get(a.url) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                lat.append(time.perf_counter() - t)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(a.conc)))
+        elapsed = time.perf_counter() - t0
+    lat.sort()
+    return {
+        "rps": len(lat) / elapsed,
+        "p50_ms": lat[len(lat) // 2] * 1000,
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+        "errors": errors,
+    }
+
+
+def _append(path: str, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+async def _follow(a: argparse.Namespace) -> dict[str, float]:
+    import aiohttp
+
+    from pykubelet.logs import encode_records
+
+    conn = aiohttp.TCPConnector(ssl=_client_ctx(a))
+    async with aiohttp.ClientSession(connector=conn) as session:
+        async with session.get(a.url + "?follow=true&tailLines=1") as resp:
+            got = b""
+            while b"ready\n" not in got:
+                got += await resp.content.readany()
+            # latency: write one line, wait for it
+            lats = []
+            for i in range(a.samples):
+                t = time.perf_counter()
+                _append(a.log, encode_records("stdout", f"ping {i}\n".encode(), time.time_ns()))
+                want = f"ping {i}\n".encode()
+                buf = b""
+                while want not in buf:
+                    buf += await resp.content.readany()
+                lats.append(time.perf_counter() - t)
+            lats.sort()
+            # throughput: a writer thread appends pre-encoded records as fast as it can
+            line = b"x" * 199 + b"\n"
+            block = encode_records("stdout", line * 512, time.time_ns())
+            payload_per_block = len(line) * 512
+            blocks = a.mbytes * (1 << 20) // payload_per_block
+            expect = blocks * payload_per_block
+
+            def write() -> None:
+                with open(a.log, "ab") as f:
+                    for _ in range(blocks):
+                        f.write(block)
+
+            t0 = time.perf_counter()
+            th = threading.Thread(target=write)
+            th.start()
+            n = 0
+            try:
+                async with asyncio.timeout(60):
+                    while n < expect:
+                        chunk = await resp.content.readany()
+                        if not chunk:
+                            break
+                        n += len(chunk)
+            except TimeoutError:
+                print(f"follow stalled at {n} of {expect} bytes", file=sys.stderr)
+                raise
+            elapsed = time.perf_counter() - t0
+            th.join()
+    return {
+        "mb_s": n / elapsed / (1 << 20),
+        "raw_mb_s": blocks * len(block) / elapsed / (1 << 20),
+        "lat_p50_ms": lats[len(lats) // 2] * 1000,
+        "lat_p99_ms": lats[min(len(lats) - 1, int(len(lats) * 0.99))] * 1000,
+        "lat_max_ms": lats[-1] * 1000,
+    }
+
+
+async def _fanout(a: argparse.Namespace) -> dict[str, float]:
+    """``a.conc`` followers of one file: report when all are subscribed, stay idle, then time
+    one line reaching all of them."""
+    import aiohttp
+
+    from pykubelet.logs import encode_records
+
+    conn = aiohttp.TCPConnector(ssl=_client_ctx(a), limit=0)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        resps = []
+        for _ in range(a.conc):
+            r = await session.get(a.url + "?follow=true&tailLines=1")
+            await r.content.readany()  # the history line: this follower is subscribed
+            resps.append(r)
+        print("subscribed", flush=True)
+        await asyncio.sleep(a.duration)
+
+        async def until(r: aiohttp.ClientResponse) -> float:
+            buf = b""
+            while b"fanout\n" not in buf:
+                buf += await r.content.readany()
+            return time.perf_counter()
+
+        t0 = time.perf_counter()
+        _append(a.log, encode_records("stdout", b"fanout\n", time.time_ns()))
+        done = await asyncio.gather(*(until(r) for r in resps))
+        for r in resps:
+            r.close()
+    return {"all_ms": (max(done) - t0) * 1000, "first_ms": (min(done) - t0) * 1000}
+
+
+def client_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--client", choices=["load", "follow", "fanout"], required=True)
+    p.add_argument("--url", required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--cert", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--conc", type=int, default=1)
+    p.add_argument("--duration", type=float, default=3.0)
+    p.add_argument("--log", default="")
+    p.add_argument("--samples", type=int, default=50)
+    p.add_argument("--mbytes", type=int, default=200)
+    a = p.parse_args(list(argv))
+    fn = {"load": _load, "follow": _follow, "fanout": _fanout}[a.client]
+    print(json.dumps(asyncio.run(fn(a))))
+    return 0
+
+
+# --------------------------------------------------------------------------- server side
+
+
+def _pods(n: int) -> list[object]:
+    from pykubelet.api import (
+        ContainerStateRunning,
+        ContainerStateView,
+        ContainerStatusView,
+        Pod,
+        PodCondition,
+        PodStatus,
+    )
+
+    pods = []
+    for i in range(n):
+        pod = Pod.from_dict(
+            {
+                "metadata": {
+                    "name": f"pod-{i:03d}",
+                    "namespace": "default",
+                    "uid": f"00000000-0000-0000-0000-{i:012d}",
+                    "labels": {"app": "bench", "index": str(i)},
+                },
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "busybox:1.35",
+                            "command": ["sh", "-c", "while true; do sleep 1; done"],
+                            "env": [{"name": "A", "value": "b"}],
+                        }
+                    ]
+                },
+            }
+        )
+        status = PodStatus(
+            phase="Running",
+            host_ip="127.0.0.1",
+            pod_ip=f"10.0.{i // 250}.{i % 250 + 1}",
+            start_time=1_700_000_000,
+            conditions=(PodCondition(type="Ready", status="True", last_transition_time=1.7e9),),
+            container_statuses=(
+                ContainerStatusView(
+                    name="main",
+                    image="busybox:1.35",
+                    state=ContainerStateView(running=ContainerStateRunning(started_at=1.7e9)),
+                    ready=True,
+                    container_id=f"pykubelet://c{i}",
+                ),
+            ),
+        )
+        pods.append(pod.with_status(status))
+    return pods
+
+
+class _Pods:
+    def __init__(self, pods: Sequence[object]) -> None:
+        self.pods = tuple(pods)
+
+    def list_pods(self):  # type: ignore[no-untyped-def]
+        return self.pods
+
+    def get_pod(self, namespace, name):  # type: ignore[no-untyped-def]
+        for p in self.pods:
+            if p.meta.namespace == namespace and p.meta.name == name:  # type: ignore[attr-defined]
+                return p
+        return None
+
+    def sync_loop_healthy(self) -> bool:
+        return True
+
+
+class _Runtime:
+    def __init__(self, log_path: str) -> None:
+        self.log_path = log_path
+
+    async def container_status(self, cid: str):  # type: ignore[no-untyped-def]
+        from pykubelet.runtime.types import ContainerState, ContainerStatus
+
+        return ContainerStatus(
+            id=cid,
+            sandbox_id="s",
+            name="main",
+            attempt=0,
+            state=ContainerState.RUNNING,
+            image="busybox:1.35",
+            log_path=self.log_path,
+        )
+
+
+def _run_client(args: list[str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, timeout=100, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def server_main(
+    duration: float, only_follow: bool = False, mbytes: int = 200, only_pods: bool = False
+) -> None:
+    from pykubelet.certs import create_ca, create_client_cert, create_serving_cert
+    from pykubelet.logs import encode_records
+    from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    ca = create_ca(str(tmp))
+    serving = create_serving_cert(str(tmp), "bench-node", ca=ca)
+    client = create_client_cert(str(tmp), "bench", ["system:masters"], ca=ca)
+    log = tmp / "main" / "0.log"
+    log.parent.mkdir()
+    log.write_bytes(encode_records("stdout", b"ready\n", time.time_ns()))
+    pods = _pods(110)
+    settings = ServerSettings(
+        node_name="bench-node",
+        address="127.0.0.1",
+        port=0,
+        healthz_port=0,
+        tls_cert_file=serving.cert_file,
+        tls_private_key_file=serving.key_file,
+        client_ca_file=ca.cert_file,
+    )
+    import logging
+
+    logging.getLogger("pykubelet.server.requests").setLevel(logging.WARNING)
+    servers = KubeletServers(
+        settings,
+        ServerBackends(pods=_Pods(pods), runtime=_Runtime(str(log))),  # type: ignore[arg-type]
+    )
+    task = asyncio.create_task(servers.run())
+    await servers.ready.wait()
+    base = f"https://127.0.0.1:{servers.full_port}"
+    creds = ["--ca", ca.cert_file, "--cert", client.cert_file, "--key", client.key_file]
+    body_len = len(
+        __import__("pykubelet.server.pods", fromlist=["encode_pod_list"]).encode_pod_list(pods)
+    )
+    print(
+        f"/pods body with 110 pods: {body_len} bytes; {os.cpu_count()} cores; "
+        f"{duration:.0f} s per run"
+    )
+    print(f"{'endpoint':<10} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    try:
+        for path in () if only_follow else ("/pods",) if only_pods else ("/pods", "/healthz"):
+            for conc in (16,) if only_pods else (1, 16, 64):
+                r = await asyncio.to_thread(
+                    _run_client,
+                    [
+                        "--client",
+                        "load",
+                        "--url",
+                        base + path,
+                        "--conc",
+                        str(conc),
+                        "--duration",
+                        str(duration),
+                        *creds,
+                    ],
+                )
+                print(
+                    f"{path:<10} {conc:>7} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} "
+                    f"{r['p99_ms']:>8.2f} {int(r['errors']):>6}"
+                )
+        if only_pods:
+            return
+        f = await asyncio.to_thread(
+            _run_client,
+            [
+                "--client",
+                "follow",
+                "--url",
+                base + "/containerLogs/default/pod-000/main",
+                "--log",
+                str(log),
+                "--mbytes",
+                str(mbytes),
+                *creds,
+            ],
+        )
+        print(
+            f"log follow: {f['mb_s']:.1f} MB/s delivered ({f['raw_mb_s']:.1f} MB/s of CRI file); "
+            f"write->client latency p50 {f['lat_p50_ms']:.1f} ms, p99 {f['lat_p99_ms']:.1f} ms, "
+            f"max {f['lat_max_ms']:.1f} ms"
+        )
+        await _fanout_row(base, str(log), creds)
+    finally:
+        servers.stop()
+        await task
+        shutil.rmtree(tmp)
+
+
+async def _fanout_row(base: str, log: str, creds: list[str], n: int = 1000) -> None:
+    import resource
+
+    idle_s = 2.0
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        "fanout",
+        "--conc",
+        str(n),
+        "--duration",
+        str(idle_s + 0.5),
+        "--url",
+        base + "/containerLogs/default/pod-000/main",
+        "--log",
+        log,
+        *creds,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    async with asyncio.timeout(90):
+        while (await proc.stdout.readline()).strip() != b"subscribed":
+            pass
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        await asyncio.sleep(idle_s)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        out, _ = await proc.communicate()
+    f = json.loads(out.decode().strip().splitlines()[-1])
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    print(
+        f"{n} followers of one file: server CPU {cpu / idle_s * 100:.1f} % while idle; "
+        f"one line reaches the first in {f['first_ms']:.1f} ms, all in {f['all_ms']:.1f} ms"
+    )
+
+
+def main() -> int:
+    if "--client" in sys.argv:
+        return client_main(sys.argv[1:])
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--duration", type=float, default=3.0)
+    p.add_argument("--only-follow", action="store_true")
+    p.add_argument("--only-pods", action="store_true", help="just /pods at 16 clients")
+    p.add_argument("--mbytes", type=int, default=200)
+    a = p.parse_args()
+    asyncio.run(server_main(a.duration, a.only_follow, a.mbytes, a.only_pods))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

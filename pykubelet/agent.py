@@ -1,0 +1,272 @@
+"""The composition root: ``Agent(config)`` builds the runtime, the pod layer and the servers.
+
+All wiring lives here, in the ``_build_*`` functions, so adding a part (stats collectors, node
+mode) is one more function and one more task. Construction does no I/O; ``run()`` starts
+everything, sets ``ready``, and on ``stop()`` (or cancellation) stops syncing and serving while
+leaving containers running for the next agent, then sets ``done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pykubelet.clock import Clock, SystemClock
+from pykubelet.config import KubeletConfiguration
+from pykubelet.pods import (
+    Backoff,
+    PodManager,
+    RuntimeConfigBuilder,
+    StaticDirSource,
+    StatusManager,
+    WorkerCounters,
+    WorkerDeps,
+)
+from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo
+
+__all__ = ["Agent", "NodeRuntime", "build_runtime", "describe_host"]
+
+log = logging.getLogger(__name__)
+
+
+class NodeRuntime(Runtime, ImageService, RuntimeInfo, Protocol):
+    """What the agent needs of a runtime: every implementation provides all of these."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Service:
+    """A long-lived part the agent runs: its ``run()`` and how to stop it."""
+
+    name: str
+    run: Any  # Callable[[], Awaitable[None]]
+
+
+def _load(module: str, name: str) -> Any:
+    """Import a part from another package late, so a missing optional part fails clearly."""
+    return getattr(importlib.import_module(module), name)
+
+
+def build_runtime(config: KubeletConfiguration, clock: Clock) -> NodeRuntime:
+    if config.runtime == "fake":
+        from pykubelet.runtime.fake import FakeRuntime
+
+        rt: NodeRuntime = FakeRuntime(clock)
+        return rt
+    if config.runtime == "cri":
+        cls = _load("pykubelet.runtime.cri", "CriRuntime")
+        return cls(endpoint=config.container_runtime_endpoint)  # type: ignore[no-any-return]
+    cls = _load("pykubelet.runtime.process", "ProcessRuntime")
+    return cls(  # type: ignore[no-any-return]
+        Path(config.root_dir),
+        cgroup_root=config.cgroup_root or "pykubelet",
+        clock=clock,
+        container_log_max_size_bytes=config.container_log_max_size_bytes,
+        container_log_max_files=config.container_log_max_files,
+        node_ip=_host_ip(config),
+    )
+
+
+def describe_host() -> list[str]:
+    """What this machine lets the agent enforce, for the start-up log."""
+    lines = []
+    root = os.geteuid() == 0
+    lines.append(f"running as {'root' if root else f'uid {os.geteuid()} (not root)'}")
+    mounts = Path("/proc/self/mountinfo")
+    v1 = v2 = False
+    with contextlib.suppress(OSError):
+        for line in mounts.read_text().splitlines():
+            fstype = line.split(" - ", 1)[-1].split(" ", 1)[0]
+            v1 |= fstype == "cgroup"
+            v2 |= fstype == "cgroup2"
+    mode = "hybrid (v1 + v2)" if v1 and v2 else "v2" if v2 else "v1" if v1 else "none"
+    lines.append(f"cgroups: {mode}")
+    return lines
+
+
+def _host_ip(config: KubeletConfiguration) -> str:
+    if config.address not in ("0.0.0.0", "::", ""):
+        return config.address
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+class Agent:
+    def __init__(
+        self,
+        config: KubeletConfiguration,
+        *,
+        clock: Clock | None = None,
+        runtime: NodeRuntime | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.ready = asyncio.Event()
+        self.done = asyncio.Event()
+        self.runtime = runtime
+        self.manager: PodManager | None = None
+        self.source: StaticDirSource | None = None
+        self.servers: Any = None  # KubeletServers once built
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        try:
+            services = self._build()
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(s.run(), name=s.name) for s in services]
+                tg.create_task(self._after_sources_ready(), name="orphans")
+                await self._wait_servers_ready()
+                self._log_startup()
+                self.ready.set()
+                await self._stop.wait()
+                for t in tasks:
+                    t.cancel()
+                raise _Stopped
+        except* _Stopped:
+            pass
+        finally:
+            self.done.set()
+            log.info("pykubelet stopped; containers were left running")
+
+    # ----- wiring (the one place parts meet) -----
+
+    def _build(self) -> list[_Service]:
+        cfg = self.config
+        if self.runtime is None:
+            self.runtime = build_runtime(cfg, self.clock)
+        runtime = self.runtime
+        statuses = StatusManager(self.clock)
+        deps = WorkerDeps(
+            runtime=runtime,
+            images=runtime,
+            statuses=statuses,
+            clock=self.clock,
+            builder=RuntimeConfigBuilder(root_dir=cfg.root_dir, cgroup_root=cfg.cgroup_root),
+            runtime_name=_runtime_scheme(cfg),
+            crash_backoff=Backoff(self.clock),
+            image_backoff=Backoff(self.clock),
+            counters=WorkerCounters(),
+            host_ip=_host_ip(cfg),
+        )
+        self.manager = PodManager(deps, max_pods=cfg.max_pods)
+        services = [_Service(name="pod-manager", run=self.manager.run)]
+        if cfg.static_pod_path:
+            self.source = StaticDirSource(
+                cfg.static_pod_path,
+                cfg.node_name,
+                self.manager.updates,
+                clock=self.clock,
+                file_check_frequency_s=cfg.file_check_frequency_s,
+            )
+            services.append(_Service(name="static-pods", run=self.source.run))
+        services.extend(self._build_servers())
+        return services
+
+    def _build_servers(self) -> list[_Service]:
+        cfg = self.config
+        if not cfg.enable_server and cfg.read_only_port == 0 and cfg.healthz_port == 0:
+            return []
+        try:
+            server_mod = importlib.import_module("pykubelet.server")
+        except ImportError as e:  # the server package is optional while it is being built
+            log.warning("HTTP server unavailable: %s", e)
+            return []
+        if not hasattr(server_mod, "KubeletServers"):
+            log.warning("HTTP server unavailable: pykubelet.server has no KubeletServers")
+            return []
+        settings = server_mod.ServerSettings(
+            node_name=cfg.node_name,
+            address=cfg.address,
+            port=cfg.port,
+            read_only_port=cfg.read_only_port,
+            healthz_port=cfg.healthz_port,
+            healthz_bind_address=cfg.healthz_bind_address,
+            enable_server=cfg.enable_server,
+            tls_cert_file=cfg.tls_cert_file,
+            tls_private_key_file=cfg.tls_private_key_file,
+            tls_min_version=cfg.tls_min_version,
+            tls_cipher_suites=cfg.tls_cipher_suites,
+            client_ca_file=cfg.authentication.x509.client_ca_file,
+            anonymous_enabled=cfg.authentication.anonymous.enabled,
+            enable_debugging_handlers=cfg.enable_debugging_handlers,
+            enable_system_log_handler=cfg.enable_system_log_handler,
+            cert_dir=cfg.cert_dir,
+            streaming_connection_idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
+        )
+        assert self.manager is not None
+        backends = server_mod.ServerBackends(
+            pods=self.manager, runtime=self.runtime, clock=self.clock
+        )
+        self.servers = server_mod.KubeletServers(settings, backends)
+        return [_Service(name="servers", run=self.servers.run)]
+
+    # ----- start-up -----
+
+    async def _after_sources_ready(self) -> None:
+        """Once every source has reported its first full set, nothing pykubelet created for
+        other pods may keep running (their manifests went away while the agent was down)."""
+        if self.manager is None:
+            return
+        if self.source is not None:
+            await self.source.ready.wait()
+        await self.manager.updates.join()  # the manager has taken the first update
+        removed = await self.manager.remove_orphans()
+        if removed:
+            log.info("removed %d sandbox(es) of pods whose manifests are gone", removed)
+
+    async def _wait_servers_ready(self) -> None:
+        if self.servers is not None:
+            waiter = asyncio.ensure_future(self.servers.ready.wait())
+            done = asyncio.ensure_future(self.servers.done.wait())
+            await asyncio.wait((waiter, done), return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            done.cancel()
+
+    def _log_startup(self) -> None:
+        cfg = self.config
+        for line in describe_host():
+            log.info("host: %s", line)
+        caps = getattr(self.runtime, "capabilities", None)
+        if caps is not None:
+            log.info(
+                "runtime enforces: namespaces=%s overlay=%s cgroups=%s user switching=%s",
+                caps.namespaces,
+                caps.overlay,
+                caps.cgroups,
+                caps.user_switch,
+            )
+            for line in caps.warnings():
+                log.warning("%s", line)
+        log.info("runtime %r, node %r, root dir %s", cfg.runtime, cfg.node_name, cfg.root_dir)
+        if cfg.static_pod_path:
+            log.info("watching static pods in %s", cfg.static_pod_path)
+        if self.servers is not None and self.servers.full_port:
+            host = "127.0.0.1" if cfg.address in ("0.0.0.0", "::") else cfg.address
+            log.info(
+                "kubelet API: curl --cacert %s/kubelet.crt --cert CLIENT.crt --key CLIENT.key "
+                "https://%s:%d/pods",
+                cfg.cert_dir,
+                host,
+                self.servers.full_port,
+            )
+
+
+class _Stopped(Exception):
+    """Raised inside the task group to end it on ``stop()``."""
+
+
+def _runtime_scheme(config: KubeletConfiguration) -> str:
+    """Container ids in status are ``<scheme>://<id>``: ``pykubelet`` for the process runtime
+    (documented), ``containerd`` for CRI, ``fake`` for the test runtime."""
+    return {"process": "pykubelet", "cri": "containerd", "fake": "fake"}[config.runtime]

@@ -1,0 +1,75 @@
+"""The union authenticator with upstream's rules (reference §2.2).
+
+Authenticators are asked in order; the first user wins. An error from any of them ends the chain
+with that error (401) — the anonymous fallback only applies when every other authenticator said
+"no opinion" without error. Authenticated (non-anonymous) users get ``system:authenticated``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from pykubelet.auth.anonymous import AnonymousAuthenticator
+from pykubelet.auth.types import Authenticator, AuthResult, RequestInfo
+from pykubelet.auth.x509 import X509Authenticator
+from pykubelet.errors import InvalidInput
+
+__all__ = ["UnionAuthenticator", "build_authenticator"]
+
+_AUTHENTICATED = "system:authenticated"
+_UNAUTHENTICATED = "system:unauthenticated"
+
+
+class UnionAuthenticator:
+    """``authenticators`` are tried in order; ``anonymous`` (if set) is the last resort."""
+
+    def __init__(
+        self, authenticators: Sequence[Authenticator], anonymous: Authenticator | None = None
+    ) -> None:
+        self._authenticators = tuple(authenticators)
+        self._anonymous = anonymous
+
+    async def authenticate(self, req: RequestInfo) -> AuthResult | None:
+        errors: list[str] = []
+        consumed: list[str] = []
+        for a in self._authenticators:
+            res = await a.authenticate(req)
+            if res is None:
+                continue
+            consumed.extend(res.consumed_headers)
+            if res.error:
+                errors.append(res.error)
+                continue
+            if res.user is not None:
+                groups = res.user.groups
+                if _AUTHENTICATED not in groups and _UNAUTHENTICATED not in groups:
+                    groups = (*groups, _AUTHENTICATED)
+                return AuthResult(
+                    user=replace(res.user, groups=groups), consumed_headers=tuple(consumed)
+                )
+        if errors:
+            return AuthResult(error="; ".join(errors), consumed_headers=tuple(consumed))
+        if self._anonymous is not None:
+            return await self._anonymous.authenticate(req)
+        return None
+
+
+def build_authenticator(
+    *, client_ca_file: str, anonymous_enabled: bool, extra: Sequence[Authenticator] = ()
+) -> UnionAuthenticator:
+    """x509 (when a CA file is given), then ``extra`` (token authenticators), then anonymous.
+
+    With nothing configured and anonymous off, the kubelet refuses to start, as upstream does.
+    """
+    chain: list[Authenticator] = []
+    if client_ca_file:
+        chain.append(X509Authenticator(client_ca_file))
+    chain.extend(extra)
+    if not chain and not anonymous_enabled:
+        raise InvalidInput(
+            "No authentication method configured: set authentication.x509.clientCAFile "
+            "or enable anonymous authentication",
+            field="authentication",
+        )
+    return UnionAuthenticator(chain, AnonymousAuthenticator() if anonymous_enabled else None)

@@ -1,0 +1,261 @@
+"""Certificates for a node: a CA, the node's serving certificate, client certificates, and the
+self-signed serving certificate the kubelet generates when none is configured.
+
+``certs_main(argv)`` is the ``pykubelet certs`` command::
+
+    pykubelet certs ca      --dir DIR                       # DIR/ca.crt, DIR/ca.key
+    pykubelet certs serving --dir DIR --node-name NAME      # DIR/kubelet.crt/.key signed by the CA
+    pykubelet certs client NAME [--group GROUP ...] --dir DIR  # DIR/NAME.crt/.key (clientAuth)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import ipaddress
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from pykubelet.errors import InvalidInput
+
+__all__ = [
+    "CertPair",
+    "certs_main",
+    "create_ca",
+    "create_client_cert",
+    "create_serving_cert",
+    "ensure_self_signed_serving_cert",
+    "load_pair",
+]
+
+_KEY = ec.SECP256R1()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertPair:
+    cert_file: str
+    key_file: str
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+def _write_pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, base: str) -> CertPair:
+    os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
+    cert_file, key_file = base + ".crt", base + ".key"
+    fd = os.open(key_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    with open(cert_file + ".tmp", "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    os.replace(key_file + ".tmp", key_file)
+    os.replace(cert_file + ".tmp", cert_file)
+    return CertPair(cert_file=cert_file, key_file=key_file)
+
+
+def load_pair(pair: CertPair) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    try:
+        with open(pair.cert_file, "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+        with open(pair.key_file, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), password=None)
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"cannot load {pair.cert_file}/{pair.key_file}: {e}") from e
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise InvalidInput(f"{pair.key_file}: only EC keys are supported for signing")
+    return cert, key
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, days: int
+) -> x509.CertificateBuilder:
+    now = _now()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(minutes=5))
+        .not_valid_after(now + _dt.timedelta(days=days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+
+
+def create_ca(directory: str, *, common_name: str = "pykubelet-ca", days: int = 3650) -> CertPair:
+    """A self-signed CA at ``directory/ca.crt`` and ``ca.key``."""
+    key = ec.generate_private_key(_KEY)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        _builder(name, name, key, days)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return _write_pair(cert, key, os.path.join(directory, "ca"))
+
+
+def _leaf(
+    ca: CertPair | None,
+    subject: x509.Name,
+    sans: Sequence[x509.GeneralName],
+    eku: x509.ObjectIdentifier,
+    base: str,
+    days: int,
+) -> CertPair:
+    key = ec.generate_private_key(_KEY)
+    if ca is None:
+        issuer_name, signer = subject, key
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
+    else:
+        ca_cert, signer = load_pair(ca)
+        issuer_name = ca_cert.subject
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key())
+    b = (
+        _builder(subject, issuer_name, key, days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+        .add_extension(aki, critical=False)
+    )
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    return _write_pair(b.sign(signer, hashes.SHA256()), key, base)
+
+
+def _serving_sans(node_name: str) -> list[x509.GeneralName]:
+    sans: list[x509.GeneralName] = []
+    for name in dict.fromkeys((node_name, "localhost")):
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            sans.append(x509.DNSName(name))
+    sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    sans.append(x509.IPAddress(ipaddress.ip_address("::1")))
+    return sans
+
+
+def create_serving_cert(
+    directory: str, node_name: str, *, ca: CertPair | None = None, days: int = 365
+) -> CertPair:
+    """``directory/kubelet.crt|.key`` for ``node_name``, localhost, 127.0.0.1 and ::1, signed by
+    ``ca`` (or self-signed when ``ca`` is None)."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{node_name}@pykubelet")])
+    return _leaf(
+        ca,
+        subject,
+        _serving_sans(node_name),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        os.path.join(directory, "kubelet"),
+        days,
+    )
+
+
+def create_client_cert(
+    directory: str, name: str, groups: Sequence[str] = (), *, ca: CertPair, days: int = 365
+) -> CertPair:
+    """``directory/<name>.crt|.key``: CN=name, O=each group, EKU clientAuth, signed by ``ca``."""
+    if not name:
+        raise InvalidInput("a client certificate needs a user name", field="NAME")
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, name))
+    safe = name.replace(":", "-").replace("/", "-")
+    return _leaf(
+        ca,
+        x509.Name(attrs),
+        (),
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        os.path.join(directory, safe),
+        days,
+    )
+
+
+def ensure_self_signed_serving_cert(cert_dir: str, node_name: str) -> CertPair:
+    """The kubelet's fallback: reuse ``cert_dir/kubelet.crt|.key`` if present, else create."""
+    pair = CertPair(
+        cert_file=os.path.join(cert_dir, "kubelet.crt"),
+        key_file=os.path.join(cert_dir, "kubelet.key"),
+    )
+    if os.path.exists(pair.cert_file) and os.path.exists(pair.key_file):
+        return pair
+    return create_serving_cert(cert_dir, node_name)
+
+
+def certs_main(argv: Sequence[str]) -> int:
+    """``pykubelet certs …``; returns the exit status."""
+    p = argparse.ArgumentParser(prog="pykubelet certs", description="create node certificates")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ca = sub.add_parser("ca", help="create a CA (ca.crt, ca.key)")
+    ca.add_argument("--dir", default="pki")
+    ca.add_argument("--common-name", default="pykubelet-ca")
+    sv = sub.add_parser("serving", help="create the node's serving certificate")
+    sv.add_argument("--dir", default="pki")
+    sv.add_argument("--node-name", required=True)
+    cl = sub.add_parser("client", help="create a client certificate (EKU clientAuth)")
+    cl.add_argument("name")
+    cl.add_argument("--group", action="append", default=[])
+    cl.add_argument("--dir", default="pki")
+    args = p.parse_args(list(argv))
+    try:
+        if args.cmd == "ca":
+            out = create_ca(args.dir, common_name=args.common_name)
+        else:
+            ca_pair = CertPair(
+                cert_file=os.path.join(args.dir, "ca.crt"),
+                key_file=os.path.join(args.dir, "ca.key"),
+            )
+            if not os.path.exists(ca_pair.cert_file):
+                ca_pair = create_ca(args.dir)
+                print(f"created CA {ca_pair.cert_file}")
+            if args.cmd == "serving":
+                out = create_serving_cert(args.dir, args.node_name, ca=ca_pair)
+            else:
+                out = create_client_cert(args.dir, args.name, args.group, ca=ca_pair)
+    except InvalidInput as e:
+        print(f"pykubelet certs: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out.cert_file} {out.key_file}")
+    return 0

@@ -1,0 +1,105 @@
+"""Turn a manifest document into a static pod exactly as upstream's file source does.
+
+Upstream (``pkg/kubelet/config/common.go``, ``applyDefaults``): the UID, when the manifest has
+none, is the md5 of the pod object followed by ``host:<nodeName>`` and ``file:<path>``; the name
+becomes ``<name>-<nodeName>``; the namespace defaults to ``default``; ``spec.nodeName`` is set;
+annotation ``kubernetes.io/config.hash`` holds the UID, ``kubernetes.io/config.source`` is
+``file`` and ``kubernetes.io/config.seen`` the first-seen time (RFC3339Nano); a toleration
+``{operator: Exists, effect: NoExecute}`` is added. Go hashes its in-memory struct (spew), which
+Python cannot reproduce, so we hash the canonical JSON of the document instead: UIDs are stable
+and change exactly when the manifest, the node name or the path changes, but differ from Go's.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pykubelet.api import Pod
+from pykubelet.errors import InvalidInput
+
+__all__ = [
+    "CONFIG_HASH",
+    "CONFIG_MIRROR",
+    "CONFIG_SEEN",
+    "CONFIG_SOURCE",
+    "static_pod_from_document",
+    "static_pod_uid",
+]
+
+CONFIG_SOURCE = "kubernetes.io/config.source"
+CONFIG_HASH = "kubernetes.io/config.hash"
+CONFIG_SEEN = "kubernetes.io/config.seen"
+CONFIG_MIRROR = "kubernetes.io/config.mirror"  # set on mirror pods in node mode only
+
+_NO_EXECUTE = {"operator": "Exists", "effect": "NoExecute"}
+
+
+def static_pod_uid(document: Mapping[str, Any], node_name: str, path: str) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    h.update(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+    h.update(f"host:{node_name}".encode())
+    h.update(f"file:{path}".encode())
+    return h.hexdigest()
+
+
+def _rfc3339nano(ts: float) -> str:
+    dt = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
+    frac = f"{dt.microsecond * 1000:09d}".rstrip("0")
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+
+
+def _default_spec(spec: dict[str, Any]) -> None:
+    """The v1 scheme defaults the kubelet shows on static pods."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("enableServiceLinks", True)
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or []:
+            if not isinstance(c, dict):
+                continue
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("resources", {})
+            image = c.get("image")
+            if "imagePullPolicy" not in c and isinstance(image, str):
+                tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+                c["imagePullPolicy"] = "IfNotPresent" if tagged or "@" in image else "Always"
+    tolerations = spec.setdefault("tolerations", [])
+    if isinstance(tolerations, list) and _NO_EXECUTE not in tolerations:
+        tolerations.append(dict(_NO_EXECUTE))
+
+
+def static_pod_from_document(document: Any, *, path: str, node_name: str, seen_at: float) -> Pod:
+    """Validate a manifest and apply the static-pod defaults; ``InvalidInput`` names the field."""
+    if not isinstance(document, dict):
+        raise InvalidInput("expected a Pod object", field="<document>")
+    Pod.from_dict(document)  # validate as written, so errors name the user's fields
+    raw = copy.deepcopy(document)
+    md = raw.setdefault("metadata", {})
+    uid = md.get("uid") or static_pod_uid(document, node_name, path)
+    name = f"{md['name']}-{node_name.lower()}"
+    namespace = md.get("namespace") or "default"
+    md.update(
+        name=name,
+        namespace=namespace,
+        uid=uid,
+        selfLink=f"/api/v1/namespaces/{namespace}/pods/{name}",
+    )
+    annotations = dict(md.get("annotations") or {})
+    annotations[CONFIG_HASH] = uid
+    annotations[CONFIG_SOURCE] = "file"
+    annotations.setdefault(CONFIG_SEEN, _rfc3339nano(seen_at))
+    md["annotations"] = annotations
+    spec = raw.setdefault("spec", {})
+    spec["nodeName"] = node_name
+    _default_spec(spec)
+    raw["status"] = {"phase": "Pending"}
+    return Pod.from_dict(raw)

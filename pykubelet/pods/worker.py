@@ -1,0 +1,440 @@
+"""One ``PodWorker`` per pod: the only code that calls the runtime for that pod.
+
+Phases SYNCING → TERMINATING → TERMINATED, as upstream's pod workers. A sync observes the
+runtime, takes the next steps (sandbox, init containers in order each to success, then app
+containers, restarts by ``restartPolicy`` behind the crash-loop back-off, image pulls behind
+the image back-off), and publishes the status. Between syncs the worker sleeps until woken
+(a runtime change seen by the relister, a new spec, a probe result) or until a back-off ends;
+it never polls. Its own failures are logged and retried with back-off: no pod can take the
+agent down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from pykubelet.api import Container, ContainerStateWaiting, Pod
+from pykubelet.errors import InvalidInput
+from pykubelet.pods.runtime_config import LABEL_POD_UID
+from pykubelet.pods.status_builder import build_pod_status
+from pykubelet.pods.types import WorkerPhase
+from pykubelet.pods.worker_deps import WorkerCounters, WorkerDeps, go_duration
+from pykubelet.runtime.errors import (
+    CreateContainerError,
+    ImageNotFound,
+    ImagePullError,
+    RuntimeError_,
+    SandboxNotFound,
+)
+from pykubelet.runtime.types import (
+    ContainerState,
+    ContainerStatus,
+    SandboxConfig,
+    SandboxState,
+    SandboxStatus,
+)
+
+__all__ = ["PodWorker", "WorkerCounters", "WorkerDeps", "go_duration"]
+
+
+log = logging.getLogger(__name__)
+
+MIN_GRACE_S = 2.0  # upstream minimumGracePeriodInSeconds
+CONFIG_RETRY_S = 10.0
+MAX_SYNC_RETRY_S = 60.0
+
+History = dict[str, list[ContainerStatus]]
+
+
+class PodWorker:
+    def __init__(
+        self, pod: Pod, deps: WorkerDeps, *, after: asyncio.Future[None] | None = None
+    ) -> None:
+        self.pod = pod
+        self._after = after  # a previous worker of the same UID still stopping its pod
+        self.phase = WorkerPhase.SYNCING
+        self.done = asyncio.Event()
+        self._deps = deps
+        self._wake = asyncio.Event()
+        self._terminate = False
+        self._grace_override: float | None = None
+        self._sandbox: SandboxStatus | None = None
+        self._sandbox_config: SandboxConfig | None = None
+        self._waiting: dict[str, ContainerStateWaiting] = {}
+        self._terminal = False
+        self._seen_mono = deps.clock.monotonic()
+        self._start_recorded = False
+        self._announced: set[str] = set()  # container ids reported to on_container_running
+        self._prepared = False
+        self._next_attempt: dict[str, int] = {}  # first attempt in a replacement sandbox
+        self.running_containers = 0
+
+    # ----- called by the manager -----
+
+    def update(self, pod: Pod) -> None:
+        self.pod = pod
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def terminate(self, grace_s: float | None = None) -> None:
+        self._terminate = True
+        self._grace_override = grace_s
+        self.wake()
+
+    @property
+    def running(self) -> bool:
+        return self.running_containers > 0
+
+    # ----- the loop -----
+
+    async def run(self) -> None:
+        failures = 0
+        try:
+            if self._after is not None:
+                # the same pod came back while its previous worker was stopping it: let that
+                # finish first so the two never act on the same sandbox
+                await asyncio.gather(self._after, return_exceptions=True)
+            while not self._terminate:
+                self._wake.clear()
+                delay: float | None
+                try:
+                    delay = await self._sync()
+                    failures = 0
+                except Exception:  # supervision point: a pod's failure stays with the pod
+                    failures += 1
+                    self._deps.counters.sync_errors += 1
+                    delay = min(2.0 ** (failures - 1), MAX_SYNC_RETRY_S)
+                    log.exception(
+                        "sync of pod %s failed; retrying in %ss", self.pod.full_name, delay
+                    )
+                if not self._terminate:
+                    await self._wait(delay)
+            self.phase = WorkerPhase.TERMINATING
+            await self._kill_pod_supervised()
+        finally:
+            self.phase = WorkerPhase.TERMINATED
+            self.done.set()
+
+    async def _wait(self, delay: float | None) -> None:
+        if delay is None:
+            await self._wake.wait()
+            return
+        sleeper = asyncio.ensure_future(self._deps.clock.sleep(max(delay, 0.0)))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    # ----- observing -----
+
+    async def _observe(self) -> History:
+        rt = self._deps.runtime
+        if self._sandbox is None:
+            mine = [
+                s
+                for s in await rt.list_pod_sandboxes()
+                if s.labels.get(LABEL_POD_UID) == self.pod.uid
+            ]
+            if mine:
+                self._sandbox = max(mine, key=lambda s: (s.attempt, s.created_at))
+                log.info("pod %s: adopted sandbox %s", self.pod.full_name, self._sandbox.id)
+        elif not self._terminal:
+            try:
+                self._sandbox = await rt.pod_sandbox_status(self._sandbox.id)
+            except SandboxNotFound:
+                log.warning("pod %s: sandbox %s disappeared", self.pod.full_name, self._sandbox.id)
+                self._sandbox = None
+                self._sandbox_config = None
+        if self._sandbox is None:
+            return {}
+        history: History = {}
+        for c in await rt.list_containers(self._sandbox.id):
+            history.setdefault(c.name, []).append(c)
+        for attempts in history.values():
+            attempts.sort(key=lambda c: (c.attempt, c.created_at), reverse=True)
+        return history
+
+    async def _ensure_sandbox(self, history: History) -> History:
+        sb = self._sandbox
+        if sb is not None and sb.state is SandboxState.READY:
+            return history
+        attempt = 0 if sb is None else sb.attempt + 1
+        if sb is not None:
+            log.warning(
+                "pod %s: sandbox %s is not ready; creating a new one", self.pod.full_name, sb.id
+            )
+            # restart counts carry over to the new sandbox, as upstream's do after a reboot
+            for name, attempts in history.items():
+                self._next_attempt[name] = attempts[0].attempt + 1
+            await self._deps.runtime.stop_pod_sandbox(sb.id)
+            await self._deps.runtime.remove_pod_sandbox(sb.id)
+        config = self._deps.builder.sandbox(self.pod, attempt)
+        sid = await self._deps.runtime.run_pod_sandbox(config)
+        self._sandbox_config = config
+        self._sandbox = await self._deps.runtime.pod_sandbox_status(sid)
+        return {}
+
+    # ----- syncing -----
+
+    async def _sync(self) -> float | None:
+        history = await self._observe()
+        if self._terminal:
+            self._publish(history)
+            return None
+        if self._sandbox is not None and self._sandbox.state is not SandboxState.READY:
+            # a stopped sandbox whose pod had finished (before an agent restart) stays finished
+            if self._publish(history) in ("Succeeded", "Failed"):
+                self._terminal = True
+                return None
+        history = await self._ensure_sandbox(history)
+        self._waiting = {}
+        wakes: list[float] = []
+        acted = await self._step(history, wakes)
+        if acted:
+            history = await self._observe()
+        await self._announce(history)
+        phase = self._publish(history)
+        if phase in ("Succeeded", "Failed") and self._sandbox is not None:
+            self._terminal = True
+            await self._deps.runtime.stop_pod_sandbox(self._sandbox.id)
+            return None
+        return min(wakes) if wakes else None
+
+    async def _announce(self, history: History) -> None:
+        d = self._deps
+        running = {
+            c.id: c
+            for attempts in history.values()
+            for c in attempts[:1]
+            if c.state is ContainerState.RUNNING
+        }
+        for cid in list(self._announced - set(running)):
+            self._announced.discard(cid)
+            if d.on_container_exited is not None:
+                await d.on_container_exited(self.pod, cid)
+        for cid, c in running.items():
+            spec = self.pod.spec.container(c.name)
+            if cid in self._announced or spec is None or self._sandbox is None:
+                continue
+            self._announced.add(cid)
+            if d.on_container_running is not None:
+                await d.on_container_running(self.pod, spec, c, self._sandbox)
+
+    async def _prepare(self, wakes: list[float]) -> bool:
+        if self._prepared or self._deps.prepare_pod is None:
+            return True
+        try:
+            await self._deps.prepare_pod(self.pod)
+        except InvalidInput as e:
+            for c in self.pod.spec.all_containers():
+                self._waiting[c.name] = ContainerStateWaiting(
+                    reason="CreateContainerConfigError", message=str(e)
+                )
+            wakes.append(CONFIG_RETRY_S)
+            return False
+        self._prepared = True
+        return True
+
+    async def _step(self, history: History, wakes: list[float]) -> bool:
+        """Start or restart what should run now; True if the runtime was asked to act."""
+        if not await self._prepare(wakes):
+            return False
+        spec = self.pod.spec
+        for c in spec.init_containers:
+            latest = history.get(c.name, [None])[0]
+            if latest is None:
+                first = self._next_attempt.get(c.name, 0)
+                return await self._start(c, first, history, wakes, "initContainers")
+            if latest.state is ContainerState.EXITED and latest.exit_code == 0:
+                continue
+            if latest.state is ContainerState.CREATED:
+                await self._deps.runtime.start_container(latest.id)
+                return True
+            if latest.state is ContainerState.EXITED and spec.restart_policy != "Never":
+                return await self._start(c, latest.attempt + 1, history, wakes, "initContainers")
+            return False  # running, or failed for good (restartPolicy Never)
+        acted = False
+        for c in spec.containers:
+            latest = history.get(c.name, [None])[0]
+            if latest is None:
+                first = self._next_attempt.get(c.name, 0)
+                acted |= await self._start(c, first, history, wakes, "containers")
+            elif latest.state is ContainerState.CREATED:
+                await self._deps.runtime.start_container(latest.id)
+                acted = True
+            elif latest.state is ContainerState.EXITED and _should_restart(
+                spec.restart_policy, latest.exit_code
+            ):
+                acted |= await self._start(c, latest.attempt + 1, history, wakes, "containers")
+        return acted
+
+    async def _start(
+        self, c: Container, attempt: int, history: History, wakes: list[float], group: str
+    ) -> bool:
+        d = self._deps
+        previous = history.get(c.name, [None])[0]
+        key = f"{self.pod.uid}/{c.name}"
+        if previous is not None:
+            if d.crash_backoff.in_backoff_since(key, previous.finished_at):
+                m = self.pod.meta
+                self._waiting[c.name] = ContainerStateWaiting(
+                    reason="CrashLoopBackOff",
+                    message=f"back-off {go_duration(d.crash_backoff.get(key))} restarting failed "
+                    f"container={c.name} pod={m.name}_{m.namespace}({m.uid})",
+                )
+                wakes.append(d.crash_backoff.remaining_s(key, previous.finished_at))
+                return False
+            d.crash_backoff.next(key, previous.finished_at)
+        if not await self._ensure_image(c, wakes):
+            return False
+        index = [x.name for x in getattr(self.pod.spec, _ATTR[group])].index(c.name)
+        try:
+            config = d.builder.container(self.pod, c, attempt, f"spec.{group}[{index}]")
+        except InvalidInput as e:
+            self._waiting[c.name] = ContainerStateWaiting(
+                reason="CreateContainerConfigError", message=str(e)
+            )
+            wakes.append(CONFIG_RETRY_S)
+            return False
+        assert self._sandbox is not None
+        sandbox_config = self._sandbox_config or d.builder.sandbox(self.pod, self._sandbox.attempt)
+        try:
+            cid = await d.runtime.create_container(self._sandbox.id, config, sandbox_config)
+            await d.runtime.start_container(cid)
+        except CreateContainerError as e:
+            self._waiting[c.name] = ContainerStateWaiting(
+                reason="CreateContainerError", message=str(e)
+            )
+            wakes.append(CONFIG_RETRY_S)
+            return True
+        except RuntimeError_ as e:
+            self._waiting[c.name] = ContainerStateWaiting(
+                reason="RunContainerError", message=str(e)
+            )
+            wakes.append(CONFIG_RETRY_S)
+            return True
+        if previous is not None:
+            d.counters.container_restarts += 1
+        # keep the newest dead attempt for lastState and `logs --previous`, as upstream's GC does
+        for old in history.get(c.name, [])[1:]:
+            await d.runtime.remove_container(old.id)
+        if d.on_container_started is not None:
+            await d.on_container_started(self.pod, c, cid)
+        return True
+
+    async def _ensure_image(self, c: Container, wakes: list[float]) -> bool:
+        d = self._deps
+        if c.image_pull_policy != "Always" and await d.images.image_status(c.image) is not None:
+            return True
+        if c.image_pull_policy == "Never":
+            self._waiting[c.name] = ContainerStateWaiting(
+                reason="ErrImageNeverPull",
+                message=f'Container image "{c.image}" is not present with pull policy of Never',
+            )
+            wakes.append(CONFIG_RETRY_S)
+            return False
+        key = f"{self.pod.uid}/image/{c.image}"
+        if d.image_backoff.in_backoff_since_update(key):
+            self._waiting[c.name] = ContainerStateWaiting(
+                reason="ImagePullBackOff", message=f'Back-off pulling image "{c.image}"'
+            )
+            wakes.append(d.image_backoff.remaining_since_update_s(key))
+            return False
+        try:
+            await d.images.pull_image(c.image)
+            return True
+        except (ImageNotFound, ImagePullError) as e:
+            d.image_backoff.next(key, d.clock.now())
+            self._waiting[c.name] = ContainerStateWaiting(reason="ErrImagePull", message=str(e))
+            wakes.append(min(1.0, d.image_backoff.get(key)))  # then show ImagePullBackOff
+            return False
+
+    def _publish(self, history: History) -> str:
+        d = self._deps
+        status = build_pod_status(
+            self.pod,
+            history,
+            self._waiting,
+            runtime_name=d.runtime_name,
+            readiness=d.readiness,
+            host_ip=d.host_ip,
+            pod_ip=(self._sandbox.ip if self._sandbox else "") or d.host_ip,
+            start_time=d.clock.now(),
+        )
+        d.statuses.set_pod_status(self.pod.uid, status)
+        running = sum(1 for s in status.container_statuses if s.state.running is not None)
+        self.running_containers = running
+        if not self._start_recorded and running == len(self.pod.spec.containers):
+            self._start_recorded = True
+            d.counters.pod_start_durations_s.append(d.clock.monotonic() - self._seen_mono)
+        return status.phase
+
+    # ----- terminating -----
+
+    async def _kill_pod_supervised(self) -> None:
+        for attempt in range(3):
+            try:
+                await self._kill_pod()
+                return
+            except Exception:  # supervision point: keep trying to stop what we started
+                log.exception(
+                    "stopping pod %s failed (attempt %d)", self.pod.full_name, attempt + 1
+                )
+                await self._deps.clock.sleep(1.0)
+
+    async def _kill_pod(self) -> None:
+        d = self._deps
+        grace = self._grace_override
+        if grace is None:
+            grace = self.pod.spec.termination_grace_period_s
+        grace = max(grace, MIN_GRACE_S)
+        sandboxes = [
+            s
+            for s in await d.runtime.list_pod_sandboxes()
+            if s.labels.get(LABEL_POD_UID) == self.pod.uid
+        ]
+        stops = []
+        for sb in sandboxes:
+            for c in await d.runtime.list_containers(sb.id):
+                if c.state is ContainerState.RUNNING:
+                    stops.append(self._stop_container(c, grace))
+        await asyncio.gather(*stops)
+        for cid in list(self._announced):
+            self._announced.discard(cid)
+            if d.on_container_exited is not None:
+                await d.on_container_exited(self.pod, cid)
+        for sb in sandboxes:
+            await d.runtime.stop_pod_sandbox(sb.id)
+            await d.runtime.remove_pod_sandbox(sb.id)
+        if d.on_pod_removed is not None:
+            await d.on_pod_removed(self.pod)
+        d.crash_backoff.forget(f"{self.pod.uid}/")
+        d.image_backoff.forget(f"{self.pod.uid}/")
+        d.statuses.remove(self.pod.uid)
+        self.running_containers = 0
+        log.info("pod %s stopped and removed", self.pod.full_name)
+
+    async def _stop_container(self, c: ContainerStatus, grace: float) -> None:
+        spec = self.pod.spec.container(c.name)
+        if self._deps.pre_stop is not None and spec is not None:
+            with contextlib.suppress(RuntimeError_):
+                grace = max(await self._deps.pre_stop(self.pod, spec, c.id, grace), MIN_GRACE_S)
+        await self._deps.runtime.stop_container(c.id, grace)
+
+
+_ATTR = {"initContainers": "init_containers", "containers": "containers"}
+
+
+def _should_restart(policy: str, exit_code: int) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+def running_pods(workers: Sequence[PodWorker]) -> int:
+    return sum(1 for w in workers if w.running)

@@ -1,0 +1,150 @@
+"""Build a tiny OCI image (layout tarball) from Debian's static busybox, for tests and examples."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+from pykubelet.errors import Unavailable
+
+__all__ = ["BUSYBOX_PATH", "build_busybox_image"]
+
+BUSYBOX_PATH = Path("/bin/busybox")
+_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _add(
+    tar: tarfile.TarFile,
+    name: str,
+    *,
+    data: bytes | None = None,
+    mode: int = 0o644,
+    kind: bytes = tarfile.REGTYPE,
+    link: str = "",
+) -> None:
+    info = tarfile.TarInfo(name)
+    info.mode = mode
+    info.type = kind
+    info.mtime = 0
+    info.linkname = link
+    if data is not None:
+        info.size = len(data)
+    tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def _layer(busybox: Path) -> bytes:
+    binary = busybox.read_bytes()
+    applets = subprocess.run(
+        [str(busybox), "--list"], check=True, capture_output=True, text=True
+    ).stdout.split()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for d, mode in (
+            ("bin", 0o755),
+            ("dev", 0o755),
+            ("etc", 0o755),
+            ("proc", 0o555),
+            ("sys", 0o555),
+            ("tmp", 0o1777),
+            ("root", 0o700),
+            ("var", 0o755),
+            ("home", 0o755),
+            ("usr", 0o755),
+            ("usr/bin", 0o755),
+        ):
+            _add(tar, d, mode=mode, kind=tarfile.DIRTYPE)
+        _add(tar, "bin/busybox", data=binary, mode=0o755)
+        for applet in sorted(set(applets) - {"busybox"}):
+            _add(tar, f"bin/{applet}", kind=tarfile.SYMTYPE, link="busybox")
+        _add(
+            tar,
+            "etc/passwd",
+            data=b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
+        )
+        _add(tar, "etc/group", data=b"root:x:0:\nnobody:x:65534:\n")
+    # gzip with mtime 0 so the same busybox always gives the same digests
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def build_busybox_image(out_tar: Path, ref: str = "localhost/busybox:latest") -> Path:
+    """Write an OCI image layout tarball holding ``/bin/busybox`` with its applet links.
+
+    The image's config has ``Cmd ["sh"]`` and a standard ``PATH``. Raises ``Unavailable`` when
+    Debian's busybox-static is not installed.
+    """
+    if not BUSYBOX_PATH.is_file():
+        raise Unavailable(f"{BUSYBOX_PATH} is missing: install Debian's busybox-static")
+    layer_gz = _layer(BUSYBOX_PATH)
+    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer_gz)).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(0)),
+            "config": {"Env": [_PATH_ENV], "Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        },
+        sort_keys=True,
+    ).encode()
+    blobs: dict[str, bytes] = {}
+
+    def blob(data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return digest
+
+    layer_digest = blob(layer_gz)
+    config_digest = blob(config)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest,
+                    "size": len(layer_gz),
+                }
+            ],
+        },
+        sort_keys=True,
+    ).encode()
+    manifest_digest = blob(manifest)
+    tag = ref.rsplit(":", 1)[1] if ":" in ref.rsplit("/", 1)[-1] else "latest"
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest_digest,
+                    "size": len(manifest),
+                    "annotations": {
+                        "io.containerd.image.name": ref,
+                        "org.opencontainers.image.ref.name": tag,
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    ).encode()
+    out_tar.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(out_tar, "w") as tar:
+        _add(tar, "oci-layout", data=b'{"imageLayoutVersion":"1.0.0"}')
+        _add(tar, "index.json", data=index)
+        _add(tar, "blobs", mode=0o755, kind=tarfile.DIRTYPE)
+        _add(tar, "blobs/sha256", mode=0o755, kind=tarfile.DIRTYPE)
+        for digest, data in blobs.items():
+            _add(tar, "blobs/sha256/" + digest.split(":")[1], data=data)
+    return out_tar

@@ -1,0 +1,367 @@
+"""exec_sync and the streaming side (exec, attach, port-forward) of the process runtime.
+
+exec runs ``pkshim enter <cgroup.procs…> -- nsenter -t <pid> --all -r -w [-S uid -G gid] cmd``:
+it joins the container's cgroups, every namespace, its root and cwd, its user, with its env.
+attach talks to the shim's ``attach.sock`` (frames: type, 4-byte length, payload), so it keeps
+working after an agent restart. port-forward creates the socket in a thread that has entered the
+sandbox's network namespace, then connects from the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import os
+import signal
+import socket
+import struct
+import termios
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from pykubelet.runtime.errors import ContainerNotRunning, ExecTimeout, RuntimeUnavailable
+from pykubelet.runtime.process import procs
+from pykubelet.runtime.process.records import ContainerRecord, SandboxRecord
+from pykubelet.runtime.protocol import PortConnection
+from pykubelet.runtime.types import ExecResult, StreamIO, TerminalSize
+
+if TYPE_CHECKING:
+    from pykubelet.runtime.process.cgroups import CgroupLayout
+    from pykubelet.runtime.process.layout import RuntimeLayout
+
+__all__ = ["ExecMixin"]
+
+_CLONE_NEWNET = 0x40000000
+
+
+class _Host(Protocol):
+    layout: RuntimeLayout
+
+    @property
+    def cgroups(self) -> CgroupLayout: ...
+
+    def _container(self, container_id: str) -> ContainerRecord: ...
+
+    def _sandbox(self, sandbox_id: str) -> SandboxRecord: ...
+
+    def _netns_path(self, rec: SandboxRecord) -> str: ...
+
+    def _identities(
+        self, d: Path
+    ) -> tuple[procs.ProcessIdentity | None, procs.ProcessIdentity | None]: ...
+
+    async def _helper(self) -> list[str]: ...
+
+
+class _Conn:
+    """A ``PortConnection`` over an asyncio stream."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._r, self._w = reader, writer
+
+    async def read(self, n: int = 65536) -> bytes:
+        return await self._r.read(n)
+
+    async def write(self, data: bytes) -> None:
+        self._w.write(data)
+        await self._w.drain()
+
+    async def close_write(self) -> None:
+        if self._w.can_write_eof():
+            self._w.write_eof()
+
+    async def close(self) -> None:
+        self._w.close()
+        with contextlib.suppress(OSError):
+            await self._w.wait_closed()
+
+
+def _set_winsize(fd: int, size: TerminalSize) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size.height, size.width, 0, 0))
+
+
+def _socket_in_netns(netns_path: str) -> socket.socket:
+    """Create a TCP socket inside the given network namespace (in a throwaway thread)."""
+    result: list[socket.socket | BaseException] = []
+
+    def work() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            target = os.open(netns_path, os.O_RDONLY)
+            try:
+                if libc.setns(target, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns " + netns_path)
+                result.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            finally:
+                os.close(target)
+                if libc.setns(own, _CLONE_NEWNET) != 0:
+                    # this thread must not live on in the pod's namespace; it ends here anyway
+                    pass
+        except BaseException as e:
+            result.append(e)
+        finally:
+            os.close(own)
+
+    t = threading.Thread(target=work, name="netns-socket")
+    t.start()
+    t.join()
+    r = result[0]
+    if isinstance(r, BaseException):
+        raise RuntimeUnavailable(f"cannot enter the pod network namespace: {r}")
+    return r
+
+
+class ExecMixin:
+    """Mixed into ``ProcessRuntime``; relies on its record accessors."""
+
+    async def _exec_command(
+        self: _Host, container_id: str, cmd: Sequence[str]
+    ) -> tuple[list[str], dict[str, str], str | None]:
+        if not cmd:
+            raise ContainerNotRunning("exec: an empty command")
+        rec = self._container(container_id)
+        shim, pid = self._identities(self.layout.container_dir(container_id))
+        if not procs.alive(shim) or pid is None:
+            raise ContainerNotRunning(f"container {container_id[:12]} is not running")
+        env = dict(rec.env)
+        if not rec.namespaces:
+            return list(cmd), env, rec.working_dir
+        argv = [*await self._helper(), "enter"]
+        if rec.cgroup_path:
+            argv += self.cgroups.procs_files(rec.cgroup_path)
+        argv += ["--", "nsenter", "-t", str(pid[0]), "--all", "-r", "-w"]
+        if rec.uid is not None:
+            argv += ["-S", str(rec.uid), "-G", str(rec.gid or 0)]
+        return [*argv, "--", *cmd], env, None
+
+    async def exec_sync(
+        self, container_id: str, cmd: Sequence[str], timeout_s: float | None = None
+    ) -> ExecResult:
+        argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        try:
+            async with asyncio.timeout(timeout_s):
+                out, err = await proc.communicate()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            raise ExecTimeout(f"exec in {container_id[:12]} timed out after {timeout_s}s") from None
+        return ExecResult(exit_code=_code(proc.returncode), stdout=out, stderr=err)
+
+    async def exec(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
+        argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
+        if io.tty:
+            return await _exec_tty(argv, env, cwd, io)
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if io.stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                feeder = None
+                if io.stdin is not None and proc.stdin is not None:
+                    feeder = tg.create_task(_feed(io.stdin, proc.stdin))
+                assert proc.stdout is not None and proc.stderr is not None
+                tg.create_task(_drain(proc.stdout, io.stdout))
+                tg.create_task(_drain(proc.stderr, io.stderr))
+                await proc.wait()
+                if feeder is not None:
+                    feeder.cancel()
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        return _code(proc.returncode)
+
+    async def attach(self, container_id: str, io: StreamIO) -> None:
+        rec = self._container(container_id)  # type: ignore[attr-defined]
+        sock = self.layout.shim_dir(container_id) / "attach.sock"  # type: ignore[attr-defined]
+        shim, _pid = self._identities(self.layout.container_dir(container_id))  # type: ignore[attr-defined]
+        if not procs.alive(shim) or not sock.exists():
+            raise ContainerNotRunning(f"container {container_id[:12]} is not running")
+        # connect through an open directory fd: the absolute path may exceed sun_path
+        dfd = os.open(sock.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            reader, writer = await asyncio.open_unix_connection(f"/proc/self/fd/{dfd}/attach.sock")
+        finally:
+            os.close(dfd)
+
+        async def send(kind: int, payload: bytes) -> None:
+            writer.write(struct.pack(">BI", kind, len(payload)) + payload)
+            await writer.drain()
+
+        async def pump_in() -> None:
+            if io.stdin is None or not rec.config.stdin:
+                return
+            async for chunk in io.stdin:
+                for i in range(0, len(chunk), 65536):
+                    await send(0, chunk[i : i + 65536])
+            if rec.config.stdin_once:
+                await send(1, b"")
+
+        async def pump_resize() -> None:
+            if io.resize is None:
+                return
+            async for size in io.resize:
+                await send(2, struct.pack(">HH", size.width, size.height))
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                side = [tg.create_task(pump_in()), tg.create_task(pump_resize())]
+                while True:
+                    try:
+                        head = await reader.readexactly(5)
+                        kind, n = struct.unpack(">BI", head)
+                        data = await reader.readexactly(n)
+                    except (asyncio.IncompleteReadError, ConnectionError):
+                        break
+                    target = io.stdout if kind == 1 or rec.config.tty else io.stderr
+                    if target is not None:
+                        await target(data)
+                for t in side:
+                    t.cancel()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def port_forward(self, sandbox_id: str, port: int) -> PortConnection:
+        if not 0 < port < 65536:
+            raise ContainerNotRunning(f"port_forward: invalid port {port}")
+        rec = self._sandbox(sandbox_id)  # type: ignore[attr-defined]
+        netns = self._netns_path(rec)  # type: ignore[attr-defined]
+        if not netns:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            return _Conn(reader, writer)
+        sock = await asyncio.to_thread(_socket_in_netns, netns)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            raise
+        reader, writer = await asyncio.open_connection(sock=sock)
+        return _Conn(reader, writer)
+
+
+def _code(rc: int | None) -> int:
+    if rc is None:
+        return -1
+    return 128 - rc if rc < 0 else rc
+
+
+async def _feed(source: object, sink: asyncio.StreamWriter) -> None:
+    try:
+        async for chunk in source:  # type: ignore[attr-defined]
+            sink.write(chunk)
+            await sink.drain()
+    except (ConnectionError, BrokenPipeError):
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            sink.close()
+
+
+async def _drain(
+    src: asyncio.StreamReader, sink: Callable[[bytes], Awaitable[None]] | None
+) -> None:
+    while chunk := await src.read(65536):
+        if sink is not None:
+            await sink(chunk)
+
+
+async def _exec_tty(argv: list[str], env: dict[str, str], cwd: str | None, io: StreamIO) -> int:
+    master, slave = os.openpty()
+
+    def ctty() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=ctty,
+        )
+    finally:
+        os.close(slave)
+    loop = asyncio.get_running_loop()
+    os.set_blocking(master, False)
+    out_q: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(master, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # EIO: every slave end is closed
+        if not data:
+            loop.remove_reader(master)
+        out_q.put_nowait(data)
+
+    loop.add_reader(master, readable)
+
+    async def pump_out() -> None:
+        while data := await out_q.get():
+            if io.stdout is not None:
+                await io.stdout(data)
+
+    async def pump_in() -> None:
+        if io.stdin is None:
+            return
+        async for chunk in io.stdin:
+            view = memoryview(chunk)
+            while view:
+                try:
+                    n = os.write(master, view)
+                    view = view[n:]
+                except BlockingIOError:
+                    await asyncio.sleep(0.005)
+
+    async def pump_resize() -> None:
+        if io.resize is None:
+            return
+        async for size in io.resize:
+            _set_winsize(master, size)
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            side = [tg.create_task(pump_in()), tg.create_task(pump_resize())]
+            out = tg.create_task(pump_out())
+            await proc.wait()
+            await out
+            for t in side:
+                t.cancel()
+    finally:
+        loop.remove_reader(master)
+        os.close(master)
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    return _code(proc.returncode)

@@ -1,0 +1,328 @@
+"""The local image store: import OCI-layout and docker-archive tarballs, unpack each image once.
+
+Layout under ``<root>/images``: ``index.json`` (normalised ref → image id), ``configs/<hex>.json``
+(the OCI image config) and ``rootfs/<hex>/`` (the image's layers applied in order, whiteouts
+honoured: the read-only lower directory of every container's overlay). Extraction refuses
+member paths that are absolute, climb out with ``..``, pass through a symlink, or hard-link
+outside the image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import stat
+import tarfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import IO, cast
+
+from pykubelet.errors import InvalidInput
+from pykubelet.runtime.errors import ImageNotFound
+from pykubelet.runtime.process.refs import HOST_IMAGE, normalize_ref
+from pykubelet.runtime.types import ImageInfo
+
+__all__ = ["ImageStore", "host_image_info"]
+
+_JSON = dict[str, object]
+
+
+def host_image_info() -> ImageInfo:
+    return ImageInfo(id=HOST_IMAGE, repo_tags=(HOST_IMAGE,), size_bytes=0)
+
+
+class ImageStore:
+    """Synchronous store (callers run it in a thread); safe for concurrent readers."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ queries
+
+    def _index(self) -> dict[str, str]:
+        try:
+            return cast(dict[str, str], json.loads((self._root / "index.json").read_text()))
+        except FileNotFoundError:
+            return {}
+
+    def get(self, ref: str) -> ImageInfo | None:
+        if ref == HOST_IMAGE:
+            return host_image_info()
+        image_id = ref if ref.startswith("sha256:") else self._index().get(normalize_ref(ref))
+        if image_id is None:
+            return None
+        return self._info(image_id)
+
+    def require(self, ref: str) -> ImageInfo:
+        info = self.get(ref)
+        if info is None:
+            raise ImageNotFound(
+                f"image {ref!r} is not in the local store and no registry is used: import it with "
+                f"`pykubelet images import FILE` (an OCI layout or docker-archive tarball)"
+            )
+        return info
+
+    def list_images(self) -> list[ImageInfo]:
+        ids = sorted(set(self._index().values()))
+        return [i for i in (self._info(x) for x in ids) if i is not None]
+
+    def _info(self, image_id: str) -> ImageInfo | None:
+        hexid = image_id.removeprefix("sha256:")
+        try:
+            meta = json.loads((self._root / "configs" / f"{hexid}.json").read_text())
+        except FileNotFoundError:
+            return None
+        cfg = meta.get("config", {}).get("config") or {}
+        tags = tuple(sorted(r for r, i in self._index().items() if i == image_id))
+        return ImageInfo(
+            id=image_id,
+            repo_tags=tags,
+            size_bytes=int(meta.get("size_bytes", 0)),
+            rootfs_path=str(self._root / "rootfs" / hexid),
+            config_entrypoint=tuple(cfg.get("Entrypoint") or ()),
+            config_cmd=tuple(cfg.get("Cmd") or ()),
+            config_env=tuple(cfg.get("Env") or ()),
+            config_working_dir=str(cfg.get("WorkingDir") or ""),
+            config_user=str(cfg.get("User") or ""),
+        )
+
+    # ------------------------------------------------------------------ import
+
+    def import_archive(self, path: Path, *, ref: str | None = None) -> ImageInfo:
+        """Import an OCI image layout or docker-archive tarball; return the (last) image.
+
+        ``ref`` names the image when the archive carries no full name (an OCI layout whose
+        ``org.opencontainers.image.ref.name`` is just a tag).
+        """
+        try:
+            tar = tarfile.open(path)
+        except (OSError, tarfile.TarError) as e:
+            raise InvalidInput(f"image archive {path}: cannot read: {e}") from e
+        with tar:
+            names = set(tar.getnames())
+            norm = {n.removeprefix("./") for n in names}
+            if "index.json" in norm and "oci-layout" in norm:
+                images = list(_oci_images(tar, ref))
+            elif "manifest.json" in norm:
+                images = list(_docker_images(tar))
+            else:
+                raise InvalidInput(
+                    f"image archive {path}: neither an OCI layout (index.json, oci-layout) "
+                    f"nor a docker archive (manifest.json)"
+                )
+            if not images:
+                raise InvalidInput(f"image archive {path}: no image manifests")
+            last: ImageInfo | None = None
+            for refs, config_bytes, layers in images:
+                last = self._store(tar, refs, config_bytes, layers)
+            assert last is not None
+            return last
+
+    def _store(
+        self, tar: tarfile.TarFile, refs: list[str], config_bytes: bytes, layers: list[str]
+    ) -> ImageInfo:
+        hexid = hashlib.sha256(config_bytes).hexdigest()
+        image_id = "sha256:" + hexid
+        rootfs = self._root / "rootfs" / hexid
+        configs = self._root / "configs"
+        configs.mkdir(parents=True, exist_ok=True)
+        if not (configs / f"{hexid}.json").exists():
+            tmp = self._root / "rootfs" / f".tmp-{uuid.uuid4().hex}"
+            tmp.mkdir(parents=True)
+            try:
+                for layer in layers:
+                    with _open_member(tar, layer) as blob:
+                        _apply_layer(blob, tmp)
+                size = _du(tmp)
+                if rootfs.exists():
+                    shutil.rmtree(rootfs)
+                tmp.rename(rootfs)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            meta = {"config": json.loads(config_bytes), "size_bytes": size}
+            _atomic_write(configs / f"{hexid}.json", json.dumps(meta).encode())
+        with self._lock:
+            index = self._index()
+            for r in refs:
+                index[normalize_ref(r)] = image_id
+            _atomic_write(self._root / "index.json", json.dumps(index, indent=1).encode())
+        info = self._info(image_id)
+        assert info is not None
+        return info
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _du(root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+def _read(tar: tarfile.TarFile, name: str) -> bytes:
+    with _open_member(tar, name) as f:
+        return f.read()
+
+
+@contextlib.contextmanager
+def _open_member(tar: tarfile.TarFile, name: str) -> Iterator[IO[bytes]]:
+    for candidate in (name, "./" + name, name.removeprefix("./")):
+        try:
+            f = tar.extractfile(candidate)
+        except KeyError:
+            continue
+        if f is not None:
+            with f:
+                head = f.read(2)
+                f.seek(0)
+                if head == b"\x1f\x8b":
+                    with gzip.GzipFile(fileobj=f) as g:
+                        yield cast(IO[bytes], g)
+                else:
+                    yield f
+            return
+    raise InvalidInput(f"image archive: missing member {name!r}")
+
+
+def _blob(digest: str) -> str:
+    algo, _, hexd = digest.partition(":")
+    return f"blobs/{algo}/{hexd}"
+
+
+def _oci_images(
+    tar: tarfile.TarFile, ref: str | None
+) -> Iterator[tuple[list[str], bytes, list[str]]]:
+    index = json.loads(_read(tar, "index.json"))
+    for desc in index.get("manifests", []):
+        ann = desc.get("annotations") or {}
+        name = ann.get("io.containerd.image.name") or ann.get("org.opencontainers.image.ref.name")
+        if name and "/" not in name and ":" not in name and ref is None:
+            raise InvalidInput(
+                f"image archive: the OCI layout names its image only by the tag {name!r}: "
+                f"give the full reference"
+            )
+        refs = [ref] if ref else ([name] if name else [])
+        manifest = json.loads(_read(tar, _blob(desc["digest"])))
+        if "manifests" in manifest:  # an image index: take the linux/amd64 entry
+            chosen = next(
+                (
+                    m
+                    for m in manifest["manifests"]
+                    if (m.get("platform") or {}).get("architecture") in ("amd64", None)
+                ),
+                None,
+            )
+            if chosen is None:
+                continue
+            manifest = json.loads(_read(tar, _blob(chosen["digest"])))
+        config = _read(tar, _blob(manifest["config"]["digest"]))
+        yield refs, config, [_blob(layer["digest"]) for layer in manifest.get("layers", [])]
+
+
+def _docker_images(tar: tarfile.TarFile) -> Iterator[tuple[list[str], bytes, list[str]]]:
+    for entry in json.loads(_read(tar, "manifest.json")):
+        config = _read(tar, entry["Config"])
+        yield list(entry.get("RepoTags") or []), config, list(entry.get("Layers") or [])
+
+
+# ---------------------------------------------------------------------- layer application
+
+
+def _safe_target(root: Path, name: str) -> Path:
+    """The destination of a member, refusing absolute paths, ``..`` and symlinked parents."""
+    p = PurePosixPath(name)
+    parts = [x for x in p.parts if x not in ("", ".")]
+    if p.is_absolute() or ".." in parts:
+        raise InvalidInput(f"image layer: unsafe member path {name!r}")
+    cur = root
+    for part in parts[:-1]:
+        cur = cur / part
+        if cur.is_symlink():
+            raise InvalidInput(f"image layer: member {name!r} passes through a symlink")
+    return root.joinpath(*parts) if parts else root
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _apply_layer(blob: IO[bytes], root: Path) -> None:
+    # Layers may be large: stream them. Whiteouts refer to lower layers, so apply them first.
+    data = blob.read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+        members = layer.getmembers()
+        for m in members:
+            base = PurePosixPath(m.name).name
+            if base == ".wh..wh..opq":
+                d = _safe_target(root, str(PurePosixPath(m.name).parent) + "/x").parent
+                if d.is_dir() and not d.is_symlink():
+                    for child in d.iterdir():
+                        _remove(child)
+            elif base.startswith(".wh."):
+                target = _safe_target(root, str(PurePosixPath(m.name).parent / base[4:]))
+                _remove(target)
+        is_root = os.geteuid() == 0
+        for m in members:
+            base = PurePosixPath(m.name).name
+            if base.startswith(".wh."):
+                continue
+            target = _safe_target(root, m.name)
+            if target == root:
+                continue
+            if m.islnk():
+                src = _safe_target(root, m.linkname)
+                if target.exists() or target.is_symlink():
+                    _remove(target)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(src, target, follow_symlinks=False)
+                continue
+            if m.isdir():
+                if target.is_symlink() or (target.exists() and not target.is_dir()):
+                    _remove(target)
+                target.mkdir(parents=True, exist_ok=True)
+                os.chmod(target, m.mode & 0o7777)
+            elif m.issym():
+                if target.exists() or target.is_symlink():
+                    _remove(target)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(m.linkname, target)
+            elif m.isreg():
+                if target.exists() or target.is_symlink():
+                    _remove(target)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                body = layer.extractfile(m)
+                assert body is not None
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as out, body:
+                    shutil.copyfileobj(body, out)
+                os.chmod(target, m.mode & 0o7777)
+            elif (m.ischr() or m.isblk() or m.isfifo()) and is_root:
+                if target.exists() or target.is_symlink():
+                    _remove(target)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
+                os.mknod(target, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor))
+            else:
+                continue
+            if is_root:
+                with contextlib.suppress(OSError):
+                    os.lchown(target, m.uid, m.gid)

@@ -1,0 +1,755 @@
+/* pkshim: the small helpers of pykubelet's process runtime (compiled on first use).
+ *
+ *   pkshim pause [-n] [-i] [-p] [-u HOSTNAME]
+ *       Pod sandbox holder: owns new net (-n, loopback up), IPC (-i), UTS (-u, hostname set)
+ *       and PID (-p, with a child as PID 1) namespaces until SIGTERM/SIGKILL.
+ *   pkshim run -s STATEDIR -l LOGPATH [-m MAXBYTES] [-k MAXFILES] [-N NSPATH]... [-P]
+ *              [-t] [-i] [-o] -- ARGV...
+ *       Container supervisor: joins the namespaces (-N), optionally a new PID namespace (-P),
+ *       starts ARGV with pipes (or a pty with -t; stdin pipe with -i, closed after the first
+ *       attach with -o), writes its output in the CRI log format with rotation, serves the
+ *       stdio on STATEDIR/attach.sock, and records pid / exit status in STATEDIR/state.
+ *   pkshim init SPEC
+ *       Container init (run by the shim's child): cgroups, mount namespace, overlay root,
+ *       /proc, /dev, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
+ *       then exec of the container's command in place.
+ *   pkshim enter CGROUP_PROCS_FILE... -- ARGV...
+ *       Joins cgroups, then execs ARGV (used for exec into a container).
+ *
+ * pause and run daemonize (new session, stdio on /dev/null) so neither the agent's death nor a
+ * signal to its process group reaches them; the launching process prints "OK <pid> [<child>]"
+ * or "ERR <reason>" on stdout and exits once the daemon is ready.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LINE 16384
+#define MAX_CLIENTS 16
+#define MAX_NS 8
+
+static int ready_fd = -1;
+
+static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void report(const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (ready_fd >= 0 && n > 0) {
+        if (write(ready_fd, buf, (size_t)n) < 0) { /* launcher gone: nothing to tell */ }
+        close(ready_fd);
+        ready_fd = -1;
+    }
+}
+
+static void fail(const char *what) {
+    report("ERR %s: %s\n", what, strerror(errno));
+    _exit(1);
+}
+
+/* Fork; the parent relays the daemon's first line and exits; the child returns in a new session. */
+static void daemonize(void) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) { perror("pipe"); exit(1); }
+    pid_t pid = fork();
+    if (pid < 0) { perror("fork"); exit(1); }
+    if (pid > 0) {
+        close(p[1]);
+        char buf[512];
+        ssize_t n, total = 0;
+        /* one line: the daemon's descendants may keep the pipe open */
+        while (total < (ssize_t)sizeof buf - 1 && (n = read(p[0], buf + total, 1)) > 0) {
+            total += n;
+            if (buf[total - 1] == '\n') break;
+        }
+        buf[total] = 0;
+        if (total == 0) { printf("ERR helper died before it was ready\n"); exit(1); }
+        fputs(buf, stdout);
+        exit(strncmp(buf, "OK", 2) == 0 ? 0 : 1);
+    }
+    close(p[0]);
+    ready_fd = p[1];
+    setsid();
+    int dn = open("/dev/null", O_RDWR);
+    if (dn >= 0) { dup2(dn, 0); dup2(dn, 1); dup2(dn, 2); if (dn > 2) close(dn); }
+}
+
+/* ---------------------------------------------------------------- pause */
+
+static pid_t pause_child = 0;
+static void on_term(int sig) { (void)sig; if (pause_child > 0) kill(pause_child, SIGKILL); _exit(0); }
+
+static int cmd_pause(int argc, char **argv) {
+    int flags = 0, opt, want_pid = 0, want_lo = 0;
+    const char *hostname = NULL;
+    while ((opt = getopt(argc, argv, "nipu:")) != -1) {
+        switch (opt) {
+        case 'n': flags |= CLONE_NEWNET; want_lo = 1; break;
+        case 'i': flags |= CLONE_NEWIPC; break;
+        case 'p': flags |= CLONE_NEWPID; want_pid = 1; break;
+        case 'u': flags |= CLONE_NEWUTS; hostname = optarg; break;
+        default: fprintf(stderr, "usage: pkshim pause [-n] [-i] [-p] [-u hostname]\n"); return 2;
+        }
+    }
+    daemonize();
+    if (flags && unshare(flags) < 0) fail("unshare");
+    if (hostname && sethostname(hostname, strlen(hostname)) < 0) fail("sethostname");
+    if (want_lo) {
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        strcpy(ifr.ifr_name, "lo");
+        if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail("loopback flags");
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("loopback up");
+        close(s);
+    }
+    if (want_pid) {
+        pause_child = fork();
+        if (pause_child < 0) fail("fork");
+        if (pause_child == 0) {
+            close(ready_fd);
+            for (;;) pause();  /* PID 1 of the pod: only SIGKILL ends it */
+        }
+        signal(SIGTERM, on_term);
+        signal(SIGINT, on_term);
+    }
+    report("OK %d\n", (int)getpid());
+    for (;;) {
+        if (want_pid) {
+            int st;
+            if (waitpid(pause_child, &st, 0) == pause_child) _exit(0);
+        } else {
+            pause();
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- log writer */
+
+struct logw {
+    const char *path;
+    int fd;
+    long long size, max_size;
+    int max_files;
+};
+
+static void ts_now(char *out, size_t n, struct timespec *now) {
+    clock_gettime(CLOCK_REALTIME, now);
+    struct tm tm;
+    gmtime_r(&now->tv_sec, &tm);
+    char frac[16];
+    snprintf(frac, sizeof frac, "%09ld", now->tv_nsec);
+    int len = 9;
+    while (len > 0 && frac[len - 1] == '0') len--;
+    frac[len] = 0;
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (len) snprintf(out, n, "%s.%sZ", base, frac);
+    else snprintf(out, n, "%sZ", base);
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void log_rotate(struct logw *w) {
+    close(w->fd);
+    char name[4096], stamp[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    snprintf(name, sizeof name, "%s.%s", w->path, stamp);
+    for (int i = 1; access(name, F_OK) == 0; i++)
+        snprintf(name, sizeof name, "%s.%s.%d", w->path, stamp, i);
+    rename(w->path, name);
+    /* keep max_files in all: the current file and max_files-1 rotated ones */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", w->path);
+    char *slash = strrchr(dir, '/');
+    const char *base = w->path;
+    if (slash) { *slash = 0; base = slash + 1; } else { strcpy(dir, "."); }
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (d) {
+        char *names[1024];
+        int count = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) && count < 1024) {
+            if (strncmp(e->d_name, base, blen) == 0 && e->d_name[blen] == '.')
+                names[count++] = strdup(e->d_name);
+        }
+        closedir(d);
+        qsort(names, (size_t)count, sizeof names[0], cmp_names);
+        int keep = w->max_files > 1 ? w->max_files - 1 : 0;
+        for (int i = 0; i < count; i++) {
+            if (i < count - keep) {
+                char full[8192];
+                snprintf(full, sizeof full, "%s/%s", dir, names[i]);
+                unlink(full);
+            }
+            free(names[i]);
+        }
+    }
+    w->fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+    w->size = 0;
+}
+
+static void write_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) { if (errno == EINTR) continue; return; }
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+static void log_record(struct logw *w, const char *stream, int partial, const char *msg, size_t n) {
+    char ts[64];
+    struct timespec now;
+    ts_now(ts, sizeof ts, &now);
+    char head[128];
+    int hl = snprintf(head, sizeof head, "%s %s %c ", ts, stream, partial ? 'P' : 'F');
+    long long len = hl + (long long)n + 1;
+    if (w->max_size > 0 && w->size > 0 && w->size + len > w->max_size) log_rotate(w);
+    if (w->fd < 0) return;
+    char *rec = malloc((size_t)len);
+    if (!rec) return;
+    memcpy(rec, head, (size_t)hl);
+    memcpy(rec + hl, msg, n);
+    rec[len - 1] = '\n';
+    write_all(w->fd, rec, (size_t)len);
+    free(rec);
+    w->size += len;
+}
+
+struct linebuf {
+    const char *stream;
+    char buf[MAX_LINE];
+    size_t len;
+};
+
+static void lb_feed(struct logw *w, struct linebuf *b, const char *p, size_t n) {
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        while (b->len + take > MAX_LINE) {  /* a line longer than MAX_LINE: split with P */
+            size_t room = MAX_LINE - b->len;
+            memcpy(b->buf + b->len, p, room);
+            log_record(w, b->stream, 1, b->buf, MAX_LINE);
+            b->len = 0;
+            p += room; n -= room; take -= room;
+        }
+        memcpy(b->buf + b->len, p, take);
+        b->len += take;
+        p += take; n -= take;
+        if (nl && n > 0 && *p == '\n') {
+            log_record(w, b->stream, 0, b->buf, b->len);
+            b->len = 0;
+            p++; n--;
+        }
+    }
+}
+
+static void lb_flush(struct logw *w, struct linebuf *b) {
+    if (b->len) log_record(w, b->stream, 1, b->buf, b->len);
+    b->len = 0;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static int sig_pipe[2];
+static void on_chld(int sig) { (void)sig; int e = errno; if (write(sig_pipe[1], "c", 1) < 0) {} errno = e; }
+
+static const char *state_dir;
+
+static void write_state(const char *body) {
+    char tmp[4096], dst[4096];
+    snprintf(tmp, sizeof tmp, "%s/state.tmp", state_dir);
+    snprintf(dst, sizeof dst, "%s/state", state_dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    write_all(fd, body, strlen(body));
+    fsync(fd);
+    close(fd);
+    rename(tmp, dst);
+}
+
+struct client { int fd; char in[65536 + 5]; size_t inlen; };
+
+static void send_frame(struct client *c, int stream, const char *p, size_t n) {
+    unsigned char h[5] = {(unsigned char)stream, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                          (unsigned char)(n >> 8), (unsigned char)n};
+    write_all(c->fd, (const char *)h, 5);
+    write_all(c->fd, p, n);
+}
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int cmd_run(int argc, char **argv) {
+    const char *log_path = NULL;
+    const char *ns_paths[MAX_NS];
+    int nns = 0, opt, newpid = 0, tty = 0, want_stdin = 0, stdin_once = 0;
+    long long max_size = 10 * 1024 * 1024;
+    int max_files = 5;
+    while ((opt = getopt(argc, argv, "+s:l:m:k:N:Ptio")) != -1) {
+        switch (opt) {
+        case 's': state_dir = optarg; break;
+        case 'l': log_path = optarg; break;
+        case 'm': max_size = atoll(optarg); break;
+        case 'k': max_files = atoi(optarg); break;
+        case 'N': if (nns < MAX_NS) ns_paths[nns++] = optarg; break;
+        case 'P': newpid = 1; break;
+        case 't': tty = 1; break;
+        case 'i': want_stdin = 1; break;
+        case 'o': stdin_once = 1; break;
+        default: fprintf(stderr, "usage: pkshim run -s DIR -l LOG [...] -- ARGV\n"); return 2;
+        }
+    }
+    if (!state_dir || !log_path || optind >= argc) {
+        fprintf(stderr, "pkshim run: -s, -l and a command are required\n");
+        return 2;
+    }
+    char **cargv = argv + optind;
+    daemonize();
+
+    struct logw w = {.path = log_path, .max_size = max_size, .max_files = max_files};
+    w.fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (w.fd < 0) fail("open log");
+    struct stat st;
+    if (fstat(w.fd, &st) == 0) w.size = st.st_size;
+
+    /* bind relative to the state dir: absolute paths can exceed sun_path's 108 bytes */
+    if (chdir(state_dir) < 0) fail("chdir state dir");
+    const char *sock_path = "attach.sock";
+    unlink(sock_path);
+    int lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(sock_path) >= sizeof sa.sun_path) { errno = ENAMETOOLONG; fail("attach socket"); }
+    strcpy(sa.sun_path, sock_path);
+    if (lsock < 0 || bind(lsock, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lsock, 8) < 0)
+        fail("attach socket");
+    chmod(sock_path, 0600);
+
+    int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, master = -1;
+    char slave_name[128] = "";
+    if (tty) {
+        master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) fail("pty");
+        if (ptsname_r(master, slave_name, sizeof slave_name) != 0) fail("ptsname");
+    } else {
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) fail("pipe");
+        if (want_stdin && pipe2(in, O_CLOEXEC) < 0) fail("pipe");
+    }
+    for (int i = 0; i < nns; i++) {
+        int fd = open(ns_paths[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, 0) < 0) fail(ns_paths[i]);
+        close(fd);
+    }
+    if (newpid && unshare(CLONE_NEWPID) < 0) fail("unshare pid");
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) fail("pipe");
+    struct sigaction sa_chld = {.sa_handler = on_chld, .sa_flags = SA_NOCLDSTOP | SA_RESTART};
+    sigaction(SIGCHLD, &sa_chld, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int exec_pipe[2];
+    if (pipe2(exec_pipe, O_CLOEXEC) < 0) fail("pipe");
+
+    long long started = now_ns();
+    pid_t child = fork();
+    if (child < 0) fail("fork");
+    if (child == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGCHLD, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        setsid();
+        if (tty) {
+            int s = open(slave_name, O_RDWR);
+            if (s < 0) _exit(127);
+            ioctl(s, TIOCSCTTY, 0);
+            dup2(s, 0); dup2(s, 1); dup2(s, 2);
+            if (s > 2) close(s);
+        } else {
+            if (in[0] >= 0) dup2(in[0], 0);
+            dup2(out[1], 1);
+            dup2(err[1], 2);
+        }
+        execvp(cargv[0], cargv);
+        int e = errno;
+        if (write(exec_pipe[1], &e, sizeof e) < 0) {}
+        _exit(127);
+    }
+    close(exec_pipe[1]);
+    int exec_errno = 0;
+    if (read(exec_pipe[0], &exec_errno, sizeof exec_errno) != sizeof exec_errno) exec_errno = 0;
+    close(exec_pipe[0]);
+    if (!tty) { close(out[1]); close(err[1]); if (in[0] >= 0) close(in[0]); }
+    int in_fd = tty ? master : in[1];
+
+    char body[1024];
+    snprintf(body, sizeof body, "pid=%d\nshim_pid=%d\nstarted_ns=%lld\n", (int)child, (int)getpid(),
+             started);
+    write_state(body);
+    if (exec_errno) {
+        char msg[512];
+        int n = snprintf(msg, sizeof msg, "exec %s: %s", cargv[0], strerror(exec_errno));
+        log_record(&w, "stderr", 0, msg, (size_t)n);
+    }
+    report("OK %d %d\n", (int)getpid(), (int)child);
+
+    struct linebuf lout = {.stream = "stdout"}, lerr = {.stream = "stderr"};
+    struct client clients[MAX_CLIENTS];
+    int nclients = 0, exited = 0, status = 0, attached_once = 0;
+    int rfd_out = tty ? master : out[0], rfd_err = tty ? -1 : err[0];
+    long long finished = 0;
+    static char buf[65536];
+
+    while (rfd_out >= 0 || rfd_err >= 0 || !exited) {
+        struct pollfd pf[4 + MAX_CLIENTS];
+        int n = 0;
+        pf[n++] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
+        pf[n++] = (struct pollfd){.fd = rfd_out, .events = POLLIN};
+        pf[n++] = (struct pollfd){.fd = rfd_err, .events = POLLIN};
+        pf[n++] = (struct pollfd){.fd = lsock, .events = POLLIN};
+        for (int i = 0; i < nclients; i++)
+            pf[n++] = (struct pollfd){.fd = clients[i].fd, .events = POLLIN};
+        /* once the main process is gone, descendants holding the pipes get a short grace */
+        int r = poll(pf, (nfds_t)n, exited ? 200 : -1);
+        if (r < 0) { if (errno == EINTR) continue; break; }
+        if (r == 0 && exited) break;
+        if (pf[0].revents) {
+            char c[64];
+            while (read(sig_pipe[0], c, sizeof c) > 0) {}
+            int s;
+            pid_t p;
+            while ((p = waitpid(-1, &s, WNOHANG)) > 0)
+                if (p == child) { exited = 1; status = s; finished = now_ns(); }
+        }
+        for (int k = 1; k <= 2; k++) {
+            int fd = k == 1 ? rfd_out : rfd_err;
+            if (fd < 0 || !(pf[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t got = read(fd, buf, sizeof buf);
+            if (got > 0) {
+                lb_feed(&w, k == 1 ? &lout : &lerr, buf, (size_t)got);
+                for (int i = 0; i < nclients; i++) send_frame(&clients[i], k, buf, (size_t)got);
+            } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+                lb_flush(&w, k == 1 ? &lout : &lerr);
+                if (k == 1) rfd_out = -1; else rfd_err = -1;
+                if (!tty) close(fd);
+            }
+        }
+        if (pf[3].revents & POLLIN) {
+            int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+            if (c >= 0 && nclients < MAX_CLIENTS) {
+                clients[nclients].fd = c;
+                clients[nclients].inlen = 0;
+                nclients++;
+                attached_once = 1;
+            } else if (c >= 0) {
+                close(c);
+            }
+        }
+        for (int i = 4; i < n; i++) {
+            if (!pf[i].revents) continue;
+            struct client *c = &clients[i - 4];
+            ssize_t got = read(c->fd, c->in + c->inlen, sizeof c->in - c->inlen);
+            int closed = got <= 0;
+            if (got > 0) c->inlen += (size_t)got;
+            /* frames: type(1) len(4 BE) payload; 0 stdin data, 1 stdin close, 2 resize(cols,rows) */
+            while (c->inlen >= 5) {
+                size_t len = ((size_t)(unsigned char)c->in[1] << 24) |
+                             ((size_t)(unsigned char)c->in[2] << 16) |
+                             ((size_t)(unsigned char)c->in[3] << 8) | (unsigned char)c->in[4];
+                if (len > 65536) { closed = 1; break; }
+                if (c->inlen < 5 + len) break;
+                char type = c->in[0];
+                if (type == 0 && in_fd >= 0) write_all(in_fd, c->in + 5, len);
+                else if (type == 1 && in_fd >= 0 && !tty) { close(in_fd); in_fd = -1; }
+                else if (type == 2 && tty && len == 4) {
+                    struct winsize ws = {0};
+                    ws.ws_col = (unsigned short)(((unsigned char)c->in[5] << 8) | (unsigned char)c->in[6]);
+                    ws.ws_row = (unsigned short)(((unsigned char)c->in[7] << 8) | (unsigned char)c->in[8]);
+                    ioctl(master, TIOCSWINSZ, &ws);
+                }
+                memmove(c->in, c->in + 5 + len, c->inlen - 5 - len);
+                c->inlen -= 5 + len;
+            }
+            if (closed) {
+                close(c->fd);
+                clients[i - 4] = clients[--nclients];
+                if (stdin_once && attached_once && in_fd >= 0 && !tty) { close(in_fd); in_fd = -1; }
+                break;  /* indices shifted: poll again */
+            }
+        }
+    }
+    lb_flush(&w, &lout);
+    lb_flush(&w, &lerr);
+    if (!exited) { waitpid(child, &status, 0); finished = now_ns(); }
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    snprintf(body, sizeof body,
+             "pid=%d\nshim_pid=%d\nstarted_ns=%lld\nexit_code=%d\nsignal=%d\nfinished_ns=%lld\n"
+             "exec_errno=%d\n",
+             (int)child, (int)getpid(), started, code, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+             finished, exec_errno);
+    write_state(body);
+    unlink(sock_path);
+    return 0;
+}
+
+
+/* ---------------------------------------------------------------- init */
+/* Container init: the shim's child execs "pkshim init SPEC"; this prepares the container and
+ * execs its command in place. SPEC has one directive per line, fields separated by tabs, with
+ * \\ \t \n escaped (written by create.py). Same steps as init.py, without Python's start-up. */
+
+
+static void die(const char *what, const char *arg) {
+    fprintf(stderr, "pykubelet: cannot start container: %s %s: %s\n", what, arg ? arg : "",
+            strerror(errno));
+    _exit(errno == EACCES ? 126 : 127);
+}
+
+static void unescape(char *s) {
+    char *o = s;
+    for (; *s; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+            *o++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = 0;
+}
+
+static void mkdir_p(const char *path, mode_t mode) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') { *p = 0; mkdir(buf, mode); *p = '/'; }
+    }
+    mkdir(buf, mode);
+}
+
+static void bind_mount(const char *src, const char *dst, int ro) {
+    struct stat st;
+    if (stat(src, &st) < 0) die("mount source", src);
+    if (S_ISDIR(st.st_mode)) {
+        mkdir_p(dst, 0755);
+    } else {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", dst);
+        char *slash = strrchr(parent, '/');
+        if (slash) { *slash = 0; mkdir_p(parent, 0755); }
+        int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) close(fd);
+    }
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind mount", dst);
+    if (ro && mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+        die("read-only remount", dst);
+}
+
+static void setup_dev(const char *root) {
+    char dev[4096], p[4096];
+    snprintf(dev, sizeof dev, "%s/dev", root);
+    mkdir_p(dev, 0755);
+    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k") < 0) die("mount", dev);
+    const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+        char src[64];
+        struct stat st;
+        snprintf(src, sizeof src, "/dev/%s", nodes[i]);
+        if (stat(src, &st) < 0 || !S_ISCHR(st.st_mode)) continue;
+        snprintf(p, sizeof p, "%s/%s", dev, nodes[i]);
+        bind_mount(src, p, 0);
+    }
+    snprintf(p, sizeof p, "%s/shm", dev);
+    mkdir(p, 01777);
+    if (mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k") < 0)
+        die("mount", p);
+    snprintf(p, sizeof p, "%s/pts", dev);
+    mkdir(p, 0755);
+    const char *links[][2] = {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
+                              {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dev, links[i][0]);
+        if (symlink(links[i][1], p) < 0) die("symlink", p);
+    }
+}
+
+static int cmd_init(int argc, char **argv) {
+    if (argc < 2) { fprintf(stderr, "usage: pkshim init SPEC\n"); return 2; }
+    FILE *f = fopen(argv[1], "re");
+    if (!f) die("open spec", argv[1]);
+    char *cargv[4096];
+    int cargc = 0, mountns = 0, want_proc = 0, ro_root = 0, nnp = 0, have_caps = 0;
+    int have_uid = 0, have_gid = 0, have_groups = 0;
+    uid_t uid = 0; gid_t gid = 0;
+    gid_t groups[256]; int ngroups = 0;
+    unsigned long long caps = 0;
+    char *rootfs[4] = {0}, *cwd = NULL;
+    char *mounts[256][3]; int nmounts = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n') line[n - 1] = 0;
+        char *fields[6] = {0};
+        int nf = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(line, "\t", &save); tok && nf < 6; tok = strtok_r(NULL, "\t", &save)) {
+            unescape(tok);
+            fields[nf++] = strdup(tok);
+        }
+        if (nf == 0) continue;
+        const char *k = fields[0];
+        if (!strcmp(k, "cgroup") && nf == 2) {
+            int fd = open(fields[1], O_WRONLY | O_CLOEXEC);
+            char pid[32];
+            snprintf(pid, sizeof pid, "%d", (int)getpid());
+            if (fd < 0 || write(fd, pid, strlen(pid)) < 0) die("join cgroup", fields[1]);
+            close(fd);
+        } else if (!strcmp(k, "mountns")) mountns = 1;
+        else if (!strcmp(k, "proc")) want_proc = 1;
+        else if (!strcmp(k, "rootfs") && nf == 5) { for (int i = 0; i < 4; i++) rootfs[i] = fields[i + 1]; }
+        else if (!strcmp(k, "mount") && nf == 4 && nmounts < 256) {
+            mounts[nmounts][0] = fields[1]; mounts[nmounts][1] = fields[2]; mounts[nmounts][2] = fields[3];
+            nmounts++;
+        }
+        else if (!strcmp(k, "readonly_rootfs")) ro_root = 1;
+        else if (!strcmp(k, "nnp")) nnp = 1;
+        else if (!strcmp(k, "caps") && nf == 2) { have_caps = 1; caps = strtoull(fields[1], NULL, 16); }
+        else if (!strcmp(k, "uid") && nf == 2) { have_uid = 1; uid = (uid_t)strtoul(fields[1], NULL, 10); }
+        else if (!strcmp(k, "gid") && nf == 2) { have_gid = 1; gid = (gid_t)strtoul(fields[1], NULL, 10); }
+        else if (!strcmp(k, "groups")) {
+            have_groups = 1;
+            for (int i = 1; i < nf; i++) {
+                char *s2 = NULL;
+                for (char *g = strtok_r(fields[i], ",", &s2); g && ngroups < 256; g = strtok_r(NULL, ",", &s2))
+                    groups[ngroups++] = (gid_t)strtoul(g, NULL, 10);
+            }
+        }
+        else if (!strcmp(k, "cwd") && nf == 2) cwd = fields[1];
+        else if (!strcmp(k, "arg") && cargc < 4095) cargv[cargc++] = nf == 2 ? fields[1] : strdup("");
+    }
+    fclose(f);
+    cargv[cargc] = NULL;
+    if (cargc == 0) { errno = EINVAL; die("spec", "has no command"); }
+
+    const char *target = "/";
+    if (mountns) {
+        if (unshare(CLONE_NEWNS) < 0) die("unshare", "mount namespace");
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make private", "/");
+        if (rootfs[0]) {
+            char opts[16384];
+            snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", rootfs[0], rootfs[1],
+                     rootfs[2]);
+            if (mount("overlay", rootfs[3], "overlay", 0, opts) < 0) die("mount overlay", rootfs[3]);
+            target = rootfs[3];
+        }
+        if (rootfs[0] || want_proc) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/proc", rootfs[0] ? target : "");
+            mkdir(p, 0555);
+            if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount", p);
+        }
+        if (rootfs[0]) setup_dev(target);
+        for (int i = 0; i < nmounts; i++) {
+            char dst[4096];
+            const char *d = mounts[i][2];
+            while (*d == '/') d++;
+            snprintf(dst, sizeof dst, "%s/%s", rootfs[0] ? target : "", d);
+            bind_mount(mounts[i][1], dst, mounts[i][0][0] == '1');
+        }
+        if (rootfs[0]) {
+            if (chdir(target) < 0) die("chdir", target);
+            if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root", target);
+            if (umount2(".", MNT_DETACH) < 0) die("umount", "old root");
+            if (chdir("/") < 0) die("chdir", "/");
+            if (ro_root && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+                die("read-only remount", "/");
+        }
+    }
+    if (have_caps) {
+        for (int c = 0; c <= 63; c++)
+            if (!(caps & (1ULL << c))) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+    }
+    if (geteuid() == 0) {
+        if ((have_groups || have_gid) && setgroups((size_t)ngroups, groups) < 0) die("setgroups", "");
+        if (have_gid && setgid(gid) < 0) die("setgid", "");
+        if (have_uid && setuid(uid) < 0) die("setuid", "");
+    }
+    if (have_caps && (!have_uid || uid == 0)) {
+        struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct d[2];
+        for (int i = 0; i < 2; i++) {
+            d[i].effective = d[i].permitted = d[i].inheritable = (uint32_t)(caps >> (32 * i));
+        }
+        if (syscall(SYS_capset, &h, d) < 0) die("capset", "");
+    }
+    if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs", "");
+    if (cwd) {
+        if (rootfs[0]) mkdir_p(cwd, 0755);
+        if (chdir(cwd) < 0) die("chdir", cwd);
+    }
+    execvp(cargv[0], cargv);
+    die("exec", cargv[0]);
+    return 127;
+}
+
+/* ---------------------------------------------------------------- enter */
+
+static int cmd_enter(int argc, char **argv) {
+    int i = 1;
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        int fd = open(argv[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, pid, strlen(pid)) < 0) { perror(argv[i]); return 126; }
+        close(fd);
+    }
+    if (i + 1 >= argc) { fprintf(stderr, "usage: pkshim enter FILE... -- ARGV\n"); return 2; }
+    execvp(argv[i + 1], argv + i + 1);
+    perror(argv[i + 1]);
+    return 127;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "pause") == 0) return cmd_pause(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "enter") == 0) return cmd_enter(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "init") == 0) return cmd_init(argc - 1, argv + 1);
+    fprintf(stderr, "usage: pkshim pause|run|init|enter ...\n");
+    return 2;
+}

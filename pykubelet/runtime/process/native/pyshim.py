@@ -1,0 +1,519 @@
+"""Python fallback of pkshim.c, for hosts without a C compiler: same modes, arguments and files.
+
+Standalone (stdlib only, run as ``python -I -S pyshim.py MODE …``). It costs a Python interpreter
+per helper (~9-10 MiB RSS) where the C helper costs ~1.4 MiB, so the runtime prefers C.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import getopt
+import os
+import select
+import signal
+import socket
+import stat
+import struct
+import sys
+import termios
+import time
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
+SYS_PIVOT_ROOT, SYS_CAPSET = 155, 126  # x86_64
+MAX_LINE = 16384
+
+libc = ctypes.CDLL(None, use_errno=True)
+_ready_fd = -1
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def report(msg: str) -> None:
+    global _ready_fd
+    if _ready_fd >= 0:
+        try:
+            os.write(_ready_fd, msg.encode())
+        finally:
+            os.close(_ready_fd)
+            _ready_fd = -1
+
+
+def fail(what: str, e: BaseException) -> None:
+    report(f"ERR {what}: {e}\n")
+    os._exit(1)
+
+
+def daemonize() -> None:
+    global _ready_fd
+    r, w = os.pipe()
+    if os.fork() > 0:
+        os.close(w)
+        line = b""
+        while not line.endswith(b"\n"):
+            c = os.read(r, 1)
+            if not c:
+                break
+            line += c
+        line = line or b"ERR helper died before it was ready\n"
+        os.write(1, line)
+        os._exit(0 if line.startswith(b"OK") else 1)
+    os.close(r)
+    _ready_fd = w
+    os.set_inheritable(w, False)
+    os.setsid()
+    dn = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(dn, fd)
+    os.close(dn)
+
+
+def setns(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _check(libc.setns(fd, 0), "setns " + path)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ pause
+
+
+def cmd_pause(args: list[str]) -> None:
+    opts, _ = getopt.getopt(args, "nipu:")
+    flags, hostname, want_pid, want_lo = 0, None, False, False
+    for o, v in opts:
+        if o == "-n":
+            flags, want_lo = flags | CLONE_NEWNET, True
+        elif o == "-i":
+            flags |= CLONE_NEWIPC
+        elif o == "-p":
+            flags, want_pid = flags | CLONE_NEWPID, True
+        elif o == "-u":
+            flags, hostname = flags | CLONE_NEWUTS, v
+    daemonize()
+    try:
+        if flags:
+            _check(libc.unshare(flags), "unshare")
+        if hostname:
+            name = hostname.encode()
+            _check(libc.sethostname(name, len(name)), "sethostname")
+        if want_lo:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            ifr = bytearray(struct.pack("16sH14x", b"lo", 0))
+            fcntl.ioctl(s, 0x8913, ifr)  # SIOCGIFFLAGS
+            flags_now = struct.unpack_from("H", ifr, 16)[0] | 0x1 | 0x40  # IFF_UP | IFF_RUNNING
+            fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags_now))  # SIOCSIFFLAGS
+            s.close()
+    except OSError as e:
+        fail("pause", e)
+    child = 0
+    if want_pid:
+        child = os.fork()
+        if child == 0:
+            while True:
+                signal.pause()
+
+        def term(_sig: int, _frame: object) -> None:
+            os.kill(child, signal.SIGKILL)
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, term)
+    report(f"OK {os.getpid()}\n")
+    while True:
+        if child:
+            os.waitpid(child, 0)
+            os._exit(0)
+        signal.pause()
+
+
+# ------------------------------------------------------------------ run
+
+
+class LogWriter:
+    def __init__(self, path: str, max_size: int, max_files: int) -> None:
+        self.path, self.max_size, self.max_files = path, max_size, max_files
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.bufs = {"stdout": b"", "stderr": b""}
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        name, i = f"{self.path}.{stamp}", 1
+        while os.path.exists(name):
+            name, i = f"{self.path}.{stamp}.{i}", i + 1
+        os.rename(self.path, name)
+        d, base = os.path.split(self.path)
+        rotated = sorted(f for f in os.listdir(d or ".") if f.startswith(base + "."))
+        keep = max(self.max_files - 1, 0)
+        for f in rotated[: len(rotated) - keep]:
+            os.unlink(os.path.join(d, f))
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o640)
+        self.size = 0
+
+    def record(self, stream: str, partial: bool, msg: bytes) -> None:
+        ns = time.time_ns()
+        secs, nanos = divmod(ns, 1_000_000_000)
+        frac = f"{nanos:09d}".rstrip("0")
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + (f".{frac}" if frac else "")
+        rec = f"{ts}Z {stream} {'P' if partial else 'F'} ".encode() + msg + b"\n"
+        if self.max_size > 0 and self.size > 0 and self.size + len(rec) > self.max_size:
+            self._rotate()
+        os.write(self.fd, rec)
+        self.size += len(rec)
+
+    def feed(self, stream: str, data: bytes) -> None:
+        """Complete lines become F records, lines over MAX_LINE are split into P records,
+        an unterminated tail waits in the buffer (as lb_feed in pkshim.c)."""
+        buf = self.bufs[stream]
+        while data:
+            nl = data.find(b"\n")
+            line = buf + (data if nl < 0 else data[:nl])
+            while len(line) > MAX_LINE:
+                self.record(stream, True, line[:MAX_LINE])
+                line = line[MAX_LINE:]
+            if nl < 0:
+                buf, data = line, b""
+            else:
+                self.record(stream, False, line)
+                buf, data = b"", data[nl + 1 :]
+        self.bufs[stream] = buf
+
+    def flush(self, stream: str) -> None:
+        if self.bufs[stream]:
+            self.record(stream, True, self.bufs[stream])
+        self.bufs[stream] = b""
+
+
+def _write_state(state_dir: str, body: str) -> None:
+    tmp = os.path.join(state_dir, "state.tmp")
+    with open(tmp, "w") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, os.path.join(state_dir, "state"))
+
+
+def cmd_run(args: list[str]) -> None:
+    opts, cargv = getopt.getopt(args, "s:l:m:k:N:Ptio")
+    o: dict[str, str] = {}
+    ns_paths: list[str] = []
+    for k, v in opts:
+        if k == "-N":
+            ns_paths.append(v)
+        else:
+            o[k] = v
+    state_dir, log_path = o["-s"], o["-l"]
+    tty, want_stdin, stdin_once = "-t" in o, "-i" in o, "-o" in o
+    daemonize()
+    try:
+        log = LogWriter(log_path, int(o.get("-m", 10 << 20)), int(o.get("-k", 5)))
+        os.chdir(state_dir)
+        if os.path.exists("attach.sock"):
+            os.unlink("attach.sock")
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lsock.bind("attach.sock")
+        os.chmod("attach.sock", 0o600)
+        lsock.listen(8)
+        lsock.setblocking(False)
+        master = slave = -1
+        out = err = inp = (-1, -1)
+        if tty:
+            master, slave = os.openpty()
+        else:
+            out, err = os.pipe(), os.pipe()
+            if want_stdin:
+                inp = os.pipe()
+        for p in ns_paths:
+            setns(p)
+        if "-P" in o:
+            _check(libc.unshare(CLONE_NEWPID), "unshare pid")
+        exec_r, exec_w = os.pipe()
+    except OSError as e:
+        fail("run", e)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    started = time.time_ns()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setsid()
+            if tty:
+                os.dup2(slave, 0)
+                os.dup2(slave, 1)
+                os.dup2(slave, 2)
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            else:
+                if inp[0] >= 0:
+                    os.dup2(inp[0], 0)
+                os.dup2(out[1], 1)
+                os.dup2(err[1], 2)
+            os.set_inheritable(exec_w, False)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            os.execvp(cargv[0], cargv)
+        except OSError as e:
+            os.write(exec_w, struct.pack("i", e.errno or 1))
+        os._exit(127)
+    os.close(exec_w)
+    got = os.read(exec_r, 4)
+    exec_errno = struct.unpack("i", got)[0] if len(got) == 4 else 0
+    os.close(exec_r)
+    if tty:
+        os.close(slave)
+    else:
+        os.close(out[1])
+        os.close(err[1])
+        if inp[0] >= 0:
+            os.close(inp[0])
+    in_fd = master if tty else inp[1]
+    head = f"pid={child}\nshim_pid={os.getpid()}\nstarted_ns={started}\n"
+    _write_state(state_dir, head)
+    if exec_errno:
+        log.record("stderr", False, f"exec {cargv[0]}: {os.strerror(exec_errno)}".encode())
+    report(f"OK {os.getpid()} {child}\n")
+
+    readers = {master: "stdout"} if tty else {out[0]: "stdout", err[0]: "stderr"}
+    clients: dict[int, tuple[socket.socket, bytearray]] = {}
+    exited, status = False, 0
+    finished = 0
+    while readers or not exited:
+        fds = [wake_r, lsock.fileno(), *readers, *clients]
+        try:
+            ready, _, _ = select.select(fds, [], [], 0.2 if exited else None)
+        except InterruptedError:
+            continue
+        if not ready and exited:
+            break
+        for fd in ready:
+            if fd == wake_r:
+                os.read(wake_r, 64)
+                while True:
+                    try:
+                        pid, st = os.waitpid(-1, os.WNOHANG)
+                    except ChildProcessError:
+                        break
+                    if pid == 0:
+                        break
+                    if pid == child:
+                        exited, status, finished = True, st, time.time_ns()
+            elif fd in readers:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""
+                stream = readers[fd]
+                if data:
+                    log.feed(stream, data)
+                    kind = 1 if stream == "stdout" else 2
+                    for s, _buf in clients.values():
+                        try:
+                            s.sendall(struct.pack(">BI", kind, len(data)) + data)
+                        except OSError:
+                            pass
+                else:
+                    log.flush(stream)
+                    del readers[fd]
+            elif fd == lsock.fileno():
+                try:
+                    c, _ = lsock.accept()
+                    clients[c.fileno()] = (c, bytearray())
+                except OSError:
+                    pass
+            elif fd in clients:
+                c, buf = clients[fd]
+                data = c.recv(65536)
+                buf += data
+                while len(buf) >= 5:
+                    kind, n = struct.unpack(">BI", buf[:5])
+                    if len(buf) < 5 + n:
+                        break
+                    payload = bytes(buf[5 : 5 + n])
+                    del buf[: 5 + n]
+                    if kind == 0 and in_fd >= 0:
+                        os.write(in_fd, payload)
+                    elif kind == 1 and in_fd >= 0 and not tty:
+                        os.close(in_fd)
+                        in_fd = -1
+                    elif kind == 2 and tty and n == 4:
+                        cols, rows = struct.unpack(">HH", payload)
+                        fcntl.ioctl(
+                            master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0)
+                        )
+                if not data:
+                    c.close()
+                    del clients[fd]
+                    if stdin_once and in_fd >= 0 and not tty:
+                        os.close(in_fd)
+                        in_fd = -1
+    for stream in ("stdout", "stderr"):
+        log.flush(stream)
+    if not exited:
+        _, status = os.waitpid(child, 0)
+        finished = time.time_ns()
+    code = os.waitstatus_to_exitcode(status)
+    sig = -code if code < 0 else 0
+    code = 128 + sig if code < 0 else code
+    _write_state(
+        state_dir,
+        head + f"exit_code={code}\nsignal={sig}\nfinished_ns={finished}\nexec_errno={exec_errno}\n",
+    )
+    os.unlink("attach.sock")
+    os._exit(0)
+
+
+# ------------------------------------------------------------------ init
+
+
+def _unescape(s: str) -> str:
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 1 < len(s):
+            n = s[i + 1]
+            out.append("\n" if n == "n" else "\t" if n == "t" else n)
+            i += 2
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def _mount(src: str | None, dst: str, fstype: str | None, flags: int, data: str | None) -> None:
+    enc = [None if x is None else x.encode() for x in (src, dst, fstype, data)]
+    _check(libc.mount(enc[0], enc[1], enc[2], ctypes.c_ulong(flags), enc[3]), f"mount {dst}")
+
+
+def _bind(src: str, dst: str, ro: bool) -> None:
+    if os.path.isdir(src):
+        os.makedirs(dst, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if not os.path.exists(dst):
+            open(dst, "a").close()
+    _mount(src, dst, None, MS_BIND | MS_REC, None)
+    if ro:
+        _mount(None, dst, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+
+
+def _setup_dev(root: str) -> None:
+    dev = os.path.join(root, "dev")
+    os.makedirs(dev, exist_ok=True)
+    _mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    for name in ("null", "zero", "full", "random", "urandom", "tty"):
+        src = "/dev/" + name
+        if os.path.exists(src) and stat.S_ISCHR(os.stat(src).st_mode):
+            _bind(src, os.path.join(dev, name), False)
+    os.makedirs(os.path.join(dev, "shm"))
+    _mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k")
+    os.makedirs(os.path.join(dev, "pts"))
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, os.path.join(dev, name))
+
+
+def cmd_init(args: list[str]) -> None:
+    import warnings  # noqa: F401  (os.execvp imports it lazily, after the stdlib is out of reach)
+
+    spec: list[list[str]] = []
+    with open(args[0]) as f:
+        for line in f.read().split("\n"):
+            if line:
+                spec.append([_unescape(x) for x in line.split("\t")])
+    keys = {d[0] for d in spec}
+    one = {d[0]: d[1:] for d in spec}
+    for d in spec:
+        if d[0] == "cgroup":
+            with open(d[1], "w") as f:
+                f.write(str(os.getpid()))
+    target, rootfs = "/", one.get("rootfs")
+    if "mountns" in keys:
+        _check(libc.unshare(CLONE_NEWNS), "unshare mount namespace")
+        _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+        if rootfs:
+            lower, upper, work, merged = rootfs
+            _mount(
+                "overlay", merged, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}"
+            )
+            target = merged
+        if rootfs or "proc" in keys:
+            proc = os.path.join(target, "proc")
+            os.makedirs(proc, exist_ok=True)
+            _mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+        if rootfs:
+            _setup_dev(target)
+        for d in spec:
+            if d[0] == "mount":
+                _bind(d[2], os.path.join(target, d[3].lstrip("/")), d[1] == "1")
+        if rootfs:
+            os.chdir(target)
+            _check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+            _check(libc.umount2(b".", MNT_DETACH), "umount old root")
+            os.chdir("/")
+            if "readonly_rootfs" in keys:
+                _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+    uid = int(one["uid"][0]) if "uid" in one else None
+    caps = int(one["caps"][0], 16) if "caps" in one else None
+    if caps is not None:
+        for c in range(64):
+            if not caps & (1 << c):
+                libc.prctl(PR_CAPBSET_DROP, c, 0, 0, 0)
+    if os.geteuid() == 0:
+        if "groups" in one or "gid" in one:
+            groups = one.get("groups") or [""]
+            os.setgroups([int(g) for g in groups[0].split(",") if g])
+        if "gid" in one:
+            os.setgid(int(one["gid"][0]))
+        if uid is not None:
+            os.setuid(uid)
+    if caps is not None and (uid is None or uid == 0):
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+        lo, hi = caps & 0xFFFFFFFF, caps >> 32
+        data = (ctypes.c_uint32 * 6)(lo, lo, lo, hi, hi, hi)
+        _check(libc.syscall(SYS_CAPSET, header, data), "capset")
+    if "nnp" in keys:
+        _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    cwd = one.get("cwd", ["/"])[0]
+    if rootfs:
+        os.makedirs(cwd, exist_ok=True)
+    os.chdir(cwd)
+    argv = [d[1] if len(d) > 1 else "" for d in spec if d[0] == "arg"]
+    os.execvp(argv[0], argv)
+
+
+def cmd_enter(args: list[str]) -> None:
+    i = args.index("--")
+    for path in args[:i]:
+        with open(path, "w") as f:
+            f.write(str(os.getpid()))
+    os.execvp(args[i + 1], args[i + 1 :])
+
+
+def main() -> None:
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "init":
+        try:
+            cmd_init(args)
+        except OSError as e:
+            sys.stderr.write(f"pykubelet: cannot start container: {e}\n")
+            sys.exit(126 if isinstance(e, PermissionError) else 127)
+    {"pause": cmd_pause, "run": cmd_run, "enter": cmd_enter}[mode](args)
+
+
+if __name__ == "__main__":
+    main()

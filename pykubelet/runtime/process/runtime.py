@@ -1,0 +1,542 @@
+"""``ProcessRuntime``: the embedded runtime. Pods are holder processes owning namespaces;
+containers are processes supervised by a native shim each, so they outlive the agent.
+
+Every fact lives on disk (``records.py``); a new ``ProcessRuntime`` on the same root adopts
+whatever the previous agent left running, and status is always read from disk, never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+from pykubelet.clock import Clock, SystemClock
+from pykubelet.runtime.errors import (
+    ContainerNotFound,
+    ContainerNotRunning,
+    CreateContainerError,
+    SandboxNotFound,
+)
+from pykubelet.runtime.network import PodNetwork
+from pykubelet.runtime.process import procs
+from pykubelet.runtime.process.cgroups import CgroupLayout, discover_cgroups, is_oom_killed
+from pykubelet.runtime.process.execs import ExecMixin
+from pykubelet.runtime.process.features import RuntimeCapabilities, detect_capabilities
+from pykubelet.runtime.process.images import ImageStore
+from pykubelet.runtime.process.layout import RuntimeLayout
+from pykubelet.runtime.process.records import (
+    ContainerRecord,
+    SandboxRecord,
+    atomic_write_json,
+    read_json,
+    read_shim_state,
+)
+from pykubelet.runtime.process.shimbin import helper_command, launch
+from pykubelet.runtime.types import (
+    ContainerConfig,
+    ContainerState,
+    ContainerStats,
+    ContainerStatus,
+    ImageInfo,
+    NamespaceMode,
+    RuntimeVersion,
+    SandboxConfig,
+    SandboxState,
+    SandboxStatus,
+)
+
+__all__ = ["ProcessRuntime"]
+
+log = logging.getLogger(__name__)
+
+_Ident = procs.ProcessIdentity | None
+
+
+class ProcessRuntime(ExecMixin):
+    """Implements ``Runtime``, ``ImageService``, ``StreamingRuntime`` and ``RuntimeInfo``."""
+
+    def __init__(
+        self,
+        root_dir: Path,
+        *,
+        cgroup_root: str = "pykubelet",
+        clock: Clock | None = None,
+        network: PodNetwork | None = None,
+        container_log_max_size_bytes: int = 10 * 1024 * 1024,
+        container_log_max_files: int = 5,
+        node_ip: str = "",
+        helper: str = "auto",
+    ) -> None:
+        if helper not in ("auto", "native", "python"):
+            raise CreateContainerError(f"helper: {helper!r} is not auto, native or python")
+        if container_log_max_files < 1:
+            raise CreateContainerError("container_log_max_files: must be at least 1")
+        self.layout = RuntimeLayout(root=Path(root_dir))
+        self._cgroup_root = cgroup_root.strip("/")
+        self._clock = clock or SystemClock()
+        self._network = network
+        self._log_max_size = container_log_max_size_bytes
+        self._log_max_files = container_log_max_files
+        self._node_ip = node_ip
+        self.images = ImageStore(self.layout.images)
+        self._helper_kind = helper
+        self._helper_argv: list[str] | None = None
+        self._cgroups: CgroupLayout | None = None
+        self._caps: RuntimeCapabilities | None = None
+        # one lock per pod uid / container id: starts of different pods run concurrently
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    @property
+    def cgroups(self) -> CgroupLayout:
+        if self._cgroups is None:
+            self._cgroups = discover_cgroups()
+        return self._cgroups
+
+    @property
+    def capabilities(self) -> RuntimeCapabilities:
+        """What this host lets the runtime enforce (the agent logs ``warnings()`` at start)."""
+        if self._caps is None:
+            self._caps = detect_capabilities(self.cgroups)
+        return self._caps
+
+    async def _helper(self) -> list[str]:
+        """argv prefix of the helper (``pkshim`` binary, or the Python fallback)."""
+        if self._helper_argv is None:
+            self._helper_argv = await asyncio.to_thread(
+                helper_command, self.layout.bin, self._helper_kind
+            )
+        return list(self._helper_argv)
+
+    # ------------------------------------------------------------------ sandboxes
+
+    def _sandbox(self, sandbox_id: str) -> SandboxRecord:
+        try:
+            return SandboxRecord.from_json(
+                read_json(self.layout.sandbox_dir(sandbox_id) / "sandbox.json")
+            )
+        except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+            raise SandboxNotFound(f"sandbox {sandbox_id!r} not found") from e
+
+    def _sandbox_ready(self, rec: SandboxRecord) -> bool:
+        if (self.layout.sandbox_dir(rec.id) / "stopped").exists():
+            return False
+        return procs.alive((rec.holder_pid, rec.holder_start))
+
+    async def run_pod_sandbox(self, config: SandboxConfig) -> str:
+        if not config.uid or not config.name:
+            raise CreateContainerError("sandbox: name and uid are required")
+        async with self._lock("pod:" + config.uid):
+            for sid in self.layout.sandbox_ids():
+                with contextlib.suppress(SandboxNotFound):
+                    rec = self._sandbox(sid)
+                    same = (rec.config.uid, rec.config.attempt) == (config.uid, config.attempt)
+                    if same and self._sandbox_ready(rec):
+                        return rec.id  # never a second holder for the same pod attempt
+            return await self._create_sandbox(config)
+
+    async def _create_sandbox(self, config: SandboxConfig) -> str:
+        helper = await self._helper()
+        sid = secrets.token_hex(32)
+        d = self.layout.sandbox_dir(sid)
+        d.mkdir(parents=True)
+        ns = self.capabilities.namespaces
+        argv = [*helper, "pause"]
+        if ns:
+            if config.network != NamespaceMode.NODE:
+                argv += ["-n", "-u", config.hostname or config.name]
+            if config.ipc != NamespaceMode.NODE:
+                argv.append("-i")
+            if config.pid == NamespaceMode.POD:
+                argv.append("-p")
+        cgroup_parent = config.cgroup_parent or f"{self._cgroup_root}/pod{config.uid}"
+        if self.cgroups.usable:
+            await asyncio.to_thread(self.cgroups.create, cgroup_parent)
+        (holder,) = (await launch(argv))[:1]
+        ident = procs.identity(holder)
+        rec = SandboxRecord(
+            id=sid,
+            config=config,
+            created_at=self._clock.now(),
+            holder_pid=holder,
+            holder_start=ident[1] if ident else 0,
+            namespaces=ns,
+            cgroup_parent=cgroup_parent if self.cgroups.usable else "",
+        )
+        atomic_write_json(d / "sandbox.json", rec.to_json())
+        ips = await self._setup_network(rec)
+        if ips:
+            atomic_write_json(d / "ips.json", ips)
+        log.info(
+            "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
+        )
+        return sid
+
+    def _netns_path(self, rec: SandboxRecord) -> str:
+        if not rec.namespaces or rec.config.network == NamespaceMode.NODE:
+            return ""
+        return f"/proc/{rec.holder_pid}/ns/net"
+
+    async def _setup_network(self, rec: SandboxRecord) -> list[str]:
+        netns = self._netns_path(rec)
+        if not netns or self._network is None:
+            return []
+        try:
+            return await self._network.setup(rec.id, netns, rec.config)
+        except BaseException:
+            await self._stop_holder(rec)
+            raise
+
+    async def _stop_holder(self, rec: SandboxRecord) -> None:
+        ident = (rec.holder_pid, rec.holder_start)
+        procs.signal_process(ident, procs.SIGTERM)
+        if not await procs.wait_exit(ident, 2.0):
+            procs.signal_process(ident, procs.SIGKILL)
+            await procs.wait_exit(ident, 5.0)
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        try:
+            rec = self._sandbox(sandbox_id)
+        except SandboxNotFound:
+            return
+        for c in await self.list_containers(sandbox_id):
+            await self.stop_container(c.id, 0)
+        d = self.layout.sandbox_dir(sandbox_id)
+        if self._network is not None and not (d / "network-released").exists():
+            netns = self._netns_path(rec)
+            if netns:
+                await self._network.teardown(sandbox_id, netns if self._sandbox_ready(rec) else "")
+            (d / "network-released").touch()
+        await self._stop_holder(rec)
+        (d / "stopped").touch()
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        try:
+            rec = self._sandbox(sandbox_id)
+        except SandboxNotFound:
+            return
+        await self.stop_pod_sandbox(sandbox_id)
+        for c in await self.list_containers(sandbox_id):
+            await self.remove_container(c.id)
+        if rec.cgroup_parent:
+            others = [
+                r
+                for r in (self._sandbox_or_none(s) for s in self.layout.sandbox_ids())
+                if r is not None and r.id != sandbox_id and r.cgroup_parent == rec.cgroup_parent
+            ]
+            if not others:
+                await asyncio.to_thread(self.cgroups.remove, rec.cgroup_parent)
+        await asyncio.to_thread(shutil.rmtree, self.layout.sandbox_dir(sandbox_id), True)
+
+    def _sandbox_or_none(self, sandbox_id: str) -> SandboxRecord | None:
+        try:
+            return self._sandbox(sandbox_id)
+        except SandboxNotFound:
+            return None
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
+        return self._sandbox_status(self._sandbox(sandbox_id))
+
+    def _sandbox_status(self, rec: SandboxRecord) -> SandboxStatus:
+        c = rec.config
+        ips: list[str] = []
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            ips = list(read_json(self.layout.sandbox_dir(rec.id) / "ips.json"))
+        if c.network == NamespaceMode.NODE or not rec.namespaces:
+            ips = [self._host_ip()] if self._host_ip() else []
+        ready = self._sandbox_ready(rec)
+        return SandboxStatus(
+            id=rec.id,
+            name=c.name,
+            namespace=c.namespace,
+            uid=c.uid,
+            attempt=c.attempt,
+            state=SandboxState.READY if ready else SandboxState.NOTREADY,
+            created_at=rec.created_at,
+            ip=ips[0] if ips else "",
+            additional_ips=tuple(ips[1:]),
+            netns_path=self._netns_path(rec) if ready else "",
+            network=c.network,
+            cgroup_parent=rec.cgroup_parent,
+            labels=c.labels,
+            annotations=c.annotations,
+        )
+
+    def _host_ip(self) -> str:
+        if not self._node_ip:
+            self._node_ip = _detect_host_ip()
+        return self._node_ip
+
+    async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
+        out = []
+        for sid in self.layout.sandbox_ids():
+            rec = self._sandbox_or_none(sid)
+            if rec is not None:
+                out.append(self._sandbox_status(rec))
+        return out
+
+    # ------------------------------------------------------------------ containers
+
+    def _container(self, container_id: str) -> ContainerRecord:
+        try:
+            return ContainerRecord.from_json(
+                read_json(self.layout.container_dir(container_id) / "container.json")
+            )
+        except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+            raise ContainerNotFound(f"container {container_id!r} not found") from e
+
+    async def create_container(
+        self, sandbox_id: str, config: ContainerConfig, sandbox_config: SandboxConfig
+    ) -> str:
+        from pykubelet.runtime.process.create import prepare_container
+
+        sandbox = self._sandbox(sandbox_id)
+        if not self._sandbox_ready(sandbox):
+            raise CreateContainerError(f"sandbox {sandbox_id[:12]} is not ready")
+        image = await self._image_for(config.image)
+        cid = secrets.token_hex(32)
+        rec = await asyncio.to_thread(
+            prepare_container,
+            self,
+            cid,
+            sandbox,
+            config,
+            sandbox_config,
+            image,
+        )
+        log.info("container %s (%s) created in sandbox %s", cid[:12], config.name, sandbox_id[:12])
+        return rec.id
+
+    async def _image_for(self, ref: str) -> ImageInfo:
+        if not ref:
+            raise CreateContainerError("container image: required")
+        return await asyncio.to_thread(self.images.require, ref)
+
+    async def start_container(self, container_id: str) -> None:
+        rec = self._container(container_id)
+        d = self.layout.container_dir(container_id)
+        async with self._lock("container:" + container_id):
+            if (d / "started.json").exists() or (d / "shim" / "state").exists():
+                raise ContainerNotRunning(f"container {container_id[:12]} was already started")
+            sandbox = self._sandbox(rec.sandbox_id)
+            if not self._sandbox_ready(sandbox):
+                raise CreateContainerError(f"sandbox {rec.sandbox_id[:12]} is not ready")
+            helper = await self._helper()
+            argv = [*helper, "run", "-s", str(d / "shim"), "-l", rec.log_path]
+            argv += ["-m", str(self._log_max_size), "-k", str(self._log_max_files)]
+            if sandbox.namespaces:
+                holder = sandbox.holder_pid
+                c = sandbox.config
+                if c.network != NamespaceMode.NODE:
+                    argv += ["-N", f"/proc/{holder}/ns/net", "-N", f"/proc/{holder}/ns/uts"]
+                if c.ipc != NamespaceMode.NODE:
+                    argv += ["-N", f"/proc/{holder}/ns/ipc"]
+                if c.pid == NamespaceMode.POD:
+                    argv += ["-N", f"/proc/{holder}/ns/pid_for_children"]
+                elif c.pid == NamespaceMode.CONTAINER:
+                    argv.append("-P")
+            if rec.config.tty:
+                argv.append("-t")
+            if rec.config.stdin:
+                argv.append("-i")
+            if rec.config.stdin_once:
+                argv.append("-o")
+            argv += ["--", *helper, "init", str(d / "spec")]
+            shim_pid, pid = await launch(argv, env=dict(rec.env))
+            atomic_write_json(
+                d / "started.json",
+                {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)},
+            )
+            # return once init has exec'd the container's command, so exec and status see it
+            await procs.wait_exec(pid, str(d / "spec").encode(), 10.0)
+
+    def _identities(self, d: Path) -> tuple[_Ident, _Ident]:
+        try:
+            started = read_json(d / "started.json")
+        except (FileNotFoundError, ValueError):
+            return None, None
+        shim, pid = started.get("shim"), started.get("pid")
+        return (
+            (int(shim[0]), int(shim[1])) if shim else None,
+            (int(pid[0]), int(pid[1])) if pid else None,
+        )
+
+    async def stop_container(self, container_id: str, timeout_s: float) -> None:
+        try:
+            rec = self._container(container_id)
+        except ContainerNotFound:
+            return
+        d = self.layout.container_dir(container_id)
+        shim, pid = self._identities(d)
+        if not procs.alive(shim):
+            return
+        group = not rec.namespaces  # without a PID namespace, signal the whole process group
+        if timeout_s > 0 and procs.signal_process(pid, procs.SIGTERM, group=group):
+            if await procs.wait_exit(shim, timeout_s):
+                return
+        procs.signal_process(pid, procs.SIGKILL, group=group)
+        if rec.cgroup_path:
+            await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
+        await procs.wait_exit(shim, 10.0)
+
+    async def remove_container(self, container_id: str) -> None:
+        try:
+            rec = self._container(container_id)
+        except ContainerNotFound:
+            return
+        await self.stop_container(container_id, 0)
+        self._finalize(rec)
+        if rec.cgroup_path:
+            await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
+            await asyncio.to_thread(self.cgroups.remove, rec.cgroup_path)
+        await asyncio.to_thread(shutil.rmtree, self.layout.container_dir(container_id), True)
+
+    def _finalize(self, rec: ContainerRecord) -> dict[str, object] | None:
+        """Fix the exit facts (OOM) the first time the exit is seen, while the cgroup exists."""
+        d = self.layout.container_dir(rec.id)
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return dict(read_json(d / "final.json"))
+        state = read_shim_state(d / "shim" / "state")
+        if state is None or state.exit_code is None:
+            return None
+        oom = bool(rec.cgroup_path) and is_oom_killed(self.cgroups, rec.cgroup_path)
+        final: dict[str, object] = {"oom": oom}
+        with contextlib.suppress(FileNotFoundError):
+            atomic_write_json(d / "final.json", final)
+        return final
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        return self._status(self._container(container_id))
+
+    def _status(self, rec: ContainerRecord) -> ContainerStatus:
+        d = self.layout.container_dir(rec.id)
+        state = read_shim_state(d / "shim" / "state")
+        shim, pid = self._identities(d)
+        base = {
+            "id": rec.id,
+            "sandbox_id": rec.sandbox_id,
+            "name": rec.config.name,
+            "attempt": rec.config.attempt,
+            "image": rec.config.image,
+            "image_ref": rec.image_ref,
+            "created_at": rec.created_at,
+            "log_path": rec.log_path,
+            "cgroup_path": rec.cgroup_path,
+            "labels": rec.config.labels,
+            "annotations": rec.config.annotations,
+        }
+        if state is None:
+            return ContainerStatus(state=ContainerState.CREATED, **base)  # type: ignore[arg-type]
+        started = state.started_ns / 1e9
+        if state.exit_code is None:
+            if procs.alive(shim):
+                return ContainerStatus(
+                    state=ContainerState.RUNNING,
+                    started_at=started,
+                    pid=state.pid,
+                    **base,  # type: ignore[arg-type]
+                )
+            if procs.alive(pid):
+                return ContainerStatus(
+                    state=ContainerState.UNKNOWN,
+                    started_at=started,
+                    pid=state.pid,
+                    message="the container's supervisor has gone",
+                    **base,  # type: ignore[arg-type]
+                )
+            return ContainerStatus(
+                state=ContainerState.EXITED,
+                started_at=started,
+                exit_code=255,
+                reason="Error",
+                message="the container and its supervisor disappeared",
+                **base,  # type: ignore[arg-type]
+            )
+        final = self._finalize(rec) or {}
+        code = state.exit_code
+        reason = "OOMKilled" if final.get("oom") else ("Completed" if code == 0 else "Error")
+        message = ""
+        if state.exec_errno:
+            message = f"cannot exec {rec.argv[0]!r}: {__import__('os').strerror(state.exec_errno)}"
+        return ContainerStatus(
+            state=ContainerState.EXITED,
+            started_at=started,
+            finished_at=state.finished_ns / 1e9,
+            exit_code=code,
+            reason=reason,
+            message=message,
+            **base,  # type: ignore[arg-type]
+        )
+
+    async def list_containers(self, sandbox_id: str | None = None) -> Sequence[ContainerStatus]:
+        out = []
+        for cid in self.layout.container_ids():
+            try:
+                rec = self._container(cid)
+            except ContainerNotFound:
+                continue
+            if sandbox_id is None or rec.sandbox_id == sandbox_id:
+                out.append(self._status(rec))
+        return out
+
+    # ------------------------------------------------------------------ images
+
+    async def image_status(self, ref: str) -> ImageInfo | None:
+        return await asyncio.to_thread(self.images.get, ref)
+
+    async def pull_image(self, ref: str) -> ImageInfo:
+        return await asyncio.to_thread(self.images.require, ref)
+
+    async def list_images(self) -> Sequence[ImageInfo]:
+        return await asyncio.to_thread(self.images.list_images)
+
+    async def import_image(self, path: Path, *, ref: str | None = None) -> ImageInfo:
+        return await asyncio.to_thread(self.images.import_archive, path, ref=ref)
+
+    # ------------------------------------------------------------------ info
+
+    async def version(self) -> RuntimeVersion:
+        from pykubelet import __version__
+
+        return RuntimeVersion(runtime_name="pykubelet-process", runtime_version=__version__)
+
+    async def container_stats(self, container_id: str) -> ContainerStats | None:
+        return None  # the stats package reads cgroups (ContainerStatus.cgroup_path)
+
+    def log_path(self, container_id: str) -> str:
+        return self._container(container_id).log_path
+
+
+def _detect_host_ip() -> str:
+    """The first global IPv4 address of the host (no packets sent)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "scope", "global"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            return parts[parts.index("inet") + 1].split("/")[0]
+    return ""

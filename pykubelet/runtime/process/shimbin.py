@@ -1,0 +1,89 @@
+"""Find or build the native helper (``pkshim``) and launch it.
+
+The C source ships in the package and is compiled with ``cc`` on first use into
+``<root>/bin/pkshim-<source hash>`` (the hash keeps an upgraded agent from reusing an old binary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pykubelet.runtime.errors import RuntimeUnavailable
+
+__all__ = [
+    "PYSHIM_SOURCE",
+    "SHIM_SOURCE",
+    "ensure_shim",
+    "helper_command",
+    "launch",
+    "python_helper",
+]
+
+SHIM_SOURCE = Path(__file__).with_name("native") / "pkshim.c"
+PYSHIM_SOURCE = Path(__file__).with_name("native") / "pyshim.py"
+log = logging.getLogger(__name__)
+
+
+def python_helper() -> list[str]:
+    """The Python fallback of the helper (no compiler needed; ~9 MiB per process)."""
+    return [sys.executable, "-I", "-S", str(PYSHIM_SOURCE)]
+
+
+def helper_command(bin_dir: Path, kind: str) -> list[str]:
+    """The helper's argv prefix: ``kind`` is "native", "python" or "auto" (native when a C
+    compiler can build it, else Python). Blocking: call from a thread."""
+    if kind == "python":
+        return python_helper()
+    if kind == "auto" and shutil.which("cc") is None and shutil.which("gcc") is None:
+        if not any(bin_dir.glob("pkshim-*")):
+            log.warning("no C compiler: using the Python helper (about 9 MiB per container)")
+            return python_helper()
+    return [str(ensure_shim(bin_dir))]
+
+
+def ensure_shim(bin_dir: Path) -> Path:
+    """The compiled helper, building it if needed (blocking: call from a thread)."""
+    source = SHIM_SOURCE.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()[:12]
+    target = bin_dir / f"pkshim-{digest}"
+    if target.is_file() and os.access(target, os.X_OK):
+        return target
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise RuntimeUnavailable(
+            "the process runtime needs a C compiler (cc) once, to build its per-container "
+            "supervisor: install gcc"
+        )
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    tmp = bin_dir / f".pkshim-{digest}.{os.getpid()}"
+    proc = subprocess.run(
+        [cc, "-O2", "-o", str(tmp), str(SHIM_SOURCE)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeUnavailable(f"building {SHIM_SOURCE.name} failed: {proc.stderr.strip()}")
+    os.replace(tmp, target)
+    return target
+
+
+async def launch(argv: list[str], env: dict[str, str] | None = None) -> list[int]:
+    """Run a daemonizing helper mode; return the pids it reports (daemon first)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    line = out.decode(errors="replace").strip()
+    if proc.returncode != 0 or not line.startswith("OK"):
+        mode = next((a for a in argv if a in ("pause", "run")), argv[0])
+        raise RuntimeUnavailable(f"helper {mode} failed: {line or err.decode().strip()}")
+    return [int(x) for x in line.split()[1:]]

@@ -1,0 +1,304 @@
+"""The front door of every port: path cleaning, ownership, auth, then routing (design: auth
+before routing). One aiohttp middleware per app; glue over ``auth/`` and ``paths``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from pykubelet.auth.attributes import RequestAttributes, attributes_for
+from pykubelet.auth.types import (
+    Attributes,
+    Authenticator,
+    Authorizer,
+    Decision,
+    RequestInfo,
+    UserInfo,
+)
+from pykubelet.clock import Clock
+from pykubelet.server.errors import error_response, go_error, mux_not_found, plain, restful_error
+from pykubelet.server.paths import PathClass, PathTable, clean_path, decode_path
+from pykubelet.server.settings import PortKind, RequestObserver, RequestRecord
+
+__all__ = ["ANNOTATIONS_KEY", "USER_KEY", "AuthGate", "FrontDoor"]
+
+log = logging.getLogger(__name__)
+
+# Keys on the aiohttp request: the authenticated user, and a dict handlers may add audit
+# annotations to (e.g. the command of an exec).
+USER_KEY = web.RequestKey("pykubelet.user", UserInfo)
+ANNOTATIONS_KEY = web.RequestKey("pykubelet.annotations", dict[str, str])
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(slots=True, kw_only=True)
+class _Outcome:
+    user: UserInfo | None = None
+    attrs: RequestAttributes | None = None
+    decision: str = "none"
+    reason: str = ""
+    response: web.StreamResponse | None = None
+    consumed: tuple[str, ...] = ()
+    rewritten: tuple[tuple[str, str], ...] = ()
+    auth_s: float = 0.0
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def _request_info(request: web.Request, path: str) -> RequestInfo:
+    headers: dict[str, str] = {}
+    for k, v in request.headers.items():
+        lk = k.lower()
+        headers[lk] = headers[lk] + ", " + v if lk in headers else v
+    der: bytes | None = None
+    ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
+    if ssl_obj is not None:
+        der = ssl_obj.getpeercert(binary_form=True)
+    return RequestInfo(
+        method=request.method,
+        path=path,
+        headers=headers,
+        remote_addr=request.remote or "",
+        peer_cert_der=der,
+    )
+
+
+class AuthGate:
+    """Authenticate, compute attributes, authorize (reference §2.1)."""
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        authorizer: Authorizer,
+        *,
+        node_name: str,
+        fine_grained: bool,
+    ) -> None:
+        self._authn = authenticator
+        self._authz = authorizer
+        self._node = node_name
+        self._fine = fine_grained
+
+    async def check(self, request: web.Request, path: str) -> _Outcome:
+        attrs = attributes_for(request.method, path, fine_grained=self._fine)
+        res = await self._authn.authenticate(_request_info(request, path))
+        if res is None or res.error or res.user is None:
+            return _Outcome(
+                attrs=attrs,
+                decision="unauthenticated",
+                reason=res.error if res is not None else "",
+                response=plain(401, "Unauthorized"),
+            )
+        user = res.user
+        detail = (
+            f"user={user.name}, verb={attrs.verb}, resource=nodes, subresource={attrs.subresource}"
+        )
+        reasons: list[str] = []
+        for sub in attrs.subresources:
+            a = Attributes(user=user, verb=attrs.verb, name=self._node, subresource=sub, path=path)
+            try:
+                result = await self._authz.authorize(a)
+            except Exception as e:  # supervision point: an authorizer failure is a 500, never allow
+                log.warning("authorizer failed for %s: %s", detail, e)
+                return _Outcome(
+                    user=user,
+                    attrs=attrs,
+                    decision="error",
+                    reason=str(e),
+                    response=plain(500, f"Authorization error ({detail})"),
+                )
+            if result.decision is Decision.ALLOW:
+                return _Outcome(
+                    user=user,
+                    attrs=attrs,
+                    decision="allow",
+                    reason=result.reason,
+                    consumed=res.consumed_headers,
+                    rewritten=res.rewritten_headers,
+                )
+            if result.reason:
+                reasons.append(result.reason)
+        return _Outcome(
+            user=user,
+            attrs=attrs,
+            decision="forbid",
+            reason="; ".join(reasons),
+            response=plain(403, f"Forbidden ({detail})"),
+        )
+
+
+class FrontDoor:
+    """The middleware: clean → own → (auth) → disabled? → route, then observe once."""
+
+    def __init__(
+        self,
+        *,
+        port_kind: PortKind,
+        table: PathTable,
+        gate: AuthGate | None,
+        observer: RequestObserver,
+        clock: Clock,
+        disabled: dict[str, str] | None = None,
+    ) -> None:
+        self._kind = port_kind
+        self._table = table
+        self._gate = gate
+        self._observer = observer
+        self._clock = clock
+        # prefix → 405 message (debug handlers disabled, system log handler disabled)
+        self._disabled = dict(disabled or {})
+
+    def _disabled_message(self, path: str) -> str | None:
+        for prefix, msg in self._disabled.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return msg
+        return None
+
+    @web.middleware
+    async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        t0 = self._clock.monotonic()
+        received = self._clock.now()
+        raw_path, _, query = request.raw_path.partition("?")
+        path = clean_path(decode_path(raw_path))
+        outcome = _Outcome()
+        status = 500
+        try:
+            resp = await self._serve(request, handler, raw_path, path, query, outcome)
+            status = resp.status
+            return resp
+        except web.HTTPException as e:
+            status = e.status
+            raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's convention); the status line may be out
+            raise
+        finally:
+            self._observe(request, path, query, outcome, status, received, t0)
+
+    async def _serve(
+        self,
+        request: web.Request,
+        handler: Handler,
+        raw_path: str,
+        path: str,
+        query: str,
+        outcome: _Outcome,
+    ) -> web.StreamResponse:
+        decoded = decode_path(raw_path)
+        if path != decoded:
+            return _redirect(request, path + ("?" + query if query else ""))
+        cls = self._table.classify(path)
+        if cls is PathClass.REDIRECT:
+            return _redirect(request, path + "/" + ("?" + query if query else ""))
+        if cls is PathClass.NOT_FOUND:
+            return mux_not_found()
+        if self._gate is not None:
+            t = self._clock.monotonic()
+            got = await self._gate.check(request, path)
+            outcome.user, outcome.attrs = got.user, got.attrs
+            outcome.decision, outcome.reason = got.decision, got.reason
+            outcome.auth_s = self._clock.monotonic() - t
+            if got.response is not None:
+                return got.response
+            if got.consumed or got.rewritten:
+                request = _strip_headers(request, got.consumed, got.rewritten)
+            if got.user is not None:
+                request[USER_KEY] = got.user
+        else:
+            outcome.attrs = attributes_for(request.method, path)
+        request[ANNOTATIONS_KEY] = outcome.annotations
+        msg = self._disabled_message(path)
+        if msg is not None:
+            return go_error(405, msg)
+        if raw_path != path:
+            request, handler = await _reroute(request, path, query)
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return restful_error(404, request.method)
+        except web.HTTPMethodNotAllowed:
+            return restful_error(405, request.method)
+        except web.HTTPNotAcceptable:
+            return restful_error(406, request.method)
+        except web.HTTPException:
+            raise
+        except Exception as e:  # supervision point: the one place handler errors become HTTP
+            return error_response(e)
+
+    def _observe(
+        self,
+        request: web.Request,
+        path: str,
+        query: str,
+        outcome: _Outcome,
+        status: int,
+        received: float,
+        t0: float,
+    ) -> None:
+        attrs = outcome.attrs
+        record = RequestRecord(
+            port_kind=self._kind,
+            method=request.method,
+            path=path,
+            query=query,
+            remote_addr=request.remote or "",
+            user_agent=request.headers.get("User-Agent", ""),
+            user=outcome.user,
+            verb=attrs.verb if attrs else "",
+            resource="nodes",
+            subresource=attrs.subresource if attrs else "",
+            subresources=attrs.subresources if attrs else (),
+            decision=outcome.decision,
+            reason=outcome.reason,
+            status=status,
+            received_at=received,
+            auth_duration_s=outcome.auth_s,
+            duration_s=self._clock.monotonic() - t0,
+            annotations=dict(outcome.annotations),
+        )
+        try:
+            self._observer.observe(record)
+        except Exception:  # supervision point: an observer must never break a request
+            log.exception("request observer failed")
+
+
+async def _reroute(request: web.Request, path: str, query: str) -> tuple[web.Request, Handler]:
+    """Route on the decoded path (``/healthz%2Fping`` is ``/healthz/ping``, as in Go)."""
+    new = request.clone(rel_url=URL.build(path=path, query_string=query))
+    match_info = await request.app.router.resolve(new)
+    match_info.add_app(request.app)
+    match_info.freeze()
+    new._match_info = match_info
+    return new, match_info.handler
+
+
+def _redirect(request: web.Request, location: str) -> web.Response:
+    resp = web.Response(status=301)
+    resp.headers["Location"] = location
+    if request.method in ("GET", "HEAD"):
+        resp.headers["Content-Type"] = "text/html; charset=utf-8"
+        resp.body = f'<a href="{location}">Moved Permanently</a>.\n\n'.encode()
+    return resp
+
+
+def _strip_headers(
+    request: web.Request, consumed: tuple[str, ...], rewritten: tuple[tuple[str, str], ...]
+) -> web.Request:
+    drop = {h.lower() for h in consumed}
+    new = {k.lower(): v for k, v in rewritten}
+    headers: CIMultiDict[str] = CIMultiDict()
+    for k, v in request.headers.items():
+        lk = k.lower()
+        if lk in drop or lk in new:
+            continue
+        headers.add(k, v)
+    for k, v in rewritten:
+        if v:
+            headers[k] = v
+    return request.clone(headers=headers)

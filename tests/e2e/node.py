@@ -1,0 +1,221 @@
+"""A real ``pykubelet run`` subprocess on loopback, with real certificates, read over HTTPS.
+
+Every node gets its own root dir, manifest dir, ports and cgroup root (with a random token),
+and everything it started is cleaned up by pid and by cgroup, even when a test fails.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pykubelet.certs import CertPair, create_ca, create_client_cert, create_serving_cert
+from tests.conftest import free_port
+
+NODE = "e2e-node"
+
+
+def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Poll ``cond`` until it returns something truthy, at most ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Node:
+    base: Path
+    image_tar: Path
+    cgroup_root: str = field(default_factory=lambda: f"pykubelet-e2e-{secrets.token_hex(4)}")
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    log_file: Path | None = None
+    runs: int = 0
+
+    def __post_init__(self) -> None:
+        self.root = self.base / "root"
+        self.pods = self.base / "pods"
+        self.pki = self.base / "pki"
+        self.pods.mkdir(parents=True, exist_ok=True)
+        ca = create_ca(str(self.pki))
+        self.serving = create_serving_cert(str(self.pki), NODE, ca=ca)
+        self.client = create_client_cert(str(self.pki), "tester", ["system:masters"], ca=ca)
+        self.ca = ca
+        self.port = free_port()
+
+    # ----- process -----
+
+    def start(self) -> None:
+        self.runs += 1
+        self.log_file = self.base / f"agent-{self.runs}.log"
+        log = self.log_file.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pykubelet.cli",
+                "run",
+                "--root-dir",
+                str(self.root),
+                "--pod-manifest-path",
+                str(self.pods),
+                "--node-name",
+                NODE,
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--healthz-port",
+                "0",
+                "--cgroup-root",
+                self.cgroup_root,
+                "--tls-cert-file",
+                self.serving.cert_file,
+                "--tls-private-key-file",
+                self.serving.key_file,
+                "--client-ca-file",
+                self.ca.cert_file,
+                "--authorization-mode",
+                "AlwaysAllow",
+                "--authentication-token-webhook=false",
+                "--cert-dir",
+                str(self.pki),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_for(self._listening, 20, "the agent to serve /pods")
+
+    def _listening(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"agent exited {self.proc.returncode}:\n{self.log()}")
+        try:
+            self.get("/pods")
+            return True
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    # ----- API -----
+
+    def get(self, path: str) -> Any:
+        ctx = ssl.create_default_context(cafile=self.ca.cert_file)
+        ctx.load_cert_chain(self.client.cert_file, self.client.key_file)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise AssertionError(f"GET {path}: {resp.status} {body[:300]!r}")
+        return json.loads(body)
+
+    def pod(self, name: str) -> dict[str, Any] | None:
+        for item in self.get("/pods")["items"] or []:
+            if item["metadata"]["name"] == f"{name}-{NODE}":
+                return item  # type: ignore[no-any-return]
+        return None
+
+    def container(self, pod: str, name: str) -> dict[str, Any] | None:
+        p = self.pod(pod)
+        if p is None:
+            return None
+        st = p.get("status", {})
+        for c in (*st.get("containerStatuses", []), *st.get("initContainerStatuses", [])):
+            if c["name"] == name:
+                return c  # type: ignore[no-any-return]
+        return None
+
+    def write_pod(self, name: str, text: str) -> Path:
+        path = self.pods / f"{name}.yaml"
+        tmp = self.pods / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return path
+
+    def log_dir(self, pod: dict[str, Any]) -> Path:
+        md = pod["metadata"]
+        return self.root / "logs" / "pods" / f"{md['namespace']}_{md['name']}_{md['uid']}"
+
+    # ----- cleanup -----
+
+    def cleanup(self) -> None:
+        """Remove every pod through the agent when it runs, then kill by cgroup whatever is
+        left (a failed test must not leave processes, cgroups or mounts behind)."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                for f in self.pods.iterdir():
+                    f.unlink()
+                wait_for(lambda: not (self.get("/pods")["items"] or []), 60, "pods removed")
+                wait_for(lambda: not list(self._cgroup_pids()), 60, "containers stopped")
+        except AssertionError:
+            pass
+        finally:
+            self.stop(signal.SIGKILL)
+            for pid in self._cgroup_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self._remove_cgroups()
+
+    def _cgroup_dirs(self) -> Iterator[Path]:
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields_ = line.split()
+            fstype = line.split(" - ", 1)[-1].split()[0]
+            if fstype in ("cgroup", "cgroup2"):
+                d = Path(fields_[4]) / self.cgroup_root
+                if d.is_dir():
+                    yield d
+
+    def _cgroup_pids(self) -> Iterator[int]:
+        seen: set[int] = set()
+        for d in self._cgroup_dirs():
+            for dirpath, _dirs, _files in os.walk(d):  # tolerates cgroups vanishing meanwhile
+                try:
+                    pids = [int(x) for x in Path(dirpath, "cgroup.procs").read_text().split()]
+                except OSError:
+                    continue
+                for pid in pids:
+                    if pid not in seen:
+                        seen.add(pid)
+                        yield pid
+
+    def _remove_cgroups(self) -> None:
+        for d in self._cgroup_dirs():
+            for dirpath, _dirs, _files in sorted(os.walk(d), key=lambda w: -len(w[0])):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+
+
+__all__ = ["NODE", "CertPair", "Node", "wait_for"]

@@ -1,0 +1,102 @@
+"""Fixtures for runtime tests: a ProcessRuntime on a private root with a unique cgroup root,
+torn down (containers, holders, cgroups) even when the test fails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from pykubelet.runtime import ContainerState, SandboxConfig
+from pykubelet.runtime.process import ProcessRuntime, build_busybox_image
+from pykubelet.runtime.process.busybox import BUSYBOX_PATH
+from tests.prereq import require
+
+BUSYBOX_REF = "localhost/busybox:latest"
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require(BUSYBOX_PATH.is_file(), "needs Debian's busybox-static (/bin/busybox)")
+    return build_busybox_image(tmp_path_factory.mktemp("img") / "busybox.tar", BUSYBOX_REF)
+
+
+async def cleanup(rt: ProcessRuntime) -> None:
+    for s in await rt.list_pod_sandboxes():
+        await rt.remove_pod_sandbox(s.id)
+    for c in await rt.list_containers():
+        await rt.remove_container(c.id)
+
+
+@pytest.fixture
+async def make_runtime(tmp_path: Path) -> AsyncIterator[Callable[..., ProcessRuntime]]:
+    made: list[ProcessRuntime] = []
+    token = secrets.token_hex(4)
+
+    def make(root: Path | None = None, **kw: object) -> ProcessRuntime:
+        kw.setdefault("cgroup_root", f"pykubelet-test-{token}")
+        rt = ProcessRuntime(root or tmp_path / "root", **kw)  # type: ignore[arg-type]
+        made.append(rt)
+        return rt
+
+    try:
+        yield make
+    finally:
+        for rt in made:
+            await cleanup(rt)
+        if made:
+            for d in made[0].cgroups.dirs(f"pykubelet-test-{token}"):
+                if d.exists():
+                    _rmdir_tree(d)
+
+
+def _rmdir_tree(d: Path) -> None:
+    for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            sub.rmdir()
+    with contextlib.suppress(OSError):
+        d.rmdir()
+
+
+@pytest.fixture
+async def runtime(make_runtime: Callable[..., ProcessRuntime]) -> ProcessRuntime:
+    return make_runtime()
+
+
+def sandbox_config(name: str = "pod", **kw: object) -> SandboxConfig:
+    uid = secrets.token_hex(8)
+    return SandboxConfig(name=name, namespace="default", uid=uid, hostname=name, **kw)  # type: ignore[arg-type]
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool] | bool], timeout_s: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll ``check`` until true; fail after ``timeout_s`` (files and /proc have no events)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                ok = check()
+                if not isinstance(ok, bool):
+                    ok = await ok
+                if ok:
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def read_log(path: Path | str) -> str:
+    return Path(path).read_text() if Path(path).exists() else ""
+
+
+async def wait_state(
+    rt: ProcessRuntime, cid: str, state: ContainerState, timeout_s: float = 10.0
+) -> None:
+    async def check() -> bool:
+        return (await rt.container_status(cid)).state == state
+
+    await wait_for(check, timeout_s, f"{cid[:12]} {state}")

@@ -1,0 +1,323 @@
+"""Logs (CRI format, P splits, rotation), images (import, whiteouts, unsafe archives, overlay
+isolation), exec (exit codes, stdin/stdout, tty), attach and port-forward."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import tarfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from pykubelet.errors import InvalidInput
+from pykubelet.logs import encode_records, parse_record
+from pykubelet.runtime import (
+    ContainerConfig,
+    ContainerState,
+    StreamIO,
+    TerminalSize,
+)
+from pykubelet.runtime.process import ProcessRuntime, normalize_ref
+from tests.prereq import require_root
+from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for, wait_state
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(params=["native", "python"])
+async def rt(
+    request: pytest.FixtureRequest, make_runtime: Callable[..., ProcessRuntime], busybox_tar: Path
+) -> ProcessRuntime:
+    """Both helpers: the C one and the Python fallback must write the same logs and streams."""
+    require_root()
+    runtime = make_runtime(
+        container_log_max_size_bytes=64 * 1024, container_log_max_files=3, helper=request.param
+    )
+    await runtime.import_image(busybox_tar)
+    return runtime
+
+
+def _cfg(script: str, name: str = "c", **kw: object) -> ContainerConfig:
+    return ContainerConfig(
+        name=name, image=BUSYBOX_REF, command=("sh", "-c", script), log_path=f"{name}/0.log", **kw
+    )  # type: ignore[arg-type]
+
+
+async def _run_to_exit(rt: ProcessRuntime, tmp_path: Path, script: str, **kw: object) -> Path:
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    cid = await rt.create_container(sid, _cfg(script, **kw), sc)
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.EXITED)
+    return Path((await rt.container_status(cid)).log_path)
+
+
+# ---------------------------------------------------------------------- logs
+
+
+async def test_logs_are_cri_records_with_long_lines_split(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    script = "echo out; echo err >&2; head -c 40000 /dev/zero | tr '\\0' x; echo; printf end"
+    log = await _run_to_exit(rt, tmp_path, script)
+    records = [parse_record(line) for line in log.read_bytes().splitlines()]
+    out = [r for r in records if r.stream == "stdout"]
+    assert [r.stream for r in records if r.message == b"err"] == ["stderr"]
+    joined = b"".join(r.content for r in out)
+    assert joined == b"out\n" + b"x" * 40000 + b"\nend"
+    long = [r for r in out if r.message.startswith(b"x")]
+    assert [(len(r.message), r.partial) for r in long] == [
+        (16384, True),
+        (16384, True),
+        (7232, False),
+    ]
+    assert out[-1].partial and out[-1].message == b"end"
+    # the shim and the shared Python codec write the same bytes for the same record
+    first = log.read_bytes().splitlines(keepends=True)[0]
+    rec = parse_record(first)
+    assert encode_records(rec.stream, rec.content, rec.timestamp_ns) == first
+
+
+async def test_log_rotation_keeps_max_files(rt: ProcessRuntime, tmp_path: Path) -> None:
+    # 64 KiB per file, 3 files: write ~400 KiB in ~100-byte lines
+    script = (
+        "i=0; while [ $i -lt 4000 ]; do "
+        "echo line-$i-$(head -c 80 /dev/zero | tr '\\0' y); i=$((i+1)); done"
+    )
+    log = await _run_to_exit(rt, tmp_path, script)
+    files = sorted(p.name for p in log.parent.iterdir())
+    assert len(files) == 3, files
+    assert "0.log" in files and all(f.startswith("0.log.") for f in files if f != "0.log")
+    stamp = next(f for f in files if f != "0.log").split(".", 2)[2]
+    assert len(stamp.split(".")[0]) == len("YYYYMMDD-hhmmss")
+    for f in files:
+        data = (log.parent / f).read_bytes()
+        assert len(data) <= 64 * 1024
+        for line in data.splitlines():
+            parse_record(line)
+    assert b"line-3999-" in log.read_bytes()
+
+
+# ---------------------------------------------------------------------- images
+
+
+def test_normalize_ref() -> None:
+    assert normalize_ref("busybox") == "docker.io/library/busybox:latest"
+    assert normalize_ref("library/busybox:1") == "docker.io/library/busybox:1"
+    assert normalize_ref("me/app") == "docker.io/me/app:latest"
+    assert normalize_ref("localhost/busybox:1.35") == "localhost/busybox:1.35"
+    assert normalize_ref("registry:5000/x") == "registry:5000/x:latest"
+    with pytest.raises(InvalidInput):
+        normalize_ref("Bad Ref")
+
+
+def _tar(members: list[tuple[str, bytes | None, str]]) -> bytes:
+    """(name, data or None for dir, symlink target or '')."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        for name, data, link in members:
+            info = tarfile.TarInfo(name)
+            if link:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+            elif data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+            else:
+                info.size = len(data)
+            t.addfile(info, io.BytesIO(data) if data is not None else None)
+    return raw.getvalue()
+
+
+def _docker_archive(path: Path, layers: list[bytes], tag: str = "localhost/layered:1") -> Path:
+    config = json.dumps({"config": {"Cmd": ["sh"], "Env": ["A=1"]}}).encode()
+    files: list[tuple[str, bytes | None, str]] = [("config.json", config, "")]
+    names = []
+    for i, layer in enumerate(layers):
+        files.append((f"l{i}/layer.tar", layer, ""))
+        names.append(f"l{i}/layer.tar")
+    manifest = [{"Config": "config.json", "RepoTags": [tag], "Layers": names}]
+    files.append(("manifest.json", json.dumps(manifest).encode(), ""))
+    path.write_bytes(_tar(files))
+    return path
+
+
+async def test_docker_archive_with_whiteouts(rt: ProcessRuntime, tmp_path: Path) -> None:
+    base = _tar(
+        [
+            ("etc", None, ""),
+            ("etc/a", b"a", ""),
+            ("etc/b", b"b", ""),
+            ("opq", None, ""),
+            ("opq/old", b"old", ""),
+        ]
+    )
+    top = _tar([("etc/.wh.a", b"", ""), ("opq/.wh..wh..opq", b"", ""), ("opq/new", b"new", "")])
+    info = await rt.import_image(_docker_archive(tmp_path / "img.tar", [base, top]))
+    assert info.repo_tags == ("localhost/layered:1",) and info.config_env == ("A=1",)
+    root = Path(info.rootfs_path)
+    assert sorted(p.name for p in (root / "etc").iterdir()) == ["b"]
+    assert sorted(p.name for p in (root / "opq").iterdir()) == ["new"]
+    assert (await rt.image_status("localhost/layered:1")) == info
+    assert info.id in {i.id for i in await rt.list_images()}
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("../escape", b"x", "")],
+        [("/abs", b"x", "")],
+        [("link", None, "/tmp"), ("link/owned", b"x", "")],
+    ],
+    ids=["dotdot", "absolute", "through-symlink"],
+)
+async def test_unsafe_layers_are_refused(
+    rt: ProcessRuntime, tmp_path: Path, members: list[tuple[str, bytes | None, str]]
+) -> None:
+    with pytest.raises(InvalidInput, match="image layer"):
+        await rt.import_image(_docker_archive(tmp_path / "bad.tar", [_tar(members)]))
+    assert not _exists(tmp_path / "escape") and not _exists(Path("/tmp/owned"))
+
+
+def _exists(p: Path) -> bool:
+    return p.exists()
+
+
+async def test_overlay_keeps_the_image_untouched(rt: ProcessRuntime, tmp_path: Path) -> None:
+    await _run_to_exit(rt, tmp_path, "echo hi > /etc/written; rm /bin/ls; mkdir /newdir")
+    image = await rt.image_status(BUSYBOX_REF)
+    assert image is not None
+    root = Path(image.rootfs_path)
+    assert not (root / "etc/written").exists() and not (root / "newdir").exists()
+    assert (root / "bin/ls").is_symlink()
+
+
+async def test_readonly_rootfs_and_mounts(rt: ProcessRuntime, tmp_path: Path) -> None:
+    from pykubelet.runtime import Mount, SecurityConfig
+
+    data = tmp_path / "vol"
+    data.mkdir()
+    (data / "in").write_text("from host")
+    log = await _run_to_exit(
+        rt,
+        tmp_path,
+        "cat /data/in; echo x > /data/out && echo wrote-vol; echo x > /root/f || echo ro-root",
+        mounts=(Mount(container_path="/data", host_path=str(data)),),
+        security=SecurityConfig(readonly_rootfs=True),
+    )
+    text = log.read_text()
+    assert "from host" in text and "wrote-vol" in text and "ro-root" in text
+    assert (data / "out").read_text() == "x\n"
+
+
+# ---------------------------------------------------------------------- streams
+
+
+async def _running(
+    rt: ProcessRuntime, tmp_path: Path, script: str, **kw: object
+) -> tuple[str, str]:
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    cid = await rt.create_container(sid, _cfg(script, **kw), sc)
+    await rt.start_container(cid)
+    return sid, cid
+
+
+async def test_exec_sync_enters_the_container(rt: ProcessRuntime, tmp_path: Path) -> None:
+    _sid, cid = await _running(rt, tmp_path, "sleep 30", envs=(("GREETING", "hej"),))
+    r = await rt.exec_sync(cid, ["sh", "-c", "echo $GREETING; ps -o pid,args; exit 4"], 10)
+    assert r.exit_code == 4
+    lines = r.stdout.decode().splitlines()
+    assert lines[0] == "hej"
+    assert any(line.split()[:3] == ["1", "sleep", "30"] for line in lines[1:])
+    r = await rt.exec_sync(cid, ["sh", "-c", "echo oops >&2; test -e /bin/busybox"], 10)
+    assert (r.exit_code, r.stderr) == (0, b"oops\n")
+
+
+async def _chunks(*items: bytes) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    async def __call__(self, b: bytes) -> None:
+        self.data += b
+
+
+async def test_exec_stream_stdin_stdout(rt: ProcessRuntime, tmp_path: Path) -> None:
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    out, err = _Sink(), _Sink()
+    io_ = StreamIO(stdin=_chunks(b"hello ", b"world\n"), stdout=out, stderr=err)
+    code = await rt.exec(cid, ["sh", "-c", "cat; echo e >&2; exit 2"], io_)
+    assert (code, bytes(out.data), bytes(err.data)) == (2, b"hello world\n", b"e\n")
+
+
+async def test_exec_tty_with_resize(rt: ProcessRuntime, tmp_path: Path) -> None:
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    out = _Sink()
+
+    async def sizes() -> AsyncIterator[TerminalSize]:
+        yield TerminalSize(width=123, height=45)
+
+    resized = asyncio.Event()
+
+    async def stdin() -> AsyncIterator[bytes]:
+        await wait_for(_true_after(resized), 5)
+        yield b"stty size; [ -t 0 ] && echo is-a-tty; exit 3\n"
+
+    async def sizes_then_flag() -> AsyncIterator[TerminalSize]:
+        async for s in sizes():
+            yield s
+        resized.set()
+
+    io_ = StreamIO(stdin=stdin(), stdout=out, tty=True, resize=sizes_then_flag())
+    code = await rt.exec(cid, ["sh"], io_)
+    text = bytes(out.data).decode(errors="replace")
+    assert code == 3
+    assert "45 123" in text and "is-a-tty" in text
+
+
+def _true_after(event: asyncio.Event) -> Callable[[], object]:
+    async def check() -> bool:
+        return event.is_set()
+
+    return check
+
+
+async def test_attach_to_container_stdio(rt: ProcessRuntime, tmp_path: Path) -> None:
+    _sid, cid = await _running(rt, tmp_path, "read line; echo got:$line", stdin=True)
+    out = _Sink()
+    await rt.attach(cid, StreamIO(stdin=_chunks(b"ping\n"), stdout=out, stderr=out))
+    assert b"got:ping" in bytes(out.data)
+    await wait_state(rt, cid, ContainerState.EXITED)
+
+
+async def test_port_forward_into_the_pod_network(rt: ProcessRuntime, tmp_path: Path) -> None:
+    sid, cid = await _running(rt, tmp_path, "nc -l -p 8080 -e sh -c 'echo served; cat'")
+    log = Path((await rt.container_status(cid)).log_path)
+
+    async def listening() -> bool:
+        r = await rt.exec_sync(cid, ["sh", "-c", "netstat -tln | grep -q :8080"], 5)
+        return r.exit_code == 0
+
+    await wait_for(listening, 10)
+    conn = await rt.port_forward(sid, 8080)
+    try:
+        got = b""
+        async with asyncio.timeout(10):
+            while b"served\n" not in got:
+                got += await conn.read()
+            await conn.write(b"echo-me\n")
+            while b"echo-me\n" not in got:
+                got += await conn.read()
+    finally:
+        await conn.close()
+    # the port is only inside the pod: nothing listens on the host's loopback
+    with pytest.raises(OSError):
+        _r, w = await asyncio.open_connection("127.0.0.1", 8080)
+        w.close()
+    assert _exists(log)

@@ -1,0 +1,211 @@
+"""/pods, /runningpods/, /healthz, /configz over real TLS (reference §1.2, §7, §8.6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from pykubelet.api import pods_to_list
+from pykubelet.server import ServerBackends
+from tests.server.harness import (
+    Pki,
+    StaticPods,
+    TinyRuntime,
+    container,
+    fetch,
+    running,
+    sandbox,
+    settings_for,
+)
+from tests.server.logpods import make_pod
+from tests.server.logpods import running as running_status
+
+
+def two_pods() -> StaticPods:
+    return StaticPods(
+        [
+            make_pod("api", ["app"], [running_status("app", "c1")]),
+            make_pod("web", ["nginx", "sidecar"], [running_status("nginx", "c2")]),
+        ]
+    )
+
+
+async def test_pods_body_is_the_exact_podlist(pki: Pki) -> None:
+    pods = two_pods()
+    async with running(settings_for(pki), ServerBackends(pods=pods, runtime=TinyRuntime())) as s:
+        assert s.full_port
+        ctx = pki.client_context(pki.admin)
+        r = await fetch(s.full_port, "/pods", ctx=ctx)
+        assert r.status == 200 and r.headers["content-type"] == "application/json"
+        expected = json.dumps(pods_to_list(pods.pods), separators=(",", ":")).encode() + b"\n"
+        assert r.body == expected
+        assert r.body.startswith(b'{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[{')
+        assert r.body.endswith(b"}]}\n")
+        doc = json.loads(r.body)
+        assert [p["metadata"]["name"] for p in doc["items"]] == ["api", "web"]
+        assert "kind" not in doc["items"][0]
+        # a new snapshot is served (the cache follows the lister)
+        pods.pods = pods.pods[:1]
+        r2 = await fetch(s.full_port, "/pods/", ctx=ctx)
+        assert [p["metadata"]["name"] for p in json.loads(r2.body)["items"]] == ["api"]
+        pods.pods = ()
+        r3 = await fetch(s.full_port, "/pods", ctx=ctx)
+        assert r3.body == b'{"kind":"PodList","apiVersion":"v1","metadata":{},"items":null}\n'
+
+
+def _k8s_call(port: int, pki: Pki) -> Any:
+    from kubernetes import client
+
+    cfg = client.Configuration()
+    cfg.host = f"https://127.0.0.1:{port}"
+    cfg.ssl_ca_cert = pki.ca.cert_file
+    cfg.cert_file = pki.admin.cert_file
+    cfg.key_file = pki.admin.key_file
+    with client.ApiClient(cfg) as api:
+        resp = api.call_api("GET", cfg.host + "/pods", header_params={"Accept": "application/json"})
+        resp.read()
+        return api.response_deserialize(resp, {"200": "V1PodList"}).data
+
+
+async def test_official_kubernetes_client_reads_a_v1podlist(pki: Pki) -> None:
+    from kubernetes.client import V1PodList
+
+    async with running(
+        settings_for(pki), ServerBackends(pods=two_pods(), runtime=TinyRuntime())
+    ) as s:
+        assert s.full_port
+        result = await asyncio.to_thread(_k8s_call, s.full_port, pki)
+    assert isinstance(result, V1PodList)
+    assert [p.metadata.name for p in result.items] == ["api", "web"]
+    assert result.items[1].spec.containers[1].name == "sidecar"
+    assert result.items[0].status.phase == "Running"
+    assert result.items[0].status.container_statuses[0].container_id == "pykubelet://c1"
+
+
+async def test_runningpods_from_the_runtime(pki: Pki) -> None:
+    rt = TinyRuntime(sandboxes=[sandbox("s1", "web", uid="u-1"), sandbox("s2", "idle")])
+    rt.containers = {"a": container("a", "s1", "nginx", image="nginx:1")}
+    async with running(settings_for(pki), ServerBackends(pods=StaticPods(), runtime=rt)) as s:
+        assert s.full_port
+        r = await fetch(s.full_port, "/runningpods/", ctx=pki.client_context(pki.admin))
+    assert r.status == 200 and r.headers["content-type"] == "application/json"
+    assert r.body.endswith(b"\n")
+    doc = json.loads(r.body)
+    assert (doc["kind"], doc["apiVersion"]) == ("PodList", "v1")
+    assert [i["metadata"] for i in doc["items"]] == [
+        {"name": "web", "namespace": "default", "uid": "u-1", "creationTimestamp": None}
+    ]
+    assert doc["items"][0]["spec"]["containers"][0]["image"] == "nginx:1"
+
+
+class FailingCheck:
+    name = "disk"
+
+    def check(self) -> str | None:
+        return "disk on fire"
+
+
+async def test_healthz_bodies(pki: Pki) -> None:
+    pods = StaticPods()
+    async with running(settings_for(pki), ServerBackends(pods=pods, runtime=TinyRuntime())) as s:
+        assert s.full_port
+        ctx = pki.client_context(pki.admin)
+
+        async def get(target: str) -> tuple[int, bytes]:
+            assert s.full_port
+            r = await fetch(s.full_port, target, ctx=ctx)
+            assert r.headers["content-type"] == "text/plain; charset=utf-8"
+            return r.status, r.body
+
+        assert await get("/healthz") == (200, b"ok")
+        assert await get("/healthz/ping") == (200, b"ok")
+        assert await get("/healthz/log") == (200, b"ok")
+        assert await get("/healthz/syncloop") == (200, b"ok")
+        assert await get("/healthz?verbose") == (
+            200,
+            b"[+]ping ok\n[+]log ok\n[+]syncloop ok\nhealthz check passed\n",
+        )
+        assert await get("/healthz?exclude=nosuch&verbose") == (
+            200,
+            b"[+]ping ok\n[+]log ok\n[+]syncloop ok\n"
+            b'warn: some health checks cannot be excluded: no matches for "nosuch"\n'
+            b"healthz check passed\n",
+        )
+        pods.healthy = False
+        assert await get("/healthz/syncloop") == (
+            500,
+            b"internal server error: sync Loop took longer than expected\n",
+        )
+        assert await get("/healthz") == (
+            500,
+            b"[+]ping ok\n[+]log ok\n[-]syncloop failed: reason withheld\nhealthz check failed\n",
+        )
+        assert await get("/healthz?exclude=syncloop") == (200, b"ok")
+        assert await get("/healthz?exclude=syncloop&verbose") == (
+            200,
+            b"[+]ping ok\n[+]log ok\n[+]syncloop excluded: ok\nhealthz check passed\n",
+        )
+        r = await fetch(s.full_port, "/healthz", method="POST", ctx=ctx)
+        assert r.status == 500  # any method, as the mux handler
+
+
+async def test_extra_health_checks_and_routes_plug_in(pki: Pki) -> None:
+    from aiohttp import web
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hi")
+
+    b = ServerBackends(
+        pods=StaticPods(),
+        runtime=TinyRuntime(),
+        health_checks=[FailingCheck()],
+        extra_routes=[web.get("/checkpoint/{ns}/{pod}/{ctr}", hello)],
+        extra_read_only_routes=[web.get("/stats/summary", hello)],
+    )
+    async with running(settings_for(pki, read_only_port=-1), b) as s:
+        assert s.full_port and s.read_only_port
+        ctx = pki.client_context(pki.admin)
+        r = await fetch(s.full_port, "/healthz/disk", ctx=ctx)
+        assert (r.status, r.body) == (500, b"internal server error: disk on fire\n")
+        r = await fetch(s.full_port, "/checkpoint/a/b/c", ctx=ctx)
+        assert (r.status, r.body) == (200, b"hi")
+        r = await fetch(s.full_port, "/checkpoint/a/b/c", ctx=pki.client_context(None))
+        assert r.status == 401  # a plugged-in prefix is behind auth, not 404
+        r = await fetch(s.read_only_port, "/stats/summary")
+        assert (r.status, r.body) == (200, b"hi")
+
+
+async def test_configz(pki: Pki) -> None:
+    cfg = {"port": 10250, "authentication": {"anonymous": {"enabled": False}}}
+    b = ServerBackends(pods=StaticPods(), runtime=TinyRuntime())
+    async with running(settings_for(pki, configz=cfg), b) as s:
+        assert s.full_port
+        ctx = pki.client_context(pki.admin)
+        for method in ("GET", "PUT", "DELETE"):
+            r = await fetch(s.full_port, "/configz", method=method, ctx=ctx)
+            assert r.status == 200 and r.headers["content-type"] == "application/json"
+            assert json.loads(r.body) == {"kubeletconfig": cfg}
+
+
+async def test_debug_flags_v(pki: Pki) -> None:
+    import logging
+
+    b = ServerBackends(pods=StaticPods(), runtime=TinyRuntime())
+    logger = logging.getLogger("pykubelet")
+    before = logger.level
+    try:
+        async with running(settings_for(pki), b) as s:
+            assert s.full_port
+            ctx = pki.client_context(pki.admin)
+            r = await fetch(s.full_port, "/debug/flags/v", method="PUT", body=b"5", ctx=ctx)
+            assert (r.status, r.body) == (200, b"successfully set klog.logging.verbosity to 5\n")
+            assert logger.level == logging.DEBUG
+            r = await fetch(s.full_port, "/debug/flags/v", method="PUT", body=b"x", ctx=ctx)
+            assert r.status == 400
+            r = await fetch(s.full_port, "/debug/flags/v", ctx=ctx)
+            assert (r.status, r.body) == (406, b"unsupported http method\n")
+            r = await fetch(s.full_port, "/debug/pprof/", ctx=ctx)
+            assert (r.status, r.body) == (404, b"404: Page Not Found")
+    finally:
+        logger.setLevel(before)

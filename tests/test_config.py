@@ -1,0 +1,203 @@
+"""KubeletConfiguration loading: defaults, precedence, and one line per bad field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pykubelet.config import (
+    ConfigError,
+    KubeletConfiguration,
+    load_config,
+    parse_duration,
+    parse_quantity,
+)
+
+HEAD = "kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\n"
+
+
+def write(tmp_path: Path, body: str) -> str:
+    p = tmp_path / "kubelet.yaml"
+    p.write_text(HEAD + body)
+    return str(p)
+
+
+def problems(argv: list[str]) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        load_config(argv)
+    return list(e.value.problems)
+
+
+def test_defaults_are_the_secure_config_file_defaults() -> None:
+    c = load_config(["--node-name", "n1"])
+    assert c.address == "0.0.0.0" and c.port == 10250
+    assert c.read_only_port == 0
+    assert c.healthz_port == 10248 and c.healthz_bind_address == "127.0.0.1"
+    assert c.authentication.anonymous.enabled is False
+    assert c.authentication.webhook.enabled is True
+    assert c.authentication.webhook.cache_ttl_s == 120
+    assert c.authorization.mode == "Policy"
+    assert c.authorization.webhook.cache_authorized_ttl_s == 300
+    assert c.authorization.webhook.cache_unauthorized_ttl_s == 30
+    assert c.authorization.policy_file == "/var/lib/pykubelet/policy.yaml"
+    assert c.max_pods == 110 and c.runtime == "process"
+    assert c.container_log_max_size_bytes == 10 * 1024 * 1024 and c.container_log_max_files == 5
+    assert c.streaming_connection_idle_timeout_s == 4 * 3600
+    assert c.file_check_frequency_s == 20
+    assert c.cert_dir == "/var/lib/pykubelet/pki"
+    assert c.standalone
+
+
+def test_file_then_flags_override(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "address: 127.0.0.1\nport: 11250\nmaxPods: 20\nstaticPodPath: /etc/pods\n"
+        "authentication:\n  anonymous: {enabled: true}\n  x509: {clientCAFile: /ca.crt}\n"
+        "authorization: {mode: AlwaysAllow}\ncontainerLogMaxSize: 1Mi\n"
+        "streamingConnectionIdleTimeout: 5m\nrootDir: /tmp/r\nnodeName: Node-A\n",
+    )
+    c = load_config(["--config", path, "--port", "12250", "--anonymous-auth=false"])
+    assert c.address == "127.0.0.1" and c.port == 12250 and c.max_pods == 20
+    assert c.authentication.anonymous.enabled is False
+    assert c.authentication.x509.client_ca_file == "/ca.crt"
+    assert c.authorization.mode == "AlwaysAllow"
+    assert c.container_log_max_size_bytes == 1024 * 1024
+    assert c.streaming_connection_idle_timeout_s == 300
+    assert c.static_pod_path == "/etc/pods" and c.root_dir == "/tmp/r"
+    assert c.node_name == "node-a"
+    assert c.authorization.policy_file == "/tmp/r/policy.yaml"
+    assert c.config_file == path
+
+
+def test_relative_paths_in_the_file_are_relative_to_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "staticPodPath: pods\nauthentication: {x509: {clientCAFile: pki/ca.crt}}\n"
+    )
+    c = load_config(
+        [
+            "--config",
+            path,
+            "--node-name",
+            "n",
+            "--tls-cert-file",
+            "rel.crt",
+            "--tls-private-key-file",
+            "/abs.key",
+        ]
+    )
+    assert c.static_pod_path == str(tmp_path / "pods")
+    assert c.authentication.x509.client_ca_file == str(tmp_path / "pki" / "ca.crt")
+    assert c.tls_cert_file == str(Path.cwd() / "rel.crt") and c.tls_private_key_file == "/abs.key"
+
+
+def test_json_file_is_accepted(tmp_path: Path) -> None:
+    p = tmp_path / "k.json"
+    p.write_text(
+        json.dumps(
+            {
+                "kind": "KubeletConfiguration",
+                "apiVersion": "kubelet.config.k8s.io/v1beta1",
+                "maxPods": 7,
+            }
+        )
+    )
+    assert load_config(["--config", str(p), "--node-name", "n"]).max_pods == 7
+
+
+def test_every_bad_field_is_reported_once_by_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "port: '10250'\nmaxPods: 0\nbogusField: 1\nreadOnlyPort: 70000\n"
+        "authentication:\n  anonymous: {enabled: 'yes', extra: 1}\n"
+        "authorization: {mode: Sometimes}\nfileCheckFrequency: 20\n"
+        "containerLogMaxSize: ten\naddress: localhost\nruntime: docker\n",
+    )
+    got = problems(["--config", path])
+    assert got == [
+        "bogusField: unknown field",
+        "authentication.anonymous.extra: unknown field",
+        "port: expected an integer, got string",
+        "maxPods: must be > 0, got 0",
+        "readOnlyPort: must be between 0 and 65535, got 70000",
+        "authentication.anonymous.enabled: expected a boolean, got string",
+        "authorization.mode: unsupported value 'Sometimes', supported: AlwaysAllow, Webhook, "
+        "Policy",
+        "fileCheckFrequency: expected a duration string such as 30s (a bare number is "
+        "nanoseconds), got integer",
+        "containerLogMaxSize: invalid quantity 'ten' (such as 10Mi, 1G, 1024)",
+        "address: not an IP address: 'localhost'",
+        "runtime: unsupported value 'docker', supported: process, cri, fake",
+    ]
+
+
+def test_kind_api_version_and_unreadable_files(tmp_path: Path) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text("kind: Pod\napiVersion: v1\n")
+    assert problems(["--config", str(p)]) == [
+        "kind: expected 'KubeletConfiguration', got 'Pod'",
+        "apiVersion: expected 'kubelet.config.k8s.io/v1beta1', got 'v1'",
+    ]
+    p.write_text("a: [\n")
+    [line] = problems(["--config", str(p)])
+    assert line.startswith(f"{p}: not valid YAML or JSON")
+    [line] = problems(["--config", str(tmp_path / "missing.yaml")])
+    assert line.startswith("--config: cannot read")
+
+
+def test_flags_are_validated_too() -> None:
+    assert problems(["--port", "x", "--max-pods", "-3", "--authorization-mode", "Nope"]) == [
+        "--port: expected an integer: 'x'",
+        "--authorization-mode: unsupported value 'Nope', supported: AlwaysAllow, Webhook, "
+        "Policy: 'Nope'",
+        "--max-pods: must be > 0, got -3: '-3'",
+    ]
+
+
+def test_cross_field_rules() -> None:
+    assert problems(["--tls-cert-file", "a.crt", "--node-name", "n"]) == [
+        "tlsCertFile: tlsCertFile and tlsPrivateKeyFile must be set together"
+    ]
+    assert problems(["--runtime", "cri", "--node-name", "n"]) == [
+        "containerRuntimeEndpoint: required with runtime 'cri'"
+    ]
+
+
+def test_known_unimplemented_upstream_fields_are_accepted_and_listed(tmp_path: Path) -> None:
+    path = write(tmp_path, "clusterDNS: [10.0.0.10]\nfeatureGates: {A: true}\n")
+    c = load_config(["--config", path, "--node-name", "n"])
+    assert c.ignored_fields == ("clusterDNS", "featureGates")
+
+
+def test_docs_list_every_field() -> None:
+    from pykubelet.config import IGNORED_FIELDS, config_field_names
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text()
+    missing = [f for f in (*config_field_names(), *IGNORED_FIELDS) if f"`{f}`" not in doc]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0), ("30s", 30), ("2m", 120), ("1h30m", 5400), ("500ms", 0.5), ("1.5h", 5400)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_parse_quantity() -> None:
+    assert [parse_quantity(q) for q in ("10Mi", "1G", "1024", "1Ki")] == [
+        10 * 2**20,
+        10**9,
+        1024,
+        1024,
+    ]
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration("5 minutes")
+
+
+def test_configuration_is_frozen() -> None:
+    c = KubeletConfiguration()
+    with pytest.raises(AttributeError):
+        c.port = 1  # type: ignore[misc]
