@@ -53,6 +53,7 @@ class ServerSettings:
     system_log_dir: str = "/var/log"  # what /logs/ serves
     cert_dir: str = "/var/lib/pykubelet/pki"  # --cert-dir: self-signed kubelet.crt/.key
     streaming_connection_idle_timeout_s: float = 4 * 3600.0
+    tls_reload_interval_s: float = 5.0  # check cert/key/client CA files for changes; 0 = never
     fine_grained_authz: bool = True  # try nodes/pods|healthz|configz before nodes/proxy
     configz: Mapping[str, JSONValue] = field(default_factory=dict)  # the config, JSON-able
 

@@ -58,24 +58,29 @@ class ReloadingTLS:
             sslobj.context = self.current
         return None
 
+    def reload(self) -> None:
+        """Rebuild now; on failure raise (the builder's error) and keep the current context."""
+        stamps = self._read_stamps()
+        ctx = self._build()
+        ctx.sni_callback = self._select
+        self.current = ctx
+        self._stamps = stamps
+        self.reloads += 1
+        log.info("TLS certificate/key/client CA reloaded from %s", ", ".join(self._watch))
+
     def check(self) -> bool:
         """Rebuild if any watched file changed; ``True`` when a new context is in force."""
         stamps = self._read_stamps()
         if stamps == self._stamps:
             return False
         try:
-            ctx = self._build()
+            self.reload()
         except (PykubeletError, OSError, ssl.SSLError, ValueError) as exc:
             # Keep serving with what works; a later change (the rest of the write) retries.
             self.reload_errors += 1
             log.error("TLS files changed but cannot be loaded, keeping the previous ones: %s", exc)
             self._stamps = stamps
             return False
-        ctx.sni_callback = self._select
-        self.current = ctx
-        self._stamps = stamps
-        self.reloads += 1
-        log.info("TLS certificate/key/client CA reloaded from %s", ", ".join(self._watch))
         return True
 
     async def run(self, interval: float = 5.0) -> None:
