@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from pykubelet.auth.ratelimit import AuthFailureLimiter
 from pykubelet.auth.types import Authenticator, Authorizer, UserInfo
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.pods.protocol import PodLister
@@ -96,6 +97,7 @@ class RequestRecord:
     auth_duration_s: float
     duration_s: float
     annotations: Mapping[str, str] = field(default_factory=dict)
+    audit_id: str = ""  # also on the request as middleware.AUDIT_ID_KEY (recordings use it)
 
 
 class RequestObserver(Protocol):
@@ -128,3 +130,5 @@ class ServerBackends:
     health_checks: Sequence[HealthCheck] = ()
     observer: RequestObserver | None = None
     clock: Clock = field(default_factory=SystemClock)
+    # Slows down repeated authentication failures per address (auth/ratelimit.py); None = off.
+    auth_limiter: AuthFailureLimiter | None = None
