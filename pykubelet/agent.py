@@ -115,6 +115,7 @@ class Agent:
         self.manager: PodManager | None = None
         self.source: StaticDirSource | None = None
         self.servers: Any = None  # KubeletServers once built
+        self.security: Any = None  # security_setup.SecurityParts once built
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -205,11 +206,25 @@ class Agent:
             streaming_connection_idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
         )
         assert self.manager is not None
+        from pykubelet.security_setup import build_security
+
+        self.security = build_security(cfg, clock=self.clock)
+        if self.security.warning:
+            log.warning("\n%s", self.security.warning)
         backends = server_mod.ServerBackends(
-            pods=self.manager, runtime=self.runtime, clock=self.clock
+            pods=self.manager,
+            runtime=self.runtime,
+            clock=self.clock,
+            authenticator=self.security.authenticator,
+            authorizer=self.security.authorizer,
+            observer=self.security.observer,
+            auth_limiter=self.security.limiter,
         )
         self.servers = server_mod.KubeletServers(settings, backends)
-        return [_Service(name="servers", run=self.servers.run)]
+        return [
+            _Service(name="servers", run=self.servers.run),
+            _Service(name="audit-log", run=self.security.run_audit),
+        ]
 
     # ----- start-up -----
 

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from pykubelet.certs import create_ca
+
 PYKUBELET = [sys.executable, "-m", "pykubelet.cli"]
 
 POD = """\
@@ -61,6 +63,9 @@ def test_run_serves_static_pods_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
             "n1",
             "--cert-dir",
             str(tmp_path / "pki"),
+            # no authentication method at all refuses to start (as upstream)
+            "--client-ca-file",
+            create_ca(str(tmp_path / "ca")).cert_file,
         ],
         stderr=subprocess.PIPE,
     )
