@@ -23,7 +23,13 @@ from typing import Any, TextIO
 
 import yaml
 
-from pykubelet.security_warnings import exposures, posture_from_mapping
+from pykubelet.config import ConfigError, load_config
+from pykubelet.security_warnings import (
+    SecurityPosture,
+    exposures,
+    posture_from_config,
+    posture_from_mapping,
+)
 
 __all__ = ["Finding", "check_config", "doctor_main", "probe_endpoint", "render_table"]
 
@@ -95,10 +101,13 @@ def _duration_is_zero(value: Any) -> bool:
     )
 
 
-def check_config(cfg: Mapping[str, Any], *, kubeconfig: str = "") -> list[Finding]:
+def check_config(
+    cfg: Mapping[str, Any], *, kubeconfig: str = "", posture: SecurityPosture | None = None
+) -> list[Finding]:
     """Every CIS §4.2 item and exposure for a KubeletConfiguration mapping (pykubelet defaults
-    apply to fields it leaves out)."""
-    p = posture_from_mapping(cfg, kubeconfig=kubeconfig)
+    apply to fields it leaves out). ``posture`` (the effective configuration, flags included)
+    overrides what the mapping alone says about authentication, authorization and ports."""
+    p = posture or posture_from_mapping(cfg, kubeconfig=kubeconfig)
     out: list[Finding] = []
 
     def add(id_: str, title: str, ok: bool, detail: str, *, fail: str = "FAIL") -> None:
@@ -355,20 +364,43 @@ def doctor_main(
     out, err = stdout or sys.stdout, stderr or sys.stderr
     parser = argparse.ArgumentParser(
         prog="pykubelet doctor",
-        description="Check a pykubelet configuration against CIS Kubernetes Benchmark §4.2.",
+        description="Check a pykubelet configuration against CIS Kubernetes Benchmark §4.2. "
+        "Any `pykubelet run` flag (e.g. --client-ca-file) may follow; it is applied as run does.",
     )
     parser.add_argument("--config", help="KubeletConfiguration YAML (default: built-in defaults)")
     parser.add_argument("--kubeconfig", default="", help="node mode (enables webhook checks)")
     parser.add_argument("--url", help="probe a running endpoint, e.g. https://127.0.0.1:10250")
     parser.add_argument("--read-only-url", default="", help="read-only port to probe")
     parser.add_argument("--timeout", type=float, default=5.0)
-    args = parser.parse_args(argv)
+    args, run_flags = parser.parse_known_args(argv)
     try:
         cfg = _load_yaml(args.config) if args.config else {}
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"pykubelet doctor: cannot read --config: {exc}", file=err)
         return 2
-    findings = check_config(cfg, kubeconfig=args.kubeconfig)
+    # The effective configuration, exactly as `pykubelet run` would load it.
+    run_argv = [*(["--config", args.config] if args.config else []), *run_flags]
+    if args.kubeconfig:
+        run_argv += ["--kubeconfig", args.kubeconfig]
+    try:
+        effective = load_config(run_argv)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"pykubelet doctor: invalid configuration: {line}", file=err)
+        return 2
+    except SystemExit:  # argparse rejected a flag (it printed why)
+        return 2
+    # Fields that flags may set too: take them from the effective configuration.
+    overlay: dict[str, Any] = {
+        "tlsCertFile": effective.tls_cert_file,
+        "tlsPrivateKeyFile": effective.tls_private_key_file,
+        "tlsCipherSuites": list(effective.tls_cipher_suites),
+        "tlsMinVersion": effective.tls_min_version,
+        "streamingConnectionIdleTimeout": effective.streaming_connection_idle_timeout_s,
+    }
+    cfg = {**cfg, **{k: v for k, v in overlay.items() if v or v == 0}}
+    posture = posture_from_config(effective)
+    findings = check_config(cfg, kubeconfig=args.kubeconfig, posture=posture)
     if args.url:
         findings += probe(args.url, read_only_url=args.read_only_url, timeout=args.timeout)
     print(render_table(findings), file=out)

@@ -23,7 +23,7 @@ from pykubelet.auth.webhook_client import ReviewPoster
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration
 from pykubelet.recording import AsciicastRecorderFactory, NullRecorderFactory, RecorderFactory
-from pykubelet.security_warnings import SecurityPosture, exposures, warning_block
+from pykubelet.security_warnings import exposures, posture_from_config, warning_block
 from pykubelet.server.audit import AuditLog, AuditObserver
 from pykubelet.server.requestlog import JsonRequestLog
 from pykubelet.server.settings import RequestObserver, RequestRecord
@@ -31,23 +31,6 @@ from pykubelet.server.settings import RequestObserver, RequestRecord
 __all__ = ["FanOutObserver", "SecurityParts", "build_security", "posture_from_config"]
 
 log = logging.getLogger(__name__)
-
-
-def posture_from_config(cfg: KubeletConfiguration) -> SecurityPosture:
-    return SecurityPosture(
-        address=cfg.address,
-        port=cfg.port,
-        read_only_port=cfg.read_only_port,
-        healthz_bind_address=cfg.healthz_bind_address,
-        healthz_port=cfg.healthz_port,
-        anonymous_enabled=cfg.authentication.anonymous.enabled,
-        client_ca_file=cfg.authentication.x509.client_ca_file,
-        token_file=cfg.authentication.token_file,
-        webhook_authn_enabled=bool(cfg.kubeconfig) and cfg.authentication.webhook.enabled,
-        authorization_mode=cfg.authorization.mode,
-        enable_debugging_handlers=cfg.enable_debugging_handlers,
-        audit_log_path=cfg.audit_log_path,
-    )
 
 
 class FanOutObserver:

@@ -16,10 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pykubelet.config import KubeletConfiguration
+
 __all__ = [
     "Exposure",
     "SecurityPosture",
     "exposures",
+    "posture_from_config",
     "posture_from_mapping",
     "warning_block",
 ]
@@ -213,4 +216,21 @@ def posture_from_mapping(cfg: Mapping[str, Any], *, kubeconfig: str = "") -> Sec
         authorization_mode=str(_get(cfg, "authorization.mode", "Policy")),
         enable_debugging_handlers=bool(_get(cfg, "enableDebuggingHandlers", True)),
         audit_log_path=str(_get(cfg, "auditLogPath", "")),
+    )
+
+
+def posture_from_config(cfg: KubeletConfiguration) -> SecurityPosture:
+    return SecurityPosture(
+        address=cfg.address,
+        port=cfg.port,
+        read_only_port=cfg.read_only_port,
+        healthz_bind_address=cfg.healthz_bind_address,
+        healthz_port=cfg.healthz_port,
+        anonymous_enabled=cfg.authentication.anonymous.enabled,
+        client_ca_file=cfg.authentication.x509.client_ca_file,
+        token_file=cfg.authentication.token_file,
+        webhook_authn_enabled=bool(cfg.kubeconfig) and cfg.authentication.webhook.enabled,
+        authorization_mode=cfg.authorization.mode,
+        enable_debugging_handlers=cfg.enable_debugging_handlers,
+        audit_log_path=cfg.audit_log_path,
     )

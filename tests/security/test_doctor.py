@@ -84,7 +84,7 @@ def test_defaults_only_warn_about_missing_client_ca() -> None:
 def test_cli_table_and_exit_codes(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     good.write_text(yaml.safe_dump(SECURE))
-    bad.write_text(yaml.safe_dump(OPEN))
+    bad.write_text(yaml.safe_dump({**OPEN, "tlsPrivateKeyFile": "/only/cert.key"}))
     out = io.StringIO()
     assert doctor_main(["--config", str(good)], stdout=out) == 0
     text = out.getvalue()
@@ -93,6 +93,22 @@ def test_cli_table_and_exit_codes(tmp_path: Path) -> None:
     out = io.StringIO()
     assert doctor_main(["--config", str(bad)], stdout=out) == 1
     assert "FAIL    4.2.4" in out.getvalue()
+    # The configuration is loaded exactly as `pykubelet run` loads it: its errors are usage
+    # errors, and run flags after the doctor's own apply.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(OPEN))
+    err = io.StringIO()
+    assert doctor_main(["--config", str(broken)], stderr=err) == 2
+    assert "tlsCertFile and tlsPrivateKeyFile must be set together" in err.getvalue()
+    out = io.StringIO()
+    argv = ["--config", str(good), "--anonymous-auth=true", "--read-only-port", "10255"]
+    assert doctor_main(argv, stdout=out) == 1
+    assert "FAIL    4.2.1" in out.getvalue() and "FAIL    4.2.4" in out.getvalue()
+    nothing = tmp_path / "empty.yaml"
+    nothing.write_text(yaml.safe_dump({k: SECURE[k] for k in ("apiVersion", "kind")}))
+    out = io.StringIO()
+    doctor_main(["--config", str(nothing), "--client-ca-file", "/pki/ca.crt"], stdout=out)
+    assert "PASS    4.2.3" in out.getvalue()
     err = io.StringIO()
     assert doctor_main(["--config", str(tmp_path / "none.yaml")], stderr=err) == 2
     assert "cannot read --config" in err.getvalue()
