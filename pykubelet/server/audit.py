@@ -279,7 +279,8 @@ class AuditObserver:
                     source_ips=[record.remote_addr] if record.remote_addr else [],
                     user_agent=record.user_agent,
                     node_name=self._node,
-                    subresource=record.subresource,
+                    subresource=str(getattr(record, "granted_subresource", ""))
+                    or record.subresource,
                     status_code=record.status,
                     received=record.received_at,
                     completed=record.received_at + record.duration_s,

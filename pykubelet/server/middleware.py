@@ -54,6 +54,7 @@ class _Outcome:
     auth_s: float = 0.0
     annotations: dict[str, str] = field(default_factory=dict)
     audit_id: str = ""
+    granted: str = ""  # the subresource whose check allowed the request
 
 
 def _request_info(request: web.Request, path: str) -> RequestInfo:
@@ -144,6 +145,7 @@ class AuthGate:
                     attrs=attrs,
                     decision="allow",
                     reason=result.reason,
+                    granted=sub,
                     consumed=res.consumed_headers,
                     rewritten=res.rewritten_headers,
                 )
@@ -228,6 +230,7 @@ class FrontDoor:
             got = await self._gate.check(request, path)
             outcome.user, outcome.attrs = got.user, got.attrs
             outcome.decision, outcome.reason = got.decision, got.reason
+            outcome.granted = got.granted
             outcome.auth_s = self._clock.monotonic() - t
             if got.response is not None:
                 return got.response
@@ -279,6 +282,7 @@ class FrontDoor:
             verb=attrs.verb if attrs else "",
             resource="nodes",
             subresource=attrs.subresource if attrs else "",
+            granted_subresource=outcome.granted,
             subresources=attrs.subresources if attrs else (),
             decision=outcome.decision,
             reason=outcome.reason,

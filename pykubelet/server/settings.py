@@ -98,6 +98,7 @@ class RequestRecord:
     duration_s: float
     annotations: Mapping[str, str] = field(default_factory=dict)
     audit_id: str = ""  # also on the request as middleware.AUDIT_ID_KEY (recordings use it)
+    granted_subresource: str = ""  # which of ``subresources`` allowed it (audit objectRef)
 
 
 class RequestObserver(Protocol):

@@ -227,3 +227,5 @@ async def test_audit_log_covers_both_ports(pki: Pki, tmp_path: Path) -> None:
     assert events[0]["annotations"]["authorization.k8s.io/reason"].startswith("RBAC: allowed")
     assert events[2]["annotations"]["authorization.k8s.io/reason"].startswith("read-only port")
     assert all(e["objectRef"]["name"] == "node-a" for e in events)
+    # objectRef names the subresource that granted the request (fine-grained nodes/pods)
+    assert [e["objectRef"].get("subresource") for e in events] == ["pods", "proxy", "proxy"]
