@@ -20,9 +20,13 @@ from typing import Any, Protocol
 
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration
+from pykubelet.network import CniNetwork
 from pykubelet.pods import (
     Backoff,
+    NodeAllocatable,
     PodManager,
+    PodSpecLayer,
+    ProbeRecorder,
     RuntimeConfigBuilder,
     StaticDirSource,
     StatusManager,
@@ -31,7 +35,7 @@ from pykubelet.pods import (
 )
 from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo
 
-__all__ = ["Agent", "NodeRuntime", "build_runtime", "describe_host"]
+__all__ = ["Agent", "NodeRuntime", "build_network", "build_runtime", "describe_host"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,9 @@ def _load(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def build_runtime(config: KubeletConfiguration, clock: Clock) -> NodeRuntime:
+def build_runtime(
+    config: KubeletConfiguration, clock: Clock, *, network: CniNetwork | None = None
+) -> NodeRuntime:
     if config.runtime == "fake":
         from pykubelet.runtime.fake import FakeRuntime
 
@@ -67,10 +73,45 @@ def build_runtime(config: KubeletConfiguration, clock: Clock) -> NodeRuntime:
         Path(config.root_dir),
         cgroup_root=config.cgroup_root or "pykubelet",
         clock=clock,
+        network=network,
         container_log_max_size_bytes=config.container_log_max_size_bytes,
         container_log_max_files=config.container_log_max_files,
         node_ip=_host_ip(config),
     )
+
+
+def build_network(config: KubeletConfiguration) -> CniNetwork | None:
+    """CNI pod networking when the agent can make namespaces (root); without root, pods share
+    the host's network and the runtime says so at start-up."""
+    if os.geteuid() != 0:
+        return None
+    return CniNetwork(
+        state_dir=str(Path(config.root_dir) / "cni"),
+        conf_dir=config.cni_conf_dir,
+        bin_dir=config.cni_bin_dir,
+    )
+
+
+def _allocatable(config: KubeletConfiguration) -> NodeAllocatable:
+    """The node's capacity stands in for unset limits in resourceFieldRef (as upstream)."""
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        st = os.statvfs(config.root_dir)
+        disk = st.f_blocks * st.f_frsize
+    except OSError:
+        disk = 0
+    return NodeAllocatable(
+        cpu_milli=(os.cpu_count() or 1) * 1000, memory_bytes=pages, ephemeral_storage_bytes=disk
+    )
+
+
+def _probe_recorder() -> ProbeRecorder | None:
+    """``prober_probe_total`` lives in the stats package when it is present."""
+    try:
+        factory = _load("pykubelet.stats.agent_metrics", "default_metrics")
+    except (ImportError, AttributeError):
+        return None
+    return factory()  # type: ignore[no-any-return]
 
 
 def describe_host() -> list[str]:
@@ -116,6 +157,8 @@ class Agent:
         self.source: StaticDirSource | None = None
         self.servers: Any = None  # KubeletServers once built
         self.security: Any = None  # security_setup.SecurityParts once built
+        self.podspec: PodSpecLayer | None = None
+        self.network: CniNetwork | None = None  # CNI, when the agent built a process runtime
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -145,23 +188,52 @@ class Agent:
     def _build(self) -> list[_Service]:
         cfg = self.config
         if self.runtime is None:
-            self.runtime = build_runtime(cfg, self.clock)
+            if cfg.runtime == "process":
+                self.network = build_network(cfg)
+            self.runtime = build_runtime(cfg, self.clock, network=self.network)
         runtime = self.runtime
         statuses = StatusManager(self.clock)
+        spec = PodSpecLayer(
+            runtime=runtime,
+            images=runtime,
+            clock=self.clock,
+            pods_dir=str(Path(cfg.root_dir) / "pods"),
+            node_name=cfg.node_name,
+            host_ip=_host_ip(cfg),
+            allocatable=_allocatable(cfg),
+            recorder=_probe_recorder(),
+        )
+        self.podspec = spec
         deps = WorkerDeps(
             runtime=runtime,
             images=runtime,
             statuses=statuses,
             clock=self.clock,
-            builder=RuntimeConfigBuilder(root_dir=cfg.root_dir, cgroup_root=cfg.cgroup_root),
+            builder=RuntimeConfigBuilder(
+                root_dir=cfg.root_dir,
+                cgroup_root=cfg.cgroup_root,
+                value_from=spec.value_from,
+                hooks=(spec.container_config,),
+            ),
             runtime_name=_runtime_scheme(cfg),
             crash_backoff=Backoff(self.clock),
             image_backoff=Backoff(self.clock),
             counters=WorkerCounters(),
             host_ip=_host_ip(cfg),
+            readiness=spec.readiness,
+            prepare_pod=spec.prepare_pod,
+            on_container_started=spec.on_container_started,
+            on_container_running=spec.on_container_running,
+            on_container_exited=spec.on_container_exited,
+            pre_stop=spec.pre_stop,
+            on_pod_removed=spec.on_pod_removed,
         )
         self.manager = PodManager(deps, max_pods=cfg.max_pods)
-        services = [_Service(name="pod-manager", run=self.manager.run)]
+        spec.set_wake(self.manager.wake)
+        services = [
+            _Service(name="pod-manager", run=self.manager.run),
+            _Service(name="podspec", run=self._podspec_service),
+        ]
         if cfg.static_pod_path:
             self.source = StaticDirSource(
                 cfg.static_pod_path,
@@ -226,6 +298,20 @@ class Agent:
             _Service(name="audit-log", run=self.security.run_audit),
         ]
 
+    async def _podspec_service(self) -> None:
+        """Releases CNI attachments an earlier agent left for sandboxes that are gone, then
+        holds the probe loops until the agent stops."""
+        if self.network is not None and self.runtime is not None:
+            live = {s.id for s in await self.runtime.list_pod_sandboxes()}
+            released = await self.network.cleanup_leftovers(live)
+            if released:
+                log.info("released the pod network of %d vanished sandbox(es)", len(released))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if self.podspec is not None:
+                await self.podspec.close()
+
     # ----- start-up -----
 
     async def _after_sources_ready(self) -> None:
@@ -239,6 +325,11 @@ class Agent:
         removed = await self.manager.remove_orphans()
         if removed:
             log.info("removed %d sandbox(es) of pods whose manifests are gone", removed)
+        if self.podspec is not None:
+            desired = {p.uid for p in self.manager.list_pods()}
+            gone = await self.podspec.cleanup_orphans(desired)
+            if gone:
+                log.info("removed the volumes of %d pod(s) whose manifests are gone", len(gone))
 
     async def _wait_servers_ready(self) -> None:
         if self.servers is not None:

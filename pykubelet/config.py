@@ -147,6 +147,8 @@ class KubeletConfiguration:
     cgroup_root: str = ""
     # pykubelet extensions (config file and flags) and flag-only settings
     root_dir: str = "/var/lib/pykubelet"
+    cni_conf_dir: str = "/etc/cni/net.d"  # first *.conflist/*.conf wins; none: built-in bridge
+    cni_bin_dir: str = "/usr/lib/cni"
     node_name: str = ""
     runtime: str = "process"
     container_runtime_endpoint: str = ""
@@ -386,6 +388,8 @@ _FIELDS: tuple[_Spec, ...] = (
     ("auditLogMaxBackup", "audit_log_max_backup", _nonneg, "--audit-log-maxbackup"),
     ("sessionRecordingDir", "session_recording_dir", _str, "--session-recording-dir"),
     ("authentication.tokenFile", "authentication.token_file", _str, "--token-auth-file"),
+    ("cniConfDir", "cni_conf_dir", _str, "--cni-conf-dir"),
+    ("cniBinDir", "cni_bin_dir", _str, "--cni-bin-dir"),
 )
 _FLAG_ONLY: tuple[_Spec, ...] = (
     ("", "kubeconfig", _str, "--kubeconfig"),
@@ -403,7 +407,7 @@ _BY_JSON = {spec[0]: spec for spec in _FIELDS}
 _PATH_FIELDS = frozenset(
     """staticPodPath tlsCertFile tlsPrivateKeyFile authentication.x509.clientCAFile
     authorization.policyFile rootDir certDir auditLogPath sessionRecordingDir
-    authentication.tokenFile""".split()
+    authentication.tokenFile cniConfDir cniBinDir""".split()
 )
 
 

@@ -1,6 +1,7 @@
 """Kubernetes object shapes the node uses: pod views, status values, PodList encoding."""
 
 from pykubelet.api.pod import Container, ObjectMeta, Pod, PodSpec, pods_to_list
+from pykubelet.api.quantity import Quantity, parse_quantity
 from pykubelet.api.status import (
     ContainerStateRunning,
     ContainerStateTerminated,
@@ -24,6 +25,8 @@ __all__ = [
     "PodCondition",
     "PodSpec",
     "PodStatus",
+    "Quantity",
+    "parse_quantity",
     "pods_to_list",
     "rfc3339",
 ]

@@ -1,8 +1,11 @@
 """Pod sources, the pod manager, pod workers, back-off and the status manager."""
 
 from pykubelet.pods.backoff import Backoff
+from pykubelet.pods.downward import NodeAllocatable, PodFacts
 from pykubelet.pods.env import ValueFromResolver, build_env, expand, expand_command
 from pykubelet.pods.manager import PodManager
+from pykubelet.pods.podspec import PodSpecLayer
+from pykubelet.pods.prober import ProbeChange, Prober, ProbeRecorder, ProbeType
 from pykubelet.pods.protocol import PodLister
 from pykubelet.pods.runtime_config import ContainerConfigHook, RuntimeConfigBuilder
 from pykubelet.pods.source_file import StaticDirSource
@@ -13,6 +16,13 @@ from pykubelet.pods.worker import PodWorker, WorkerCounters, WorkerDeps
 
 __all__ = [
     "Backoff",
+    "NodeAllocatable",
+    "PodFacts",
+    "PodSpecLayer",
+    "ProbeChange",
+    "ProbeRecorder",
+    "ProbeType",
+    "Prober",
     "ContainerConfigHook",
     "PodLayerStats",
     "PodLister",

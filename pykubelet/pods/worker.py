@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pykubelet.api import Container, ContainerStateWaiting, Pod
 from pykubelet.errors import InvalidInput
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.status_builder import build_pod_status
+from pykubelet.pods.termination import fallback_message
 from pykubelet.pods.types import WorkerPhase
 from pykubelet.pods.worker_deps import WorkerCounters, WorkerDeps, go_duration
 from pykubelet.runtime.errors import (
@@ -43,6 +45,7 @@ __all__ = ["PodWorker", "WorkerCounters", "WorkerDeps", "go_duration"]
 log = logging.getLogger(__name__)
 
 MIN_GRACE_S = 2.0  # upstream minimumGracePeriodInSeconds
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 CONFIG_RETRY_S = 10.0
 MAX_SYNC_RETRY_S = 60.0
 
@@ -65,6 +68,8 @@ class PodWorker:
         self._sandbox_config: SandboxConfig | None = None
         self._waiting: dict[str, ContainerStateWaiting] = {}
         self._terminal = False
+        self._deadline_exceeded = False
+        self._log_messages: dict[str, str] = {}  # container id -> FallbackToLogsOnError message
         self._seen_mono = deps.clock.monotonic()
         self._start_recorded = False
         self._announced: set[str] = set()  # container ids reported to on_container_running
@@ -157,9 +162,20 @@ class PodWorker:
         history: History = {}
         for c in await rt.list_containers(self._sandbox.id):
             history.setdefault(c.name, []).append(c)
-        for attempts in history.values():
+        for name, attempts in history.items():
             attempts.sort(key=lambda c: (c.attempt, c.created_at), reverse=True)
+            spec = self.pod.spec.container(name)
+            if spec is not None and spec.termination_message_policy == "FallbackToLogsOnError":
+                attempts[:2] = [await self._with_log_message(c) for c in attempts[:2]]
         return history
+
+    async def _with_log_message(self, c: ContainerStatus) -> ContainerStatus:
+        """FallbackToLogsOnError: a failed container without a message gets its log's tail."""
+        if c.state is not ContainerState.EXITED or c.exit_code == 0 or c.message:
+            return c
+        if c.id not in self._log_messages:
+            self._log_messages[c.id] = await asyncio.to_thread(fallback_message, c.log_path)
+        return replace(c, message=self._log_messages[c.id])
 
     async def _ensure_sandbox(self, history: History) -> History:
         sb = self._sandbox
@@ -188,6 +204,11 @@ class PodWorker:
         if self._terminal:
             self._publish(history)
             return None
+        left = self._deadline_left()
+        if left is not None and left <= 0:
+            await self._fail_deadline_exceeded()
+            self._publish(await self._observe())
+            return None
         if self._sandbox is not None and self._sandbox.state is not SandboxState.READY:
             # a stopped sandbox whose pod had finished (before an agent restart) stays finished
             if self._publish(history) in ("Succeeded", "Failed"):
@@ -205,7 +226,33 @@ class PodWorker:
             self._terminal = True
             await self._deps.runtime.stop_pod_sandbox(self._sandbox.id)
             return None
+        if left is not None:
+            wakes.append(left)  # wake exactly when activeDeadlineSeconds runs out
         return min(wakes) if wakes else None
+
+    def _deadline_left(self) -> float | None:
+        """Seconds until ``activeDeadlineSeconds`` (counted from when this node took the pod,
+        upstream's status.startTime), or None without a deadline."""
+        deadline = self.pod.spec.active_deadline_s
+        if deadline is None:
+            return None
+        return deadline - (self._deps.clock.monotonic() - self._seen_mono)
+
+    async def _fail_deadline_exceeded(self) -> None:
+        """Upstream: the pod is killed and fails with reason DeadlineExceeded."""
+        log.info("pod %s: %s", self.pod.full_name, DEADLINE_MESSAGE)
+        self._deadline_exceeded = True
+        self._terminal = True
+        if self._sandbox is None:
+            return
+        grace = max(self.pod.spec.termination_grace_period_s, MIN_GRACE_S)
+        stops = [
+            self._stop_container(c, grace)
+            for c in await self._deps.runtime.list_containers(self._sandbox.id)
+            if c.state is ContainerState.RUNNING
+        ]
+        await asyncio.gather(*stops)
+        await self._deps.runtime.stop_pod_sandbox(self._sandbox.id)
 
     async def _announce(self, history: History) -> None:
         d = self._deps
@@ -368,6 +415,10 @@ class PodWorker:
             pod_ip=(self._sandbox.ip if self._sandbox else "") or d.host_ip,
             start_time=d.clock.now(),
         )
+        if self._deadline_exceeded:
+            status = replace(
+                status, phase="Failed", reason="DeadlineExceeded", message=DEADLINE_MESSAGE
+            )
         d.statuses.set_pod_status(self.pod.uid, status)
         running = sum(1 for s in status.container_statuses if s.state.running is not None)
         self.running_containers = running

@@ -47,6 +47,7 @@ class Node:
     port: int = 0
     log_file: Path | None = None
     runs: int = 0
+    extra_args: list[str] = field(default_factory=list)  # more `pykubelet run` flags
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -96,6 +97,7 @@ class Node:
                 "--authentication-token-webhook=false",
                 "--cert-dir",
                 str(self.pki),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

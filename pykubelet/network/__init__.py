@@ -1,0 +1,35 @@
+"""Pod networking: CNI plugins invoked per the specification, behind the ``PodNetwork`` seam."""
+
+from pykubelet.network.cni import CniInvocation, ConfList, invoke_list, load_conf_dir, result_ips
+from pykubelet.network.manager import (
+    DEFAULT_BRIDGE,
+    DEFAULT_SUBNET,
+    CniNetwork,
+    default_conflist,
+    loopback_conf,
+)
+from pykubelet.network.types import (
+    CniConfigError,
+    CniPluginError,
+    NetworkError,
+    PodNetworkStatus,
+    SandboxNetworkRef,
+)
+
+__all__ = [
+    "DEFAULT_BRIDGE",
+    "DEFAULT_SUBNET",
+    "CniConfigError",
+    "CniInvocation",
+    "CniNetwork",
+    "CniPluginError",
+    "ConfList",
+    "NetworkError",
+    "PodNetworkStatus",
+    "SandboxNetworkRef",
+    "default_conflist",
+    "invoke_list",
+    "load_conf_dir",
+    "loopback_conf",
+    "result_ips",
+]
