@@ -40,6 +40,7 @@ spec:
 
 IDLE_WINDOW_S = 10.0
 CGROUP_ROOT = f"pykubelet-bench-{secrets.token_hex(4)}"
+BUSYBOX_TAR = Path(tempfile.gettempdir()) / f"pykubelet-bench-busybox-{os.getpid()}.tar"
 
 
 def cgroup_pids() -> set[int]:
@@ -85,6 +86,18 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+def pids_mentioning(text: str) -> set[int]:
+    """Processes whose command line mentions ``text`` (the runtime's helpers name the root)."""
+    out = set()
+    needle = text.encode()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            with contextlib.suppress(OSError):
+                if needle in Path(f"/proc/{d}/cmdline").read_bytes():
+                    out.add(int(d))
+    return out
+
+
 def comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
@@ -119,8 +132,12 @@ async def one_round(runtime: str, count: int, keep: bool) -> tuple[dict[str, flo
             "bench",
             "--max-pods",
             "200",
+            "--cgroup-root",
+            CGROUP_ROOT,
         ]
     )
+    if runtime == "process":
+        await import_busybox(work / "root")
     agent = Agent(config)
     task = asyncio.create_task(agent.run())
     await agent.ready.wait()
@@ -155,6 +172,29 @@ async def one_round(runtime: str, count: int, keep: bool) -> tuple[dict[str, flo
     return result, agent
 
 
+def remove_cgroups() -> None:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if line.split(" - ", 1)[-1].split()[0] not in ("cgroup", "cgroup2"):
+            continue
+        base = Path(line.split()[4]) / CGROUP_ROOT
+        for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+
+
+async def import_busybox(root: Path) -> None:
+    from pykubelet.runtime.process import ProcessRuntime, build_busybox_image
+
+    if not BUSYBOX_TAR.exists():
+        build_busybox_image(BUSYBOX_TAR, ref="docker.io/library/busybox:latest")
+    runtime = ProcessRuntime(root)
+    await runtime.import_image(BUSYBOX_TAR)
+    # build the per-container helper once before timing, as on any machine after its first start
+    from pykubelet.runtime.process.shimbin import ensure_shim
+
+    await asyncio.to_thread(ensure_shim, runtime.layout.bin)
+
+
 async def teardown(agent: Agent, task: asyncio.Task[None], pods_dir: Path, work: Path) -> None:
     assert agent.manager is not None
     for name in os.listdir(pods_dir):
@@ -176,7 +216,8 @@ async def idle(agent: Agent, count: int) -> dict[str, float]:
     r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / (t1 - t0) * 100
     helpers: dict[str, list[int]] = {}
-    for pid in set(descendants(os.getpid())) | cgroup_pids():
+    others = pids_mentioning(agent.config.root_dir) - {os.getpid()}
+    for pid in set(descendants(os.getpid())) | cgroup_pids() | others:
         helpers.setdefault(comm(pid), []).append(rss_bytes(pid))
     out = {"idle_cpu_pct": cpu, "agent_rss_mib": rss_bytes() / 2**20}
     for name, sizes in sorted(helpers.items()):
@@ -190,7 +231,9 @@ async def main() -> None:
     ap.add_argument("--runtime", default="process", choices=("process", "fake"))
     ap.add_argument("--counts", default="10,50,110")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    log_file = Path(tempfile.gettempdir()) / f"pykubelet-bench-{os.getpid()}.log"
+    logging.basicConfig(level=logging.WARNING, filename=log_file)
+    print(f"agent log: {log_file}")
     counts = [int(c) for c in args.counts.split(",")]
     print(f"runtime: {args.runtime}")
     print(f"{'pods':>5} {'running':>8} {'p50 s':>8} {'p99 s':>8} {'all s':>8} {'pods/s':>8}")
@@ -211,6 +254,11 @@ async def main() -> None:
     for k, v in figures.items():
         print(f"  {k:<40} {v:10.2f}")
     await teardown(last, *last._bench)  # type: ignore[attr-defined]
+    remove_cgroups()
+    BUSYBOX_TAR.unlink(missing_ok=True)
+    logging.shutdown()
+    if log_file.stat().st_size == 0:
+        log_file.unlink()
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration
+from pykubelet.errors import PykubeletError
 from pykubelet.network import CniNetwork
 from pykubelet.pods import (
     Backoff,
@@ -33,7 +34,12 @@ from pykubelet.pods import (
     WorkerCounters,
     WorkerDeps,
 )
+from pykubelet.pods.cache import ContainerCache
 from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo
+
+if TYPE_CHECKING:
+    from pykubelet.security_setup import SecurityParts
+    from pykubelet.server import KubeletServers
 
 __all__ = ["Agent", "NodeRuntime", "build_network", "build_runtime", "describe_host"]
 
@@ -66,10 +72,11 @@ def build_runtime(
         rt: NodeRuntime = FakeRuntime(clock)
         return rt
     if config.runtime == "cri":
-        cls = _load("pykubelet.runtime.cri", "CriRuntime")
+        cls = _load("pykubelet.runtime.cri", "CriRuntime")  # arrives with the CRI runtime
         return cls(endpoint=config.container_runtime_endpoint)  # type: ignore[no-any-return]
-    cls = _load("pykubelet.runtime.process", "ProcessRuntime")
-    return cls(  # type: ignore[no-any-return]
+    from pykubelet.runtime.process import ProcessRuntime
+
+    return ProcessRuntime(
         Path(config.root_dir),
         cgroup_root=config.cgroup_root or "pykubelet",
         clock=clock,
@@ -155,8 +162,8 @@ class Agent:
         self.runtime = runtime
         self.manager: PodManager | None = None
         self.source: StaticDirSource | None = None
-        self.servers: Any = None  # KubeletServers once built
-        self.security: Any = None  # security_setup.SecurityParts once built
+        self.servers: KubeletServers | None = None
+        self.security: SecurityParts | None = None
         self.podspec: PodSpecLayer | None = None
         self.network: CniNetwork | None = None  # CNI, when the agent built a process runtime
         self._stop = asyncio.Event()
@@ -179,6 +186,12 @@ class Agent:
                 raise _Stopped
         except* _Stopped:
             pass
+        except* PykubeletError as group:
+            # a part refused to start (bad settings): report the first reason, not a traceback
+            first = group.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
         finally:
             self.done.set()
             log.info("pykubelet stopped; containers were left running")
@@ -220,6 +233,7 @@ class Agent:
             image_backoff=Backoff(self.clock),
             counters=WorkerCounters(),
             host_ip=_host_ip(cfg),
+            cache=ContainerCache(),
             readiness=spec.readiness,
             prepare_pod=spec.prepare_pod,
             on_container_started=spec.on_container_started,
@@ -250,15 +264,10 @@ class Agent:
         cfg = self.config
         if not cfg.enable_server and cfg.read_only_port == 0 and cfg.healthz_port == 0:
             return []
-        try:
-            server_mod = importlib.import_module("pykubelet.server")
-        except ImportError as e:  # the server package is optional while it is being built
-            log.warning("HTTP server unavailable: %s", e)
-            return []
-        if not hasattr(server_mod, "KubeletServers"):
-            log.warning("HTTP server unavailable: pykubelet.server has no KubeletServers")
-            return []
-        settings = server_mod.ServerSettings(
+        from pykubelet.security_setup import build_security
+        from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
+
+        settings = ServerSettings(
             node_name=cfg.node_name,
             address=cfg.address,
             port=cfg.port,
@@ -277,13 +286,11 @@ class Agent:
             cert_dir=cfg.cert_dir,
             streaming_connection_idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
         )
-        assert self.manager is not None
-        from pykubelet.security_setup import build_security
-
+        assert self.manager is not None and self.runtime is not None
         self.security = build_security(cfg, clock=self.clock)
         if self.security.warning:
             log.warning("\n%s", self.security.warning)
-        backends = server_mod.ServerBackends(
+        backends = ServerBackends(
             pods=self.manager,
             runtime=self.runtime,
             clock=self.clock,
@@ -292,7 +299,7 @@ class Agent:
             observer=self.security.observer,
             auth_limiter=self.security.limiter,
         )
-        self.servers = server_mod.KubeletServers(settings, backends)
+        self.servers = KubeletServers(settings, backends)
         return [
             _Service(name="servers", run=self.servers.run),
             _Service(name="audit-log", run=self.security.run_audit),

@@ -9,6 +9,10 @@ NODE="$(hostname | tr '[:upper:]' '[:lower:]')"
 ROOT="$RUN_DIR/root"
 PKI="$RUN_DIR/pki"
 PORT="${PORT:-10250}"
+HEALTHZ_PORT="${HEALTHZ_PORT:-10248}"
+PODS="${PODS:-$PWD/examples/pods}"
+EXTRA=()
+[ -n "${CGROUP_ROOT:-}" ] && EXTRA+=(--cgroup-root "$CGROUP_ROOT")
 mkdir -p "$RUN_DIR" "$ROOT" "$PKI"
 
 # 1. The example pods use `busybox`: built from Debian's busybox-static, imported once.
@@ -29,11 +33,13 @@ fi
 [ -f "$PKI/admin.crt" ] || "$BIN/pykubelet" certs client admin --group system:masters --dir "$PKI" >/dev/null
 
 # 3. The authorization policy (RBAC-style): admin may do everything.
-[ -f "$RUN_DIR/policy.yaml" ] || cp examples/policy.yaml "$RUN_DIR/policy.yaml"
+if [ ! -f "$RUN_DIR/policy.yaml" ] && [ -f examples/policy.yaml ]; then
+  cp examples/policy.yaml "$RUN_DIR/policy.yaml"
+fi
 
 cat <<INFO
 == pykubelet standalone node "$NODE"
-   pods:    $PWD/examples/pods (edit, add or remove files: changes apply within a second)
+   pods:    $PODS (edit, add or remove files: changes apply within a second)
    logs:    $ROOT/logs/pods
    try:     curl --cacert $PKI/ca.crt --cert $PKI/admin.crt --key $PKI/admin.key https://127.0.0.1:$PORT/pods
    logs:    curl --cacert $PKI/ca.crt --cert $PKI/admin.crt --key $PKI/admin.key "https://127.0.0.1:$PORT/containerLogs/default/counter-$NODE/count?tailLines=5"
@@ -42,7 +48,7 @@ cat <<INFO
    stop:    Ctrl-C (containers keep running; the next \`make run\` adopts them)
 INFO
 exec "$BIN/pykubelet" run --config examples/standalone.yaml --root-dir "$ROOT" \
-  --node-name "$NODE" --port "$PORT" --cert-dir "$PKI" \
+  --node-name "$NODE" --port "$PORT" --healthz-port "$HEALTHZ_PORT" --cert-dir "$PKI" \
   --tls-cert-file "$PKI/kubelet.crt" --tls-private-key-file "$PKI/kubelet.key" \
   --client-ca-file "$PKI/ca.crt" --authorization-policy-file "$RUN_DIR/policy.yaml" \
-  --audit-log-path "$RUN_DIR/audit.log"
+  --pod-manifest-path "$PODS" --audit-log-path "$RUN_DIR/audit.log" "${EXTRA[@]}"

@@ -23,18 +23,18 @@ spec:
 """
 
 
-def _read_until(proc: subprocess.Popen[bytes], needle: str, timeout_s: float = 10.0) -> str:
+def _read_until(proc: subprocess.Popen[bytes], *needles: str, timeout_s: float = 10.0) -> str:
     assert proc.stderr is not None
     sel = selectors.DefaultSelector()
     sel.register(proc.stderr, selectors.EVENT_READ)
     seen = ""
     deadline = time.monotonic() + timeout_s
-    while needle not in seen:
+    while not all(n in seen for n in needles):
         left = deadline - time.monotonic()
-        assert left > 0, f"{needle!r} not logged within {timeout_s}s; got:\n{seen}"
+        assert left > 0, f"{needles!r} not logged within {timeout_s}s; got:\n{seen}"
         if sel.select(left):
             chunk = os.read(proc.stderr.fileno(), 65536)
-            assert chunk, f"process exited before logging {needle!r}:\n{seen}"
+            assert chunk, f"process exited before logging {needles!r}:\n{seen}"
             seen += chunk.decode()
     return seen
 
@@ -43,6 +43,7 @@ def test_run_serves_static_pods_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
     pods = tmp_path / "pods"
     pods.mkdir()
     (pods / "web.yaml").write_text(POD)
+    ca = create_ca(str(tmp_path / "pki"))
     proc = subprocess.Popen(
         [
             *PYKUBELET,
@@ -63,23 +64,48 @@ def test_run_serves_static_pods_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
             "n1",
             "--cert-dir",
             str(tmp_path / "pki"),
-            # no authentication method at all refuses to start (as upstream)
             "--client-ca-file",
-            create_ca(str(tmp_path / "ca")).cert_file,
+            ca.cert_file,
         ],
         stderr=subprocess.PIPE,
     )
     try:
-        out = _read_until(proc, "pod default/web-n1")
-        if "cgroups:" not in out:  # the start-up lines may come before or after the pod
-            out += _read_until(proc, "cgroups:")
-        assert "host: running as" in out and "cgroups:" in out
+        _read_until(proc, "pod default/web-n1", "host: running as", "cgroups:", "kubelet API: curl")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_part_refusing_to_start_is_one_clear_line(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [
+            *PYKUBELET,
+            "run",
+            "--runtime",
+            "fake",
+            "--root-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--healthz-port",
+            "0",
+            "--address",
+            "127.0.0.1",
+            "--node-name",
+            "n1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1].startswith(
+        "pykubelet: authentication: No authentication method configured"
+    )
 
 
 def test_bad_configuration_exits_2_with_one_line_per_field(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Pod sources, the pod manager, pod workers, back-off and the status manager."""
 
 from pykubelet.pods.backoff import Backoff
+from pykubelet.pods.cache import ContainerCache
 from pykubelet.pods.downward import NodeAllocatable, PodFacts
 from pykubelet.pods.env import ValueFromResolver, build_env, expand, expand_command
 from pykubelet.pods.manager import PodManager
@@ -16,6 +17,7 @@ from pykubelet.pods.worker import PodWorker, WorkerCounters, WorkerDeps
 
 __all__ = [
     "Backoff",
+    "ContainerCache",
     "NodeAllocatable",
     "PodFacts",
     "PodSpecLayer",

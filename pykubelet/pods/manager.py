@@ -24,7 +24,8 @@ __all__ = ["PodManager"]
 
 log = logging.getLogger(__name__)
 
-PLEG_HEALTHY_S = 180.0  # upstream: "PLEG is not healthy ... threshold is 3m0s"
+PLEG_HEALTHY_S = 180.0
+_TERMINAL = ("Succeeded", "Failed")  # upstream: "PLEG is not healthy ... threshold is 3m0s"
 
 
 class PodManager:
@@ -127,7 +128,13 @@ class PodManager:
             self._add(pod)
 
     def _active_pods(self) -> int:
-        return sum(1 for uid in self._pods if uid not in self._rejected)
+        """Admitted pods that have not finished (upstream filters out terminated pods)."""
+        n = 0
+        for uid in self._pods:
+            status = self._deps.statuses.get_pod_status(uid)
+            if uid not in self._rejected and not (status and status.phase in _TERMINAL):
+                n += 1
+        return n
 
     def _add(self, pod: Pod) -> None:
         if self._active_pods() >= self._max_pods:
@@ -187,7 +194,10 @@ class PodManager:
                 log.exception("relisting containers failed")
 
     async def relist(self) -> None:
+        listed_at = self._deps.clock.monotonic()
         containers = await self._deps.runtime.list_containers()
+        if self._deps.cache is not None:
+            self._deps.cache.update(containers, listed_at)
         current = {c.id: (c.state, c.labels.get(LABEL_POD_UID, "")) for c in containers}
         woken: set[str] = set()
         for cid, seen in current.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -74,6 +75,7 @@ class PodWorker:
         self._start_recorded = False
         self._announced: set[str] = set()  # container ids reported to on_container_running
         self._prepared = False
+        self._acted_at = float("-inf")  # when this worker last asked the runtime to act
         self._next_attempt: dict[str, int] = {}  # first attempt in a replacement sandbox
         self.running_containers = 0
 
@@ -113,9 +115,10 @@ class PodWorker:
                 except Exception:  # supervision point: a pod's failure stays with the pod
                     failures += 1
                     self._deps.counters.sync_errors += 1
-                    delay = min(2.0 ** (failures - 1), MAX_SYNC_RETRY_S)
+                    # jittered, so pods failing together (a runtime hiccup) do not retry in step
+                    delay = min(2.0 ** (failures - 1), MAX_SYNC_RETRY_S) * random.uniform(0.5, 1.0)
                     log.exception(
-                        "sync of pod %s failed; retrying in %ss", self.pod.full_name, delay
+                        "sync of pod %s failed; retrying in %.1fs", self.pod.full_name, delay
                     )
                 if not self._terminate:
                     await self._wait(delay)
@@ -139,7 +142,9 @@ class PodWorker:
 
     # ----- observing -----
 
-    async def _observe(self) -> History:
+    async def _observe(self, *, fresh: bool = False) -> History:
+        """The pod's containers by name, newest attempt first. ``fresh`` bypasses the
+        relister's cache (after this worker acted, the cache may predate the action)."""
         rt = self._deps.runtime
         if self._sandbox is None:
             mine = [
@@ -160,7 +165,13 @@ class PodWorker:
         if self._sandbox is None:
             return {}
         history: History = {}
-        for c in await rt.list_containers(self._sandbox.id):
+        cache = self._deps.cache
+        listed = None
+        if cache is not None and not fresh:
+            listed = cache.containers(self._sandbox.id, newer_than=self._acted_at)
+        if listed is None:
+            listed = list(await rt.list_containers(self._sandbox.id))
+        for c in listed:
             history.setdefault(c.name, []).append(c)
         for name, attempts in history.items():
             attempts.sort(key=lambda c: (c.attempt, c.created_at), reverse=True)
@@ -219,7 +230,8 @@ class PodWorker:
         wakes: list[float] = []
         acted = await self._step(history, wakes)
         if acted:
-            history = await self._observe()
+            self._acted_at = self._deps.clock.monotonic()
+            history = await self._observe(fresh=True)
         await self._announce(history)
         phase = self._publish(history)
         if phase in ("Succeeded", "Failed") and self._sandbox is not None:

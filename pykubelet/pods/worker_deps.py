@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pykubelet.api import Container, Pod
 from pykubelet.clock import Clock
 from pykubelet.pods.backoff import Backoff
+from pykubelet.pods.cache import ContainerCache
 from pykubelet.pods.runtime_config import RuntimeConfigBuilder
 from pykubelet.pods.status_manager import StatusManager
 from pykubelet.runtime.protocol import ImageService, Runtime
@@ -45,6 +46,8 @@ class WorkerDeps:
     image_backoff: Backoff
     counters: WorkerCounters
     host_ip: str = ""
+    # the relister's latest container list; None: workers always ask the runtime
+    cache: ContainerCache | None = None
     # Extension points for the pod-spec layer (probes, hooks, volumes, network). All optional.
     # readiness by container id: True/False from a readiness probe, None = no opinion
     readiness: Callable[[str], bool | None] = _no_readiness

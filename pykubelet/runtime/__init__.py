@@ -11,6 +11,7 @@ from pykubelet.runtime.errors import (
     RuntimeUnavailable,
     SandboxNotFound,
 )
+from pykubelet.runtime.network import PodNetwork
 from pykubelet.runtime.protocol import (
     ImageService,
     PortConnection,
@@ -57,6 +58,7 @@ __all__ = [
     "LinuxResources",
     "Mount",
     "NamespaceMode",
+    "PodNetwork",
     "PortConnection",
     "PortMapping",
     "Runtime",

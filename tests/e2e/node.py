@@ -187,6 +187,10 @@ class Node:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            # a killed process leaves its cgroup only once it is reaped: wait (bounded) for it
+            deadline = time.monotonic() + 10
+            while any(True for _ in self._cgroup_pids()) and time.monotonic() < deadline:
+                time.sleep(0.05)
             self._remove_cgroups()
 
     def _cgroup_dirs(self) -> Iterator[Path]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +19,13 @@ def pod_yaml(name: str, body: str) -> str:
 
 
 def test_imported_image_runs_and_status_is_complete(node: Node) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "pykubelet.cli", "images", "list", "--root-dir", str(node.root)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "docker.io/library/busybox:latest" in listed
     node.start()
     node.write_pod(
         "web",

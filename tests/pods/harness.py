@@ -21,6 +21,7 @@ from pykubelet.pods import (
     WorkerDeps,
     static_pod_from_document,
 )
+from pykubelet.pods.cache import ContainerCache
 from pykubelet.runtime.fake import FakeRuntime
 
 NODE = "node1"
@@ -114,6 +115,7 @@ async def harness(
         image_backoff=Backoff(clock),
         counters=WorkerCounters(),
         host_ip="127.0.0.1",
+        cache=ContainerCache(),
         **deps_kw,
     )
     manager = PodManager(deps, max_pods=max_pods)

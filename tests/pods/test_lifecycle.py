@@ -420,3 +420,14 @@ async def test_dead_sandbox_is_replaced_and_restart_counts_carry_over() -> None:
         assert new.id != old.id and new.attempt == 1
         assert h.status(pod, "c").restart_count == 1
         assert h.pod(pod).status.phase == "Running"
+
+
+async def test_finished_pods_do_not_count_against_max_pods() -> None:
+    job = static(manifest("job", ctr("once"), restartPolicy="Never"))
+    later = static(manifest("later"))
+    async with harness(max_pods=1) as h:
+        h.runtime.script("once", exit_code=0, after_s=1)
+        h.set_pods(job)
+        await h.until(lambda: h.pod(job).status.phase == "Succeeded")
+        h.set_pods(job, later)
+        await h.until(lambda: h.pod(later).status.phase == "Running")

@@ -83,10 +83,8 @@ async def test_logs_are_cri_records_with_long_lines_split(
 
 async def test_log_rotation_keeps_max_files(rt: ProcessRuntime, tmp_path: Path) -> None:
     # 64 KiB per file, 3 files: write ~400 KiB in ~100-byte lines
-    script = (
-        "i=0; while [ $i -lt 4000 ]; do "
-        "echo line-$i-$(head -c 80 /dev/zero | tr '\\0' y); i=$((i+1)); done"
-    )
+    pad = "y" * 80
+    script = f"seq 0 3999 | sed 's/^/line-/; s/$/-{pad}/'"
     log = await _run_to_exit(rt, tmp_path, script)
     files = sorted(p.name for p in log.parent.iterdir())
     assert len(files) == 3, files
@@ -99,6 +97,26 @@ async def test_log_rotation_keeps_max_files(rt: ProcessRuntime, tmp_path: Path) 
         for line in data.splitlines():
             parse_record(line)
     assert b"line-3999-" in log.read_bytes()
+
+
+async def test_arguments_keep_tabs_newlines_and_backslashes(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    args = ("a\tb", "line1\nline2", "back\\slash", "")
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    cfg = ContainerConfig(
+        name="c", image=BUSYBOX_REF, command=("printf", "[%s]"), args=args, log_path="c/0.log"
+    )
+    cid = await rt.create_container(sid, cfg, sc)
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.EXITED)
+    records = [parse_record(x) for x in _read(Path((await rt.container_status(cid)).log_path))]
+    assert b"".join(r.content for r in records) == b"[a\tb][line1\nline2][back\\slash][]"
+
+
+def _read(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines()
 
 
 # ---------------------------------------------------------------------- images
@@ -235,6 +253,22 @@ async def test_exec_sync_enters_the_container(rt: ProcessRuntime, tmp_path: Path
     assert (r.exit_code, r.stderr) == (0, b"oops\n")
 
 
+async def test_exec_gets_the_containers_user_capabilities_and_cwd(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    from pykubelet.runtime import SecurityConfig
+
+    sec = SecurityConfig(run_as_user=1234, run_as_group=2345, no_new_privs=True)
+    _sid, cid = await _running(rt, tmp_path, "sleep 30", security=sec, working_dir="/tmp/work")
+    script = "id; pwd; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status"
+    r = await rt.exec_sync(cid, ["sh", "-c", script], 10)
+    out = r.stdout.decode()
+    assert "uid=1234 gid=2345" in out and "/tmp/work" in out, out
+    fields = dict(line.split(":\t") for line in out.splitlines() if ":\t" in line)
+    assert fields["CapEff"] == "0000000000000000" and fields["NoNewPrivs"] == "1"
+    assert int(fields["CapBnd"], 16) & (1 << 21) == 0  # no CAP_SYS_ADMIN, even in the bound set
+
+
 async def _chunks(*items: bytes) -> AsyncIterator[bytes]:
     for item in items:
         yield item
@@ -321,3 +355,81 @@ async def test_port_forward_into_the_pod_network(rt: ProcessRuntime, tmp_path: P
         _r, w = await asyncio.open_connection("127.0.0.1", 8080)
         w.close()
     assert _exists(log)
+
+
+async def test_port_forward_host_network_pod(rt: ProcessRuntime, tmp_path: Path) -> None:
+    from pykubelet.runtime import NamespaceMode
+    from tests.conftest import free_port
+
+    port = free_port()
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"), network=NamespaceMode.NODE)
+    sid = await rt.run_pod_sandbox(sc)
+    # on the host's network: listen on loopback only
+    script = (
+        f"mkdir -p /www && echo on-host > /www/index.html && httpd -f -p 127.0.0.1:{port} -h /www"
+    )
+    cid = await rt.create_container(sid, _cfg(script), sc)
+    await rt.start_container(cid)
+
+    async def served() -> bool:
+        try:
+            conn = await rt.port_forward(sid, port)
+        except OSError:
+            return False
+        try:
+            await conn.write(b"GET /index.html HTTP/1.0\r\n\r\n")
+            data = b""
+            async with asyncio.timeout(5):
+                while chunk := await conn.read():
+                    data += chunk
+            return data.startswith(b"HTTP/1.") and data.endswith(b"on-host\n")
+        finally:
+            await conn.close()
+
+    await wait_for(served, 10, "the host-network pod's server")
+
+
+async def test_attach_large_stdin_then_stdin_once_closes_it(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    # 1 MiB is far more than a pipe holds: the shim must hold it back until the container reads
+    _sid, cid = await _running(rt, tmp_path, "wc -c", stdin=True, stdin_once=True)
+    out = _Sink()
+    blob = b"z" * (1 << 20)
+    await rt.attach(cid, StreamIO(stdin=_chunks(blob[: 1 << 19], blob[1 << 19 :]), stdout=out))
+    assert bytes(out.data).strip() == b"1048576"
+    assert (await rt.container_status(cid)).exit_code == 0
+
+
+async def test_a_stuck_attach_client_cannot_stall_the_container(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    _sid, cid = await _running(
+        rt, tmp_path, "sleep 0.5; head -c 4000000 /dev/zero | tr '\\0' a; echo; echo done"
+    )
+    dfd = _dirfd(rt.layout.shim_dir(cid))
+    try:  # connect, and never read
+        _r, writer = await asyncio.open_unix_connection(f"/proc/self/fd/{dfd}/attach.sock")
+    finally:
+        _close(dfd)
+    try:
+        await wait_state(rt, cid, ContainerState.EXITED, 20)
+    finally:
+        writer.close()
+    assert read_tail((await rt.container_status(cid)).log_path).endswith(b" stdout F done\n")
+
+
+def _dirfd(d: Path) -> int:
+    import os
+
+    return os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _close(fd: int) -> None:
+    import os
+
+    os.close(fd)
+
+
+def read_tail(path: str) -> bytes:
+    return Path(path).read_bytes()[-200:]

@@ -106,6 +106,30 @@ def _logged(path: Path, needle: bytes) -> bool:
     return path.exists() and needle in path.read_bytes()
 
 
+async def test_a_container_whose_shim_died_is_unknown_and_still_stoppable(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    cid = await rt.create_container(sid, _cfg("sleep 30"), sc)
+    await rt.start_container(cid)
+    pid = (await rt.container_status(cid)).pid
+    shim = json.loads((rt.layout.container_dir(cid) / "started.json").read_text())["shim"][0]
+    os.kill(shim, signal.SIGKILL)
+    await wait_state(rt, cid, ContainerState.UNKNOWN)
+    await rt.stop_container(cid, 0)
+    st = await rt.container_status(cid)
+    assert (st.state, st.exit_code) == (ContainerState.EXITED, 255)
+    assert _gone(pid)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except FileNotFoundError:
+        return True
+
+
 async def test_sandbox_namespaces(rt: ProcessRuntime, tmp_path: Path) -> None:
     sc = sandbox_config("nsprobe", log_directory=str(tmp_path / "logs"))
     sid = await rt.run_pod_sandbox(sc)
@@ -123,6 +147,18 @@ async def test_sandbox_namespaces(rt: ProcessRuntime, tmp_path: Path) -> None:
     hst = await rt.pod_sandbox_status(hid)
     assert hst.netns_path == ""
     assert hst.state == SandboxState.READY
+
+
+async def test_pod_etc_files(rt: ProcessRuntime, tmp_path: Path) -> None:
+    sc = sandbox_config("etcpod", log_directory=str(tmp_path / "logs"), dns_servers=("10.0.0.10",))
+    sid = await rt.run_pod_sandbox(sc)
+    cid = await rt.create_container(
+        sid, _cfg("cat /etc/hostname /etc/resolv.conf; grep -c localhost /etc/hosts"), sc
+    )
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.EXITED)
+    out = read_log((await rt.container_status(cid)).log_path)
+    assert " F etcpod\n" in out and " F nameserver 10.0.0.10\n" in out and " F 2\n" in out
 
 
 async def test_shared_process_namespace(rt: ProcessRuntime, tmp_path: Path) -> None:
@@ -158,7 +194,13 @@ AGENT = textwrap.dedent(
                                log_path="echo/0.log")
         eid = await rt.create_container(sid, echo, sc)
         await rt.start_container(eid)
-        print(json.dumps({"sid": sid, "cid": cid, "eid": eid}), flush=True)
+        done = ContainerConfig(name="done", image=image, command=("sh", "-c", "exit 5"),
+                               log_path="done/0.log")
+        did = await rt.create_container(sid, done, sc)
+        await rt.start_container(did)
+        while (await rt.container_status(did)).state.value != "CONTAINER_EXITED":
+            await asyncio.sleep(0.01)
+        print(json.dumps({"sid": sid, "cid": cid, "eid": eid, "did": did}), flush=True)
         await asyncio.sleep(3600)
 
     asyncio.run(main())
@@ -192,6 +234,8 @@ async def test_adoption_after_agent_sigkill(
     size_at_kill = log.stat().st_size if log.exists() else 0
 
     fresh = make_runtime(rt.layout.root)
+    done = await fresh.container_status(ids["did"])  # exit facts survive the agent
+    assert (done.state, done.exit_code, done.reason) == (ContainerState.EXITED, 5, "Error")
     st = await fresh.container_status(ids["cid"])
     assert st.state == ContainerState.RUNNING and st.pid > 0
     await wait_for(lambda: _grown(log, size_at_kill), 10)  # logs keep flowing

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pykubelet.runtime.errors import CreateContainerError
+from pykubelet.runtime.process.etcfiles import etc_mounts
 from pykubelet.runtime.process.records import ContainerRecord, SandboxRecord, atomic_write_json
 from pykubelet.runtime.process.refs import HOST_IMAGE
 from pykubelet.runtime.process.security import capability_set, resolve_user
@@ -165,7 +166,8 @@ def prepare_container(
             for sub in ("upper", "work", "merged"):
                 (d / sub).mkdir()
             spec.append(("rootfs", rootfs, str(d / "upper"), str(d / "work"), str(d / "merged")))
-        for m in config.mounts:
+        pod_files = etc_mounts(rt.layout.sandbox_dir(sandbox.id), config.mounts) if rootfs else ()
+        for m in (*pod_files, *config.mounts):
             spec.append(("mount", "1" if m.readonly else "0", m.host_path, m.container_path))
         if config.security.readonly_rootfs:
             spec.append(("readonly_rootfs",))

@@ -1,7 +1,8 @@
 """exec_sync and the streaming side (exec, attach, port-forward) of the process runtime.
 
-exec runs ``pkshim enter <cgroup.procs…> -- nsenter -t <pid> --all -r -w [-S uid -G gid] cmd``:
-it joins the container's cgroups, every namespace, its root and cwd, its user, with its env.
+exec runs ``pkshim enter -t <pid> …`` with the container's env: it joins the container's
+cgroups and namespaces (so its root), then applies the container's capability set, groups, uid,
+no_new_privs and working directory, as init did.
 attach talks to the shim's ``attach.sock`` (frames: type, 4-byte length, payload), so it keeps
 working after an agent restart. port-forward creates the socket in a thread that has entered the
 sandbox's network namespace, then connects from the event loop.
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from pykubelet.runtime.errors import ContainerNotRunning, ExecTimeout, RuntimeUnavailable
 from pykubelet.runtime.process import procs
 from pykubelet.runtime.process.records import ContainerRecord, SandboxRecord
+from pykubelet.runtime.process.security import capability_set
 from pykubelet.runtime.protocol import PortConnection
 from pykubelet.runtime.types import ExecResult, StreamIO, TerminalSize
 
@@ -131,12 +133,17 @@ class ExecMixin:
         env = dict(rec.env)
         if not rec.namespaces:
             return list(cmd), env, rec.working_dir
-        argv = [*await self._helper(), "enter"]
+        argv = [*await self._helper(), "enter", "-t", str(pid[0]), "-w", rec.working_dir]
         if rec.cgroup_path:
-            argv += self.cgroups.procs_files(rec.cgroup_path)
-        argv += ["--", "nsenter", "-t", str(pid[0]), "--all", "-r", "-w"]
+            for procs_file in self.cgroups.procs_files(rec.cgroup_path):
+                argv += ["-C", procs_file]
+        sec = rec.config.security
+        argv += ["-c", f"{sum(1 << c for c in capability_set(sec)):x}"]
         if rec.uid is not None:
-            argv += ["-S", str(rec.uid), "-G", str(rec.gid or 0)]
+            groups = ",".join(str(g) for g in rec.groups)
+            argv += ["-u", str(rec.uid), "-g", str(rec.gid or 0), "-G", groups]
+        if sec.no_new_privs:
+            argv.append("-n")
         return [*argv, "--", *cmd], env, None
 
     async def exec_sync(

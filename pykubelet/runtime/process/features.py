@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ class RuntimeCapabilities:
     overlay: bool  # image root filesystems through overlayfs
     cgroups: str  # "v1", "v2", "hybrid" or "none" (limits not enforced)
     user_switch: bool  # runAsUser / runAsGroup / supplementalGroups / capabilities
-    exec_enter: bool  # exec enters the container's namespaces (needs nsenter)
+    exec_enter: bool  # exec enters the container's namespaces, root and credentials
 
     def warnings(self) -> list[str]:
         """One line per missing enforcement, for the agent's start-up log."""
@@ -50,5 +49,5 @@ def detect_capabilities(layout: CgroupLayout) -> RuntimeCapabilities:
         overlay=root and _has_overlay(),
         cgroups=layout.version if root else "none",
         user_switch=root,
-        exec_enter=root and shutil.which("nsenter") is not None,
+        exec_enter=root,
     )

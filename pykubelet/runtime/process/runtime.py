@@ -25,7 +25,8 @@ from pykubelet.runtime.errors import (
 )
 from pykubelet.runtime.network import PodNetwork
 from pykubelet.runtime.process import procs
-from pykubelet.runtime.process.cgroups import CgroupLayout, discover_cgroups, is_oom_killed
+from pykubelet.runtime.process.cgroups import CgroupLayout, discover_cgroups
+from pykubelet.runtime.process.etcfiles import write_etc_files
 from pykubelet.runtime.process.execs import ExecMixin
 from pykubelet.runtime.process.features import RuntimeCapabilities, detect_capabilities
 from pykubelet.runtime.process.images import ImageStore
@@ -35,12 +36,11 @@ from pykubelet.runtime.process.records import (
     SandboxRecord,
     atomic_write_json,
     read_json,
-    read_shim_state,
 )
 from pykubelet.runtime.process.shimbin import helper_command, launch
+from pykubelet.runtime.process.status import container_status, finalize, identities
 from pykubelet.runtime.types import (
     ContainerConfig,
-    ContainerState,
     ContainerStats,
     ContainerStatus,
     ImageInfo,
@@ -83,7 +83,7 @@ class ProcessRuntime(ExecMixin):
         self._network = network
         self._log_max_size = container_log_max_size_bytes
         self._log_max_files = container_log_max_files
-        self._node_ip = node_ip
+        self._node_ip: str | None = node_ip or None
         self.images = ImageStore(self.layout.images)
         self._helper_kind = helper
         self._helper_argv: list[str] | None = None
@@ -181,6 +181,7 @@ class ProcessRuntime(ExecMixin):
         ips = await self._setup_network(rec)
         if ips:
             atomic_write_json(d / "ips.json", ips)
+        await asyncio.to_thread(write_etc_files, d, config, ips)
         log.info(
             "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
         )
@@ -257,7 +258,8 @@ class ProcessRuntime(ExecMixin):
         with contextlib.suppress(FileNotFoundError, ValueError):
             ips = list(read_json(self.layout.sandbox_dir(rec.id) / "ips.json"))
         if c.network == NamespaceMode.NODE or not rec.namespaces:
-            ips = [self._host_ip()] if self._host_ip() else []
+            host_ip = self._host_ip()
+            ips = [host_ip] if host_ip else []
         ready = self._sandbox_ready(rec)
         return SandboxStatus(
             id=rec.id,
@@ -277,8 +279,8 @@ class ProcessRuntime(ExecMixin):
         )
 
     def _host_ip(self) -> str:
-        if not self._node_ip:
-            self._node_ip = _detect_host_ip()
+        if self._node_ip is None:
+            self._node_ip = _detect_host_ip()  # once: a short subprocess, cached even if ""
         return self._node_ip
 
     async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
@@ -365,15 +367,7 @@ class ProcessRuntime(ExecMixin):
             await procs.wait_exec(pid, str(d / "spec").encode(), 10.0)
 
     def _identities(self, d: Path) -> tuple[_Ident, _Ident]:
-        try:
-            started = read_json(d / "started.json")
-        except (FileNotFoundError, ValueError):
-            return None, None
-        shim, pid = started.get("shim"), started.get("pid")
-        return (
-            (int(shim[0]), int(shim[1])) if shim else None,
-            (int(pid[0]), int(pid[1])) if pid else None,
-        )
+        return identities(d)
 
     async def stop_container(self, container_id: str, timeout_s: float) -> None:
         try:
@@ -382,16 +376,18 @@ class ProcessRuntime(ExecMixin):
             return
         d = self.layout.container_dir(container_id)
         shim, pid = self._identities(d)
-        if not procs.alive(shim):
+        # wait on the shim (it records the exit); if it was killed, on the orphaned container
+        watched = shim if procs.alive(shim) else pid
+        if not procs.alive(watched):
             return
         group = not rec.namespaces  # without a PID namespace, signal the whole process group
         if timeout_s > 0 and procs.signal_process(pid, procs.SIGTERM, group=group):
-            if await procs.wait_exit(shim, timeout_s):
+            if await procs.wait_exit(watched, timeout_s):
                 return
         procs.signal_process(pid, procs.SIGKILL, group=group)
         if rec.cgroup_path:
             await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
-        await procs.wait_exit(shim, 10.0)
+        await procs.wait_exit(watched, 10.0)
 
     async def remove_container(self, container_id: str) -> None:
         try:
@@ -399,88 +395,17 @@ class ProcessRuntime(ExecMixin):
         except ContainerNotFound:
             return
         await self.stop_container(container_id, 0)
-        self._finalize(rec)
+        finalize(self.layout.container_dir(rec.id), self.cgroups, rec)
         if rec.cgroup_path:
             await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
             await asyncio.to_thread(self.cgroups.remove, rec.cgroup_path)
         await asyncio.to_thread(shutil.rmtree, self.layout.container_dir(container_id), True)
 
-    def _finalize(self, rec: ContainerRecord) -> dict[str, object] | None:
-        """Fix the exit facts (OOM) the first time the exit is seen, while the cgroup exists."""
-        d = self.layout.container_dir(rec.id)
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            return dict(read_json(d / "final.json"))
-        state = read_shim_state(d / "shim" / "state")
-        if state is None or state.exit_code is None:
-            return None
-        oom = bool(rec.cgroup_path) and is_oom_killed(self.cgroups, rec.cgroup_path)
-        final: dict[str, object] = {"oom": oom}
-        with contextlib.suppress(FileNotFoundError):
-            atomic_write_json(d / "final.json", final)
-        return final
-
     async def container_status(self, container_id: str) -> ContainerStatus:
         return self._status(self._container(container_id))
 
     def _status(self, rec: ContainerRecord) -> ContainerStatus:
-        d = self.layout.container_dir(rec.id)
-        state = read_shim_state(d / "shim" / "state")
-        shim, pid = self._identities(d)
-        base = {
-            "id": rec.id,
-            "sandbox_id": rec.sandbox_id,
-            "name": rec.config.name,
-            "attempt": rec.config.attempt,
-            "image": rec.config.image,
-            "image_ref": rec.image_ref,
-            "created_at": rec.created_at,
-            "log_path": rec.log_path,
-            "cgroup_path": rec.cgroup_path,
-            "labels": rec.config.labels,
-            "annotations": rec.config.annotations,
-        }
-        if state is None:
-            return ContainerStatus(state=ContainerState.CREATED, **base)  # type: ignore[arg-type]
-        started = state.started_ns / 1e9
-        if state.exit_code is None:
-            if procs.alive(shim):
-                return ContainerStatus(
-                    state=ContainerState.RUNNING,
-                    started_at=started,
-                    pid=state.pid,
-                    **base,  # type: ignore[arg-type]
-                )
-            if procs.alive(pid):
-                return ContainerStatus(
-                    state=ContainerState.UNKNOWN,
-                    started_at=started,
-                    pid=state.pid,
-                    message="the container's supervisor has gone",
-                    **base,  # type: ignore[arg-type]
-                )
-            return ContainerStatus(
-                state=ContainerState.EXITED,
-                started_at=started,
-                exit_code=255,
-                reason="Error",
-                message="the container and its supervisor disappeared",
-                **base,  # type: ignore[arg-type]
-            )
-        final = self._finalize(rec) or {}
-        code = state.exit_code
-        reason = "OOMKilled" if final.get("oom") else ("Completed" if code == 0 else "Error")
-        message = ""
-        if state.exec_errno:
-            message = f"cannot exec {rec.argv[0]!r}: {__import__('os').strerror(state.exec_errno)}"
-        return ContainerStatus(
-            state=ContainerState.EXITED,
-            started_at=started,
-            finished_at=state.finished_ns / 1e9,
-            exit_code=code,
-            reason=reason,
-            message=message,
-            **base,  # type: ignore[arg-type]
-        )
+        return container_status(self.layout.container_dir(rec.id), self.cgroups, rec)
 
     async def list_containers(self, sandbox_id: str | None = None) -> Sequence[ContainerStatus]:
         out = []

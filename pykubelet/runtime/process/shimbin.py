@@ -41,11 +41,13 @@ def helper_command(bin_dir: Path, kind: str) -> list[str]:
     compiler can build it, else Python). Blocking: call from a thread."""
     if kind == "python":
         return python_helper()
-    if kind == "auto" and shutil.which("cc") is None and shutil.which("gcc") is None:
-        if not any(bin_dir.glob("pkshim-*")):
-            log.warning("no C compiler: using the Python helper (about 9 MiB per container)")
-            return python_helper()
-    return [str(ensure_shim(bin_dir))]
+    try:
+        return [str(ensure_shim(bin_dir))]
+    except RuntimeUnavailable as e:
+        if kind == "native":
+            raise
+        log.warning("%s; using the Python helper instead (about 10 MiB per container)", e)
+        return python_helper()
 
 
 def ensure_shim(bin_dir: Path) -> Path:

@@ -13,8 +13,9 @@
  *       Container init (run by the shim's child): cgroups, mount namespace, overlay root,
  *       /proc, /dev, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
  *       then exec of the container's command in place.
- *   pkshim enter CGROUP_PROCS_FILE... -- ARGV...
- *       Joins cgroups, then execs ARGV (used for exec into a container).
+ *   pkshim enter -t PID [-C CGROUP_PROCS]... [-c CAPMASK] [-u UID -g GID -G GROUPS] [-n]
+ *                [-w CWD] -- ARGV...
+ *       exec into a running container: its cgroups, namespaces, root, credentials and cwd.
  *
  * pause and run daemonize (new session, stdio on /dev/null) so neither the agent's death nor a
  * signal to its process group reaches them; the launching process prints "OK <pid> [<child>]"
@@ -303,11 +304,19 @@ static void write_state(const char *body) {
 
 struct client { int fd; char in[65536 + 5]; size_t inlen; };
 
+/* Output to an attach client never blocks the shim: a client that cannot take a frame at once
+ * (its socket buffer is full) is disconnected rather than allowed to stall the container. */
 static void send_frame(struct client *c, int stream, const char *p, size_t n) {
-    unsigned char h[5] = {(unsigned char)stream, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
-                          (unsigned char)(n >> 8), (unsigned char)n};
-    write_all(c->fd, (const char *)h, 5);
-    write_all(c->fd, p, n);
+    if (c->fd < 0) return;
+    char *frame = malloc(n + 5);
+    if (!frame) return;
+    frame[0] = (char)stream;
+    frame[1] = (char)(n >> 24); frame[2] = (char)(n >> 16); frame[3] = (char)(n >> 8);
+    frame[4] = (char)n;
+    memcpy(frame + 5, p, n);
+    ssize_t k = send(c->fd, frame, n + 5, MSG_DONTWAIT | MSG_NOSIGNAL);
+    free(frame);
+    if (k != (ssize_t)(n + 5)) { close(c->fd); c->fd = -1; }
 }
 
 static long long now_ns(void) {
@@ -416,6 +425,12 @@ static int cmd_run(int argc, char **argv) {
     close(exec_pipe[0]);
     if (!tty) { close(out[1]); close(err[1]); if (in[0] >= 0) close(in[0]); }
     int in_fd = tty ? master : in[1];
+    /* stdin from attach clients waits here until the container reads it (back-pressure: while
+     * anything is pending, clients are not read) */
+    static char pend[MAX_CLIENTS * (65536 + 5)];  /* every client's buffer fits: nothing is dropped */
+    size_t pend_len = 0;
+    int close_in_when_drained = 0;
+    if (in_fd >= 0) fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK);
 
     char body[1024];
     snprintf(body, sizeof body, "pid=%d\nshim_pid=%d\nstarted_ns=%lld\n", (int)child, (int)getpid(),
@@ -430,20 +445,34 @@ static int cmd_run(int argc, char **argv) {
 
     struct linebuf lout = {.stream = "stdout"}, lerr = {.stream = "stderr"};
     struct client clients[MAX_CLIENTS];
-    int nclients = 0, exited = 0, status = 0, attached_once = 0;
+    int nclients = 0, exited = 0, status = 0;
     int rfd_out = tty ? master : out[0], rfd_err = tty ? -1 : err[0];
     long long finished = 0;
     static char buf[65536];
 
     while (rfd_out >= 0 || rfd_err >= 0 || !exited) {
-        struct pollfd pf[4 + MAX_CLIENTS];
+        struct pollfd pf[5 + MAX_CLIENTS];
         int n = 0;
+        for (int i = 0; i < nclients;) {  /* drop clients disconnected since the last poll */
+            if (clients[i].fd < 0) {
+                clients[i] = clients[--nclients];
+                if (stdin_once && in_fd >= 0 && !tty) close_in_when_drained = 1;
+            } else {
+                i++;
+            }
+        }
+        if (close_in_when_drained && pend_len == 0 && in_fd >= 0) {
+            close(in_fd);
+            in_fd = -1;
+            close_in_when_drained = 0;
+        }
         pf[n++] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
         pf[n++] = (struct pollfd){.fd = rfd_out, .events = POLLIN};
         pf[n++] = (struct pollfd){.fd = rfd_err, .events = POLLIN};
         pf[n++] = (struct pollfd){.fd = lsock, .events = POLLIN};
+        pf[n++] = (struct pollfd){.fd = pend_len && in_fd >= 0 ? in_fd : -1, .events = POLLOUT};
         for (int i = 0; i < nclients; i++)
-            pf[n++] = (struct pollfd){.fd = clients[i].fd, .events = POLLIN};
+            pf[n++] = (struct pollfd){.fd = pend_len ? -1 : clients[i].fd, .events = POLLIN};
         /* once the main process is gone, descendants holding the pipes get a short grace */
         int r = poll(pf, (nfds_t)n, exited ? 200 : -1);
         if (r < 0) { if (errno == EINTR) continue; break; }
@@ -470,20 +499,30 @@ static int cmd_run(int argc, char **argv) {
             }
         }
         if (pf[3].revents & POLLIN) {
-            int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+            int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (c >= 0 && nclients < MAX_CLIENTS) {
                 clients[nclients].fd = c;
                 clients[nclients].inlen = 0;
                 nclients++;
-                attached_once = 1;
             } else if (c >= 0) {
                 close(c);
             }
         }
-        for (int i = 4; i < n; i++) {
+        if (pf[4].revents && pend_len && in_fd >= 0) {
+            ssize_t k = write(in_fd, pend, pend_len);
+            if (k > 0) {
+                memmove(pend, pend + k, pend_len - (size_t)k);
+                pend_len -= (size_t)k;
+            } else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+                pend_len = 0;  /* the container closed its stdin */
+            }
+        }
+        for (int i = 5; i < n; i++) {
             if (!pf[i].revents) continue;
-            struct client *c = &clients[i - 4];
+            struct client *c = &clients[i - 5];
+            if (c->fd < 0) continue;
             ssize_t got = read(c->fd, c->in + c->inlen, sizeof c->in - c->inlen);
+            if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
             int closed = got <= 0;
             if (got > 0) c->inlen += (size_t)got;
             /* frames: type(1) len(4 BE) payload; 0 stdin data, 1 stdin close, 2 resize(cols,rows) */
@@ -494,8 +533,11 @@ static int cmd_run(int argc, char **argv) {
                 if (len > 65536) { closed = 1; break; }
                 if (c->inlen < 5 + len) break;
                 char type = c->in[0];
-                if (type == 0 && in_fd >= 0) write_all(in_fd, c->in + 5, len);
-                else if (type == 1 && in_fd >= 0 && !tty) { close(in_fd); in_fd = -1; }
+                if (type == 0 && in_fd >= 0 && pend_len + len <= sizeof pend) {
+                    memcpy(pend + pend_len, c->in + 5, len);
+                    pend_len += len;
+                }
+                else if (type == 1 && in_fd >= 0 && !tty) close_in_when_drained = 1;
                 else if (type == 2 && tty && len == 4) {
                     struct winsize ws = {0};
                     ws.ws_col = (unsigned short)(((unsigned char)c->in[5] << 8) | (unsigned char)c->in[6]);
@@ -507,9 +549,7 @@ static int cmd_run(int argc, char **argv) {
             }
             if (closed) {
                 close(c->fd);
-                clients[i - 4] = clients[--nclients];
-                if (stdin_once && attached_once && in_fd >= 0 && !tty) { close(in_fd); in_fd = -1; }
-                break;  /* indices shifted: poll again */
+                c->fd = -1;  /* removed (and stdin_once honoured) at the top of the loop */
             }
         }
     }
@@ -729,19 +769,86 @@ static int cmd_init(int argc, char **argv) {
 }
 
 /* ---------------------------------------------------------------- enter */
+/* exec into a running container: join its cgroups, then its ipc/uts/net/pid/mnt namespaces
+ * (mount last: it moves us into the container's root), fork into its PID namespace, and apply
+ * what init applied: capabilities, groups/gid/uid, no_new_privs, the working directory. */
 
 static int cmd_enter(int argc, char **argv) {
-    int i = 1;
-    char pid[32];
-    snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        int fd = open(argv[i], O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, pid, strlen(pid)) < 0) { perror(argv[i]); return 126; }
-        close(fd);
+    int opt, have_caps = 0, have_uid = 0, nnp = 0, ngroups = 0;
+    pid_t target = 0;
+    unsigned long long caps = 0;
+    uid_t uid = 0;
+    gid_t gid = 0, groups[256];
+    const char *cwd = "/";
+    while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:")) != -1) {
+        switch (opt) {
+        case 't': target = (pid_t)atoi(optarg); break;
+        case 'c': have_caps = 1; caps = strtoull(optarg, NULL, 16); break;
+        case 'u': have_uid = 1; uid = (uid_t)strtoul(optarg, NULL, 10); break;
+        case 'g': gid = (gid_t)strtoul(optarg, NULL, 10); break;
+        case 'G': {
+            char *save = NULL;
+            for (char *g = strtok_r(optarg, ",", &save); g && ngroups < 256; g = strtok_r(NULL, ",", &save))
+                groups[ngroups++] = (gid_t)strtoul(g, NULL, 10);
+            break;
+        }
+        case 'n': nnp = 1; break;
+        case 'w': cwd = optarg; break;
+        case 'C': {
+            int fd = open(optarg, O_WRONLY | O_CLOEXEC);
+            char pid[32];
+            snprintf(pid, sizeof pid, "%d", (int)getpid());
+            if (fd < 0 || write(fd, pid, strlen(pid)) < 0) die("join cgroup", optarg);
+            close(fd);
+            break;
+        }
+        default: fprintf(stderr, "usage: pkshim enter -t PID [...] -- ARGV\n"); return 2;
+        }
     }
-    if (i + 1 >= argc) { fprintf(stderr, "usage: pkshim enter FILE... -- ARGV\n"); return 2; }
-    execvp(argv[i + 1], argv + i + 1);
-    perror(argv[i + 1]);
+    if (target <= 0 || optind >= argc) { fprintf(stderr, "pkshim enter: -t and a command are required\n"); return 2; }
+    const char *kinds[] = {"ipc", "uts", "net", "pid", "mnt"};
+    int fds[5];
+    for (int i = 0; i < 5; i++) {
+        char mine[64], theirs[64];
+        struct stat a, b;
+        snprintf(mine, sizeof mine, "/proc/self/ns/%s", kinds[i]);
+        snprintf(theirs, sizeof theirs, "/proc/%d/ns/%s", (int)target, kinds[i]);
+        fds[i] = -1;
+        if (stat(theirs, &b) < 0) die("container namespace", theirs);
+        if (stat(mine, &a) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) continue;
+        fds[i] = open(theirs, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) die("open", theirs);
+    }
+    for (int i = 0; i < 5; i++)
+        if (fds[i] >= 0 && setns(fds[i], 0) < 0) die("setns", kinds[i]);
+    pid_t child = fork();
+    if (child < 0) die("fork", "");
+    if (child > 0) {
+        int st;
+        signal(SIGINT, SIG_IGN);
+        while (waitpid(child, &st, 0) < 0 && errno == EINTR) {}
+        if (WIFSIGNALED(st)) { signal(WTERMSIG(st), SIG_DFL); kill(getpid(), WTERMSIG(st)); }
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    if (have_caps)
+        for (int c = 0; c <= 63; c++)
+            if (!(caps & (1ULL << c))) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+    if (have_uid) {
+        if (setgroups((size_t)ngroups, groups) < 0) die("setgroups", "");
+        if (setgid(gid) < 0) die("setgid", "");
+        if (setuid(uid) < 0) die("setuid", "");
+    }
+    if (have_caps && (!have_uid || uid == 0)) {
+        struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct d[2];
+        for (int i = 0; i < 2; i++)
+            d[i].effective = d[i].permitted = d[i].inheritable = (uint32_t)(caps >> (32 * i));
+        if (syscall(SYS_capset, &h, d) < 0) die("capset", "");
+    }
+    if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs", "");
+    if (chdir(cwd) < 0 && chdir("/") < 0) die("chdir", cwd);
+    execvp(argv[optind], argv + optind);
+    die("exec", argv[optind]);
     return 127;
 }
 

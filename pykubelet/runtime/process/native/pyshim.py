@@ -289,14 +289,37 @@ def cmd_run(args: list[str]) -> None:
     clients: dict[int, tuple[socket.socket, bytearray]] = {}
     exited, status = False, 0
     finished = 0
+    # stdin for the container waits here until it reads it; clients are not read meanwhile
+    pending = bytearray()
+    close_in = False
+    if in_fd >= 0:
+        os.set_blocking(in_fd, False)
+
+    def drop(fd: int) -> None:
+        nonlocal close_in
+        clients.pop(fd)[0].close()
+        if stdin_once and not tty:
+            close_in = True
+
     while readers or not exited:
-        fds = [wake_r, lsock.fileno(), *readers, *clients]
+        if close_in and not pending and in_fd >= 0:
+            os.close(in_fd)
+            in_fd, close_in = -1, False
+        fds = [wake_r, lsock.fileno(), *readers, *([] if pending else clients)]
+        wfds = [in_fd] if pending and in_fd >= 0 else []
         try:
-            ready, _, _ = select.select(fds, [], [], 0.2 if exited else None)
+            ready, writable, _ = select.select(fds, wfds, [], 0.2 if exited else None)
         except InterruptedError:
             continue
-        if not ready and exited:
+        if not ready and not writable and exited:
             break
+        if writable:
+            try:
+                del pending[: os.write(in_fd, pending)]
+            except BlockingIOError:
+                pass
+            except OSError:
+                pending.clear()  # the container closed its stdin
         for fd in ready:
             if fd == wake_r:
                 os.read(wake_r, 64)
@@ -318,11 +341,14 @@ def cmd_run(args: list[str]) -> None:
                 if data:
                     log.feed(stream, data)
                     kind = 1 if stream == "stdout" else 2
-                    for s, _buf in clients.values():
+                    frame = struct.pack(">BI", kind, len(data)) + data
+                    for cfd, (s, _buf) in list(clients.items()):
+                        # a client that cannot take the frame now is dropped, never waited for
                         try:
-                            s.sendall(struct.pack(">BI", kind, len(data)) + data)
+                            if s.send(frame, socket.MSG_DONTWAIT) != len(frame):
+                                drop(cfd)
                         except OSError:
-                            pass
+                            drop(cfd)
                 else:
                     log.flush(stream)
                     del readers[fd]
@@ -334,7 +360,12 @@ def cmd_run(args: list[str]) -> None:
                     pass
             elif fd in clients:
                 c, buf = clients[fd]
-                data = c.recv(65536)
+                try:
+                    data = c.recv(65536, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
                 buf += data
                 while len(buf) >= 5:
                     kind, n = struct.unpack(">BI", buf[:5])
@@ -343,21 +374,16 @@ def cmd_run(args: list[str]) -> None:
                     payload = bytes(buf[5 : 5 + n])
                     del buf[: 5 + n]
                     if kind == 0 and in_fd >= 0:
-                        os.write(in_fd, payload)
+                        pending += payload
                     elif kind == 1 and in_fd >= 0 and not tty:
-                        os.close(in_fd)
-                        in_fd = -1
+                        close_in = True
                     elif kind == 2 and tty and n == 4:
                         cols, rows = struct.unpack(">HH", payload)
                         fcntl.ioctl(
                             master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0)
                         )
                 if not data:
-                    c.close()
-                    del clients[fd]
-                    if stdin_once and in_fd >= 0 and not tty:
-                        os.close(in_fd)
-                        in_fd = -1
+                    drop(fd)
     for stream in ("stdout", "stderr"):
         log.flush(stream)
     if not exited:
@@ -497,11 +523,56 @@ def cmd_init(args: list[str]) -> None:
 
 
 def cmd_enter(args: list[str]) -> None:
-    i = args.index("--")
-    for path in args[:i]:
-        with open(path, "w") as f:
-            f.write(str(os.getpid()))
-    os.execvp(args[i + 1], args[i + 1 :])
+    import warnings  # noqa: F401  (os.execvp imports it lazily, after the stdlib is out of reach)
+
+    opts, cmd = getopt.getopt(args, "t:c:u:g:G:nw:C:")
+    o = dict(opts)
+    for k, v in opts:
+        if k == "-C":
+            with open(v, "w") as f:
+                f.write(str(os.getpid()))
+    target = o["-t"]
+    fds = []
+    for kind in ("ipc", "uts", "net", "pid", "mnt"):
+        mine, theirs = os.stat(f"/proc/self/ns/{kind}"), os.stat(f"/proc/{target}/ns/{kind}")
+        if (mine.st_ino, mine.st_dev) != (theirs.st_ino, theirs.st_dev):
+            fds.append(os.open(f"/proc/{target}/ns/{kind}", os.O_RDONLY))
+    for fd in fds:
+        _check(libc.setns(fd, 0), "setns")
+        os.close(fd)
+    child = os.fork()
+    if child:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _, st = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(st)
+        if code < 0:
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        os._exit(code if code >= 0 else 128 - code)
+    caps = int(o["-c"], 16) if "-c" in o else None
+    uid = int(o["-u"]) if "-u" in o else None
+    if caps is not None:
+        for c in range(64):
+            if not caps & (1 << c):
+                libc.prctl(PR_CAPBSET_DROP, c, 0, 0, 0)
+    if uid is not None:
+        os.setgroups([int(g) for g in o.get("-G", "").split(",") if g])
+        os.setgid(int(o.get("-g", "0")))
+        os.setuid(uid)
+    if caps is not None and (uid is None or uid == 0):
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+        lo, hi = caps & 0xFFFFFFFF, caps >> 32
+        _check(
+            libc.syscall(SYS_CAPSET, header, (ctypes.c_uint32 * 6)(lo, lo, lo, hi, hi, hi)),
+            "capset",
+        )
+    if "-n" in o:
+        _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    try:
+        os.chdir(o.get("-w", "/"))
+    except OSError:
+        os.chdir("/")
+    os.execvp(cmd[0], cmd)
 
 
 def main() -> None:

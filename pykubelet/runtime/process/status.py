@@ -1,0 +1,103 @@
+"""A container's status, read from its files: the record, the shim's state, the identities of
+the shim and the container process, and the exit facts fixed on first sight (OOM)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+
+from pykubelet.runtime.process import procs
+from pykubelet.runtime.process.cgroups import CgroupLayout, is_oom_killed
+from pykubelet.runtime.process.records import (
+    ContainerRecord,
+    atomic_write_json,
+    read_json,
+    read_shim_state,
+)
+from pykubelet.runtime.types import ContainerState, ContainerStatus
+
+__all__ = ["container_status", "finalize", "identities"]
+
+Ident = procs.ProcessIdentity | None
+
+
+def identities(d: Path) -> tuple[Ident, Ident]:
+    """(shim, container process) as recorded by start_container."""
+    try:
+        started = read_json(d / "started.json")
+    except (FileNotFoundError, ValueError):
+        return None, None
+    shim, pid = started.get("shim"), started.get("pid")
+    return (
+        (int(shim[0]), int(shim[1])) if shim else None,
+        (int(pid[0]), int(pid[1])) if pid else None,
+    )
+
+
+def finalize(d: Path, cgroups: CgroupLayout, rec: ContainerRecord) -> dict[str, object] | None:
+    """Fix the exit facts (OOM) the first time the exit is seen, while the cgroup exists."""
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        return dict(read_json(d / "final.json"))
+    state = read_shim_state(d / "shim" / "state")
+    if state is None or state.exit_code is None:
+        return None
+    final: dict[str, object] = {
+        "oom": bool(rec.cgroup_path) and is_oom_killed(cgroups, rec.cgroup_path)
+    }
+    with contextlib.suppress(FileNotFoundError):
+        atomic_write_json(d / "final.json", final)
+    return final
+
+
+def container_status(d: Path, cgroups: CgroupLayout, rec: ContainerRecord) -> ContainerStatus:
+    base = ContainerStatus(
+        id=rec.id,
+        sandbox_id=rec.sandbox_id,
+        name=rec.config.name,
+        attempt=rec.config.attempt,
+        state=ContainerState.CREATED,
+        image=rec.config.image,
+        image_ref=rec.image_ref,
+        created_at=rec.created_at,
+        log_path=rec.log_path,
+        cgroup_path=rec.cgroup_path,
+        labels=rec.config.labels,
+        annotations=rec.config.annotations,
+    )
+    state = read_shim_state(d / "shim" / "state")
+    if state is None:
+        return base
+    started = dataclasses.replace(base, started_at=state.started_ns / 1e9)
+    if state.exit_code is None:
+        shim, pid = identities(d)
+        if procs.alive(shim):
+            return dataclasses.replace(started, state=ContainerState.RUNNING, pid=state.pid)
+        if procs.alive(pid):
+            return dataclasses.replace(
+                started,
+                state=ContainerState.UNKNOWN,
+                pid=state.pid,
+                message="the container's supervisor has gone",
+            )
+        return dataclasses.replace(
+            started,
+            state=ContainerState.EXITED,
+            exit_code=255,
+            reason="Error",
+            message="the container and its supervisor disappeared",
+        )
+    final = finalize(d, cgroups, rec) or {}
+    code = state.exit_code
+    message = ""
+    if state.exec_errno:
+        message = f"cannot exec {rec.argv[0]!r}: {os.strerror(state.exec_errno)}"
+    return dataclasses.replace(
+        started,
+        state=ContainerState.EXITED,
+        finished_at=state.finished_ns / 1e9,
+        exit_code=code,
+        reason="OOMKilled" if final.get("oom") else ("Completed" if code == 0 else "Error"),
+        message=message,
+    )
