@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import socket
@@ -20,14 +19,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration
-from pykubelet.errors import PykubeletError
+from pykubelet.errors import InvalidInput, PykubeletError
 from pykubelet.network import CniNetwork
 from pykubelet.pods import (
     Backoff,
     NodeAllocatable,
     PodManager,
     PodSpecLayer,
-    ProbeRecorder,
     RuntimeConfigBuilder,
     StaticDirSource,
     StatusManager,
@@ -35,7 +33,9 @@ from pykubelet.pods import (
     WorkerDeps,
 )
 from pykubelet.pods.cache import ContainerCache
+from pykubelet.runtime.process import ProcessRuntime
 from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo
+from pykubelet.stats.agent_metrics import default_metrics
 
 if TYPE_CHECKING:
     from pykubelet.security_setup import SecurityParts
@@ -58,11 +58,6 @@ class _Service:
     run: Any  # Callable[[], Awaitable[None]]
 
 
-def _load(module: str, name: str) -> Any:
-    """Import a part from another package late, so a missing optional part fails clearly."""
-    return getattr(importlib.import_module(module), name)
-
-
 def build_runtime(
     config: KubeletConfiguration, clock: Clock, *, network: CniNetwork | None = None
 ) -> NodeRuntime:
@@ -72,10 +67,9 @@ def build_runtime(
         rt: NodeRuntime = FakeRuntime(clock)
         return rt
     if config.runtime == "cri":
-        cls = _load("pykubelet.runtime.cri", "CriRuntime")  # arrives with the CRI runtime
-        return cls(endpoint=config.container_runtime_endpoint)  # type: ignore[no-any-return]
-    from pykubelet.runtime.process import ProcessRuntime
-
+        raise InvalidInput(
+            "the CRI runtime is not available in this build; use process", field="runtime"
+        )
     return ProcessRuntime(
         Path(config.root_dir),
         cgroup_root=config.cgroup_root or "pykubelet",
@@ -110,15 +104,6 @@ def _allocatable(config: KubeletConfiguration) -> NodeAllocatable:
     return NodeAllocatable(
         cpu_milli=(os.cpu_count() or 1) * 1000, memory_bytes=pages, ephemeral_storage_bytes=disk
     )
-
-
-def _probe_recorder() -> ProbeRecorder | None:
-    """``prober_probe_total`` lives in the stats package when it is present."""
-    try:
-        factory = _load("pykubelet.stats.agent_metrics", "default_metrics")
-    except (ImportError, AttributeError):
-        return None
-    return factory()  # type: ignore[no-any-return]
 
 
 def describe_host() -> list[str]:
@@ -214,7 +199,7 @@ class Agent:
             node_name=cfg.node_name,
             host_ip=_host_ip(cfg),
             allocatable=_allocatable(cfg),
-            recorder=_probe_recorder(),
+            recorder=default_metrics(),
         )
         self.podspec = spec
         deps = WorkerDeps(
@@ -266,6 +251,7 @@ class Agent:
             return []
         from pykubelet.security_setup import build_security
         from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
+        from pykubelet.server.stats import build_stats
 
         settings = ServerSettings(
             node_name=cfg.node_name,
@@ -290,17 +276,30 @@ class Agent:
         self.security = build_security(cfg, clock=self.clock)
         if self.security.warning:
             log.warning("\n%s", self.security.warning)
+        stats = build_stats(
+            node_name=cfg.node_name,
+            root_dir=cfg.root_dir,
+            runtime=self.runtime,
+            pods=self.manager,
+            cgroup_root=cfg.cgroup_root or "pykubelet",
+            clock=self.clock,
+            pod_counters=self.manager.stats,
+            next_observer=self.security.observer,  # request log + audit log
+        )
         backends = ServerBackends(
             pods=self.manager,
             runtime=self.runtime,
+            extra_routes=stats.routes,
+            extra_read_only_routes=stats.routes,
+            observer=stats.observer,
             clock=self.clock,
             authenticator=self.security.authenticator,
             authorizer=self.security.authorizer,
-            observer=self.security.observer,
             auth_limiter=self.security.limiter,
         )
         self.servers = KubeletServers(settings, backends)
         return [
+            _Service(name="stats", run=stats.collector.run),
             _Service(name="servers", run=self.servers.run),
             _Service(name="audit-log", run=self.security.run_audit),
         ]
