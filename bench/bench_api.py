@@ -1,6 +1,9 @@
 """Benchmark the kubelet API: /pods (110 pods) and /healthz over TLS with a client certificate
 at 1, 16 and 64 concurrent clients, and container-log following (throughput and latency).
 
+``/pods`` uses a lister that builds fresh pod views per call, as the pod manager does;
+``/pods+gen`` the same lister offering ``generation()`` (``VersionedPodLister``).
+
 The server runs in this process; every load generator runs in a separate process (this script
 with ``--client``) so it does not share the server's core. Loopback only; bounded (< 2 min).
 
@@ -240,9 +243,12 @@ def _pods(n: int) -> list[object]:
 class _Pods:
     def __init__(self, pods: Sequence[object]) -> None:
         self.pods = tuple(pods)
+        # None: a plain PodLister; a callable: a VersionedPodLister (the /pods+gen rows)
+        self.generation: object = None
 
     def list_pods(self):  # type: ignore[no-untyped-def]
-        return self.pods
+        # fresh views on every call, as the pod manager builds them
+        return [p.with_status(p.status) for p in self.pods]  # type: ignore[attr-defined]
 
     def get_pod(self, namespace, name):  # type: ignore[no-untyped-def]
         for p in self.pods:
@@ -308,9 +314,10 @@ async def server_main(
     import logging
 
     logging.getLogger("pykubelet.server.requests").setLevel(logging.WARNING)
+    lister = _Pods(pods)
     servers = KubeletServers(
         settings,
-        ServerBackends(pods=_Pods(pods), runtime=_Runtime(str(log))),  # type: ignore[arg-type]
+        ServerBackends(pods=lister, runtime=_Runtime(str(log))),  # type: ignore[arg-type]
     )
     task = asyncio.create_task(servers.run())
     await servers.ready.wait()
@@ -345,6 +352,27 @@ async def server_main(
                     f"{path:<10} {conc:>7} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} "
                     f"{r['p99_ms']:>8.2f} {int(r['errors']):>6}"
                 )
+        lister.generation = lambda: 0
+        for conc in (1, 16, 64):
+            r = await asyncio.to_thread(
+                _run_client,
+                [
+                    "--client",
+                    "load",
+                    "--url",
+                    base + "/pods",
+                    "--conc",
+                    str(conc),
+                    "--duration",
+                    str(duration),
+                    *creds,
+                ],
+            )
+            print(
+                f"{'/pods+gen':<10} {conc:>7} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} "
+                f"{r['p99_ms']:>8.2f} {int(r['errors']):>6}"
+            )
+        lister.generation = None
         if only_pods:
             return
         f = await asyncio.to_thread(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pykubelet.clock import Clock, SystemClock
-from pykubelet.config import KubeletConfiguration
+from pykubelet.config import KubeletConfiguration, configz
 from pykubelet.errors import InvalidInput, PykubeletError
 from pykubelet.network import CniNetwork
 from pykubelet.pods import (
@@ -271,6 +271,7 @@ class Agent:
             enable_system_log_handler=cfg.enable_system_log_handler,
             cert_dir=cfg.cert_dir,
             streaming_connection_idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
+            configz=configz(cfg),
         )
         assert self.manager is not None and self.runtime is not None
         self.security = build_security(cfg, clock=self.clock)

@@ -31,6 +31,7 @@ __all__ = [
     "create_ca",
     "create_client_cert",
     "create_serving_cert",
+    "ensure_node_ca",
     "ensure_self_signed_serving_cert",
     "load_pair",
 ]
@@ -49,7 +50,7 @@ def _now() -> _dt.datetime:
 
 
 def _write_pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, base: str) -> CertPair:
-    os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
+    os.makedirs(os.path.dirname(base) or ".", mode=0o700, exist_ok=True)
     cert_file, key_file = base + ".crt", base + ".key"
     fd = os.open(key_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -222,6 +223,18 @@ def ensure_self_signed_serving_cert(cert_dir: str, node_name: str) -> CertPair:
     if os.path.exists(pair.cert_file) and os.path.exists(pair.key_file):
         return pair
     return create_serving_cert(cert_dir, node_name)
+
+
+def ensure_node_ca(cert_dir: str) -> CertPair:
+    """The node's own client CA (``cert_dir/ca.crt|.key``): reused if present, else created.
+    The server trusts it when no clientCAFile is configured, so ``pykubelet certs client NAME
+    --dir <cert_dir>`` issues certificates that work against this node."""
+    pair = CertPair(
+        cert_file=os.path.join(cert_dir, "ca.crt"), key_file=os.path.join(cert_dir, "ca.key")
+    )
+    if os.path.exists(pair.cert_file) and os.path.exists(pair.key_file):
+        return pair
+    return create_ca(cert_dir, common_name="pykubelet-node-ca")
 
 
 def certs_main(argv: Sequence[str]) -> int:

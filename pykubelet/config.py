@@ -34,6 +34,8 @@ __all__ = [
     "WebhookAuthorization",
     "X509Authentication",
     "build_parser",
+    "configz",
+    "format_duration",
     "load_config",
     "parse_duration",
     "parse_quantity",
@@ -590,3 +592,44 @@ def _abs(path: str) -> str:
 def config_field_names() -> tuple[str, ...]:
     """Every JSON field the file accepts (for docs and tests)."""
     return tuple(spec[0] for spec in _FIELDS)
+
+
+def format_duration(seconds: float) -> str:
+    """Go's ``time.Duration.String()`` for whole and fractional seconds: ``4h0m0s``, ``20s``."""
+    if seconds == 0:
+        return "0s"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:.9f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{text}"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+def _size_text(n: int) -> str:
+    for unit, factor in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if n and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return str(n)
+
+
+def configz(cfg: KubeletConfiguration) -> dict[str, Any]:
+    """The configuration as /configz serves it: v1beta1 field names and JSON shapes (durations
+    as Go duration strings, sizes as quantities), nested objects nested, no kind/apiVersion."""
+    out: dict[str, Any] = {}
+    for json_path, attr, conv, _flag in _FIELDS:
+        value: Any = cfg
+        for part in attr.split("."):
+            value = getattr(value, part)
+        if conv is _duration:
+            value = format_duration(float(value))
+        elif conv is _size:
+            value = _size_text(int(value))
+        elif isinstance(value, tuple):
+            value = list(value)
+        node = out
+        *parents, leaf = json_path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out

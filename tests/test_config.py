@@ -201,3 +201,15 @@ def test_configuration_is_frozen() -> None:
     c = KubeletConfiguration()
     with pytest.raises(AttributeError):
         c.port = 1  # type: ignore[misc]
+
+
+def test_configz_uses_v1beta1_names_and_go_durations() -> None:
+    from pykubelet.config import configz, format_duration
+
+    cfg = load_config(["--node-name", "n1", "--streaming-connection-idle-timeout", "90s"])
+    doc = configz(cfg)
+    assert doc["streamingConnectionIdleTimeout"] == "1m30s"
+    assert doc["authentication"]["anonymous"] == {"enabled": False}
+    assert doc["containerLogMaxSize"] == "10Mi"
+    assert doc["nodeName"] == "n1"
+    assert [format_duration(s) for s in (0, 14400, 0.5)] == ["0s", "4h0m0s", "0.5s"]

@@ -2,11 +2,13 @@
 
 Parsing failures are ``LogQueryUndecodable`` (HTTP 400 ``Unable to decode query.``), rule
 violations ``LogQueryInvalid`` (HTTP 422 ``Invalid request.``). The first value of a repeated
-parameter wins; a boolean is true for any value except ``false``; unknown parameters are ignored.
+parameter wins; a boolean is true for any value except ``0`` and ``false``; unknown parameters
+are ignored.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -48,27 +50,32 @@ def _first(query: Mapping[str, Sequence[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
+_INT64 = re.compile(r"[+-]?[0-9]+")
+
+
 def _int(query: Mapping[str, Sequence[str]], name: str) -> int | None:
+    """Go's ``strconv.ParseInt(s, 10, 64)``: digits with an optional sign, int64 range."""
     raw = _first(query, name)
     if raw is None:
         return None
-    try:
-        return int(raw, 10)
-    except ValueError:
-        raise LogQueryUndecodable(f"not an integer: {raw!r}", field=name) from None
+    if not _INT64.fullmatch(raw) or not -(2**63) <= int(raw) < 2**63:
+        raise LogQueryUndecodable(f"not an integer: {raw!r}", field=name)
+    return int(raw)
 
 
 def _bool(query: Mapping[str, Sequence[str]], name: str) -> bool:
+    """apimachinery's rule: absent, ``0`` or any-case ``false`` is false; all else is true."""
     raw = _first(query, name)
-    return raw is not None and raw != "false"
+    return raw is not None and raw != "0" and raw.lower() != "false"
 
 
 def parse_log_query(query: Mapping[str, Sequence[str]]) -> LogOptions:
     """``LogOptions`` from a multi-valued query mapping (name → values in request order)."""
     q = dict(query)
-    if "tail" in q:  # the legacy name replaces tailLines; "all" means no limit
-        q["tailLines"] = q["tail"]
-        if _first(q, "tailLines") == "all":
+    tail = _first(q, "tail")
+    if tail:  # the legacy name replaces tailLines; "all" means no limit
+        q["tailLines"] = [tail]
+        if tail == "all":
             del q["tailLines"]
     since_time: int | None = None
     raw_time = _first(q, "sinceTime")

@@ -7,7 +7,7 @@ from pykubelet.pods.env import ValueFromResolver, build_env, expand, expand_comm
 from pykubelet.pods.manager import PodManager
 from pykubelet.pods.podspec import PodSpecLayer
 from pykubelet.pods.prober import ProbeChange, Prober, ProbeRecorder, ProbeType
-from pykubelet.pods.protocol import PodLister
+from pykubelet.pods.protocol import PodLister, VersionedPodLister
 from pykubelet.pods.runtime_config import ContainerConfigHook, RuntimeConfigBuilder
 from pykubelet.pods.source_file import StaticDirSource
 from pykubelet.pods.static_pod import static_pod_from_document, static_pod_uid
@@ -28,6 +28,7 @@ __all__ = [
     "ContainerConfigHook",
     "PodLayerStats",
     "PodLister",
+    "VersionedPodLister",
     "PodManager",
     "PodUpdate",
     "PodWorker",

@@ -36,6 +36,7 @@ class PodManager:
         self._max_pods = max_pods
         self._relist_s = relist_s
         self._pods: dict[str, Pod] = {}  # uid -> desired pod
+        self._pods_version = 0  # bumped whenever _pods changes; see generation()
         self._by_source: dict[str, set[str]] = {}
         self._rejected: dict[str, PodStatus] = {}
         self._workers: dict[str, PodWorker] = {}
@@ -59,6 +60,11 @@ class PodManager:
     def get_pod_by_uid(self, uid: str) -> Pod | None:
         p = self._pods.get(uid)
         return self._with_status(p) if p is not None else None
+
+    def generation(self) -> int:
+        """Changes whenever ``list_pods()`` would (both counters only grow, so their sum
+        moves with either); lets the server skip re-encoding /pods."""
+        return self._pods_version + self._deps.statuses.version
 
     def sync_loop_healthy(self) -> bool:
         return self._deps.clock.monotonic() - self._last_relist < PLEG_HEALTHY_S
@@ -120,7 +126,9 @@ class PodManager:
         new = [p for uid, p in incoming.items() if uid not in self._pods]
         for uid, pod in incoming.items():
             if uid in self._pods:
-                self._pods[uid] = pod
+                if self._pods[uid] != pod:
+                    self._pods[uid] = pod
+                    self._pods_version += 1
                 if uid in self._workers:
                     self._workers[uid].update(pod)
         for pod in new:
@@ -150,8 +158,10 @@ class PodManager:
                 message=f"Pod {message}",
             )
             self._pods[pod.uid] = pod
+            self._pods_version += 1
             return
         self._pods[pod.uid] = pod
+        self._pods_version += 1
         previous = next((t for t, u in self._terminating.items() if u == pod.uid), None)
         worker = PodWorker(pod, self._deps, after=previous)
         self._workers[pod.uid] = worker
@@ -160,6 +170,7 @@ class PodManager:
 
     def _remove(self, uid: str) -> None:
         pod = self._pods.pop(uid, None)
+        self._pods_version += 1
         self._rejected.pop(uid, None)
         worker = self._workers.pop(uid, None)
         task = self._tasks.pop(uid, None)

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from pykubelet.api import Pod
 
-__all__ = ["PodLister"]
+__all__ = ["PodLister", "VersionedPodLister"]
 
 
 class PodLister(Protocol):
@@ -21,4 +21,16 @@ class PodLister(Protocol):
 
     def sync_loop_healthy(self) -> bool:
         """False when the sync loop has not run for longer than upstream tolerates."""
+        ...
+
+
+class VersionedPodLister(PodLister, Protocol):
+    """A ``PodLister`` that can say cheaply whether anything changed (optional).
+
+    The HTTP layer re-encodes ``/pods`` only when ``generation()`` differs from the last value
+    it saw, so a request costs no ``list_pods()`` call at all while nothing changes."""
+
+    def generation(self) -> int:
+        """A number that changes whenever ``list_pods()`` would return different content
+        (a pod added, removed or updated, or any status change). Never blocks."""
         ...

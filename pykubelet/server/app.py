@@ -39,9 +39,6 @@ LOG_HUB = web.AppKey("pykubelet.log_hub", TailHub)
 DEBUG_DISABLED = "Debug endpoints are disabled."
 LOGS_DISABLED = "logs endpoint is disabled."
 
-# Matches aiohttp's default; the read/write timeouts are the runner's.
-_MAX_HEADER_BYTES = 1 << 20
-
 
 def _route_paths(routes: Sequence[web.AbstractRouteDef]) -> list[str]:
     return [r.path for r in routes if isinstance(r, web.RouteDef)]
@@ -68,10 +65,14 @@ def _new_app(front: FrontDoor) -> web.Application:
 
 def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Application:
     """10250: everything, behind authentication and authorization."""
-    authn = backends.authenticator or build_authenticator(
-        client_ca_file=settings.client_ca_file, anonymous_enabled=settings.anonymous_enabled
+    authn = (
+        backends.authenticator
+        if backends.authenticator is not None
+        else build_authenticator(
+            client_ca_file=settings.client_ca_file, anonymous_enabled=settings.anonymous_enabled
+        )
     )
-    authz = backends.authorizer or AlwaysAllowAuthorizer()
+    authz = backends.authorizer if backends.authorizer is not None else AlwaysAllowAuthorizer()
     debugging = settings.enable_debugging_handlers
     pods = PodsHandlers(backends.pods, backends.runtime)
     hub = TailHub(clock=backends.clock)

@@ -269,7 +269,9 @@ class AuditObserver:
             reason = record.reason
             if record.decision == "error":
                 reason = f"authorizer error: {record.reason}"
-        uri = record.path + ("?" + record.query if record.query else "")
+        uri = str(getattr(record, "request_uri", "")) or (
+            record.path + ("?" + record.query if record.query else "")
+        )
         self._log.emit(
             audit_event(
                 AuditRecord(

@@ -53,7 +53,7 @@ class HealthHandlers:
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         q = request.query
-        excluded = {v.strip() for v in q.getall("exclude", []) for v in v.split(",") if v.strip()}
+        excluded = set(q.getall("exclude", []))
         verbose = "verbose" in q
         lines: list[str] = []
         failed = False
@@ -78,9 +78,9 @@ class HealthHandlers:
             resp = _text(500, "\n".join(lines) + "\nhealthz check failed\n")
             resp.headers["X-Content-Type-Options"] = "nosniff"
             return resp
-        if verbose:
-            return _text(200, "\n".join(lines) + "\nhealthz check passed\n")
-        return _text(200, "ok")
+        resp = _text(200, "\n".join(lines) + "\nhealthz check passed\n" if verbose else "ok")
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
 
     def single(self, check: HealthCheck) -> web.RouteDef:
         async def handle(request: web.Request) -> web.StreamResponse:

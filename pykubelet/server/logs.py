@@ -89,13 +89,16 @@ class ContainerLogsHandler:
         if not status.log_path:  # nothing to read: an empty 200, as upstream after its commit
             await resp.write_eof()
             return resp
-        await stream_log(
-            status.log_path,
-            opts,
-            resp.write,
-            now_s=self._clock.now(),
-            hub=self.hub if follow else None,
-            alive=alive if follow else None,
-        )
-        await resp.write_eof()
+        try:
+            await stream_log(
+                status.log_path,
+                opts,
+                resp.write,
+                now_s=self._clock.now(),
+                hub=self.hub if follow else None,
+                alive=alive if follow else None,
+            )
+            await resp.write_eof()
+        except ConnectionResetError:  # the client went away mid-stream; nothing to answer
+            pass
         return resp

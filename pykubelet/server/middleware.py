@@ -292,6 +292,7 @@ class FrontDoor:
             duration_s=self._clock.monotonic() - t0,
             annotations=dict(outcome.annotations),
             audit_id=outcome.audit_id,
+            request_uri=request.raw_path,
         )
         try:
             self._observer.observe(record)

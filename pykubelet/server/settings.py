@@ -16,6 +16,7 @@ from aiohttp import web
 from pykubelet.auth.ratelimit import AuthFailureLimiter
 from pykubelet.auth.types import Authenticator, Authorizer, UserInfo
 from pykubelet.clock import Clock, SystemClock
+from pykubelet.errors import InvalidInput
 from pykubelet.pods.protocol import PodLister
 from pykubelet.runtime.protocol import Runtime
 
@@ -58,6 +59,22 @@ class ServerSettings:
     fine_grained_authz: bool = True  # try nodes/pods|healthz|configz before nodes/proxy
     configz: Mapping[str, JSONValue] = field(default_factory=dict)  # the config, JSON-able
 
+    def __post_init__(self) -> None:
+        if not self.node_name:
+            raise InvalidInput("must not be empty", field="nodeName")
+        for name, value, low in (
+            ("port", self.port, 0),
+            ("readOnlyPort", self.read_only_port, -1),
+            ("healthzPort", self.healthz_port, -1),
+        ):
+            if not low <= value <= 65535:
+                raise InvalidInput(f"{value} is not a port number (0-65535)", field=name)
+        if self.port != 0 and self.port in (self.read_only_port, self.healthz_port):
+            if self.address == self.healthz_bind_address or self.port == self.read_only_port:
+                raise InvalidInput(f"port {self.port} is used twice", field="port")
+        if self.streaming_connection_idle_timeout_s <= 0:
+            raise InvalidInput("must be positive", field="streamingConnectionIdleTimeout")
+
 
 class HealthCheck(Protocol):
     """One named /healthz check. ``check`` must not block; it returns an error text or None."""
@@ -99,6 +116,7 @@ class RequestRecord:
     annotations: Mapping[str, str] = field(default_factory=dict)
     audit_id: str = ""  # also on the request as middleware.AUDIT_ID_KEY (recordings use it)
     granted_subresource: str = ""  # which of ``subresources`` allowed it (audit objectRef)
+    request_uri: str = ""  # the request target exactly as received (audit requestURI)
 
 
 class RequestObserver(Protocol):

@@ -61,7 +61,31 @@ def test_tail_start(n: int, expected: bytes) -> None:
     assert data[tail_start(data, n) :] == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("true", True),
+        ("maybe", True),
+        ("", True),
+        ("1", True),
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+    ],
+)
+def test_booleans_follow_apimachinery(value: str, expected: bool) -> None:
+    assert parse_log_query({"timestamps": [value]}).timestamps is expected
+
+
+@pytest.mark.parametrize("value", ["", " 5", "5_0", "1e3", "9223372036854775808", "0x10"])
+def test_integers_follow_parseint(value: str) -> None:
+    with pytest.raises(LogQueryUndecodable):
+        parse_log_query({"limitBytes": [value]})
+
+
 def test_query_rules() -> None:
+    assert parse_log_query({"tail": [""], "tailLines": ["4"]}).tail_lines == 4
+    assert parse_log_query({"limitBytes": ["+7"]}).limit_bytes == 7
     q = parse_log_query({"follow": ["maybe"], "tail": ["3"], "tailLines": ["9"]})
     assert q.follow and q.tail_lines == 3
     assert parse_log_query({"follow": ["false"]}).follow is False

@@ -431,3 +431,19 @@ async def test_finished_pods_do_not_count_against_max_pods() -> None:
         await h.until(lambda: h.pod(job).status.phase == "Succeeded")
         h.set_pods(job, later)
         await h.until(lambda: h.pod(later).status.phase == "Running")
+
+
+async def test_generation_moves_with_every_change_list_pods_would_show() -> None:
+    pod = static(manifest("gen", ctr("a")))
+    async with harness() as h:
+        g0 = h.manager.generation()
+        h.set_pods(pod)
+        await h.until(lambda: h.pod(pod).status.phase == "Running")
+        g1 = h.manager.generation()
+        assert g1 > g0
+        await h.settle()
+        settled = h.manager.generation()
+        assert h.manager.generation() == settled  # nothing changed, nothing to re-encode
+        h.set_pods()
+        await h.until(lambda: h.manager.get_pod_by_uid(pod.uid) is None)
+        assert h.manager.generation() > settled

@@ -14,6 +14,7 @@ import pytest
 from pykubelet.logs import encode_records
 from pykubelet.runtime.types import ContainerState
 from pykubelet.server import LOG_HUB, KubeletServers, ServerBackends
+from tests.prereq import require
 from tests.server.harness import Pki, fetch, running, settings_for, wait_until
 from tests.server.logpods import T0, LogWorld, append_bytes, write_lines
 
@@ -230,8 +231,14 @@ def _open_fds() -> int:
 async def test_thousand_followers_share_one_watcher(
     world: tuple[LogWorld, KubeletServers], pki: Pki
 ) -> None:
+    import resource
+
     w, s = world
     n = 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    require(hard == resource.RLIM_INFINITY or hard >= 4 * n, f"needs RLIMIT_NOFILE >= {4 * n}")
+    if soft < 4 * n:  # two sockets per connection in this one process, plus headroom
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * n), hard))
     fds_before = _open_fds()
     connector = aiohttp.TCPConnector(ssl=_client_ssl(pki), limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -284,3 +291,22 @@ async def test_accept_header_quirk(world: tuple[LogWorld, KubeletServers], pki: 
         headers={"Accept": "application/json, */*"},
     )
     assert (r.status, r.body) == (200, b"line 5\n")
+
+
+async def test_client_vanishing_mid_stream_releases_the_watcher(
+    world: tuple[LogWorld, KubeletServers], pki: Pki
+) -> None:
+    w, s = world
+    assert s.full_app is not None
+    hub = s.full_app[LOG_HUB]
+    session, resp = await _follow(s, pki, f"{BASE}/main?follow=true&tailLines=1")
+    try:
+        assert await _read_until(resp, b"line 5\n") == b"line 5\n"
+        append_bytes(w.main_log, encode_records("stdout", b"z" * 100 + b"\n", T0) * 20000)
+        await resp.content.readany()  # the flood has started
+    finally:
+        resp.close()  # vanish without reading the rest
+        await session.close()
+    await wait_until(lambda: hub.tails == 0 and hub.inotify_watches == 0)
+    status, _, body = await get(s, pki, f"{BASE}/main?tailLines=1")
+    assert (status, body) == (200, b"z" * 100 + b"\n")

@@ -209,3 +209,109 @@ async def test_debug_flags_v(pki: Pki) -> None:
             assert (r.status, r.body) == (404, b"404: Page Not Found")
     finally:
         logger.setLevel(before)
+
+
+async def test_healthz_exclude_is_repeatable_not_comma_split(pki: Pki) -> None:
+    async with running(
+        settings_for(pki), ServerBackends(pods=StaticPods(), runtime=TinyRuntime())
+    ) as s:
+        assert s.full_port
+        r = await fetch(
+            s.full_port,
+            "/healthz?verbose&exclude=log&exclude=ping,syncloop&exclude=zzz",
+            ctx=pki.client_context(pki.admin),
+        )
+    assert r.body == (
+        b"[+]ping ok\n[+]log excluded: ok\n[+]syncloop ok\n"
+        b'warn: some health checks cannot be excluded: no matches for "ping,syncloop","zzz"\n'
+        b"healthz check passed\n"
+    )
+
+
+async def test_curl_with_client_certificate(pki: Pki) -> None:
+    """The line `make run` prints: curl --cacert … --cert … --key … https://127.0.0.1:PORT/pods"""
+    from tests.prereq import require_binary
+
+    curl = require_binary("curl")
+    async with running(
+        settings_for(pki), ServerBackends(pods=two_pods(), runtime=TinyRuntime())
+    ) as s:
+        assert s.full_port
+        url = f"https://127.0.0.1:{s.full_port}/pods"
+        ok = await asyncio.create_subprocess_exec(
+            curl,
+            "-sS",
+            "--cacert",
+            pki.ca.cert_file,
+            "--cert",
+            pki.admin.cert_file,
+            "--key",
+            pki.admin.key_file,
+            "-w",
+            "\n%{http_code}",
+            url,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await ok.communicate()
+        body, _, code = out.rpartition(b"\n")
+        assert code == b"200" and json.loads(body)["kind"] == "PodList"
+        anon = await asyncio.create_subprocess_exec(
+            curl,
+            "-sS",
+            "--cacert",
+            pki.ca.cert_file,
+            "-w",
+            "\n%{http_code}",
+            url,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await anon.communicate()
+        assert out == b"Unauthorized\n401"
+
+
+def test_pod_list_encoder_matches_whole_encoding_and_reuses_fragments() -> None:
+    from pykubelet.api import PodStatus
+    from pykubelet.server.pods import PodListEncoder, encode_pod_list
+
+    stored = two_pods().pods
+    enc = PodListEncoder()
+    # a lister that builds fresh views on every call, as the pod manager does
+    views = [p.with_status(p.status) for p in stored]
+    body = enc.encode(views)
+    assert body == encode_pod_list(views)
+    again = enc.encode([p.with_status(p.status) for p in stored])
+    assert again is body  # nothing changed: the same bytes object
+    changed = [stored[0].with_status(PodStatus(phase="Failed")), stored[1]]
+    assert enc.encode(changed) == encode_pod_list(changed)
+    assert enc.encode([]) == b'{"kind":"PodList","apiVersion":"v1","metadata":{},"items":null}\n'
+    assert enc.encode(stored) == encode_pod_list(stored)
+
+
+class CountingVersionedPods(StaticPods):
+    def __init__(self) -> None:
+        super().__init__(two_pods().pods)
+        self.gen = 0
+        self.list_calls = 0
+
+    def generation(self) -> int:
+        return self.gen
+
+    def list_pods(self):  # type: ignore[no-untyped-def]
+        self.list_calls += 1
+        return [p.with_status(p.status) for p in self.pods]
+
+
+async def test_versioned_lister_is_listed_only_when_its_generation_changes(pki: Pki) -> None:
+    pods = CountingVersionedPods()
+    async with running(settings_for(pki), ServerBackends(pods=pods, runtime=TinyRuntime())) as s:
+        assert s.full_port
+        ctx = pki.client_context(pki.admin)
+        first = await fetch(s.full_port, "/pods", ctx=ctx)
+        for _ in range(5):
+            assert (await fetch(s.full_port, "/pods", ctx=ctx)).body == first.body
+        assert pods.list_calls == 1
+        pods.pods = pods.pods[:1]
+        pods.gen += 1
+        r = await fetch(s.full_port, "/pods", ctx=ctx)
+        assert [p["metadata"]["name"] for p in json.loads(r.body)["items"]] == ["api"]
+        assert pods.list_calls == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -62,7 +63,7 @@ async def test_trusted_certificate_is_served(pki: Pki) -> None:
         assert r.headers["content-type"] == "application/json"
 
 
-async def test_anonymous_off_by_default_and_needs_a_method(pki: Pki) -> None:
+async def test_no_authentication_method_refuses_to_start(pki: Pki) -> None:
     from pykubelet.errors import InvalidInput
     from pykubelet.server import KubeletServers
 
@@ -70,6 +71,19 @@ async def test_anonymous_off_by_default_and_needs_a_method(pki: Pki) -> None:
     with pytest.raises(InvalidInput, match="No authentication method configured"):
         await servers.run()
     assert servers.done.is_set()
+
+
+async def test_node_ca_helper_issues_working_client_certs(tmp_path: Path, pki: Pki) -> None:
+    from pykubelet.certs import create_client_cert, ensure_node_ca
+
+    node_ca = ensure_node_ca(str(tmp_path / "pki"))
+    assert ensure_node_ca(str(tmp_path / "pki")) == node_ca  # reused, not recreated
+    alice = create_client_cert(str(tmp_path / "clients"), "alice", ca=node_ca)
+    async with running(settings_for(pki, client_ca_file=node_ca.cert_file), backends()) as s:
+        assert s.full_port
+        assert (await fetch(s.full_port, "/pods", ctx=pki.client_context(alice))).status == 200
+        r = await fetch(s.full_port, "/pods", ctx=pki.client_context(pki.admin))  # other CA
+        assert (r.status, r.body) == (401, b"Unauthorized")
 
 
 @pytest.mark.parametrize(
@@ -178,10 +192,11 @@ async def test_observer_sees_every_request_once_with_attributes(pki: Pki) -> Non
     rec = Recorder()
     async with running(settings_for(pki), backends(observer=rec)) as s:
         assert s.full_port
-        await fetch(s.full_port, "/pods", ctx=pki.client_context(pki.admin))
+        await fetch(s.full_port, "/pods?x=%2F", ctx=pki.client_context(pki.admin))
         await fetch(s.full_port, "/pods", ctx=pki.client_context(None))
         await fetch(s.full_port, "/foo", ctx=pki.client_context(None))
     ok, unauth, missing = rec.records
+    assert (ok.request_uri, ok.path, ok.query) == ("/pods?x=%2F", "/pods", "x=%2F")
     assert (ok.status, ok.decision, ok.verb, ok.subresource) == (200, "allow", "get", "proxy")
     assert ok.subresources == ("pods", "proxy")
     assert ok.user is not None and ok.user.name == "admin"

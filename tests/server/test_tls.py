@@ -155,3 +155,24 @@ async def test_reload_tls_serves_the_new_certificate(tmp_path: Path, pki: Pki) -
         with pytest.raises(InvalidInput):
             s.reload_tls()
         assert await asyncio.to_thread(served_serial, s.full_port) == second
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"node_name": ""}, "nodeName"),
+        ({"port": 70000}, "port"),
+        ({"read_only_port": -5}, "readOnlyPort"),
+        ({"healthz_port": 65536}, "healthzPort"),
+        ({"port": 10250, "read_only_port": 10250}, "port"),
+        ({"streaming_connection_idle_timeout_s": 0}, "streamingConnectionIdleTimeout"),
+    ],
+)
+def test_settings_validation_names_the_field(kw: dict[str, object], field: str) -> None:
+    from pykubelet.server import ServerSettings
+
+    base: dict[str, object] = {"node_name": "n"}
+    base.update(kw)
+    with pytest.raises(InvalidInput) as e:
+        ServerSettings(**base)  # type: ignore[arg-type]
+    assert e.value.field == field
