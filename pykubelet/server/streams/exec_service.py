@@ -1,0 +1,259 @@
+"""Runs one exec/attach session over an upgraded connection (SPDY streams or WS channels).
+
+The runtime only sees a ``StreamIO``; this module turns streams/channels into it, writes the
+version-specific status at the end and closes the connection as upstream does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from pykubelet.runtime.types import StreamIO, TerminalSize
+from pykubelet.server.streams.aio_iter import QueueIterator
+from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
+from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
+from pykubelet.server.streams.ws_adapter import WsChannelConnection
+from pykubelet.streaming import (
+    ChannelClosed,
+    RemoteCommandOptions,
+    RemoteProtocolError,
+    ResizeDecoder,
+    SpdyVersion,
+    WsProtocol,
+    encode_status,
+    exit_error_text,
+    expected_spdy_streams,
+)
+
+__all__ = ["CommandSession", "RunFn", "serve_exec_spdy", "serve_exec_ws"]
+
+log = logging.getLogger(__name__)
+
+RunFn = Callable[[StreamIO], Awaitable[int | None]]
+"""Runs the command (exec: returns the exit code) or attaches (returns None)."""
+
+_CANCEL_GRACE_S = 10.0
+_KNOWN_STREAMS = ("error", "stdin", "stdout", "stderr", "resize")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandSession:
+    opts: RemoteCommandOptions
+    run: RunFn
+    attach: bool
+    audit_id: str
+    backend: StreamBackend
+
+
+def _recorder(session: CommandSession) -> SessionRecorder | None:
+    factory = session.backend.recorder_factory
+    if factory is None:
+        return None
+    return open_recorder(factory, session.audit_id, session.opts.command)
+
+
+def _with_recording(
+    write: Callable[[bytes], Awaitable[None]], rec: SessionRecorder | None
+) -> Callable[[bytes], Awaitable[None]]:
+    if rec is None:
+        return write
+
+    async def recorded(data: bytes) -> None:
+        rec.output(data)
+        await write(data)
+
+    return recorded
+
+
+async def _resizes(
+    source: AsyncIterator[bytes], rec: SessionRecorder | None
+) -> AsyncIterator[TerminalSize]:
+    decoder = ResizeDecoder()
+    async for chunk in source:
+        try:
+            sizes = decoder.feed(chunk)
+        except RemoteProtocolError as e:
+            log.info("bad resize message ignored: %s", e)
+            decoder = ResizeDecoder()
+            continue
+        for width, height in sizes:
+            if rec is not None:
+                rec.resize(width, height)
+            yield TerminalSize(width=width, height=height)
+
+
+async def _stream_chunks(stream: SpdyStream) -> AsyncIterator[bytes]:
+    while chunk := await stream.read():
+        yield chunk
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover
+
+
+async def _run(
+    session: CommandSession, io: StreamIO, json_status: bool, gone: asyncio.Event
+) -> bytes | None:
+    """Run until the command ends or the client is gone; the status bytes to write, if any."""
+    run_task = asyncio.ensure_future(session.run(io))
+    gone_task = asyncio.ensure_future(gone.wait())
+    try:
+        await asyncio.wait({run_task, gone_task}, return_when=asyncio.FIRST_COMPLETED)
+        if not run_task.done():
+            run_task.cancel()
+            # Bounded: a runtime that does not wind down must not pin this handler forever.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(_CANCEL_GRACE_S):
+                    await asyncio.shield(run_task)
+            if not run_task.done():
+                log.warning(
+                    "runtime did not stop a cancelled stream session within %ss", _CANCEL_GRACE_S
+                )
+            return None
+        code = run_task.result()
+    except asyncio.CancelledError:
+        run_task.cancel()
+        raise
+    except Exception as e:  # supervision point: a failed session reports on its error stream
+        log.info("stream session failed: %s", e)
+        return encode_status(json_status=json_status, internal_error=str(e), attach=session.attach)
+    finally:
+        gone_task.cancel()
+    code = code or 0
+    return encode_status(
+        json_status=json_status,
+        exit_code=code,
+        exit_error=exit_error_text(session.opts.command, code),
+        attach=session.attach,
+    )
+
+
+async def serve_exec_spdy(
+    request: web.Request, version: SpdyVersion, session: CommandSession
+) -> web.StreamResponse:
+    opts, backend = session.opts, session.backend
+    resp, conn = await hijack_spdy(
+        request, version.value, accept=lambda ev: True, idle_timeout_s=backend.idle_timeout_s
+    )
+    wanted = expected_spdy_streams(version, opts)
+    # v1 and v2 predate the resize stream: like upstream, they do not count it.
+    resizable = version in (SpdyVersion.V3, SpdyVersion.V4)
+    known = _KNOWN_STREAMS if resizable else tuple(k for k in _KNOWN_STREAMS if k != "resize")
+    streams: dict[str, SpdyStream] = {}
+    counted = 0
+    try:
+        async with asyncio.timeout(backend.creation_timeout_s):
+            while counted < wanted:
+                stream = await conn.next_stream()
+                if stream is None:
+                    return resp
+                kind = stream.header("streamtype")
+                if kind not in known:
+                    log.info("ignoring SPDY stream of unknown type %r", kind)
+                    continue
+                streams[kind] = stream
+                counted += 1
+    except TimeoutError:
+        log.info("timed out waiting for client to create streams")
+        conn.close_now()
+        return resp
+    if "error" not in streams:  # enough streams, but not the one the status goes on
+        log.info("SPDY exec session without an error stream; closing")
+        conn.close_now()
+        return resp
+    rec = _recorder(session)
+    error_stream = streams["error"]
+    stdin: AsyncIterator[bytes] | None = None
+    if opts.stdin and "stdin" in streams:
+        stdin = _empty() if version is SpdyVersion.V1 else _stream_chunks(streams["stdin"])
+    out = streams.get("stdout") if opts.stdout else None
+    err = streams.get("stderr") if opts.stderr else None
+    resize = streams.get("resize") if opts.tty else None
+    io = StreamIO(
+        stdin=stdin,
+        stdout=_with_recording(out.write, rec) if out is not None else None,
+        stderr=err.write if err is not None else None,
+        tty=opts.tty,
+        resize=_resizes(_stream_chunks(resize), rec) if resize is not None else None,
+    )
+    try:
+        status = await _run(session, io, version is SpdyVersion.V4, conn.closed)
+        if status is not None:
+            await error_stream.write(status)
+        # FIN every stream we wrote before upstream's RST+GOAWAY ending, so clients whose
+        # stacks drop buffered data on RST still see all output followed by a clean EOF.
+        for stream in (out, err, error_stream):
+            if stream is not None:
+                await stream.close_write()
+        await conn.close()
+    finally:
+        if rec is not None:
+            rec.close()
+        conn.close_now()
+    return resp
+
+
+async def serve_exec_ws(
+    request: web.Request, protocol: WsProtocol, session: CommandSession
+) -> web.StreamResponse:
+    opts, backend = session.opts, session.backend
+    ws = web.WebSocketResponse(
+        protocols=(protocol.value,) if protocol.value else (), max_msg_size=32 << 20
+    )
+    if protocol is WsProtocol.LEGACY:
+        ws.headers["Sec-WebSocket-Protocol"] = ""
+    await ws.prepare(request)
+    conn = WsChannelConnection(ws, protocol, backend.idle_timeout_s)
+    rec = _recorder(session)
+    stdin: QueueIterator[bytes] = QueueIterator()
+    resize_raw: QueueIterator[bytes] = QueueIterator()
+
+    async def pump() -> None:
+        while (msg := await conn.receive()) is not None:
+            if isinstance(msg, ChannelClosed):
+                if msg.channel == 0:
+                    stdin.end()
+            elif msg.channel == 0 and opts.stdin:
+                await stdin.put(msg.payload)
+            elif msg.channel == 4:
+                await resize_raw.put(msg.payload)
+        stdin.end()
+        resize_raw.end()
+
+    async def out(data: bytes) -> None:
+        await conn.send(1, data)
+
+    async def err(data: bytes) -> None:
+        await conn.send(2, data)
+
+    first = 1 if opts.stdout else 2 if opts.stderr else 3
+    await conn.send(first, b"")
+    io = StreamIO(
+        stdin=stdin if opts.stdin else None,
+        stdout=_with_recording(out, rec) if opts.stdout else None,
+        stderr=err if opts.stderr else None,
+        tty=opts.tty,
+        resize=_resizes(resize_raw, rec) if opts.tty else None,
+    )
+    pump_task = asyncio.ensure_future(pump())
+    try:
+        status = await _run(session, io, protocol.json_status, conn.closed)
+        if status is not None:
+            await conn.send(3, status)
+    except RemoteProtocolError as e:
+        log.info("WebSocket protocol error: %s", e)
+    finally:
+        pump_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RemoteProtocolError):
+            await pump_task
+        if rec is not None:
+            rec.close()
+        await conn.close()
+    return ws

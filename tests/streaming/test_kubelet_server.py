@@ -1,0 +1,75 @@
+"""The streaming routes inside the real KubeletServers: x509 auth first, then a SPDY hijack and
+a WebSocket session through the front door; debug-disabled nodes answer 405."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+
+import aiohttp
+import pytest
+
+from pykubelet.server import ServerBackends
+from pykubelet.server.streams import StreamBackend, stream_routes
+from tests.server.harness import Pki, fetch, make_pki, running, settings_for
+from tests.streaming.local_runtime import LocalRuntime, StaticPods, make_pod
+from tests.streaming.spdy_client import SpdyClient
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _backends(runtime: LocalRuntime) -> ServerBackends:
+    pods = StaticPods([make_pod()])
+    stream = StreamBackend(pods=pods, runtime=runtime, streaming=runtime)  # type: ignore[arg-type]
+    return ServerBackends(
+        pods=pods,
+        runtime=runtime,  # type: ignore[arg-type]
+        extra_debug_routes=stream_routes(stream),
+    )
+
+
+async def test_exec_behind_auth_on_both_transports(pki: Pki) -> None:
+    runtime = LocalRuntime()
+    async with running(settings_for(pki), _backends(runtime)) as servers:
+        port = servers.full_port
+        anonymous = await fetch(
+            port, "/exec/default/p/main?command=true&output=1", ctx=pki.client_context(None)
+        )
+        assert (anonymous.status, anonymous.body) == (401, b"Unauthorized")
+        admin_ctx: ssl.SSLContext = pki.client_context(pki.admin)
+        c = await SpdyClient.connect(
+            "127.0.0.1",
+            port,
+            "/exec/default/p/main?command=echo&command=spdy&output=1",
+            ["v4.channel.k8s.io"],
+            admin_ctx,
+        )
+        assert c.status == 101, c.head
+        err, out = c.open({"streamtype": "error"}), c.open({"streamtype": "stdout"})
+        async with asyncio.timeout(20):
+            result = await c.pump()
+        assert result.data[out] == b"spdy\n"
+        assert json.loads(result.data[err])["status"] == "Success"
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(
+                f"https://127.0.0.1:{port}/exec/default/p/main?command=echo&command=ws&output=1",
+                protocols=("v4.channel.k8s.io",),
+                ssl=admin_ctx,
+            ) as ws:
+                got = [m.data async for m in ws]
+        assert b"\x01ws\n" in got
+
+
+async def test_streaming_is_405_when_debugging_handlers_are_off(pki: Pki) -> None:
+    settings = settings_for(pki, enable_debugging_handlers=False)
+    async with running(settings, _backends(LocalRuntime())) as servers:
+        reply = await fetch(
+            servers.full_port,
+            "/exec/default/p/main?command=true&output=1",
+            ctx=pki.client_context(pki.admin),
+        )
+    assert (reply.status, reply.body) == (405, b"Debug endpoints are disabled.\n")
