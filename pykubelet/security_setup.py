@@ -15,6 +15,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiohttp import web
+
 from pykubelet.auth.chain import build_authenticator
 from pykubelet.auth.ratelimit import AuthFailureLimiter
 from pykubelet.auth.setup import build_authorizer, build_token_authenticators
@@ -25,12 +27,25 @@ from pykubelet.config import KubeletConfiguration
 from pykubelet.recording import AsciicastRecorderFactory, NullRecorderFactory, RecorderFactory
 from pykubelet.security_warnings import exposures, posture_from_config, warning_block
 from pykubelet.server.audit import AuditLog, AuditObserver
+from pykubelet.server.middleware import AUDIT_ID_KEY
 from pykubelet.server.requestlog import JsonRequestLog
 from pykubelet.server.settings import RequestObserver, RequestRecord
 
-__all__ = ["FanOutObserver", "SecurityParts", "build_security", "posture_from_config"]
+__all__ = [
+    "FanOutObserver",
+    "SecurityParts",
+    "build_security",
+    "posture_from_config",
+    "request_audit_id",
+]
 
 log = logging.getLogger(__name__)
+
+
+def request_audit_id(request: web.Request) -> str | None:
+    """The audit ID the front door gave ``request`` (``StreamBackend.audit_id_of``), so a
+    session recording is named like the request's audit event."""
+    return request.get(AUDIT_ID_KEY)
 
 
 class FanOutObserver:

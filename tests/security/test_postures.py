@@ -17,9 +17,9 @@ from pykubelet.auth.webhook_authz import WebhookAuthorizer
 from pykubelet.auth.webhook_client import Backoff, HTTPSReviewPoster
 from pykubelet.auth.websocket_token import encode_token_protocol
 from pykubelet.doctor import probe_endpoint
+from pykubelet.security_setup import request_audit_id
 from pykubelet.server import ServerBackends
 from pykubelet.server.audit import AuditLog, AuditObserver
-from pykubelet.server.middleware import AUDIT_ID_KEY
 from tests.conftest import free_port
 from tests.server.harness import Pki, StaticPods, TinyRuntime, fetch, running, settings_for
 
@@ -39,7 +39,7 @@ async def echo(request: web.Request) -> web.Response:
         {
             "authorization": request.headers.get("Authorization"),
             "protocols": request.headers.get("Sec-WebSocket-Protocol"),
-            "auditID": request.get(AUDIT_ID_KEY),
+            "auditID": request_audit_id(request),
         }
     )
 
@@ -211,8 +211,12 @@ async def test_audit_log_covers_both_ports(pki: Pki, tmp_path: Path) -> None:
             await fetch(s.full_port, "/pods", ctx=pki.client_context(None))
             await fetch(s.read_only_port, "/pods")
             await fetch(s.healthz_port, "/healthz")
+            ex = await fetch(
+                s.full_port, "/exec/default/web/app?command=id", ctx=pki.client_context(pki.admin)
+            )
+            handler_saw = json.loads(ex.body)["auditID"]
             deadline = time.monotonic() + 10
-            while log.written < 3:
+            while log.written < 4:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.01)
     finally:
@@ -222,7 +226,12 @@ async def test_audit_log_covers_both_ports(pki: Pki, tmp_path: Path) -> None:
         ("admin", 200),
         (None, 401),
         (None, 200),
+        ("admin", 200),
     ]
+    # The handler (a session recording's file name) and the audit event share the audit ID.
+    assert events[3]["auditID"] == handler_saw
+    assert events[3]["annotations"]["pykubelet.io/command"] == '["id"]'
+    events = events[:3]
     assert events[0]["annotations"]["authorization.k8s.io/decision"] == "allow"
     assert events[0]["annotations"]["authorization.k8s.io/reason"].startswith("RBAC: allowed")
     assert events[2]["annotations"]["authorization.k8s.io/reason"].startswith("read-only port")
