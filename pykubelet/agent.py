@@ -34,7 +34,7 @@ from pykubelet.pods import (
 )
 from pykubelet.pods.cache import ContainerCache
 from pykubelet.runtime.process import ProcessRuntime
-from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo
+from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo, StreamingRuntime
 from pykubelet.stats.agent_metrics import default_metrics
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ __all__ = ["Agent", "NodeRuntime", "build_network", "build_runtime", "describe_h
 log = logging.getLogger(__name__)
 
 
-class NodeRuntime(Runtime, ImageService, RuntimeInfo, Protocol):
+class NodeRuntime(Runtime, ImageService, RuntimeInfo, StreamingRuntime, Protocol):
     """What the agent needs of a runtime: every implementation provides all of these."""
 
 
@@ -252,6 +252,7 @@ class Agent:
         from pykubelet.security_setup import build_security
         from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
         from pykubelet.server.stats import build_stats
+        from pykubelet.server.streams import StreamBackend, stream_routes
 
         settings = ServerSettings(
             node_name=cfg.node_name,
@@ -287,10 +288,17 @@ class Agent:
             pod_counters=self.manager.stats,
             next_observer=self.security.observer,  # request log + audit log
         )
+        streams = StreamBackend(
+            pods=self.manager,
+            runtime=self.runtime,
+            streaming=self.runtime,
+            idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
+        )
         backends = ServerBackends(
             pods=self.manager,
             runtime=self.runtime,
             extra_routes=stats.routes,
+            extra_debug_routes=stream_routes(streams),
             extra_read_only_routes=stats.routes,
             observer=stats.observer,
             clock=self.clock,
