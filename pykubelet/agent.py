@@ -249,7 +249,7 @@ class Agent:
         cfg = self.config
         if not cfg.enable_server and cfg.read_only_port == 0 and cfg.healthz_port == 0:
             return []
-        from pykubelet.security_setup import build_security
+        from pykubelet.security_setup import build_security, request_audit_id
         from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
         from pykubelet.server.stats import build_stats
         from pykubelet.server.streams import StreamBackend, stream_routes
@@ -293,6 +293,8 @@ class Agent:
             runtime=self.runtime,
             streaming=self.runtime,
             idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
+            recorder_factory=self.security.recorders,  # sessionRecordingDir, else no-op
+            audit_id_of=request_audit_id,
         )
         backends = ServerBackends(
             pods=self.manager,
