@@ -17,13 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pykubelet.auth import (
-    AlwaysAllowAuthorizer,
-    Attributes,
-    AuthorizationResult,
-    Authorizer,
-    Decision,
-)
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration, configz
 from pykubelet.errors import InvalidInput, PykubeletError
@@ -45,6 +38,7 @@ from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo, Strea
 from pykubelet.stats.agent_metrics import default_metrics
 
 if TYPE_CHECKING:
+    from pykubelet.security_setup import SecurityParts
     from pykubelet.server import KubeletServers
 
 __all__ = ["Agent", "NodeRuntime", "build_network", "build_runtime", "describe_host"]
@@ -154,6 +148,7 @@ class Agent:
         self.manager: PodManager | None = None
         self.source: StaticDirSource | None = None
         self.servers: KubeletServers | None = None
+        self.security: SecurityParts | None = None
         self.podspec: PodSpecLayer | None = None
         self.network: CniNetwork | None = None  # CNI, when the agent built a process runtime
         self._stop = asyncio.Event()
@@ -254,6 +249,7 @@ class Agent:
         cfg = self.config
         if not cfg.enable_server and cfg.read_only_port == 0 and cfg.healthz_port == 0:
             return []
+        from pykubelet.security_setup import build_security, request_audit_id
         from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
         from pykubelet.server.stats import build_stats
         from pykubelet.server.streams import StreamBackend, stream_routes
@@ -279,6 +275,9 @@ class Agent:
             configz=configz(cfg),
         )
         assert self.manager is not None and self.runtime is not None
+        self.security = build_security(cfg, clock=self.clock)
+        if self.security.warning:
+            log.warning("\n%s", self.security.warning)
         stats = build_stats(
             node_name=cfg.node_name,
             root_dir=cfg.root_dir,
@@ -287,27 +286,33 @@ class Agent:
             cgroup_root=cfg.cgroup_root or "pykubelet",
             clock=self.clock,
             pod_counters=self.manager.stats,
+            next_observer=self.security.observer,  # request log + audit log
         )
         streams = StreamBackend(
             pods=self.manager,
             runtime=self.runtime,
             streaming=self.runtime,
             idle_timeout_s=cfg.streaming_connection_idle_timeout_s,
+            recorder_factory=self.security.recorders,  # sessionRecordingDir, else no-op
+            audit_id_of=request_audit_id,
         )
         backends = ServerBackends(
             pods=self.manager,
             runtime=self.runtime,
-            authorizer=_build_authorizer(cfg),
             extra_routes=stats.routes,
             extra_debug_routes=stream_routes(streams),
             extra_read_only_routes=stats.routes,
             observer=stats.observer,
             clock=self.clock,
+            authenticator=self.security.authenticator,
+            authorizer=self.security.authorizer,
+            auth_limiter=self.security.limiter,
         )
         self.servers = KubeletServers(settings, backends)
         return [
             _Service(name="stats", run=stats.collector.run),
             _Service(name="servers", run=self.servers.run),
+            _Service(name="audit-log", run=self.security.run_audit),
         ]
 
     async def _podspec_service(self) -> None:
@@ -378,27 +383,6 @@ class Agent:
                 host,
                 self.servers.full_port,
             )
-
-
-class _DenyAll:
-    """Fail closed: an authorization mode this build cannot provide denies everything."""
-
-    def __init__(self, reason: str) -> None:
-        self._reason = reason
-
-    async def authorize(self, attrs: Attributes) -> AuthorizationResult:
-        return AuthorizationResult(decision=Decision.DENY, reason=self._reason)
-
-
-def _build_authorizer(config: KubeletConfiguration) -> Authorizer:
-    """The authorizer for ``authorization.mode``. Modes whose implementation is not wired yet
-    fail closed rather than falling back to AlwaysAllow."""
-    mode = config.authorization.mode
-    if mode == "AlwaysAllow":
-        return AlwaysAllowAuthorizer()
-    reason = f"authorization mode {mode!r} is not available in this build"
-    log.error("%s: every request on the kubelet API will be denied", reason)
-    return _DenyAll(reason)
 
 
 class _Stopped(Exception):

@@ -102,6 +102,7 @@ class Authentication:
     x509: X509Authentication = X509Authentication()
     webhook: WebhookAuthentication = WebhookAuthentication()
     anonymous: Anonymous = Anonymous()
+    token_file: str = ""  # pykubelet extension: kube-apiserver --token-auth-file CSV
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +157,9 @@ class KubeletConfiguration:
     cert_dir: str = ""  # default <rootDir>/pki
     kubeconfig: str = ""
     audit_log_path: str = ""
+    audit_log_max_size_mb: int = 100
+    audit_log_max_backup: int = 10
+    session_recording_dir: str = ""
     config_file: str = ""
     ignored_fields: tuple[str, ...] = field(default=())  # ignored upstream fields the file set
 
@@ -382,6 +386,10 @@ _FIELDS: tuple[_Spec, ...] = (
     ("runtime", "runtime", _choice(RUNTIMES), "--runtime"),
     ("certDir", "cert_dir", _str, "--cert-dir"),
     ("auditLogPath", "audit_log_path", _str, "--audit-log-path"),
+    ("auditLogMaxSize", "audit_log_max_size_mb", _positive, "--audit-log-maxsize"),
+    ("auditLogMaxBackup", "audit_log_max_backup", _nonneg, "--audit-log-maxbackup"),
+    ("sessionRecordingDir", "session_recording_dir", _str, "--session-recording-dir"),
+    ("authentication.tokenFile", "authentication.token_file", _str, "--token-auth-file"),
     ("cniConfDir", "cni_conf_dir", _str, "--cni-conf-dir"),
     ("cniBinDir", "cni_bin_dir", _str, "--cni-bin-dir"),
 )
@@ -400,7 +408,8 @@ _OBJECTS = {
 _BY_JSON = {spec[0]: spec for spec in _FIELDS}
 _PATH_FIELDS = frozenset(
     """staticPodPath tlsCertFile tlsPrivateKeyFile authentication.x509.clientCAFile
-    authorization.policyFile rootDir certDir auditLogPath cniConfDir cniBinDir""".split()
+    authorization.policyFile rootDir certDir auditLogPath sessionRecordingDir
+    authentication.tokenFile cniConfDir cniBinDir""".split()
 )
 
 
@@ -568,7 +577,10 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         tls_cert_file=_abs(cfg.tls_cert_file),
         tls_private_key_file=_abs(cfg.tls_private_key_file),
         audit_log_path=_abs(cfg.audit_log_path),
-        authentication=replace(cfg.authentication, x509=x509),
+        session_recording_dir=_abs(cfg.session_recording_dir),
+        authentication=replace(
+            cfg.authentication, x509=x509, token_file=_abs(cfg.authentication.token_file)
+        ),
         authorization=authz,
     )
 

@@ -8,7 +8,14 @@ from pykubelet.auth.attributes import (
     attributes_for,
     attributes_list,
 )
+from pykubelet.auth.bearer import BearerAuthenticator, TokenAuthenticator, UnionTokenAuthenticator
 from pykubelet.auth.chain import UnionAuthenticator, build_authenticator
+from pykubelet.auth.errors import AuthorizerError, PolicyFileError, TokenFileError, WebhookError
+from pykubelet.auth.policy import PolicyAuthorizer
+from pykubelet.auth.ratelimit import AuthFailureLimiter, LimiterSettings
+from pykubelet.auth.setup import build_authorizer, build_token_authenticators
+from pykubelet.auth.tokenfile import StaticTokenFile
+from pykubelet.auth.tokenreview import TokenReviewAuthenticator
 from pykubelet.auth.types import (
     Attributes,
     Authenticator,
@@ -19,9 +26,30 @@ from pykubelet.auth.types import (
     RequestInfo,
     UserInfo,
 )
+from pykubelet.auth.webhook_authz import WebhookAuthorizer
+from pykubelet.auth.webhook_client import HTTPSReviewPoster, ReviewPoster
+from pykubelet.auth.websocket_token import WebSocketTokenAuthenticator
 from pykubelet.auth.x509 import X509Authenticator, load_ca_bundle
 
 __all__ = [
+    "AuthFailureLimiter",
+    "AuthorizerError",
+    "BearerAuthenticator",
+    "HTTPSReviewPoster",
+    "LimiterSettings",
+    "PolicyAuthorizer",
+    "PolicyFileError",
+    "ReviewPoster",
+    "StaticTokenFile",
+    "TokenAuthenticator",
+    "TokenFileError",
+    "TokenReviewAuthenticator",
+    "UnionTokenAuthenticator",
+    "WebSocketTokenAuthenticator",
+    "WebhookAuthorizer",
+    "WebhookError",
+    "build_authorizer",
+    "build_token_authenticators",
     "ANONYMOUS_USER",
     "AlwaysAllowAuthorizer",
     "AnonymousAuthenticator",

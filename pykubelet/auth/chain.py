@@ -46,7 +46,9 @@ class UnionAuthenticator:
                 if _AUTHENTICATED not in groups and _UNAUTHENTICATED not in groups:
                     groups = (*groups, _AUTHENTICATED)
                 return AuthResult(
-                    user=replace(res.user, groups=groups), consumed_headers=tuple(consumed)
+                    user=replace(res.user, groups=groups),
+                    consumed_headers=tuple(consumed),
+                    rewritten_headers=res.rewritten_headers,
                 )
         if errors:
             return AuthResult(error="; ".join(errors), consumed_headers=tuple(consumed))

@@ -96,7 +96,12 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
         disabled = {p: DEBUG_DISABLED for p in DEBUG_DISABLED_PREFIXES}
     table = full_port_table(debugging=debugging).with_routes(_route_paths(routes))
     gate = AuthGate(
-        authn, authz, node_name=settings.node_name, fine_grained=settings.fine_grained_authz
+        authn,
+        authz,
+        node_name=settings.node_name,
+        fine_grained=settings.fine_grained_authz,
+        limiter=backends.auth_limiter,
+        clock=backends.clock,
     )
     front = FrontDoor(
         port_kind="full",

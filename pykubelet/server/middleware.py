@@ -13,6 +13,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from pykubelet.auth.attributes import RequestAttributes, attributes_for
+from pykubelet.auth.ratelimit import AuthFailureLimiter
 from pykubelet.auth.types import (
     Attributes,
     Authenticator,
@@ -21,12 +22,13 @@ from pykubelet.auth.types import (
     RequestInfo,
     UserInfo,
 )
-from pykubelet.clock import Clock
+from pykubelet.clock import Clock, SystemClock
+from pykubelet.server.audit import new_audit_id
 from pykubelet.server.errors import error_response, go_error, mux_not_found, plain, restful_error
 from pykubelet.server.paths import PathClass, PathTable, clean_path, decode_path
 from pykubelet.server.settings import PortKind, RequestObserver, RequestRecord
 
-__all__ = ["ANNOTATIONS_KEY", "USER_KEY", "AuthGate", "FrontDoor"]
+__all__ = ["ANNOTATIONS_KEY", "AUDIT_ID_KEY", "USER_KEY", "AuthGate", "FrontDoor"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 # annotations to (e.g. the command of an exec).
 USER_KEY = web.RequestKey("pykubelet.user", UserInfo)
 ANNOTATIONS_KEY = web.RequestKey("pykubelet.annotations", dict[str, str])
+# The request's audit ID: its audit log event and its session recording file name.
+AUDIT_ID_KEY = web.RequestKey("pykubelet.audit_id", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -49,6 +53,8 @@ class _Outcome:
     rewritten: tuple[tuple[str, str], ...] = ()
     auth_s: float = 0.0
     annotations: dict[str, str] = field(default_factory=dict)
+    audit_id: str = ""
+    granted: str = ""  # the subresource whose check allowed the request
 
 
 def _request_info(request: web.Request, path: str) -> RequestInfo:
@@ -79,15 +85,35 @@ class AuthGate:
         *,
         node_name: str,
         fine_grained: bool,
+        limiter: AuthFailureLimiter | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._authn = authenticator
         self._authz = authorizer
         self._node = node_name
         self._fine = fine_grained
+        self._limiter = limiter
+        self._clock = clock or SystemClock()
 
     async def check(self, request: web.Request, path: str) -> _Outcome:
         attrs = attributes_for(request.method, path, fine_grained=self._fine)
-        res = await self._authn.authenticate(_request_info(request, path))
+        info = _request_info(request, path)
+        # Certificate holders are never limited: the handshake verified there is nothing to guess.
+        limiter = self._limiter if info.peer_cert_der is None else None
+        if limiter is not None:
+            wait = limiter.retry_after(info.remote_addr, self._clock.monotonic())
+            if wait > 0:
+                resp = plain(429, "Too Many Requests")
+                resp.headers["Retry-After"] = limiter.retry_after_header(wait)
+                return _Outcome(
+                    attrs=attrs,
+                    decision="throttled",
+                    reason="too many failed authentications from this address",
+                    response=resp,
+                )
+        res = await self._authn.authenticate(info)
+        if limiter is not None and res is not None and res.error:
+            limiter.record_failure(info.remote_addr, self._clock.monotonic())
         if res is None or res.error or res.user is None:
             return _Outcome(
                 attrs=attrs,
@@ -119,6 +145,7 @@ class AuthGate:
                     attrs=attrs,
                     decision="allow",
                     reason=result.reason,
+                    granted=sub,
                     consumed=res.consumed_headers,
                     rewritten=res.rewritten_headers,
                 )
@@ -166,7 +193,7 @@ class FrontDoor:
         received = self._clock.now()
         raw_path, _, query = request.raw_path.partition("?")
         path = clean_path(decode_path(raw_path))
-        outcome = _Outcome()
+        outcome = _Outcome(audit_id=new_audit_id())
         status = 500
         try:
             resp = await self._serve(request, handler, raw_path, path, query, outcome)
@@ -203,6 +230,7 @@ class FrontDoor:
             got = await self._gate.check(request, path)
             outcome.user, outcome.attrs = got.user, got.attrs
             outcome.decision, outcome.reason = got.decision, got.reason
+            outcome.granted = got.granted
             outcome.auth_s = self._clock.monotonic() - t
             if got.response is not None:
                 return got.response
@@ -213,6 +241,7 @@ class FrontDoor:
         else:
             outcome.attrs = attributes_for(request.method, path)
         request[ANNOTATIONS_KEY] = outcome.annotations
+        request[AUDIT_ID_KEY] = outcome.audit_id
         msg = self._disabled_message(path)
         if msg is not None:
             return go_error(405, msg)
@@ -253,6 +282,7 @@ class FrontDoor:
             verb=attrs.verb if attrs else "",
             resource="nodes",
             subresource=attrs.subresource if attrs else "",
+            granted_subresource=outcome.granted,
             subresources=attrs.subresources if attrs else (),
             decision=outcome.decision,
             reason=outcome.reason,
@@ -261,6 +291,7 @@ class FrontDoor:
             auth_duration_s=outcome.auth_s,
             duration_s=self._clock.monotonic() - t0,
             annotations=dict(outcome.annotations),
+            audit_id=outcome.audit_id,
             request_uri=request.raw_path,
         )
         try:

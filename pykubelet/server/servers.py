@@ -7,6 +7,7 @@ cancelled or ``stop()`` is called, then closes the listeners and sets ``done``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 
@@ -16,6 +17,7 @@ from pykubelet.certs import ensure_self_signed_serving_cert
 from pykubelet.server.app import build_full_app, build_healthz_app, build_read_only_app
 from pykubelet.server.settings import ServerBackends, ServerSettings
 from pykubelet.server.tls import build_server_context
+from pykubelet.server.tls_reload import ReloadingTLS
 
 __all__ = ["KubeletServers"]
 
@@ -39,7 +41,7 @@ class KubeletServers:
         self.healthz_port: int | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self.full_app: web.Application | None = None
-        self._current_tls: ssl.SSLContext | None = None
+        self.tls: ReloadingTLS | None = None
         self._stop = asyncio.Event()
         self._runners: list[web.AppRunner] = []
 
@@ -50,10 +52,19 @@ class KubeletServers:
         """Re-read the serving certificate, key and client CA from disk; new connections use
         them, open ones keep theirs. Raises ``InvalidInput`` (and keeps the old context) if the
         files are bad. The listener's own context stays in place and hands each handshake the
-        latest one through its SNI callback."""
-        if self.ssl_context is None:
-            return
-        self._current_tls = self._ssl_context()
+        latest one through its SNI callback. ``run()`` also does this by itself when the files
+        change (checked every ``tls_reload_interval_s``)."""
+        if self.tls is not None:
+            self.tls.reload()
+
+    def _tls_files(self) -> list[str]:
+        s = self.settings
+        if s.tls_cert_file and s.tls_private_key_file:
+            files = [s.tls_cert_file, s.tls_private_key_file]
+        else:
+            pair = ensure_self_signed_serving_cert(s.cert_dir, s.node_name)
+            files = [pair.cert_file, pair.key_file]
+        return [*files, s.client_ca_file] if s.client_ca_file else files
 
     def _ssl_context(self) -> ssl.SSLContext:
         s = self.settings
@@ -69,13 +80,6 @@ class KubeletServers:
             min_version=s.tls_min_version,
             cipher_suites=s.tls_cipher_suites,
         )
-
-    def _pick_context(
-        self, sslobj: ssl.SSLObject, server_name: str | None, base: ssl.SSLContext
-    ) -> None:
-        current = self._current_tls
-        if current is not None and current is not base:
-            sslobj.context = current
 
     async def _start(
         self, app: web.Application, host: str, port: int, ctx: ssl.SSLContext | None
@@ -99,11 +103,13 @@ class KubeletServers:
 
     async def run(self) -> None:
         s, b = self.settings, self.backends
+        watcher: asyncio.Task[None] | None = None
         try:
             if s.enable_server:
-                self.ssl_context = self._ssl_context()
-                self._current_tls = self.ssl_context
-                self.ssl_context.sni_callback = self._pick_context
+                self.tls = ReloadingTLS(self._ssl_context, self._tls_files())
+                self.ssl_context = self.tls.context
+                if s.tls_reload_interval_s > 0:
+                    watcher = asyncio.create_task(self.tls.run(s.tls_reload_interval_s))
                 self.full_app = build_full_app(s, b)
                 self.full_port = await self._start(
                     self.full_app, s.address, s.port, self.ssl_context
@@ -126,6 +132,10 @@ class KubeletServers:
             self.ready.set()
             await self._stop.wait()
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             for runner in reversed(self._runners):
                 await runner.cleanup()
             self._runners.clear()

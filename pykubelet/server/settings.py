@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from pykubelet.auth.ratelimit import AuthFailureLimiter
 from pykubelet.auth.types import Authenticator, Authorizer, UserInfo
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.errors import InvalidInput
@@ -54,6 +55,7 @@ class ServerSettings:
     system_log_dir: str = "/var/log"  # what /logs/ serves
     cert_dir: str = "/var/lib/pykubelet/pki"  # --cert-dir: self-signed kubelet.crt/.key
     streaming_connection_idle_timeout_s: float = 4 * 3600.0
+    tls_reload_interval_s: float = 5.0  # check cert/key/client CA files for changes; 0 = never
     fine_grained_authz: bool = True  # try nodes/pods|healthz|configz before nodes/proxy
     configz: Mapping[str, JSONValue] = field(default_factory=dict)  # the config, JSON-able
 
@@ -112,6 +114,8 @@ class RequestRecord:
     auth_duration_s: float
     duration_s: float
     annotations: Mapping[str, str] = field(default_factory=dict)
+    audit_id: str = ""  # also on the request as middleware.AUDIT_ID_KEY (recordings use it)
+    granted_subresource: str = ""  # which of ``subresources`` allowed it (audit objectRef)
     request_uri: str = ""  # the request target exactly as received (audit requestURI)
 
 
@@ -145,3 +149,5 @@ class ServerBackends:
     health_checks: Sequence[HealthCheck] = ()
     observer: RequestObserver | None = None
     clock: Clock = field(default_factory=SystemClock)
+    # Slows down repeated authentication failures per address (auth/ratelimit.py); None = off.
+    auth_limiter: AuthFailureLimiter | None = None

@@ -19,7 +19,12 @@ from typing import Any
 
 from pykubelet.errors import InvalidInput
 
-__all__ = ["CIPHER_SUITES", "accepts_untrusted_client_certs", "build_server_context"]
+__all__ = [
+    "CIPHER_SUITES",
+    "STRONG_TLS12_CIPHERS",
+    "accepts_untrusted_client_certs",
+    "build_server_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ CIPHER_SUITES: dict[str, str] = {
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
 }
+STRONG_TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
 # TLS 1.3 suites are not configurable in Go either: accepted and ignored.
 _TLS13_SUITES = frozenset(
     {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
@@ -129,6 +136,9 @@ def build_server_context(
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _MIN_VERSIONS[min_version]
     ctx.options |= ssl.OP_NO_RENEGOTIATION  # client-initiated renegotiation is a CPU sink
+    # TLS 1.2 without configured suites: ECDHE key exchange with AEAD only (no RSA key
+    # exchange, no CBC, no 3DES); TLS 1.3 suites are all strong and not affected.
+    ctx.set_ciphers(STRONG_TLS12_CIPHERS)
     if cipher_suites:
         unknown = [s for s in cipher_suites if s not in CIPHER_SUITES and s not in _TLS13_SUITES]
         if unknown:
