@@ -1,4 +1,4 @@
-"""Directory change notifications through Linux inotify (ctypes on libc), for log following.
+"""Directory change notifications through Linux inotify, for log following.
 
 One ``DirectoryWatcher`` owns one inotify descriptor, read by the event loop; it watches the
 directories of followed files and wakes the listeners registered for a file name in them.
@@ -9,46 +9,37 @@ Several files in one directory share its watch (inotify returns one descriptor p
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
-import errno
 import logging
 import os
-import struct
 from collections.abc import Callable
+
+from pykubelet.inotify import (
+    IN_ATTRIB,
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_DELETE,
+    IN_IGNORED,
+    IN_MODIFY,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_Q_OVERFLOW,
+    add_watch,
+    inotify_init,
+    read_events,
+    rm_watch,
+)
 
 __all__ = ["DirectoryWatcher"]
 
 log = logging.getLogger(__name__)
 
-_IN_MODIFY = 0x002
-_IN_ATTRIB = 0x004
-_IN_CLOSE_WRITE = 0x008
-_IN_MOVED_FROM = 0x040
-_IN_MOVED_TO = 0x080
-_IN_CREATE = 0x100
-_IN_DELETE = 0x200
-_IN_Q_OVERFLOW = 0x4000
-_IN_IGNORED = 0x8000
-_MASK = (
-    _IN_MODIFY
-    | _IN_ATTRIB
-    | _IN_CLOSE_WRITE
-    | _IN_MOVED_FROM
-    | _IN_MOVED_TO
-    | _IN_CREATE
-    | _IN_DELETE
-)
-_IN_NONBLOCK = os.O_NONBLOCK
-_IN_CLOEXEC = os.O_CLOEXEC
-_EVENT = struct.Struct("iIII")
+_MASK = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
 
 Listener = Callable[[], None]
 
 
 class DirectoryWatcher:
-    def __init__(self, libc: ctypes.CDLL, fd: int, loop: asyncio.AbstractEventLoop) -> None:
-        self._libc = libc
+    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
         self._fd = fd
         self._loop = loop
         self._wd_by_dir: dict[str, int] = {}
@@ -59,34 +50,20 @@ class DirectoryWatcher:
 
     @classmethod
     def create(cls) -> DirectoryWatcher | None:
-        name = ctypes.util.find_library("c")
-        if not name:
-            return None
         try:
-            libc = ctypes.CDLL(name, use_errno=True)
-            init = libc.inotify_init1
-        except (OSError, AttributeError):
+            fd = inotify_init()
+        except OSError as e:
+            log.warning("inotify unavailable (%s): log following polls", e.strerror)
             return None
-        init.argtypes = [ctypes.c_int]
-        init.restype = ctypes.c_int
-        libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-        libc.inotify_add_watch.restype = ctypes.c_int
-        libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.inotify_rm_watch.restype = ctypes.c_int
-        fd = init(_IN_NONBLOCK | _IN_CLOEXEC)
-        if fd < 0:
-            log.warning(
-                "inotify unavailable (%s): log following polls", os.strerror(ctypes.get_errno())
-            )
-            return None
-        return cls(libc, fd, asyncio.get_running_loop())
+        return cls(fd, asyncio.get_running_loop())
 
     def add(self, path: str, listener: Listener) -> bool:
         """Call ``listener`` (on the loop) whenever ``path`` or its directory entry changes."""
         directory, name = os.path.split(os.path.abspath(path))
         if directory not in self._wd_by_dir:
-            wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), _MASK)
-            if wd < 0:
+            try:
+                wd = add_watch(self._fd, directory, _MASK)
+            except OSError:
                 return False
             self._wd_by_dir[directory] = wd
             self._dir_by_wd[wd] = directory
@@ -106,7 +83,7 @@ class DirectoryWatcher:
             wd = self._wd_by_dir.pop(directory, None)
             if wd is not None:
                 self._dir_by_wd.pop(wd, None)
-                self._libc.inotify_rm_watch(self._fd, wd)
+                rm_watch(self._fd, wd)
 
     @property
     def watches(self) -> int:
@@ -117,33 +94,23 @@ class DirectoryWatcher:
         os.close(self._fd)
 
     def _on_readable(self) -> None:
-        try:
-            buf = os.read(self._fd, 65536)
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EINTR):
-                return
-            raise
         woken: set[int] = set()
-        off = 0
-        while off + _EVENT.size <= len(buf):
-            wd, mask, _cookie, length = _EVENT.unpack_from(buf, off)
-            raw_name = buf[off + _EVENT.size : off + _EVENT.size + length].rstrip(b"\0")
-            off += _EVENT.size + length
-            if mask & _IN_Q_OVERFLOW:
+        for event in read_events(self._fd):
+            if event.mask & IN_Q_OVERFLOW:
                 targets = [ls for names in self._listeners.values() for ls in names.values()]
             else:
-                directory = self._dir_by_wd.get(wd)
+                directory = self._dir_by_wd.get(event.wd)
                 if directory is None:
                     continue
                 names = self._listeners.get(directory, {})
-                if mask & _IN_IGNORED:
+                if event.mask & IN_IGNORED:
                     # The directory is gone and the kernel dropped the watch (its number may
                     # be reused): forget it and wake its listeners; they fall back to polling.
-                    del self._dir_by_wd[wd]
+                    del self._dir_by_wd[event.wd]
                     self._wd_by_dir.pop(directory, None)
                     targets = list(names.values())
                 else:
-                    targets = [names.get(os.fsdecode(raw_name), [])]
+                    targets = [names.get(event.name, [])]
             for listeners in targets:
                 for listener in listeners:
                     if id(listener) not in woken:
