@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from pykubelet.api.quantity import parse_quantity as _quantity
 from pykubelet.errors import InvalidInput
 
 __all__ = [
@@ -193,30 +194,12 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
-_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-_QUANTITY_UNITS = {
-    None: 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-
-
 def parse_quantity(text: str) -> int:
     """A resource quantity (``10Mi``, ``1G``, ``1024``) in bytes."""
-    m = _QUANTITY.match(text.strip())
-    if m is None:
-        raise ValueError(f"invalid quantity {text!r} (such as 10Mi, 1G, 1024)")
-    return int(float(m.group(1)) * _QUANTITY_UNITS[m.group(2)])
+    try:
+        return _quantity(text.strip()).value()
+    except InvalidInput:
+        raise ValueError(f"invalid quantity {text!r} (such as 10Mi, 1G, 1024)") from None
 
 
 def _bool(v: Any) -> bool:

@@ -213,3 +213,17 @@ def test_configz_uses_v1beta1_names_and_go_durations() -> None:
     assert doc["containerLogMaxSize"] == "10Mi"
     assert doc["nodeName"] == "n1"
     assert [format_duration(s) for s in (0, 14400, 0.5)] == ["0s", "4h0m0s", "0.5s"]
+
+
+def test_quantities_are_exact_and_round_up_like_upstream() -> None:
+    from pykubelet.api.quantity import parse_quantity as exact
+    from pykubelet.config import parse_quantity
+    from pykubelet.pods.runtime_config import parse_cpu_millis
+
+    assert parse_quantity("10Mi") == 10 * 2**20
+    assert parse_quantity("1.5Gi") == 3 * 2**29
+    assert parse_cpu_millis("0.0005", "cpu") == 1  # MilliValue rounds up
+    assert parse_cpu_millis("250m", "cpu") == 250
+    assert exact("1e3", field="x").value() == 1000
+    with pytest.raises(ValueError, match="invalid quantity"):
+        parse_quantity("ten")

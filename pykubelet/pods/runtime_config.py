@@ -6,13 +6,13 @@ tool) can tell which pod, container and attempt a runtime object belongs to.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pykubelet.api import Container, Pod
+from pykubelet.api.quantity import parse_quantity
 from pykubelet.errors import InvalidInput
 from pykubelet.pods.env import ValueFromResolver, build_env, expand_command
 from pykubelet.runtime.types import (
@@ -47,41 +47,17 @@ ANNOTATION_GRACE = "io.kubernetes.pod.terminationGracePeriod"
 # (pod, container, config so far) -> config; the podspec layer adds mounts, security, etc.
 ContainerConfigHook = Callable[[Pod, Container, ContainerConfig], ContainerConfig]
 
-_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
-_MEM = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
-_MEM_UNITS = {
-    None: 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "m": 1,
-}
 CPU_PERIOD_US = 100_000
 
 
 def parse_cpu_millis(value: Any, path: str) -> int:
-    m = _CPU.match(str(value))
-    if m is None:
-        raise InvalidInput(f"invalid CPU quantity {value!r}", field=path)
-    amount = float(m.group(1))
-    return int(amount if m.group(2) else amount * 1000)
+    """CPU in millicores, rounded up as ``Quantity.MilliValue`` does."""
+    return parse_quantity(value, field=path).milli_value()
 
 
 def _parse_memory(value: Any, path: str) -> int:
-    m = _MEM.match(str(value))
-    if m is None:
-        raise InvalidInput(f"invalid memory quantity {value!r}", field=path)
-    n = float(m.group(1)) * _MEM_UNITS[m.group(2)]
-    return int(n / 1000) if m.group(2) == "m" else int(n)
+    """Memory in bytes, rounded up as ``Quantity.Value`` does."""
+    return parse_quantity(value, field=path).value()
 
 
 def linux_resources(container: Container, path: str) -> LinuxResources:
