@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from aiohttp import web
 
 from pykubelet.pods.protocol import PodLister
+from pykubelet.recording import RecorderFactory as RecorderOpener
+from pykubelet.recording import SessionRecorder
 from pykubelet.runtime.protocol import Runtime, StreamingRuntime
 
 __all__ = [
@@ -19,30 +20,6 @@ __all__ = [
     "StreamBackend",
     "open_recorder",
 ]
-
-
-class SessionRecorder(Protocol):
-    """Records one interactive session (the security helper's asciicast writer)."""
-
-    def output(self, data: bytes) -> None: ...
-
-    def resize(self, width: int, height: int) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class RecorderOpener(Protocol):
-    """``pykubelet.recording.RecorderFactory``'s shape: ``factory.open(audit_id, …)``."""
-
-    def open(
-        self,
-        audit_id: str,
-        *,
-        width: int = 80,
-        height: int = 24,
-        command: Sequence[str] = (),
-        title: str = "",
-    ) -> SessionRecorder: ...
 
 
 RecorderFactory = RecorderOpener | Callable[[str, int, int], SessionRecorder]
