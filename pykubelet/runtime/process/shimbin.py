@@ -10,9 +10,11 @@ import asyncio
 import hashlib
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from pykubelet.runtime.errors import RuntimeUnavailable
@@ -29,6 +31,7 @@ __all__ = [
 SHIM_SOURCE = Path(__file__).with_name("native") / "pkshim.c"
 PYSHIM_SOURCE = Path(__file__).with_name("native") / "pyshim.py"
 log = logging.getLogger(__name__)
+_BUILD_LOCK = threading.Lock()
 
 
 def python_helper() -> list[str]:
@@ -64,13 +67,25 @@ def ensure_shim(bin_dir: Path) -> Path:
             "supervisor: install gcc"
         )
     bin_dir.mkdir(parents=True, exist_ok=True)
-    tmp = bin_dir / f".pkshim-{digest}.{os.getpid()}"
-    proc = subprocess.run(
-        [cc, "-O2", "-o", str(tmp), str(SHIM_SOURCE)], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeUnavailable(f"building {SHIM_SOURCE.name} failed: {proc.stderr.strip()}")
-    os.replace(tmp, target)
+    with _BUILD_LOCK:  # threads of this agent build once; the unique name covers other agents
+        if target.is_file() and os.access(target, os.X_OK):
+            return target
+        tmp = bin_dir / f".pkshim-{digest}.{os.getpid()}.{secrets.token_hex(6)}"
+        try:
+            proc = subprocess.run(
+                [cc, "-O2", "-o", str(tmp), str(SHIM_SOURCE)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise RuntimeUnavailable(
+                    f"building {SHIM_SOURCE.name} failed: {proc.stderr.strip()}"
+                )
+            os.chmod(tmp, 0o755)  # executable before it appears under its final name
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return target
 
 
