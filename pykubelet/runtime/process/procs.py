@@ -58,13 +58,16 @@ def signal_process(ident: ProcessIdentity | None, sig: int, *, group: bool = Fal
 
 async def wait_exec(pid: int, marker: bytes, timeout_s: float) -> None:
     """Wait until ``pid`` no longer runs a command line containing ``marker`` (it exec'd or
-    exited). Polls: there is no event for exec."""
+    exited). Polls, as there is no event for exec: first every millisecond, then less often,
+    so that a hundred containers starting at once do not keep the event loop busy."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    delay = 0.001
     while loop.time() < deadline:
         if marker not in _cmdline(pid):
             return
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.02)
 
 
 def _cmdline(pid: int) -> bytes:

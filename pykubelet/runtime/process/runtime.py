@@ -2,7 +2,9 @@
 containers are processes supervised by a native shim each, so they outlive the agent.
 
 Every fact lives on disk (``records.py``); a new ``ProcessRuntime`` on the same root adopts
-whatever the previous agent left running, and status is always read from disk, never cached.
+whatever the previous agent left running. The write-once records are indexed in memory
+(``index.py``) and statuses are re-read only when the shim's state file or liveness changed
+(``status.StatusCache``), so listing is cheap enough to be done every second.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pykubelet.runtime.process.etcfiles import write_etc_files
 from pykubelet.runtime.process.execs import ExecMixin
 from pykubelet.runtime.process.features import RuntimeCapabilities, detect_capabilities
 from pykubelet.runtime.process.images import ImageStore
+from pykubelet.runtime.process.index import RecordIndex
 from pykubelet.runtime.process.layout import RuntimeLayout
 from pykubelet.runtime.process.records import (
     ContainerRecord,
@@ -38,7 +41,7 @@ from pykubelet.runtime.process.records import (
     read_json,
 )
 from pykubelet.runtime.process.shimbin import helper_command, launch
-from pykubelet.runtime.process.status import container_status, finalize, identities
+from pykubelet.runtime.process.status import StatusCache, finalize, identities
 from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerStats,
@@ -91,6 +94,14 @@ class ProcessRuntime(ExecMixin):
         self._caps: RuntimeCapabilities | None = None
         # one lock per pod uid / container id: starts of different pods run concurrently
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._sandboxes = RecordIndex(
+            self.layout.state / "sandboxes", "sandbox.json", SandboxRecord.from_json
+        )
+        self._containers = RecordIndex(
+            self.layout.state / "containers", "container.json", ContainerRecord.from_json
+        )
+        self._statuses = StatusCache(lambda: self.cgroups)
+        self._ips: dict[str, list[str]] = {}  # sandbox id -> its IPs, once known
 
     # ------------------------------------------------------------------ set-up
 
@@ -125,12 +136,10 @@ class ProcessRuntime(ExecMixin):
     # ------------------------------------------------------------------ sandboxes
 
     def _sandbox(self, sandbox_id: str) -> SandboxRecord:
-        try:
-            return SandboxRecord.from_json(
-                read_json(self.layout.sandbox_dir(sandbox_id) / "sandbox.json")
-            )
-        except (FileNotFoundError, NotADirectoryError, ValueError) as e:
-            raise SandboxNotFound(f"sandbox {sandbox_id!r} not found") from e
+        rec = self._sandboxes.get(sandbox_id)
+        if rec is None:
+            raise SandboxNotFound(f"sandbox {sandbox_id!r} not found")
+        return rec
 
     def _sandbox_ready(self, rec: SandboxRecord) -> bool:
         if (self.layout.sandbox_dir(rec.id) / "stopped").exists():
@@ -141,12 +150,10 @@ class ProcessRuntime(ExecMixin):
         if not config.uid or not config.name:
             raise CreateContainerError("sandbox: name and uid are required")
         async with self._lock("pod:" + config.uid):
-            for sid in self.layout.sandbox_ids():
-                with contextlib.suppress(SandboxNotFound):
-                    rec = self._sandbox(sid)
-                    same = (rec.config.uid, rec.config.attempt) == (config.uid, config.attempt)
-                    if same and self._sandbox_ready(rec):
-                        return rec.id  # never a second holder for the same pod attempt
+            for rec in self._sandboxes.all():
+                same = (rec.config.uid, rec.config.attempt) == (config.uid, config.attempt)
+                if same and self._sandbox_ready(rec):
+                    return rec.id  # never a second holder for the same pod attempt
             return await self._create_sandbox(config)
 
     async def _create_sandbox(self, config: SandboxConfig) -> str:
@@ -177,10 +184,12 @@ class ProcessRuntime(ExecMixin):
             namespaces=ns,
             cgroup_parent=cgroup_parent if self.cgroups.usable else "",
         )
-        atomic_write_json(d / "sandbox.json", rec.to_json())
+        await asyncio.to_thread(atomic_write_json, d / "sandbox.json", rec.to_json())
+        self._sandboxes.add(rec)
         ips = await self._setup_network(rec)
         if ips:
-            atomic_write_json(d / "ips.json", ips)
+            await asyncio.to_thread(atomic_write_json, d / "ips.json", ips)
+        self._ips[sid] = list(ips)
         await asyncio.to_thread(write_etc_files, d, config, ips)
         log.info(
             "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
@@ -236,27 +245,27 @@ class ProcessRuntime(ExecMixin):
         if rec.cgroup_parent:
             others = [
                 r
-                for r in (self._sandbox_or_none(s) for s in self.layout.sandbox_ids())
-                if r is not None and r.id != sandbox_id and r.cgroup_parent == rec.cgroup_parent
+                for r in self._sandboxes.all()
+                if r.id != sandbox_id and r.cgroup_parent == rec.cgroup_parent
             ]
             if not others:
                 await asyncio.to_thread(self.cgroups.remove, rec.cgroup_parent)
         await asyncio.to_thread(shutil.rmtree, self.layout.sandbox_dir(sandbox_id), True)
-
-    def _sandbox_or_none(self, sandbox_id: str) -> SandboxRecord | None:
-        try:
-            return self._sandbox(sandbox_id)
-        except SandboxNotFound:
-            return None
+        self._sandboxes.drop(sandbox_id)
+        self._ips.pop(sandbox_id, None)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         return self._sandbox_status(self._sandbox(sandbox_id))
 
     def _sandbox_status(self, rec: SandboxRecord) -> SandboxStatus:
         c = rec.config
-        ips: list[str] = []
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            ips = list(read_json(self.layout.sandbox_dir(rec.id) / "ips.json"))
+        ips = self._ips.get(rec.id)
+        if ips is None:
+            ips = []
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, ValueError):
+                ips = self._ips[rec.id] = list(
+                    read_json(self.layout.sandbox_dir(rec.id) / "ips.json")
+                )
         if c.network == NamespaceMode.NODE or not rec.namespaces:
             host_ip = self._host_ip()
             ips = [host_ip] if host_ip else []
@@ -284,22 +293,15 @@ class ProcessRuntime(ExecMixin):
         return self._node_ip
 
     async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
-        out = []
-        for sid in self.layout.sandbox_ids():
-            rec = self._sandbox_or_none(sid)
-            if rec is not None:
-                out.append(self._sandbox_status(rec))
-        return out
+        return [self._sandbox_status(rec) for rec in self._sandboxes.all()]
 
     # ------------------------------------------------------------------ containers
 
     def _container(self, container_id: str) -> ContainerRecord:
-        try:
-            return ContainerRecord.from_json(
-                read_json(self.layout.container_dir(container_id) / "container.json")
-            )
-        except (FileNotFoundError, NotADirectoryError, ValueError) as e:
-            raise ContainerNotFound(f"container {container_id!r} not found") from e
+        rec = self._containers.get(container_id)
+        if rec is None:
+            raise ContainerNotFound(f"container {container_id!r} not found")
+        return rec
 
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox_config: SandboxConfig
@@ -320,6 +322,7 @@ class ProcessRuntime(ExecMixin):
             sandbox_config,
             image,
         )
+        self._containers.add(rec)
         log.info("container %s (%s) created in sandbox %s", cid[:12], config.name, sandbox_id[:12])
         return rec.id
 
@@ -359,10 +362,8 @@ class ProcessRuntime(ExecMixin):
                 argv.append("-o")
             argv += ["--", *helper, "init", str(d / "spec")]
             shim_pid, pid = await launch(argv, env=dict(rec.env))
-            atomic_write_json(
-                d / "started.json",
-                {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)},
-            )
+            started = {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)}
+            await asyncio.to_thread(atomic_write_json, d / "started.json", started)
             # return once init has exec'd the container's command, so exec and status see it
             await procs.wait_exec(pid, str(d / "spec").encode(), 10.0)
 
@@ -400,23 +401,21 @@ class ProcessRuntime(ExecMixin):
             await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
             await asyncio.to_thread(self.cgroups.remove, rec.cgroup_path)
         await asyncio.to_thread(shutil.rmtree, self.layout.container_dir(container_id), True)
+        self._containers.drop(container_id)
+        self._statuses.forget(container_id)
 
     async def container_status(self, container_id: str) -> ContainerStatus:
         return self._status(self._container(container_id))
 
     def _status(self, rec: ContainerRecord) -> ContainerStatus:
-        return container_status(self.layout.container_dir(rec.id), self.cgroups, rec)
+        return self._statuses.status(self.layout.container_dir(rec.id), rec)
 
     async def list_containers(self, sandbox_id: str | None = None) -> Sequence[ContainerStatus]:
-        out = []
-        for cid in self.layout.container_ids():
-            try:
-                rec = self._container(cid)
-            except ContainerNotFound:
-                continue
-            if sandbox_id is None or rec.sandbox_id == sandbox_id:
-                out.append(self._status(rec))
-        return out
+        return [
+            self._status(rec)
+            for rec in self._containers.all()
+            if sandbox_id is None or rec.sandbox_id == sandbox_id
+        ]
 
     # ------------------------------------------------------------------ images
 
