@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import weakref
@@ -34,6 +35,7 @@ from pykubelet.runtime.process.features import RuntimeCapabilities, detect_capab
 from pykubelet.runtime.process.images import ImageStore
 from pykubelet.runtime.process.index import RecordIndex
 from pykubelet.runtime.process.layout import RuntimeLayout
+from pykubelet.runtime.process.pools import run_io
 from pykubelet.runtime.process.records import (
     ContainerRecord,
     SandboxRecord,
@@ -94,14 +96,17 @@ class ProcessRuntime(ExecMixin):
         self._caps: RuntimeCapabilities | None = None
         # one lock per pod uid / container id: starts of different pods run concurrently
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._sandbox_root = str(self.layout.state / "sandboxes")
         self._sandboxes = RecordIndex(
             self.layout.state / "sandboxes", "sandbox.json", SandboxRecord.from_json
         )
         self._containers = RecordIndex(
             self.layout.state / "containers", "container.json", ContainerRecord.from_json
         )
-        self._statuses = StatusCache(lambda: self.cgroups)
+        self._live = procs.Liveness()  # holders and shims, asked about on every listing
+        self._statuses = StatusCache(lambda: self.cgroups, self._live)
         self._ips: dict[str, list[str]] = {}  # sandbox id -> its IPs, once known
+        self._stopped: set[str] = set()  # sandboxes known to be stopped
 
     # ------------------------------------------------------------------ set-up
 
@@ -128,9 +133,7 @@ class ProcessRuntime(ExecMixin):
     async def _helper(self) -> list[str]:
         """argv prefix of the helper (``pkshim`` binary, or the Python fallback)."""
         if self._helper_argv is None:
-            self._helper_argv = await asyncio.to_thread(
-                helper_command, self.layout.bin, self._helper_kind
-            )
+            self._helper_argv = await run_io(helper_command, self.layout.bin, self._helper_kind)
         return list(self._helper_argv)
 
     # ------------------------------------------------------------------ sandboxes
@@ -142,9 +145,12 @@ class ProcessRuntime(ExecMixin):
         return rec
 
     def _sandbox_ready(self, rec: SandboxRecord) -> bool:
-        if (self.layout.sandbox_dir(rec.id) / "stopped").exists():
+        if rec.id in self._stopped:
             return False
-        return procs.alive((rec.holder_pid, rec.holder_start))
+        if os.path.exists(os.path.join(self._sandbox_root, rec.id, "stopped")):
+            self._stopped.add(rec.id)
+            return False
+        return self._live.alive((rec.holder_pid, rec.holder_start))
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:
         if not config.uid or not config.name:
@@ -172,7 +178,7 @@ class ProcessRuntime(ExecMixin):
                 argv.append("-p")
         cgroup_parent = config.cgroup_parent or f"{self._cgroup_root}/pod{config.uid}"
         if self.cgroups.usable:
-            await asyncio.to_thread(self.cgroups.create, cgroup_parent)
+            await run_io(self.cgroups.create, cgroup_parent)
         (holder,) = (await launch(argv))[:1]
         ident = procs.identity(holder)
         rec = SandboxRecord(
@@ -184,13 +190,13 @@ class ProcessRuntime(ExecMixin):
             namespaces=ns,
             cgroup_parent=cgroup_parent if self.cgroups.usable else "",
         )
-        await asyncio.to_thread(atomic_write_json, d / "sandbox.json", rec.to_json())
+        await run_io(atomic_write_json, d / "sandbox.json", rec.to_json())
         self._sandboxes.add(rec)
         ips = await self._setup_network(rec)
         if ips:
-            await asyncio.to_thread(atomic_write_json, d / "ips.json", ips)
+            await run_io(atomic_write_json, d / "ips.json", ips)
         self._ips[sid] = list(ips)
-        await asyncio.to_thread(write_etc_files, d, config, ips)
+        await run_io(write_etc_files, d, config, ips)
         log.info(
             "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
         )
@@ -233,6 +239,7 @@ class ProcessRuntime(ExecMixin):
             (d / "network-released").touch()
         await self._stop_holder(rec)
         (d / "stopped").touch()
+        self._stopped.add(sandbox_id)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         try:
@@ -249,26 +256,23 @@ class ProcessRuntime(ExecMixin):
                 if r.id != sandbox_id and r.cgroup_parent == rec.cgroup_parent
             ]
             if not others:
-                await asyncio.to_thread(self.cgroups.remove, rec.cgroup_parent)
-        await asyncio.to_thread(shutil.rmtree, self.layout.sandbox_dir(sandbox_id), True)
+                await run_io(self.cgroups.remove, rec.cgroup_parent)
+        await run_io(shutil.rmtree, self.layout.sandbox_dir(sandbox_id), True)
         self._sandboxes.drop(sandbox_id)
         self._ips.pop(sandbox_id, None)
+        self._stopped.discard(sandbox_id)
+        self._live.forget((rec.holder_pid, rec.holder_start))
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         return self._sandbox_status(self._sandbox(sandbox_id))
 
     def _sandbox_status(self, rec: SandboxRecord) -> SandboxStatus:
         c = rec.config
-        ips = self._ips.get(rec.id)
-        if ips is None:
-            ips = []
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError, ValueError):
-                ips = self._ips[rec.id] = list(
-                    read_json(self.layout.sandbox_dir(rec.id) / "ips.json")
-                )
         if c.network == NamespaceMode.NODE or not rec.namespaces:
             host_ip = self._host_ip()
             ips = [host_ip] if host_ip else []
+        else:
+            ips = self._pod_ips(rec.id)
         ready = self._sandbox_ready(rec)
         return SandboxStatus(
             id=rec.id,
@@ -286,6 +290,16 @@ class ProcessRuntime(ExecMixin):
             labels=c.labels,
             annotations=c.annotations,
         )
+
+    def _pod_ips(self, sandbox_id: str) -> list[str]:
+        ips = self._ips.get(sandbox_id)
+        if ips is None:
+            ips = []
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, ValueError):
+                ips = self._ips[sandbox_id] = list(
+                    read_json(self.layout.sandbox_dir(sandbox_id) / "ips.json")
+                )
+        return ips
 
     def _host_ip(self) -> str:
         if self._node_ip is None:
@@ -313,7 +327,7 @@ class ProcessRuntime(ExecMixin):
             raise CreateContainerError(f"sandbox {sandbox_id[:12]} is not ready")
         image = await self._image_for(config.image)
         cid = secrets.token_hex(32)
-        rec = await asyncio.to_thread(
+        rec = await run_io(
             prepare_container,
             self,
             cid,
@@ -329,7 +343,7 @@ class ProcessRuntime(ExecMixin):
     async def _image_for(self, ref: str) -> ImageInfo:
         if not ref:
             raise CreateContainerError("container image: required")
-        return await asyncio.to_thread(self.images.require, ref)
+        return await run_io(self.images.require, ref)
 
     async def start_container(self, container_id: str) -> None:
         rec = self._container(container_id)
@@ -363,7 +377,7 @@ class ProcessRuntime(ExecMixin):
             argv += ["--", *helper, "init", str(d / "spec")]
             shim_pid, pid = await launch(argv, env=dict(rec.env))
             started = {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)}
-            await asyncio.to_thread(atomic_write_json, d / "started.json", started)
+            await run_io(atomic_write_json, d / "started.json", started)
             # return once init has exec'd the container's command, so exec and status see it
             await procs.wait_exec(pid, str(d / "spec").encode(), 10.0)
 
@@ -387,7 +401,7 @@ class ProcessRuntime(ExecMixin):
                 return
         procs.signal_process(pid, procs.SIGKILL, group=group)
         if rec.cgroup_path:
-            await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
+            await run_io(self.cgroups.kill_all, rec.cgroup_path)
         await procs.wait_exit(watched, 10.0)
 
     async def remove_container(self, container_id: str) -> None:
@@ -398,9 +412,9 @@ class ProcessRuntime(ExecMixin):
         await self.stop_container(container_id, 0)
         finalize(self.layout.container_dir(rec.id), self.cgroups, rec)
         if rec.cgroup_path:
-            await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
-            await asyncio.to_thread(self.cgroups.remove, rec.cgroup_path)
-        await asyncio.to_thread(shutil.rmtree, self.layout.container_dir(container_id), True)
+            await run_io(self.cgroups.kill_all, rec.cgroup_path)
+            await run_io(self.cgroups.remove, rec.cgroup_path)
+        await run_io(shutil.rmtree, self.layout.container_dir(container_id), True)
         self._containers.drop(container_id)
         self._statuses.forget(container_id)
 
@@ -420,16 +434,16 @@ class ProcessRuntime(ExecMixin):
     # ------------------------------------------------------------------ images
 
     async def image_status(self, ref: str) -> ImageInfo | None:
-        return await asyncio.to_thread(self.images.get, ref)
+        return await run_io(self.images.get, ref)
 
     async def pull_image(self, ref: str) -> ImageInfo:
-        return await asyncio.to_thread(self.images.require, ref)
+        return await run_io(self.images.require, ref)
 
     async def list_images(self) -> Sequence[ImageInfo]:
-        return await asyncio.to_thread(self.images.list_images)
+        return await run_io(self.images.list_images)
 
     async def import_image(self, path: Path, *, ref: str | None = None) -> ImageInfo:
-        return await asyncio.to_thread(self.images.import_archive, path, ref=ref)
+        return await run_io(self.images.import_archive, path, ref=ref)
 
     # ------------------------------------------------------------------ info
 

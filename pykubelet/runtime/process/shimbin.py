@@ -6,8 +6,6 @@ The C source ships in the package and is compiled with ``cc`` on first use into
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import hashlib
 import logging
 import os
@@ -16,10 +14,10 @@ import shutil
 import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pykubelet.runtime.errors import RuntimeUnavailable
+from pykubelet.runtime.process.pools import run_launch
 
 __all__ = [
     "PYSHIM_SOURCE",
@@ -34,8 +32,6 @@ SHIM_SOURCE = Path(__file__).with_name("native") / "pkshim.c"
 PYSHIM_SOURCE = Path(__file__).with_name("native") / "pyshim.py"
 log = logging.getLogger(__name__)
 _BUILD_LOCK = threading.Lock()
-_LAUNCH_THREADS = 8
-_LAUNCHER: ThreadPoolExecutor | None = None
 
 
 def python_helper() -> list[str]:
@@ -93,14 +89,6 @@ def ensure_shim(bin_dir: Path) -> Path:
     return target
 
 
-def _launcher() -> ThreadPoolExecutor:
-    global _LAUNCHER
-    with _BUILD_LOCK:
-        if _LAUNCHER is None:
-            _LAUNCHER = ThreadPoolExecutor(_LAUNCH_THREADS, thread_name_prefix="pkshim-launch")
-        return _LAUNCHER
-
-
 def _run(argv: list[str], env: dict[str, str] | None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False)
 
@@ -108,12 +96,11 @@ def _run(argv: list[str], env: dict[str, str] | None) -> subprocess.CompletedPro
 async def launch(argv: list[str], env: dict[str, str] | None = None) -> list[int]:
     """Run a daemonizing helper mode; return the pids it reports (daemon first).
 
-    The helper is forked and waited for in a thread of a small pool of its own: a hundred pods
-    starting at once then neither block the event loop in fork/exec nor start a child-watcher
-    thread each, nor queue behind (or starve) the default executor's file work.
+    The helper is forked and waited for in a thread of the launch pool (``pools.py``): a
+    hundred pods starting at once then neither block the event loop in fork/exec nor start a
+    child-watcher thread each, nor queue behind (or starve) the file work.
     """
-    loop = asyncio.get_running_loop()
-    proc = await loop.run_in_executor(_launcher(), functools.partial(_run, argv, env))
+    proc = await run_launch(_run, argv, env)
     line = proc.stdout.decode(errors="replace").strip()
     if proc.returncode != 0 or not line.startswith("OK"):
         mode = next((a for a in argv if a in ("pause", "run")), argv[0])

@@ -131,8 +131,9 @@ class StatusCache:
     its shim still being alive (one read of /proc), since a killed shim writes nothing.
     """
 
-    def __init__(self, cgroups: Callable[[], CgroupLayout]) -> None:
+    def __init__(self, cgroups: Callable[[], CgroupLayout], live: procs.Liveness) -> None:
         self._cgroups = cgroups
+        self._live = live
         self._entries: dict[str, _Entry] = {}
 
     def status(self, d: Path, rec: ContainerRecord) -> ContainerStatus:
@@ -142,7 +143,7 @@ class StatusCache:
             state = entry.status.state
             if state in (ContainerState.CREATED, ContainerState.EXITED):
                 return entry.status  # only exits the shim recorded are cached (see below)
-            if state is ContainerState.RUNNING and procs.alive(entry.shim):
+            if state is ContainerState.RUNNING and self._live.alive(entry.shim):
                 return entry.status
         status = container_status(d, self._cgroups(), rec)
         shim = identities(d)[0] if status.state is ContainerState.RUNNING else None
@@ -156,4 +157,6 @@ class StatusCache:
         return status
 
     def forget(self, container_id: str) -> None:
-        self._entries.pop(container_id, None)
+        entry = self._entries.pop(container_id, None)
+        if entry is not None:
+            self._live.forget(entry.shim)
