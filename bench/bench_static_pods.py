@@ -6,6 +6,11 @@ agent's CPU (% of one core over 10 s) and RSS, and the RSS of every helper proce
 keeps (per pod). The agent runs in this process, so its figures are this process's.
 
     .venv/bin/python bench/bench_static_pods.py [--runtime process|fake] [--counts 10,50,110]
+        [--host-network]
+
+``--host-network`` gives the pods ``hostNetwork: true``, leaving out the CNI ADD of each pod
+(as root, every other pod gets the built-in bridge network), to tell the runtime's share from
+the network's.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ kind: Pod
 metadata: {{name: bench-{i}}}
 spec:
   terminationGracePeriodSeconds: 2
+  hostNetwork: {host_network}
   containers:
   - name: sleep
     image: busybox
@@ -111,7 +117,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-async def one_round(runtime: str, count: int, keep: bool) -> tuple[dict[str, float], Agent]:
+async def one_round(
+    runtime: str, count: int, keep: bool, host_network: bool = False
+) -> tuple[dict[str, float], Agent]:
     work = Path(tempfile.mkdtemp(prefix="pykubelet-bench-"))
     pods_dir = work / "pods"
     pods_dir.mkdir()
@@ -143,8 +151,9 @@ async def one_round(runtime: str, count: int, keep: bool) -> tuple[dict[str, flo
     await agent.ready.wait()
     assert agent.manager is not None
     t0 = time.monotonic()
+    hostnet = str(host_network).lower()
     for i in range(count):
-        (pods_dir / f"bench-{i}.yaml").write_text(POD.format(i=i))
+        (pods_dir / f"bench-{i}.yaml").write_text(POD.format(i=i, host_network=hostnet))
     started: dict[str, float] = {}
     deadline = t0 + 60
     while len(started) < count and time.monotonic() < deadline:
@@ -230,16 +239,20 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runtime", default="process", choices=("process", "fake"))
     ap.add_argument("--counts", default="10,50,110")
+    ap.add_argument("--host-network", action="store_true", help="pods without CNI networking")
     args = ap.parse_args()
     log_file = Path(tempfile.gettempdir()) / f"pykubelet-bench-{os.getpid()}.log"
     logging.basicConfig(level=logging.WARNING, filename=log_file)
     print(f"agent log: {log_file}")
     counts = [int(c) for c in args.counts.split(",")]
-    print(f"runtime: {args.runtime}")
+    net = "host network" if args.host_network else "pod network (CNI) as root"
+    print(f"runtime: {args.runtime}, {net}")
     print(f"{'pods':>5} {'running':>8} {'p50 s':>8} {'p99 s':>8} {'all s':>8} {'pods/s':>8}")
     last: Agent | None = None
     for i, count in enumerate(counts):
-        res, agent = await one_round(args.runtime, count, keep=i == len(counts) - 1)
+        res, agent = await one_round(
+            args.runtime, count, keep=i == len(counts) - 1, host_network=args.host_network
+        )
         print(
             f"{res['pods']:>5} {res['running']:>8} {res['p50_s']:>8.3f} {res['p99_s']:>8.3f} "
             f"{res['all_s']:>8.3f} {res['pods_per_s']:>8.1f}"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from pykubelet.runtime import RuntimeUnavailable
-from pykubelet.runtime.process.shimbin import helper_command, python_helper
+from pykubelet.runtime.process.shimbin import ensure_shim, helper_command, python_helper
 from tests.prereq import require_binary
 
 
@@ -28,3 +33,48 @@ def test_without_a_compiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(RuntimeUnavailable, match="C compiler"):
         helper_command(tmp_path / "bin", "native")
     assert helper_command(tmp_path / "bin", "python") == python_helper()
+
+
+def _assert_one_working_helper(bin_dir: Path, paths: list[Path]) -> None:
+    assert len(set(paths)) == 1
+    built = paths[0]
+    assert os.access(built, os.X_OK)
+    assert [p.name for p in bin_dir.iterdir()] == [built.name]  # no temp file left behind
+    out = subprocess.run([str(built)], capture_output=True, check=False)
+    assert b"usage" in (out.stdout + out.stderr).lower()  # it is a complete, runnable binary
+
+
+def test_concurrent_builds_on_a_fresh_root_in_threads(tmp_path: Path) -> None:
+    require_binary("cc")
+    bin_dir = tmp_path / "bin"
+    start = threading.Barrier(8)
+
+    def build() -> Path:
+        start.wait(timeout=30)
+        return ensure_shim(bin_dir)
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: build(), range(8)))
+    _assert_one_working_helper(bin_dir, paths)
+
+
+def test_concurrent_builds_on_a_fresh_root_in_processes(tmp_path: Path) -> None:
+    require_binary("cc")
+    bin_dir = tmp_path / "bin"
+    code = (
+        "import sys; from pathlib import Path; "
+        "from pykubelet.runtime.process.shimbin import ensure_shim; "
+        "print(ensure_shim(Path(sys.argv[1])))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(bin_dir)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    paths = []
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0
+        paths.append(Path(out.strip()))
+    _assert_one_working_helper(bin_dir, paths)

@@ -2,7 +2,9 @@
 containers are processes supervised by a native shim each, so they outlive the agent.
 
 Every fact lives on disk (``records.py``); a new ``ProcessRuntime`` on the same root adopts
-whatever the previous agent left running, and status is always read from disk, never cached.
+whatever the previous agent left running. The write-once records are indexed in memory
+(``index.py``) and statuses are re-read only when the shim's state file or liveness changed
+(``status.StatusCache``), so listing is cheap enough to be done every second.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import weakref
@@ -30,7 +33,9 @@ from pykubelet.runtime.process.etcfiles import write_etc_files
 from pykubelet.runtime.process.execs import ExecMixin
 from pykubelet.runtime.process.features import RuntimeCapabilities, detect_capabilities
 from pykubelet.runtime.process.images import ImageStore
+from pykubelet.runtime.process.index import RecordIndex
 from pykubelet.runtime.process.layout import RuntimeLayout
+from pykubelet.runtime.process.pools import run_io
 from pykubelet.runtime.process.records import (
     ContainerRecord,
     SandboxRecord,
@@ -38,7 +43,7 @@ from pykubelet.runtime.process.records import (
     read_json,
 )
 from pykubelet.runtime.process.shimbin import helper_command, launch
-from pykubelet.runtime.process.status import container_status, finalize, identities
+from pykubelet.runtime.process.status import StatusCache, finalize, identities
 from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerStats,
@@ -91,6 +96,17 @@ class ProcessRuntime(ExecMixin):
         self._caps: RuntimeCapabilities | None = None
         # one lock per pod uid / container id: starts of different pods run concurrently
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._sandbox_root = str(self.layout.state / "sandboxes")
+        self._sandboxes = RecordIndex(
+            self.layout.state / "sandboxes", "sandbox.json", SandboxRecord.from_json
+        )
+        self._containers = RecordIndex(
+            self.layout.state / "containers", "container.json", ContainerRecord.from_json
+        )
+        self._live = procs.Liveness()  # holders and shims, asked about on every listing
+        self._statuses = StatusCache(lambda: self.cgroups, self._live)
+        self._ips: dict[str, list[str]] = {}  # sandbox id -> its IPs, once known
+        self._stopped: set[str] = set()  # sandboxes known to be stopped
 
     # ------------------------------------------------------------------ set-up
 
@@ -117,36 +133,33 @@ class ProcessRuntime(ExecMixin):
     async def _helper(self) -> list[str]:
         """argv prefix of the helper (``pkshim`` binary, or the Python fallback)."""
         if self._helper_argv is None:
-            self._helper_argv = await asyncio.to_thread(
-                helper_command, self.layout.bin, self._helper_kind
-            )
+            self._helper_argv = await run_io(helper_command, self.layout.bin, self._helper_kind)
         return list(self._helper_argv)
 
     # ------------------------------------------------------------------ sandboxes
 
     def _sandbox(self, sandbox_id: str) -> SandboxRecord:
-        try:
-            return SandboxRecord.from_json(
-                read_json(self.layout.sandbox_dir(sandbox_id) / "sandbox.json")
-            )
-        except (FileNotFoundError, NotADirectoryError, ValueError) as e:
-            raise SandboxNotFound(f"sandbox {sandbox_id!r} not found") from e
+        rec = self._sandboxes.get(sandbox_id)
+        if rec is None:
+            raise SandboxNotFound(f"sandbox {sandbox_id!r} not found")
+        return rec
 
     def _sandbox_ready(self, rec: SandboxRecord) -> bool:
-        if (self.layout.sandbox_dir(rec.id) / "stopped").exists():
+        if rec.id in self._stopped:
             return False
-        return procs.alive((rec.holder_pid, rec.holder_start))
+        if os.path.exists(os.path.join(self._sandbox_root, rec.id, "stopped")):
+            self._stopped.add(rec.id)
+            return False
+        return self._live.alive((rec.holder_pid, rec.holder_start))
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:
         if not config.uid or not config.name:
             raise CreateContainerError("sandbox: name and uid are required")
         async with self._lock("pod:" + config.uid):
-            for sid in self.layout.sandbox_ids():
-                with contextlib.suppress(SandboxNotFound):
-                    rec = self._sandbox(sid)
-                    same = (rec.config.uid, rec.config.attempt) == (config.uid, config.attempt)
-                    if same and self._sandbox_ready(rec):
-                        return rec.id  # never a second holder for the same pod attempt
+            for rec in self._sandboxes.all():
+                same = (rec.config.uid, rec.config.attempt) == (config.uid, config.attempt)
+                if same and self._sandbox_ready(rec):
+                    return rec.id  # never a second holder for the same pod attempt
             return await self._create_sandbox(config)
 
     async def _create_sandbox(self, config: SandboxConfig) -> str:
@@ -165,7 +178,7 @@ class ProcessRuntime(ExecMixin):
                 argv.append("-p")
         cgroup_parent = config.cgroup_parent or f"{self._cgroup_root}/pod{config.uid}"
         if self.cgroups.usable:
-            await asyncio.to_thread(self.cgroups.create, cgroup_parent)
+            await run_io(self.cgroups.create, cgroup_parent)
         (holder,) = (await launch(argv))[:1]
         ident = procs.identity(holder)
         rec = SandboxRecord(
@@ -177,11 +190,13 @@ class ProcessRuntime(ExecMixin):
             namespaces=ns,
             cgroup_parent=cgroup_parent if self.cgroups.usable else "",
         )
-        atomic_write_json(d / "sandbox.json", rec.to_json())
+        await run_io(atomic_write_json, d / "sandbox.json", rec.to_json())
+        self._sandboxes.add(rec)
         ips = await self._setup_network(rec)
         if ips:
-            atomic_write_json(d / "ips.json", ips)
-        await asyncio.to_thread(write_etc_files, d, config, ips)
+            await run_io(atomic_write_json, d / "ips.json", ips)
+        self._ips[sid] = list(ips)
+        await run_io(write_etc_files, d, config, ips)
         log.info(
             "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
         )
@@ -224,6 +239,7 @@ class ProcessRuntime(ExecMixin):
             (d / "network-released").touch()
         await self._stop_holder(rec)
         (d / "stopped").touch()
+        self._stopped.add(sandbox_id)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         try:
@@ -236,30 +252,27 @@ class ProcessRuntime(ExecMixin):
         if rec.cgroup_parent:
             others = [
                 r
-                for r in (self._sandbox_or_none(s) for s in self.layout.sandbox_ids())
-                if r is not None and r.id != sandbox_id and r.cgroup_parent == rec.cgroup_parent
+                for r in self._sandboxes.all()
+                if r.id != sandbox_id and r.cgroup_parent == rec.cgroup_parent
             ]
             if not others:
-                await asyncio.to_thread(self.cgroups.remove, rec.cgroup_parent)
-        await asyncio.to_thread(shutil.rmtree, self.layout.sandbox_dir(sandbox_id), True)
-
-    def _sandbox_or_none(self, sandbox_id: str) -> SandboxRecord | None:
-        try:
-            return self._sandbox(sandbox_id)
-        except SandboxNotFound:
-            return None
+                await run_io(self.cgroups.remove, rec.cgroup_parent)
+        await run_io(shutil.rmtree, self.layout.sandbox_dir(sandbox_id), True)
+        self._sandboxes.drop(sandbox_id)
+        self._ips.pop(sandbox_id, None)
+        self._stopped.discard(sandbox_id)
+        self._live.forget((rec.holder_pid, rec.holder_start))
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         return self._sandbox_status(self._sandbox(sandbox_id))
 
     def _sandbox_status(self, rec: SandboxRecord) -> SandboxStatus:
         c = rec.config
-        ips: list[str] = []
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            ips = list(read_json(self.layout.sandbox_dir(rec.id) / "ips.json"))
         if c.network == NamespaceMode.NODE or not rec.namespaces:
             host_ip = self._host_ip()
             ips = [host_ip] if host_ip else []
+        else:
+            ips = self._pod_ips(rec.id)
         ready = self._sandbox_ready(rec)
         return SandboxStatus(
             id=rec.id,
@@ -278,28 +291,31 @@ class ProcessRuntime(ExecMixin):
             annotations=c.annotations,
         )
 
+    def _pod_ips(self, sandbox_id: str) -> list[str]:
+        ips = self._ips.get(sandbox_id)
+        if ips is None:
+            ips = []
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, ValueError):
+                ips = self._ips[sandbox_id] = list(
+                    read_json(self.layout.sandbox_dir(sandbox_id) / "ips.json")
+                )
+        return ips
+
     def _host_ip(self) -> str:
         if self._node_ip is None:
             self._node_ip = _detect_host_ip()  # once: a short subprocess, cached even if ""
         return self._node_ip
 
     async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
-        out = []
-        for sid in self.layout.sandbox_ids():
-            rec = self._sandbox_or_none(sid)
-            if rec is not None:
-                out.append(self._sandbox_status(rec))
-        return out
+        return [self._sandbox_status(rec) for rec in self._sandboxes.all()]
 
     # ------------------------------------------------------------------ containers
 
     def _container(self, container_id: str) -> ContainerRecord:
-        try:
-            return ContainerRecord.from_json(
-                read_json(self.layout.container_dir(container_id) / "container.json")
-            )
-        except (FileNotFoundError, NotADirectoryError, ValueError) as e:
-            raise ContainerNotFound(f"container {container_id!r} not found") from e
+        rec = self._containers.get(container_id)
+        if rec is None:
+            raise ContainerNotFound(f"container {container_id!r} not found")
+        return rec
 
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox_config: SandboxConfig
@@ -311,7 +327,7 @@ class ProcessRuntime(ExecMixin):
             raise CreateContainerError(f"sandbox {sandbox_id[:12]} is not ready")
         image = await self._image_for(config.image)
         cid = secrets.token_hex(32)
-        rec = await asyncio.to_thread(
+        rec = await run_io(
             prepare_container,
             self,
             cid,
@@ -320,13 +336,14 @@ class ProcessRuntime(ExecMixin):
             sandbox_config,
             image,
         )
+        self._containers.add(rec)
         log.info("container %s (%s) created in sandbox %s", cid[:12], config.name, sandbox_id[:12])
         return rec.id
 
     async def _image_for(self, ref: str) -> ImageInfo:
         if not ref:
             raise CreateContainerError("container image: required")
-        return await asyncio.to_thread(self.images.require, ref)
+        return await run_io(self.images.require, ref)
 
     async def start_container(self, container_id: str) -> None:
         rec = self._container(container_id)
@@ -359,10 +376,8 @@ class ProcessRuntime(ExecMixin):
                 argv.append("-o")
             argv += ["--", *helper, "init", str(d / "spec")]
             shim_pid, pid = await launch(argv, env=dict(rec.env))
-            atomic_write_json(
-                d / "started.json",
-                {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)},
-            )
+            started = {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)}
+            await run_io(atomic_write_json, d / "started.json", started)
             # return once init has exec'd the container's command, so exec and status see it
             await procs.wait_exec(pid, str(d / "spec").encode(), 10.0)
 
@@ -386,7 +401,7 @@ class ProcessRuntime(ExecMixin):
                 return
         procs.signal_process(pid, procs.SIGKILL, group=group)
         if rec.cgroup_path:
-            await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
+            await run_io(self.cgroups.kill_all, rec.cgroup_path)
         await procs.wait_exit(watched, 10.0)
 
     async def remove_container(self, container_id: str) -> None:
@@ -397,40 +412,38 @@ class ProcessRuntime(ExecMixin):
         await self.stop_container(container_id, 0)
         finalize(self.layout.container_dir(rec.id), self.cgroups, rec)
         if rec.cgroup_path:
-            await asyncio.to_thread(self.cgroups.kill_all, rec.cgroup_path)
-            await asyncio.to_thread(self.cgroups.remove, rec.cgroup_path)
-        await asyncio.to_thread(shutil.rmtree, self.layout.container_dir(container_id), True)
+            await run_io(self.cgroups.kill_all, rec.cgroup_path)
+            await run_io(self.cgroups.remove, rec.cgroup_path)
+        await run_io(shutil.rmtree, self.layout.container_dir(container_id), True)
+        self._containers.drop(container_id)
+        self._statuses.forget(container_id)
 
     async def container_status(self, container_id: str) -> ContainerStatus:
         return self._status(self._container(container_id))
 
     def _status(self, rec: ContainerRecord) -> ContainerStatus:
-        return container_status(self.layout.container_dir(rec.id), self.cgroups, rec)
+        return self._statuses.status(self.layout.container_dir(rec.id), rec)
 
     async def list_containers(self, sandbox_id: str | None = None) -> Sequence[ContainerStatus]:
-        out = []
-        for cid in self.layout.container_ids():
-            try:
-                rec = self._container(cid)
-            except ContainerNotFound:
-                continue
-            if sandbox_id is None or rec.sandbox_id == sandbox_id:
-                out.append(self._status(rec))
-        return out
+        return [
+            self._status(rec)
+            for rec in self._containers.all()
+            if sandbox_id is None or rec.sandbox_id == sandbox_id
+        ]
 
     # ------------------------------------------------------------------ images
 
     async def image_status(self, ref: str) -> ImageInfo | None:
-        return await asyncio.to_thread(self.images.get, ref)
+        return await run_io(self.images.get, ref)
 
     async def pull_image(self, ref: str) -> ImageInfo:
-        return await asyncio.to_thread(self.images.require, ref)
+        return await run_io(self.images.require, ref)
 
     async def list_images(self) -> Sequence[ImageInfo]:
-        return await asyncio.to_thread(self.images.list_images)
+        return await run_io(self.images.list_images)
 
     async def import_image(self, path: Path, *, ref: str | None = None) -> ImageInfo:
-        return await asyncio.to_thread(self.images.import_archive, path, ref=ref)
+        return await run_io(self.images.import_archive, path, ref=ref)
 
     # ------------------------------------------------------------------ info
 

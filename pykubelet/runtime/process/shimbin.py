@@ -6,16 +6,18 @@ The C source ships in the package and is compiled with ``cc`` on first use into
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from pykubelet.runtime.errors import RuntimeUnavailable
+from pykubelet.runtime.process.pools import run_launch
 
 __all__ = [
     "PYSHIM_SOURCE",
@@ -29,6 +31,7 @@ __all__ = [
 SHIM_SOURCE = Path(__file__).with_name("native") / "pkshim.c"
 PYSHIM_SOURCE = Path(__file__).with_name("native") / "pyshim.py"
 log = logging.getLogger(__name__)
+_BUILD_LOCK = threading.Lock()
 
 
 def python_helper() -> list[str]:
@@ -64,28 +67,44 @@ def ensure_shim(bin_dir: Path) -> Path:
             "supervisor: install gcc"
         )
     bin_dir.mkdir(parents=True, exist_ok=True)
-    tmp = bin_dir / f".pkshim-{digest}.{os.getpid()}"
-    proc = subprocess.run(
-        [cc, "-O2", "-o", str(tmp), str(SHIM_SOURCE)], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeUnavailable(f"building {SHIM_SOURCE.name} failed: {proc.stderr.strip()}")
-    os.replace(tmp, target)
+    with _BUILD_LOCK:  # threads of this agent build once; the unique name covers other agents
+        if target.is_file() and os.access(target, os.X_OK):
+            return target
+        tmp = bin_dir / f".pkshim-{digest}.{os.getpid()}.{secrets.token_hex(6)}"
+        try:
+            proc = subprocess.run(
+                [cc, "-O2", "-o", str(tmp), str(SHIM_SOURCE)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise RuntimeUnavailable(
+                    f"building {SHIM_SOURCE.name} failed: {proc.stderr.strip()}"
+                )
+            os.chmod(tmp, 0o755)  # executable before it appears under its final name
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return target
 
 
+def _run(argv: list[str], env: dict[str, str] | None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False)
+
+
 async def launch(argv: list[str], env: dict[str, str] | None = None) -> list[int]:
-    """Run a daemonizing helper mode; return the pids it reports (daemon first)."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await proc.communicate()
-    line = out.decode(errors="replace").strip()
+    """Run a daemonizing helper mode; return the pids it reports (daemon first).
+
+    The helper is forked and waited for in a thread of the launch pool (``pools.py``): a
+    hundred pods starting at once then neither block the event loop in fork/exec nor start a
+    child-watcher thread each, nor queue behind (or starve) the file work.
+    """
+    proc = await run_launch(_run, argv, env)
+    line = proc.stdout.decode(errors="replace").strip()
     if proc.returncode != 0 or not line.startswith("OK"):
         mode = next((a for a in argv if a in ("pause", "run")), argv[0])
-        raise RuntimeUnavailable(f"helper {mode} failed: {line or err.decode().strip()}")
+        raise RuntimeUnavailable(
+            f"helper {mode} failed: {line or proc.stderr.decode(errors='replace').strip()}"
+        )
     return [int(x) for x in line.split()[1:]]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pykubelet.runtime.process import procs
@@ -18,7 +20,7 @@ from pykubelet.runtime.process.records import (
 )
 from pykubelet.runtime.types import ContainerState, ContainerStatus
 
-__all__ = ["container_status", "finalize", "identities"]
+__all__ = ["StatusCache", "container_status", "finalize", "identities"]
 
 Ident = procs.ProcessIdentity | None
 
@@ -101,3 +103,60 @@ def container_status(d: Path, cgroups: CgroupLayout, rec: ContainerRecord) -> Co
         reason="OOMKilled" if final.get("oom") else ("Completed" if code == 0 else "Error"),
         message=message,
     )
+
+
+_StateKey = tuple[int, int, int] | None
+
+
+def _state_key(d: Path) -> _StateKey:
+    try:
+        st = os.stat(d / "shim" / "state")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Entry:
+    key: _StateKey
+    status: ContainerStatus
+    shim: Ident
+
+
+class StatusCache:
+    """Statuses computed from the files, reused while nothing they depend on has changed.
+
+    The shim rewrites its state file when the container exits, so the file's identity (inode,
+    mtime, size) says whether the exit facts changed; a running container is also checked for
+    its shim still being alive (one read of /proc), since a killed shim writes nothing.
+    """
+
+    def __init__(self, cgroups: Callable[[], CgroupLayout], live: procs.Liveness) -> None:
+        self._cgroups = cgroups
+        self._live = live
+        self._entries: dict[str, _Entry] = {}
+
+    def status(self, d: Path, rec: ContainerRecord) -> ContainerStatus:
+        key = _state_key(d)
+        entry = self._entries.get(rec.id)
+        if entry is not None and entry.key == key:
+            state = entry.status.state
+            if state in (ContainerState.CREATED, ContainerState.EXITED):
+                return entry.status  # only exits the shim recorded are cached (see below)
+            if state is ContainerState.RUNNING and self._live.alive(entry.shim):
+                return entry.status
+        status = container_status(d, self._cgroups(), rec)
+        shim = identities(d)[0] if status.state is ContainerState.RUNNING else None
+        # cache only what the files fixed: a status inferred from missing processes (UNKNOWN,
+        # or an exit the shim did not record) is derived afresh every time
+        recorded_exit = status.state is ContainerState.EXITED and status.finished_at > 0
+        if status.state in (ContainerState.CREATED, ContainerState.RUNNING) or recorded_exit:
+            self._entries[rec.id] = _Entry(key=key, status=status, shim=shim)
+        else:
+            self._entries.pop(rec.id, None)
+        return status
+
+    def forget(self, container_id: str) -> None:
+        entry = self._entries.pop(container_id, None)
+        if entry is not None:
+            self._live.forget(entry.shim)
