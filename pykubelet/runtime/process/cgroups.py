@@ -70,6 +70,13 @@ class CgroupLayout:
                 with contextlib.suppress(OSError):
                     (parent / "cgroup.subtree_control").write_text(ctl)
 
+    def add_process(self, rel: str, pid: int) -> None:
+        """Move ``pid`` into ``rel`` in every hierarchy (best effort: a process that already
+        exited, or a hierarchy that refuses, is skipped)."""
+        for f in self.procs_files(rel):
+            with contextlib.suppress(OSError):
+                Path(f).write_text(str(pid))
+
     def procs_files(self, rel: str) -> list[str]:
         return [str(d / "cgroup.procs") for d in self.dirs(rel)]
 

@@ -180,6 +180,13 @@ class ProcessRuntime(ExecMixin):
         if self.cgroups.usable:
             await run_io(self.cgroups.create, cgroup_parent)
         (holder,) = (await launch(argv))[:1]
+        if self.cgroups.usable:
+            # As the pause container does: the holder lives in the pod's cgroup (a leaf of its
+            # own, since cgroup v2 allows no processes beside child cgroups), so whatever
+            # cleans up a pod by cgroup also finds it.
+            holder_cgroup = f"{cgroup_parent}/sandbox-{sid[:12]}"
+            await run_io(self.cgroups.create, holder_cgroup)
+            await run_io(self.cgroups.add_process, holder_cgroup, holder)
         ident = procs.identity(holder)
         rec = SandboxRecord(
             id=sid,
