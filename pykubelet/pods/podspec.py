@@ -32,12 +32,14 @@ from pykubelet.pods.prober import ProbeChange, Prober, ProbeRecorder, ProbeType,
 from pykubelet.pods.probes import ProbeResult, ProbeTarget
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.security import container_security
+from pykubelet.pods.termination import TERMINATION_MESSAGE_ANNOTATION, message_file
 from pykubelet.pods.volumes import PodVolumes, PreparedVolume
 from pykubelet.runtime.errors import RuntimeError_
 from pykubelet.runtime.protocol import ImageService, Runtime
 from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerStatus,
+    Mount,
     SandboxState,
     SandboxStatus,
 )
@@ -74,6 +76,8 @@ class PodSpecLayer:
         self.prober = Prober(runtime, clock, self, recorder)
         self._ips: dict[str, tuple[str, ...]] = {}  # pod uid -> sandbox IPs
         self._image_users: dict[str, str] = {}  # image ref -> its config User
+        self._image_rootfs: dict[str, bool] = {}  # image ref -> has a root filesystem of its own
+        self._pods_dir = pods_dir
         self._prepared: dict[str, dict[str, PreparedVolume]] = {}
         self._kills: set[asyncio.Task[None]] = set()
         self._pods: dict[str, Pod] = {}  # uid -> latest pod seen, for probe-driven kills
@@ -115,7 +119,22 @@ class PodSpecLayer:
         )
         volumes = self._prepared.get(pod.uid, {})
         mounts = self.volumes.container_mounts(container, volumes, where=where)
-        return replace(config, mounts=(*config.mounts, *mounts), security=eff.config)
+        annotations = dict(config.annotations)
+        if container.termination_message_path and self._image_rootfs.get(container.image):
+            # Only into an image's own root filesystem: with the host's root (image "host")
+            # a bind mount would create the target on the host itself.
+            host_file = message_file(self._pods_dir, pod.uid, container.name, config.attempt)
+            mounts = (
+                *mounts,
+                Mount(container_path=container.termination_message_path, host_path=host_file),
+            )
+            annotations[TERMINATION_MESSAGE_ANNOTATION] = host_file
+        return replace(
+            config,
+            mounts=(*config.mounts, *mounts),
+            security=eff.config,
+            annotations=annotations,
+        )
 
     # ----- WorkerDeps extension points -----
 
@@ -130,6 +149,7 @@ class PodSpecLayer:
                 info = await self._images.image_status(c.image)
                 if info is not None:
                     self._image_users[c.image] = info.config_user
+                    self._image_rootfs[c.image] = bool(info.rootfs_path)
         fs_group = (pod.spec.security_context or {}).get("fsGroup")
         self._prepared[pod.uid] = await self.volumes.setup(
             pod,

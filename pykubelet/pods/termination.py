@@ -1,8 +1,13 @@
-"""Termination messages: ``terminationMessagePolicy: FallbackToLogsOnError``.
+"""Termination messages: the ``terminationMessagePath`` file, and
+``terminationMessagePolicy: FallbackToLogsOnError``.
 
-When a container fails (non-zero exit) without a message, upstream fills ``terminated.message``
-with the end of its log: the last 80 lines, at most 2048 bytes. ``fallback_message`` reads that
-from the CRI log file (decoded with ``pykubelet.logs``); it reads only the file's tail.
+Each container with an image root filesystem gets a host file bind-mounted at its
+``terminationMessagePath``; the host path travels in the container's annotation
+``TERMINATION_MESSAGE_ANNOTATION`` so the worker can read it after the exit (at most 4096
+bytes, as upstream). When a container fails (non-zero exit) without a message, upstream fills
+``terminated.message`` with the end of its log: the last 80 lines, at most 2048 bytes.
+``fallback_message`` reads that from the CRI log file (decoded with ``pykubelet.logs``); it
+reads only the file's tail.
 """
 
 from __future__ import annotations
@@ -11,11 +16,42 @@ import os
 
 from pykubelet.logs import parse_record
 
-__all__ = ["MAX_MESSAGE_LOG_BYTES", "MAX_MESSAGE_LOG_LINES", "fallback_message"]
+__all__ = [
+    "MAX_MESSAGE_FILE_BYTES",
+    "MAX_MESSAGE_LOG_BYTES",
+    "MAX_MESSAGE_LOG_LINES",
+    "TERMINATION_MESSAGE_ANNOTATION",
+    "fallback_message",
+    "message_file",
+    "read_message_file",
+]
 
 MAX_MESSAGE_LOG_LINES = 80  # upstream MaxContainerTerminationMessageLogLines
 MAX_MESSAGE_LOG_BYTES = 2048  # upstream MaxContainerTerminationMessageLogLength
+MAX_MESSAGE_FILE_BYTES = 4096  # upstream: the file is read up to 4 KiB
+TERMINATION_MESSAGE_ANNOTATION = "io.pykubelet.termination-message-file"
 _READ_BYTES = 256 * 1024
+
+
+def message_file(pods_dir: str, pod_uid: str, container: str, attempt: int) -> str:
+    """Create (empty, writable by any container user) the host file for one container
+    attempt's termination message, and return its path."""
+    directory = os.path.join(pods_dir, pod_uid, "containers", container)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, str(attempt))
+    with open(path, "wb"):
+        pass
+    os.chmod(path, 0o666)
+    return path
+
+
+def read_message_file(path: str) -> str:
+    """The message a container wrote to its termination-message file ("" if none)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_MESSAGE_FILE_BYTES).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def fallback_message(log_path: str) -> str:

@@ -22,7 +22,11 @@ from pykubelet.api import Container, ContainerStateWaiting, Pod
 from pykubelet.errors import InvalidInput
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.status_builder import build_pod_status
-from pykubelet.pods.termination import fallback_message
+from pykubelet.pods.termination import (
+    TERMINATION_MESSAGE_ANNOTATION,
+    fallback_message,
+    read_message_file,
+)
 from pykubelet.pods.types import WorkerPhase
 from pykubelet.pods.worker_deps import WorkerCounters, WorkerDeps, go_duration
 from pykubelet.runtime.errors import (
@@ -176,16 +180,22 @@ class PodWorker:
         for name, attempts in history.items():
             attempts.sort(key=lambda c: (c.attempt, c.created_at), reverse=True)
             spec = self.pod.spec.container(name)
-            if spec is not None and spec.termination_message_policy == "FallbackToLogsOnError":
-                attempts[:2] = [await self._with_log_message(c) for c in attempts[:2]]
+            if spec is not None:
+                fallback = spec.termination_message_policy == "FallbackToLogsOnError"
+                attempts[:2] = [await self._with_message(c, fallback) for c in attempts[:2]]
         return history
 
-    async def _with_log_message(self, c: ContainerStatus) -> ContainerStatus:
-        """FallbackToLogsOnError: a failed container without a message gets its log's tail."""
-        if c.state is not ContainerState.EXITED or c.exit_code == 0 or c.message:
+    async def _with_message(self, c: ContainerStatus, fallback_to_logs: bool) -> ContainerStatus:
+        """An exited container's message: what it wrote to its terminationMessagePath, else
+        (FallbackToLogsOnError, failed) the tail of its log. Read once per container."""
+        if c.state is not ContainerState.EXITED or c.message:
             return c
         if c.id not in self._log_messages:
-            self._log_messages[c.id] = await asyncio.to_thread(fallback_message, c.log_path)
+            path = c.annotations.get(TERMINATION_MESSAGE_ANNOTATION, "")
+            message = await asyncio.to_thread(read_message_file, path) if path else ""
+            if not message and fallback_to_logs and c.exit_code != 0:
+                message = await asyncio.to_thread(fallback_message, c.log_path)
+            self._log_messages[c.id] = message
         return replace(c, message=self._log_messages[c.id])
 
     async def _ensure_sandbox(self, history: History) -> History:

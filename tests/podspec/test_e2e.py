@@ -255,10 +255,18 @@ spec:
   - name: file
     image: busybox
     command: [sh, -c, "echo quiet; exit 4"]
+  - name: writes
+    image: busybox
+    command: [sh, -c, "printf 'disk full' > /dev/termination-log; exit 5"]
+  - name: custom
+    image: busybox
+    command: [sh, -c, "echo done-fine > /tmp/msg; echo logged"]
+    terminationMessagePath: /tmp/msg
+    terminationMessagePolicy: FallbackToLogsOnError
 """
 
 
-def test_fallback_to_logs_on_error_sets_the_termination_message(node: Node) -> None:
+def test_termination_messages_from_the_file_and_from_logs(node: Node) -> None:
     node.start()
     node.write_pod("msgs", MESSAGES)
 
@@ -270,6 +278,11 @@ def test_fallback_to_logs_on_error_sets_the_termination_message(node: Node) -> N
     assert fb["exitCode"] == 3 and fb["message"] == "working\nboom\n"
     plain = wait_for(lambda: terminated("file"), 60, "file container terminated")
     assert plain["exitCode"] == 4 and "message" not in plain
+    # the terminationMessagePath file wins, whatever the exit code and the policy
+    wrote = wait_for(lambda: terminated("writes"), 60, "writes container terminated")
+    assert wrote["exitCode"] == 5 and wrote["message"] == "disk full"
+    custom = wait_for(lambda: terminated("custom"), 60, "custom container terminated")
+    assert custom["exitCode"] == 0 and custom["message"] == "done-fine\n"
 
 
 NOT_READY = """apiVersion: v1
