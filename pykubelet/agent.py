@@ -220,6 +220,7 @@ class Agent:
             host_ip=_host_ip(cfg),
             cache=ContainerCache(),
             readiness=spec.readiness,
+            started=spec.started,
             prepare_pod=spec.prepare_pod,
             on_container_started=spec.on_container_started,
             on_container_running=spec.on_container_running,

@@ -196,6 +196,12 @@ class PodSpecLayer:
     async def on_container_exited(self, pod: Pod, cid: str) -> None:
         await self.prober.unwatch(cid)
 
+    def started(self, container_id: str) -> bool | None:
+        """For the status builder: False while a startup probe has not succeeded."""
+        if not self.prober.watching(container_id):
+            return None
+        return self.prober.started(container_id)
+
     def readiness(self, container_id: str) -> bool | None:
         """For the status builder: None without readiness/startup probes (ready when running)."""
         if self.prober.result(container_id, ProbeType.READINESS) is None and (

@@ -178,6 +178,9 @@ class Prober:
             return False
         return w.results.get(ProbeType.READINESS, ProbeResult.SUCCESS) is ProbeResult.SUCCESS
 
+    def watching(self, container_id: str) -> bool:
+        return container_id in self._watches
+
     def started(self, container_id: str) -> bool:
         w = self._watches.get(container_id)
         return w is not None and w.started.is_set()

@@ -60,6 +60,7 @@ def build_container_statuses(
     runtime_name: str,
     default_waiting: str,
     readiness: Readiness,
+    started: Readiness | None = None,
     init: bool = False,
 ) -> tuple[ContainerStatusView, ...]:
     """``init``: init containers are ready once they exited 0 (upstream prober manager)."""
@@ -97,7 +98,7 @@ def build_container_statuses(
                 restart_count=latest.attempt,
                 image_id=latest.image_ref,
                 container_id=f"{runtime_name}://{latest.id}",
-                started=running,
+                started=running and (started is None or started(latest.id) is not False),
             )
         )
     return tuple(out)
@@ -189,13 +190,14 @@ def build_pod_status(
     *,
     runtime_name: str,
     readiness: Callable[[str], bool | None],
+    started: Callable[[str], bool | None] | None = None,
     host_ip: str = "",
     pod_ip: str = "",
     start_time: float = 0.0,
 ) -> PodStatus:
     default = "PodInitializing" if pod.spec.init_containers else "ContainerCreating"
     kw: dict[str, Any] = dict(
-        runtime_name=runtime_name, default_waiting=default, readiness=readiness
+        runtime_name=runtime_name, default_waiting=default, readiness=readiness, started=started
     )
     init = build_container_statuses(pod.spec.init_containers, history, waiting, init=True, **kw)
     app = build_container_statuses(pod.spec.containers, history, waiting, **kw)

@@ -433,6 +433,7 @@ class PodWorker:
             self._waiting,
             runtime_name=d.runtime_name,
             readiness=d.readiness,
+            started=d.started,
             host_ip=d.host_ip,
             pod_ip=(self._sandbox.ip if self._sandbox else "") or d.host_ip,
             start_time=d.clock.now(),

@@ -51,6 +51,8 @@ class WorkerDeps:
     # Extension points for the pod-spec layer (probes, hooks, volumes, network). All optional.
     # readiness by container id: True/False from a readiness probe, None = no opinion
     readiness: Callable[[str], bool | None] = _no_readiness
+    # startup by container id: False until a startup probe succeeded, None = no opinion
+    started: Callable[[str], bool | None] = _no_readiness
     # before the first container of a pod starts (volumes); raising InvalidInput keeps the pod
     # waiting with CreateContainerConfigError
     prepare_pod: Callable[[Pod], Awaitable[None]] | None = None
