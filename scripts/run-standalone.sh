@@ -44,7 +44,7 @@ cat <<INFO
    try:     curl --cacert $PKI/ca.crt --cert $PKI/admin.crt --key $PKI/admin.key https://127.0.0.1:$PORT/pods
    logs:    curl --cacert $PKI/ca.crt --cert $PKI/admin.crt --key $PKI/admin.key "https://127.0.0.1:$PORT/containerLogs/default/counter-$NODE/count?tailLines=5"
    audit:   $RUN_DIR/audit.log (one audit.k8s.io/v1 Event per request)
-   check:   $BIN/pykubelet doctor --config examples/standalone.yaml --url https://127.0.0.1:$PORT
+   check:   $BIN/pykubelet doctor --config examples/standalone.yaml --client-ca-file $PKI/ca.crt --tls-cert-file $PKI/kubelet.crt --tls-private-key-file $PKI/kubelet.key --audit-log-path $RUN_DIR/audit.log --url https://127.0.0.1:$PORT
    stop:    Ctrl-C (containers keep running; the next \`make run\` adopts them)
 INFO
 exec "$BIN/pykubelet" run --config examples/standalone.yaml --root-dir "$ROOT" \
