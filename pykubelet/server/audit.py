@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from prometheus_client import Counter
-
 from pykubelet.auth.types import UserInfo
+from pykubelet.stats.agent_metrics import AUDIT_EVENTS_DROPPED
 
 __all__ = [
     "AUDIT_EVENTS_DROPPED",
@@ -120,12 +119,6 @@ def audit_event(rec: AuditRecord) -> dict[str, Any]:
 
 
 _STOP = object()
-
-# In the default registry, so /metrics shows it once the stats helper exposes that registry.
-AUDIT_EVENTS_DROPPED = Counter(
-    "pykubelet_audit_events_dropped_total",
-    "Audit events dropped because the audit log writer could not keep up.",
-)
 
 
 class AuditLog:

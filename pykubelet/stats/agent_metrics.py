@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
+from prometheus_client import Counter
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -45,6 +46,7 @@ from pykubelet.stats.exposition import FunctionCollector, private_registry
 __all__ = [
     "PROBE_RESULTS",
     "PROBE_TYPES",
+    "AUDIT_EVENTS_DROPPED",
     "AgentMetrics",
     "default_metrics",
     "record_probe",
@@ -97,6 +99,7 @@ class AgentMetrics:
         self.registry: CollectorRegistry = private_registry(
             FunctionCollector(self._agent_families),
             ProcessCollector(registry=None),
+            AUDIT_EVENTS_DROPPED,
         )
         self.probe_registry: CollectorRegistry = private_registry(
             FunctionCollector(self._probe_families)
@@ -263,6 +266,14 @@ def _http_key(
 
 _DEFAULT: AgentMetrics | None = None
 _DEFAULT_LOCK = threading.Lock()
+
+
+AUDIT_EVENTS_DROPPED = Counter(
+    "pykubelet_audit_events_dropped_total",
+    "Audit events dropped because the audit log writer could not keep up.",
+    registry=None,
+)
+"""Incremented by the audit log (``server/audit.py``); served on /metrics."""
 
 
 def default_metrics() -> AgentMetrics:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
 
 from pykubelet.auth.types import UserInfo
 from pykubelet.server.audit import (
@@ -23,6 +22,7 @@ from pykubelet.server.audit import (
     new_audit_id,
     rfc3339_micro,
 )
+from pykubelet.stats.agent_metrics import default_metrics
 
 
 def record(**kw: object) -> AuditRecord:
@@ -136,7 +136,8 @@ def test_rotation_by_size_keeps_max_backups(tmp_path: Path) -> None:
 def test_emit_never_blocks_and_counts_drops(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.log", queue_size=5)
     # The writer is not started: nothing drains the queue, as if the disk hung.
-    before = REGISTRY.get_sample_value("pykubelet_audit_events_dropped_total") or 0.0
+    registry = default_metrics().registry  # what /metrics serves
+    before = registry.get_sample_value("pykubelet_audit_events_dropped_total") or 0.0
     done = threading.Event()
 
     def flood() -> None:
@@ -149,7 +150,7 @@ def test_emit_never_blocks_and_counts_drops(tmp_path: Path) -> None:
     assert done.wait(10), "emit blocked"
     t.join()
     assert log.dropped == 95
-    after = REGISTRY.get_sample_value("pykubelet_audit_events_dropped_total")
+    after = registry.get_sample_value("pykubelet_audit_events_dropped_total")
     assert after == before + 95
     log.start()
     wait_for(lambda: log.written == 5)
