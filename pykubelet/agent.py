@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,11 +56,15 @@ class _Service:
     """A long-lived part the agent runs: its ``run()`` and how to stop it."""
 
     name: str
-    run: Any  # Callable[[], Awaitable[None]]
+    run: Callable[[], Coroutine[Any, Any, None]]
 
 
 def build_runtime(
-    config: KubeletConfiguration, clock: Clock, *, network: CniNetwork | None = None
+    config: KubeletConfiguration,
+    clock: Clock,
+    *,
+    network: CniNetwork | None = None,
+    node_ip: str | None = None,
 ) -> NodeRuntime:
     if config.runtime == "fake":
         from pykubelet.runtime.fake import FakeRuntime
@@ -77,7 +82,7 @@ def build_runtime(
         network=network,
         container_log_max_size_bytes=config.container_log_max_size_bytes,
         container_log_max_files=config.container_log_max_files,
-        node_ip=_host_ip(config),
+        node_ip=_host_ip(config) if node_ip is None else node_ip,
     )
 
 
@@ -185,10 +190,11 @@ class Agent:
 
     def _build(self) -> list[_Service]:
         cfg = self.config
+        host_ip = _host_ip(cfg)  # one name lookup for every part that reports the node's IP
         if self.runtime is None:
             if cfg.runtime == "process":
                 self.network = build_network(cfg)
-            self.runtime = build_runtime(cfg, self.clock, network=self.network)
+            self.runtime = build_runtime(cfg, self.clock, network=self.network, node_ip=host_ip)
         runtime = self.runtime
         statuses = StatusManager(self.clock)
         spec = PodSpecLayer(
@@ -197,7 +203,7 @@ class Agent:
             clock=self.clock,
             pods_dir=str(Path(cfg.root_dir) / "pods"),
             node_name=cfg.node_name,
-            host_ip=_host_ip(cfg),
+            host_ip=host_ip,
             allocatable=_allocatable(cfg),
             recorder=default_metrics(),
         )
@@ -217,7 +223,7 @@ class Agent:
             crash_backoff=Backoff(self.clock),
             image_backoff=Backoff(self.clock),
             counters=WorkerCounters(),
-            host_ip=_host_ip(cfg),
+            host_ip=host_ip,
             cache=ContainerCache(),
             readiness=spec.readiness,
             started=spec.started,
