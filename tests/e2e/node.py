@@ -1,7 +1,8 @@
 """A real ``pykubelet run`` subprocess on loopback, with real certificates, read over HTTPS.
 
-Every node gets its own root dir, manifest dir, ports and cgroup root (with a random token),
-and everything it started is cleaned up by pid and by cgroup, even when a test fails.
+Every node gets its own root dir, manifest dir, ports, cgroup root and CNI bridge and subnet
+(with random tokens), and everything it started is cleaned up by pid, by cgroup and by
+interface name, even when a test fails.
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from pykubelet.certs import CertPair, create_ca, create_client_cert, create_serving_cert
+from pykubelet.network import DEFAULT_BRIDGE, default_conflist
 from tests.conftest import free_port
 
 NODE = "e2e-node"
+
+
+def _link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
 
 
 def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
@@ -48,6 +54,7 @@ class Node:
     log_file: Path | None = None
     runs: int = 0
     extra_args: list[str] = field(default_factory=list)  # more `pykubelet run` flags
+    bridge: str = field(default_factory=lambda: f"pke{secrets.token_hex(3)}")
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -59,6 +66,17 @@ class Node:
         self.client = create_client_cert(str(self.pki), "tester", ["system:masters"], ca=ca)
         self.ca = ca
         self.port = free_port()
+        # A CNI network of this node's own, so nodes never share a bridge or addresses; a test
+        # may still point --cni-conf-dir elsewhere (later flags win).
+        self.cni_conf_dir = self.base / "e2e-net.d"
+        self.cni_conf_dir.mkdir(exist_ok=True)
+        subnet = f"10.88.{100 + secrets.randbelow(150)}.0/24"
+        conf = default_conflist(
+            bridge=self.bridge, subnet=subnet, data_dir=str(self.base / "cni-networks")
+        )
+        (self.cni_conf_dir / "10-e2e.conflist").write_text(json.dumps(conf.to_json()))
+        # the default bridge is removed afterwards only if this node's test created it
+        self._default_bridge_existed = _link_exists(DEFAULT_BRIDGE)
 
     # ----- process -----
 
@@ -97,6 +115,8 @@ class Node:
                 "--authentication-token-webhook=false",
                 "--cert-dir",
                 str(self.pki),
+                "--cni-conf-dir",
+                str(self.cni_conf_dir),
                 *self.extra_args,
             ],
             stdout=log,
@@ -192,6 +212,11 @@ class Node:
             while any(True for _ in self._cgroup_pids()) and time.monotonic() < deadline:
                 time.sleep(0.05)
             self._remove_cgroups()
+            bridges = [self.bridge]
+            if not self._default_bridge_existed:
+                bridges.append(DEFAULT_BRIDGE)
+            for name in bridges:
+                subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
 
     def _cgroup_dirs(self) -> Iterator[Path]:
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
