@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pykubelet.clock import Clock, SystemClock
@@ -44,6 +44,7 @@ from pykubelet.runtime.process.records import (
 )
 from pykubelet.runtime.process.shimbin import helper_command, launch
 from pykubelet.runtime.process.status import StatusCache, finalize, identities
+from pykubelet.runtime.process.zygote import Zygote
 from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerStats,
@@ -54,6 +55,7 @@ from pykubelet.runtime.types import (
     SandboxConfig,
     SandboxState,
     SandboxStatus,
+    labels_match,
 )
 
 __all__ = ["ProcessRuntime"]
@@ -92,6 +94,7 @@ class ProcessRuntime(ExecMixin):
         self.images = ImageStore(self.layout.images)
         self._helper_kind = helper
         self._helper_argv: list[str] | None = None
+        self._zygote: Zygote | None = None  # launches the native helper without an exec each
         self._cgroups: CgroupLayout | None = None
         self._caps: RuntimeCapabilities | None = None
         # one lock per pod uid / container id: starts of different pods run concurrently
@@ -133,8 +136,22 @@ class ProcessRuntime(ExecMixin):
     async def _helper(self) -> list[str]:
         """argv prefix of the helper (``pkshim`` binary, or the Python fallback)."""
         if self._helper_argv is None:
-            self._helper_argv = await run_io(helper_command, self.layout.bin, self._helper_kind)
+            argv = await run_io(helper_command, self.layout.bin, self._helper_kind)
+            if len(argv) == 1:  # the compiled pkshim (the Python helper has no zygote)
+                self._zygote = Zygote(argv[0])
+            self._helper_argv = argv
         return list(self._helper_argv)
+
+    async def _launch(self, argv: list[str], env: dict[str, str] | None = None) -> list[int]:
+        if self._zygote is not None:
+            return await self._zygote.launch(argv, env)
+        return await launch(argv, env=env)
+
+    def close(self) -> None:
+        """Stop the helper zygote (pods and containers keep running; a later launch starts a
+        new one). Also done when the runtime is garbage-collected or the agent exits."""
+        if self._zygote is not None:
+            self._zygote.close()
 
     # ------------------------------------------------------------------ sandboxes
 
@@ -179,7 +196,7 @@ class ProcessRuntime(ExecMixin):
         cgroup_parent = config.cgroup_parent or f"{self._cgroup_root}/pod{config.uid}"
         if self.cgroups.usable:
             await run_io(self.cgroups.create, cgroup_parent)
-        (holder,) = (await launch(argv))[:1]
+        (holder,) = (await self._launch(argv))[:1]
         if self.cgroups.usable:
             # As the pause container does: the holder lives in the pod's cgroup (a leaf of its
             # own, since cgroup v2 allows no processes beside child cgroups), so whatever
@@ -313,8 +330,14 @@ class ProcessRuntime(ExecMixin):
             self._node_ip = _detect_host_ip()  # once: a short subprocess, cached even if ""
         return self._node_ip
 
-    async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
-        return [self._sandbox_status(rec) for rec in self._sandboxes.all()]
+    async def list_pod_sandboxes(
+        self, label_selector: Mapping[str, str] | None = None
+    ) -> Sequence[SandboxStatus]:
+        return [
+            self._sandbox_status(rec)
+            for rec in self._sandboxes.all()
+            if not label_selector or labels_match(rec.config.labels, label_selector)
+        ]
 
     # ------------------------------------------------------------------ containers
 
@@ -350,6 +373,8 @@ class ProcessRuntime(ExecMixin):
     async def _image_for(self, ref: str) -> ImageInfo:
         if not ref:
             raise CreateContainerError("container image: required")
+        if self.images.fresh():
+            return self.images.require(ref)
         return await run_io(self.images.require, ref)
 
     async def start_container(self, container_id: str) -> None:
@@ -381,8 +406,11 @@ class ProcessRuntime(ExecMixin):
                 argv.append("-i")
             if rec.config.stdin_once:
                 argv.append("-o")
-            argv += ["--", *helper, "init", str(d / "spec")]
-            shim_pid, pid = await launch(argv, env=dict(rec.env))
+            if self._zygote is not None:
+                argv += ["-I", str(d / "spec")]  # init runs in the shim's child: no exec
+            else:
+                argv += ["--", *helper, "init", str(d / "spec")]
+            shim_pid, pid = await self._launch(argv, env=dict(rec.env))
             started = {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)}
             await run_io(atomic_write_json, d / "started.json", started)
             # return once init has exec'd the container's command, so exec and status see it
@@ -441,6 +469,8 @@ class ProcessRuntime(ExecMixin):
     # ------------------------------------------------------------------ images
 
     async def image_status(self, ref: str) -> ImageInfo | None:
+        if self.images.fresh():
+            return self.images.get(ref)
         return await run_io(self.images.get, ref)
 
     async def pull_image(self, ref: str) -> ImageInfo:

@@ -9,6 +9,9 @@
  *       starts ARGV with pipes (or a pty with -t; stdin pipe with -i, closed after the first
  *       attach with -o), writes its output in the CRI log format with rotation, serves the
  *       stdio on STATEDIR/attach.sock, and records pid / exit status in STATEDIR/state.
+ *   pkshim run ... -I SPEC
+ *       The same, with the container prepared by init (below) in the shim's child itself, so
+ *       "OK" is reported once the container's command is exec'd (or init failed).
  *   pkshim init SPEC
  *       Container init (run by the shim's child): cgroups, mount namespace, overlay root,
  *       /proc, /dev, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
@@ -17,9 +20,15 @@
  *                [-w CWD] -- ARGV...
  *       exec into a running container: its cgroups, namespaces, root, credentials and cwd.
  *
+ *   pkshim zygote
+ *       Launch server: reads requests (a pause or run command line, optionally its
+ *       environment, and a socket for the report) as SOCK_SEQPACKET messages on fd 0 and forks
+ *       the helper for each, without an exec; exits when the agent closes the socket.
+ *
  * pause and run daemonize (new session, stdio on /dev/null) so neither the agent's death nor a
  * signal to its process group reaches them; the launching process prints "OK <pid> [<child>]"
- * or "ERR <reason>" on stdout and exits once the daemon is ready.
+ * or "ERR <reason>" on stdout and exits once the daemon is ready. Launched by the zygote, the
+ * same line goes to the request's report socket and no second fork is needed.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -74,7 +83,14 @@ static void fail(const char *what) {
 }
 
 /* Fork; the parent relays the daemon's first line and exits; the child returns in a new session. */
+static void detach_stdio(void) {
+    setsid();
+    int dn = open("/dev/null", O_RDWR);
+    if (dn >= 0) { dup2(dn, 0); dup2(dn, 1); dup2(dn, 2); if (dn > 2) close(dn); }
+}
+
 static void daemonize(void) {
+    if (ready_fd >= 0) { detach_stdio(); return; }  /* forked by the zygote: already a daemon */
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) { perror("pipe"); exit(1); }
     pid_t pid = fork();
@@ -95,9 +111,7 @@ static void daemonize(void) {
     }
     close(p[0]);
     ready_fd = p[1];
-    setsid();
-    int dn = open("/dev/null", O_RDWR);
-    if (dn >= 0) { dup2(dn, 0); dup2(dn, 1); dup2(dn, 2); if (dn > 2) close(dn); }
+    detach_stdio();
 }
 
 /* ---------------------------------------------------------------- pause */
@@ -290,6 +304,7 @@ static void on_chld(int sig) { (void)sig; int e = errno; if (write(sig_pipe[1], 
 
 static const char *state_dir;
 
+/* Atomic (rename) but not fsync'd: the state describes a process, which a reboot ends anyway. */
 static void write_state(const char *body) {
     char tmp[4096], dst[4096];
     snprintf(tmp, sizeof tmp, "%s/state.tmp", state_dir);
@@ -297,7 +312,6 @@ static void write_state(const char *body) {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return;
     write_all(fd, body, strlen(body));
-    fsync(fd);
     close(fd);
     rename(tmp, dst);
 }
@@ -325,15 +339,19 @@ static long long now_ns(void) {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+static int cmd_init(int argc, char **argv);
+
 static int cmd_run(int argc, char **argv) {
     const char *log_path = NULL;
     const char *ns_paths[MAX_NS];
+    const char *init_spec = NULL;
     int nns = 0, opt, newpid = 0, tty = 0, want_stdin = 0, stdin_once = 0;
     long long max_size = 10 * 1024 * 1024;
     int max_files = 5;
-    while ((opt = getopt(argc, argv, "+s:l:m:k:N:Ptio")) != -1) {
+    while ((opt = getopt(argc, argv, "+s:l:m:k:N:PtioI:")) != -1) {
         switch (opt) {
         case 's': state_dir = optarg; break;
+        case 'I': init_spec = optarg; break;
         case 'l': log_path = optarg; break;
         case 'm': max_size = atoll(optarg); break;
         case 'k': max_files = atoi(optarg); break;
@@ -345,8 +363,8 @@ static int cmd_run(int argc, char **argv) {
         default: fprintf(stderr, "usage: pkshim run -s DIR -l LOG [...] -- ARGV\n"); return 2;
         }
     }
-    if (!state_dir || !log_path || optind >= argc) {
-        fprintf(stderr, "pkshim run: -s, -l and a command are required\n");
+    if (!state_dir || !log_path || (optind >= argc && !init_spec)) {
+        fprintf(stderr, "pkshim run: -s, -l and a command (or -I SPEC) are required\n");
         return 2;
     }
     char **cargv = argv + optind;
@@ -414,6 +432,11 @@ static int cmd_run(int argc, char **argv) {
             dup2(out[1], 1);
             dup2(err[1], 2);
         }
+        if (init_spec) {
+            /* init execs the command, closing exec_pipe (CLOEXEC): the shim's read returns */
+            char *iargv[] = {"init", (char *)init_spec, NULL};
+            _exit(cmd_init(2, iargv));
+        }
         execvp(cargv[0], cargv);
         int e = errno;
         if (write(exec_pipe[1], &e, sizeof e) < 0) {}
@@ -438,7 +461,8 @@ static int cmd_run(int argc, char **argv) {
     write_state(body);
     if (exec_errno) {
         char msg[512];
-        int n = snprintf(msg, sizeof msg, "exec %s: %s", cargv[0], strerror(exec_errno));
+        int n = snprintf(msg, sizeof msg, "exec %s: %s", init_spec ? "init" : cargv[0],
+                         strerror(exec_errno));
         log_record(&w, "stderr", 0, msg, (size_t)n);
     }
     report("OK %d %d\n", (int)getpid(), (int)child);
@@ -852,7 +876,116 @@ static int cmd_enter(int argc, char **argv) {
     return 127;
 }
 
+/* ---------------------------------------------------------------- zygote */
+/* A request is one SOCK_SEQPACKET message: "pkz1", then "E" (environment follows) or "-"
+ * (inherit the zygote's), then the argv fields, an empty field, and the environment entries,
+ * all NUL-terminated; its one SCM_RIGHTS fd is where the helper writes its OK/ERR line. */
+
+#define ZREQ_MAX (256 * 1024)
+static char *title_start = NULL;
+static size_t title_len = 0;
+
+static void set_title(char *const *argv) {
+    if (!title_start) return;
+    size_t off = 0;
+    memset(title_start, 0, title_len);
+    for (int i = 0; argv[i] && off + 1 < title_len; i++) {
+        size_t n = strlen(argv[i]);
+        if (off + n + 1 >= title_len) n = title_len - off - 2;
+        memcpy(title_start + off, argv[i], n);
+        off += n;
+        title_start[off++] = ' ';
+    }
+    if (off) title_start[off - 1] = 0;
+}
+
+static int dispatch(int argc, char **argv);
+
+static void zygote_child(char *buf, size_t n, int report_fd) {
+    signal(SIGCHLD, SIG_DFL);
+    ready_fd = report_fd;
+    char *fields[8192];
+    size_t nf = 0;
+    for (size_t i = 0; i < n && nf < 8191; ) {
+        fields[nf++] = buf + i;
+        i += strlen(buf + i) + 1;
+    }
+    if (nf < 3 || strcmp(fields[0], "pkz1") != 0) { report("ERR bad zygote request\n"); _exit(2); }
+    int with_env = fields[1][0] == 'E';
+    size_t a = 2, end = a;
+    while (end < nf && fields[end][0]) end++;
+    char **argv = calloc(end - a + 1, sizeof *argv);
+    if (!argv) fail("calloc");
+    for (size_t i = a; i < end; i++) argv[i - a] = fields[i];
+    if (with_env) {
+        size_t ne = end < nf ? nf - end - 1 : 0;
+        char **envp = calloc(ne + 1, sizeof *envp);
+        if (!envp) fail("calloc");
+        for (size_t i = 0; i < ne; i++) envp[i] = fields[end + 1 + i];
+        environ = envp;
+    }
+    set_title(argv);
+    optind = 0;  /* a fresh getopt for the helper's own options */
+    _exit(dispatch((int)(end - a), argv));
+}
+
+static int cmd_zygote(void) {
+    signal(SIGCHLD, SIG_IGN);  /* the kernel reaps the helpers that exit while we live */
+    static char buf[ZREQ_MAX + 1];
+    for (;;) {
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {.iov_base = buf, .iov_len = ZREQ_MAX};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                             .msg_controllen = sizeof cbuf};
+        ssize_t n = recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0;  /* the agent closed its end (or died) */
+        int fd = -1;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        if (fd < 0) continue;
+        if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+            const char *e = "ERR zygote request too large\n";
+            if (write(fd, e, strlen(e)) < 0) {}
+            close(fd);
+            continue;
+        }
+        buf[n] = 0;
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(0);
+            zygote_child(buf, (size_t)n, fd);
+        }
+        if (pid < 0) {
+            char e[128];
+            snprintf(e, sizeof e, "ERR zygote fork: %s\n", strerror(errno));
+            if (write(fd, e, strlen(e)) < 0) {}
+        }
+        close(fd);
+    }
+}
+
+static int dispatch(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "pause") == 0) return cmd_pause(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
+    fprintf(stderr, "pkshim zygote: only pause and run are launched\n");
+    report("ERR zygote: only pause and run are launched\n");
+    return 2;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "zygote") == 0) {
+        /* the argv area (padded by the agent) becomes each helper's command line in ps */
+        title_start = argv[0];
+        title_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]) + 1;
+        char *self[] = {argv[0], "zygote", NULL};
+        char name[4096];
+        snprintf(name, sizeof name, "%s", argv[0]);
+        self[0] = name;
+        set_title(self);
+        return cmd_zygote();
+    }
     if (argc >= 2 && strcmp(argv[1], "pause") == 0) return cmd_pause(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "enter") == 0) return cmd_enter(argc - 1, argv + 1);

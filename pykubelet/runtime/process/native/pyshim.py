@@ -199,8 +199,6 @@ def _write_state(state_dir: str, body: str) -> None:
     tmp = os.path.join(state_dir, "state.tmp")
     with open(tmp, "w") as f:
         f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
     os.rename(tmp, os.path.join(state_dir, "state"))
 
 
