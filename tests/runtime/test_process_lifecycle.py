@@ -149,6 +149,20 @@ async def test_sandbox_namespaces(rt: ProcessRuntime, tmp_path: Path) -> None:
     assert hst.state == SandboxState.READY
 
 
+async def test_the_holder_joins_its_pod_cgroup_before_it_reports(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    sc = sandbox_config("cgprobe", log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    holder = rt._sandbox(sid).holder_pid
+    leaf = f"{rt._cgroup_root}/pod{sc.uid}/sandbox-{sid[:12]}"
+    memberships = Path(f"/proc/{holder}/cgroup").read_text().splitlines()
+    for d in rt.cgroups.dirs(leaf):
+        assert str(holder) in (d / "cgroup.procs").read_text().split()
+    # every hierarchy the runtime uses, and no other path, holds the holder
+    assert sum(line.endswith("/" + leaf) for line in memberships) == len(rt.cgroups.dirs(leaf))
+
+
 async def test_pod_etc_files(rt: ProcessRuntime, tmp_path: Path) -> None:
     sc = sandbox_config("etcpod", log_directory=str(tmp_path / "logs"), dns_servers=("10.0.0.10",))
     sid = await rt.run_pod_sandbox(sc)

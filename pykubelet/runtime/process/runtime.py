@@ -183,7 +183,6 @@ class ProcessRuntime(ExecMixin):
         helper = await self._helper()
         sid = secrets.token_hex(32)
         d = self.layout.sandbox_dir(sid)
-        d.mkdir(parents=True)
         ns = self.capabilities.namespaces
         argv = [*helper, "pause"]
         if ns:
@@ -194,16 +193,16 @@ class ProcessRuntime(ExecMixin):
             if config.pid == NamespaceMode.POD:
                 argv.append("-p")
         cgroup_parent = config.cgroup_parent or f"{self._cgroup_root}/pod{config.uid}"
-        if self.cgroups.usable:
-            await run_io(self.cgroups.create, cgroup_parent)
-        (holder,) = (await self._launch(argv))[:1]
-        if self.cgroups.usable:
+        holder_cgroup = f"{cgroup_parent}/sandbox-{sid[:12]}"
+        usable = self.cgroups.usable
+        await run_io(self._prepare_sandbox_dirs, d, holder_cgroup if usable else "")
+        if usable:
             # As the pause container does: the holder lives in the pod's cgroup (a leaf of its
             # own, since cgroup v2 allows no processes beside child cgroups), so whatever
-            # cleans up a pod by cgroup also finds it.
-            holder_cgroup = f"{cgroup_parent}/sandbox-{sid[:12]}"
-            await run_io(self.cgroups.create, holder_cgroup)
-            await run_io(self.cgroups.add_process, holder_cgroup, holder)
+            # cleans up a pod by cgroup also finds it. It joins before it reports ready.
+            for procs_file in self.cgroups.procs_files(holder_cgroup):
+                argv += ["-C", procs_file]
+        (holder,) = (await self._launch(argv))[:1]
         ident = procs.identity(holder)
         rec = SandboxRecord(
             id=sid,
@@ -212,19 +211,24 @@ class ProcessRuntime(ExecMixin):
             holder_pid=holder,
             holder_start=ident[1] if ident else 0,
             namespaces=ns,
-            cgroup_parent=cgroup_parent if self.cgroups.usable else "",
+            cgroup_parent=cgroup_parent if usable else "",
         )
         await run_io(atomic_write_json, d / "sandbox.json", rec.to_json())
         self._sandboxes.add(rec)
         ips = await self._setup_network(rec)
-        if ips:
-            await run_io(atomic_write_json, d / "ips.json", ips)
         self._ips[sid] = list(ips)
-        await run_io(write_etc_files, d, config, ips)
+        await run_io(_write_sandbox_files, d, config, ips)
         log.info(
             "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
         )
         return sid
+
+    def _prepare_sandbox_dirs(self, sandbox_dir: Path, holder_cgroup: str) -> None:
+        """The sandbox's directory and (when cgroups are usable) the holder's cgroup leaf with
+        its pod cgroup: one worker-thread job."""
+        sandbox_dir.mkdir(parents=True)
+        if holder_cgroup:
+            self.cgroups.create(holder_cgroup)
 
     def _netns_path(self, rec: SandboxRecord) -> str:
         if not rec.namespaces or rec.config.network == NamespaceMode.NODE:
@@ -515,3 +519,10 @@ def _detect_host_ip() -> str:
         if "inet" in parts:
             return parts[parts.index("inet") + 1].split("/")[0]
     return ""
+
+
+def _write_sandbox_files(sandbox_dir: Path, config: SandboxConfig, ips: Sequence[str]) -> None:
+    """The pod's addresses (when it has any) and its /etc files, in one worker-thread job."""
+    if ips:
+        atomic_write_json(sandbox_dir / "ips.json", list(ips))
+    write_etc_files(sandbox_dir, config, list(ips))

@@ -1,8 +1,9 @@
 /* pkshim: the small helpers of pykubelet's process runtime (compiled on first use).
  *
- *   pkshim pause [-n] [-i] [-p] [-u HOSTNAME]
- *       Pod sandbox holder: owns new net (-n, loopback up), IPC (-i), UTS (-u, hostname set)
- *       and PID (-p, with a child as PID 1) namespaces until SIGTERM/SIGKILL.
+ *   pkshim pause [-C CGROUP_PROCS]... [-n] [-i] [-p] [-u HOSTNAME]
+ *       Pod sandbox holder: joins the pod's cgroups (-C), owns new net (-n, loopback up), IPC
+ *       (-i), UTS (-u, hostname set) and PID (-p, with a child as PID 1) namespaces until
+ *       SIGTERM/SIGKILL.
  *   pkshim run -s STATEDIR -l LOGPATH [-m MAXBYTES] [-k MAXFILES] [-N NSPATH]... [-P]
  *              [-t] [-i] [-o] -- ARGV...
  *       Container supervisor: joins the namespaces (-N), optionally a new PID namespace (-P),
@@ -120,18 +121,25 @@ static pid_t pause_child = 0;
 static void on_term(int sig) { (void)sig; if (pause_child > 0) kill(pause_child, SIGKILL); _exit(0); }
 
 static int cmd_pause(int argc, char **argv) {
-    int flags = 0, opt, want_pid = 0, want_lo = 0;
-    const char *hostname = NULL;
-    while ((opt = getopt(argc, argv, "nipu:")) != -1) {
+    int flags = 0, opt, want_pid = 0, want_lo = 0, ncg = 0;
+    const char *hostname = NULL, *cgroups[MAX_NS];
+    while ((opt = getopt(argc, argv, "nipu:C:")) != -1) {
         switch (opt) {
+        case 'C': if (ncg < MAX_NS) cgroups[ncg++] = optarg; break;
         case 'n': flags |= CLONE_NEWNET; want_lo = 1; break;
         case 'i': flags |= CLONE_NEWIPC; break;
         case 'p': flags |= CLONE_NEWPID; want_pid = 1; break;
         case 'u': flags |= CLONE_NEWUTS; hostname = optarg; break;
-        default: fprintf(stderr, "usage: pkshim pause [-n] [-i] [-p] [-u hostname]\n"); return 2;
+        default: fprintf(stderr, "usage: pkshim pause [-C procs] [-n] [-i] [-p] [-u hostname]\n"); return 2;
         }
     }
     daemonize();
+    for (int i = 0; i < ncg; i++) {  /* the pod's cgroup, joined first (best effort, as before) */
+        char pid[32];
+        int fd = open(cgroups[i], O_WRONLY | O_CLOEXEC);
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        if (fd >= 0) { if (write(fd, pid, strlen(pid)) < 0) {} close(fd); }
+    }
     if (flags && unshare(flags) < 0) fail("unshare");
     if (hostname && sethostname(hostname, strlen(hostname)) < 0) fail("sethostname");
     if (want_lo) {

@@ -89,10 +89,13 @@ def setns(path: str) -> None:
 
 
 def cmd_pause(args: list[str]) -> None:
-    opts, _ = getopt.getopt(args, "nipu:")
+    opts, _ = getopt.getopt(args, "nipu:C:")
     flags, hostname, want_pid, want_lo = 0, None, False, False
+    cgroups: list[str] = []
     for o, v in opts:
-        if o == "-n":
+        if o == "-C":
+            cgroups.append(v)
+        elif o == "-n":
             flags, want_lo = flags | CLONE_NEWNET, True
         elif o == "-i":
             flags |= CLONE_NEWIPC
@@ -102,6 +105,12 @@ def cmd_pause(args: list[str]) -> None:
             flags, hostname = flags | CLONE_NEWUTS, v
     daemonize()
     try:
+        for procs_file in cgroups:  # the pod's cgroup, joined first (best effort, as before)
+            try:
+                with open(procs_file, "w") as f:
+                    f.write(str(os.getpid()))
+            except OSError:
+                pass
         if flags:
             _check(libc.unshare(flags), "unshare")
         if hostname:
