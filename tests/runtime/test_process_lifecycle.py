@@ -156,11 +156,19 @@ async def test_the_holder_joins_its_pod_cgroup_before_it_reports(
     sid = await rt.run_pod_sandbox(sc)
     holder = rt._sandbox(sid).holder_pid
     leaf = f"{rt._cgroup_root}/pod{sc.uid}/sandbox-{sid[:12]}"
-    memberships = Path(f"/proc/{holder}/cgroup").read_text().splitlines()
-    for d in rt.cgroups.dirs(leaf):
-        assert str(holder) in (d / "cgroup.procs").read_text().split()
-    # every hierarchy the runtime uses, and no other path, holds the holder
-    assert sum(line.endswith("/" + leaf) for line in memberships) == len(rt.cgroups.dirs(leaf))
+    dirs = rt.cgroups.dirs(leaf)
+    assert all(str(holder) in _procs(d) for d in dirs)
+    # /proc/<holder>/cgroup names the leaf once per hierarchy the runtime uses
+    memberships = _cgroup_lines(holder)
+    assert sum(line.endswith("/" + leaf) for line in memberships) == len(dirs)
+
+
+def _procs(cgroup_dir: Path) -> list[str]:
+    return (cgroup_dir / "cgroup.procs").read_text().split()
+
+
+def _cgroup_lines(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cgroup").read_text().splitlines()
 
 
 async def test_pod_etc_files(rt: ProcessRuntime, tmp_path: Path) -> None:
