@@ -114,7 +114,9 @@ async def test_a_container_whose_shim_died_is_unknown_and_still_stoppable(
     cid = await rt.create_container(sid, _cfg("sleep 30"), sc)
     await rt.start_container(cid)
     pid = (await rt.container_status(cid)).pid
-    shim = json.loads((rt.layout.container_dir(cid) / "started.json").read_text())["shim"][0]
+    shim_ident, pid_ident = rt._identities(rt.layout.container_dir(cid))
+    assert shim_ident is not None and pid_ident is not None and pid_ident[0] == pid
+    shim = shim_ident[0]
     os.kill(shim, signal.SIGKILL)
     await wait_state(rt, cid, ContainerState.UNKNOWN)
     await rt.stop_container(cid, 0)

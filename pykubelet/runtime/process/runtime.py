@@ -414,10 +414,11 @@ class ProcessRuntime(ExecMixin):
                 argv += ["-I", str(d / "spec")]  # init runs in the shim's child: no exec
             else:
                 argv += ["--", *helper, "init", str(d / "spec")]
-            shim_pid, pid = await self._launch(argv, env=dict(rec.env))
-            started = {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)}
-            await run_io(atomic_write_json, d / "started.json", started)
+            # the shim records both identities (pid + start time) in its state before it
+            # reports, so an agent killed right here still adopts the container
+            _shim_pid, pid = await self._launch(argv, env=dict(rec.env))
             # return once init has exec'd the container's command, so exec and status see it
+            # (with the zygote the report already comes after the exec: one read)
             await procs.wait_exec(pid, str(d / "spec").encode(), 10.0)
 
     def _identities(self, d: Path) -> tuple[_Ident, _Ident]:

@@ -312,6 +312,26 @@ static void on_chld(int sig) { (void)sig; int e = errno; if (write(sig_pipe[1], 
 
 static const char *state_dir;
 
+/* A process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with the pid,
+ * it names the process even after the pid is reused. 0 if unreadable. */
+static unsigned long long proc_start(pid_t pid) {
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');  /* the command may hold spaces and parentheses */
+    if (!p) return 0;
+    char *save = NULL;
+    int field = 3;
+    for (char *tok = strtok_r(p + 2, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++)
+        if (field == 22) return strtoull(tok, NULL, 10);
+    return 0;
+}
+
 /* Atomic (rename) but not fsync'd: the state describes a process, which a reboot ends anyway. */
 static void write_state(const char *body) {
     char tmp[4096], dst[4096];
@@ -464,8 +484,10 @@ static int cmd_run(int argc, char **argv) {
     if (in_fd >= 0) fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK);
 
     char body[1024];
-    snprintf(body, sizeof body, "pid=%d\nshim_pid=%d\nstarted_ns=%lld\n", (int)child, (int)getpid(),
-             started);
+    /* the identities (pid + start time) the agent checks liveness with */
+    unsigned long long child_start = proc_start(child), shim_start = proc_start(getpid());
+    snprintf(body, sizeof body, "pid=%d\nshim_pid=%d\nstarted_ns=%lld\npid_start=%llu\nshim_start=%llu\n",
+             (int)child, (int)getpid(), started, child_start, shim_start);
     write_state(body);
     if (exec_errno) {
         char msg[512];
@@ -590,9 +612,9 @@ static int cmd_run(int argc, char **argv) {
     if (!exited) { waitpid(child, &status, 0); finished = now_ns(); }
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     snprintf(body, sizeof body,
-             "pid=%d\nshim_pid=%d\nstarted_ns=%lld\nexit_code=%d\nsignal=%d\nfinished_ns=%lld\n"
-             "exec_errno=%d\n",
-             (int)child, (int)getpid(), started, code, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+             "pid=%d\nshim_pid=%d\nstarted_ns=%lld\npid_start=%llu\nshim_start=%llu\n"
+             "exit_code=%d\nsignal=%d\nfinished_ns=%lld\nexec_errno=%d\n",
+             (int)child, (int)getpid(), started, child_start, shim_start, code, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
              finished, exec_errno);
     write_state(body);
     unlink(sock_path);

@@ -204,6 +204,16 @@ class LogWriter:
         self.bufs[stream] = b""
 
 
+def _proc_start(pid: int) -> int:
+    """Start time in clock ticks since boot (field 22 of /proc/PID/stat), 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+        return int(raw[raw.rfind(b")") + 2 :].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _write_state(state_dir: str, body: str) -> None:
     tmp = os.path.join(state_dir, "state.tmp")
     with open(tmp, "w") as f:
@@ -286,7 +296,10 @@ def cmd_run(args: list[str]) -> None:
         if inp[0] >= 0:
             os.close(inp[0])
     in_fd = master if tty else inp[1]
-    head = f"pid={child}\nshim_pid={os.getpid()}\nstarted_ns={started}\n"
+    head = (
+        f"pid={child}\nshim_pid={os.getpid()}\nstarted_ns={started}\n"
+        f"pid_start={_proc_start(child)}\nshim_start={_proc_start(os.getpid())}\n"
+    )
     _write_state(state_dir, head)
     if exec_errno:
         log.record("stderr", False, f"exec {cargv[0]}: {os.strerror(exec_errno)}".encode())
