@@ -173,6 +173,19 @@ def _cgroup_lines(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cgroup").read_text().splitlines()
 
 
+async def test_image_containers_get_a_read_only_sysfs(rt: ProcessRuntime, tmp_path: Path) -> None:
+    sc = sandbox_config("sysprobe", log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    script = "grep ' /sys ' /proc/mounts; ls /sys/class/net; echo x > /sys/kernel/x || echo ro"
+    cid = await rt.create_container(sid, _cfg(script), sc)
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.EXITED)
+    out = read_log((await rt.container_status(cid)).log_path)
+    assert " F sysfs /sys sysfs ro," in out
+    assert " F lo\n" in out and "eth0" not in out  # the pod's network namespace, not the host's
+    assert " F ro\n" in out
+
+
 async def test_pod_etc_files(rt: ProcessRuntime, tmp_path: Path) -> None:
     sc = sandbox_config("etcpod", log_directory=str(tmp_path / "logs"), dns_servers=("10.0.0.10",))
     sid = await rt.run_pod_sandbox(sc)

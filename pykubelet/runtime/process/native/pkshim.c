@@ -15,7 +15,7 @@
  *       "OK" is reported once the container's command is exec'd (or init failed).
  *   pkshim init SPEC
  *       Container init (run by the shim's child): cgroups, mount namespace, overlay root,
- *       /proc, /dev, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
+ *       /proc, /dev, /sys, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
  *       then exec of the container's command in place.
  *   pkshim enter -t PID [-C CGROUP_PROCS]... [-c CAPMASK] [-u UID -g GID -G GROUPS] [-n]
  *                [-w CWD] -- ARGV...
@@ -712,7 +712,7 @@ static int cmd_init(int argc, char **argv) {
     uid_t uid = 0; gid_t gid = 0;
     gid_t groups[256]; int ngroups = 0;
     unsigned long long caps = 0;
-    char *rootfs[4] = {0}, *cwd = NULL;
+    char *rootfs[4] = {0}, *cwd = NULL, *sysfs = NULL;
     char *mounts[256][3]; int nmounts = 0;
     char *line = NULL;
     size_t cap = 0;
@@ -736,6 +736,7 @@ static int cmd_init(int argc, char **argv) {
             close(fd);
         } else if (!strcmp(k, "mountns")) mountns = 1;
         else if (!strcmp(k, "proc")) want_proc = 1;
+        else if (!strcmp(k, "sysfs") && nf == 2) sysfs = fields[1];
         else if (!strcmp(k, "rootfs") && nf == 5) { for (int i = 0; i < 4; i++) rootfs[i] = fields[i + 1]; }
         else if (!strcmp(k, "mount") && nf == 4 && nmounts < 256) {
             mounts[nmounts][0] = fields[1]; mounts[nmounts][1] = fields[2]; mounts[nmounts][2] = fields[3];
@@ -779,6 +780,15 @@ static int cmd_init(int argc, char **argv) {
             if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount", p);
         }
         if (rootfs[0]) setup_dev(target);
+        if (rootfs[0] && sysfs) {
+            /* as runc: sysfs, read-only unless privileged; a bind of the host's if refused */
+            char p[4096];
+            unsigned long ro = strcmp(sysfs, "rw") ? MS_RDONLY : 0;
+            snprintf(p, sizeof p, "%s/sys", target);
+            mkdir(p, 0555);
+            if (mount("sysfs", p, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, NULL) < 0)
+                bind_mount("/sys", p, ro != 0);
+        }
         for (int i = 0; i < nmounts; i++) {
             char dst[4096];
             const char *d = mounts[i][2];

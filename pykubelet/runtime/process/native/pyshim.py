@@ -503,6 +503,15 @@ def cmd_init(args: list[str]) -> None:
             _mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         if rootfs:
             _setup_dev(target)
+        sysfs = next((d[1] for d in spec if d[0] == "sysfs" and len(d) == 2), None)
+        if rootfs and sysfs:  # as runc: read-only unless privileged; the host's bound if refused
+            ro = MS_RDONLY if sysfs != "rw" else 0
+            sys_dir = os.path.join(target, "sys")
+            os.makedirs(sys_dir, exist_ok=True)
+            try:
+                _mount("sysfs", sys_dir, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, None)
+            except OSError:
+                _bind("/sys", sys_dir, bool(ro))
         for d in spec:
             if d[0] == "mount":
                 _bind(d[2], os.path.join(target, d[3].lstrip("/")), d[1] == "1")
