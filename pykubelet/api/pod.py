@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pykubelet.api.ports import check_host_port_conflicts, container_ports
 from pykubelet.api.status import PodStatus
 from pykubelet.errors import InvalidInput
 
@@ -190,6 +191,17 @@ class PodSpec:
                         f"Duplicate value: {c.name!r}", field=f"{path}.{kind}[{i}].name"
                     )
                 seen.add(c.name)
+        host_network = _opt(obj, "hostNetwork", bool, path, False)
+        for kind, group in (("initContainers", init), ("containers", containers)):
+            parsed = [
+                (
+                    f"{path}.{kind}[{i}]",
+                    container_ports(c.ports, f"{path}.{kind}[{i}]", host_network=host_network),
+                )
+                for i, c in enumerate(group)
+            ]
+            if kind == "containers":
+                check_host_port_conflicts(parsed)
         policy = _opt(obj, "restartPolicy", str, path, "Always")
         if policy not in _RESTART_POLICIES:
             raise InvalidInput(
@@ -211,7 +223,7 @@ class PodSpec:
             restart_policy=policy,
             termination_grace_period_s=float(grace),
             active_deadline_s=float(deadline) if deadline is not None else None,
-            host_network=_opt(obj, "hostNetwork", bool, path, False),
+            host_network=host_network,
             host_pid=_opt(obj, "hostPID", bool, path, False),
             host_ipc=_opt(obj, "hostIPC", bool, path, False),
             share_process_namespace=_opt(obj, "shareProcessNamespace", bool, path, False),

@@ -1,6 +1,14 @@
 """Pod networking: CNI plugins invoked per the specification, behind the ``PodNetwork`` seam."""
 
-from pykubelet.network.cni import CniInvocation, ConfList, invoke_list, load_conf_dir, result_ips
+from pykubelet.network.cni import (
+    CniInvocation,
+    ConfList,
+    cni_port_mappings,
+    inject_runtime_config,
+    invoke_list,
+    load_conf_dir,
+    result_ips,
+)
 from pykubelet.network.manager import (
     DEFAULT_BRIDGE,
     DEFAULT_SUBNET,
@@ -27,7 +35,9 @@ __all__ = [
     "NetworkError",
     "PodNetworkStatus",
     "SandboxNetworkRef",
+    "cni_port_mappings",
     "default_conflist",
+    "inject_runtime_config",
     "invoke_list",
     "load_conf_dir",
     "loopback_conf",

@@ -19,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from pykubelet.network.types import CniConfigError, CniPluginError
+from pykubelet.runtime.types import PortMapping
 
-__all__ = ["CniInvocation", "ConfList", "invoke_list", "load_conf_dir", "result_ips"]
+__all__ = [
+    "CniInvocation",
+    "ConfList",
+    "cni_port_mappings",
+    "inject_runtime_config",
+    "invoke_list",
+    "load_conf_dir",
+    "result_ips",
+]
 
 JSONObject = dict[str, Any]
 _PLUGIN_TIMEOUT_S = 60.0
@@ -156,6 +165,22 @@ async def _exec_plugin(
     return result
 
 
+def inject_runtime_config(
+    plugin: Mapping[str, Any], capability_args: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The plugin's config with ``runtimeConfig`` holding the capability arguments it declares
+    (``"capabilities": {"portMappings": true}``), as libcni injects them; unchanged when it
+    declares none of those given."""
+    net = dict(plugin)
+    caps = plugin.get("capabilities")
+    if not isinstance(caps, Mapping) or not capability_args:
+        return net
+    rc = {k: v for k, v in capability_args.items() if caps.get(k) is True}
+    if rc:
+        net["runtimeConfig"] = rc
+    return net
+
+
 async def invoke_list(
     command: str,
     conf: ConfList,
@@ -163,8 +188,10 @@ async def invoke_list(
     bin_dir: str,
     *,
     prev_result: JSONObject | None = None,
+    capability_args: Mapping[str, Any] | None = None,
 ) -> JSONObject | None:
-    """Run ``command`` over the list; ADD returns the final result, DEL/CHECK return None."""
+    """Run ``command`` over the list; ADD returns the final result, DEL/CHECK return None.
+    ``capability_args`` (``{"portMappings": [...]}``) go to the plugins that declare them."""
     if command not in ("ADD", "DEL", "CHECK"):
         raise CniConfigError(f"unknown CNI command {command!r}", field="command")
     env = inv.env(command, bin_dir)
@@ -173,7 +200,7 @@ async def invoke_list(
         plugins = tuple(reversed(plugins))
     result = prev_result if command != "ADD" else None
     for plugin in plugins:
-        net = dict(plugin)
+        net = inject_runtime_config(plugin, capability_args or {})
         net["name"] = conf.name
         net["cniVersion"] = conf.cni_version
         if result is not None:
@@ -199,3 +226,21 @@ def result_ips(result: Mapping[str, Any] | None) -> tuple[tuple[str, ...], str]:
         gateway = gateway or str(entry.get("gateway", "") or "")
     ips.sort(key=lambda a: ":" in a)
     return tuple(ips), gateway
+
+
+def cni_port_mappings(mappings: Sequence[PortMapping]) -> list[JSONObject]:
+    """The ``portMappings`` capability argument: mappings with a host port only, protocol in
+    lower case, ``hostIP`` omitted when unset (as containerd's CRI plugin passes them)."""
+    out: list[JSONObject] = []
+    for m in mappings:
+        if m.host_port <= 0:
+            continue
+        entry: JSONObject = {
+            "hostPort": m.host_port,
+            "containerPort": m.container_port,
+            "protocol": (m.protocol or "TCP").lower(),
+        }
+        if m.host_ip:
+            entry["hostIP"] = m.host_ip
+        out.append(entry)
+    return out

@@ -5,6 +5,9 @@ Every sandbox gets two attachments, as containerd's CRI plugin does: the loopbac
 ``eth0``. Each successful ADD is recorded in the state dir (one JSON file per sandbox: the configs
 used, the netns and the cached results) before the call returns, so DEL can pass the cached result
 as ``prevResult`` and an agent that crashed can release what it left behind on the next start.
+The pod's port mappings (hostPort > 0) go, as the ``portMappings`` capability argument, to the
+plugins whose config declares it (``portmap``), on ADD, CHECK and DEL alike; they are recorded
+with the attachment so a DEL after a crash still removes the forwarding rules.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from pykubelet.network.cni import CniInvocation, ConfList, invoke_list, load_conf_dir, result_ips
+from pykubelet.network.cni import (
+    CniInvocation,
+    ConfList,
+    cni_port_mappings,
+    invoke_list,
+    load_conf_dir,
+    result_ips,
+)
 from pykubelet.network.types import (
     CniPluginError,
     NetworkError,
@@ -41,7 +51,8 @@ def default_conflist(
     *, bridge: str = DEFAULT_BRIDGE, subnet: str = DEFAULT_SUBNET, data_dir: str = ""
 ) -> ConfList:
     """Bridge with a gateway on the node, host-local addresses, no masquerading: pods reach
-    each other and the node, nothing else is touched (no iptables rules)."""
+    each other and the node. Chained ``portmap`` (capability ``portMappings``, ``snat`` so
+    127.0.0.1 works) realises host ports: it adds iptables rules only for pods that have one."""
     ipam: dict[str, Any] = {
         "type": "host-local",
         "ranges": [[{"subnet": subnet}]],
@@ -61,6 +72,7 @@ def default_conflist(
                 "hairpinMode": True,
                 "ipam": ipam,
             },
+            {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
         ),
     )
 
@@ -135,6 +147,7 @@ class CniNetwork:
             namespace=config.namespace,
             name=config.name,
             uid=config.uid,
+            port_mappings=config.port_mappings,
         )
         return list((await self.attach(ref)).ips)
 
@@ -147,8 +160,14 @@ class CniNetwork:
         )
         primary = self._primary()
         attachments = [("lo", loopback_conf()), ("eth0", primary)]
+        # capability arguments, as containerd passes them; only plugins that declare one get it
+        caps = {"portMappings": cni_port_mappings(ref.port_mappings)}
         async with self._lock(ref.sandbox_id):
-            record: dict[str, Any] = {"netns": ref.netns_path, "attachments": []}
+            record: dict[str, Any] = {
+                "netns": ref.netns_path,
+                "capabilityArgs": caps,
+                "attachments": [],
+            }
             # Record before ADD: a crash mid-ADD still leaves something for cleanup to DEL.
             for ifname, conf in attachments:
                 record["attachments"].append(
@@ -164,7 +183,9 @@ class CniNetwork:
                         ifname=ifname,
                         args=args,
                     )
-                    result = await invoke_list("ADD", conf, inv, self._bin_dir)
+                    result = await invoke_list(
+                        "ADD", conf, inv, self._bin_dir, capability_args=caps
+                    )
                     record["attachments"][i]["result"] = result
                     self._write_record(ref.sandbox_id, record)
                     final = result
@@ -185,7 +206,14 @@ class CniNetwork:
             inv = CniInvocation(
                 container_id=sandbox_id, netns_path=record.get("netns", ""), ifname=att["ifname"]
             )
-            await invoke_list("CHECK", conf, inv, self._bin_dir, prev_result=att.get("result"))
+            await invoke_list(
+                "CHECK",
+                conf,
+                inv,
+                self._bin_dir,
+                prev_result=att.get("result"),
+                capability_args=record.get("capabilityArgs"),
+            )
 
     async def teardown(self, sandbox_id: str, netns_path: str = "") -> None:
         """Release addresses and interfaces (CNI DEL with the cached results). Idempotent. The
@@ -201,12 +229,22 @@ class CniNetwork:
         netns = str(record.get("netns", ""))
         if netns and not _exists(netns):
             netns = ""  # the spec allows DEL without a namespace: release addresses only
+        caps = record.get("capabilityArgs")
+        if not isinstance(caps, dict):
+            caps = {}
         failures: list[str] = []
         for att in reversed(record.get("attachments", [])):
             try:
                 conf = ConfList.from_json(att["conf"])
                 inv = CniInvocation(container_id=sandbox_id, netns_path=netns, ifname=att["ifname"])
-                await invoke_list("DEL", conf, inv, self._bin_dir, prev_result=att.get("result"))
+                await invoke_list(
+                    "DEL",
+                    conf,
+                    inv,
+                    self._bin_dir,
+                    prev_result=att.get("result"),
+                    capability_args=caps,
+                )
             except CniPluginError as e:
                 failures.append(str(e))
         if failures:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pykubelet.errors import InvalidInput, PykubeletError, Unavailable
+from pykubelet.runtime.types import PortMapping
 
 __all__ = [
     "CniConfigError",
@@ -46,6 +47,7 @@ class SandboxNetworkRef:
     namespace: str
     name: str
     uid: str
+    port_mappings: tuple[PortMapping, ...] = ()  # all of the pod's; hostPort > 0 are realised
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,9 +2,10 @@
 
 Sources put ``PodUpdate`` values on ``updates``; the manager diffs them by UID (a changed
 manifest is a new UID: the old pod is stopped, the new one started), admits new pods against
-``maxPods`` as the kubelet does, and routes each pod to its ``PodWorker``. The relister (upstream
-PLEG) lists the runtime's containers once a second and wakes only the workers whose containers
-changed, so an idle node costs one list call per second. It implements ``PodLister``.
+``maxPods`` and host ports as the kubelet does, and routes each pod to its ``PodWorker``. The
+relister (upstream PLEG) lists the runtime's containers once a second and wakes only the
+workers whose containers changed, so an idle node costs one list call per second. It
+implements ``PodLister``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from collections.abc import Sequence
 
 from pykubelet.api import Pod, PodStatus
+from pykubelet.pods.ports import NODE_PORTS_MESSAGE, NODE_PORTS_REASON, host_port_conflict
 from pykubelet.pods.runtime_config import ANNOTATION_GRACE, LABEL_MANAGED, LABEL_POD_UID
 from pykubelet.pods.types import PodLayerStats, PodUpdate, UpdateOp
 from pykubelet.pods.worker import MIN_GRACE_S, PodWorker, WorkerDeps
@@ -135,26 +137,42 @@ class PodManager:
             known.add(pod.uid)
             self._add(pod)
 
-    def _active_pods(self) -> int:
+    def _active(self) -> list[Pod]:
         """Admitted pods that have not finished (upstream filters out terminated pods)."""
-        n = 0
-        for uid in self._pods:
+        active = []
+        for uid, pod in self._pods.items():
             status = self._deps.statuses.get_pod_status(uid)
             if uid not in self._rejected and not (status and status.phase in _TERMINAL):
-                n += 1
-        return n
+                active.append(pod)
+        return active
 
-    def _add(self, pod: Pod) -> None:
-        if self._active_pods() >= self._max_pods:
-            used = self._active_pods()
-            message = (
-                f"Node didn't have enough resource: pods, requested: 1, used: {used}, "
+    def _active_pods(self) -> int:
+        return len(self._active())
+
+    def _admission_failure(self, pod: Pod) -> tuple[str, str] | None:
+        """(reason, message) when the kubelet's GeneralPredicates refuse the pod: first the
+        pod count, then host ports, in upstream's order."""
+        active = self._active()
+        if len(active) >= self._max_pods:
+            return "OutOfpods", (
+                f"Node didn't have enough resource: pods, requested: 1, used: {len(active)}, "
                 f"capacity: {self._max_pods}"
             )
-            log.warning("pod %s rejected: OutOfpods: %s", pod.full_name, message)
+        clash = host_port_conflict(pod, active)
+        if clash is not None:
+            ip, protocol, port = clash
+            log.info("pod %s: host port %s %s:%d is in use", pod.full_name, protocol, ip, port)
+            return NODE_PORTS_REASON, NODE_PORTS_MESSAGE
+        return None
+
+    def _add(self, pod: Pod) -> None:
+        failure = self._admission_failure(pod)
+        if failure is not None:
+            reason, message = failure
+            log.warning("pod %s rejected: %s: %s", pod.full_name, reason, message)
             self._rejected[pod.uid] = PodStatus(
                 phase="Failed",
-                reason="OutOfpods",
+                reason=reason,
                 message=f"Pod {message}",
             )
             self._pods[pod.uid] = pod

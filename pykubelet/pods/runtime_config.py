@@ -15,6 +15,7 @@ from pykubelet.api import Container, Pod
 from pykubelet.api.quantity import parse_quantity
 from pykubelet.errors import InvalidInput
 from pykubelet.pods.env import ValueFromResolver, build_env, expand_command
+from pykubelet.pods.ports import port_mappings
 from pykubelet.runtime.types import (
     ContainerConfig,
     LinuxResources,
@@ -118,6 +119,7 @@ class RuntimeConfigBuilder:
             ),
             ipc=NamespaceMode.NODE if spec.host_ipc else NamespaceMode.POD,
             cgroup_parent=f"{self.cgroup_root.strip('/') or 'pykubelet'}/pod{pod.uid}",
+            port_mappings=port_mappings(pod),
             labels=labels,
             annotations={
                 **pod.meta.annotations,
