@@ -91,7 +91,7 @@ def container_ports(
                 raise InvalidInput(f"Duplicate value: {name!r}", field=f"{at}.name")
             names.add(name)
         container_port = _int_field(entry, "containerPort", at)
-        if "containerPort" not in entry or entry.get("containerPort") is None:
+        if container_port == 0:  # unset and 0 are the same to the API
             raise InvalidInput("Required value", field=f"{at}.containerPort")
         if not 0 < container_port <= 65535:
             raise InvalidInput(
