@@ -68,6 +68,11 @@ def _default_spec(spec: dict[str, Any]) -> None:
             c.setdefault("terminationMessagePath", "/dev/termination-log")
             c.setdefault("terminationMessagePolicy", "File")
             c.setdefault("resources", {})
+            for port in c.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+                    if spec.get("hostNetwork") is True and not port.get("hostPort"):
+                        port["hostPort"] = port.get("containerPort")
             image = c.get("image")
             if "imagePullPolicy" not in c and isinstance(image, str):
                 tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")

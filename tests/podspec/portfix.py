@@ -22,6 +22,17 @@ def portmap_rules(sandbox_id: str) -> list[str]:
     return tagged + owned
 
 
+def sandboxes_forwarding(port: int) -> list[str]:
+    """Ids of the sandboxes whose portmap rules forward host port ``port``."""
+    exe = require_binary("iptables-save")
+    out = subprocess.run([exe, "-t", "nat"], capture_output=True, text=True, check=True).stdout
+    ids = []
+    for line in out.splitlines():
+        if f"--dports {port} " in line and ' id: \\"' in line:
+            ids.append(line.split(' id: \\"', 1)[1].split("\\", 1)[0])
+    return ids
+
+
 async def echo_server(netns_path: str, host: str, port: int = 0) -> socket.socket:
     sock = socket_in_netns(netns_path, socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
