@@ -16,6 +16,7 @@ from pykubelet.network.manager import (
     default_conflist,
     loopback_conf,
 )
+from pykubelet.network.portmap import PortMapper, portmap_conflist
 from pykubelet.network.types import (
     CniConfigError,
     CniPluginError,
@@ -34,6 +35,7 @@ __all__ = [
     "ConfList",
     "NetworkError",
     "PodNetworkStatus",
+    "PortMapper",
     "SandboxNetworkRef",
     "cni_port_mappings",
     "default_conflist",
@@ -41,5 +43,6 @@ __all__ = [
     "invoke_list",
     "load_conf_dir",
     "loopback_conf",
+    "portmap_conflist",
     "result_ips",
 ]

@@ -198,7 +198,7 @@ async def invoke_list(
     plugins: Sequence[Mapping[str, Any]] = conf.plugins
     if command == "DEL":
         plugins = tuple(reversed(plugins))
-    result = prev_result if command != "ADD" else None
+    result = prev_result  # ADD: a chain may start from a result made outside CNI
     for plugin in plugins:
         net = inject_runtime_config(plugin, capability_args or {})
         net["name"] = conf.name

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pykubelet.network import CniNetwork, SandboxNetworkRef
+from pykubelet.network import CniNetwork, CniPluginError, ConfList, PortMapper, SandboxNetworkRef
 from pykubelet.runtime.types import PortMapping
 from tests.conftest import free_port
 from tests.podspec.netfix import netns, private_network
@@ -91,3 +91,68 @@ async def test_rules_of_a_crashed_agent_are_removed_at_start(tmp_path: Path) -> 
             await CniNetwork(
                 state_dir=state, conf_dir="", bin_dir=CNI_BIN, default=net.conf
             ).teardown(sid)
+
+
+async def test_port_mapper_for_a_network_made_outside_cni(tmp_path: Path) -> None:
+    """``PortMapper`` (the built-in network's hook) on an interface made by something else:
+    here the CNI bridge plugin alone, so the portmap exec is only the mapper's."""
+    _need()
+    sid = "hp" + secrets.token_hex(16)
+    host_port = free_port()
+    mappings = (PortMapping(container_port=80, host_port=host_port, host_ip="127.0.0.1"),)
+    with private_network(tmp_path) as net, netns() as ns:
+        bridge_only = ConfList(name="plain", cni_version="1.0.0", plugins=net.conf.plugins[:1])
+        cni = CniNetwork(
+            state_dir=str(tmp_path / "state"), conf_dir="", bin_dir=CNI_BIN, default=bridge_only
+        )
+        mapper = PortMapper(state_dir=str(tmp_path / "portmap"), bin_dir=CNI_BIN)
+        try:
+            status = await cni.attach(_ref(sid, ns, mappings))
+            assert portmap_rules(sid) == []  # no portmap in that chain
+            assert not await mapper.add(
+                sid,
+                ns,
+                (PortMapping(container_port=80),),
+                ifname="eth0",
+                address=status.ips[0],
+                prefix_len=24,
+            )
+            assert mapper.recorded() == []  # no host port: no exec, no record
+            assert await mapper.add(
+                sid,
+                ns,
+                mappings,
+                ifname="eth0",
+                address=status.ips[0],
+                prefix_len=24,
+                gateway=status.gateway,
+            )
+            assert mapper.recorded() == [sid]
+            server = await echo_server(ns, status.ips[0], 80)
+            with server:
+                task = asyncio.create_task(serve(server))
+                try:
+                    assert await talk("127.0.0.1", host_port) == b"echo:hi"
+                finally:
+                    task.cancel()
+            # an agent crash: a new mapper releases what the record names
+            again = PortMapper(state_dir=str(tmp_path / "portmap"), bin_dir=CNI_BIN)
+            assert await again.cleanup_leftovers({"other"}) == [sid]
+            assert portmap_rules(sid) == []
+            await again.remove(sid)  # idempotent
+        finally:
+            await mapper.remove(sid)
+            await cni.teardown(sid)
+        assert portmap_rules(sid) == []
+
+
+async def test_port_mapper_failure_leaves_nothing(tmp_path: Path) -> None:
+    _need()
+    sid = "hp" + secrets.token_hex(16)
+    mapper = PortMapper(state_dir=str(tmp_path / "portmap"), bin_dir=CNI_BIN)
+    mapping = PortMapping(container_port=80, host_port=free_port(), host_ip="127.0.0.1")
+    with pytest.raises(CniPluginError, match="portmap"):
+        # portmap refuses a prevResult whose interface is not in a sandbox
+        await mapper.add(sid, "", (mapping,), ifname="eth0", address="10.0.0.2", prefix_len=24)
+    assert mapper.recorded() == []
+    assert portmap_rules(sid) == []
