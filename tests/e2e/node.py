@@ -7,6 +7,7 @@ interface name, even when a test fails.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -22,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from pykubelet.certs import CertPair, create_ca, create_client_cert, create_serving_cert
-from pykubelet.network import DEFAULT_BRIDGE, default_conflist
+from pykubelet.network import DEFAULT_BRIDGE, CniNetwork, PortMapper, default_conflist
 from tests.conftest import free_port
 
 NODE = "e2e-node"
+CNI_BIN = "/usr/lib/cni"
 
 
 def _link_exists(name: str) -> bool:
@@ -212,11 +214,25 @@ class Node:
             while any(True for _ in self._cgroup_pids()) and time.monotonic() < deadline:
                 time.sleep(0.05)
             self._remove_cgroups()
+            self._release_networks()
             bridges = [self.bridge]
             if not self._default_bridge_existed:
                 bridges.append(DEFAULT_BRIDGE)
             for name in bridges:
                 subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
+
+    def _release_networks(self) -> None:
+        """CNI DEL (and portmap DEL) for whatever a killed agent left recorded, so a failed
+        test leaves no addresses or iptables rules behind."""
+
+        async def release() -> None:
+            cni = CniNetwork(state_dir=str(self.root / "cni"), conf_dir="", bin_dir=CNI_BIN)
+            await cni.cleanup_leftovers(set())
+            await PortMapper(
+                state_dir=str(self.root / "network" / "portmap"), bin_dir=CNI_BIN
+            ).cleanup_leftovers(set())
+
+        asyncio.run(release())
 
     def _cgroup_dirs(self) -> Iterator[Path]:
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
