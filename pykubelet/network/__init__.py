@@ -1,5 +1,7 @@
-"""Pod networking: CNI plugins invoked per the specification, behind the ``PodNetwork`` seam."""
+"""Pod networking behind the ``PodNetwork`` seam: CNI plugins invoked per the specification
+when the conf dir holds a network, else the built-in bridge network over rtnetlink."""
 
+from pykubelet.network.bridge import BridgeNetwork, host_veth_name
 from pykubelet.network.cni import CniInvocation, ConfList, invoke_list, load_conf_dir, result_ips
 from pykubelet.network.manager import (
     DEFAULT_BRIDGE,
@@ -9,8 +11,11 @@ from pykubelet.network.manager import (
     loopback_conf,
 )
 from pykubelet.network.types import (
+    AddressPoolExhausted,
+    AgentNetwork,
     CniConfigError,
     CniPluginError,
+    NetlinkError,
     NetworkError,
     PodNetworkStatus,
     SandboxNetworkRef,
@@ -19,15 +24,20 @@ from pykubelet.network.types import (
 __all__ = [
     "DEFAULT_BRIDGE",
     "DEFAULT_SUBNET",
+    "AddressPoolExhausted",
+    "AgentNetwork",
+    "BridgeNetwork",
     "CniConfigError",
     "CniInvocation",
     "CniNetwork",
     "CniPluginError",
     "ConfList",
+    "NetlinkError",
     "NetworkError",
     "PodNetworkStatus",
     "SandboxNetworkRef",
     "default_conflist",
+    "host_veth_name",
     "invoke_list",
     "load_conf_dir",
     "loopback_conf",

@@ -120,6 +120,7 @@ class CreateBridge:
     """``ip link add NAME type bridge`` (+ ``up``); EEXIST when it is there already."""
 
     name: str
+    mac: str = ""  # a fixed address keeps the bridge from taking its lowest port's
     up: bool = True
 
 
@@ -133,6 +134,7 @@ class CreateVeth:
     name: str
     peer: str
     peer_netns_fd: int
+    peer_mac: str = ""
     master: int = 0
     mtu: int = 0
     up: bool = True
@@ -202,6 +204,16 @@ def _name(name: str, field: str = "name") -> bytes:
     return raw + b"\0"
 
 
+def _mac(text: str, field: str) -> bytes:
+    try:
+        raw = bytes(int(part, 16) for part in text.split(":"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 6:
+        raise ValueError(f"{field}: {text!r} is not a MAC address (6 hex bytes)")
+    return raw
+
+
 def _u32(value: int) -> bytes:
     return _U32.pack(value)
 
@@ -226,9 +238,13 @@ def _body(req: Request) -> tuple[int, int, bytes]:
         case CreateBridge():
             info = _attr(IFLA_INFO_KIND, b"bridge")
             payload = _ifinfo(up=req.up or None) + _attr(IFLA_IFNAME, _name(req.name))
+            if req.mac:
+                payload += _attr(IFLA_ADDRESS, _mac(req.mac, "mac"))
             return RTM_NEWLINK, create, payload + _attr(IFLA_LINKINFO | NLA_F_NESTED, info)
         case CreateVeth():
             peer = _ifinfo() + _attr(IFLA_IFNAME, _name(req.peer, "peer"))
+            if req.peer_mac:
+                peer += _attr(IFLA_ADDRESS, _mac(req.peer_mac, "peer_mac"))
             peer += _attr(IFLA_NET_NS_FD, _u32(req.peer_netns_fd))
             if req.mtu:
                 peer += _attr(IFLA_MTU, _u32(req.mtu))
