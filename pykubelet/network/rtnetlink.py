@@ -273,8 +273,10 @@ def _body(req: Request) -> tuple[int, int, bytes]:
             payload = _ifinfo(family=AF_BRIDGE, index=req.index)
             return RTM_SETLINK, 0, payload + _attr(IFLA_PROTINFO | NLA_F_NESTED, mode)
         case AddAddress():
-            net = ipaddress.IPv4Network(f"{req.address}/{req.prefix_len}", strict=False)
             local = _ipv4(req.address, "address")
+            if not 0 <= req.prefix_len <= 32:
+                raise ValueError(f"prefix_len: {req.prefix_len} is not in 0..32")
+            net = ipaddress.IPv4Network(f"{req.address}/{req.prefix_len}", strict=False)
             payload = _IFADDRMSG.pack(AF_INET, req.prefix_len, 0, RT_SCOPE_UNIVERSE, req.index)
             payload += _attr(IFA_LOCAL, local) + _attr(IFA_ADDRESS, local)
             if req.prefix_len < 31:
