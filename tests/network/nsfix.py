@@ -92,7 +92,7 @@ def _used_subnets() -> set[str]:
 
 
 @dataclass
-class TestBridge:
+class PrivateBridge:
     name: str
     subnet: str
     prefix: str  # "10.99.17."
@@ -105,7 +105,7 @@ class TestBridge:
 
 
 @contextmanager
-def private_bridge(tmp: Path, *, prefix_len: int = 24) -> Iterator[TestBridge]:
+def private_bridge(tmp: Path, *, prefix_len: int = 24) -> Iterator[PrivateBridge]:
     name = f"pkt{secrets.token_hex(3)}"
     used = _used_subnets()
     for _ in range(100):
@@ -115,7 +115,7 @@ def private_bridge(tmp: Path, *, prefix_len: int = 24) -> Iterator[TestBridge]:
     subnet = f"10.99.{third}.0/{prefix_len}"
     state = tmp / f"net-{secrets.token_hex(3)}"
     try:
-        yield TestBridge(name=name, subnet=subnet, prefix=f"10.99.{third}.", state_dir=state)
+        yield PrivateBridge(name=name, subnet=subnet, prefix=f"10.99.{third}.", state_dir=state)
     finally:
         subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
         addresses = state / "addresses"
