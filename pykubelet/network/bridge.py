@@ -7,10 +7,10 @@ host-local addresses, default route via the gateway) without executing a plugin 
   it, up, IPv4 forwarding on as the CNI bridge plugin does for a gateway); concurrent setups
   wait for the first;
 - per pod: an address from ``AddressPool`` (one file), a veth pair whose host side is named from
-  the sandbox id (``pkv`` + 12 hex) so teardown and the start-up sweep find it without a record,
-  enslaved, hairpin on and up; its peer is created directly in the pod's namespace as ``eth0``,
-  then given the address, brought up and routed via the gateway. Three netlink round trips;
-  the holder (``pkshim pause -n``) already brought ``lo`` up.
+  the sandbox id (``pkv`` + its first 12 hex digits) so teardown and the start-up sweep find it
+  without a record, enslaved, hairpin on and up; its peer is created directly in the pod's
+  namespace as ``eth0``, then given the address, brought up and routed via the gateway. Three
+  netlink round trips; the holder (``pkshim pause -n``) already brought ``lo`` up.
 - MACs follow addresses (``0a:58`` + the IPv4 address, for the bridge too), so a released
   address handed to the next pod leaves no stale neighbour entry anywhere, and the gateway's MAC
   does not change as ports come and go.
@@ -67,7 +67,11 @@ def mac_for(address: str) -> str:
 
 
 def host_veth_name(sandbox_id: str) -> str:
-    """``pkv`` + 12 hex digits of the sandbox id's SHA-256: stable, 15 bytes, any id."""
+    """``pkv`` + 12 hex digits: the sandbox id's own first 12 when it is hex (as the runtime's
+    ids are, so the name matches the short id in its logs), else of its SHA-256. 15 bytes."""
+    head = sandbox_id[:12]
+    if len(head) == 12 and all(c in "0123456789abcdef" for c in head):
+        return "pkv" + head
     return "pkv" + hashlib.sha256(sandbox_id.encode()).hexdigest()[:12]
 
 

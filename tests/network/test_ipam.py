@@ -72,3 +72,13 @@ def test_subnets_too_small_are_refused(tmp_path: Path) -> None:
     assert tiny.allocate("only") == "10.99.7.2"
     with pytest.raises(AddressPoolExhausted):
         tiny.allocate("second")
+
+
+def test_host_veth_names_fit_and_follow_the_sandbox_id() -> None:
+    from pykubelet.network import host_veth_name
+
+    sid = "0123456789abcdef" * 4
+    assert host_veth_name(sid) == "pkv0123456789ab"
+    other = host_veth_name("sandbox-a")
+    assert len(other) == 15 and other.startswith("pkv") and other == host_veth_name("sandbox-a")
+    assert other != host_veth_name("sandbox-b")
