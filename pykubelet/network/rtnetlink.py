@@ -24,6 +24,7 @@ __all__ = [
     "AddRoute",
     "CreateBridge",
     "CreateVeth",
+    "DeleteGroup",
     "DeleteLink",
     "Done",
     "GetLink",
@@ -32,6 +33,7 @@ __all__ = [
     "Other",
     "Reply",
     "Request",
+    "SetGroup",
     "SetHairpin",
     "SetLink",
     "decode",
@@ -80,6 +82,7 @@ IFLA_LINK = 5
 IFLA_MASTER = 10
 IFLA_PROTINFO = 12
 IFLA_LINKINFO = 18
+IFLA_GROUP = 27
 IFLA_NET_NS_FD = 28
 IFLA_EXT_MASK = 29
 IFLA_INFO_KIND = 1
@@ -156,6 +159,23 @@ class DeleteLink:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SetGroup:
+    """Put link ``name`` in device group ``group`` (``ip link set NAME group N``)."""
+
+    name: str
+    group: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteGroup:
+    """Delete every link of device group ``group`` at once (``ip link del group N``): the
+    kernel unregisters them as one batch, with one set of RCU grace periods instead of one per
+    link. ENODEV when the group is empty."""
+
+    group: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GetLink:
     name: str
 
@@ -188,7 +208,16 @@ class AddRoute:
 
 
 Request = (
-    CreateBridge | CreateVeth | SetLink | DeleteLink | GetLink | SetHairpin | AddAddress | AddRoute
+    CreateBridge
+    | CreateVeth
+    | SetLink
+    | DeleteLink
+    | SetGroup
+    | DeleteGroup
+    | GetLink
+    | SetHairpin
+    | AddAddress
+    | AddRoute
 )
 
 
@@ -265,6 +294,15 @@ def _body(req: Request) -> tuple[int, int, bytes]:
             return RTM_NEWLINK, 0, payload
         case DeleteLink():
             return RTM_DELLINK, 0, _ifinfo() + _attr(IFLA_IFNAME, _name(req.name))
+        case SetGroup():
+            if not 0 <= req.group < 2**32:
+                raise ValueError(f"group: {req.group} is not in 0..2^32-1")
+            payload = _ifinfo() + _attr(IFLA_IFNAME, _name(req.name))
+            return RTM_NEWLINK, 0, payload + _attr(IFLA_GROUP, _u32(req.group))
+        case DeleteGroup():
+            if not 0 < req.group < 2**32:
+                raise ValueError(f"group: {req.group} is not in 1..2^32-1 (0 is the default)")
+            return RTM_DELLINK, 0, _ifinfo() + _attr(IFLA_GROUP, _u32(req.group))
         case GetLink():
             payload = _ifinfo() + _attr(IFLA_IFNAME, _name(req.name))
             return RTM_GETLINK, 0, payload + _attr(IFLA_EXT_MASK, _u32(RTEXT_FILTER_SKIP_STATS))

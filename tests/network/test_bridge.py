@@ -180,6 +180,9 @@ async def test_concurrent_setups_share_one_bridge(tmp_path: Path) -> None:
         assert ping(nss[0], ips[-1])
         await asyncio.gather(*(net.teardown(f"p{i}") for i in range(len(nss))))
         assert _records(br.state_dir) == {}
+        # the veths were deleted in batches (device groups): none is left, none of another
+        assert [n for n in range(len(nss)) if link_exists(host_veth_name(f"p{n}"))] == []
+        assert all("eth0" not in ns.run("ip", "-o", "link").stdout for ns in nss)
         net.close()
 
 

@@ -106,6 +106,31 @@ VECTORS: list[tuple[str, rt.Request, int, bytes]] = [
         ),
     ),
     (
+        "put a link in device group 1234",
+        rt.SetGroup(name="pkt0", group=1234),
+        9,
+        h(
+            "34000000 1000",  # len 52, RTM_NEWLINK on an existing link, by name
+            ACK_FLAGS,
+            "09000000 00000000",
+            "00 00 0000 00000000 00000000 00000000",
+            "0900 0300 706b743000 000000",  # IFLA_IFNAME "pkt0\0"
+            "0800 1b00 d2040000",  # IFLA_GROUP 1234
+        ),
+    ),
+    (
+        "delete device group 1234",
+        rt.DeleteGroup(group=1234),
+        10,
+        h(
+            "28000000 1100",  # len 40, RTM_DELLINK
+            ACK_FLAGS,
+            "0a000000 00000000",
+            "00 00 0000 00000000 00000000 00000000",
+            "0800 1b00 d2040000",  # IFLA_GROUP 1234
+        ),
+    ),
+    (
         "hairpin on port 7",
         rt.SetHairpin(index=7),
         3,
@@ -171,6 +196,8 @@ def test_requests_encode_byte_for_byte(
         (rt.AddAddress(index=1, address="10.0.0.3", prefix_len=33), "prefix_len"),
         (rt.AddRoute(destination="0.0.0.0/0", gateway="fe80::1"), "gateway"),
         (rt.AddRoute(destination="10.0.0.1/8", gateway="10.0.0.1"), "destination"),
+        (rt.DeleteGroup(group=0), "group"),
+        (rt.SetGroup(name="x", group=2**32), "group"),
     ],
 )
 def test_bad_fields_are_named(request_: rt.Request, field: str) -> None:
@@ -286,6 +313,14 @@ def test_the_kernel_accepts_the_vectors() -> None:
         # the same bridge again: the kernel says EEXIST, which the codec reports as 17
         (again,) = _kernel_answers(ns.path, [wire["create bridge"]])
         assert again == rt.Ack(seq=1, error=17, message=again.message)
+        grouped = _kernel_answers(
+            ns.path, [wire["put a link in device group 1234"], wire["delete device group 1234"]]
+        )
+        assert grouped == [rt.Ack(seq=9, error=0), rt.Ack(seq=10, error=0)]
+        assert "pkt0" not in ns.run("ip", "link").stdout
+        _kernel_answers(ns.path, [wire["create bridge"]])
         (gone,) = _kernel_answers(ns.path, [wire["delete link"]])
         assert gone == rt.Ack(seq=8, error=0)
         assert "pkt0" not in ns.run("ip", "link").stdout
+        (empty,) = _kernel_answers(ns.path, [wire["delete device group 1234"]])
+        assert empty.error == 19  # ENODEV: nothing in the group
