@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,25 @@ def test_builtin_network_when_no_cni_config_is_found(node: Node) -> None:
     wait_for(lambda: not (node.get("/pods")["items"] or []), 60, "pods removed")
     wait_for(lambda: not list(store.iterdir()), 60, "addresses released")
     assert _ip("link", "show", veth) == ""  # the host veth went with the sandbox
+
+
+def test_builtin_network_survives_an_agent_sigkill(node: Node) -> None:
+    node.cni = False
+    node.start()
+    node.write_pod("server", SERVER)
+    wait_for(lambda: _condition(node, "server", "Ready") == "True", 60, "server ready (probe)")
+    ip = (node.pod("server") or {})["status"]["podIP"]
+    node.stop(signal.SIGKILL)  # no teardown of anything; the server keeps running
+    node.start()
+    # the new agent adopts the server with its address, and hands the next pod another one
+    wait_for(lambda: _condition(node, "server", "Ready") == "True", 60, "server adopted")
+    assert (node.pod("server") or {})["status"]["podIP"] == ip
+    node.write_pod("client", CLIENT % ip)
+    wait_for(lambda: "hello-from-server" in _log(node, "client", "c"), 60, "client fetched")
+    client_ip = (node.pod("client") or {})["status"]["podIP"]
+    assert client_ip != ip
+    store = node.root / "network" / "addresses"
+    assert sorted(p.name for p in store.iterdir()) == sorted([ip, client_ip])
 
 
 def _ip(*args: str) -> str:
