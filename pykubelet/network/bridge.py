@@ -113,6 +113,10 @@ class BridgeNetwork:
         self._batch_lock = threading.Lock()
         self._delete_lock = threading.Lock()
         self._open_batch = _Batch(self._group_base)
+        # one host-namespace socket per worker thread, kept: fewer syscalls (and GIL handoffs
+        # while the event loop is busy) per pod
+        self._thread_sockets = threading.local()
+        self._all_sockets: list[RouteSocket] = []
 
     # ----- async surface -----
 
@@ -178,10 +182,25 @@ class BridgeNetwork:
         return await self._run(lambda: self._cleanup_sync(live))
 
     def close(self) -> None:
-        """Stop the worker threads (after the jobs in flight)."""
+        """Stop the worker threads (after the jobs in flight) and close their sockets."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        with self._batch_lock:
+            sockets, self._all_sockets = self._all_sockets, []
+            self._thread_sockets = threading.local()
+        for sock in sockets:
+            sock.close()
+
+    def _host(self) -> RouteSocket:
+        """This worker thread's socket in the host's namespace."""
+        sock: RouteSocket | None = getattr(self._thread_sockets, "sock", None)
+        if sock is None:
+            sock = RouteSocket.open()
+            self._thread_sockets.sock = sock
+            with self._batch_lock:
+                self._all_sockets.append(sock)
+        return sock
 
     # ----- blocking work (worker threads) -----
 
@@ -194,11 +213,10 @@ class BridgeNetwork:
             self._attach_sync(veth, addr, netns_path)
         except BaseException:
             try:
-                with RouteSocket.open() as s:
-                    gone = Step(
-                        request=rt.DeleteLink(name=veth), what=f"delete {veth}", tolerate=_ENODEV
-                    )
-                    s.call([gone])
+                gone = Step(
+                    request=rt.DeleteLink(name=veth), what=f"delete {veth}", tolerate=_ENODEV
+                )
+                self._host().call([gone])
             except NetworkError as e:
                 log.warning("could not remove %s after a failed setup: %s", veth, e)
             self._pool.release(sandbox_id)
@@ -213,16 +231,11 @@ class BridgeNetwork:
         except OSError as e:
             raise NetworkError(f"open network namespace {netns_path}: {e.strerror}") from e
         try:
-            with RouteSocket.open() as host:
-                link = self._create_veth(host, veth, netns_fd, netns_path, mac_for(addr))
-                host.call(
-                    [
-                        Step(
-                            request=rt.SetHairpin(index=link.index),
-                            what=f"turn hairpin on for {veth}",
-                        )
-                    ]
-                )
+            host = self._host()
+            link = self._create_veth(host, veth, netns_fd, netns_path, mac_for(addr))
+            host.call(
+                [Step(request=rt.SetHairpin(index=link.index), what=f"turn hairpin on for {veth}")]
+            )
         finally:
             os.close(netns_fd)
         peer = link.link
@@ -315,8 +328,7 @@ class BridgeNetwork:
             return link
 
     def _teardown_sync(self, sandbox_id: str) -> None:
-        with RouteSocket.open() as host:
-            self._delete_veth(host, host_veth_name(sandbox_id))
+        self._delete_veth(self._host(), host_veth_name(sandbox_id))
         self._pool.release(sandbox_id)
 
     def _delete_veth(self, host: RouteSocket, veth: str) -> None:
