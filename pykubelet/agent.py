@@ -199,6 +199,8 @@ class Agent:
                 first = first.exceptions[0]
             raise first from None
         finally:
+            if isinstance(self.runtime, ProcessRuntime):
+                self.runtime.close()  # its helper zygote; the helpers keep running
             self.done.set()
             log.info("pykubelet stopped; containers were left running")
 

@@ -140,8 +140,8 @@ class PodSpecLayer:
 
     async def prepare_pod(self, pod: Pod) -> None:
         self._pods[pod.uid] = pod
-        for s in await self._runtime.list_pod_sandboxes():
-            if s.labels.get(LABEL_POD_UID) == pod.uid and s.state is SandboxState.READY:
+        for s in await self._runtime.list_pod_sandboxes({LABEL_POD_UID: pod.uid}):
+            if s.state is SandboxState.READY:
                 ips = tuple(ip for ip in (s.ip, *s.additional_ips) if ip)
                 self._ips[pod.uid] = ips
         for c in pod.spec.all_containers():

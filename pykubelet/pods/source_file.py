@@ -29,6 +29,10 @@ from pykubelet.pods.inotify import DirectoryWatch, inotify_available
 from pykubelet.pods.static_pod import static_pod_from_document
 from pykubelet.pods.types import PodUpdate, UpdateOp
 
+# libyaml's safe loader when PyYAML was built with it: about 5x faster than the pure-Python one,
+# which matters when a hundred manifests land at once
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 __all__ = ["StaticDirSource"]
 
 log = logging.getLogger(__name__)
@@ -183,7 +187,7 @@ class StaticDirSource:
         else:
             try:
                 text = Path(path).read_text()
-                parsed = _Parsed(key=key, document=yaml.safe_load(text), error="")
+                parsed = _Parsed(key=key, document=yaml.load(text, Loader=_YAML_LOADER), error="")
             except (OSError, UnicodeDecodeError) as e:
                 parsed = _Parsed(key=key, document=None, error=f"{path}: cannot read: {e}")
             except yaml.YAMLError as e:

@@ -151,11 +151,7 @@ class PodWorker:
         relister's cache (after this worker acted, the cache may predate the action)."""
         rt = self._deps.runtime
         if self._sandbox is None:
-            mine = [
-                s
-                for s in await rt.list_pod_sandboxes()
-                if s.labels.get(LABEL_POD_UID) == self.pod.uid
-            ]
+            mine = list(await rt.list_pod_sandboxes({LABEL_POD_UID: self.pod.uid}))
             if mine:
                 self._sandbox = max(mine, key=lambda s: (s.attempt, s.created_at))
                 log.info("pod %s: adopted sandbox %s", self.pod.full_name, self._sandbox.id)
@@ -469,11 +465,7 @@ class PodWorker:
         if grace is None:
             grace = self.pod.spec.termination_grace_period_s
         grace = max(grace, MIN_GRACE_S)
-        sandboxes = [
-            s
-            for s in await d.runtime.list_pod_sandboxes()
-            if s.labels.get(LABEL_POD_UID) == self.pod.uid
-        ]
+        sandboxes = await d.runtime.list_pod_sandboxes({LABEL_POD_UID: self.pod.uid})
         stops = []
         for sb in sandboxes:
             for c in await d.runtime.list_containers(sb.id):

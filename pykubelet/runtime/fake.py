@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from pykubelet.clock import Clock
@@ -33,6 +33,7 @@ from pykubelet.runtime.types import (
     SandboxState,
     SandboxStatus,
     StreamIO,
+    labels_match,
 )
 
 __all__ = ["FakeRuntime", "Script", "StopRecord"]
@@ -173,9 +174,15 @@ class FakeRuntime:
             raise SandboxNotFound(sandbox_id)
         return sb.status
 
-    async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
+    async def list_pod_sandboxes(
+        self, label_selector: Mapping[str, str] | None = None
+    ) -> Sequence[SandboxStatus]:
         self.calls += 1
-        return [sb.status for sb in self._sandboxes.values()]
+        return [
+            sb.status
+            for sb in self._sandboxes.values()
+            if not label_selector or labels_match(sb.status.labels, label_selector)
+        ]
 
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox_config: SandboxConfig

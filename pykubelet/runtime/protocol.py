@@ -11,7 +11,7 @@ requires); methods may block for I/O but never for the lifetime of a container.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from pykubelet.runtime.types import (
@@ -46,7 +46,13 @@ class Runtime(Protocol):
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus: ...
 
-    async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]: ...
+    async def list_pod_sandboxes(
+        self, label_selector: Mapping[str, str] | None = None
+    ) -> Sequence[SandboxStatus]:
+        """Every sandbox, or (as CRI's ``PodSandboxFilter.label_selector``) those whose labels
+        include all of ``label_selector``: a pod's worker asks for its own without the runtime
+        building every other pod's status."""
+        ...
 
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox_config: SandboxConfig

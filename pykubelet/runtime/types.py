@@ -29,6 +29,7 @@ __all__ = [
     "StreamIO",
     "TerminalSize",
     "RuntimeVersion",
+    "labels_match",
 ]
 
 
@@ -239,3 +240,8 @@ class StreamIO:
     stderr: Callable[[bytes], Awaitable[None]] | None = None
     tty: bool = False
     resize: AsyncIterator[TerminalSize] | None = None
+
+
+def labels_match(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
+    """CRI's label selector: every key of ``selector`` present in ``labels`` with that value."""
+    return all(labels.get(k) == v for k, v in selector.items())

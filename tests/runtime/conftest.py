@@ -48,6 +48,7 @@ async def make_runtime(tmp_path: Path) -> AsyncIterator[Callable[..., ProcessRun
     finally:
         for rt in made:
             await cleanup(rt)
+            rt.close()
         if made:
             for d in made[0].cgroups.dirs(f"pykubelet-test-{token}"):
                 if d.exists():

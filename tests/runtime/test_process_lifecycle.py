@@ -114,7 +114,9 @@ async def test_a_container_whose_shim_died_is_unknown_and_still_stoppable(
     cid = await rt.create_container(sid, _cfg("sleep 30"), sc)
     await rt.start_container(cid)
     pid = (await rt.container_status(cid)).pid
-    shim = json.loads((rt.layout.container_dir(cid) / "started.json").read_text())["shim"][0]
+    shim_ident, pid_ident = rt._identities(rt.layout.container_dir(cid))
+    assert shim_ident is not None and pid_ident is not None and pid_ident[0] == pid
+    shim = shim_ident[0]
     os.kill(shim, signal.SIGKILL)
     await wait_state(rt, cid, ContainerState.UNKNOWN)
     await rt.stop_container(cid, 0)
@@ -147,6 +149,41 @@ async def test_sandbox_namespaces(rt: ProcessRuntime, tmp_path: Path) -> None:
     hst = await rt.pod_sandbox_status(hid)
     assert hst.netns_path == ""
     assert hst.state == SandboxState.READY
+
+
+async def test_the_holder_joins_its_pod_cgroup_before_it_reports(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    sc = sandbox_config("cgprobe", log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    holder = rt._sandbox(sid).holder_pid
+    leaf = f"{rt._cgroup_root}/pod{sc.uid}/sandbox-{sid[:12]}"
+    dirs = rt.cgroups.dirs(leaf)
+    assert all(str(holder) in _procs(d) for d in dirs)
+    # /proc/<holder>/cgroup names the leaf once per hierarchy the runtime uses
+    memberships = _cgroup_lines(holder)
+    assert sum(line.endswith("/" + leaf) for line in memberships) == len(dirs)
+
+
+def _procs(cgroup_dir: Path) -> list[str]:
+    return (cgroup_dir / "cgroup.procs").read_text().split()
+
+
+def _cgroup_lines(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+
+
+async def test_image_containers_get_a_read_only_sysfs(rt: ProcessRuntime, tmp_path: Path) -> None:
+    sc = sandbox_config("sysprobe", log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    script = "grep ' /sys ' /proc/mounts; ls /sys/class/net; echo x > /sys/kernel/x || echo ro"
+    cid = await rt.create_container(sid, _cfg(script), sc)
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.EXITED)
+    out = read_log((await rt.container_status(cid)).log_path)
+    assert " F sysfs /sys sysfs ro," in out
+    assert " F lo\n" in out and "eth0" not in out  # the pod's network namespace, not the host's
+    assert " F ro\n" in out
 
 
 async def test_pod_etc_files(rt: ProcessRuntime, tmp_path: Path) -> None:

@@ -68,6 +68,9 @@ def _layer(busybox: Path) -> bytes:
             data=b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
         )
         _add(tar, "etc/group", data=b"root:x:0:\nnobody:x:65534:\n")
+        # mount points of the pod's /etc files, so no container copies /etc up to create them
+        for name in ("hostname", "hosts", "resolv.conf"):
+            _add(tar, f"etc/{name}", data=b"")
     # gzip with mtime 0 so the same busybox always gives the same digests
     return gzip.compress(raw.getvalue(), mtime=0)
 

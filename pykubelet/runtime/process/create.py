@@ -166,6 +166,7 @@ def prepare_container(
             for sub in ("upper", "work", "merged"):
                 (d / sub).mkdir()
             spec.append(("rootfs", rootfs, str(d / "upper"), str(d / "work"), str(d / "merged")))
+            spec.append(("sysfs", "rw" if config.security.privileged else "ro"))
         pod_files = etc_mounts(rt.layout.sandbox_dir(sandbox.id), config.mounts) if rootfs else ()
         for m in (*pod_files, *config.mounts):
             spec.append(("mount", "1" if m.readonly else "0", m.host_path, m.container_path))

@@ -44,14 +44,41 @@ class ImageStore:
     def __init__(self, root: Path) -> None:
         self._root = root
         self._lock = threading.Lock()
+        # index.json and the image infos, as of the index file's (inode, mtime, size): a
+        # hundred pods starting at once ask for the same image hundreds of times
+        self._stamp: tuple[int, int, int] | None = None
+        self._cached_index: dict[str, str] = {}
+        self._infos: dict[str, ImageInfo | None] = {}
+        self._cache_lock = threading.Lock()
 
     # ------------------------------------------------------------------ queries
 
-    def _index(self) -> dict[str, str]:
+    def _index_stamp(self) -> tuple[int, int, int] | None:
         try:
-            return cast(dict[str, str], json.loads((self._root / "index.json").read_text()))
+            st = os.stat(self._root / "index.json")
         except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def fresh(self) -> bool:
+        """Whether ``get`` would answer from memory (one ``stat``, no reading): the runtime
+        then answers on the event loop instead of a worker thread."""
+        return self._stamp is not None and self._index_stamp() == self._stamp
+
+    def _index(self) -> dict[str, str]:
+        """The ref → id index (do not modify: it is shared)."""
+        stamp = self._index_stamp()
+        if stamp is None:
             return {}
+        with self._cache_lock:
+            if stamp != self._stamp:
+                try:
+                    text = (self._root / "index.json").read_text()
+                except FileNotFoundError:
+                    return {}
+                self._cached_index = cast(dict[str, str], json.loads(text))
+                self._infos, self._stamp = {}, stamp
+            return self._cached_index
 
     def get(self, ref: str) -> ImageInfo | None:
         if ref == HOST_IMAGE:
@@ -75,13 +102,20 @@ class ImageStore:
         return [i for i in (self._info(x) for x in ids) if i is not None]
 
     def _info(self, image_id: str) -> ImageInfo | None:
+        index = self._index()
+        with self._cache_lock:
+            if image_id not in self._infos:
+                self._infos[image_id] = self._read_info(image_id, index)
+            return self._infos[image_id]
+
+    def _read_info(self, image_id: str, index: dict[str, str]) -> ImageInfo | None:
         hexid = image_id.removeprefix("sha256:")
         try:
             meta = json.loads((self._root / "configs" / f"{hexid}.json").read_text())
         except FileNotFoundError:
             return None
         cfg = meta.get("config", {}).get("config") or {}
-        tags = tuple(sorted(r for r, i in self._index().items() if i == image_id))
+        tags = tuple(sorted(r for r, i in index.items() if i == image_id))
         return ImageInfo(
             id=image_id,
             repo_tags=tags,
@@ -151,7 +185,7 @@ class ImageStore:
             meta = {"config": json.loads(config_bytes), "size_bytes": size}
             _atomic_write(configs / f"{hexid}.json", json.dumps(meta).encode())
         with self._lock:
-            index = self._index()
+            index = dict(self._index())
             for r in refs:
                 index[normalize_ref(r)] = image_id
             _atomic_write(self._root / "index.json", json.dumps(index, indent=1).encode())

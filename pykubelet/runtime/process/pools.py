@@ -1,11 +1,11 @@
 """Thread pools of the process runtime, apart from the event loop's default executor.
 
 Starting a hundred pods at once queues hundreds of short blocking jobs (cgroup directories,
-records written with fsync, overlay directories) and as many helper launches (a fork/exec and
-a wait for the helper's "OK" line). In the default executor (CPU count + 4 threads) they queue
-behind one another and behind everyone else's file work; here file work has threads enough for
-the disk to batch the fsyncs, and launches have their own pool so they never wait behind it.
-Both are process-wide and start their threads on demand.
+records, overlay directories) and as many helper launches (a fork/exec and a wait for the
+helper's "OK" line). In the default executor (CPU count + 4 threads) they queue behind one
+another and behind everyone else's file work; here file work has threads of its own, and
+launches have their own pool so they never wait behind it. Both are process-wide and start
+their threads on demand.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pykubelet.clock import Clock, SystemClock
@@ -44,6 +44,7 @@ from pykubelet.runtime.process.records import (
 )
 from pykubelet.runtime.process.shimbin import helper_command, launch
 from pykubelet.runtime.process.status import StatusCache, finalize, identities
+from pykubelet.runtime.process.zygote import Zygote
 from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerStats,
@@ -54,6 +55,7 @@ from pykubelet.runtime.types import (
     SandboxConfig,
     SandboxState,
     SandboxStatus,
+    labels_match,
 )
 
 __all__ = ["ProcessRuntime"]
@@ -92,6 +94,7 @@ class ProcessRuntime(ExecMixin):
         self.images = ImageStore(self.layout.images)
         self._helper_kind = helper
         self._helper_argv: list[str] | None = None
+        self._zygote: Zygote | None = None  # launches the native helper without an exec each
         self._cgroups: CgroupLayout | None = None
         self._caps: RuntimeCapabilities | None = None
         # one lock per pod uid / container id: starts of different pods run concurrently
@@ -133,8 +136,22 @@ class ProcessRuntime(ExecMixin):
     async def _helper(self) -> list[str]:
         """argv prefix of the helper (``pkshim`` binary, or the Python fallback)."""
         if self._helper_argv is None:
-            self._helper_argv = await run_io(helper_command, self.layout.bin, self._helper_kind)
+            argv = await run_io(helper_command, self.layout.bin, self._helper_kind)
+            if len(argv) == 1:  # the compiled pkshim (the Python helper has no zygote)
+                self._zygote = Zygote(argv[0])
+            self._helper_argv = argv
         return list(self._helper_argv)
+
+    async def _launch(self, argv: list[str], env: dict[str, str] | None = None) -> list[int]:
+        if self._zygote is not None:
+            return await self._zygote.launch(argv, env)
+        return await launch(argv, env=env)
+
+    def close(self) -> None:
+        """Stop the helper zygote (pods and containers keep running; a later launch starts a
+        new one). Also done when the runtime is garbage-collected or the agent exits."""
+        if self._zygote is not None:
+            self._zygote.close()
 
     # ------------------------------------------------------------------ sandboxes
 
@@ -166,7 +183,6 @@ class ProcessRuntime(ExecMixin):
         helper = await self._helper()
         sid = secrets.token_hex(32)
         d = self.layout.sandbox_dir(sid)
-        d.mkdir(parents=True)
         ns = self.capabilities.namespaces
         argv = [*helper, "pause"]
         if ns:
@@ -177,16 +193,16 @@ class ProcessRuntime(ExecMixin):
             if config.pid == NamespaceMode.POD:
                 argv.append("-p")
         cgroup_parent = config.cgroup_parent or f"{self._cgroup_root}/pod{config.uid}"
-        if self.cgroups.usable:
-            await run_io(self.cgroups.create, cgroup_parent)
-        (holder,) = (await launch(argv))[:1]
-        if self.cgroups.usable:
+        holder_cgroup = f"{cgroup_parent}/sandbox-{sid[:12]}"
+        usable = self.cgroups.usable
+        await run_io(self._prepare_sandbox_dirs, d, holder_cgroup if usable else "")
+        if usable:
             # As the pause container does: the holder lives in the pod's cgroup (a leaf of its
             # own, since cgroup v2 allows no processes beside child cgroups), so whatever
-            # cleans up a pod by cgroup also finds it.
-            holder_cgroup = f"{cgroup_parent}/sandbox-{sid[:12]}"
-            await run_io(self.cgroups.create, holder_cgroup)
-            await run_io(self.cgroups.add_process, holder_cgroup, holder)
+            # cleans up a pod by cgroup also finds it. It joins before it reports ready.
+            for procs_file in self.cgroups.procs_files(holder_cgroup):
+                argv += ["-C", procs_file]
+        (holder,) = (await self._launch(argv))[:1]
         ident = procs.identity(holder)
         rec = SandboxRecord(
             id=sid,
@@ -195,19 +211,24 @@ class ProcessRuntime(ExecMixin):
             holder_pid=holder,
             holder_start=ident[1] if ident else 0,
             namespaces=ns,
-            cgroup_parent=cgroup_parent if self.cgroups.usable else "",
+            cgroup_parent=cgroup_parent if usable else "",
         )
         await run_io(atomic_write_json, d / "sandbox.json", rec.to_json())
         self._sandboxes.add(rec)
         ips = await self._setup_network(rec)
-        if ips:
-            await run_io(atomic_write_json, d / "ips.json", ips)
         self._ips[sid] = list(ips)
-        await run_io(write_etc_files, d, config, ips)
+        await run_io(_write_sandbox_files, d, config, ips)
         log.info(
             "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
         )
         return sid
+
+    def _prepare_sandbox_dirs(self, sandbox_dir: Path, holder_cgroup: str) -> None:
+        """The sandbox's directory and (when cgroups are usable) the holder's cgroup leaf with
+        its pod cgroup: one worker-thread job."""
+        sandbox_dir.mkdir(parents=True)
+        if holder_cgroup:
+            self.cgroups.create(holder_cgroup)
 
     def _netns_path(self, rec: SandboxRecord) -> str:
         if not rec.namespaces or rec.config.network == NamespaceMode.NODE:
@@ -313,8 +334,14 @@ class ProcessRuntime(ExecMixin):
             self._node_ip = _detect_host_ip()  # once: a short subprocess, cached even if ""
         return self._node_ip
 
-    async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
-        return [self._sandbox_status(rec) for rec in self._sandboxes.all()]
+    async def list_pod_sandboxes(
+        self, label_selector: Mapping[str, str] | None = None
+    ) -> Sequence[SandboxStatus]:
+        return [
+            self._sandbox_status(rec)
+            for rec in self._sandboxes.all()
+            if not label_selector or labels_match(rec.config.labels, label_selector)
+        ]
 
     # ------------------------------------------------------------------ containers
 
@@ -350,6 +377,8 @@ class ProcessRuntime(ExecMixin):
     async def _image_for(self, ref: str) -> ImageInfo:
         if not ref:
             raise CreateContainerError("container image: required")
+        if self.images.fresh():
+            return self.images.require(ref)
         return await run_io(self.images.require, ref)
 
     async def start_container(self, container_id: str) -> None:
@@ -381,11 +410,15 @@ class ProcessRuntime(ExecMixin):
                 argv.append("-i")
             if rec.config.stdin_once:
                 argv.append("-o")
-            argv += ["--", *helper, "init", str(d / "spec")]
-            shim_pid, pid = await launch(argv, env=dict(rec.env))
-            started = {"shim": procs.identity(shim_pid), "pid": procs.identity(pid)}
-            await run_io(atomic_write_json, d / "started.json", started)
+            if self._zygote is not None:
+                argv += ["-I", str(d / "spec")]  # init runs in the shim's child: no exec
+            else:
+                argv += ["--", *helper, "init", str(d / "spec")]
+            # the shim records both identities (pid + start time) in its state before it
+            # reports, so an agent killed right here still adopts the container
+            _shim_pid, pid = await self._launch(argv, env=dict(rec.env))
             # return once init has exec'd the container's command, so exec and status see it
+            # (with the zygote the report already comes after the exec: one read)
             await procs.wait_exec(pid, str(d / "spec").encode(), 10.0)
 
     def _identities(self, d: Path) -> tuple[_Ident, _Ident]:
@@ -441,6 +474,8 @@ class ProcessRuntime(ExecMixin):
     # ------------------------------------------------------------------ images
 
     async def image_status(self, ref: str) -> ImageInfo | None:
+        if self.images.fresh():
+            return self.images.get(ref)
         return await run_io(self.images.get, ref)
 
     async def pull_image(self, ref: str) -> ImageInfo:
@@ -485,3 +520,10 @@ def _detect_host_ip() -> str:
         if "inet" in parts:
             return parts[parts.index("inet") + 1].split("/")[0]
     return ""
+
+
+def _write_sandbox_files(sandbox_dir: Path, config: SandboxConfig, ips: Sequence[str]) -> None:
+    """The pod's addresses (when it has any) and its /etc files, in one worker-thread job."""
+    if ips:
+        atomic_write_json(sandbox_dir / "ips.json", list(ips))
+    write_etc_files(sandbox_dir, config, list(ips))

@@ -26,7 +26,14 @@ Ident = procs.ProcessIdentity | None
 
 
 def identities(d: Path) -> tuple[Ident, Ident]:
-    """(shim, container process) as recorded by start_container."""
+    """(shim, container process): pids and start times as the shim recorded them in its state
+    (or, for containers started by an earlier agent, in ``started.json``)."""
+    state = read_shim_state(d / "shim" / "state")
+    if state is not None and state.shim_start:
+        return (
+            (state.shim_pid, state.shim_start),
+            (state.pid, state.pid_start) if state.pid_start else None,
+        )
     try:
         started = read_json(d / "started.json")
     except (FileNotFoundError, ValueError):

@@ -1,25 +1,35 @@
 /* pkshim: the small helpers of pykubelet's process runtime (compiled on first use).
  *
- *   pkshim pause [-n] [-i] [-p] [-u HOSTNAME]
- *       Pod sandbox holder: owns new net (-n, loopback up), IPC (-i), UTS (-u, hostname set)
- *       and PID (-p, with a child as PID 1) namespaces until SIGTERM/SIGKILL.
+ *   pkshim pause [-C CGROUP_PROCS]... [-n] [-i] [-p] [-u HOSTNAME]
+ *       Pod sandbox holder: joins the pod's cgroups (-C), owns new net (-n, loopback up), IPC
+ *       (-i), UTS (-u, hostname set) and PID (-p, with a child as PID 1) namespaces until
+ *       SIGTERM/SIGKILL.
  *   pkshim run -s STATEDIR -l LOGPATH [-m MAXBYTES] [-k MAXFILES] [-N NSPATH]... [-P]
  *              [-t] [-i] [-o] -- ARGV...
  *       Container supervisor: joins the namespaces (-N), optionally a new PID namespace (-P),
  *       starts ARGV with pipes (or a pty with -t; stdin pipe with -i, closed after the first
  *       attach with -o), writes its output in the CRI log format with rotation, serves the
  *       stdio on STATEDIR/attach.sock, and records pid / exit status in STATEDIR/state.
+ *   pkshim run ... -I SPEC
+ *       The same, with the container prepared by init (below) in the shim's child itself, so
+ *       "OK" is reported once the container's command is exec'd (or init failed).
  *   pkshim init SPEC
  *       Container init (run by the shim's child): cgroups, mount namespace, overlay root,
- *       /proc, /dev, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
+ *       /proc, /dev, /sys, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
  *       then exec of the container's command in place.
  *   pkshim enter -t PID [-C CGROUP_PROCS]... [-c CAPMASK] [-u UID -g GID -G GROUPS] [-n]
  *                [-w CWD] -- ARGV...
  *       exec into a running container: its cgroups, namespaces, root, credentials and cwd.
  *
+ *   pkshim zygote
+ *       Launch server: reads requests (a pause or run command line, optionally its
+ *       environment, and a socket for the report) as SOCK_SEQPACKET messages on fd 0 and forks
+ *       the helper for each, without an exec; exits when the agent closes the socket.
+ *
  * pause and run daemonize (new session, stdio on /dev/null) so neither the agent's death nor a
  * signal to its process group reaches them; the launching process prints "OK <pid> [<child>]"
- * or "ERR <reason>" on stdout and exits once the daemon is ready.
+ * or "ERR <reason>" on stdout and exits once the daemon is ready. Launched by the zygote, the
+ * same line goes to the request's report socket and no second fork is needed.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -74,7 +84,14 @@ static void fail(const char *what) {
 }
 
 /* Fork; the parent relays the daemon's first line and exits; the child returns in a new session. */
+static void detach_stdio(void) {
+    setsid();
+    int dn = open("/dev/null", O_RDWR);
+    if (dn >= 0) { dup2(dn, 0); dup2(dn, 1); dup2(dn, 2); if (dn > 2) close(dn); }
+}
+
 static void daemonize(void) {
+    if (ready_fd >= 0) { detach_stdio(); return; }  /* forked by the zygote: already a daemon */
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) { perror("pipe"); exit(1); }
     pid_t pid = fork();
@@ -95,9 +112,7 @@ static void daemonize(void) {
     }
     close(p[0]);
     ready_fd = p[1];
-    setsid();
-    int dn = open("/dev/null", O_RDWR);
-    if (dn >= 0) { dup2(dn, 0); dup2(dn, 1); dup2(dn, 2); if (dn > 2) close(dn); }
+    detach_stdio();
 }
 
 /* ---------------------------------------------------------------- pause */
@@ -106,18 +121,25 @@ static pid_t pause_child = 0;
 static void on_term(int sig) { (void)sig; if (pause_child > 0) kill(pause_child, SIGKILL); _exit(0); }
 
 static int cmd_pause(int argc, char **argv) {
-    int flags = 0, opt, want_pid = 0, want_lo = 0;
-    const char *hostname = NULL;
-    while ((opt = getopt(argc, argv, "nipu:")) != -1) {
+    int flags = 0, opt, want_pid = 0, want_lo = 0, ncg = 0;
+    const char *hostname = NULL, *cgroups[MAX_NS];
+    while ((opt = getopt(argc, argv, "nipu:C:")) != -1) {
         switch (opt) {
+        case 'C': if (ncg < MAX_NS) cgroups[ncg++] = optarg; break;
         case 'n': flags |= CLONE_NEWNET; want_lo = 1; break;
         case 'i': flags |= CLONE_NEWIPC; break;
         case 'p': flags |= CLONE_NEWPID; want_pid = 1; break;
         case 'u': flags |= CLONE_NEWUTS; hostname = optarg; break;
-        default: fprintf(stderr, "usage: pkshim pause [-n] [-i] [-p] [-u hostname]\n"); return 2;
+        default: fprintf(stderr, "usage: pkshim pause [-C procs] [-n] [-i] [-p] [-u hostname]\n"); return 2;
         }
     }
     daemonize();
+    for (int i = 0; i < ncg; i++) {  /* the pod's cgroup, joined first (best effort, as before) */
+        char pid[32];
+        int fd = open(cgroups[i], O_WRONLY | O_CLOEXEC);
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        if (fd >= 0) { if (write(fd, pid, strlen(pid)) < 0) {} close(fd); }
+    }
     if (flags && unshare(flags) < 0) fail("unshare");
     if (hostname && sethostname(hostname, strlen(hostname)) < 0) fail("sethostname");
     if (want_lo) {
@@ -290,6 +312,27 @@ static void on_chld(int sig) { (void)sig; int e = errno; if (write(sig_pipe[1], 
 
 static const char *state_dir;
 
+/* A process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with the pid,
+ * it names the process even after the pid is reused. 0 if unreadable. */
+static unsigned long long proc_start(pid_t pid) {
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');  /* the command may hold spaces and parentheses */
+    if (!p) return 0;
+    char *save = NULL;
+    int field = 3;
+    for (char *tok = strtok_r(p + 2, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++)
+        if (field == 22) return strtoull(tok, NULL, 10);
+    return 0;
+}
+
+/* Atomic (rename) but not fsync'd: the state describes a process, which a reboot ends anyway. */
 static void write_state(const char *body) {
     char tmp[4096], dst[4096];
     snprintf(tmp, sizeof tmp, "%s/state.tmp", state_dir);
@@ -297,7 +340,6 @@ static void write_state(const char *body) {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return;
     write_all(fd, body, strlen(body));
-    fsync(fd);
     close(fd);
     rename(tmp, dst);
 }
@@ -325,15 +367,19 @@ static long long now_ns(void) {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+static int cmd_init(int argc, char **argv);
+
 static int cmd_run(int argc, char **argv) {
     const char *log_path = NULL;
     const char *ns_paths[MAX_NS];
+    const char *init_spec = NULL;
     int nns = 0, opt, newpid = 0, tty = 0, want_stdin = 0, stdin_once = 0;
     long long max_size = 10 * 1024 * 1024;
     int max_files = 5;
-    while ((opt = getopt(argc, argv, "+s:l:m:k:N:Ptio")) != -1) {
+    while ((opt = getopt(argc, argv, "+s:l:m:k:N:PtioI:")) != -1) {
         switch (opt) {
         case 's': state_dir = optarg; break;
+        case 'I': init_spec = optarg; break;
         case 'l': log_path = optarg; break;
         case 'm': max_size = atoll(optarg); break;
         case 'k': max_files = atoi(optarg); break;
@@ -345,8 +391,8 @@ static int cmd_run(int argc, char **argv) {
         default: fprintf(stderr, "usage: pkshim run -s DIR -l LOG [...] -- ARGV\n"); return 2;
         }
     }
-    if (!state_dir || !log_path || optind >= argc) {
-        fprintf(stderr, "pkshim run: -s, -l and a command are required\n");
+    if (!state_dir || !log_path || (optind >= argc && !init_spec)) {
+        fprintf(stderr, "pkshim run: -s, -l and a command (or -I SPEC) are required\n");
         return 2;
     }
     char **cargv = argv + optind;
@@ -414,6 +460,11 @@ static int cmd_run(int argc, char **argv) {
             dup2(out[1], 1);
             dup2(err[1], 2);
         }
+        if (init_spec) {
+            /* init execs the command, closing exec_pipe (CLOEXEC): the shim's read returns */
+            char *iargv[] = {"init", (char *)init_spec, NULL};
+            _exit(cmd_init(2, iargv));
+        }
         execvp(cargv[0], cargv);
         int e = errno;
         if (write(exec_pipe[1], &e, sizeof e) < 0) {}
@@ -433,12 +484,15 @@ static int cmd_run(int argc, char **argv) {
     if (in_fd >= 0) fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK);
 
     char body[1024];
-    snprintf(body, sizeof body, "pid=%d\nshim_pid=%d\nstarted_ns=%lld\n", (int)child, (int)getpid(),
-             started);
+    /* the identities (pid + start time) the agent checks liveness with */
+    unsigned long long child_start = proc_start(child), shim_start = proc_start(getpid());
+    snprintf(body, sizeof body, "pid=%d\nshim_pid=%d\nstarted_ns=%lld\npid_start=%llu\nshim_start=%llu\n",
+             (int)child, (int)getpid(), started, child_start, shim_start);
     write_state(body);
     if (exec_errno) {
         char msg[512];
-        int n = snprintf(msg, sizeof msg, "exec %s: %s", cargv[0], strerror(exec_errno));
+        int n = snprintf(msg, sizeof msg, "exec %s: %s", init_spec ? "init" : cargv[0],
+                         strerror(exec_errno));
         log_record(&w, "stderr", 0, msg, (size_t)n);
     }
     report("OK %d %d\n", (int)getpid(), (int)child);
@@ -558,9 +612,9 @@ static int cmd_run(int argc, char **argv) {
     if (!exited) { waitpid(child, &status, 0); finished = now_ns(); }
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     snprintf(body, sizeof body,
-             "pid=%d\nshim_pid=%d\nstarted_ns=%lld\nexit_code=%d\nsignal=%d\nfinished_ns=%lld\n"
-             "exec_errno=%d\n",
-             (int)child, (int)getpid(), started, code, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+             "pid=%d\nshim_pid=%d\nstarted_ns=%lld\npid_start=%llu\nshim_start=%llu\n"
+             "exit_code=%d\nsignal=%d\nfinished_ns=%lld\nexec_errno=%d\n",
+             (int)child, (int)getpid(), started, child_start, shim_start, code, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
              finished, exec_errno);
     write_state(body);
     unlink(sock_path);
@@ -658,7 +712,7 @@ static int cmd_init(int argc, char **argv) {
     uid_t uid = 0; gid_t gid = 0;
     gid_t groups[256]; int ngroups = 0;
     unsigned long long caps = 0;
-    char *rootfs[4] = {0}, *cwd = NULL;
+    char *rootfs[4] = {0}, *cwd = NULL, *sysfs = NULL;
     char *mounts[256][3]; int nmounts = 0;
     char *line = NULL;
     size_t cap = 0;
@@ -682,6 +736,7 @@ static int cmd_init(int argc, char **argv) {
             close(fd);
         } else if (!strcmp(k, "mountns")) mountns = 1;
         else if (!strcmp(k, "proc")) want_proc = 1;
+        else if (!strcmp(k, "sysfs") && nf == 2) sysfs = fields[1];
         else if (!strcmp(k, "rootfs") && nf == 5) { for (int i = 0; i < 4; i++) rootfs[i] = fields[i + 1]; }
         else if (!strcmp(k, "mount") && nf == 4 && nmounts < 256) {
             mounts[nmounts][0] = fields[1]; mounts[nmounts][1] = fields[2]; mounts[nmounts][2] = fields[3];
@@ -725,6 +780,15 @@ static int cmd_init(int argc, char **argv) {
             if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount", p);
         }
         if (rootfs[0]) setup_dev(target);
+        if (rootfs[0] && sysfs) {
+            /* as runc: sysfs, read-only unless privileged; a bind of the host's if refused */
+            char p[4096];
+            unsigned long ro = strcmp(sysfs, "rw") ? MS_RDONLY : 0;
+            snprintf(p, sizeof p, "%s/sys", target);
+            mkdir(p, 0555);
+            if (mount("sysfs", p, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, NULL) < 0)
+                bind_mount("/sys", p, ro != 0);
+        }
         for (int i = 0; i < nmounts; i++) {
             char dst[4096];
             const char *d = mounts[i][2];
@@ -852,7 +916,116 @@ static int cmd_enter(int argc, char **argv) {
     return 127;
 }
 
+/* ---------------------------------------------------------------- zygote */
+/* A request is one SOCK_SEQPACKET message: "pkz1", then "E" (environment follows) or "-"
+ * (inherit the zygote's), then the argv fields, an empty field, and the environment entries,
+ * all NUL-terminated; its one SCM_RIGHTS fd is where the helper writes its OK/ERR line. */
+
+#define ZREQ_MAX (256 * 1024)
+static char *title_start = NULL;
+static size_t title_len = 0;
+
+static void set_title(char *const *argv) {
+    if (!title_start) return;
+    size_t off = 0;
+    memset(title_start, 0, title_len);
+    for (int i = 0; argv[i] && off + 1 < title_len; i++) {
+        size_t n = strlen(argv[i]);
+        if (off + n + 1 >= title_len) n = title_len - off - 2;
+        memcpy(title_start + off, argv[i], n);
+        off += n;
+        title_start[off++] = ' ';
+    }
+    if (off) title_start[off - 1] = 0;
+}
+
+static int dispatch(int argc, char **argv);
+
+static void zygote_child(char *buf, size_t n, int report_fd) {
+    signal(SIGCHLD, SIG_DFL);
+    ready_fd = report_fd;
+    char *fields[8192];
+    size_t nf = 0;
+    for (size_t i = 0; i < n && nf < 8191; ) {
+        fields[nf++] = buf + i;
+        i += strlen(buf + i) + 1;
+    }
+    if (nf < 3 || strcmp(fields[0], "pkz1") != 0) { report("ERR bad zygote request\n"); _exit(2); }
+    int with_env = fields[1][0] == 'E';
+    size_t a = 2, end = a;
+    while (end < nf && fields[end][0]) end++;
+    char **argv = calloc(end - a + 1, sizeof *argv);
+    if (!argv) fail("calloc");
+    for (size_t i = a; i < end; i++) argv[i - a] = fields[i];
+    if (with_env) {
+        size_t ne = end < nf ? nf - end - 1 : 0;
+        char **envp = calloc(ne + 1, sizeof *envp);
+        if (!envp) fail("calloc");
+        for (size_t i = 0; i < ne; i++) envp[i] = fields[end + 1 + i];
+        environ = envp;
+    }
+    set_title(argv);
+    optind = 0;  /* a fresh getopt for the helper's own options */
+    _exit(dispatch((int)(end - a), argv));
+}
+
+static int cmd_zygote(void) {
+    signal(SIGCHLD, SIG_IGN);  /* the kernel reaps the helpers that exit while we live */
+    static char buf[ZREQ_MAX + 1];
+    for (;;) {
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {.iov_base = buf, .iov_len = ZREQ_MAX};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                             .msg_controllen = sizeof cbuf};
+        ssize_t n = recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0;  /* the agent closed its end (or died) */
+        int fd = -1;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        if (fd < 0) continue;
+        if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+            const char *e = "ERR zygote request too large\n";
+            if (write(fd, e, strlen(e)) < 0) {}
+            close(fd);
+            continue;
+        }
+        buf[n] = 0;
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(0);
+            zygote_child(buf, (size_t)n, fd);
+        }
+        if (pid < 0) {
+            char e[128];
+            snprintf(e, sizeof e, "ERR zygote fork: %s\n", strerror(errno));
+            if (write(fd, e, strlen(e)) < 0) {}
+        }
+        close(fd);
+    }
+}
+
+static int dispatch(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "pause") == 0) return cmd_pause(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
+    fprintf(stderr, "pkshim zygote: only pause and run are launched\n");
+    report("ERR zygote: only pause and run are launched\n");
+    return 2;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "zygote") == 0) {
+        /* the argv area (padded by the agent) becomes each helper's command line in ps */
+        title_start = argv[0];
+        title_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]) + 1;
+        char *self[] = {argv[0], "zygote", NULL};
+        char name[4096];
+        snprintf(name, sizeof name, "%s", argv[0]);
+        self[0] = name;
+        set_title(self);
+        return cmd_zygote();
+    }
     if (argc >= 2 && strcmp(argv[1], "pause") == 0) return cmd_pause(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "enter") == 0) return cmd_enter(argc - 1, argv + 1);

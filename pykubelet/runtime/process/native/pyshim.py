@@ -89,10 +89,13 @@ def setns(path: str) -> None:
 
 
 def cmd_pause(args: list[str]) -> None:
-    opts, _ = getopt.getopt(args, "nipu:")
+    opts, _ = getopt.getopt(args, "nipu:C:")
     flags, hostname, want_pid, want_lo = 0, None, False, False
+    cgroups: list[str] = []
     for o, v in opts:
-        if o == "-n":
+        if o == "-C":
+            cgroups.append(v)
+        elif o == "-n":
             flags, want_lo = flags | CLONE_NEWNET, True
         elif o == "-i":
             flags |= CLONE_NEWIPC
@@ -102,6 +105,12 @@ def cmd_pause(args: list[str]) -> None:
             flags, hostname = flags | CLONE_NEWUTS, v
     daemonize()
     try:
+        for procs_file in cgroups:  # the pod's cgroup, joined first (best effort, as before)
+            try:
+                with open(procs_file, "w") as f:
+                    f.write(str(os.getpid()))
+            except OSError:
+                pass
         if flags:
             _check(libc.unshare(flags), "unshare")
         if hostname:
@@ -195,12 +204,20 @@ class LogWriter:
         self.bufs[stream] = b""
 
 
+def _proc_start(pid: int) -> int:
+    """Start time in clock ticks since boot (field 22 of /proc/PID/stat), 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+        return int(raw[raw.rfind(b")") + 2 :].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _write_state(state_dir: str, body: str) -> None:
     tmp = os.path.join(state_dir, "state.tmp")
     with open(tmp, "w") as f:
         f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
     os.rename(tmp, os.path.join(state_dir, "state"))
 
 
@@ -279,7 +296,10 @@ def cmd_run(args: list[str]) -> None:
         if inp[0] >= 0:
             os.close(inp[0])
     in_fd = master if tty else inp[1]
-    head = f"pid={child}\nshim_pid={os.getpid()}\nstarted_ns={started}\n"
+    head = (
+        f"pid={child}\nshim_pid={os.getpid()}\nstarted_ns={started}\n"
+        f"pid_start={_proc_start(child)}\nshim_start={_proc_start(os.getpid())}\n"
+    )
     _write_state(state_dir, head)
     if exec_errno:
         log.record("stderr", False, f"exec {cargv[0]}: {os.strerror(exec_errno)}".encode())
@@ -483,6 +503,15 @@ def cmd_init(args: list[str]) -> None:
             _mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         if rootfs:
             _setup_dev(target)
+        sysfs = next((d[1] for d in spec if d[0] == "sysfs" and len(d) == 2), None)
+        if rootfs and sysfs:  # as runc: read-only unless privileged; the host's bound if refused
+            ro = MS_RDONLY if sysfs != "rw" else 0
+            sys_dir = os.path.join(target, "sys")
+            os.makedirs(sys_dir, exist_ok=True)
+            try:
+                _mount("sysfs", sys_dir, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, None)
+            except OSError:
+                _bind("/sys", sys_dir, bool(ro))
         for d in spec:
             if d[0] == "mount":
                 _bind(d[2], os.path.join(target, d[3].lstrip("/")), d[1] == "1")
