@@ -8,7 +8,7 @@ keeps (per pod). The agent runs in this process, so its figures are this process
     .venv/bin/python bench/bench_static_pods.py [--runtime process|fake] [--counts 10,50,110]
         [--host-network]
 
-``--host-network`` gives the pods ``hostNetwork: true``, leaving out the CNI ADD of each pod
+``--host-network`` gives the pods ``hostNetwork: true``, leaving out the network set-up of each pod
 (as root, every other pod gets the built-in bridge network), to tell the runtime's share from
 the network's.
 """
@@ -245,7 +245,11 @@ async def main() -> None:
     logging.basicConfig(level=logging.WARNING, filename=log_file)
     print(f"agent log: {log_file}")
     counts = [int(c) for c in args.counts.split(",")]
-    net = "host network" if args.host_network else "pod network (CNI) as root"
+    net = (
+        "host network"
+        if args.host_network
+        else "pod network (built-in, or CNI with a conf) as root"
+    )
     print(f"runtime: {args.runtime}, {net}")
     print(f"{'pods':>5} {'running':>8} {'p50 s':>8} {'p99 s':>8} {'all s':>8} {'pods/s':>8}")
     last: Agent | None = None

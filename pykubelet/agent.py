@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration, configz
 from pykubelet.errors import InvalidInput, PykubeletError
-from pykubelet.network import CniNetwork
+from pykubelet.network import (
+    DEFAULT_BRIDGE,
+    DEFAULT_SUBNET,
+    AgentNetwork,
+    BridgeNetwork,
+    CniNetwork,
+    load_conf_dir,
+)
 from pykubelet.pods import (
     Backoff,
     NodeAllocatable,
@@ -63,7 +70,7 @@ def build_runtime(
     config: KubeletConfiguration,
     clock: Clock,
     *,
-    network: CniNetwork | None = None,
+    network: AgentNetwork | None = None,
     node_ip: str | None = None,
 ) -> NodeRuntime:
     if config.runtime == "fake":
@@ -86,15 +93,23 @@ def build_runtime(
     )
 
 
-def build_network(config: KubeletConfiguration) -> CniNetwork | None:
-    """CNI pod networking when the agent can make namespaces (root); without root, pods share
-    the host's network and the runtime says so at start-up."""
+def build_network(config: KubeletConfiguration) -> AgentNetwork | None:
+    """The pod network, when the agent can make namespaces (root): CNI when the conf dir holds
+    a network config (read once, here), else the built-in bridge network, made in-process with
+    rtnetlink (no plugin execs: ~20 ms of CPU per pod less). Without root, pods share the host's
+    network and the runtime says so at start-up."""
     if os.geteuid() != 0:
         return None
-    return CniNetwork(
-        state_dir=str(Path(config.root_dir) / "cni"),
-        conf_dir=config.cni_conf_dir,
-        bin_dir=config.cni_bin_dir,
+    if config.cni_conf_dir and load_conf_dir(config.cni_conf_dir) is not None:
+        return CniNetwork(
+            state_dir=str(Path(config.root_dir) / "cni"),
+            conf_dir=config.cni_conf_dir,
+            bin_dir=config.cni_bin_dir,
+        )
+    return BridgeNetwork(
+        state_dir=str(Path(config.root_dir) / "network"),
+        bridge=DEFAULT_BRIDGE,
+        subnet=DEFAULT_SUBNET,
     )
 
 
@@ -155,7 +170,8 @@ class Agent:
         self.servers: KubeletServers | None = None
         self.security: SecurityParts | None = None
         self.podspec: PodSpecLayer | None = None
-        self.network: CniNetwork | None = None  # CNI, when the agent built a process runtime
+        # CNI or the built-in network, when the agent built a process runtime as root
+        self.network: AgentNetwork | None = None
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -325,7 +341,7 @@ class Agent:
         ]
 
     async def _podspec_service(self) -> None:
-        """Releases CNI attachments an earlier agent left for sandboxes that are gone, then
+        """Releases the pod network an earlier agent left for sandboxes that are gone, then
         holds the probe loops until the agent stops."""
         if self.network is not None and self.runtime is not None:
             live = {s.id for s in await self.runtime.list_pod_sandboxes()}
@@ -381,6 +397,15 @@ class Agent:
             for line in caps.warnings():
                 log.warning("%s", line)
         log.info("runtime %r, node %r, root dir %s", cfg.runtime, cfg.node_name, cfg.root_dir)
+        if isinstance(self.network, BridgeNetwork):
+            log.info(
+                "pod network: built-in bridge %s on %s (no CNI config in %s)",
+                self.network.bridge,
+                self.network.subnet,
+                cfg.cni_conf_dir,
+            )
+        elif self.network is not None:
+            log.info("pod network: CNI, config from %s", cfg.cni_conf_dir)
         if cfg.static_pod_path:
             log.info("watching static pods in %s", cfg.static_pod_path)
         if self.servers is not None and self.servers.full_port:

@@ -1,5 +1,7 @@
-"""Pod networking: CNI plugins invoked per the specification, behind the ``PodNetwork`` seam."""
+"""Pod networking behind the ``PodNetwork`` seam: CNI plugins invoked per the specification
+when the conf dir holds a network, else the built-in bridge network over rtnetlink."""
 
+from pykubelet.network.bridge import BridgeNetwork, host_veth_name
 from pykubelet.network.cni import (
     CniInvocation,
     ConfList,
@@ -18,8 +20,11 @@ from pykubelet.network.manager import (
 )
 from pykubelet.network.portmap import PortMapper, portmap_conflist
 from pykubelet.network.types import (
+    AddressPoolExhausted,
+    AgentNetwork,
     CniConfigError,
     CniPluginError,
+    NetlinkError,
     NetworkError,
     PodNetworkStatus,
     SandboxNetworkRef,
@@ -28,11 +33,15 @@ from pykubelet.network.types import (
 __all__ = [
     "DEFAULT_BRIDGE",
     "DEFAULT_SUBNET",
+    "AddressPoolExhausted",
+    "AgentNetwork",
+    "BridgeNetwork",
     "CniConfigError",
     "CniInvocation",
     "CniNetwork",
     "CniPluginError",
     "ConfList",
+    "NetlinkError",
     "NetworkError",
     "PodNetworkStatus",
     "PortMapper",
@@ -40,6 +49,7 @@ __all__ = [
     "cni_port_mappings",
     "default_conflist",
     "inject_runtime_config",
+    "host_veth_name",
     "invoke_list",
     "load_conf_dir",
     "loopback_conf",

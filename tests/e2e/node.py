@@ -57,6 +57,8 @@ class Node:
     runs: int = 0
     extra_args: list[str] = field(default_factory=list)  # more `pykubelet run` flags
     bridge: str = field(default_factory=lambda: f"pke{secrets.token_hex(3)}")
+    # False: no CNI config at all, so the agent uses its built-in network (bridge pykbr0)
+    cni: bool = True
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -118,7 +120,7 @@ class Node:
                 "--cert-dir",
                 str(self.pki),
                 "--cni-conf-dir",
-                str(self.cni_conf_dir),
+                str(self.cni_conf_dir if self.cni else self.base / "no-cni-conf"),
                 *self.extra_args,
             ],
             stdout=log,

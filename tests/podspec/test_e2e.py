@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pykubelet.network import DEFAULT_SUBNET
+from pykubelet.network import DEFAULT_BRIDGE, DEFAULT_SUBNET, host_veth_name
 from tests.e2e.node import Node, wait_for
 from tests.podspec.netfix import TestNet, private_network
 
@@ -118,14 +120,53 @@ def _pods_talk(node: Node, net: TestNet) -> None:
     )
 
 
-def test_default_network_when_no_conf_dir_is_configured(node: Node, tmp_path: Path) -> None:
-    node.extra_args += ["--cni-conf-dir", str(tmp_path / "no-such-dir")]
+def test_builtin_network_when_no_cni_config_is_found(node: Node) -> None:
+    # a node without any CNI config: the agent's own bridge network, no plugin runs
+    node.cni = False
     node.start()
-    node.write_pod("solo", LIVENESS.replace("name: live", "name: solo"))
-    wait_for(lambda: (node.pod("solo") or {}).get("status", {}).get("podIP"), 60, "an IP")
-    ip = node.pod("solo")["status"]["podIP"]  # type: ignore[index]
+    assert "pod network: built-in bridge pykbr0" in node.log()
+    node.write_pod("server", SERVER)
+    wait_for(lambda: _condition(node, "server", "Ready") == "True", 60, "server ready (probe)")
+    ip = (node.pod("server") or {})["status"]["podIP"]
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(DEFAULT_SUBNET)
-    assert (node.root / "cni" / "networks" / "pykubelet" / ip).exists()
+    store = node.root / "network" / "addresses"
+    sandbox_id = (store / ip).read_text().strip()
+    assert len(sandbox_id) == 64  # the sandbox holds the address
+    veth = host_veth_name(sandbox_id)
+    assert f"master {DEFAULT_BRIDGE}" in _ip("link", "show", veth)
+    node.write_pod("client", CLIENT % ip)
+    wait_for(lambda: "hello-from-server" in _log(node, "client", "c"), 60, "client fetched")
+    client_ip = (node.pod("client") or {})["status"]["podIP"]
+    assert client_ip != ip and (store / client_ip).exists()
+    assert not (node.root / "cni").exists()  # no CNI state at all
+    for f in list(node.pods.iterdir()):
+        f.unlink()
+    wait_for(lambda: not (node.get("/pods")["items"] or []), 60, "pods removed")
+    wait_for(lambda: not list(store.iterdir()), 60, "addresses released")
+    assert _ip("link", "show", veth) == ""  # the host veth went with the sandbox
+
+
+def test_builtin_network_survives_an_agent_sigkill(node: Node) -> None:
+    node.cni = False
+    node.start()
+    node.write_pod("server", SERVER)
+    wait_for(lambda: _condition(node, "server", "Ready") == "True", 60, "server ready (probe)")
+    ip = (node.pod("server") or {})["status"]["podIP"]
+    node.stop(signal.SIGKILL)  # no teardown of anything; the server keeps running
+    node.start()
+    # the new agent adopts the server with its address, and hands the next pod another one
+    wait_for(lambda: _condition(node, "server", "Ready") == "True", 60, "server adopted")
+    assert (node.pod("server") or {})["status"]["podIP"] == ip
+    node.write_pod("client", CLIENT % ip)
+    wait_for(lambda: "hello-from-server" in _log(node, "client", "c"), 60, "client fetched")
+    client_ip = (node.pod("client") or {})["status"]["podIP"]
+    assert client_ip != ip
+    store = node.root / "network" / "addresses"
+    assert sorted(p.name for p in store.iterdir()) == sorted([ip, client_ip])
+
+
+def _ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], capture_output=True, text=True).stdout
 
 
 LIVENESS = """apiVersion: v1
