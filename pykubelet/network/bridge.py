@@ -14,6 +14,9 @@ host-local addresses, default route via the gateway) without executing a plugin 
 - MACs follow addresses (``0a:58`` + the IPv4 address, for the bridge too), so a released
   address handed to the next pod leaves no stale neighbour entry anywhere, and the gateway's MAC
   does not change as ports come and go.
+- host ports: only for a pod with mappings whose ``hostPort > 0``, CNI's ``portmap`` runs once
+  (``PortMapper``, a prevResult describing ``eth0`` and its address) and once more at teardown;
+  other pods cost no exec.
 
 Each setup or teardown is one job on a thread pool (netlink and file I/O block; threads start
 as jobs need them). The pool is wide because concurrent teardowns wait for each other in order
@@ -42,6 +45,7 @@ from pykubelet.network import rtnetlink as rt
 from pykubelet.network.ipam import AddressPool
 from pykubelet.network.manager import DEFAULT_BRIDGE, DEFAULT_SUBNET
 from pykubelet.network.netlink_socket import RouteSocket, Step
+from pykubelet.network.portmap import PortMapper
 from pykubelet.network.types import (
     NetlinkError,
     NetworkError,
@@ -89,6 +93,7 @@ class BridgeNetwork:
         bridge: str = DEFAULT_BRIDGE,
         subnet: str = DEFAULT_SUBNET,
         max_workers: int = 32,
+        cni_bin_dir: str = "/usr/lib/cni",
     ) -> None:
         try:
             net = ipaddress.IPv4Network(subnet)
@@ -117,6 +122,8 @@ class BridgeNetwork:
         # while the event loop is busy) per pod
         self._thread_sockets = threading.local()
         self._all_sockets: list[RouteSocket] = []
+        # host ports: CNI's portmap, run only for pods that have one (docs/network.md)
+        self._ports = PortMapper(state_dir=str(Path(state_dir) / "portmap"), bin_dir=cni_bin_dir)
 
     # ----- async surface -----
 
@@ -138,6 +145,7 @@ class BridgeNetwork:
             namespace=config.namespace,
             name=config.name,
             uid=config.uid,
+            port_mappings=config.port_mappings,
         )
         return list((await self.attach(ref)).ips)
 
@@ -153,6 +161,20 @@ class BridgeNetwork:
                 # the job runs on in its thread: undo whatever it ends up doing
                 job.add_done_callback(lambda _: self._undo_after_cancel(ref.sandbox_id))
                 raise
+            if PortMapper.wanted(ref.port_mappings):
+                try:
+                    await self._ports.add(
+                        ref.sandbox_id,
+                        ref.netns_path,
+                        ref.port_mappings,
+                        ifname=POD_IFNAME,
+                        address=addr,
+                        prefix_len=self.subnet.prefixlen,
+                        gateway=self.gateway,
+                    )
+                except BaseException:
+                    await self._run(lambda: self._teardown_quietly(ref.sandbox_id))
+                    raise
         log.info("pod %s/%s network: %s", ref.namespace, ref.name, addr)
         return PodNetworkStatus(ips=(addr,), interface=POD_IFNAME, gateway=self.gateway)
 
@@ -171,7 +193,10 @@ class BridgeNetwork:
         ``netns_path`` is not needed (the veth is found by name)."""
         _check_id(sandbox_id)
         async with self._lock(sandbox_id):
-            await self._run(lambda: self._teardown_sync(sandbox_id))
+            try:
+                await self._ports.remove(sandbox_id)  # no exec unless it had host ports
+            finally:
+                await self._run(lambda: self._teardown_sync(sandbox_id))
         self._locks.pop(sandbox_id, None)
 
     async def cleanup_leftovers(self, live_sandbox_ids: Collection[str]) -> list[str]:
@@ -179,7 +204,9 @@ class BridgeNetwork:
         ``live_sandbox_ids``; return their ids (sorted; a record without a known holder is
         released and not listed)."""
         live = set(live_sandbox_ids)
-        return await self._run(lambda: self._cleanup_sync(live))
+        unmapped = await self._ports.cleanup_leftovers(live)
+        released = await self._run(lambda: self._cleanup_sync(live))
+        return sorted({*released, *unmapped})
 
     def close(self) -> None:
         """Stop the worker threads (after the jobs in flight) and close their sockets."""

@@ -114,7 +114,9 @@ class PortMapper:
             try:
                 await self.remove(sandbox_id)
             except NetworkError as e:
+                # the record goes anyway: a sandbox whose set-up failed must stay removable
                 log.warning("could not undo the port mappings of %s: %s", sandbox_id, e)
+                path.unlink(missing_ok=True)
             raise
         return True
 

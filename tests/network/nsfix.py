@@ -98,7 +98,7 @@ class PrivateBridge:
     prefix: str  # "10.99.17."
     state_dir: Path
 
-    def network(self, **kwargs: int) -> BridgeNetwork:
+    def network(self, **kwargs: int | str) -> BridgeNetwork:
         return BridgeNetwork(
             state_dir=str(self.state_dir), bridge=self.name, subnet=self.subnet, **kwargs
         )

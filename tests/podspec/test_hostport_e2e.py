@@ -95,3 +95,11 @@ def host_port_scenario(node: Node) -> None:
 
 def test_host_port_with_cni(node: Node) -> None:
     host_port_scenario(node)
+
+
+def test_host_port_with_the_builtin_network(node: Node) -> None:
+    node.cni = False  # no CNI config: BridgeNetwork, which runs portmap for this pod only
+    host_port_scenario(node)
+    assert "pod network: built-in bridge" in node.log()
+    records = node.root / "network" / "portmap"
+    wait_for(lambda: not list(records.glob("*.json")), 30, "the portmap record removed")
