@@ -33,17 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from pykubelet.network import (
+    BridgeNetwork,
     CniNetwork,
     ConfList,
     SandboxNetworkRef,
     default_conflist,
 )
 from pykubelet.runtime.types import PortMapping
-
-try:
-    from pykubelet.network import BridgeNetwork  # type: ignore[attr-defined]
-except ImportError:  # before the built-in network landed
-    BridgeNetwork = None
 
 CNI_BIN = "/usr/lib/cni"
 
@@ -151,9 +147,13 @@ async def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("iptables") is None:
         raise SystemExit("needs root and iptables")
-    kinds = ["cni, no portmap", "cni, no hostPort", "cni, hostPort"]
-    if BridgeNetwork is not None:
-        kinds += ["built-in, no hostPort", "built-in, hostPort"]
+    kinds = [
+        "cni, no portmap",
+        "cni, no hostPort",
+        "cni, hostPort",
+        "built-in, no hostPort",
+        "built-in, hostPort",
+    ]
     print(f"{args.pods} pods, one after another\n")
     print(
         f"{'network':<22} {'phase':<9} {'median ms':>9} {'p90 ms':>7} "
