@@ -28,6 +28,7 @@ from pykubelet.network.cni import (
     load_conf_dir,
     result_ips,
 )
+from pykubelet.network.localnet import LocalnetGuard
 from pykubelet.network.types import (
     CniPluginError,
     NetworkError,
@@ -103,6 +104,7 @@ class CniNetwork:
         self._bin_dir = bin_dir
         self._default = default
         self._locks: dict[str, asyncio.Lock] = {}
+        self._guard = LocalnetGuard()
 
     def _primary(self) -> ConfList:
         conf = load_conf_dir(self._conf_dir) if self._conf_dir else None
@@ -162,6 +164,8 @@ class CniNetwork:
         attachments = [("lo", loopback_conf()), ("eth0", primary)]
         # capability arguments, as containerd passes them; only plugins that declare one get it
         caps = {"portMappings": cni_port_mappings(ref.port_mappings)}
+        if caps["portMappings"]:
+            await self._guard.ensure()  # portmap turns route_localnet on: see localnet.py
         async with self._lock(ref.sandbox_id):
             record: dict[str, Any] = {
                 "netns": ref.netns_path,

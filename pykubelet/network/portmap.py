@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pykubelet.network.cni import CniInvocation, ConfList, cni_port_mappings, invoke_list
+from pykubelet.network.localnet import LocalnetGuard
 from pykubelet.network.types import NetworkError
 from pykubelet.runtime.types import PortMapping
 
@@ -48,8 +49,14 @@ class PortMapper:
     when nothing was added), ``cleanup_leftovers`` at agent start."""
 
     def __init__(
-        self, *, state_dir: str, bin_dir: str = "/usr/lib/cni", network_name: str = "pykubelet"
+        self,
+        *,
+        state_dir: str,
+        bin_dir: str = "/usr/lib/cni",
+        network_name: str = "pykubelet",
+        guard: LocalnetGuard | None = None,
     ) -> None:
+        self._guard = guard or LocalnetGuard()
         self._dir = Path(state_dir)
         self._bin_dir = bin_dir
         self._conf = portmap_conflist(network_name)
@@ -79,6 +86,7 @@ class PortMapper:
         ports = cni_port_mappings(mappings)
         if not ports:
             return False
+        await self._guard.ensure()  # before route_localnet is turned on: see localnet.py
         ip: dict[str, Any] = {"address": f"{address}/{prefix_len}", "interface": 0}
         if gateway:
             ip["gateway"] = gateway

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from pykubelet.network import SandboxNetworkRef
+from pykubelet.network.localnet import GUARD_COMMENT, LocalnetGuard
 from pykubelet.runtime.types import PortMapping
 from tests.conftest import free_port
 from tests.network.nsfix import Namespace, namespaces, private_bridge
@@ -106,3 +108,39 @@ async def test_a_failed_portmap_leaves_no_address_or_interface(tmp_path: Path) -
         finally:
             await net.teardown(sid)
             net.close()
+
+
+def _guard_rules() -> list[str]:
+    out = subprocess.run(
+        ["iptables", "-w", "5", "-t", "filter", "-S", "INPUT"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if GUARD_COMMENT in line]
+
+
+async def test_the_localnet_guard_is_in_place_when_a_host_port_is_mapped(tmp_path: Path) -> None:
+    """portmap turns route_localnet on for the bridge; the kubelet's "block incoming localnet
+    connections" rule (ours, under our comment) is there by then, once however many agents."""
+    _need()
+    sid = secrets.token_hex(32)
+    mappings = (PortMapping(container_port=80, host_port=free_port(), host_ip="127.0.0.1"),)
+    with private_bridge(tmp_path) as br, namespaces(1) as (a,):
+        net = br.network()
+        try:
+            await net.attach(_ref(sid, a, mappings))
+            route_localnet = f"/proc/sys/net/ipv4/conf/{br.name}/route_localnet"
+            assert await asyncio.to_thread(_read, route_localnet) == "1"
+            [rule] = _guard_rules()
+            assert "! -s 127.0.0.0/8 -d 127.0.0.0/8" in rule and rule.endswith("-j DROP")
+            assert "! --ctstate RELATED,ESTABLISHED,DNAT" in rule
+            await LocalnetGuard().ensure()  # a second agent adds no second rule
+            assert len(_guard_rules()) == 1
+        finally:
+            await net.teardown(sid)
+            net.close()
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text().strip()
