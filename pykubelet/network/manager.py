@@ -166,6 +166,17 @@ class CniNetwork:
         caps = {"portMappings": cni_port_mappings(ref.port_mappings)}
         if caps["portMappings"]:
             await self._guard.ensure()  # portmap turns route_localnet on: see localnet.py
+            if not any(
+                isinstance(p.get("capabilities"), dict) and p["capabilities"].get("portMappings")
+                for p in primary.plugins
+            ):
+                log.warning(
+                    "pod %s/%s has host ports but network %r has no plugin with the "
+                    "portMappings capability (portmap): they are not realised",
+                    ref.namespace,
+                    ref.name,
+                    primary.name,
+                )
         async with self._lock(ref.sandbox_id):
             record: dict[str, Any] = {
                 "netns": ref.netns_path,

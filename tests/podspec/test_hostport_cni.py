@@ -93,7 +93,9 @@ async def test_rules_of_a_crashed_agent_are_removed_at_start(tmp_path: Path) -> 
             ).teardown(sid)
 
 
-async def test_port_mapper_for_a_network_made_outside_cni(tmp_path: Path) -> None:
+async def test_port_mapper_for_a_network_made_outside_cni(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """``PortMapper`` (the built-in network's hook) on an interface made by something else:
     here the CNI bridge plugin alone, so the portmap exec is only the mapper's."""
     _need()
@@ -109,6 +111,7 @@ async def test_port_mapper_for_a_network_made_outside_cni(tmp_path: Path) -> Non
         try:
             status = await cni.attach(_ref(sid, ns, mappings))
             assert portmap_rules(sid) == []  # no portmap in that chain
+            assert "has no plugin with the portMappings capability" in caplog.text
             assert not await mapper.add(
                 sid,
                 ns,
