@@ -8,6 +8,13 @@ keeps (per pod). The agent runs in this process, so its figures are this process
     .venv/bin/python bench/bench_static_pods.py [--runtime process|fake] [--counts 10,50,110]
         [--host-network]
 
+Before each round the bench waits until the machine is quiet: at least ``SETTLE_AFTER_DELETE_S``
+after the previous round's pods were removed, and the CPUs idle. The kernel tears the previous
+round's network namespaces down in the background, and on ext4 without a journal (this
+project's machines) every new inode skips over the inodes freed in the last ~30 s, one inode
+table lookup each: a round started right after deleting 110 pods pays for both. ``--no-settle``
+measures that back-to-back case.
+
 ``--host-network`` gives the pods ``hostNetwork: true``, leaving out the network set-up of each pod
 (as root, every other pod gets the built-in bridge network), to tell the runtime's share from
 the network's.
@@ -45,6 +52,8 @@ spec:
 """
 
 IDLE_WINDOW_S = 10.0
+SETTLE_AFTER_DELETE_S = 35.0  # ext4's "recently deleted" window is dirty_expire (30 s) + 5 s
+_last_teardown = [0.0]
 CGROUP_ROOT = f"pykubelet-bench-{secrets.token_hex(4)}"
 BUSYBOX_TAR = Path(tempfile.gettempdir()) / f"pykubelet-bench-busybox-{os.getpid()}.tar"
 
@@ -204,6 +213,29 @@ async def import_busybox(root: Path) -> None:
     await asyncio.to_thread(ensure_shim, runtime.layout.bin)
 
 
+def _busy_fraction(window_s: float) -> float:
+    def sample() -> list[int]:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+    a = sample()
+    time.sleep(window_s)
+    b = sample()
+    d = [y - x for x, y in zip(a, b, strict=True)]
+    total = sum(d) or 1
+    return 1 - (d[3] + d[4]) / total  # idle + iowait
+
+
+async def settle() -> float:
+    """Wait for a quiet machine (see the module docstring); return the seconds waited."""
+    t0 = time.monotonic()
+    left = _last_teardown[0] + SETTLE_AFTER_DELETE_S - t0
+    if _last_teardown[0] and left > 0:
+        await asyncio.sleep(left)
+    while time.monotonic() - t0 < 90 and await asyncio.to_thread(_busy_fraction, 0.5) > 0.10:
+        pass
+    return time.monotonic() - t0
+
+
 async def teardown(agent: Agent, task: asyncio.Task[None], pods_dir: Path, work: Path) -> None:
     assert agent.manager is not None
     for name in os.listdir(pods_dir):
@@ -216,6 +248,7 @@ async def teardown(agent: Agent, task: asyncio.Task[None], pods_dir: Path, work:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     shutil.rmtree(work, ignore_errors=True)
+    _last_teardown[0] = time.monotonic()
 
 
 async def idle(agent: Agent, count: int) -> dict[str, float]:
@@ -239,7 +272,8 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runtime", default="process", choices=("process", "fake"))
     ap.add_argument("--counts", default="10,50,110")
-    ap.add_argument("--host-network", action="store_true", help="pods without CNI networking")
+    ap.add_argument("--host-network", action="store_true", help="pods without a pod network")
+    ap.add_argument("--no-settle", action="store_true", help="rounds back to back")
     args = ap.parse_args()
     log_file = Path(tempfile.gettempdir()) / f"pykubelet-bench-{os.getpid()}.log"
     logging.basicConfig(level=logging.WARNING, filename=log_file)
@@ -251,15 +285,19 @@ async def main() -> None:
         else "pod network (built-in, or CNI with a conf) as root"
     )
     print(f"runtime: {args.runtime}, {net}")
-    print(f"{'pods':>5} {'running':>8} {'p50 s':>8} {'p99 s':>8} {'all s':>8} {'pods/s':>8}")
+    print(
+        f"{'pods':>5} {'running':>8} {'p50 s':>8} {'p99 s':>8} {'all s':>8} {'pods/s':>8} "
+        f"{'settled s':>10}"
+    )
     last: Agent | None = None
     for i, count in enumerate(counts):
+        waited = 0.0 if args.no_settle else await settle()
         res, agent = await one_round(
             args.runtime, count, keep=i == len(counts) - 1, host_network=args.host_network
         )
         print(
             f"{res['pods']:>5} {res['running']:>8} {res['p50_s']:>8.3f} {res['p99_s']:>8.3f} "
-            f"{res['all_s']:>8.3f} {res['pods_per_s']:>8.1f}"
+            f"{res['all_s']:>8.3f} {res['pods_per_s']:>8.1f} {waited:>10.1f}"
         )
         last = agent
     assert last is not None

@@ -247,6 +247,7 @@ class Agent:
             readiness=spec.readiness,
             started=spec.started,
             prepare_pod=spec.prepare_pod,
+            prepare_container=spec.prepare_container,
             on_container_started=spec.on_container_started,
             on_container_running=spec.on_container_running,
             on_container_exited=spec.on_container_exited,

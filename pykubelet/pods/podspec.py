@@ -32,7 +32,11 @@ from pykubelet.pods.prober import ProbeChange, Prober, ProbeRecorder, ProbeType,
 from pykubelet.pods.probes import ProbeResult, ProbeTarget
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.security import container_security
-from pykubelet.pods.termination import TERMINATION_MESSAGE_ANNOTATION, message_file
+from pykubelet.pods.termination import (
+    TERMINATION_MESSAGE_ANNOTATION,
+    create_message_file,
+    message_file_path,
+)
 from pykubelet.pods.volumes import PodVolumes, PreparedVolume
 from pykubelet.runtime.errors import RuntimeError_
 from pykubelet.runtime.protocol import ImageService, Runtime
@@ -123,7 +127,8 @@ class PodSpecLayer:
         if container.termination_message_path and self._image_rootfs.get(container.image):
             # Only into an image's own root filesystem: with the host's root (image "host")
             # a bind mount would create the target on the host itself.
-            host_file = message_file(self._pods_dir, pod.uid, container.name, config.attempt)
+            # created by prepare_container, off the event loop
+            host_file = message_file_path(self._pods_dir, pod.uid, container.name, config.attempt)
             mounts = (
                 *mounts,
                 Mount(container_path=container.termination_message_path, host_path=host_file),
@@ -137,6 +142,20 @@ class PodSpecLayer:
         )
 
     # ----- WorkerDeps extension points -----
+
+    async def prepare_container(self, config: ContainerConfig) -> None:
+        """What must exist on the host before the runtime creates the container: its
+        termination-message file (a new inode: done in a worker thread)."""
+        path = config.annotations.get(TERMINATION_MESSAGE_ANNOTATION, "")
+        if path:
+            try:
+                await asyncio.to_thread(create_message_file, path)
+            except OSError as e:
+                raise InvalidInput(
+                    f"container {config.name!r}: cannot create its terminationMessagePath "
+                    f"file {path}: {e.strerror}",
+                    field="terminationMessagePath",
+                ) from e
 
     async def prepare_pod(self, pod: Pod) -> None:
         self._pods[pod.uid] = pod

@@ -21,8 +21,9 @@ __all__ = [
     "MAX_MESSAGE_LOG_BYTES",
     "MAX_MESSAGE_LOG_LINES",
     "TERMINATION_MESSAGE_ANNOTATION",
+    "create_message_file",
     "fallback_message",
-    "message_file",
+    "message_file_path",
     "read_message_file",
 ]
 
@@ -33,16 +34,17 @@ TERMINATION_MESSAGE_ANNOTATION = "io.pykubelet.termination-message-file"
 _READ_BYTES = 256 * 1024
 
 
-def message_file(pods_dir: str, pod_uid: str, container: str, attempt: int) -> str:
-    """Create (empty, writable by any container user) the host file for one container
-    attempt's termination message, and return its path."""
-    directory = os.path.join(pods_dir, pod_uid, "containers", container)
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, str(attempt))
+def message_file_path(pods_dir: str, pod_uid: str, container: str, attempt: int) -> str:
+    """Where one container attempt's termination message goes on the host (no I/O)."""
+    return os.path.join(pods_dir, pod_uid, "containers", container, str(attempt))
+
+
+def create_message_file(path: str) -> None:
+    """Create the file empty and writable by any container user (blocking: a new inode)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb"):
         pass
     os.chmod(path, 0o666)
-    return path
 
 
 def read_message_file(path: str) -> str:

@@ -362,6 +362,8 @@ class PodWorker:
         index = [x.name for x in getattr(self.pod.spec, _ATTR[group])].index(c.name)
         try:
             config = d.builder.container(self.pod, c, attempt, f"spec.{group}[{index}]")
+            if d.prepare_container is not None:
+                await d.prepare_container(config)
         except InvalidInput as e:
             self._waiting[c.name] = ContainerStateWaiting(
                 reason="CreateContainerConfigError", message=str(e)

@@ -16,7 +16,7 @@ from pykubelet.pods.cache import ContainerCache
 from pykubelet.pods.runtime_config import RuntimeConfigBuilder
 from pykubelet.pods.status_manager import StatusManager
 from pykubelet.runtime.protocol import ImageService, Runtime
-from pykubelet.runtime.types import ContainerStatus, SandboxStatus
+from pykubelet.runtime.types import ContainerConfig, ContainerStatus, SandboxStatus
 
 __all__ = ["WorkerCounters", "WorkerDeps", "go_duration"]
 
@@ -56,6 +56,9 @@ class WorkerDeps:
     # before the first container of a pod starts (volumes); raising InvalidInput keeps the pod
     # waiting with CreateContainerConfigError
     prepare_pod: Callable[[Pod], Awaitable[None]] | None = None
+    # before each container is created (host files it mounts); InvalidInput keeps it waiting
+    # with CreateContainerConfigError
+    prepare_container: Callable[[ContainerConfig], Awaitable[None]] | None = None
     # after a container was started (postStart hooks)
     on_container_started: Callable[[Pod, Container, str], Awaitable[None]] | None = None
     # once for every container seen running, including adopted ones (start probing)
