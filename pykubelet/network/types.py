@@ -12,6 +12,7 @@ from typing import Protocol
 
 from pykubelet.errors import InvalidInput, PykubeletError, Unavailable
 from pykubelet.runtime.network import PodNetwork
+from pykubelet.runtime.types import SandboxConfig
 
 __all__ = [
     "AddressPoolExhausted",
@@ -82,6 +83,17 @@ class SandboxNetworkRef:
     namespace: str
     name: str
     uid: str
+
+    @classmethod
+    def of(cls, sandbox_id: str, netns_path: str, config: SandboxConfig) -> SandboxNetworkRef:
+        """The reference ``PodNetwork.setup`` gets its arguments for."""
+        return cls(
+            sandbox_id=sandbox_id,
+            netns_path=netns_path,
+            namespace=config.namespace,
+            name=config.name,
+            uid=config.uid,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
