@@ -139,15 +139,7 @@ class BridgeNetwork:
 
     async def setup(self, sandbox_id: str, netns_path: str, config: SandboxConfig) -> list[str]:
         """``runtime.network.PodNetwork``: attach, return the pod's IPs."""
-        ref = SandboxNetworkRef(
-            sandbox_id=sandbox_id,
-            netns_path=netns_path,
-            namespace=config.namespace,
-            name=config.name,
-            uid=config.uid,
-            port_mappings=config.port_mappings,
-        )
-        return list((await self.attach(ref)).ips)
+        return list((await self.attach(SandboxNetworkRef.of(sandbox_id, netns_path, config))).ips)
 
     async def attach(self, ref: SandboxNetworkRef) -> PodNetworkStatus:
         _check_id(ref.sandbox_id)

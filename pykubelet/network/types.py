@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pykubelet.errors import InvalidInput, PykubeletError, Unavailable
 from pykubelet.runtime.network import PodNetwork
-from pykubelet.runtime.types import PortMapping
+from pykubelet.runtime.types import PortMapping, SandboxConfig
 
 __all__ = [
     "AddressPoolExhausted",
@@ -84,6 +84,18 @@ class SandboxNetworkRef:
     name: str
     uid: str
     port_mappings: tuple[PortMapping, ...] = ()  # all of the pod's; hostPort > 0 are realised
+
+    @classmethod
+    def of(cls, sandbox_id: str, netns_path: str, config: SandboxConfig) -> SandboxNetworkRef:
+        """The reference ``PodNetwork.setup`` gets its arguments for."""
+        return cls(
+            sandbox_id=sandbox_id,
+            netns_path=netns_path,
+            namespace=config.namespace,
+            name=config.name,
+            uid=config.uid,
+            port_mappings=config.port_mappings,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
