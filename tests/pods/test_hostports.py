@@ -9,7 +9,7 @@ import pytest
 
 from pykubelet.api import Pod
 from pykubelet.errors import InvalidInput
-from pykubelet.network import cni_port_mappings, inject_runtime_config
+from pykubelet.network import SandboxNetworkRef, cni_port_mappings, inject_runtime_config
 from pykubelet.pods import RuntimeConfigBuilder
 from pykubelet.pods.ports import host_port_conflict, host_ports, port_mappings
 from pykubelet.runtime.types import PortMapping
@@ -159,3 +159,10 @@ async def test_clashing_pod_is_rejected_with_node_ports_and_the_first_keeps_runn
         again = _pod({"containerPort": 82, "hostPort": 8080}, name="again")
         h.set_pods(other, again)
         await h.until(lambda: h.pod(again).status.phase == "Running")
+
+
+def test_the_network_reference_carries_the_sandbox_port_mappings() -> None:
+    pod = _pod({"containerPort": 80, "hostPort": 8080, "hostIP": "127.0.0.1"})
+    config = RuntimeConfigBuilder(root_dir="/tmp/x").sandbox(pod, 0)
+    ref = SandboxNetworkRef.of("sb1", "/proc/1/ns/net", config)
+    assert ref.port_mappings == config.port_mappings != ()
