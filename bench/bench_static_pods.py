@@ -32,12 +32,14 @@ import resource
 import secrets
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from pykubelet.agent import Agent
 from pykubelet.config import load_config
+from pykubelet.network import DEFAULT_BRIDGE
 
 POD = """\
 apiVersion: v1
@@ -119,6 +121,14 @@ def comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return "?"
+
+
+def link_exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def delete_link(name: str) -> None:
+    subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -297,6 +307,7 @@ async def main() -> None:
         f"{'pods':>5} {'running':>8} {'p50 s':>8} {'p99 s':>8} {'all s':>8} {'pods/s':>8} "
         f"{'settled s':>10}"
     )
+    bridge_existed = link_exists(DEFAULT_BRIDGE)
     last: Agent | None = None
     for i, count in enumerate(counts):
         waited = 0.0 if args.no_settle else await settle()
@@ -318,6 +329,8 @@ async def main() -> None:
         print(f"  {k:<40} {v:10.2f}")
     await teardown(last, *last._bench)  # type: ignore[attr-defined]
     remove_cgroups()
+    if not bridge_existed:  # the agents' built-in network made it; nothing else uses it
+        delete_link(DEFAULT_BRIDGE)
     BUSYBOX_TAR.unlink(missing_ok=True)
     logging.shutdown()
     if log_file.stat().st_size == 0:
