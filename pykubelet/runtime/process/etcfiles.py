@@ -5,11 +5,13 @@ container mounts its own at that path)."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
+from pykubelet.runtime.process.records import atomic_write_json
 from pykubelet.runtime.types import Mount, NamespaceMode, SandboxConfig
 
-__all__ = ["ETC_FILES", "etc_mounts", "write_etc_files"]
+__all__ = ["ETC_FILES", "etc_mounts", "write_etc_files", "write_sandbox_files"]
 
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
 
@@ -43,3 +45,10 @@ def etc_mounts(sandbox_dir: Path, mounts: tuple[Mount, ...]) -> tuple[Mount, ...
         for name in ETC_FILES
         if f"/etc/{name}" not in taken and (sandbox_dir / name).exists()
     )
+
+
+def write_sandbox_files(sandbox_dir: Path, config: SandboxConfig, ips: Sequence[str]) -> None:
+    """The pod's addresses (when it has any) and its /etc files, in one worker-thread job."""
+    if ips:
+        atomic_write_json(sandbox_dir / "ips.json", list(ips))
+    write_etc_files(sandbox_dir, config, list(ips))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pykubelet.runtime.process.cgroups import CgroupLayout
 
-__all__ = ["RuntimeCapabilities", "detect_capabilities"]
+__all__ = ["RuntimeCapabilities", "detect_capabilities", "detect_host_ip"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,3 +51,24 @@ def detect_capabilities(layout: CgroupLayout) -> RuntimeCapabilities:
         user_switch=root,
         exec_enter=root,
     )
+
+
+def detect_host_ip() -> str:
+    """The first global IPv4 address of the host (no packets sent)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "scope", "global"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            return parts[parts.index("inet") + 1].split("/")[0]
+    return ""

@@ -29,9 +29,14 @@ from pykubelet.runtime.errors import (
 from pykubelet.runtime.network import PodNetwork
 from pykubelet.runtime.process import procs
 from pykubelet.runtime.process.cgroups import CgroupLayout, discover_cgroups
-from pykubelet.runtime.process.etcfiles import write_etc_files
+from pykubelet.runtime.process.etcfiles import write_sandbox_files
 from pykubelet.runtime.process.execs import ExecMixin
-from pykubelet.runtime.process.features import RuntimeCapabilities, detect_capabilities
+from pykubelet.runtime.process.features import (
+    RuntimeCapabilities,
+    detect_capabilities,
+    detect_host_ip,
+)
+from pykubelet.runtime.process.helper_args import pause_args, run_args
 from pykubelet.runtime.process.images import ImageStore
 from pykubelet.runtime.process.index import RecordIndex
 from pykubelet.runtime.process.layout import RuntimeLayout
@@ -184,24 +189,15 @@ class ProcessRuntime(ExecMixin):
         sid = secrets.token_hex(32)
         d = self.layout.sandbox_dir(sid)
         ns = self.capabilities.namespaces
-        argv = [*helper, "pause"]
-        if ns:
-            if config.network != NamespaceMode.NODE:
-                argv += ["-n", "-u", config.hostname or config.name]
-            if config.ipc != NamespaceMode.NODE:
-                argv.append("-i")
-            if config.pid == NamespaceMode.POD:
-                argv.append("-p")
         cgroup_parent = config.cgroup_parent or f"{self._cgroup_root}/pod{config.uid}"
         holder_cgroup = f"{cgroup_parent}/sandbox-{sid[:12]}"
         usable = self.cgroups.usable
         await run_io(self._prepare_sandbox_dirs, d, holder_cgroup if usable else "")
-        if usable:
-            # As the pause container does: the holder lives in the pod's cgroup (a leaf of its
-            # own, since cgroup v2 allows no processes beside child cgroups), so whatever
-            # cleans up a pod by cgroup also finds it. It joins before it reports ready.
-            for procs_file in self.cgroups.procs_files(holder_cgroup):
-                argv += ["-C", procs_file]
+        # As the pause container does: the holder lives in the pod's cgroup (a leaf of its
+        # own, since cgroup v2 allows no processes beside child cgroups), so whatever cleans
+        # up a pod by cgroup also finds it. It joins before it reports ready.
+        procs_files = self.cgroups.procs_files(holder_cgroup) if usable else []
+        argv = helper + pause_args(config, namespaces=ns, cgroup_procs=procs_files)
         (holder,) = (await self._launch(argv))[:1]
         ident = procs.identity(holder)
         rec = SandboxRecord(
@@ -217,7 +213,7 @@ class ProcessRuntime(ExecMixin):
         self._sandboxes.add(rec)
         ips = await self._setup_network(rec)
         self._ips[sid] = list(ips)
-        await run_io(_write_sandbox_files, d, config, ips)
+        await run_io(write_sandbox_files, d, config, ips)
         log.info(
             "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
         )
@@ -331,7 +327,7 @@ class ProcessRuntime(ExecMixin):
 
     def _host_ip(self) -> str:
         if self._node_ip is None:
-            self._node_ip = _detect_host_ip()  # once: a short subprocess, cached even if ""
+            self._node_ip = detect_host_ip()  # once: a short subprocess, cached even if ""
         return self._node_ip
 
     async def list_pod_sandboxes(
@@ -391,29 +387,14 @@ class ProcessRuntime(ExecMixin):
             if not self._sandbox_ready(sandbox):
                 raise CreateContainerError(f"sandbox {rec.sandbox_id[:12]} is not ready")
             helper = await self._helper()
-            argv = [*helper, "run", "-s", str(d / "shim"), "-l", rec.log_path]
-            argv += ["-m", str(self._log_max_size), "-k", str(self._log_max_files)]
-            if sandbox.namespaces:
-                holder = sandbox.holder_pid
-                c = sandbox.config
-                if c.network != NamespaceMode.NODE:
-                    argv += ["-N", f"/proc/{holder}/ns/net", "-N", f"/proc/{holder}/ns/uts"]
-                if c.ipc != NamespaceMode.NODE:
-                    argv += ["-N", f"/proc/{holder}/ns/ipc"]
-                if c.pid == NamespaceMode.POD:
-                    argv += ["-N", f"/proc/{holder}/ns/pid_for_children"]
-                elif c.pid == NamespaceMode.CONTAINER:
-                    argv.append("-P")
-            if rec.config.tty:
-                argv.append("-t")
-            if rec.config.stdin:
-                argv.append("-i")
-            if rec.config.stdin_once:
-                argv.append("-o")
-            if self._zygote is not None:
-                argv += ["-I", str(d / "spec")]  # init runs in the shim's child: no exec
-            else:
-                argv += ["--", *helper, "init", str(d / "spec")]
+            argv = helper + run_args(
+                rec,
+                sandbox,
+                d,
+                log_max_size=self._log_max_size,
+                log_max_files=self._log_max_files,
+                init=None if self._zygote is not None else helper,  # zygote: init without exec
+            )
             # the shim records both identities (pid + start time) in its state before it
             # reports, so an agent killed right here still adopts the container
             _shim_pid, pid = await self._launch(argv, env=dict(rec.env))
@@ -499,31 +480,3 @@ class ProcessRuntime(ExecMixin):
 
     def log_path(self, container_id: str) -> str:
         return self._container(container_id).log_path
-
-
-def _detect_host_ip() -> str:
-    """The first global IPv4 address of the host (no packets sent)."""
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["ip", "-4", "-o", "addr", "show", "scope", "global"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    for line in out.splitlines():
-        parts = line.split()
-        if "inet" in parts:
-            return parts[parts.index("inet") + 1].split("/")[0]
-    return ""
-
-
-def _write_sandbox_files(sandbox_dir: Path, config: SandboxConfig, ips: Sequence[str]) -> None:
-    """The pod's addresses (when it has any) and its /etc files, in one worker-thread job."""
-    if ips:
-        atomic_write_json(sandbox_dir / "ips.json", list(ips))
-    write_etc_files(sandbox_dir, config, list(ips))
