@@ -16,10 +16,11 @@ import logging
 from collections.abc import Sequence
 
 from pykubelet.api import Pod, PodStatus
+from pykubelet.pods.kill import MIN_GRACE_S
 from pykubelet.pods.ports import NODE_PORTS_MESSAGE, NODE_PORTS_REASON, host_port_conflict
 from pykubelet.pods.runtime_config import ANNOTATION_GRACE, LABEL_MANAGED, LABEL_POD_UID
 from pykubelet.pods.types import PodLayerStats, PodUpdate, UpdateOp
-from pykubelet.pods.worker import MIN_GRACE_S, PodWorker, WorkerDeps
+from pykubelet.pods.worker import PodWorker, WorkerDeps
 from pykubelet.runtime.types import ContainerState
 
 __all__ = ["PodManager"]

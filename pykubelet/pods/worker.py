@@ -12,7 +12,6 @@ agent down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from dataclasses import replace
 
 from pykubelet.api import Container, ContainerStateWaiting, Pod
 from pykubelet.errors import InvalidInput
+from pykubelet.pods.kill import kill_pod, stop_containers
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.status_builder import build_pod_status
 from pykubelet.pods.termination import (
@@ -49,7 +49,6 @@ __all__ = ["PodWorker", "WorkerCounters", "WorkerDeps", "go_duration"]
 
 log = logging.getLogger(__name__)
 
-MIN_GRACE_S = 2.0  # upstream minimumGracePeriodInSeconds
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 CONFIG_RETRY_S = 10.0
 MAX_SYNC_RETRY_S = 60.0
@@ -263,13 +262,10 @@ class PodWorker:
         self._terminal = True
         if self._sandbox is None:
             return
-        grace = max(self.pod.spec.termination_grace_period_s, MIN_GRACE_S)
-        stops = [
-            self._stop_container(c, grace)
-            for c in await self._deps.runtime.list_containers(self._sandbox.id)
-            if c.state is ContainerState.RUNNING
-        ]
-        await asyncio.gather(*stops)
+        containers = await self._deps.runtime.list_containers(self._sandbox.id)
+        await stop_containers(
+            self._deps, self.pod, containers, self.pod.spec.termination_grace_period_s
+        )
         await self._deps.runtime.stop_pod_sandbox(self._sandbox.id)
 
     async def _announce(self, history: History) -> None:
@@ -462,39 +458,11 @@ class PodWorker:
                 await self._deps.clock.sleep(1.0)
 
     async def _kill_pod(self) -> None:
-        d = self._deps
         grace = self._grace_override
         if grace is None:
             grace = self.pod.spec.termination_grace_period_s
-        grace = max(grace, MIN_GRACE_S)
-        sandboxes = await d.runtime.list_pod_sandboxes({LABEL_POD_UID: self.pod.uid})
-        stops = []
-        for sb in sandboxes:
-            for c in await d.runtime.list_containers(sb.id):
-                if c.state is ContainerState.RUNNING:
-                    stops.append(self._stop_container(c, grace))
-        await asyncio.gather(*stops)
-        for cid in list(self._announced):
-            self._announced.discard(cid)
-            if d.on_container_exited is not None:
-                await d.on_container_exited(self.pod, cid)
-        for sb in sandboxes:
-            await d.runtime.stop_pod_sandbox(sb.id)
-            await d.runtime.remove_pod_sandbox(sb.id)
-        if d.on_pod_removed is not None:
-            await d.on_pod_removed(self.pod)
-        d.crash_backoff.forget(f"{self.pod.uid}/")
-        d.image_backoff.forget(f"{self.pod.uid}/")
-        d.statuses.remove(self.pod.uid)
+        await kill_pod(self._deps, self.pod, grace, self._announced)
         self.running_containers = 0
-        log.info("pod %s stopped and removed", self.pod.full_name)
-
-    async def _stop_container(self, c: ContainerStatus, grace: float) -> None:
-        spec = self.pod.spec.container(c.name)
-        if self._deps.pre_stop is not None and spec is not None:
-            with contextlib.suppress(RuntimeError_):
-                grace = max(await self._deps.pre_stop(self.pod, spec, c.id, grace), MIN_GRACE_S)
-        await self._deps.runtime.stop_container(c.id, grace)
 
 
 _ATTR = {"initContainers": "init_containers", "containers": "containers"}
