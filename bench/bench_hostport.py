@@ -22,15 +22,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import secrets
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from netns_children import cpu, start_namespaces, stop
 
 from pykubelet.network import (
     BridgeNetwork,
@@ -39,46 +39,10 @@ from pykubelet.network import (
     SandboxNetworkRef,
     default_conflist,
 )
+from pykubelet.network.firewall_cleanup import firewall_left_as_found
 from pykubelet.runtime.types import PortMapping
 
 CNI_BIN = "/usr/lib/cni"
-
-
-def cpu() -> tuple[float, float]:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
-
-
-def start_namespaces(n: int) -> list[subprocess.Popen[bytes]]:
-    procs = [
-        subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up && exec sleep 600"])
-        for _ in range(n)
-    ]
-    deadline = time.monotonic() + 30
-    host = os.readlink("/proc/self/ns/net")
-    for p in procs:
-        while True:
-            try:
-                ok = os.readlink(f"/proc/{p.pid}/ns/net") != host and (
-                    Path(f"/proc/{p.pid}/comm").read_text().strip() == "sleep"
-                )
-            except OSError:
-                ok = False
-            if ok:
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"namespace child {p.pid} did not come up")
-            time.sleep(0.005)
-    return procs
-
-
-def stop(procs: list[subprocess.Popen[bytes]], bridge: str) -> None:
-    for p in procs:
-        p.kill()
-    for p in procs:
-        p.wait()
-    subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
 
 
 def free_port() -> int:
@@ -159,7 +123,7 @@ async def main() -> None:
         f"{'network':<22} {'phase':<9} {'median ms':>9} {'p90 ms':>7} "
         f"{'agent CPU ms':>12} {'child CPU ms':>12}"
     )
-    with tempfile.TemporaryDirectory(prefix="bench-hostport-") as d:
+    with firewall_left_as_found(), tempfile.TemporaryDirectory(prefix="bench-hostport-") as d:
         for kind in kinds:
             for phase, walls, agent, child in await run_one(kind, args.pods, Path(d)):
                 walls.sort()

@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import secrets
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from netns_children import cpu, start_namespaces, stop
 
 from pykubelet.network import (
     BridgeNetwork,
@@ -31,43 +31,6 @@ from pykubelet.network import (
 )
 
 CNI_BIN = "/usr/lib/cni"
-
-
-def cpu() -> tuple[float, float]:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
-
-
-def start_namespaces(n: int) -> list[subprocess.Popen[bytes]]:
-    procs = [
-        subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up && exec sleep 600"])
-        for _ in range(n)
-    ]
-    deadline = time.monotonic() + 30
-    host = os.readlink("/proc/self/ns/net")
-    for p in procs:  # wait until each child is in its own namespace with lo up (exec'd sleep)
-        while True:
-            try:
-                ok = os.readlink(f"/proc/{p.pid}/ns/net") != host and (
-                    Path(f"/proc/{p.pid}/comm").read_text().strip() == "sleep"
-                )
-            except OSError:
-                ok = False
-            if ok:
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"namespace child {p.pid} did not come up")
-            time.sleep(0.005)
-    return procs
-
-
-def stop(procs: list[subprocess.Popen[bytes]], bridge: str) -> None:
-    for p in procs:
-        p.kill()
-    for p in procs:
-        p.wait()
-    subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
 
 
 async def phase(jobs: list[Callable[[], Awaitable[object]]]) -> tuple[float, float, float]:
