@@ -29,6 +29,7 @@ __all__ = [
     "CertPair",
     "certs_main",
     "create_ca",
+    "create_cert",
     "create_client_cert",
     "create_serving_cert",
     "ensure_node_ca",
@@ -130,7 +131,7 @@ def _leaf(
     ca: CertPair | None,
     subject: x509.Name,
     sans: Sequence[x509.GeneralName],
-    eku: x509.ObjectIdentifier,
+    ekus: Sequence[x509.ObjectIdentifier],
     base: str,
     days: int,
 ) -> CertPair:
@@ -159,7 +160,7 @@ def _leaf(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
         .add_extension(aki, critical=False)
     )
     if sans:
@@ -189,7 +190,7 @@ def create_serving_cert(
         ca,
         subject,
         _serving_sans(node_name),
-        ExtendedKeyUsageOID.SERVER_AUTH,
+        [ExtendedKeyUsageOID.SERVER_AUTH],
         os.path.join(directory, "kubelet"),
         days,
     )
@@ -208,10 +209,33 @@ def create_client_cert(
         ca,
         x509.Name(attrs),
         (),
-        ExtendedKeyUsageOID.CLIENT_AUTH,
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
         os.path.join(directory, safe),
         days,
     )
+
+
+def create_cert(
+    directory: str,
+    stem: str,
+    *,
+    ca: CertPair,
+    common_name: str,
+    organizations: Sequence[str] = (),
+    server: bool = False,
+    client: bool = False,
+    days: int = 365,
+) -> CertPair:
+    """``directory/<stem>.crt|.key`` signed by ``ca``, for a server (localhost, 127.0.0.1, ::1),
+    a client, or both (as a webhook peer or a test harness needs)."""
+    if not (server or client):
+        raise InvalidInput("a certificate is for a server, a client or both", field="usage")
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    ekus = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+    ekus += [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+    sans = _serving_sans("localhost") if server else ()
+    return _leaf(ca, x509.Name(attrs), sans, ekus, os.path.join(directory, stem), days)
 
 
 def ensure_self_signed_serving_cert(cert_dir: str, node_name: str) -> CertPair:
