@@ -207,6 +207,9 @@ class PodWorker:
                 self._next_attempt[name] = attempts[0].attempt + 1
             await self._deps.runtime.stop_pod_sandbox(sb.id)
             await self._deps.runtime.remove_pod_sandbox(sb.id)
+            # prepare again (as upstream's every sync does): the new sandbox has new IPs for
+            # status.podIP env and downward API files
+            self._prepared = False
         config = self._deps.builder.sandbox(self.pod, attempt)
         sid = await self._deps.runtime.run_pod_sandbox(config)
         self._sandbox_config = config

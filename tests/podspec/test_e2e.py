@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -244,6 +245,43 @@ def test_non_root_container_on_read_only_rootfs_with_volumes_and_downward_api(
     assert "SCRATCH-WRITABLE" in log
     assert 'tier="backend"' in log
     assert f"NAME=secure-{node_name()} IP={ip} MEM=64" in log
+
+
+PODIP = """apiVersion: v1
+kind: Pod
+metadata: {name: podip}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'echo IP=$MY_IP; exec sleep 3600']
+    env:
+    - {name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+"""
+
+
+def _holder_pid(node: Node) -> int:
+    [record] = (node.root / "runtime" / "sandboxes").glob("*/sandbox.json")
+    return int(json.loads(record.read_text())["holder_pid"])
+
+
+def test_a_recreated_sandbox_gives_its_new_ip_to_the_containers_env(node: Node) -> None:
+    node.start()
+    node.write_pod("podip", PODIP)
+    first = wait_for(lambda: _running(node, "podip"), 60, "the container running")
+    ip1 = (node.pod("podip") or {})["status"]["podIP"]
+    assert f"IP={ip1}\n" in _log(node, "podip", "c")
+    os.kill(_holder_pid(node), signal.SIGKILL)  # the pod's namespaces are gone with it
+
+    def restarted() -> dict[str, Any] | None:
+        c = _running(node, "podip")
+        return c if c is not None and c["containerID"] != first["containerID"] else None
+
+    wait_for(restarted, 60, "the container restarted in a new sandbox")
+    ip2 = (node.pod("podip") or {})["status"]["podIP"]
+    assert ip2 and ip2 != ip1  # host-local hands out addresses round robin
+    wait_for(lambda: f"IP={ip2}\n" in _log(node, "podip", "c"), 30, "the new IP in the env")
 
 
 REFUSED = """apiVersion: v1
