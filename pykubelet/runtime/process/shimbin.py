@@ -94,7 +94,9 @@ def _run(argv: list[str], env: dict[str, str] | None) -> subprocess.CompletedPro
 
 
 async def launch(argv: list[str], env: dict[str, str] | None = None) -> list[int]:
-    """Run a daemonizing helper mode; return the pids it reports (daemon first).
+    """Run a daemonizing helper mode as its own process; return the pids it reports (daemon
+    first). The compiled helper is launched by its zygote instead (``zygote.py``); this path
+    serves the Python fallback helper.
 
     The helper is forked and waited for in a thread of the launch pool (``pools.py``): a
     hundred pods starting at once then neither block the event loop in fork/exec nor start a
