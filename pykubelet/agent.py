@@ -109,7 +109,7 @@ def build_network(config: KubeletConfiguration) -> AgentNetwork | None:
     return BridgeNetwork(
         state_dir=str(Path(config.root_dir) / "network"),
         bridge=DEFAULT_BRIDGE,
-        subnet=DEFAULT_SUBNET,
+        subnet=config.pod_cidr or DEFAULT_SUBNET,
         cni_bin_dir=config.cni_bin_dir,  # portmap, for pods with a host port
     )
 

@@ -12,6 +12,7 @@ the same machine is never disturbed). docs/config.md lists every field.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import re
 import socket
@@ -64,7 +65,7 @@ IGNORED_FIELDS = frozenset(
     kubeReservedCgroup kubeletCgroups localStorageCapacityIsolation logging
     makeIPTablesUtilChains maxOpenFiles maxParallelImagePulls memorySwap
     nodeLeaseDurationSeconds nodeStatusMaxImages nodeStatusReportFrequency
-    nodeStatusUpdateFrequency podCIDR podPidsLimit podsPerCore protectKernelDefaults
+    nodeStatusUpdateFrequency podPidsLimit podsPerCore protectKernelDefaults
     providerID qosReserved registerNode registerWithTaints registryBurst registryPullQPS
     reservedSystemCPUs resolvConf runtimeRequestTimeout seccompDefault serializeImagePulls
     showHiddenMetricsForVersion shutdownGracePeriod shutdownGracePeriodCriticalPods
@@ -148,6 +149,7 @@ class KubeletConfiguration:
     container_log_max_size_bytes: int = 10 * 1024 * 1024
     container_log_max_files: int = 5
     cgroup_root: str = ""
+    pod_cidr: str = ""  # the built-in network's subnet ("": 10.88.42.0/24); CNI configs own theirs
     # pykubelet extensions (config file and flags) and flag-only settings
     root_dir: str = "/var/lib/pykubelet"
     cni_conf_dir: str = "/etc/cni/net.d"  # first *.conflist/*.conf wins; none: built-in bridge
@@ -266,6 +268,20 @@ def _positive(v: Any) -> int:
     return n
 
 
+def _pod_cidr(v: Any) -> str:
+    """An IPv4 network with room for a gateway and pods (as kubenet took ``podCIDR``)."""
+    s = _str(v)
+    if not s:
+        return s
+    try:
+        net = ipaddress.IPv4Network(s)
+    except ValueError as e:
+        raise ValueError(f"not an IPv4 CIDR such as 10.88.42.0/24 ({e})") from e
+    if net.prefixlen > 29:
+        raise ValueError("too small: a /29 or larger leaves room for pods")
+    return str(net)
+
+
 def _choice(options: Sequence[str]) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         s = _str(v)
@@ -357,6 +373,7 @@ _FIELDS: tuple[_Spec, ...] = (
     ("containerLogMaxSize", "container_log_max_size_bytes", _size, "--container-log-max-size"),
     ("containerLogMaxFiles", "container_log_max_files", _positive, "--container-log-max-files"),
     ("cgroupRoot", "cgroup_root", _str, "--cgroup-root"),
+    ("podCIDR", "pod_cidr", _pod_cidr, "--pod-cidr"),
     (
         "containerRuntimeEndpoint",
         "container_runtime_endpoint",

@@ -155,6 +155,19 @@ def test_flags_are_validated_too() -> None:
     ]
 
 
+def test_pod_cidr_is_an_ipv4_network_with_room_for_pods(tmp_path: Path) -> None:
+    assert load_config(["--pod-cidr", "10.99.0.0/16"]).pod_cidr == "10.99.0.0/16"
+    assert load_config(["--config", write(tmp_path, "podCIDR: 10.98.0.0/24\n")]).pod_cidr == (
+        "10.98.0.0/24"
+    )
+    [small] = problems(["--pod-cidr", "10.99.0.0/30"])
+    assert small == "--pod-cidr: too small: a /29 or larger leaves room for pods: '10.99.0.0/30'"
+    [v6] = problems(["--pod-cidr", "fd00::/64"])
+    assert v6.startswith("--pod-cidr: not an IPv4 CIDR such as 10.88.42.0/24")
+    [host_bits] = problems(["--pod-cidr", "10.99.0.1/24"])
+    assert "has host bits set" in host_bits
+
+
 def test_cross_field_rules() -> None:
     assert problems(["--tls-cert-file", "a.crt", "--node-name", "n"]) == [
         "tlsCertFile: tlsCertFile and tlsPrivateKeyFile must be set together"

@@ -39,3 +39,14 @@ def test_cni_when_configured_else_the_built_in_network(tmp_path: Path) -> None:
     (conf_dir / "05-broken.conf").write_text("{not json")
     with pytest.raises(CniConfigError, match=r"05-broken\.conf"):
         build_network(_config(tmp_path, conf_dir))
+
+
+@pytest.mark.root
+def test_pod_cidr_is_the_built_in_networks_subnet(tmp_path: Path) -> None:
+    require_root()
+    root, none = str(tmp_path / "root"), str(tmp_path / "none")
+    argv = ["--root-dir", root, "--cni-conf-dir", none, "--pod-cidr", "10.99.64.0/20"]
+    config = load_config(argv)
+    net = build_network(config)
+    assert isinstance(net, BridgeNetwork)
+    assert (str(net.subnet), net.gateway) == ("10.99.64.0/20", "10.99.64.1")
