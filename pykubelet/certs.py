@@ -98,6 +98,21 @@ def _builder(
     )
 
 
+def _key_usage(*, signs_certs: bool) -> x509.KeyUsage:
+    """Digital signatures (ECDSA), plus certificate and CRL signing for a CA."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=signs_certs,
+        crl_sign=signs_certs,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def create_ca(directory: str, *, common_name: str = "pykubelet-ca", days: int = 3650) -> CertPair:
     """A self-signed CA at ``directory/ca.crt`` and ``ca.key``."""
     key = ec.generate_private_key(_KEY)
@@ -105,20 +120,7 @@ def create_ca(directory: str, *, common_name: str = "pykubelet-ca", days: int = 
     cert = (
         _builder(name, name, key, days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(signs_certs=True), critical=True)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
         )
@@ -146,20 +148,7 @@ def _leaf(
     b = (
         _builder(subject, issuer_name, key, days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(signs_certs=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
         .add_extension(aki, critical=False)
     )
