@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "python3-venv missing: run scripts/install-system-deps.sh" >&2; exit 1; }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	@# devtools/ (test images, firewall clean-up) is importable in the dev venv, never shipped
+	$(BIN)/python -c 'import site, sys; open(site.getsitepackages()[0] + "/pykubelet-devtools.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -23,8 +25,8 @@ run: venv
 	@bash scripts/run-standalone.sh "$(RUN_DIR)"
 
 lint: venv
-	$(BIN)/ruff check pykubelet tests bench
-	$(BIN)/ruff format --check pykubelet tests bench
+	$(BIN)/ruff check pykubelet devtools tests bench
+	$(BIN)/ruff format --check pykubelet devtools tests bench
 
 typecheck: venv
 	$(BIN)/mypy

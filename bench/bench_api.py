@@ -290,8 +290,8 @@ def _run_client(args: list[str]) -> dict[str, float]:
 async def server_main(
     duration: float, only_follow: bool = False, mbytes: int = 200, only_pods: bool = False
 ) -> None:
-    from pykubelet.certs import create_ca, create_client_cert, create_serving_cert
     from pykubelet.logs import encode_records
+    from pykubelet.security.certs import create_ca, create_client_cert, create_serving_cert
     from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))

@@ -32,6 +32,7 @@ from typing import Any
 
 from netns_children import cpu, start_namespaces, stop
 
+from devtools.firewall_cleanup import firewall_left_as_found
 from pykubelet.network import (
     BridgeNetwork,
     CniNetwork,
@@ -39,7 +40,6 @@ from pykubelet.network import (
     SandboxNetworkRef,
     default_conflist,
 )
-from pykubelet.network.firewall_cleanup import firewall_left_as_found
 from pykubelet.runtime.types import PortMapping
 
 CNI_BIN = "/usr/lib/cni"

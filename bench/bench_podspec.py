@@ -24,9 +24,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from pykubelet.netns import socket_in_netns
+from pykubelet.host.netns import socket_in_netns
 from pykubelet.network import CniNetwork, SandboxNetworkRef, default_conflist
-from pykubelet.pods.probes import HttpGetAction, ProbeTarget, TcpSocketAction, run_handler
+from pykubelet.podspec.actions import HttpGetAction, ProbeTarget, TcpSocketAction, run_handler
 from pykubelet.runtime import ExecResult
 
 

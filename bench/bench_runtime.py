@@ -17,8 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from devtools.busybox_image import build_busybox_image
 from pykubelet.runtime import ContainerConfig, SandboxConfig
-from pykubelet.runtime.process import ProcessRuntime, build_busybox_image
+from pykubelet.runtime.process import ProcessRuntime
 
 
 def _mem_kib(pid: int) -> tuple[int, int]:

@@ -22,8 +22,8 @@ from pykubelet.auth.tokenfile import StaticTokenFile
 from pykubelet.auth.tokenreview import TokenReviewAuthenticator
 from pykubelet.auth.types import Attributes, UserInfo
 from pykubelet.auth.webhook_client import HTTPSReviewPoster
-from pykubelet.clock import SystemClock
-from pykubelet.recording import AsciicastRecorder
+from pykubelet.core.clock import SystemClock
+from pykubelet.security.recording import AsciicastRecorder
 from pykubelet.server.audit import AuditLog, AuditRecord, audit_event
 
 ROWS: list[tuple[str, float, str]] = []

@@ -219,7 +219,8 @@ def remove_cgroups() -> None:
 
 
 async def import_busybox(root: Path) -> None:
-    from pykubelet.runtime.process import ProcessRuntime, build_busybox_image
+    from devtools.busybox_image import build_busybox_image
+    from pykubelet.runtime.process import ProcessRuntime
 
     if not BUSYBOX_TAR.exists():
         build_busybox_image(BUSYBOX_TAR, ref="docker.io/library/busybox:latest")

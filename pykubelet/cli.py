@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pykubelet.config import ConfigError, KubeletConfiguration, load_config
-from pykubelet.errors import PykubeletError
+from pykubelet.core.errors import PykubeletError
 
 __all__ = ["main"]
 
@@ -112,8 +112,8 @@ def _delegate(module: str, func: str, argv: Sequence[str]) -> int:
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": run_main,
     "images": images_main,
-    "certs": lambda argv: _delegate("pykubelet.certs", "certs_main", argv),
-    "doctor": lambda argv: _delegate("pykubelet.doctor", "doctor_main", argv),
+    "certs": lambda argv: _delegate("pykubelet.security.certs", "certs_main", argv),
+    "doctor": lambda argv: _delegate("pykubelet.security.doctor", "doctor_main", argv),
 }
 
 

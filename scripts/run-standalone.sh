@@ -21,7 +21,7 @@ if ! "$BIN/pykubelet" images list --root-dir "$ROOT" 2>/dev/null | grep -q busyb
   "$BIN/python" - "$RUN_DIR/busybox.tar" <<'PY'
 import sys
 from pathlib import Path
-from pykubelet.runtime.process import build_busybox_image
+from devtools.busybox_image import build_busybox_image
 build_busybox_image(Path(sys.argv[1]), ref="docker.io/library/busybox:latest")
 PY
   "$BIN/pykubelet" images import --root-dir "$ROOT" "$RUN_DIR/busybox.tar"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pykubelet.network.firewall_cleanup import firewall_left_as_found
+from devtools.firewall_cleanup import firewall_left_as_found
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from pykubelet.certs import create_ca
+from pykubelet.security.certs import create_ca
 
 PYKUBELET = [sys.executable, "-m", "pykubelet.cli"]
 

@@ -12,10 +12,42 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "auth": ("aiohttp", "pykubelet.server"),
     "api": ("aiohttp", "asyncio", "socket", "pykubelet.server", "pykubelet.runtime"),
     "logs": ("aiohttp", "pykubelet.server"),
-    "pods": ("pykubelet.server", "pykubelet.runtime.process", "pykubelet.runtime.cri", "aiohttp"),
+    "pods": (
+        "pykubelet.server",
+        "pykubelet.runtime.process",
+        "pykubelet.runtime.cri",
+        "pykubelet.podspec",
+        "aiohttp",
+    ),
+    # Pod-spec features plug into the lifecycle through WorkerDeps: never its manager or worker.
+    "podspec": (
+        "pykubelet.server",
+        "pykubelet.pods.manager",
+        "pykubelet.pods.worker",
+        "pykubelet.runtime.process",
+        "pykubelet.runtime.cri",
+        "pykubelet.agent",
+        "aiohttp",
+    ),
+    "core": ("pykubelet.api", "pykubelet.pods", "pykubelet.runtime", "pykubelet.server"),
+    "host": ("pykubelet.pods", "pykubelet.runtime", "pykubelet.server", "aiohttp"),
     "runtime": ("pykubelet.server", "pykubelet.pods", "aiohttp"),
     "stats": ("pykubelet.server",),
 }
+
+
+def test_the_shipped_package_never_imports_devtools() -> None:
+    users = [
+        str(p.relative_to(ROOT.parent))
+        for p in ROOT.rglob("*.py")
+        if any(n == "devtools" or n.startswith("devtools.") for n in _imports(p))
+    ]
+    assert users == []
+
+
+def test_only_entry_points_and_packages_at_the_top() -> None:
+    loose = sorted(p.name for p in ROOT.glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "cli.py"] or loose == ["__init__.py", "cli.py"]
 
 
 def _imports(path: Path) -> set[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pykubelet.api.ports import check_host_port_conflicts, container_ports
 from pykubelet.api.status import PodStatus
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 
 __all__ = ["Container", "ObjectMeta", "Pod", "PodSpec", "pods_to_list"]
 

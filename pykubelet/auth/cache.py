@@ -10,7 +10,7 @@ import hashlib
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-from pykubelet.clock import Clock
+from pykubelet.core.clock import Clock
 
 __all__ = ["TTLCache", "digest_key"]
 

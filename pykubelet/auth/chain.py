@@ -13,7 +13,7 @@ from dataclasses import replace
 from pykubelet.auth.anonymous import AnonymousAuthenticator
 from pykubelet.auth.types import Authenticator, AuthResult, RequestInfo
 from pykubelet.auth.x509 import X509Authenticator
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 
 __all__ = ["UnionAuthenticator", "build_authenticator"]
 

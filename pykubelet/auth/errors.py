@@ -1,4 +1,4 @@
-"""Errors of the auth package, as subclasses of the shared kinds in ``pykubelet.errors``.
+"""Errors of the auth package, as subclasses of the shared kinds in ``pykubelet.core.errors``.
 
 A bad token file or policy file is ``InvalidInput`` (refused at start, the message names the
 line or document and the field); an authorizer or webhook that cannot answer is ``Unavailable``
@@ -7,7 +7,7 @@ line or document and the field); an authorizer or webhook that cannot answer is 
 
 from __future__ import annotations
 
-from pykubelet.errors import InvalidInput, Unavailable
+from pykubelet.core.errors import InvalidInput, Unavailable
 
 __all__ = [
     "AuthorizerError",

@@ -20,8 +20,8 @@ from pykubelet.auth.types import Authenticator, Authorizer
 from pykubelet.auth.webhook_authz import WebhookAuthorizer
 from pykubelet.auth.webhook_client import ReviewPoster
 from pykubelet.auth.websocket_token import WebSocketTokenAuthenticator
-from pykubelet.clock import Clock, SystemClock
-from pykubelet.errors import InvalidInput
+from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.core.errors import InvalidInput
 
 __all__ = ["AUTHORIZATION_MODES", "build_authorizer", "build_token_authenticators"]
 

@@ -17,7 +17,7 @@ from pykubelet.auth.cache import TTLCache, digest_key
 from pykubelet.auth.errors import WebhookError
 from pykubelet.auth.types import UserInfo
 from pykubelet.auth.webhook_client import Backoff, ReviewPoster, post_with_retry
-from pykubelet.clock import Clock, SystemClock
+from pykubelet.core.clock import Clock, SystemClock
 
 __all__ = ["TOKENREVIEW_PATH", "TokenReviewAuthenticator", "parse_token_review"]
 

@@ -12,7 +12,7 @@ from pykubelet.auth.cache import TTLCache, digest_key
 from pykubelet.auth.errors import AuthorizerError, WebhookError
 from pykubelet.auth.types import Attributes, AuthorizationResult, Decision
 from pykubelet.auth.webhook_client import Backoff, ReviewPoster, post_with_retry
-from pykubelet.clock import Clock, SystemClock
+from pykubelet.core.clock import Clock, SystemClock
 
 __all__ = ["SAR_PATH", "WebhookAuthorizer", "subject_access_review"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pykubelet.auth.errors import WebhookError
-from pykubelet.clock import Clock
+from pykubelet.core.clock import Clock
 
 __all__ = ["Backoff", "HTTPSReviewPoster", "ReviewPoster", "post_with_retry"]
 

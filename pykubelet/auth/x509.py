@@ -23,7 +23,7 @@ from cryptography.x509.verification import (
 )
 
 from pykubelet.auth.types import AuthResult, RequestInfo, UserInfo
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 
 __all__ = ["X509Authenticator", "load_ca_bundle"]
 

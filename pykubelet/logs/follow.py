@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-from pykubelet.clock import Clock, SystemClock
-from pykubelet.logs.inotify import DirectoryWatcher
+from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.host.inotify import DirectoryWatcher
 
 __all__ = ["Chunk", "FileTail", "Subscription", "TailHub"]
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.logs.format import parse_timestamp
 
 __all__ = ["LogOptions", "LogQueryInvalid", "LogQueryUndecodable", "parse_log_query"]

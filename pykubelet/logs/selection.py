@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pykubelet.api import Pod
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 
 __all__ = ["LogUnavailable", "select_container_id"]
 

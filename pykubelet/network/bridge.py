@@ -40,7 +40,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.network import rtnetlink as rt
 from pykubelet.network.ipam import AddressPool
 from pykubelet.network.manager import DEFAULT_BRIDGE, DEFAULT_SUBNET

@@ -2,7 +2,7 @@
 
 One ``RouteSocket`` lives in one network namespace (a socket keeps the namespace it was created
 in: ``open(netns_path)`` creates it in a throwaway thread that joined the namespace, via
-``pykubelet.netns``) and is used by one thread at a time. It blocks: callers run it in a worker
+``pykubelet.host.netns``) and is used by one thread at a time. It blocks: callers run it in a worker
 thread, never on the event loop.
 
 A batch goes to the kernel in one ``send``; the kernel handles the messages in order and acks
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-from pykubelet.errors import NotFound
-from pykubelet.netns import NetnsError, run_in_netns
+from pykubelet.core.errors import NotFound
+from pykubelet.host.netns import NetnsError, run_in_netns
 from pykubelet.network import rtnetlink as rt
 from pykubelet.network.types import NetlinkError, NetworkError
 

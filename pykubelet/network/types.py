@@ -10,8 +10,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from pykubelet.errors import InvalidInput, PykubeletError, Unavailable
-from pykubelet.runtime.network import PodNetwork
+from pykubelet.core.errors import InvalidInput, PykubeletError, Unavailable
+from pykubelet.runtime.pod_network import PodNetwork
 from pykubelet.runtime.types import PortMapping, SandboxConfig
 
 __all__ = [

@@ -1,12 +1,13 @@
-"""Pod sources, the pod manager, pod workers, back-off and the status manager."""
+"""The pod lifecycle: sources, the pod manager, one worker per pod, back-off, status.
+
+Pod-spec features (probes, hooks, volumes, downward API, security context) live in
+``pykubelet.podspec`` and plug in through ``WorkerDeps``; they never import this layer's
+manager or worker."""
 
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.cache import ContainerCache
-from pykubelet.pods.downward import NodeAllocatable, PodFacts
 from pykubelet.pods.env import ValueFromResolver, build_env, expand, expand_command
 from pykubelet.pods.manager import PodManager
-from pykubelet.pods.podspec import PodSpecLayer
-from pykubelet.pods.prober import ProbeChange, Prober, ProbeRecorder, ProbeType
 from pykubelet.pods.protocol import PodLister, VersionedPodLister
 from pykubelet.pods.runtime_config import ContainerConfigHook, RuntimeConfigBuilder
 from pykubelet.pods.source_file import StaticDirSource
@@ -18,13 +19,6 @@ from pykubelet.pods.worker import PodWorker, WorkerCounters, WorkerDeps
 __all__ = [
     "Backoff",
     "ContainerCache",
-    "NodeAllocatable",
-    "PodFacts",
-    "PodSpecLayer",
-    "ProbeChange",
-    "ProbeRecorder",
-    "ProbeType",
-    "Prober",
     "ContainerConfigHook",
     "PodLayerStats",
     "PodLister",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pykubelet.clock import Clock
+from pykubelet.core.clock import Clock
 
 __all__ = ["Backoff"]
 

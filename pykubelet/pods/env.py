@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pykubelet.api import Container, Pod
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 
 __all__ = ["ValueFromResolver", "build_env", "expand", "expand_command"]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pykubelet.api import Pod
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.worker_deps import WorkerDeps
-from pykubelet.runtime.errors import RuntimeError_
+from pykubelet.runtime.errors import RuntimeFailure
 from pykubelet.runtime.types import ContainerState, ContainerStatus
 
 __all__ = ["MIN_GRACE_S", "kill_pod", "stop_containers"]
@@ -60,6 +60,6 @@ async def stop_containers(
 async def _stop_container(d: WorkerDeps, pod: Pod, c: ContainerStatus, grace: float) -> None:
     spec = pod.spec.container(c.name)
     if d.pre_stop is not None and spec is not None:
-        with contextlib.suppress(RuntimeError_):
+        with contextlib.suppress(RuntimeFailure):
             grace = max(await d.pre_stop(pod, spec, c.id, grace), MIN_GRACE_S)
     await d.runtime.stop_container(c.id, grace)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from pykubelet.api import Pod
 from pykubelet.api.ports import ContainerPort, container_ports
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.runtime.types import PortMapping
 
 __all__ = [

@@ -13,7 +13,7 @@ from typing import Any
 
 from pykubelet.api import Container, Pod
 from pykubelet.api.quantity import parse_quantity
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.env import ValueFromResolver, build_env, expand_command
 from pykubelet.pods.ports import port_mappings
 from pykubelet.runtime.types import (

@@ -23,9 +23,9 @@ from pathlib import Path
 import yaml
 
 from pykubelet.api import Pod
-from pykubelet.clock import Clock, SystemClock
-from pykubelet.errors import InvalidInput
-from pykubelet.pods.inotify import DirectoryWatch, inotify_available
+from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.core.errors import InvalidInput
+from pykubelet.host.inotify import DirectoryWatcher
 from pykubelet.pods.static_pod import static_pod_from_document
 from pykubelet.pods.types import PodUpdate, UpdateOp
 
@@ -59,8 +59,10 @@ class StaticDirSource:
         *,
         clock: Clock | None = None,
         file_check_frequency_s: float = 20.0,
+        use_inotify: bool = True,
     ) -> None:
         self.path = path
+        self._use_inotify = use_inotify
         self._node = node_name
         self._updates = updates
         self._clock = clock or SystemClock()
@@ -78,38 +80,44 @@ class StaticDirSource:
         return dict(self._errors)
 
     async def run(self) -> None:
-        while True:
-            watch: DirectoryWatch | None = None
-            if inotify_available() and self._dir_exists():
-                watch = DirectoryWatch(self.path)
+        watcher = DirectoryWatcher.create() if self._use_inotify else None
+        changed = asyncio.Event()
+        try:
+            while True:
+                watching = watcher is not None and self._dir_exists()
+                if watching and watcher is not None:
+                    if not watcher.watch_directory(self.path, changed.set):
+                        log.warning("cannot watch %s; polling every %ss", self.path, POLL_S)
+                        watching = False
                 try:
-                    watch.start()
-                except OSError as e:
-                    log.warning("cannot watch %s (%s); polling every %ss", self.path, e, POLL_S)
-                    watch = None
-            try:
-                await self._scan_until_gone(watch)
-            finally:
-                if watch is not None:
-                    watch.close()
+                    await self._scan_until_gone(
+                        watcher if watching else None, changed, can_watch=watcher is not None
+                    )
+                finally:
+                    if watching and watcher is not None:
+                        watcher.unwatch_directory(self.path, changed.set)
+        finally:
+            if watcher is not None:
+                watcher.close()
 
-    async def _scan_until_gone(self, watch: DirectoryWatch | None) -> None:
-        interval = self._resync_s if watch is not None else POLL_S
+    async def _scan_until_gone(
+        self, watcher: DirectoryWatcher | None, changed: asyncio.Event, *, can_watch: bool
+    ) -> None:
+        interval = self._resync_s if watcher is not None else POLL_S
         while True:
-            if watch is not None:
-                watch.changed.clear()
+            changed.clear()
             self.rescan()
-            if watch is None:
+            if watcher is None:
                 await self._clock.sleep(interval)
-                if self._dir_exists() and inotify_available():
-                    return  # the directory (re)appeared: set up a watch
+                if self._dir_exists() and can_watch:
+                    return  # the directory (re)appeared: try to set up a watch
                 continue
             try:
                 async with asyncio.timeout(interval):
-                    await watch.changed.wait()
+                    await changed.wait()
             except TimeoutError:
                 pass
-            if watch.gone:
+            if not watcher.is_watching(self.path):
                 return
             await asyncio.sleep(DEBOUNCE_S)  # let a burst of writes land before reading
 

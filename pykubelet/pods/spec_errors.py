@@ -9,7 +9,7 @@ PykubeletError
 
 from __future__ import annotations
 
-from pykubelet.errors import InvalidInput, PykubeletError
+from pykubelet.core.errors import InvalidInput, PykubeletError
 
 __all__ = ["ContainerConfigError", "UnsupportedByRuntime", "VolumeSetupError"]
 

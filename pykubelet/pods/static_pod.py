@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pykubelet.api import Pod
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 
 __all__ = [
     "CONFIG_HASH",

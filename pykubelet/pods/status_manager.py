@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import replace
 
 from pykubelet.api import PodStatus
-from pykubelet.clock import Clock
+from pykubelet.core.clock import Clock
 
 __all__ = ["StatusManager"]
 

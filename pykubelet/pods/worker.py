@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from pykubelet.api import Container, ContainerStateWaiting, Pod
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.kill import kill_pod, stop_containers
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.status_builder import build_pod_status
@@ -33,7 +33,7 @@ from pykubelet.runtime.errors import (
     CreateContainerError,
     ImageNotFound,
     ImagePullError,
-    RuntimeError_,
+    RuntimeFailure,
     SandboxNotFound,
 )
 from pykubelet.runtime.types import (
@@ -380,7 +380,7 @@ class PodWorker:
             )
             wakes.append(CONFIG_RETRY_S)
             return True
-        except RuntimeError_ as e:
+        except RuntimeFailure as e:
             self._waiting[c.name] = ContainerStateWaiting(
                 reason="RunContainerError", message=str(e)
             )

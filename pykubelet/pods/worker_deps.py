@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pykubelet.api import Container, Pod
-from pykubelet.clock import Clock
+from pykubelet.core.clock import Clock
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.cache import ContainerCache
 from pykubelet.pods.runtime_config import RuntimeConfigBuilder

@@ -7,11 +7,11 @@ from pykubelet.runtime.errors import (
     ExecTimeout,
     ImageNotFound,
     ImagePullError,
-    RuntimeError_,
+    RuntimeFailure,
     RuntimeUnavailable,
     SandboxNotFound,
 )
-from pykubelet.runtime.network import PodNetwork
+from pykubelet.runtime.pod_network import PodNetwork
 from pykubelet.runtime.protocol import (
     ImageService,
     PortConnection,
@@ -62,7 +62,7 @@ __all__ = [
     "PortConnection",
     "PortMapping",
     "Runtime",
-    "RuntimeError_",
+    "RuntimeFailure",
     "RuntimeInfo",
     "RuntimeUnavailable",
     "RuntimeVersion",

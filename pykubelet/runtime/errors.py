@@ -1,7 +1,7 @@
 """Runtime error kinds.
 
 PykubeletError
-└── RuntimeError_ (kinds below subclass the shared ones as well)
+└── RuntimeFailure (kinds below subclass the shared ones as well)
     ├── ContainerNotFound, SandboxNotFound, ImageNotFound   (NotFound)
     ├── ImagePullError                                      (Unavailable)
     ├── CreateContainerError                                (InvalidInput)
@@ -12,7 +12,7 @@ PykubeletError
 
 from __future__ import annotations
 
-from pykubelet.errors import Conflict, InvalidInput, NotFound, PykubeletError, Unavailable
+from pykubelet.core.errors import Conflict, InvalidInput, NotFound, PykubeletError, Unavailable
 
 __all__ = [
     "ContainerNotFound",
@@ -21,43 +21,43 @@ __all__ = [
     "CreateContainerError",
     "ImageNotFound",
     "ImagePullError",
-    "RuntimeError_",
+    "RuntimeFailure",
     "RuntimeUnavailable",
     "SandboxNotFound",
 ]
 
 
-class RuntimeError_(PykubeletError):
+class RuntimeFailure(PykubeletError):
     """Base of runtime errors (trailing underscore: not the builtin)."""
 
 
-class ContainerNotFound(RuntimeError_, NotFound):
+class ContainerNotFound(RuntimeFailure, NotFound):
     pass
 
 
-class SandboxNotFound(RuntimeError_, NotFound):
+class SandboxNotFound(RuntimeFailure, NotFound):
     pass
 
 
-class ImageNotFound(RuntimeError_, NotFound):
+class ImageNotFound(RuntimeFailure, NotFound):
     """The image is not in the local store and cannot be pulled (no registry here)."""
 
 
-class ImagePullError(RuntimeError_, Unavailable):
+class ImagePullError(RuntimeFailure, Unavailable):
     pass
 
 
-class CreateContainerError(RuntimeError_, InvalidInput):
+class CreateContainerError(RuntimeFailure, InvalidInput):
     """The container config cannot be realised (bad working dir, unsupported option)."""
 
 
-class RuntimeUnavailable(RuntimeError_, Unavailable):
+class RuntimeUnavailable(RuntimeFailure, Unavailable):
     pass
 
 
-class ContainerNotRunning(RuntimeError_, Conflict):
+class ContainerNotRunning(RuntimeFailure, Conflict):
     """The operation needs a running container (exec, attach) or a created one (start)."""
 
 
-class ExecTimeout(RuntimeError_, Unavailable):
+class ExecTimeout(RuntimeFailure, Unavailable):
     """``exec_sync`` ran past its timeout; the command was killed."""

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from pykubelet.clock import Clock
+from pykubelet.core.clock import Clock
 from pykubelet.runtime.errors import (
     ContainerNotFound,
     CreateContainerError,

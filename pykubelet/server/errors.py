@@ -1,6 +1,6 @@
 """The one place errors become HTTP responses (bodies as reference §1.3, §2.1, §7).
 
-Handlers raise ``pykubelet.errors`` kinds (or ``HttpError`` when upstream's exact status and
+Handlers raise ``pykubelet.core.errors`` kinds (or ``HttpError`` when upstream's exact status and
 body differ from the kind's default); this module turns them into responses.
 """
 
@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import web
 
-from pykubelet.errors import (
+from pykubelet.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pykubelet.clock import Clock
-from pykubelet.errors import PykubeletError
+from pykubelet.core.clock import Clock
+from pykubelet.core.errors import PykubeletError
 from pykubelet.logs import (
     LogQueryInvalid,
     LogQueryUndecodable,

@@ -22,7 +22,7 @@ from pykubelet.auth.types import (
     RequestInfo,
     UserInfo,
 )
-from pykubelet.clock import Clock, SystemClock
+from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.server.audit import new_audit_id
 from pykubelet.server.errors import error_response, go_error, mux_not_found, plain, restful_error
 from pykubelet.server.paths import PathClass, PathTable, clean_path, decode_path

@@ -13,7 +13,7 @@ import ssl
 
 from aiohttp import web
 
-from pykubelet.certs import ensure_self_signed_serving_cert
+from pykubelet.security.certs import ensure_self_signed_serving_cert
 from pykubelet.server.app import build_full_app, build_healthz_app, build_read_only_app
 from pykubelet.server.settings import ServerBackends, ServerSettings
 from pykubelet.server.tls import build_server_context

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from pykubelet.auth.ratelimit import AuthFailureLimiter
 from pykubelet.auth.types import Authenticator, Authorizer, UserInfo
-from pykubelet.clock import Clock, SystemClock
-from pykubelet.errors import InvalidInput
+from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.protocol import PodLister
 from pykubelet.runtime.protocol import Runtime
 

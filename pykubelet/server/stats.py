@@ -10,8 +10,8 @@ from typing import Protocol
 
 from aiohttp import web
 
-from pykubelet.clock import Clock
-from pykubelet.errors import Unavailable
+from pykubelet.core.clock import Clock
+from pykubelet.core.errors import Unavailable
 from pykubelet.pods.protocol import PodLister
 from pykubelet.server.metrics import HttpMetricsObserver, MetricsBackend, metrics_routes
 from pykubelet.server.settings import RequestObserver

@@ -17,7 +17,7 @@ import logging
 import ssl
 from typing import Any
 
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 
 __all__ = [
     "CIPHER_SUITES",

@@ -20,7 +20,7 @@ import os
 import ssl
 from collections.abc import Callable, Sequence
 
-from pykubelet.errors import PykubeletError
+from pykubelet.core.errors import PykubeletError
 
 __all__ = ["ReloadingTLS"]
 

@@ -8,7 +8,7 @@ Who calls what:
 
 * the prober (pods layer): ``record_probe(probe_type, result, pod, container)`` after every probe
   (``pod`` a ``Pod``, or its name with ``namespace=`` and ``pod_uid=``: an ``AgentMetrics`` is a
-  ready ``ProbeRecorder`` for ``pykubelet.pods.prober``);
+  ready ``ProbeRecorder`` for ``pykubelet.podspec.prober``);
   ``forget_pod(uid)`` when a pod's workers stop, so its series go away as upstream's do;
 * the pod workers: ``observe_pod_start(duration_s)`` when a pod first reaches Running (or the
   stats service calls ``set_pod_start_durations`` from the pod layer's counters at each scrape);
@@ -40,7 +40,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from pykubelet.api import Pod
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.stats.exposition import FunctionCollector, private_registry
 
 __all__ = [

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from pykubelet.clock import Clock, SystemClock
+from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.pods.protocol import PodLister
 from pykubelet.runtime.types import ContainerState, ContainerStatus, SandboxState, SandboxStatus
 from pykubelet.stats.cgroups import CgroupReader

@@ -11,7 +11,7 @@ PykubeletError
 
 from __future__ import annotations
 
-from pykubelet.errors import InvalidInput, NotFound, Unavailable
+from pykubelet.core.errors import InvalidInput, NotFound, Unavailable
 
 __all__ = ["CgroupGone", "CgroupParseError", "StatsReadError"]
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pykubelet.api import Pod
-from pykubelet.clock import Clock
+from pykubelet.core.clock import Clock
 from pykubelet.runtime.types import ContainerStatus, SandboxStatus
 from pykubelet.stats.cgroups import CgroupReader, CgroupUsage
 from pykubelet.stats.errors import CgroupGone, CgroupParseError, StatsReadError

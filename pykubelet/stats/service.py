@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from pykubelet.errors import Unavailable
+from pykubelet.core.errors import Unavailable
 from pykubelet.stats.agent_metrics import AgentMetrics
 from pykubelet.stats.cadvisor_metrics import cadvisor_families
 from pykubelet.stats.collector import StatsCollector

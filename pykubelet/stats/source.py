@@ -48,7 +48,7 @@ class StatsConfig:
     rootfs_dir: Callable[[ContainerStatus], str | None] | None = None
 
     def __post_init__(self) -> None:
-        from pykubelet.errors import InvalidInput
+        from pykubelet.core.errors import InvalidInput
 
         if not self.node_name:
             raise InvalidInput("must not be empty", field="node_name")

@@ -10,7 +10,7 @@ After either, a session sits in its ERROR state and refuses further use.
 
 from __future__ import annotations
 
-from pykubelet.errors import InvalidInput, PykubeletError
+from pykubelet.core.errors import InvalidInput, PykubeletError
 
 __all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
 

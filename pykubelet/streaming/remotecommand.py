@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.streaming.errors import RemoteProtocolError
 
 __all__ = [

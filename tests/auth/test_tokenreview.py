@@ -14,7 +14,7 @@ from pykubelet.auth.errors import WebhookError
 from pykubelet.auth.tokenreview import TokenReviewAuthenticator
 from pykubelet.auth.types import RequestInfo, UserInfo
 from pykubelet.auth.webhook_client import Backoff, HTTPSReviewPoster
-from pykubelet.clock import FakeClock
+from pykubelet.core.clock import FakeClock
 from tests.auth.webhook_server import review_server
 
 FAST = Backoff(initial=0.01, factor=1.5, jitter=0.2, steps=5)

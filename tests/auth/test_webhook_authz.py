@@ -11,7 +11,7 @@ from pykubelet.auth.errors import AuthorizerError
 from pykubelet.auth.types import Attributes, Decision, UserInfo
 from pykubelet.auth.webhook_authz import WebhookAuthorizer, subject_access_review
 from pykubelet.auth.webhook_client import Backoff, HTTPSReviewPoster
-from pykubelet.clock import FakeClock
+from pykubelet.core.clock import FakeClock
 from tests.auth.webhook_server import review_server
 
 FAST = Backoff(initial=0.01, steps=2)

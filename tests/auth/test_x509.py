@@ -21,8 +21,14 @@ from pykubelet.auth import (
     X509Authenticator,
     build_authenticator,
 )
-from pykubelet.certs import CertPair, create_ca, create_client_cert, create_serving_cert, load_pair
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
+from pykubelet.security.certs import (
+    CertPair,
+    create_ca,
+    create_client_cert,
+    create_serving_cert,
+    load_pair,
+)
 
 
 def der(pair: CertPair) -> bytes:

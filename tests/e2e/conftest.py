@@ -16,7 +16,7 @@ from tests.prereq import require, require_root
 @pytest.fixture(scope="session")
 def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require(Path("/bin/busybox").exists(), "needs Debian's busybox-static (/bin/busybox)")
-    from pykubelet.runtime.process import build_busybox_image
+    from devtools.busybox_image import build_busybox_image
 
     out = tmp_path_factory.mktemp("image") / "busybox.tar"
     build_busybox_image(out, ref="docker.io/library/busybox:latest")

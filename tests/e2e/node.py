@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pykubelet.certs import CertPair, create_ca, create_client_cert, create_serving_cert
 from pykubelet.network import DEFAULT_BRIDGE, CniNetwork, PortMapper, default_conflist
+from pykubelet.security.certs import CertPair, create_ca, create_client_cert, create_serving_cert
 from tests.conftest import free_port
 
 NODE = "e2e-node"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.network import (
     AddressPoolExhausted,
     BridgeNetwork,

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import subprocess
 
-from pykubelet.network.firewall_cleanup import firewall_left_as_found
+from devtools.firewall_cleanup import firewall_left_as_found
 from pykubelet.network.localnet import GUARD_COMMENT, LocalnetGuard
 from tests.prereq import require, require_root
 

@@ -265,7 +265,7 @@ def test_malformed_replies_raise(data: bytes) -> None:
 
 
 def _kernel_answers(netns_path: str, wires: list[bytes]) -> list[rt.Reply]:
-    from pykubelet.netns import run_in_netns
+    from pykubelet.host.netns import run_in_netns
 
     def talk() -> list[rt.Reply]:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:

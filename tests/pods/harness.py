@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pykubelet.api import Pod
-from pykubelet.clock import FakeClock
+from pykubelet.core.clock import FakeClock
 from pykubelet.pods import (
     Backoff,
     PodManager,

@@ -7,8 +7,8 @@ import contextlib
 from pathlib import Path
 
 from pykubelet.agent import Agent
-from pykubelet.clock import SystemClock
 from pykubelet.config import load_config
+from pykubelet.core.clock import SystemClock
 from pykubelet.runtime.fake import FakeRuntime
 
 POD = (

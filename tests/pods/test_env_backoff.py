@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pykubelet.api import Pod
-from pykubelet.clock import FakeClock
-from pykubelet.errors import InvalidInput
+from pykubelet.core.clock import FakeClock
+from pykubelet.core.errors import InvalidInput
 from pykubelet.pods import Backoff, build_env, expand
 from pykubelet.pods.worker import go_duration
 

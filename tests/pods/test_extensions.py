@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pykubelet.api import Container, Pod
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.runtime.types import ContainerStatus, SandboxStatus
 from tests.pods.harness import ctr, harness, manifest, static
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pykubelet.api import Pod
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.network import SandboxNetworkRef, cni_port_mappings, inject_runtime_config
 from pykubelet.pods import RuntimeConfigBuilder
 from pykubelet.pods.ports import host_port_conflict, host_ports, port_mappings

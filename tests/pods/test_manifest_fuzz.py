@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.pods import RuntimeConfigBuilder, static_pod_from_document
 from pykubelet.pods.status_builder import qos_class
 

@@ -47,12 +47,7 @@ class Watcher:
 @contextlib.asynccontextmanager
 async def watching(path: Path, *, poll: bool = False) -> AsyncIterator[Watcher]:
     q: asyncio.Queue[PodUpdate] = asyncio.Queue()
-    src = StaticDirSource(str(path), "node1", q)
-    if poll:
-        import pykubelet.pods.source_file as sf
-
-        orig = sf.inotify_available
-        sf.inotify_available = lambda: False  # type: ignore[assignment]
+    src = StaticDirSource(str(path), "node1", q, use_inotify=not poll)
     task = asyncio.create_task(src.run())
     try:
         w = Watcher(src, q)
@@ -62,8 +57,6 @@ async def watching(path: Path, *, poll: bool = False) -> AsyncIterator[Watcher]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if poll:
-            sf.inotify_available = orig  # type: ignore[assignment]
 
 
 def write(path: Path, text: str) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import subprocess
 
-from pykubelet.netns import socket_in_netns
+from pykubelet.host.netns import socket_in_netns
 from tests.prereq import require_binary
 
 

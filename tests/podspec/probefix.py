@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from pykubelet.api import Pod
-from pykubelet.netns import socket_in_netns
-from pykubelet.pods.prober import ProbeChange
+from pykubelet.host.netns import socket_in_netns
+from pykubelet.podspec.prober import ProbeChange
 from pykubelet.runtime import ExecResult
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pykubelet.netns import open_connection, socket_in_netns
+from pykubelet.host.netns import open_connection, socket_in_netns
 from pykubelet.network import (
     CniConfigError,
     CniNetwork,

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from pykubelet.clock import FakeClock
-from pykubelet.pods.hooks import HookFailed, container_hook, run_post_start, run_pre_stop
-from pykubelet.pods.probes import ExecAction, HttpGetAction, ProbeTarget, SleepAction
+from pykubelet.core.clock import FakeClock
+from pykubelet.podspec.actions import ExecAction, HttpGetAction, ProbeTarget, SleepAction
+from pykubelet.podspec.hooks import HookFailed, container_hook, run_post_start, run_pre_stop
 from tests.podspec.probefix import HostExecRunner, http_responder, make_pod, serve, wait_until
 
 TARGET = ProbeTarget(container_id="c1")

@@ -10,9 +10,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from pykubelet.clock import FakeClock, SystemClock
-from pykubelet.pods.prober import Prober, ProbeType
-from pykubelet.pods.probes import (
+from pykubelet.core.clock import FakeClock, SystemClock
+from pykubelet.podspec.actions import (
     ExecAction,
     GrpcAction,
     HttpGetAction,
@@ -22,6 +21,7 @@ from pykubelet.pods.probes import (
     TcpSocketAction,
     run_handler,
 )
+from pykubelet.podspec.prober import Prober, ProbeType
 from tests.conftest import free_port
 from tests.podspec.netfix import netns
 from tests.podspec.probefix import (

@@ -9,19 +9,19 @@ import pytest
 
 from pykubelet.api import Pod
 from pykubelet.api.quantity import parse_quantity
-from pykubelet.errors import InvalidInput
-from pykubelet.pods.downward import (
+from pykubelet.core.errors import InvalidInput
+from pykubelet.pods.env import expand as expand_vars
+from pykubelet.pods.spec_errors import ContainerConfigError, UnsupportedByRuntime
+from pykubelet.podspec.actions import GrpcAction, HttpGetAction, SleepAction, parse_probe
+from pykubelet.podspec.downward import (
     NodeAllocatable,
     PodFacts,
     container_env,
     downward_files,
 )
-from pykubelet.pods.env import expand as expand_vars
-from pykubelet.pods.hooks import container_hook
-from pykubelet.pods.prober import ProbeType, container_probes
-from pykubelet.pods.probes import GrpcAction, HttpGetAction, SleepAction, parse_probe
-from pykubelet.pods.security import DEFAULT_CAPABILITIES, container_security
-from pykubelet.pods.spec_errors import ContainerConfigError, UnsupportedByRuntime
+from pykubelet.podspec.hooks import container_hook
+from pykubelet.podspec.prober import ProbeType, container_probes
+from pykubelet.podspec.security import DEFAULT_CAPABILITIES, container_security
 
 ALLOC = NodeAllocatable(cpu_milli=2000, memory_bytes=8 * 2**30, ephemeral_storage_bytes=10**11)
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from pykubelet.api import Pod
-from pykubelet.errors import InvalidInput
-from pykubelet.pods.downward import NodeAllocatable, PodFacts
+from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.spec_errors import VolumeSetupError
-from pykubelet.pods.volumes import PodVolumes, check_host_path
+from pykubelet.podspec.downward import NodeAllocatable, PodFacts
+from pykubelet.podspec.volumes import PodVolumes, check_host_path
 from pykubelet.runtime import Mount
 from tests.prereq import require_root
 
@@ -250,8 +250,8 @@ async def test_memory_empty_dir_is_a_sized_tmpfs_unmounted_on_cleanup(tmp_path: 
 
 
 async def test_volumes_of_orphaned_pods_are_removed_at_start(tmp_path: Path) -> None:
-    from pykubelet.clock import FakeClock
-    from pykubelet.pods import PodSpecLayer
+    from pykubelet.core.clock import FakeClock
+    from pykubelet.podspec import PodSpecLayer
     from pykubelet.runtime.fake import FakeRuntime
 
     clock = FakeClock()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.busybox_image import BUSYBOX_PATH, build_busybox_image
 from pykubelet.runtime import ContainerState, SandboxConfig
-from pykubelet.runtime.process import ProcessRuntime, build_busybox_image
-from pykubelet.runtime.process.busybox import BUSYBOX_PATH
+from pykubelet.runtime.process import ProcessRuntime
 from tests.prereq import require
 
 BUSYBOX_REF = "localhost/busybox:latest"

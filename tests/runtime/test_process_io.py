@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.logs import encode_records, parse_record
 from pykubelet.runtime import (
     ContainerConfig,

@@ -1,12 +1,12 @@
 """A throwaway PKI for tests: a CA and certificates for 127.0.0.1 servers and clients, issued by
-the project's own ``pykubelet.certs`` (valid for a day)."""
+the project's own ``pykubelet.security.certs`` (valid for a day)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from pykubelet.certs import create_ca, create_cert
+from pykubelet.security.certs import create_ca, create_cert
 
 __all__ = ["CA", "Pair"]
 

@@ -11,10 +11,10 @@ import pytest
 
 from pykubelet.agent import Agent
 from pykubelet.auth.errors import PolicyFileError, TokenFileError
-from pykubelet.clock import SystemClock
 from pykubelet.config import load_config
+from pykubelet.core.clock import SystemClock
 from pykubelet.runtime.fake import FakeRuntime
-from pykubelet.security_setup import build_security
+from pykubelet.security.setup import build_security
 from tests.server.harness import Pki, fetch
 
 

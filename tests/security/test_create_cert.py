@@ -8,8 +8,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pykubelet.certs import create_ca, create_cert
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
+from pykubelet.security.certs import create_ca, create_cert
 
 
 def _load(path: str) -> x509.Certificate:

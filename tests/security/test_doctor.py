@@ -11,7 +11,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from pykubelet.doctor import check_config, doctor_main, probe_endpoint
+from pykubelet.security.doctor import check_config, doctor_main, probe_endpoint
 from tests.security.pki import CA
 
 SECURE = {

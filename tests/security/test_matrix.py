@@ -20,7 +20,7 @@ from pykubelet.auth.chain import build_authenticator
 from pykubelet.auth.policy import PolicyAuthorizer, parse_policy
 from pykubelet.auth.setup import build_token_authenticators
 from pykubelet.auth.websocket_token import encode_token_protocol
-from pykubelet.certs import CertPair, create_client_cert
+from pykubelet.security.certs import CertPair, create_client_cert
 from pykubelet.server import ServerBackends
 from pykubelet.server.audit import AuditLog, AuditObserver
 from tests.server.harness import Pki, StaticPods, TinyRuntime, fetch, running, settings_for

@@ -16,8 +16,8 @@ from pykubelet.auth.setup import build_authorizer, build_token_authenticators
 from pykubelet.auth.webhook_authz import WebhookAuthorizer
 from pykubelet.auth.webhook_client import Backoff, HTTPSReviewPoster
 from pykubelet.auth.websocket_token import encode_token_protocol
-from pykubelet.doctor import probe_endpoint
-from pykubelet.security_setup import request_audit_id
+from pykubelet.security.doctor import probe_endpoint
+from pykubelet.security.setup import request_audit_id
 from pykubelet.server import ServerBackends
 from pykubelet.server.audit import AuditLog, AuditObserver
 from tests.conftest import free_port

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pykubelet.clock import FakeClock
-from pykubelet.errors import InvalidInput
-from pykubelet.recording import AsciicastRecorderFactory, NullRecorderFactory
+from pykubelet.core.clock import FakeClock
+from pykubelet.core.errors import InvalidInput
+from pykubelet.security.recording import AsciicastRecorderFactory, NullRecorderFactory
 from tests.prereq import require_binary
 
 

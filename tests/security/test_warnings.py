@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pykubelet.security_warnings import (
+from pykubelet.security.warnings import (
     SecurityPosture,
     exposures,
     posture_from_mapping,

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pykubelet.api import Pod
-from pykubelet.certs import CertPair, create_ca, create_client_cert, create_serving_cert
 from pykubelet.runtime.errors import ContainerNotFound
 from pykubelet.runtime.types import (
     ContainerConfig,
@@ -23,6 +22,7 @@ from pykubelet.runtime.types import (
     SandboxState,
     SandboxStatus,
 )
+from pykubelet.security.certs import CertPair, create_ca, create_client_cert, create_serving_cert
 from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
 
 

@@ -64,7 +64,7 @@ async def test_trusted_certificate_is_served(pki: Pki) -> None:
 
 
 async def test_no_authentication_method_refuses_to_start(pki: Pki) -> None:
-    from pykubelet.errors import InvalidInput
+    from pykubelet.core.errors import InvalidInput
     from pykubelet.server import KubeletServers
 
     servers = KubeletServers(settings_for(pki, client_ca_file=""), backends())
@@ -74,7 +74,7 @@ async def test_no_authentication_method_refuses_to_start(pki: Pki) -> None:
 
 
 async def test_node_ca_helper_issues_working_client_certs(tmp_path: Path, pki: Pki) -> None:
-    from pykubelet.certs import create_client_cert, ensure_node_ca
+    from pykubelet.security.certs import create_client_cert, ensure_node_ca
 
     node_ca = ensure_node_ca(str(tmp_path / "pki"))
     assert ensure_node_ca(str(tmp_path / "pki")) == node_ca  # reused, not recreated

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from pykubelet.certs import certs_main
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
+from pykubelet.security.certs import certs_main
 from pykubelet.server import ServerBackends, build_server_context
 from pykubelet.server.tls import CIPHER_SUITES, accepts_untrusted_client_certs
 from tests.server.harness import Pki, StaticPods, TinyRuntime, fetch, running, settings_for
@@ -112,7 +112,7 @@ def test_certs_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 async def test_reload_tls_serves_the_new_certificate(tmp_path: Path, pki: Pki) -> None:
     import shutil
 
-    from pykubelet.certs import create_serving_cert, load_pair
+    from pykubelet.security.certs import create_serving_cert, load_pair
 
     live = tmp_path / "live"
     live.mkdir()

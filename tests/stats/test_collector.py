@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pykubelet.api import Pod
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.stats import (
     AgentMetrics,
     CgroupReader,
@@ -221,8 +221,8 @@ def test_config_rejects_bad_values() -> None:
 async def test_housekeeping_loop_keeps_going_after_a_failed_pass(tmp_path: object) -> None:
     import asyncio
 
-    from pykubelet.clock import FakeClock
-    from pykubelet.errors import Unavailable
+    from pykubelet.core.clock import FakeClock
+    from pykubelet.core.errors import Unavailable
 
     class Flaky(ListingSource):
         fail = False

@@ -229,7 +229,7 @@ async def test_probe_recording_and_agent_series(served) -> None:  # type: ignore
 
 
 def test_record_probe_rejects_bad_values() -> None:
-    from pykubelet.errors import InvalidInput
+    from pykubelet.core.errors import InvalidInput
 
     m = AgentMetrics()
     pod = Pod.from_dict(
@@ -312,7 +312,7 @@ async def test_before_the_first_pass(tmp_path: object) -> None:
 def test_record_probe_keyword_form_used_by_the_prober() -> None:
     from prometheus_client import generate_latest
 
-    from pykubelet.errors import InvalidInput
+    from pykubelet.core.errors import InvalidInput
 
     m = AgentMetrics()
     m.record_probe(

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from pykubelet.auth.types import Attributes, AuthorizationResult, Decision
-from pykubelet.certs import CertPair, create_client_cert
+from pykubelet.security.certs import CertPair, create_client_cert
 from pykubelet.server import ServerBackends
 from pykubelet.server.metrics import HttpMetricsObserver
 from pykubelet.server.stats import stats_routes

@@ -1,7 +1,6 @@
 """The embedded process runtime: namespaces, overlay root filesystems, cgroups, and a native
 shim per container so containers outlive the agent. See docs/runtime.md."""
 
-from pykubelet.runtime.process.busybox import build_busybox_image
 from pykubelet.runtime.process.features import RuntimeCapabilities
 from pykubelet.runtime.process.images import ImageStore
 from pykubelet.runtime.process.refs import HOST_IMAGE, normalize_ref
@@ -12,6 +11,5 @@ __all__ = [
     "ImageStore",
     "ProcessRuntime",
     "RuntimeCapabilities",
-    "build_busybox_image",
     "normalize_ref",
 ]

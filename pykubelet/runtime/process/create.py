@@ -5,20 +5,38 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pykubelet.runtime.errors import CreateContainerError
+from pykubelet.runtime.process.cgroups import CgroupLayout
 from pykubelet.runtime.process.etcfiles import etc_mounts
+from pykubelet.runtime.process.features import RuntimeCapabilities
+from pykubelet.runtime.process.layout import RuntimeLayout
 from pykubelet.runtime.process.records import ContainerRecord, SandboxRecord, atomic_write_json
 from pykubelet.runtime.process.refs import HOST_IMAGE
 from pykubelet.runtime.process.security import capability_set, resolve_user
 from pykubelet.runtime.types import ContainerConfig, ImageInfo, NamespaceMode, SandboxConfig
 
-if TYPE_CHECKING:
-    from pykubelet.runtime.process.runtime import ProcessRuntime
+__all__ = [
+    "CreateContext",
+    "command_line",
+    "container_env",
+    "prepare_container",
+    "write_init_spec",
+]
 
-__all__ = ["command_line", "container_env", "prepare_container", "write_init_spec"]
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateContext:
+    """What creating a container needs of its runtime (and nothing more): the host's
+    capabilities, the on-disk layout, the cgroup tree, and the creation time."""
+
+    capabilities: RuntimeCapabilities
+    layout: RuntimeLayout
+    cgroups: CgroupLayout
+    created_at: float
+
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -69,7 +87,7 @@ def write_init_spec(path: Path, directives: list[tuple[str, ...]]) -> None:
     path.write_text(text)
 
 
-def _validate(rt: ProcessRuntime, config: ContainerConfig, image: ImageInfo) -> None:
+def _validate(rt: CreateContext, config: ContainerConfig, image: ImageInfo) -> None:
     caps = rt.capabilities
     sec = config.security
     name = config.name
@@ -112,7 +130,7 @@ def _validate(rt: ProcessRuntime, config: ContainerConfig, image: ImageInfo) -> 
 
 
 def prepare_container(
-    rt: ProcessRuntime,
+    rt: CreateContext,
     cid: str,
     sandbox: SandboxRecord,
     config: ContainerConfig,
@@ -188,7 +206,7 @@ def prepare_container(
             sandbox_id=sandbox.id,
             config=config,
             image_ref=image.id,
-            created_at=rt._clock.now(),
+            created_at=rt.created_at,
             log_path=str(log_path),
             cgroup_path=cgroup_path,
             argv=argv,

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.runtime.errors import ImageNotFound
 from pykubelet.runtime.process.refs import HOST_IMAGE, normalize_ref
 from pykubelet.runtime.types import ImageInfo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 
 __all__ = ["HOST_IMAGE", "normalize_ref"]
 

@@ -19,16 +19,17 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pykubelet.clock import Clock, SystemClock
+from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.runtime.errors import (
     ContainerNotFound,
     ContainerNotRunning,
     CreateContainerError,
     SandboxNotFound,
 )
-from pykubelet.runtime.network import PodNetwork
+from pykubelet.runtime.pod_network import PodNetwork
 from pykubelet.runtime.process import procs
 from pykubelet.runtime.process.cgroups import CgroupLayout, discover_cgroups
+from pykubelet.runtime.process.create import CreateContext, prepare_container
 from pykubelet.runtime.process.etcfiles import write_sandbox_files
 from pykubelet.runtime.process.execs import ExecMixin
 from pykubelet.runtime.process.features import (
@@ -350,8 +351,6 @@ class ProcessRuntime(ExecMixin):
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox_config: SandboxConfig
     ) -> str:
-        from pykubelet.runtime.process.create import prepare_container
-
         sandbox = self._sandbox(sandbox_id)
         if not self._sandbox_ready(sandbox):
             raise CreateContainerError(f"sandbox {sandbox_id[:12]} is not ready")
@@ -359,7 +358,12 @@ class ProcessRuntime(ExecMixin):
         cid = secrets.token_hex(32)
         rec = await run_io(
             prepare_container,
-            self,
+            CreateContext(
+                capabilities=self.capabilities,
+                layout=self.layout,
+                cgroups=self.cgroups,
+                created_at=self._clock.now(),
+            ),
             cid,
             sandbox,
             config,

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from pykubelet.pods.protocol import PodLister
-from pykubelet.recording import RecorderFactory as RecorderOpener
-from pykubelet.recording import SessionRecorder
 from pykubelet.runtime.protocol import Runtime, StreamingRuntime
+from pykubelet.security.recording import RecorderFactory as RecorderOpener
+from pykubelet.security.recording import SessionRecorder
 
 __all__ = [
     "AuditIdOf",

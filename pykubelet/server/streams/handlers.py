@@ -13,7 +13,7 @@ from functools import partial
 from aiohttp import web
 
 from pykubelet.api import Pod
-from pykubelet.errors import InvalidInput, NotFound, PykubeletError
+from pykubelet.core.errors import InvalidInput, NotFound, PykubeletError
 from pykubelet.runtime.types import ContainerState, SandboxState, StreamIO
 from pykubelet.server.streams.backend import StreamBackend
 from pykubelet.server.streams.exec_service import CommandSession, serve_exec_spdy, serve_exec_ws

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import yaml
 
 from pykubelet.config import ConfigError, load_config
-from pykubelet.security_warnings import (
+from pykubelet.security.warnings import (
     SecurityPosture,
     exposures,
     posture_from_config,

@@ -22,10 +22,14 @@ from pykubelet.auth.ratelimit import AuthFailureLimiter
 from pykubelet.auth.setup import build_authorizer, build_token_authenticators
 from pykubelet.auth.types import Authenticator, Authorizer
 from pykubelet.auth.webhook_client import ReviewPoster
-from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration
-from pykubelet.recording import AsciicastRecorderFactory, NullRecorderFactory, RecorderFactory
-from pykubelet.security_warnings import exposures, posture_from_config, warning_block
+from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.security.recording import (
+    AsciicastRecorderFactory,
+    NullRecorderFactory,
+    RecorderFactory,
+)
+from pykubelet.security.warnings import exposures, posture_from_config, warning_block
 from pykubelet.server.audit import AuditLog, AuditObserver
 from pykubelet.server.middleware import AUDIT_ID_KEY
 from pykubelet.server.requestlog import JsonRequestLog

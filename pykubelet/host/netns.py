@@ -21,7 +21,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
-from pykubelet.errors import NotFound, PykubeletError
+from pykubelet.core.errors import NotFound, PykubeletError
 
 __all__ = [
     "CLONE_NEWNET",

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pykubelet.api import Container, Pod
-from pykubelet.clock import Clock
-from pykubelet.pods.probes import (
+from pykubelet.core.clock import Clock
+from pykubelet.podspec.actions import (
     ExecRunner,
     ProbeResult,
     ProbeSpec,

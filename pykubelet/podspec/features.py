@@ -19,26 +19,26 @@ from dataclasses import replace
 from typing import Any
 
 from pykubelet.api import Container, Pod
-from pykubelet.clock import Clock
-from pykubelet.errors import InvalidInput
-from pykubelet.pods.downward import (
-    NodeAllocatable,
-    PodFacts,
-    check_env_from,
-    resolve_value_from,
-)
-from pykubelet.pods.hooks import HookFailed, container_hook, run_post_start, run_pre_stop
-from pykubelet.pods.prober import ProbeChange, Prober, ProbeRecorder, ProbeType, container_probes
-from pykubelet.pods.probes import ProbeResult, ProbeTarget
+from pykubelet.core.clock import Clock
+from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.runtime_config import LABEL_POD_UID
-from pykubelet.pods.security import container_security
 from pykubelet.pods.termination import (
     TERMINATION_MESSAGE_ANNOTATION,
     create_message_file,
     message_file_path,
 )
-from pykubelet.pods.volumes import PodVolumes, PreparedVolume
-from pykubelet.runtime.errors import RuntimeError_
+from pykubelet.podspec.actions import ProbeResult, ProbeTarget
+from pykubelet.podspec.downward import (
+    NodeAllocatable,
+    PodFacts,
+    check_env_from,
+    resolve_value_from,
+)
+from pykubelet.podspec.hooks import HookFailed, container_hook, run_post_start, run_pre_stop
+from pykubelet.podspec.prober import ProbeChange, Prober, ProbeRecorder, ProbeType, container_probes
+from pykubelet.podspec.security import container_security
+from pykubelet.podspec.volumes import PodVolumes, PreparedVolume
+from pykubelet.runtime.errors import RuntimeFailure
 from pykubelet.runtime.protocol import ImageService, Runtime
 from pykubelet.runtime.types import (
     ContainerConfig,
@@ -235,7 +235,7 @@ class PodSpecLayer:
             return grace_s
         try:
             target = await self._target(cid)
-        except RuntimeError_:
+        except RuntimeFailure:
             return grace_s
         return await run_pre_stop(
             hook,
@@ -286,7 +286,7 @@ class PodSpecLayer:
             if pod is not None and spec is not None:
                 grace = await self.pre_stop(pod, spec, change.container_id, grace)
             await self._runtime.stop_container(change.container_id, grace)
-        except RuntimeError_ as e:
+        except RuntimeFailure as e:
             log.warning("could not stop container %s: %s", change.container_id, e)
         if self._wake is not None:
             self._wake(change.pod_uid)

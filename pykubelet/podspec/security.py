@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pykubelet.api import Container, Pod
-from pykubelet.pods.downward import go_quote
 from pykubelet.pods.spec_errors import ContainerConfigError, UnsupportedByRuntime
+from pykubelet.podspec.downward import go_quote
 from pykubelet.runtime import Capabilities, SecurityConfig
 
 __all__ = [

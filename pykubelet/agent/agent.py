@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pykubelet.clock import Clock, SystemClock
 from pykubelet.config import KubeletConfiguration, configz
-from pykubelet.errors import InvalidInput, PykubeletError
+from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.core.errors import InvalidInput, PykubeletError
 from pykubelet.network import (
     DEFAULT_BRIDGE,
     DEFAULT_SUBNET,
@@ -31,9 +31,7 @@ from pykubelet.network import (
 )
 from pykubelet.pods import (
     Backoff,
-    NodeAllocatable,
     PodManager,
-    PodSpecLayer,
     RuntimeConfigBuilder,
     StaticDirSource,
     StatusManager,
@@ -41,12 +39,13 @@ from pykubelet.pods import (
     WorkerDeps,
 )
 from pykubelet.pods.cache import ContainerCache
+from pykubelet.podspec import NodeAllocatable, PodSpecLayer
 from pykubelet.runtime.process import ProcessRuntime
 from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo, StreamingRuntime
 from pykubelet.stats.agent_metrics import default_metrics
 
 if TYPE_CHECKING:
-    from pykubelet.security_setup import SecurityParts
+    from pykubelet.security.setup import SecurityParts
     from pykubelet.server import KubeletServers
 
 __all__ = ["Agent", "NodeRuntime", "build_network", "build_runtime", "describe_host"]
@@ -276,7 +275,7 @@ class Agent:
         cfg = self.config
         if not cfg.enable_server and cfg.read_only_port == 0 and cfg.healthz_port == 0:
             return []
-        from pykubelet.security_setup import build_security, request_audit_id
+        from pykubelet.security.setup import build_security, request_audit_id
         from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
         from pykubelet.server.stats import build_stats
         from pykubelet.server.streams import StreamBackend, stream_routes

@@ -17,7 +17,7 @@ from typing import Any
 
 from pykubelet.api import Container, Pod
 from pykubelet.api.quantity import Quantity, parse_quantity
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.env import expand
 from pykubelet.pods.spec_errors import ContainerConfigError
 

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from pykubelet.api.quantity import parse_quantity as _quantity
-from pykubelet.errors import InvalidInput
+from pykubelet.core.errors import InvalidInput
 
 __all__ = [
     "Anonymous",

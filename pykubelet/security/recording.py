@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
-from pykubelet.clock import Clock, SystemClock
-from pykubelet.errors import InvalidInput
+from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.core.errors import InvalidInput
 
 __all__ = [
     "AsciicastRecorder",

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pykubelet.api import Container, Pod
-from pykubelet.clock import Clock
-from pykubelet.errors import PykubeletError
-from pykubelet.pods.probes import (
+from pykubelet.core.clock import Clock
+from pykubelet.core.errors import PykubeletError
+from pykubelet.podspec.actions import (
     ExecAction,
     ExecRunner,
     Handler,

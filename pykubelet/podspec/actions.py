@@ -4,7 +4,8 @@
 1 and 3). ``parse_handler`` reads the action shared by probes and lifecycle hooks: ``exec``,
 ``httpGet``, ``tcpSocket``, ``grpc`` (probes) and ``sleep`` (hooks); named ports are resolved
 against the container's ports. ``run_handler`` performs one action: exec through the runtime's
-``exec_sync``, the network actions from inside the pod's network namespace (``pykubelet.netns``).
+``exec_sync``, the network actions from inside the pod's network namespace
+(``pykubelet.host.netns``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pykubelet.api import Container
-from pykubelet.errors import InvalidInput, PykubeletError
-from pykubelet.netns import open_connection, relay
+from pykubelet.core.errors import InvalidInput, PykubeletError
+from pykubelet.host.netns import open_connection, relay
 from pykubelet.runtime import ExecResult
 
 __all__ = [

@@ -11,7 +11,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from pykubelet.errors import Unavailable
+from pykubelet.core.errors import Unavailable
 
 __all__ = ["BUSYBOX_PATH", "build_busybox_image"]
 

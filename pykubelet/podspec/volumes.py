@@ -26,9 +26,9 @@ from typing import Any
 
 from pykubelet.api import Container, Pod
 from pykubelet.api.quantity import parse_quantity
-from pykubelet.errors import InvalidInput
-from pykubelet.pods.downward import DownwardFile, NodeAllocatable, PodFacts, downward_files
+from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.spec_errors import UnsupportedByRuntime, VolumeSetupError
+from pykubelet.podspec.downward import DownwardFile, NodeAllocatable, PodFacts, downward_files
 from pykubelet.runtime import Mount
 
 __all__ = ["HOST_PATH_TYPES", "PodVolumes", "PreparedVolume", "check_host_path"]

@@ -1,0 +1,40 @@
+"""The node's configuration: ``KubeletConfiguration`` (v1beta1 field names), flags, files,
+precedence and validation. The only reader of flags and config files."""
+
+from pykubelet.config.kubelet import (
+    IGNORED_FIELDS,
+    Anonymous,
+    Authentication,
+    Authorization,
+    ConfigError,
+    KubeletConfiguration,
+    WebhookAuthentication,
+    WebhookAuthorization,
+    X509Authentication,
+    build_parser,
+    config_field_names,
+    configz,
+    format_duration,
+    load_config,
+    parse_duration,
+    parse_quantity,
+)
+
+__all__ = [
+    "IGNORED_FIELDS",
+    "Anonymous",
+    "Authentication",
+    "Authorization",
+    "ConfigError",
+    "KubeletConfiguration",
+    "WebhookAuthentication",
+    "WebhookAuthorization",
+    "X509Authentication",
+    "build_parser",
+    "config_field_names",
+    "configz",
+    "format_duration",
+    "load_config",
+    "parse_duration",
+    "parse_quantity",
+]
