@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pykubelet.api import Pod, PodStatus
+from pykubelet.pods.admission import AdmissionNode, admission_failure
 from pykubelet.pods.kill import MIN_GRACE_S
 from pykubelet.pods.ports import NODE_PORTS_MESSAGE, NODE_PORTS_REASON, host_port_conflict
 from pykubelet.pods.runtime_config import ANNOTATION_GRACE, LABEL_MANAGED, LABEL_POD_UID
@@ -32,12 +33,20 @@ _TERMINAL = ("Succeeded", "Failed")  # upstream: "PLEG is not healthy ... thresh
 
 
 class PodManager:
-    def __init__(self, deps: WorkerDeps, *, max_pods: int = 110, relist_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        deps: WorkerDeps,
+        *,
+        max_pods: int = 110,
+        relist_s: float = 1.0,
+        node_info: Callable[[], AdmissionNode | None] | None = None,
+    ) -> None:
         self.updates: asyncio.Queue[PodUpdate] = asyncio.Queue()
         self.ready = asyncio.Event()
         self._deps = deps
         self._max_pods = max_pods
         self._relist_s = relist_s
+        self._node_info = node_info  # node mode: the Node for resource/affinity/taint admission
         self._pods: dict[str, Pod] = {}  # uid -> desired pod
         self._pods_version = 0  # bumped whenever _pods changes; see generation()
         self._by_source: dict[str, set[str]] = {}
@@ -159,6 +168,11 @@ class PodManager:
                 f"Node didn't have enough resource: pods, requested: 1, used: {len(active)}, "
                 f"capacity: {self._max_pods}"
             )
+        node = self._node_info() if self._node_info is not None else None
+        if node is not None:
+            failure = admission_failure(pod, node, active)
+            if failure is not None:
+                return failure
         clash = host_port_conflict(pod, active)
         if clash is not None:
             ip, protocol, port = clash
