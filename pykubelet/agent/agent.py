@@ -39,7 +39,7 @@ from pykubelet.pods import (
     WorkerDeps,
 )
 from pykubelet.pods.cache import ContainerCache
-from pykubelet.podspec import NodeAllocatable, PodSpecLayer
+from pykubelet.podspec import NodeAllocatable, PodSpecFeatures
 from pykubelet.runtime.process import ProcessRuntime
 from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo, StreamingRuntime
 from pykubelet.stats.agent_metrics import default_metrics
@@ -208,7 +208,7 @@ class Agent:
         self.source: StaticDirSource | None = None
         self.servers: KubeletServers | None = None
         self.security: SecurityParts | None = None
-        self.podspec: PodSpecLayer | None = None
+        self.podspec: PodSpecFeatures | None = None
         # CNI or the built-in network, when the agent built a process runtime as root
         self.network: AgentNetwork | None = None
         self.node_mode: NodeMode | None = None  # with --kubeconfig only
@@ -258,7 +258,7 @@ class Agent:
             self.runtime = build_runtime(cfg, self.clock, network=self.network, node_ip=host_ip)
         runtime = self.runtime
         statuses = StatusManager(self.clock)
-        spec = PodSpecLayer(
+        spec = PodSpecFeatures(
             runtime=runtime,
             images=runtime,
             clock=self.clock,
@@ -277,8 +277,8 @@ class Agent:
             builder=RuntimeConfigBuilder(
                 root_dir=cfg.root_dir,
                 cgroup_root=cfg.cgroup_root,
-                value_from=spec.value_from,
-                hooks=(spec.container_config,),
+                value_from=spec.setup.value_from,
+                hooks=(spec.setup.container_config,),
             ),
             runtime_name=_runtime_scheme(cfg),
             crash_backoff=Backoff(self.clock),
@@ -286,22 +286,22 @@ class Agent:
             counters=WorkerCounters(),
             host_ip=host_ip,
             cache=ContainerCache(),
-            readiness=spec.readiness,
-            started=spec.started,
-            prepare_pod=spec.prepare_pod,
-            prepare_container=spec.prepare_container,
-            on_container_started=spec.on_container_started,
-            on_container_running=spec.on_container_running,
-            on_container_exited=spec.on_container_exited,
-            pre_stop=spec.pre_stop,
-            on_pod_removed=spec.on_pod_removed,
+            readiness=spec.probes.readiness,
+            started=spec.probes.started,
+            prepare_pod=spec.setup.prepare_pod,
+            prepare_container=spec.setup.prepare_container,
+            on_container_started=spec.hooks.post_start,
+            on_container_running=spec.probes.on_container_running,
+            on_container_exited=spec.probes.on_container_exited,
+            pre_stop=spec.hooks.pre_stop,
+            on_pod_removed=spec.setup.on_pod_removed,
         )
         self.manager = PodManager(
             deps,
             max_pods=cfg.max_pods,
             node_info=self.node_mode.admission_node if self.node_mode is not None else None,
         )
-        spec.set_wake(self.manager.wake)
+        spec.connect(wake=self.manager.wake, kill=self.manager.kill_container)
         services = [
             _Service(name="pod-manager", run=self.manager.run),
             _Service(name="podspec", run=self._podspec_service),
