@@ -295,6 +295,7 @@ class Agent:
             on_container_exited=spec.probes.on_container_exited,
             pre_stop=spec.hooks.pre_stop,
             on_pod_removed=spec.setup.on_pod_removed,
+            **({"events": self.node_mode.events} if self.node_mode is not None else {}),
         )
         self.manager = PodManager(
             deps,

@@ -49,7 +49,9 @@ class ApiEventSink:
 
     # ----- the EventSink side (called by the pod layer) -----
 
-    def event(self, pod: Pod, type: str, reason: str, message: str, field_path: str = "") -> None:
+    def event(
+        self, pod: Pod, type_: str, reason: str, message: str, *, field_path: str = ""
+    ) -> None:
         involved = {
             "kind": "Pod",
             "namespace": pod.meta.namespace,
@@ -59,18 +61,18 @@ class ApiEventSink:
         }
         if field_path:
             involved["fieldPath"] = field_path
-        self._put(involved, pod.meta.namespace, type, reason, message)
+        self._put(involved, pod.meta.namespace, type_, reason, message)
 
-    def node_event(self, type: str, reason: str, message: str) -> None:
+    def node_event(self, type_: str, reason: str, message: str) -> None:
         # upstream: the node's UID in events is literally its name; namespace default
         involved = {"kind": "Node", "name": self._node, "uid": self._node, "apiVersion": "v1"}
-        self._put(involved, "default", type, reason, message)
+        self._put(involved, "default", type_, reason, message)
 
     def _put(
-        self, involved: dict[str, str], namespace: str, type: str, reason: str, message: str
+        self, involved: dict[str, str], namespace: str, type_: str, reason: str, message: str
     ) -> None:
         item = _Pending(
-            tuple(sorted(involved.items())), namespace, type, reason, message, self._clock.now()
+            tuple(sorted(involved.items())), namespace, type_, reason, message, self._clock.now()
         )
         try:
             self._queue.put_nowait(item)

@@ -17,7 +17,6 @@ as upstream's status manager does; the watch's DELETED event then removes it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -74,6 +73,10 @@ class PodStatusWriter:
         self._seen: dict[str, PodStatus | None] = {}  # uid -> status object last looked at
         self._sent: dict[str, dict[str, Any]] = {}  # api uid -> status dict last PATCHed
         self._deleting: set[str] = set()
+        self._changes = statuses.subscribe()  # UIDs whose status changed
+        self._wake = asyncio.Event()  # a deleted pod's worker finished
+        self._awaiting: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.patches = 0
         self.deletes = 0
 
@@ -81,8 +84,10 @@ class PodStatusWriter:
         sem = asyncio.Semaphore(CONCURRENCY)
         inflight: dict[str, asyncio.Task[None]] = {}
         while True:
-            self._statuses.changed.clear()
             self._source.changed.clear()
+            self._wake.clear()
+            while not self._changes.empty():
+                self._changes.get_nowait()
             for uid, target in self._due().items():
                 if uid in inflight:
                     self._seen.pop(uid, None)  # look again once the PATCH in flight is done
@@ -91,8 +96,9 @@ class PodStatusWriter:
                 inflight[uid] = task
                 task.add_done_callback(functools.partial(_forget_task, inflight, uid))
             waits = [
-                asyncio.ensure_future(self._statuses.changed.wait()),
+                asyncio.ensure_future(self._changes.get()),
                 asyncio.ensure_future(self._source.changed.wait()),
+                asyncio.ensure_future(self._wake.wait()),
                 asyncio.ensure_future(self._clock.sleep(RESYNC_S)),
             ]
             try:
@@ -100,7 +106,7 @@ class PodStatusWriter:
             finally:
                 for w in waits:
                     w.cancel()
-            if not any(w.done() and not w.cancelled() for w in waits[:2]):
+            if not any(w.done() and not w.cancelled() for w in waits[:3]):
                 self._seen.clear()  # the periodic resync looks at every pod again
 
     def _due(self) -> dict[str, tuple[str, str, str, str, PodStatus, dict[str, Any]]]:
@@ -189,7 +195,15 @@ class PodStatusWriter:
         )
 
     async def _maybe_delete(self, uid: str, namespace: str, name: str, status: PodStatus) -> None:
-        if uid in self._deleting or not self._finished(uid, status):
+        if uid in self._deleting:
+            return
+        if not self._finished(uid, status):
+            worker = self._manager.worker(uid)
+            if worker is not None and uid not in self._awaiting:  # look again when it is done
+                self._awaiting.add(uid)
+                task = asyncio.create_task(self._when_done(uid, worker.done))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             return
         self._deleting.add(uid)
         try:
@@ -210,11 +224,11 @@ class PodStatusWriter:
             if e.status not in (404, 409):
                 raise
 
-    def forget(self, uid: str) -> None:
-        with contextlib.suppress(KeyError):
-            del self._sent[uid]
+    async def _when_done(self, uid: str, done: asyncio.Event) -> None:
+        await done.wait()
+        self._awaiting.discard(uid)
         self._seen.pop(uid, None)
-        self._deleting.discard(uid)
+        self._wake.set()
 
 
 def _forget_task(inflight: dict[str, asyncio.Task[None]], uid: str, _task: object) -> None:

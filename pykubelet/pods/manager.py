@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from pykubelet.api import Pod, PodStatus
 from pykubelet.pods.admission import AdmissionNode, admission_failure
+from pykubelet.pods.events import WARNING
 from pykubelet.pods.kill import MIN_GRACE_S
 from pykubelet.pods.ports import NODE_PORTS_MESSAGE, NODE_PORTS_REASON, host_port_conflict
 from pykubelet.pods.runtime_config import ANNOTATION_GRACE, LABEL_MANAGED, LABEL_POD_UID
@@ -194,6 +195,7 @@ class PodManager:
         if failure is not None:
             reason, message = failure
             log.warning("pod %s rejected: %s: %s", pod.full_name, reason, message)
+            self._deps.events.event(pod, WARNING, reason, message)
             self._rejected[pod.uid] = PodStatus(
                 phase="Failed",
                 reason=reason,
