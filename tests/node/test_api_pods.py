@@ -158,3 +158,57 @@ def test_admission_rejects_with_upstream_reasons(
     )
     # the pod without a selector runs
     wait_api(lambda: _running_pods(cp, namespace, ""), 60, "the admitted pod Running")
+
+
+def test_mirror_pod_for_a_static_pod(
+    api_node: ApiNode, control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    api_node.start()
+    node_uid = wait_api(lambda: cp.node(), 30, "the Node")["metadata"]["uid"]
+    api_node.write_pod(
+        "static",
+        f"""apiVersion: v1
+kind: Pod
+metadata: {{name: static, namespace: {namespace}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+""",
+    )
+    name = f"static-{cp.node_name}"
+
+    def mirror_running() -> dict[str, Any] | None:
+        m = cp.get("pod", "-n", namespace, name)
+        return m if m and (m.get("status") or {}).get("phase") == "Running" else None
+
+    mirror = wait_api(mirror_running, 60, "the mirror pod Running in the API")
+    md = mirror["metadata"]
+    local = next(p for p in api_node.get("/pods")["items"] if p["metadata"]["name"] == name)
+    assert md["annotations"]["kubernetes.io/config.mirror"] == local["metadata"]["uid"]
+    assert md["uid"] != local["metadata"]["uid"]
+    assert md["ownerReferences"] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "name": cp.node_name,
+            "uid": node_uid,
+            "controller": True,
+        }
+    ]
+    container_id = mirror["status"]["containerStatuses"][0]["containerID"]
+    assert container_id == local["status"]["containerStatuses"][0]["containerID"]
+    # deleted through the API: created again; the static pod keeps running
+    cp.kubectl("delete", "pod", "-n", namespace, name, "--wait=false")
+    again = wait_api(
+        lambda: (m := mirror_running()) and m["metadata"]["uid"] != md["uid"] and m,
+        60,
+        "the mirror pod re-created",
+    )
+    assert again["status"]["containerStatuses"][0]["containerID"] == container_id
+    # the manifest removed: the mirror pod goes too
+    (api_node.pods / "static.yaml").unlink()
+    wait_api(lambda: cp.get("pod", "-n", namespace, name) is None, 60, "the mirror pod deleted")
