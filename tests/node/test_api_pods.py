@@ -71,6 +71,24 @@ def test_deployment_runs_on_the_node_and_scales_to_zero(
         out = cp.kubectl("get", "pods", "-n", namespace, "-o", "wide", binary=kubectl)
         assert out.count("Running") == 3 and out.count(cp.node_name) == 3
         assert " Ready " in cp.kubectl("get", "node", cp.node_name, binary=kubectl)
+    # a rolling update to a new command replaces every replica
+    old = {p["metadata"]["uid"] for p in pods}
+    cp.kubectl(
+        "patch", "deployment", "web", "-n", namespace, "-p",
+        '{"spec":{"template":{"spec":{"containers":[{"name":"busybox",'
+        '"command":["httpd","-f","-p","8081"]}]}}}}',
+    )  # fmt: skip
+    wait_api(
+        lambda: (
+            (r := cp.get("pods", "-n", namespace, "-l", "app=web")["items"])
+            and len(r) == 3
+            and all(
+                p["metadata"]["uid"] not in old and p["status"].get("phase") == "Running" for p in r
+            )
+        ),
+        120,
+        "3 new replicas Running after the rolling update",
+    )
     cp.kubectl("scale", "deployment", "web", "-n", namespace, "--replicas=0")
     wait_api(
         lambda: not cp.get("pods", "-n", namespace)["items"],
@@ -78,6 +96,28 @@ def test_deployment_runs_on_the_node_and_scales_to_zero(
         "pods gone from the API after scale to 0",
     )
     wait_api(lambda: not api_node.get("/pods")["items"], 30, "pods gone from the node")
+
+
+def test_job_runs_to_completion(
+    api_node: ApiNode, control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    api_node.start()
+    cp.kubectl("create", "job", "once", "-n", namespace, f"--image={IMAGE}", "--", "true")
+    job = wait_api(
+        lambda: (
+            (j := cp.get("job", "-n", namespace, "once"))
+            and (j.get("status") or {}).get("succeeded") == 1
+            and j
+        ),
+        90,
+        "the Job complete",
+    )
+    assert any(c["type"] == "Complete" for c in job["status"]["conditions"])
+    (pod,) = cp.get("pods", "-n", namespace, "-l", "job-name=once")["items"]
+    assert pod["status"]["phase"] == "Succeeded"
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 0 and term["reason"] == "Completed"
 
 
 def test_graceful_delete_stops_sends_final_status_and_deletes(

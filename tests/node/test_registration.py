@@ -76,6 +76,18 @@ def test_registration_labels_capacity_addresses_info_conditions(
         "Ready": ("True", "KubeletReady"),
     }
     assert condition(node, "Ready")["message"] == "kubelet is posting ready status"  # type: ignore[index]
+
+    # node events, in namespace default with the node's name as UID (as upstream)
+    def node_reasons() -> set[str]:
+        return {
+            e["reason"]
+            for e in cp.get("events", "-n", "default")["items"]
+            if e["involvedObject"].get("kind") == "Node"
+            and e["involvedObject"].get("uid") == cp.node_name
+            and e["source"].get("component") == "kubelet"
+        }
+
+    wait_api(lambda: {"Starting", "NodeReady"} <= node_reasons(), 30, "Starting, NodeReady")
     # the API server reaches the node by name through the address it was given
     out = cp.kubectl("get", "--raw", f"/api/v1/nodes/{cp.node_name}/proxy/healthz")
     assert out.strip() == "ok"
