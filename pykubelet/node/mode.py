@@ -161,4 +161,6 @@ class NodeMode:
         try:
             await asyncio.Event().wait()
         finally:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(self.api.counts.items()))
+            log.info("API requests made: %s", counts or "none")
             await self.api.close()
