@@ -84,6 +84,29 @@ def start_agent(base: Path, node: str) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
+class _Pid:
+    """The upstream kubelet, started by start.sh: its pid from the pid file."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+def _stack(script: str, *args: str) -> None:
+    env = {**os.environ, "UPSTREAM_K8S_DIR": str(UPSTREAM)}
+    subprocess.run([str(ROOT / "scripts" / "upstream-k8s" / script), *args], env=env,
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+
+
+def start_upstream() -> Any:
+    _stack("start.sh", "cluster")  # adds containerd and the kubelet to the running control plane
+    return _Pid(int((UPSTREAM / "run" / "kubelet.pid").read_text()))
+
+
+def stop_upstream() -> None:
+    _stack("stop.sh")  # by pid files: the kubelet, its containers, containerd, the control plane
+    _stack("start.sh", "controlplane")
+
+
 def wait_ready(node: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -145,6 +168,12 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--pods", type=int, default=110)
     p.add_argument("--idle", type=float, default=30.0, help="seconds of idle measurement")
+    p.add_argument(
+        "--upstream",
+        action="store_true",
+        help="measure the upstream kubelet v1.20.2 on containerd instead (start.sh cluster; "
+        "the control plane is restarted afterwards)",
+    )
     a = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("root only (namespaces, cgroups)")
@@ -155,7 +184,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix=f"pkbn{secrets.token_hex(3)}"))
     ns = f"bench-{secrets.token_hex(3)}"
     kubectl("delete", "node", node, "--ignore-not-found")
-    agent = start_agent(base, node)
+    agent = start_upstream() if a.upstream else start_agent(base, node)
     try:
         wait_ready(node)
         time.sleep(3)  # registration settles
@@ -190,11 +219,14 @@ def main() -> None:
                 break
             time.sleep(1)
     finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(60)
+        if a.upstream:
+            stop_upstream()
+        else:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(60)
         kubectl("delete", "node", node, "--ignore-not-found", "--wait=false")
         kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false")
-    log = (base / "agent.log").read_text()
+    log = "" if a.upstream else (base / "agent.log").read_text()
     m = re.search(r"API requests made: (.*)", log)
     requests = m.group(1) if m else "?"
     print(

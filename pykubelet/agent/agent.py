@@ -172,6 +172,7 @@ async def _connect_node_mode(config: KubeletConfiguration, clock: Clock) -> Node
         api_burst=config.kube_api_burst,
         event_qps=config.event_record_qps,
         event_burst=config.event_burst,
+        register=config.register_node,
     )
     return await NodeMode.create(settings, clock)
 

@@ -46,6 +46,7 @@ class NodeModeSettings:
     api_burst: int
     event_qps: float
     event_burst: int
+    register: bool = True
 
 
 class NodeMode:
@@ -108,6 +109,7 @@ class NodeMode:
             ready_errors=ready_errors,
             settings_ready=settings_ready,
             node_event=self.events.node_event,
+            register=s.register,
         )
         node = self.node
         self.lease = LeaseController(
