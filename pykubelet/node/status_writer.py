@@ -114,8 +114,7 @@ class PodStatusWriter:
         whose status object changed since it was last looked at."""
         due = {}
         for uid, raw in self._source.pods.items():
-            pod = self._manager.get_pod_by_uid(uid)
-            status = pod.status if pod is not None else None
+            status = self._statuses.get_pod_status(uid)  # rejections are written there too
             if status is None or self._seen.get(uid) is status:
                 if not (raw["metadata"].get("deletionTimestamp") and uid not in self._deleting):
                     continue
@@ -124,18 +123,18 @@ class PodStatusWriter:
             if status is not None:
                 due[uid] = (uid, md["namespace"], md["name"], uid, status, raw)
         live_api = set(self._source.pods)
-        statics = self._static_pods()
+        statics = set(self._static_pods())
         for uid in statics:
             mirror = self._mirror_of(uid)
             if mirror is not None:
                 live_api.add(mirror[2])
-            pod = self._manager.get_pod_by_uid(uid)
-            if mirror is None or pod is None or pod.status is None:
+            status = self._statuses.get_pod_status(uid)
+            if mirror is None or status is None:
                 continue
-            if self._seen.get(uid) is pod.status and mirror[2] in self._sent:
+            if self._seen.get(uid) is status and mirror[2] in self._sent:
                 continue
-            self._seen[uid] = pod.status
-            due[uid] = (uid, mirror[0], mirror[1], mirror[2], pod.status, {})
+            self._seen[uid] = status
+            due[uid] = (uid, mirror[0], mirror[1], mirror[2], status, {})
         for gone in [u for u in self._seen if u not in self._source.pods and u not in statics]:
             del self._seen[gone]
             self._deleting.discard(gone)
