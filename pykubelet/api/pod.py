@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pykubelet.api.key_order import in_go_order
 from pykubelet.api.ports import check_host_port_conflicts, container_ports
 from pykubelet.api.status import PodStatus
 from pykubelet.core.errors import InvalidInput
@@ -310,8 +311,10 @@ class Pod:
             md["labels"] = dict(self.meta.labels)
         if self.meta.annotations:
             md["annotations"] = dict(self.meta.annotations)
-        out["metadata"] = md
-        out["spec"] = dict(self.raw.get("spec") or {})
+        # Keys in Go's order (struct fields as declared, map keys sorted), whatever order the
+        # manifest used: upstream's /pods is written by encoding/json.
+        out["metadata"] = in_go_order(md, "ObjectMeta")
+        out["spec"] = in_go_order(self.raw.get("spec") or {}, "PodSpec")
         out["status"] = self.status.to_dict() if self.status is not None else {}
         return out
 
