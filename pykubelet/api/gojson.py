@@ -11,10 +11,18 @@ import json
 
 __all__ = ["go_json"]
 
-_ESCAPES = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
 )
 
 
 def go_json(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).translate(_ESCAPES).encode()
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in _ESCAPES:
+        if char in text:  # rare: a scan is cheaper than a replace
+            text = text.replace(char, escaped)
+    return text.encode()

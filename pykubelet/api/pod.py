@@ -290,7 +290,10 @@ class Pod:
             creation_timestamp=_opt(md, "creationTimestamp", str, "metadata", ""),
         )
         spec = PodSpec.from_dict(obj.get("spec"), "spec")
-        return cls(meta=meta, spec=spec, raw=copy.deepcopy(dict(obj)))
+        raw = copy.deepcopy(dict(obj))
+        # Go's key order once here, not on every /pods encode (the spec never changes)
+        raw["spec"] = in_go_order(raw.get("spec") or {}, "PodSpec")
+        return cls(meta=meta, spec=spec, raw=raw)
 
     def with_status(self, status: PodStatus | None) -> Pod:
         return replace(self, status=status)
@@ -312,9 +315,10 @@ class Pod:
         if self.meta.annotations:
             md["annotations"] = dict(self.meta.annotations)
         # Keys in Go's order (struct fields as declared, map keys sorted), whatever order the
-        # manifest used: upstream's /pods is written by encoding/json.
+        # manifest used: upstream's /pods is written by encoding/json. The spec was put in
+        # that order by from_dict.
         out["metadata"] = in_go_order(md, "ObjectMeta")
-        out["spec"] = in_go_order(self.raw.get("spec") or {}, "PodSpec")
+        out["spec"] = dict(self.raw.get("spec") or {})
         out["status"] = self.status.to_dict() if self.status is not None else {}
         return out
 
