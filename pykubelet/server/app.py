@@ -165,7 +165,11 @@ def _configz_handler(
     body = json.dumps({"kubeletconfig": settings.configz}, separators=(",", ":")).encode()
 
     async def configz(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=body, headers={"Content-Type": "application/json"})
+        # upstream's /configz handler sets nosniff on its JSON (a mux handler, not restful)
+        return web.Response(
+            body=body,
+            headers={"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"},
+        )
 
     return configz
 

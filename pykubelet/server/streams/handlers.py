@@ -6,6 +6,7 @@ Order of checks follows the upstream kubelet: options (400), pod (404), containe
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -15,6 +16,8 @@ from aiohttp import web
 from pykubelet.api import Pod
 from pykubelet.core.errors import InvalidInput, NotFound, PykubeletError
 from pykubelet.runtime.types import ContainerState, SandboxState, StreamIO
+from pykubelet.server.audit import COMMAND_ANNOTATION
+from pykubelet.server.middleware import ANNOTATIONS_KEY
 from pykubelet.server.streams.backend import StreamBackend
 from pykubelet.server.streams.exec_service import CommandSession, serve_exec_spdy, serve_exec_ws
 from pykubelet.server.streams.portforward_service import (
@@ -141,9 +144,16 @@ def _audit_id(backend: StreamBackend, request: web.Request) -> str:
     return str(value) if value else str(uuid.uuid4())
 
 
+def _only_get_and_post(request: web.Request) -> None:
+    """go-restful registers these for GET and POST only (aiohttp lets HEAD reach a GET route)."""
+    if request.method not in ("GET", "POST"):
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+
+
 async def _remote_command(
     backend: StreamBackend, attach: bool, request: web.Request
 ) -> web.StreamResponse:
+    _only_get_and_post(request)
     if (refused := _not_acceptable(request)) is not None:
         return refused
     form = await _form(request)
@@ -202,6 +212,7 @@ async def _remote_command(
 
 
 async def _port_forward(backend: StreamBackend, request: web.Request) -> web.StreamResponse:
+    _only_get_and_post(request)
     if (refused := _not_acceptable(request)) is not None:
         return refused
     ports: tuple[int, ...] = ()
@@ -254,7 +265,11 @@ async def _run(backend: StreamBackend, request: web.Request) -> web.StreamRespon
     cid = _container_id(found, name)
     if cid is None:
         return _text(500, f'container not found ("{name}")')
-    cmd = request.query.get("cmd", "").split(" ")
+    # go-restful's QueryParameter is FormValue: the query, then an urlencoded POST body
+    cmd = ((await _form(request)).get("cmd") or [""])[0].split(" ")
+    notes = request.get(ANNOTATIONS_KEY)
+    if notes is not None:  # the audit log records the argv that runs, body or query
+        notes[COMMAND_ANNOTATION] = json.dumps(cmd)
     try:
         result = await backend.runtime.exec_sync(cid, cmd)
     except PykubeletError as e:
