@@ -116,6 +116,14 @@ def test_bad_configuration_exits_2_with_one_line_per_field(tmp_path: Path) -> No
     r = subprocess.run([*PYKUBELET, "run", "--config", str(cfg)], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.splitlines() == [
+        "pykubelet: invalid configuration: port: expected an integer, got string",
+    ]
+    r = subprocess.run(
+        [*PYKUBELET, "run", "--config", str(cfg), "--strict-config"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.stderr.splitlines() == [
         "pykubelet: invalid configuration: nope: unknown field",
         "pykubelet: invalid configuration: port: expected an integer, got string",
     ]
@@ -126,5 +134,104 @@ def test_usage_and_unknown_commands() -> None:
     assert r.returncode == 0 and "run [--config FILE]" in r.stdout
     r = subprocess.run([*PYKUBELET, "frobnicate"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr
+    r = subprocess.run([*PYKUBELET, "doctr"], capture_output=True, text=True)
+    assert r.stderr == "pykubelet: unknown command 'doctr'; did you mean 'doctor'? " + (
+        "(pykubelet --help lists them)\n"
+    )
     r = subprocess.run([*PYKUBELET], capture_output=True, text=True)
     assert r.returncode == 2
+
+
+def test_unknown_flag_is_one_line_with_the_closest_match() -> None:
+    r = subprocess.run([*PYKUBELET, "run", "--prot", "1"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr == (
+        "pykubelet run: unknown flag --prot; did you mean --port? "
+        "(pykubelet run --help lists them)\n"
+    )
+    r = subprocess.run([*PYKUBELET, "run", "--por=1"], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown flag --por; did you mean --port?" in r.stderr
+
+
+def test_version_everywhere() -> None:
+    from importlib.metadata import version
+
+    expected = f"pykubelet {version('pykubelet')}\n"
+    for argv in (["--version"], ["version"], ["run", "--version"]):
+        r = subprocess.run([*PYKUBELET, *argv], capture_output=True, text=True)
+        assert (r.returncode, r.stdout) == (0, expected), argv
+
+
+def test_help_gives_each_flag_its_description_default_and_field() -> None:
+    r = subprocess.run([*PYKUBELET, "run", "--help"], capture_output=True, text=True)
+    text = " ".join(r.stdout.split())
+    assert "--max-pods VALUE pods admitted at most (default 110; config: maxPods)" in text
+    assert "(default 4h0m0s; config: streamingConnectionIdleTimeout)" in text
+    assert "(default false; config: rotateCertificates) ACCEPTED, NOT ENFORCED" in text
+    assert "overrides port" not in text  # the old help said only that
+
+
+def test_port_in_use_names_the_owner_and_the_fix(tmp_path: Path) -> None:
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    ca = create_ca(str(tmp_path / "pki"))
+    try:
+        r = subprocess.run(
+            [
+                *PYKUBELET,
+                "run",
+                "--runtime",
+                "fake",
+                "--root-dir",
+                str(tmp_path / "root"),
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--healthz-port",
+                "0",
+                "--client-ca-file",
+                ca.cert_file,
+                "--node-name",
+                "n1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        holder.close()
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    me = Path("/proc/self/comm").read_text().strip()
+    assert r.stderr.splitlines()[-1] == (
+        f"pykubelet: port {port} is already in use by {me} (pid {os.getpid()}): stop it, or "
+        "choose another port with --port"
+    )
+
+
+def test_completion_scripts_know_commands_and_run_flags() -> None:
+    for shell in ("bash", "zsh"):
+        r = subprocess.run([*PYKUBELET, "completion", shell], capture_output=True, text=True)
+        assert r.returncode == 0
+        assert "complete -F _pykubelet pykubelet" in r.stdout
+        assert "--pod-manifest-path" in r.stdout and "doctor" in r.stdout
+    bash = subprocess.run(["bash", "--version"], capture_output=True)
+    if bash.returncode == 0:  # the script is valid bash and completes a flag
+        script = subprocess.run(
+            [*PYKUBELET, "completion", "bash"], capture_output=True, text=True
+        ).stdout
+        out = subprocess.run(
+            [
+                "bash",
+                "-c",
+                script + "COMP_WORDS=(pykubelet run --pod-man); COMP_CWORD=2; _pykubelet; "
+                'echo "${COMPREPLY[@]}"',
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert out.stdout.split() == ["--pod-manifest-path"]
