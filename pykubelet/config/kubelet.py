@@ -145,6 +145,7 @@ class KubeletConfiguration:
     cni_conf_dir: str = "/etc/cni/net.d"  # first *.conflist/*.conf wins; none: built-in bridge
     cni_bin_dir: str = "/usr/lib/cni"
     node_name: str = ""
+    node_ip: str = ""  # --node-ip; "" detects (host/nodeip.py)
     runtime: str = "process"
     container_runtime_endpoint: str = ""
     cert_dir: str = ""  # default <rootDir>/pki
@@ -274,6 +275,14 @@ def _pod_cidr(v: Any) -> str:
     if net.prefixlen > 29:
         raise ValueError("too small: a /29 or larger leaves room for pods")
     return str(net)
+
+
+def _node_ip(v: Any) -> str:
+    s = _str(v)
+    try:
+        return str(ipaddress.ip_address(s)) if s else ""
+    except ValueError:
+        raise ValueError(f"not an IP address: {s!r}") from None
 
 
 def _choice(options: Sequence[str]) -> Callable[[Any], str]:
@@ -500,6 +509,13 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
 _FLAG_ONLY: tuple[tuple[Any, ...], ...] = (
     ("", "kubeconfig", _str, "--kubeconfig", "API server credentials (node mode)", False),
     ("", "node_name", _str, "--hostname-override", "same as --node-name"),
+    (
+        "",
+        "node_ip",
+        _node_ip,
+        "--node-ip",
+        "the node's address (0.0.0.0 or ::: detect that family)",
+    ),
 )
 _TABLE: tuple[Field, ...] = tuple(Field(*row) for row in _FIELDS)
 _FLAG_TABLE: tuple[Field, ...] = tuple(Field(*row) for row in _FLAG_ONLY)
