@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import importlib
+import json
 import logging
 import re
 import signal
@@ -20,7 +21,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pykubelet import __version__
-from pykubelet.config import ConfigError, KubeletConfiguration, field_status, load_config
+from pykubelet.config import (
+    ConfigError,
+    KubeletConfiguration,
+    configz,
+    field_status,
+    load_config,
+)
 from pykubelet.core.errors import PykubeletError
 from pykubelet.core.logformat import configure_logging
 from pykubelet.host import sdnotify
@@ -59,6 +66,19 @@ def _warn_about(config: KubeletConfiguration) -> None:
         )
 
 
+def _check_helper() -> None:
+    """Say at start which container helper will run (the compiled one only when trusted)."""
+    from pykubelet.runtime.process.shimbin import native_helper_problem, packaged_shim
+
+    problem = native_helper_problem()
+    if problem is None:
+        log.info(
+            "container helper: %s (root-owned, built from the shipped source)", packaged_shim()
+        )
+    else:
+        log.warning("container helper: %s; the Python helper will be used (~10 MiB each)", problem)
+
+
 def run_main(argv: Sequence[str]) -> int:
     try:
         config = load_config(argv)
@@ -68,6 +88,9 @@ def run_main(argv: Sequence[str]) -> int:
         return 2
     configure_logging(config.logging_format, config.log_verbosity)
     _warn_about(config)
+    log.debug("effective configuration: %s", json.dumps(configz(config), sort_keys=True))
+    if config.runtime == "process":
+        _check_helper()
     try:
         asyncio.run(_run_agent(config))
     except BaseException as e:  # every failure becomes one line

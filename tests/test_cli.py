@@ -235,3 +235,67 @@ def test_completion_scripts_know_commands_and_run_flags() -> None:
             text=True,
         )
         assert out.stdout.split() == ["--pod-manifest-path"]
+
+
+def test_json_logs_carry_ts_level_msg_and_fields(tmp_path: Path) -> None:
+    import json
+
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(
+        "kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\n"
+        "logging: {format: json, verbosity: 4}\nrotateCertificates: true\nbogus: 1\n"
+    )
+    ca = create_ca(str(tmp_path / "pki"))
+    proc = subprocess.Popen(
+        [
+            *PYKUBELET,
+            "run",
+            "--config",
+            str(cfg),
+            "--runtime",
+            "fake",
+            "--root-dir",
+            str(tmp_path / "root"),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--healthz-port",
+            "0",
+            "--node-name",
+            "n1",
+            "--client-ca-file",
+            ca.cert_file,
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        seen = _read_until(proc, "kubelet API: curl")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stderr is not None
+        seen += proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = [json.loads(line) for line in seen.splitlines() if line.strip()]
+    assert all({"ts", "level", "msg", "logger", "caller"} <= set(d) for d in lines)
+    assert all(isinstance(d["ts"], float) for d in lines)
+    [warned] = [d for d in lines if d.get("field") == "rotateCertificates"]
+    assert warned["level"] == "warning" and warned["status"] == "not enforced"
+    assert "NOT ENFORCED" in warned["msg"]
+    [unknown] = [d for d in lines if d.get("field") == "bogus"]
+    assert unknown["status"] == "unknown"
+    assert any(d["level"] == "debug" for d in lines)  # verbosity 4 from the config's logging
+    # flags override the file: text lines again, no debug
+    r = subprocess.run(
+        [*PYKUBELET, "run", "--config", str(cfg), "--logging-format", "text", "-v", "0",
+         "--runtime", "fake", "--root-dir", str(tmp_path / "root"), "--node-name", "n1",
+         "--port", "0", "--healthz-port", "0", "--address", "127.0.0.1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1  # no client CA: refuses to start, in one line
+    assert not any(line.startswith("{") for line in r.stderr.splitlines())
+    assert " DEBUG " not in r.stderr
+    assert "WARNING pykubelet.config: rotateCertificates is accepted but NOT ENFORCED" in r.stderr
