@@ -47,16 +47,15 @@ def _run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv (outside the checkout) with the wheel built from a copy of this tree."""
+    """A venv (outside the checkout) with the wheel that `python -m build` makes from the sdist
+    of a copy of this tree (so the sdist is complete enough to build the helper)."""
     require_root()
     require(shutil.which("cc") is not None, "needs a C compiler to build the wheel")
     work = tmp_path_factory.mktemp("wheel")
     src = work / "src"
     shutil.copytree(REPO, src, ignore=_NOT_SOURCE)
-    _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"), "."],
-        cwd=src,
-    )
+    _run([sys.executable, "-m", "build", "-o", str(work / "dist"), "."], cwd=src)
+    assert len(list((work / "dist").glob("pykubelet-*.tar.gz"))) == 1
     [wheel] = (work / "dist").glob("pykubelet-*.whl")
     assert wheel.name.endswith("linux_x86_64.whl") or "linux" in wheel.name  # a platform wheel
     venv = work / "venv"
