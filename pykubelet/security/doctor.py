@@ -171,6 +171,8 @@ def check_config(
         f"readOnlyPort = {p.read_only_port}",
     )
     idle = _get(cfg, "streamingConnectionIdleTimeout")
+    if isinstance(idle, str) and _duration_is_zero(idle):
+        idle = None  # a zero in a file is upstream's "unset": the 4h default applies
     add(
         "4.2.5",
         "streaming-connection-idle-timeout is not 0",

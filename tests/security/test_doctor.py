@@ -68,7 +68,8 @@ def test_open_config_fails_where_cis_says() -> None:
     assert got["4.2.2"] == "FAIL"
     assert got["4.2.3"] == "FAIL"
     assert got["4.2.4"] == "FAIL"
-    assert got["4.2.5"] == "FAIL"
+    assert got["4.2.5"] == "PASS"  # "0s" in a file means the 4h default, as upstream
+    assert statuses({**OPEN, "streamingConnectionIdleTimeout": 0.0})["4.2.5"] == "FAIL"
     assert got["4.2.6"] == "WARN"
     assert got["4.2.8"] == "WARN"
     assert got["4.2.9"] == "FAIL"  # only one of cert/key
@@ -233,3 +234,15 @@ async def test_probe_open_and_closed_endpoints(endpoints: dict[str, str]) -> Non
         "PROBE-TLS": "FAIL",
         "PROBE-RO": "FAIL",
     }
+
+
+def test_zero_in_a_file_is_the_default_but_a_zero_flag_is_zero(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**SECURE, "streamingConnectionIdleTimeout": "0s"}))
+    out = io.StringIO()
+    doctor_main(["--config", str(cfg)], stdout=out)
+    assert _row(out.getvalue(), "4.2.5")[0] == "PASS"
+    out = io.StringIO()
+    flag = ["--config", str(cfg), "--streaming-connection-idle-timeout", "0"]
+    assert doctor_main(flag, stdout=out) == 1
+    assert _row(out.getvalue(), "4.2.5")[0] == "FAIL"
