@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from pykubelet.config import ConfigError, field_status, load_config
+from pykubelet.config import ConfigError, field_status, format_duration, load_config
 from pykubelet.security.warnings import (
     SecurityPosture,
     exposures,
@@ -177,7 +177,14 @@ def check_config(
         "4.2.5",
         "streaming-connection-idle-timeout is not 0",
         not _duration_is_zero(idle),
-        f"streamingConnectionIdleTimeout = {idle if idle is not None else '4h (default)'}",
+        "streamingConnectionIdleTimeout = "
+        + (
+            "4h (default)"
+            if idle is None
+            else format_duration(float(idle))
+            if isinstance(idle, int | float)
+            else str(idle)
+        ),
     )
     chains = _get(cfg, "makeIPTablesUtilChains")
     add(
