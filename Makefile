@@ -25,8 +25,8 @@ run: venv
 	@bash scripts/run-standalone.sh "$(RUN_DIR)"
 
 lint: venv
-	$(BIN)/ruff check pykubelet devtools tests bench
-	$(BIN)/ruff format --check pykubelet devtools tests bench
+	$(BIN)/ruff check pykubelet devtools tests bench setup.py
+	$(BIN)/ruff format --check pykubelet devtools tests bench setup.py
 
 typecheck: venv
 	$(BIN)/mypy

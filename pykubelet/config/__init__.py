@@ -17,6 +17,7 @@ from pykubelet.config.kubelet import (
     field_status,
     format_duration,
     load_config,
+    merge_drop_ins,
     parse_duration,
     parse_quantity,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "configz",
     "format_duration",
     "load_config",
+    "merge_drop_ins",
     "parse_duration",
     "parse_quantity",
 ]

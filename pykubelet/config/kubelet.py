@@ -52,6 +52,7 @@ __all__ = [
     "parse_quantity",
     "IGNORED_FIELDS",
     "field_status",
+    "merge_drop_ins",
 ]
 
 API_VERSION = "kubelet.config.k8s.io/v1beta1"
@@ -655,6 +656,24 @@ def _drop_ins(config_dir: str, problems: list[str]) -> list[str]:
     return sorted(str(p) for p in root.rglob("*.conf") if p.is_file())
 
 
+def _apply_drop_ins(doc: dict[str, Any], config_dir: str, problems: list[str]) -> dict[str, Any]:
+    for path in _drop_ins(config_dir, problems):
+        patch = _read_doc(path, "--config-dir", problems)
+        if patch is not None:
+            doc = _merge_patch(doc, patch)
+    return doc
+
+
+def merge_drop_ins(doc: Mapping[str, Any], config_dir: str) -> dict[str, Any]:
+    """``doc`` with the ``--config-dir`` drop-ins applied, as ``load_config`` does (for doctor,
+    which checks the merged document); ``ConfigError`` for a bad drop-in."""
+    problems: list[str] = []
+    merged = _apply_drop_ins(dict(doc), config_dir, problems)
+    if problems:
+        raise ConfigError(problems)
+    return merged
+
+
 def _check_json_type(conv: Callable[[Any], Any], value: Any) -> None:
     """A file value must have its JSON type: flags may spell numbers and booleans as text."""
     if isinstance(value, str) and conv in (_bool, _int, _port, _nonneg, _positive):
@@ -781,10 +800,7 @@ def load_config(argv: Sequence[str]) -> KubeletConfiguration:
     if ns.config:
         doc = _read_doc(ns.config, "--config", problems) or {}
     if ns.config_dir:
-        for path in _drop_ins(ns.config_dir, problems):
-            patch = _read_doc(path, "--config-dir", problems)
-            if patch is not None:
-                doc = _merge_patch(doc, patch)
+        doc = _apply_drop_ins(doc, ns.config_dir, problems)
     found = _Found()
     _walk(doc, "", found, problems)
     if ns.strict_config:

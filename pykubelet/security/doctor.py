@@ -30,7 +30,13 @@ from typing import Any, TextIO
 
 import yaml
 
-from pykubelet.config import ConfigError, field_status, format_duration, load_config
+from pykubelet.config import (
+    ConfigError,
+    field_status,
+    format_duration,
+    load_config,
+    merge_drop_ins,
+)
 from pykubelet.security.warnings import (
     SecurityPosture,
     exposures,
@@ -482,6 +488,7 @@ def doctor_main(
         "Exit status: 0 no FAIL, 1 at least one FAIL, 2 usage or configuration error.",
     )
     parser.add_argument("--config", help="KubeletConfiguration YAML (default: built-in defaults)")
+    parser.add_argument("--config-dir", default="", help="drop-ins merged over --config, as run")
     parser.add_argument("--kubeconfig", default="", help="node mode (enables webhook checks)")
     parser.add_argument("--url", help="probe a running endpoint, e.g. https://127.0.0.1:10250")
     parser.add_argument("--read-only-url", default="", help="read-only port to probe")
@@ -500,6 +507,8 @@ def doctor_main(
         return 2
     # The effective configuration, exactly as `pykubelet run` would load it.
     run_argv = [*(["--config", args.config] if args.config else []), *run_flags]
+    if args.config_dir:
+        run_argv += ["--config-dir", args.config_dir]
     if args.kubeconfig:
         run_argv += ["--kubeconfig", args.kubeconfig]
     try:
@@ -510,6 +519,8 @@ def doctor_main(
         return 2
     except SystemExit:  # argparse rejected a flag (it printed why)
         return 2
+    if args.config_dir:
+        cfg = merge_drop_ins(cfg, args.config_dir)  # valid: load_config accepted it
     # Fields that flags may set too: take them from the effective configuration.
     overlay: dict[str, Any] = {
         "tlsCertFile": effective.tls_cert_file,

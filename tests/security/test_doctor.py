@@ -246,3 +246,17 @@ def test_zero_in_a_file_is_the_default_but_a_zero_flag_is_zero(tmp_path: Path) -
     flag = ["--config", str(cfg), "--streaming-connection-idle-timeout", "0"]
     assert doctor_main(flag, stdout=out) == 1
     assert _row(out.getvalue(), "4.2.5")[0] == "FAIL"
+
+
+def test_config_dir_drop_ins_are_checked_too(tmp_path: Path) -> None:
+    base = tmp_path / "c.yaml"
+    base.write_text(yaml.safe_dump(SECURE))
+    d = tmp_path / "conf.d"
+    d.mkdir()
+    head = {k: SECURE[k] for k in ("apiVersion", "kind")}
+    (d / "10-ro.conf").write_text(yaml.safe_dump({**head, "readOnlyPort": 10255}))
+    (d / "20-pids.conf").write_text(yaml.safe_dump({**head, "podPidsLimit": None}))
+    out = io.StringIO()
+    assert doctor_main(["--config", str(base), "--config-dir", str(d)], stdout=out) == 1
+    assert _row(out.getvalue(), "4.2.4")[0] == "FAIL"  # from the drop-in
+    assert _row(out.getvalue(), "4.2.13")[0] == "WARN"  # null removed the base's limit
