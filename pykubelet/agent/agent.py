@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pykubelet.config import KubeletConfiguration, configz
 from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.core.errors import InvalidInput, PykubeletError
+from pykubelet.host.nodeip import choose_node_ip
 from pykubelet.network import (
     DEFAULT_BRIDGE,
     DEFAULT_SUBNET,
@@ -144,12 +144,10 @@ def describe_host() -> list[str]:
 
 
 def _host_ip(config: KubeletConfiguration) -> str:
-    if config.address not in ("0.0.0.0", "::", ""):
+    """--node-ip (checked to be this host's), else a specific --address, else detected."""
+    if not config.node_ip and config.address not in ("0.0.0.0", "::", ""):
         return config.address
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
+    return choose_node_ip(config.node_ip)
 
 
 class Agent:
