@@ -151,6 +151,17 @@ class KubeletConfiguration:
     container_runtime_endpoint: str = ""
     cert_dir: str = ""  # default <rootDir>/pki
     kubeconfig: str = ""
+    # node mode (with kubeconfig; docs/node.md)
+    node_labels: tuple[tuple[str, str], ...] = ()
+    register_node: bool = True
+    register_with_taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect)
+    node_status_update_frequency_s: float = 0.0  # 0: default 10 s (filled in by load_config)
+    node_status_report_frequency_s: float = 0.0  # 0: 5 m, or the update frequency if only it is set
+    node_lease_duration_s: int = 40
+    kube_api_qps: float = 50.0  # upstream >= 1.27 defaults (1.20: 5 / 10)
+    kube_api_burst: int = 100
+    event_record_qps: float = 5.0
+    event_burst: int = 10
     audit_log_path: str = ""
     audit_log_max_size_mb: int = 100
     audit_log_max_backup: int = 10
@@ -284,6 +295,54 @@ def _node_ip(v: Any) -> str:
         return str(ipaddress.ip_address(s)) if s else ""
     except ValueError:
         raise ValueError(f"not an IP address: {s!r}") from None
+
+
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _taints(v: Any) -> tuple[tuple[str, str, str], ...]:
+    """``key=value:Effect,...`` (flag) or a list of ``{key, value, effect}`` (file)."""
+    items: list[tuple[str, str, str]] = []
+    if isinstance(v, str):
+        for part in (x.strip() for x in v.split(",") if x.strip()):
+            kv, sep, effect = part.rpartition(":")
+            if not sep:
+                raise ValueError(f"taint {part!r}: expected key[=value]:Effect")
+            key, _, value = kv.partition("=")
+            items.append((key, value, effect))
+    elif isinstance(v, list):
+        for t in v:
+            if not isinstance(t, dict) or not isinstance(t.get("key"), str):
+                raise TypeError("expected a list of taints {key, value, effect}")
+            items.append((t["key"], str(t.get("value") or ""), str(t.get("effect") or "")))
+    else:
+        raise TypeError("expected a list of taints")
+    for key, _value, effect in items:
+        if not key:
+            raise ValueError("a taint needs a key")
+        if effect not in _TAINT_EFFECTS:
+            raise ValueError(f"taint {key!r}: effect must be one of {', '.join(_TAINT_EFFECTS)}")
+    return tuple(items)
+
+
+def _labels(v: Any) -> tuple[tuple[str, str], ...]:
+    """``k=v,k2=v2`` as ``--node-labels`` takes them."""
+    out = []
+    for part in (x.strip() for x in _str(v).split(",") if x.strip()):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"label {part!r}: expected key=value")
+        out.append((key, value))
+    return tuple(out)
+
+
+def _qps(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise TypeError("expected a number")
+    n = float(v)
+    if n <= 0:
+        raise ValueError(f"must be > 0, got {v}")
+    return n
 
 
 def _choice(options: Sequence[str]) -> Callable[[Any], str]:
@@ -460,6 +519,33 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
         "log files kept per container",
     ),
     ("cgroupRoot", "cgroup_root", _str, "--cgroup-root", "parent cgroup of the pods"),
+    ("registerNode", "register_node", _bool, "--register-node", "register the Node object"),
+    (
+        "registerWithTaints",
+        "register_with_taints",
+        _taints,
+        "--register-with-taints",
+        "taints set at registration (key=value:Effect,...)",
+    ),
+    (
+        "nodeStatusUpdateFrequency",
+        "node_status_update_frequency_s",
+        _duration,
+        "--node-status-update-frequency",
+        "node status computation period",
+    ),
+    (
+        "nodeStatusReportFrequency",
+        "node_status_report_frequency_s",
+        _duration,
+        "",
+        "node status report period when nothing changed",
+    ),
+    ("nodeLeaseDurationSeconds", "node_lease_duration_s", _positive, "", "node Lease duration"),
+    ("kubeAPIQPS", "kube_api_qps", _qps, "--kube-api-qps", "API client rate limit"),
+    ("kubeAPIBurst", "kube_api_burst", _positive, "--kube-api-burst", "API client burst"),
+    ("eventRecordQPS", "event_record_qps", _qps, "--event-qps", "event creation rate limit"),
+    ("eventBurst", "event_burst", _positive, "--event-burst", "event creation burst"),
     ("podCIDR", "pod_cidr", _pod_cidr, "--pod-cidr", "subnet of the built-in pod network"),
     (
         "containerRuntimeEndpoint",
@@ -508,7 +594,7 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
     ("cniBinDir", "cni_bin_dir", _str, "--cni-bin-dir", "CNI plugin executables"),
 )
 _FLAG_ONLY: tuple[tuple[Any, ...], ...] = (
-    ("", "kubeconfig", _str, "--kubeconfig", "API server credentials (node mode)", False),
+    ("", "kubeconfig", _str, "--kubeconfig", "API server credentials: join a cluster (node mode)"),
     ("", "node_name", _str, "--hostname-override", "same as --node-name"),
     (
         "",
@@ -517,6 +603,7 @@ _FLAG_ONLY: tuple[tuple[Any, ...], ...] = (
         "--node-ip",
         "the node's address (0.0.0.0 or ::: detect that family)",
     ),
+    ("", "node_labels", _labels, "--node-labels", "labels added at registration (k=v,...)"),
 )
 _TABLE: tuple[Field, ...] = tuple(Field(*row) for row in _FIELDS)
 _FLAG_TABLE: tuple[Field, ...] = tuple(Field(*row) for row in _FLAG_ONLY)
@@ -856,6 +943,12 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         problems.append(f"nodeName: {node!r} is not a valid DNS-1123 subdomain")
     if bool(cfg.tls_cert_file) != bool(cfg.tls_private_key_file):
         problems.append("tlsCertFile: tlsCertFile and tlsPrivateKeyFile must be set together")
+    for name, value in (
+        ("nodeStatusUpdateFrequency", cfg.node_status_update_frequency_s),
+        ("nodeStatusReportFrequency", cfg.node_status_report_frequency_s),
+    ):
+        if value < 0:
+            problems.append(f"{name}: must be >= 0")
     if cfg.runtime == "cri" and not cfg.container_runtime_endpoint:
         problems.append("containerRuntimeEndpoint: required with runtime 'cri'")
     if problems:
@@ -865,8 +958,13 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
     x509 = replace(
         cfg.authentication.x509, client_ca_file=_abs(cfg.authentication.x509.client_ca_file)
     )
+    update = cfg.node_status_update_frequency_s
+    # as upstream: with only nodeStatusUpdateFrequency set, the report frequency follows it
+    report = cfg.node_status_report_frequency_s or (update or 300.0)
     return replace(
         cfg,
+        node_status_update_frequency_s=update or 10.0,
+        node_status_report_frequency_s=report,
         root_dir=root,
         node_name=node,
         cert_dir=_abs(cfg.cert_dir) or str(Path(root) / "pki"),
@@ -922,6 +1020,8 @@ def configz(cfg: KubeletConfiguration) -> dict[str, Any]:
             value = format_duration(float(value))
         elif conv is _size:
             value = _size_text(int(value))
+        elif conv is _taints:
+            value = [{"key": k, "value": v, "effect": e} for k, v, e in value]
         elif isinstance(value, tuple):
             value = list(value)
         node = out
