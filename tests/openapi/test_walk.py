@@ -1,0 +1,415 @@
+"""Walk the OpenAPI description against a running agent (``pykubelet run`` as the CLI builds it,
+in-process so its routers can be read, on the fake runtime): every operation on every port it
+names, as admin (x509), anonymously (401), as a user with no grants (403 naming the documented
+verb and subresource) and as a user granted exactly the documented attribute (let through).
+Every response is checked against the description; the route set of each port must equal the
+description's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from pykubelet.agent import Agent
+from pykubelet.config import load_config
+from pykubelet.core.clock import SystemClock
+from pykubelet.runtime.fake import FakeRuntime
+from pykubelet.server.app import build_healthz_app, build_read_only_app
+from pykubelet.server.openapi import load_description
+from tests.conftest import free_port
+from tests.openapi.checker import Operation, check, operations, resolve, validate
+from tests.server.harness import Pki, Reply, fetch, make_pki
+from tests.streaming.spdy_client import SpdyClient
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+# (the walk table is checked against the description in test_description.py)
+
+DOC = load_description()
+OPS = list(operations(DOC))
+FULL = 10250
+
+
+@dataclass(frozen=True)
+class Target:
+    agent: Agent
+    pki: Pki
+    ports: Mapping[int, int]  # described port -> bound port
+    pod: Mapping[str, str]  # namespace, pod, uid, container
+    tokens: Mapping[str, str]  # user -> bearer token
+
+    def ctx(self, admin: bool) -> ssl.SSLContext:
+        return self.pki.client_context(self.pki.admin if admin else None)
+
+
+def _grant_user(verb: str, sub: str) -> str:
+    return f"u-{verb or 'none'}-{sub}"
+
+
+def _policy(grants: set[tuple[str, str]]) -> str:
+    docs = [
+        """apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: admin}
+rules: [{apiGroups: [""], resources: ["nodes", "nodes/*"], verbs: ["*"]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:masters"}]"""
+    ]
+    for verb, sub in sorted(grants):
+        user = _grant_user(verb, sub)
+        docs.append(
+            f"""apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {user}}}
+rules: [{{apiGroups: [""], resources: ["nodes/{sub}"], verbs: ["{verb}"]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {user}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {user}}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]"""
+        )
+    return "\n---\n".join(docs) + "\n"
+
+
+def _grants() -> set[tuple[str, str]]:
+    return {(op.authz["verb"], op.authz["subresources"][0]) for op in OPS}
+
+
+POD = """apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default}
+spec:
+  containers:
+  - {name: main, image: busybox}
+"""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def target(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Target]:
+    base = tmp_path_factory.mktemp("walk")
+    pki = make_pki(base / "pki")
+    users = {_grant_user(v, s) for v, s in _grants()} | {"nobody"}
+    tokens = {u: f"token-{u}" for u in users}
+    token_file = base / "tokens.csv"
+    token_file.write_text("".join(f"{t},{u},{u}\n" for u, t in tokens.items()))
+    token_file.chmod(0o600)
+    policy = base / "policy.yaml"
+    policy.write_text(_policy(_grants()))
+    manifests = base / "manifests"
+    manifests.mkdir()
+    (manifests / "web.yaml").write_text(POD)
+    ro_port, hz_port = free_port(), free_port()
+    args = [
+        "--runtime", "fake",
+        "--root-dir", str(base / "root"),
+        "--pod-manifest-path", str(manifests),
+        "--node-name", "walk-node",
+        "--address", "127.0.0.1",
+        "--port", "0",
+        "--read-only-port", str(ro_port),
+        "--healthz-port", str(hz_port),
+        "--cert-dir", str(base / "certs"),
+        "--client-ca-file", pki.ca.cert_file,
+        "--tls-cert-file", pki.serving.cert_file,
+        "--tls-private-key-file", pki.serving.key_file,
+        "--token-auth-file", str(token_file),
+        "--authorization-mode", "Policy",
+        "--authorization-policy-file", str(policy),
+    ]  # fmt: skip
+    agent = Agent(load_config(args), runtime=FakeRuntime(SystemClock()))
+    task = asyncio.create_task(agent.run())
+    try:
+        await asyncio.wait_for(agent.ready.wait(), 20)
+        assert agent.servers is not None and agent.servers.full_port
+        full = agent.servers.full_port
+        pod = await _running_pod(full, pki)
+        # the fake runtime writes no log: give the container a CRI log file of its own
+        log_dir = base / "root" / "logs" / "pods" / f"default_web-walk-node_{pod['uid']}" / "main"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / "0.log").write_text("2026-01-02T03:04:05.000000001Z stdout F hello\n")
+        await _until_ok(full, "/stats/summary", pki)
+        yield Target(
+            agent=agent,
+            pki=pki,
+            ports={FULL: full, 10255: ro_port, 10248: hz_port},
+            pod=pod,
+            tokens=tokens,
+        )
+    finally:
+        agent.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def _running_pod(port: int, pki: Pki) -> dict[str, str]:
+    async with asyncio.timeout(20):
+        while True:
+            r = await fetch(port, "/pods", ctx=pki.client_context(pki.admin))
+            for item in json.loads(r.body)["items"] or []:
+                statuses = item.get("status", {}).get("containerStatuses", [])
+                if statuses and "running" in statuses[0].get("state", {}):
+                    md = item["metadata"]
+                    return {
+                        "namespace": md["namespace"],
+                        "pod": md["name"],
+                        "uid": md["uid"],
+                        "container": "main",
+                    }
+            await asyncio.sleep(0.05)
+
+
+async def _until_ok(port: int, path: str, pki: Pki) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            if (await fetch(port, path, ctx=pki.client_context(pki.admin))).status == 200:
+                return
+            await asyncio.sleep(0.1)
+
+
+# ----- what to send for each operation -----
+
+
+@dataclass(frozen=True)
+class Call:
+    status: int
+    query: str = ""
+    body: bytes | None = None
+    upgrade: str = ""  # "", "ws:<subprotocol>", "spdy:<version>"
+
+
+WALK: dict[str, list[Call]] = {
+    "healthz": [Call(200, "verbose"), Call(200, "exclude=log&exclude=nosuch")],
+    "healthzPing": [Call(200)],
+    "healthzLog": [Call(200)],
+    "healthzSyncloop": [Call(200)],
+    "listPods": [Call(200)],
+    "listPodsSlash": [Call(200)],
+    "listRunningPods": [Call(200)],
+    "containerLogs": [
+        Call(200, "tailLines=1&timestamps=true"),
+        Call(422, "tailLines=-1"),
+    ],
+    "execGet": [
+        Call(101, "command=echo&command=walk&output=1", upgrade="ws:v5.channel.k8s.io"),
+        Call(500, "command=true&output=1"),
+        Call(400, "command=true"),
+    ],
+    "execPost": [Call(101, "command=true&output=1", upgrade="spdy:v4.channel.k8s.io")],
+    "execGetWithUid": [
+        Call(101, "command=echo&command=walk&output=1", upgrade="ws:v4.channel.k8s.io")
+    ],
+    "execPostWithUid": [Call(101, "command=true&output=1", upgrade="spdy:v4.channel.k8s.io")],
+    "attachGet": [Call(101, "output=1", upgrade="ws:v4.channel.k8s.io")],
+    "attachPost": [Call(101, "output=1", upgrade="spdy:v4.channel.k8s.io")],
+    "attachGetWithUid": [Call(101, "output=1", upgrade="ws:v4.channel.k8s.io")],
+    "attachPostWithUid": [Call(101, "output=1", upgrade="spdy:v4.channel.k8s.io")],
+    "portForwardGet": [Call(101, "port=80", upgrade="ws:v4.channel.k8s.io"), Call(500)],
+    "portForwardPost": [Call(101, upgrade="spdy:portforward.k8s.io")],
+    "portForwardGetWithUid": [Call(101, "port=80", upgrade="ws:v4.channel.k8s.io")],
+    "portForwardPostWithUid": [Call(101, upgrade="spdy:portforward.k8s.io")],
+    "runPost": [Call(200, "cmd=echo%20walk")],
+    "runPostWithUid": [Call(200, "cmd=echo%20walk")],
+    "statsSummary": [Call(200), Call(200, "only_cpu_and_memory=true")],
+    "statsSummaryPost": [Call(200)],
+    "metrics": [Call(200)],
+    "metricsResource": [Call(200)],
+    "metricsCadvisor": [Call(200)],
+    "metricsProbes": [Call(200)],
+    "configz": [Call(200)],
+    "debugFlagsVGet": [Call(406)],
+    "debugFlagsV": [Call(200, body=b"2"), Call(400, body=b"x")],
+    "systemLogs": [Call(200)],
+    "openapi": [Call(200)],
+}
+
+
+def _concrete(op: Operation, pod: Mapping[str, str]) -> str:
+    path = op.path
+    for name, value in pod.items():
+        path = path.replace("{" + name + "}", value)
+    return path.replace("{path}", "")  # /logs/{path}: the directory listing
+
+
+async def _request(
+    t: Target,
+    op: Operation,
+    port: int,
+    call: Call,
+    *,
+    admin: bool = True,
+    token: str | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    target = _concrete(op, t.pod) + (f"?{call.query}" if call.query else "")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    ctx = t.ctx(admin) if port == FULL else None
+    bound = t.ports[port]
+    if call.upgrade.startswith("ws:"):
+        return await _websocket(t, op, bound, target, call.upgrade[3:], ctx, headers)
+    if call.upgrade.startswith("spdy:"):
+        assert ctx is not None
+        c = await SpdyClient.connect(
+            "127.0.0.1", bound, target, [call.upgrade[5:]], ctx, method=op.method.upper()
+        )
+        c.close()
+        return c.status, _head_headers(c.head), b""
+    r: Reply = await fetch(
+        bound, target, method=op.method.upper(), ctx=ctx, headers=headers, body=call.body
+    )
+    return r.status, r.headers, r.body
+
+
+def _head_headers(head: str) -> dict[str, str]:
+    lines = head.split("\r\n")[1:]
+    return {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
+
+
+async def _websocket(
+    t: Target,
+    op: Operation,
+    port: int,
+    target: str,
+    protocol: str,
+    ctx: ssl.SSLContext | None,
+    headers: dict[str, str],
+) -> tuple[int, dict[str, str], bytes]:
+    url = f"https://127.0.0.1:{port}{target}"
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(url, protocols=(protocol,), ssl=ctx, headers=headers) as ws:
+            assert ws.protocol == protocol
+            if op.id.startswith("exec"):
+                await _check_exec_channels(ws)
+            elif op.id.startswith("portForward"):
+                await _check_port_forward(ws)
+            return 101, {}, b""
+
+
+async def _check_exec_channels(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """stdout carries the fake runtime's echo; channel 3 a Status valid against the schema."""
+    channels = DOC["components"]["x-kubernetes-streaming-protocols"]["websocket-remotecommand"]
+    status_schema = channels["channels"][3]["schema"]
+    out, status = b"", b""
+    async with asyncio.timeout(10):
+        async for msg in ws:
+            data: bytes = msg.data
+            if data[0] == 1:
+                out += data[1:]
+            elif data[0] == 3:
+                status += data[1:]
+    assert out == b"echo walk"
+    validate(DOC, status_schema, json.loads(status))
+    assert json.loads(status)["status"] == "Success"
+
+
+async def _check_port_forward(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """The first message on the data and error channels is the port, 2 bytes little-endian;
+    bytes sent on the data channel come back from the fake runtime's echo connection."""
+    async with asyncio.timeout(10):
+        first = [(await ws.receive()).data for _ in range(2)]
+        assert sorted(first) == [b"\x00\x50\x00", b"\x01\x50\x00"]
+        await ws.send_bytes(b"\x00ping")
+        assert (await ws.receive()).data == b"\x00ping"
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda o: o.id)
+async def test_operation_walks_as_described(target: Target, op: Operation) -> None:
+    for port in op.ports:
+        for call in WALK[op.id]:
+            if port != FULL and call.upgrade:
+                continue
+            status, headers, body = await _request(target, op, port, call)
+            assert status == call.status, (port, call, body[:300])
+            check(DOC, op, status, headers, body)
+            if op.id == "openapi":
+                assert json.loads(body) == DOC
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda o: o.id)
+async def test_anonymous_is_unauthorized(target: Target, op: Operation) -> None:
+    status, headers, body = await _request(target, op, FULL, Call(401), admin=False)
+    assert (status, body) == (401, b"Unauthorized")
+    check(DOC, op, status, headers, body)
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda o: o.id)
+async def test_authorization_attributes_are_the_described_ones(
+    target: Target, op: Operation
+) -> None:
+    verb, subs = op.authz["verb"], op.authz["subresources"]
+    assert op.authz["resource"] == "nodes"
+    denied = await _request(target, op, FULL, Call(403), admin=False, token=target.tokens["nobody"])
+    assert denied[0] == 403
+    assert denied[2].decode() == (
+        f"Forbidden (user=nobody, verb={verb}, resource=nodes, subresource={subs[-1]})"
+    )
+    check(DOC, op, *denied)
+    # granted exactly the first documented subresource: let through (whatever the handler says)
+    user = _grant_user(verb, subs[0])
+    call = WALK[op.id][0]
+    plain = Call(call.status, call.query, call.body)  # no upgrade: the auth answer is the same
+    allowed = await _request(target, op, FULL, plain, admin=False, token=target.tokens[user])
+    assert allowed[0] not in (401, 403), (user, allowed)
+
+
+def _router_routes(app: web.Application) -> set[tuple[str, str]]:
+    routes = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
+    # aiohttp adds HEAD beside GET by itself (web.get allow_head): not a route of its own
+    return {(m, p) for m, p in routes if not (m == "HEAD" and ("GET", p) in routes)}
+
+
+def _described_routes(port: int) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for path, item in DOC["paths"].items():
+        if port not in item["x-kubelet-ports"]:
+            continue
+        canonical = item.get("x-aiohttp-route", path)
+        canonical = "/".join(
+            seg.split(":", 1)[0] + "}" if seg.startswith("{") and ":" in seg else seg
+            for seg in canonical.split("/")
+        )
+        if item.get("x-kubelet-any-method"):
+            out.add(("*", canonical))
+        else:
+            out |= {(m.upper(), canonical) for m in ("get", "post", "put", "delete") if m in item}
+    return out
+
+
+async def test_each_port_serves_exactly_the_described_routes(target: Target) -> None:
+    servers = target.agent.servers
+    assert servers is not None and servers.full_app is not None
+    apps = {
+        FULL: servers.full_app,
+        # the running 10255/10248 apps are built from the same settings and backends
+        10255: build_read_only_app(servers.settings, servers.backends),
+        10248: build_healthz_app(servers.settings, servers.backends),
+    }
+    for port, app in apps.items():
+        have, described = _router_routes(app), _described_routes(port)
+        assert sorted(have - described) == [], f"{port}: routes the description lacks"
+        assert sorted(described - have) == [], f"{port}: described routes the server lacks"
+
+
+async def test_unowned_and_unclean_paths_answer_before_authentication(target: Target) -> None:
+    """What the description's info text promises for paths no operation covers."""
+    port = target.ports[FULL]
+    nobody = await fetch(port, "/nosuch", ctx=target.ctx(False))
+    assert (nobody.status, nobody.body) == (404, b"404 page not found\n")
+    validate(
+        DOC,
+        resolve(DOC, DOC["components"]["responses"]["MuxNotFound"])["content"][
+            "text/plain; charset=utf-8"
+        ]["schema"],
+        nobody.body.decode(),
+    )
+    moved = await fetch(port, "//pods", ctx=target.ctx(False))
+    assert moved.status == 301 and moved.headers["location"] == "/pods"
