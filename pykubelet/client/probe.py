@@ -80,7 +80,8 @@ def _verdict(status: int, body: bytes) -> str:
     return f"{status} answers"
 
 
-def _targets(doc: Mapping[str, Any], tls: bool) -> list[tuple[str, str, Mapping[str, Any]]]:
+def _targets(doc: Mapping[str, Any], tls: bool) -> list[tuple[str, str, str, Mapping[str, Any]]]:
+    """(described path, concrete path, method, operation) for each path the port serves."""
     out = []
     for path, item in doc["paths"].items():
         ports = set(item["x-kubelet-ports"])
@@ -90,14 +91,14 @@ def _targets(doc: Mapping[str, Any], tls: bool) -> list[tuple[str, str, Mapping[
         concrete = path
         for placeholder, value in _PLACEHOLDERS.items():
             concrete = concrete.replace(placeholder, value)
-        out.append((concrete, method.upper(), item[method]))
+        out.append((path, concrete, method.upper(), item[method]))
     return out
 
 
-async def _ask(conn: Connection, targets: Sequence[tuple[str, str, Any]]) -> list[str]:
+async def _ask(conn: Connection, targets: Sequence[tuple[str, str, str, Any]]) -> list[str]:
     verdicts = []
     async with KubeletSession(conn) as s:
-        for path, method, _ in targets:
+        for _, path, method, _ in targets:
             reply = await s.request(method, path, check=False)
             verdicts.append(_verdict(reply.status, reply.body))
     return verdicts
@@ -122,7 +123,7 @@ async def probe(
             authenticated=b,
             requires=_requires(op, tls),
         )
-        for (path, method, op), a, b in zip(targets, anon, authed, strict=True)
+        for (path, _, method, op), a, b in zip(targets, anon, authed, strict=True)
     ]
 
 
