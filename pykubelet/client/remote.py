@@ -68,8 +68,12 @@ def _raw_terminal(fd: int, enabled: bool) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _resize_message(codec: WsChannelCodec) -> bytes | str:
-    size = shutil.get_terminal_size()
+def _resize_message(codec: WsChannelCodec, fd: int) -> bytes | str:
+    """The terminal's size (of ``fd``, as kubectl reads it; COLUMNS/LINES play no part)."""
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        size = shutil.get_terminal_size()
     return codec.encode(RESIZE, json.dumps({"Width": size.columns, "Height": size.lines}).encode())
 
 
@@ -127,12 +131,12 @@ async def run_exec(
             if req.stdin:
                 tasks.append(asyncio.create_task(_pump_stdin(ws, codec, stdin)))
             if req.tty:
-                await _send(ws, _resize_message(codec))
+                await _send(ws, _resize_message(codec, stdin.fileno()))
                 if is_tty:
                     loop.add_signal_handler(
                         signal.SIGWINCH,
                         lambda: tasks.append(
-                            asyncio.create_task(_send(ws, _resize_message(codec)))
+                            asyncio.create_task(_send(ws, _resize_message(codec, stdin.fileno())))
                         ),
                     )
             async for msg in ws:
