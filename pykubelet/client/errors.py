@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from pykubelet.core.errors import PykubeletError
 
-__all__ = ["ClientError", "ConfigError", "ConnectionFailed", "ServerError", "UsageError"]
+__all__ = [
+    "ClientError",
+    "ConfigError",
+    "ConnectionFailed",
+    "ServerError",
+    "UpgradeRefused",
+    "UsageError",
+]
 
 # Status reasons kubectl prints for error statuses (metav1.StatusReason names).
 _REASONS = {
@@ -61,3 +68,7 @@ class ServerError(ClientError):
     def render(self) -> str:
         text = self.body.strip() or f"the server answered {self.status}"
         return f"Error from server ({self.reason}): {text}"
+
+
+class UpgradeRefused(ServerError):
+    pass

@@ -14,7 +14,7 @@ from types import TracebackType
 import aiohttp
 
 from pykubelet.client.config import Connection
-from pykubelet.client.errors import ConnectionFailed, ServerError
+from pykubelet.client.errors import ConnectionFailed, ServerError, UpgradeRefused
 
 __all__ = ["KubeletSession", "Reply"]
 
@@ -46,7 +46,6 @@ class KubeletSession:
     async def __aenter__(self) -> KubeletSession:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            auto_decompress=False,
         )
         return self
 
@@ -138,7 +137,7 @@ class KubeletSession:
         plain = await self.request("GET", path, query, check=False)
         if plain.status in (401, 403, 404):
             raise ServerError(plain.status, plain.text)
-        raise ServerError(refused, f"the kubelet refused the WebSocket upgrade ({refused})")
+        raise UpgradeRefused(refused, f"the kubelet refused the WebSocket upgrade ({refused})")
 
 
 def _describe(server: str, e: aiohttp.ClientError) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -52,12 +53,14 @@ def admin(t: Target) -> list[str]:
     ]  # fmt: skip
 
 
-async def client(*args: str, stdin: bytes | None = None) -> Result:
+async def client(*args: str, stdin: bytes | None = None, spdy: bool = False) -> Result:
+    env = {**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"} if spdy else None
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pykubelet.cli", "client", *args,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )  # fmt: skip
     async with asyncio.timeout(60):
         out, err = await proc.communicate(stdin)
@@ -178,6 +181,8 @@ async def test_logs_exec_and_raw(target: Target) -> None:
     # the fake runtime answers an exec with its argv joined
     ex = await client("exec", POD, *admin(target), "--", "echo", "from", "exec")
     assert (ex.rc, ex.out) == (0, "echo from exec"), ex.err
+    spdy = await client("exec", POD, *admin(target), "--", "echo", "over", "spdy", spdy=True)
+    assert (spdy.rc, spdy.out) == (0, "echo over spdy"), spdy.err
     no_cmd = await client("exec", POD, *admin(target))
     assert (no_cmd.rc, no_cmd.err) == (
         1,
@@ -188,14 +193,16 @@ async def test_logs_exec_and_raw(target: Target) -> None:
 
 
 async def test_exec_needs_create_even_over_a_websocket_get(target: Target) -> None:
-    r = await client(
-        "exec", POD, *server(target), "--token", target.tokens["u-get-proxy"], "--", "true"
-    )
-    assert r.rc == 1
-    assert r.err == (
-        "Error from server (Forbidden): Forbidden (user=u-get-proxy, verb=create, "
-        "resource=nodes, subresource=proxy)\n"
-    )
+    for spdy in (False, True):
+        r = await client(
+            "exec", POD, *server(target), "--token", target.tokens["u-get-proxy"], "--", "true",
+            spdy=spdy,
+        )  # fmt: skip
+        assert r.rc == 1
+        assert r.err == (
+            "Error from server (Forbidden): Forbidden (user=u-get-proxy, verb=create, "
+            "resource=nodes, subresource=proxy)\n"
+        )
 
 
 async def test_stats_metrics_healthz(target: Target) -> None:
