@@ -59,9 +59,11 @@ def _parameters(doc: Mapping[str, Any], params: Iterable[Mapping[str, Any]]) -> 
     out = ["| parameter | in | type | description |", "|---|---|---|---|"]
     for p in rows:
         name = f"`{p['name']}`" + (" (required)" if p.get("required") else "")
+        text = p.get("description", "")
+        if p.get("x-upstream-difference"):
+            text += f" **Upstream difference**: {p['x-upstream-difference']}"
         out.append(
-            f"| {name} | {p['in']} | {_cell(_schema_text(p.get('schema', {})))} "
-            f"| {_cell(p.get('description', ''))} |"
+            f"| {name} | {p['in']} | {_cell(_schema_text(p.get('schema', {})))} | {_cell(text)} |"
         )
     return [*out, ""]
 
@@ -79,6 +81,8 @@ def _responses(doc: Mapping[str, Any], responses: Mapping[str, Any]) -> list[str
         body = _cell(r.get("description", ""))
         if schemas:
             body += f" ({_cell(schemas)})"
+        if r.get("x-upstream-difference"):
+            body += f" **Upstream difference**: {_cell(r['x-upstream-difference'])}"
         out.append(f"| {code} | {types} | {body} |")
     return [*out, ""]
 
