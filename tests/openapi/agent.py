@@ -32,6 +32,8 @@ class Target:
     ports: Mapping[int, int]  # described port -> bound port
     pod: Mapping[str, str]  # namespace, pod, uid, container
     tokens: Mapping[str, str]  # user -> bearer token
+    # what `exec ... echo walk` prints: the fake runtime answers with its argv joined
+    exec_stdout: bytes = b"echo walk"
 
     def ctx(self, admin: bool) -> ssl.SSLContext:
         return self.pki.client_context(self.pki.admin if admin else None)
