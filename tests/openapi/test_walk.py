@@ -277,3 +277,19 @@ async def test_unowned_and_unclean_paths_answer_before_authentication(target: Ta
     )
     moved = await fetch(port, "//pods", ctx=target.ctx(False))
     assert moved.status == 301 and moved.headers["location"] == "/pods"
+
+
+@pytest.mark.parametrize(
+    "op", [o for o in OPS if o.item.get("x-kubelet-debugging-handler")], ids=lambda o: o.id
+)
+async def test_debugging_paths_answer_405_on_the_read_only_port(
+    target: Target, op: Operation
+) -> None:
+    """What the description says of debugging handlers where they are off: 10255 always."""
+    path = _concrete(op, target.pod)
+    r = await fetch(target.ports[10255], path, method=op.method.upper())
+    if op.path in ("/configz", "/debug/flags/v"):  # not even registered there (reference §7.5)
+        assert (r.status, r.body) == (404, b"404 page not found\n")
+        return
+    assert r.status == 405, r.body
+    check(DOC, op, r.status, r.headers, r.body)
