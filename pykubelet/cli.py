@@ -1,4 +1,5 @@
-"""The ``pykubelet`` command: ``run``, ``images import``, ``certs``, ``doctor``, ``completion``.
+"""The ``pykubelet`` command: ``run``, ``images``, ``certs``, ``doctor``, ``client``,
+``completion``.
 
 Every subcommand is a thin call into the library; exit status 0 on success, 1 on a runtime
 failure, 2 on bad input (one line per problem on stderr). A start-up failure is one line naming
@@ -43,6 +44,7 @@ commands:
   images list                   list the images in the store
   certs ca|serving|client ...   create a CA, the serving certificate, client certificates
   doctor [--config FILE]        check a configuration against the CIS kubelet benchmark
+  client pods|logs|exec|...     talk to a kubelet's API (pykubelet client --help)
   completion bash|zsh           print a shell completion script
   version                       print the version (also --version)
 """
@@ -229,6 +231,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "images": images_main,
     "certs": lambda argv: _delegate("pykubelet.security.certs", "certs_main", argv),
     "doctor": lambda argv: _delegate("pykubelet.security.doctor", "doctor_main", argv),
+    "client": lambda argv: _delegate("pykubelet.client", "client_main", argv),
 }
 
 

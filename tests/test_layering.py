@@ -33,6 +33,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "host": ("pykubelet.pods", "pykubelet.runtime", "pykubelet.server", "aiohttp"),
     "runtime": ("pykubelet.server", "pykubelet.pods", "aiohttp"),
     "stats": ("pykubelet.server",),
+    # a client of any kubelet: only the protocol cores, the description and shared errors
+    "client": ("pykubelet.pods", "pykubelet.podspec", "pykubelet.runtime", "pykubelet.agent"),
 }
 
 

@@ -14,6 +14,7 @@ from pykubelet.server.debug import debug_routes
 from pykubelet.server.health import HealthHandlers, LogCheck, PingCheck, SyncLoopCheck
 from pykubelet.server.logs import ContainerLogsHandler
 from pykubelet.server.middleware import AuthGate, FrontDoor
+from pykubelet.server.openapi import openapi_routes
 from pykubelet.server.paths import (
     DEBUG_DISABLED_PREFIXES,
     PathTable,
@@ -80,6 +81,7 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
         *_health_routes(_checks(backends)),
         web.get("/pods", pods.pods, allow_head=False),
         web.get("/pods/", pods.pods, allow_head=False),
+        *openapi_routes(),
         *backends.extra_routes,
     ]
     disabled: dict[str, str] = {}
