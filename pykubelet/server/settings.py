@@ -117,10 +117,15 @@ class RequestRecord:
     audit_id: str = ""  # also on the request as middleware.AUDIT_ID_KEY (recordings use it)
     granted_subresource: str = ""  # which of ``subresources`` allowed it (audit objectRef)
     request_uri: str = ""  # the request target exactly as received (audit requestURI)
+    # ResponseComplete (once, when the request ends) or ResponseStarted (an upgraded stream
+    # opened; observers that count finished requests ignore it).
+    stage: str = "ResponseComplete"
 
 
 class RequestObserver(Protocol):
-    """Called exactly once per request when it completes (or fails). Must not block or raise."""
+    """Called exactly once per request when it completes (or fails), with stage
+    ``ResponseComplete``; also when an upgraded stream opens, with stage ``ResponseStarted``.
+    Must not block or raise."""
 
     def observe(self, record: RequestRecord) -> None: ...
 
