@@ -105,25 +105,38 @@ class AuthGate:
         self._limiter = limiter
         self._clock = clock or SystemClock()
 
+    @staticmethod
+    def _throttled(attrs: RequestAttributes, limiter: AuthFailureLimiter, wait: float) -> _Outcome:
+        limiter.refuse()
+        resp = plain(429, "Too Many Requests")
+        resp.headers["Retry-After"] = limiter.retry_after_header(wait)
+        return _Outcome(
+            attrs=attrs,
+            decision="throttled",
+            reason="too many failed authentications from this address",
+            response=resp,
+        )
+
     async def check(self, request: web.Request, path: str) -> _Outcome:
         attrs = attributes_for(request.method, path, fine_grained=self._fine)
         info = _request_info(request, path)
-        # Certificate holders are never limited: the handshake verified there is nothing to guess.
-        limiter = self._limiter if info.peer_cert_der is None else None
+        # Only a certificate that verifies exempts from the limiter: while an address is
+        # limited, a request carrying a certificate is still authenticated (nothing to guess
+        # in a certificate), and served only if that succeeds; anything else gets the 429.
+        limiter = self._limiter
+        limited = 0.0
         if limiter is not None:
-            wait = limiter.retry_after(info.remote_addr, self._clock.monotonic())
-            if wait > 0:
-                resp = plain(429, "Too Many Requests")
-                resp.headers["Retry-After"] = limiter.retry_after_header(wait)
-                return _Outcome(
-                    attrs=attrs,
-                    decision="throttled",
-                    reason="too many failed authentications from this address",
-                    response=resp,
-                )
+            now = self._clock.monotonic()
+            limited = limiter.retry_after(info.remote_addr, now, count=False)
+            if limited > 0 and info.peer_cert_der is None:
+                return self._throttled(attrs, limiter, limited)
         res = await self._authn.authenticate(info)
-        if limiter is not None and res is not None and res.error:
-            limiter.record_failure(info.remote_addr, self._clock.monotonic())
+        failed = res is None or bool(res.error) or res.user is None
+        if limiter is not None and failed:
+            if limited > 0:
+                return self._throttled(attrs, limiter, limited)
+            if res is not None and res.error:
+                limiter.record_failure(info.remote_addr, self._clock.monotonic())
         if res is None or res.error or res.user is None:
             return _Outcome(
                 attrs=attrs,

@@ -33,8 +33,9 @@ def decode_path(raw_path: str) -> str:
     return unquote(raw_path.partition("?")[0], errors="surrogateescape")
 
 
-# Go's URL.EscapedPath leaves unreserved characters and these sub-delimiters as they are.
-_PATH_SAFE = "/$&+,:;=@!'()*"
+# Go's URL.EscapedPath (shouldEscape, encodePath) leaves unreserved characters and these as
+# they are; everything else, ``!'()*`` included, is percent-encoded.
+_PATH_SAFE = "/$&+,:;=@"
 
 
 def escape_path(path: str) -> str:

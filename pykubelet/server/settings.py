@@ -19,6 +19,7 @@ from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.protocol import PodLister
 from pykubelet.runtime.protocol import Runtime
+from pykubelet.server.listener import GuardLimits
 
 __all__ = [
     "HealthCheck",
@@ -156,3 +157,5 @@ class ServerBackends:
     clock: Clock = field(default_factory=SystemClock)
     # Slows down repeated authentication failures per address (auth/ratelimit.py); None = off.
     auth_limiter: AuthFailureLimiter | None = None
+    # Connection caps and handshake/header deadlines (server/listener.py); None = defaults.
+    connection_limits: GuardLimits | None = None
