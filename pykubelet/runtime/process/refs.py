@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from pykubelet.core.errors import InvalidInput
 
-__all__ = ["HOST_IMAGE", "normalize_ref"]
+__all__ = ["HOST_IMAGE", "ImageRef", "normalize_ref", "parse_ref"]
 
 HOST_IMAGE = "host"  # reserved: no image, the container runs on the host's root filesystem
 
@@ -34,3 +35,42 @@ def normalize_ref(ref: str) -> str:
     if ":" not in last and not at:
         path += ":latest"
     return f"{domain}/{path}{at}{digest}"
+
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageRef:
+    """A normalised reference split for the distribution API."""
+
+    registry: str  # "docker.io", "127.0.0.1:5000"
+    repository: str  # "library/busybox"
+    tag: str  # "" when the reference has only a digest
+    digest: str  # "sha256:<hex>" or ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def reference(self) -> str:
+        """What to ask the registry for: the digest when there is one (it wins over a tag)."""
+        return self.digest or self.tag
+
+    @property
+    def api_host(self) -> str:
+        """Docker Hub's API is not served on its name."""
+        return "registry-1.docker.io" if self.registry == "docker.io" else self.registry
+
+
+def parse_ref(ref: str) -> ImageRef:
+    norm = normalize_ref(ref)
+    name, _, digest = norm.partition("@")
+    if digest and not _DIGEST.match(digest):
+        raise InvalidInput(f"image: {ref!r}: only sha256 digests of 64 hex digits are supported")
+    registry, _, path = name.partition("/")
+    repository, tag = path, ""
+    if ":" in path.rsplit("/", 1)[-1]:
+        repository, _, tag = path.rpartition(":")
+    return ImageRef(registry=registry, repository=repository, tag=tag, digest=digest)

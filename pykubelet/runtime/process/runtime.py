@@ -55,8 +55,10 @@ from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerStats,
     ContainerStatus,
+    ImageFsUsage,
     ImageInfo,
     NamespaceMode,
+    RegistryAuth,
     RuntimeVersion,
     SandboxConfig,
     SandboxState,
@@ -463,11 +465,17 @@ class ProcessRuntime(ExecMixin):
             return self.images.get(ref)
         return await run_io(self.images.get, ref)
 
-    async def pull_image(self, ref: str) -> ImageInfo:
-        return await run_io(self.images.require, ref)
+    async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str:
+        return (await run_io(self.images.require, ref)).id
 
     async def list_images(self) -> Sequence[ImageInfo]:
         return await run_io(self.images.list_images)
+
+    async def remove_image(self, ref: str) -> None:
+        await run_io(self.images.remove, ref)
+
+    async def image_fs_usage(self) -> ImageFsUsage:
+        return await run_io(self.images.fs_usage)
 
     async def import_image(self, path: Path, *, ref: str | None = None) -> ImageInfo:
         return await run_io(self.images.import_archive, path, ref=ref)
