@@ -26,12 +26,12 @@ from pykubelet.runtime.process.refs import parse_ref
 from pykubelet.runtime.process.registry_client import RegistryClient
 from pykubelet.runtime.types import ImageInfo, RegistryAuth
 
-__all__ = ["pull_image"]
+__all__ = ["pull_from_registry"]
 
 PARALLEL_LAYERS = 3
 
 
-async def pull_image(
+async def pull_from_registry(
     store: ImageStore,
     client: RegistryClient,
     ref: str,

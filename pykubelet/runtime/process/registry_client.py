@@ -60,7 +60,7 @@ def _registry_error(status: int, body: bytes) -> str:
 
 
 class RegistryClient:
-    """One per runtime; safe for concurrent pulls. ``close()`` releases its connections."""
+    """One per pull (``async with``): its connections and tokens live as long as the pull."""
 
     def __init__(self, *, ca_file: str = "", timeout_s: float = 600.0) -> None:
         self._ca_file = ca_file
@@ -83,7 +83,10 @@ class RegistryClient:
             )
         return self._session
 
-    async def close(self) -> None:
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None

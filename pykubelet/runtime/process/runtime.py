@@ -42,12 +42,15 @@ from pykubelet.runtime.process.images import ImageStore
 from pykubelet.runtime.process.index import RecordIndex
 from pykubelet.runtime.process.layout import RuntimeLayout
 from pykubelet.runtime.process.pools import run_io
+from pykubelet.runtime.process.pull import pull_from_registry
 from pykubelet.runtime.process.records import (
     ContainerRecord,
     SandboxRecord,
     atomic_write_json,
     read_json,
 )
+from pykubelet.runtime.process.refs import HOST_IMAGE, normalize_ref, parse_ref
+from pykubelet.runtime.process.registry_client import RegistryClient
 from pykubelet.runtime.process.shimbin import helper_command, launch
 from pykubelet.runtime.process.status import StatusCache, finalize, identities
 from pykubelet.runtime.process.zygote import Zygote
@@ -87,6 +90,7 @@ class ProcessRuntime(ExecMixin):
         container_log_max_files: int = 5,
         node_ip: str = "",
         helper: str = "auto",
+        registry_ca_file: str = "",
     ) -> None:
         if helper not in ("auto", "native", "python"):
             raise CreateContainerError(f"helper: {helper!r} is not auto, native or python")
@@ -100,6 +104,7 @@ class ProcessRuntime(ExecMixin):
         self._log_max_files = container_log_max_files
         self._node_ip: str | None = node_ip or None
         self.images = ImageStore(self.layout.images)
+        self._registry_ca_file = registry_ca_file  # trusted for registries besides the system's
         self._helper_kind = helper
         self._helper_argv: list[str] | None = None
         self._zygote: Zygote | None = None  # launches the native helper without an exec each
@@ -466,7 +471,20 @@ class ProcessRuntime(ExecMixin):
         return await run_io(self.images.get, ref)
 
     async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str:
-        return (await run_io(self.images.require, ref)).id
+        """Pull from the registry. A reference that was imported (``pykubelet images import``)
+        and never pulled is answered from the store: air-gapped nodes keep working with
+        ``imagePullPolicy: Always`` (a deliberate difference from containerd)."""
+        if ref == HOST_IMAGE:
+            return HOST_IMAGE
+        async with self._lock("pull:" + normalize_ref(ref)):  # one pull per image at a time
+            local = await run_io(self.images.get, ref)
+            if local is not None and local.id != HOST_IMAGE:
+                name = parse_ref(ref).name
+                if not any(d.split("@")[0] == name for d in local.repo_digests):
+                    return local.id
+            async with RegistryClient(ca_file=self._registry_ca_file) as client:
+                info = await pull_from_registry(self.images, client, ref, auth, self.layout.images)
+            return info.id
 
     async def list_images(self) -> Sequence[ImageInfo]:
         return await run_io(self.images.list_images)

@@ -1,0 +1,101 @@
+"""A real Debian ``docker-registry`` (distribution 2.x) on 127.0.0.1 and an ephemeral port, for
+tests: plain HTTP, or TLS (our test CA) with htpasswd basic auth. Images go in with ``skopeo``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pykubelet.security.certs import create_ca, create_serving_cert
+
+__all__ = ["Registry", "start_registry"]
+
+_LISTENING = re.compile(r"msg=\"listening on (127\.0\.0\.1:\d+)")
+
+
+@dataclass
+class Registry:
+    host: str  # 127.0.0.1:PORT
+    proc: subprocess.Popen[bytes]
+    base: Path
+    ca_file: str = ""  # set when serving TLS
+    user: str = ""
+    password: str = ""
+
+    def push_oci(
+        self,
+        layout: Path,
+        tag: str,
+        repo_tag: str,
+        *,
+        all_platforms: bool = False,
+        docker_format: bool = False,
+    ) -> None:
+        """Copy image ``tag`` of an OCI layout directory to ``<host>/<repo_tag>`` (as a Docker
+        schema 2 manifest when ``docker_format``)."""
+        argv = ["skopeo", "--insecure-policy", "copy", "--quiet"]
+        if all_platforms:
+            argv.append("--all")
+        if docker_format:
+            argv += ["--format", "v2s2"]
+        if self.ca_file:
+            certs = self.base / "skopeo-certs"
+            certs.mkdir(exist_ok=True)
+            (certs / "ca.crt").write_bytes(Path(self.ca_file).read_bytes())
+            argv += ["--dest-cert-dir", str(certs), "--dest-creds", f"{self.user}:{self.password}"]
+        else:
+            argv.append("--dest-tls-verify=false")
+        argv += [f"oci:{layout}:{tag}", f"docker://{self.host}/{repo_tag}"]
+        subprocess.run(argv, check=True, capture_output=True, timeout=120)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_registry(base: Path, *, tls_auth: bool = False) -> Registry:
+    base.mkdir(parents=True, exist_ok=True)
+    http = 'addr: "127.0.0.1:0"'
+    auth = ""
+    reg_kw: dict[str, str] = {}
+    if tls_auth:
+        ca = create_ca(str(base / "ca"), common_name="registry-test-ca")
+        serving = create_serving_cert(str(base / "tls"), "localhost", ca=ca)
+        http += f"\n  tls: {{certificate: {serving.cert_file}, key: {serving.key_file}}}"
+        user, password = "puller", "s3cret-pw"
+        htpasswd = base / "htpasswd"
+        subprocess.run(
+            ["htpasswd", "-Bbc", str(htpasswd), user, password], check=True, capture_output=True
+        )
+        auth = f"auth:\n  htpasswd: {{realm: test-registry, path: {htpasswd}}}\n"
+        reg_kw = {"ca_file": ca.cert_file, "user": user, "password": password}
+    config = base / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog: {level: info}\n"
+        f"storage: {{filesystem: {{rootdirectory: {base / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http:\n  {http}\n{auth}"
+    )
+    log = base / "registry.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        m = _LISTENING.search(log.read_text(errors="replace"))
+        if m:
+            return Registry(host=m.group(1), proc=proc, base=base, **reg_kw)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"docker-registry did not start: {log.read_text(errors='replace')[-2000:]}")
