@@ -18,12 +18,12 @@ import zlib
 from pathlib import Path
 
 from pykubelet.core.errors import InvalidInput
+from pykubelet.registry.client import RegistryClient
+from pykubelet.registry.manifests import ImageIndex, choose_platform, parse_manifest
+from pykubelet.registry.refs import parse_ref
 from pykubelet.runtime.errors import ImagePullError
 from pykubelet.runtime.process.images import ImageStore, apply_layer_file
-from pykubelet.runtime.process.manifests import ImageIndex, choose_platform, parse_manifest
 from pykubelet.runtime.process.pools import run_io
-from pykubelet.runtime.process.refs import parse_ref
-from pykubelet.runtime.process.registry_client import RegistryClient
 from pykubelet.runtime.types import ImageInfo, RegistryAuth
 
 __all__ = ["pull_from_registry"]

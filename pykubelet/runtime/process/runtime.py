@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.registry.client import RegistryClient
+from pykubelet.registry.refs import normalize_ref, parse_ref
 from pykubelet.runtime.errors import (
     ContainerNotFound,
     ContainerNotRunning,
@@ -49,8 +51,7 @@ from pykubelet.runtime.process.records import (
     atomic_write_json,
     read_json,
 )
-from pykubelet.runtime.process.refs import HOST_IMAGE, normalize_ref, parse_ref
-from pykubelet.runtime.process.registry_client import RegistryClient
+from pykubelet.runtime.process.refs import HOST_IMAGE
 from pykubelet.runtime.process.shimbin import helper_command, launch
 from pykubelet.runtime.process.status import StatusCache, finalize, identities
 from pykubelet.runtime.process.zygote import Zygote

@@ -9,6 +9,7 @@ socket errors become ``ImagePullError`` here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import json
@@ -20,15 +21,14 @@ from pathlib import Path
 
 import aiohttp
 
-from pykubelet.runtime.errors import ImageNotFound, ImagePullError
-from pykubelet.runtime.process.manifests import ACCEPT
-from pykubelet.runtime.process.pools import run_io
-from pykubelet.runtime.process.refs import ImageRef
-from pykubelet.runtime.process.registry_auth import (
+from pykubelet.registry.auth import (
     basic_header,
     parse_challenge,
     token_request,
 )
+from pykubelet.registry.manifests import ACCEPT
+from pykubelet.registry.refs import ImageRef
+from pykubelet.runtime.errors import ImageNotFound, ImagePullError
 from pykubelet.runtime.types import RegistryAuth
 
 __all__ = ["RegistryClient"]
@@ -128,7 +128,7 @@ class RegistryClient:
         n = 0
         async with self._get(ref, f"/v2/{ref.repository}/blobs/{digest}", auth) as resp:
             self._blob_found(resp, ref, digest)
-            f = await run_io(open, dest, "wb")
+            f = await asyncio.to_thread(open, dest, "wb")
             try:
                 buf = bytearray()
                 try:
@@ -137,17 +137,17 @@ class RegistryClient:
                         n += len(chunk)
                         buf += chunk
                         if len(buf) >= _CHUNK:
-                            await run_io(f.write, bytes(buf))
+                            await asyncio.to_thread(f.write, bytes(buf))
                             buf.clear()
                 except (aiohttp.ClientError, OSError, TimeoutError) as e:
                     raise ImagePullError(f"{ref.name}: reading blob {digest}: {e!r}") from e
-                await run_io(f.write, bytes(buf))
+                await asyncio.to_thread(f.write, bytes(buf))
             finally:
-                await run_io(f.close)
+                await asyncio.to_thread(f.close)
         try:
             _verify(digest, h.hexdigest(), n, size_bytes)
         except ImagePullError:
-            await run_io(dest.unlink, missing_ok=True)
+            await asyncio.to_thread(dest.unlink, missing_ok=True)
             raise
 
     # ------------------------------------------------------------------ plumbing
