@@ -13,6 +13,7 @@ from pykubelet.api import Container, Pod
 from pykubelet.core.clock import Clock
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.cache import ContainerCache
+from pykubelet.pods.images import PullCredentials
 from pykubelet.pods.runtime_config import RuntimeConfigBuilder
 from pykubelet.pods.status_manager import StatusManager
 from pykubelet.runtime.protocol import ImageService, Runtime
@@ -45,6 +46,8 @@ class WorkerDeps:
     crash_backoff: Backoff
     image_backoff: Backoff
     counters: WorkerCounters
+    # registry credentials for the pod's pulls (pull secrets, the node's docker config)
+    pull_credentials: PullCredentials = field(default_factory=PullCredentials)
     host_ip: str = ""
     # the relister's latest container list; None: workers always ask the runtime
     cache: ContainerCache | None = None
