@@ -91,6 +91,7 @@ class FakeRuntime:
         self._missing_images: set[str] = set()  # neither stored nor in the registry
         self._removed_images: set[str] = set()  # stored no more, still in the registry
         self._pull_failures: dict[str, str] = {}
+        self._pull_users: dict[str, str] = {}  # ref -> the only username its registry accepts
         self._known_images: dict[str, ImageInfo] = {}  # seen by a status or pull: listed
         self.image_sizes: dict[str, int] = {}  # ref -> size_bytes (default 1024)
         self.image_fs = ImageFsUsage(
@@ -122,6 +123,10 @@ class FakeRuntime:
 
     def add_image(self, ref: str) -> None:
         self._missing_images.discard(_normalize(ref))
+
+    def require_auth(self, ref: str, username: str) -> None:
+        """Pulls of ``ref`` succeed only with credentials for ``username``."""
+        self._pull_users[_normalize(ref)] = username
 
     def fail_pull(self, ref: str, message: str | None) -> None:
         """Make pulls of ``ref`` raise ``ImagePullError(message)``; None undoes it."""
@@ -320,6 +325,9 @@ class FakeRuntime:
         norm = _normalize(ref)
         if norm in self._pull_failures:
             raise ImagePullError(self._pull_failures[norm])
+        user = self._pull_users.get(norm)
+        if user is not None and (auth is None or auth.username != user):
+            raise ImagePullError(f"pulling {ref}: unauthorized")
         self._removed_images.discard(norm)
         info = await self.image_status(ref)
         if info is None:
