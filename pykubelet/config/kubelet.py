@@ -59,8 +59,7 @@ IGNORED_FIELDS = frozenset(
     enableSystemLogQuery enforceNodeAllocatable eventBurst eventRecordQPS evictionHard
     evictionMaxPodGracePeriod evictionMinimumReclaim evictionPressureTransitionPeriod
     evictionSoft evictionSoftGracePeriod failSwapOn featureGates hairpinMode
-    httpCheckFrequency imageGCHighThresholdPercent imageGCLowThresholdPercent
-    imageMinimumGCAge imagePullCredentialsVerificationPolicy iptablesDropBit
+    httpCheckFrequency imagePullCredentialsVerificationPolicy iptablesDropBit
     iptablesMasqueradeBit kernelMemcgNotification kubeAPIBurst kubeAPIQPS kubeReserved
     kubeReservedCgroup kubeletCgroups localStorageCapacityIsolation logging
     makeIPTablesUtilChains maxOpenFiles maxParallelImagePulls memorySwap
@@ -150,6 +149,12 @@ class KubeletConfiguration:
     container_log_max_files: int = 5
     cgroup_root: str = ""
     pod_cidr: str = ""  # the built-in network's subnet ("": 10.88.42.0/24); CNI configs own theirs
+    # images: GC when the image filesystem is fuller than high%, down to low%; 100 disables
+    image_gc_high_threshold_percent: int = 85
+    image_gc_low_threshold_percent: int = 80
+    image_minimum_gc_age_s: float = 120.0
+    docker_config_file: str = ""  # registry credentials ("": <rootDir>/config.json, ~/.docker)
+    image_registry_ca_file: str = ""  # CAs trusted for registries besides the system's
     # pykubelet extensions (config file and flags) and flag-only settings
     root_dir: str = "/var/lib/pykubelet"
     cni_conf_dir: str = "/etc/cni/net.d"  # first *.conflist/*.conf wins; none: built-in bridge
@@ -282,6 +287,13 @@ def _pod_cidr(v: Any) -> str:
     return str(net)
 
 
+def _percent(v: Any) -> int:
+    n = _int(v)
+    if not 0 <= n <= 100:
+        raise ValueError(f"must be between 0 and 100, got {n}")
+    return n
+
+
 def _choice(options: Sequence[str]) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         s = _str(v)
@@ -375,6 +387,19 @@ _FIELDS: tuple[_Spec, ...] = (
     ("cgroupRoot", "cgroup_root", _str, "--cgroup-root"),
     ("podCIDR", "pod_cidr", _pod_cidr, "--pod-cidr"),
     (
+        "imageGCHighThresholdPercent",
+        "image_gc_high_threshold_percent",
+        _percent,
+        "--image-gc-high-threshold",
+    ),
+    (
+        "imageGCLowThresholdPercent",
+        "image_gc_low_threshold_percent",
+        _percent,
+        "--image-gc-low-threshold",
+    ),
+    ("imageMinimumGCAge", "image_minimum_gc_age_s", _duration, "--minimum-image-ttl-duration"),
+    (
         "containerRuntimeEndpoint",
         "container_runtime_endpoint",
         _str,
@@ -392,6 +417,8 @@ _FIELDS: tuple[_Spec, ...] = (
     ("authentication.tokenFile", "authentication.token_file", _str, "--token-auth-file"),
     ("cniConfDir", "cni_conf_dir", _str, "--cni-conf-dir"),
     ("cniBinDir", "cni_bin_dir", _str, "--cni-bin-dir"),
+    ("dockerConfigFile", "docker_config_file", _str, "--docker-config-file"),
+    ("imageRegistryCAFile", "image_registry_ca_file", _str, "--image-registry-ca-file"),
 )
 _FLAG_ONLY: tuple[_Spec, ...] = (
     ("", "kubeconfig", _str, "--kubeconfig"),
@@ -409,7 +436,7 @@ _BY_JSON = {spec[0]: spec for spec in _FIELDS}
 _PATH_FIELDS = frozenset(
     """staticPodPath tlsCertFile tlsPrivateKeyFile authentication.x509.clientCAFile
     authorization.policyFile rootDir certDir auditLogPath sessionRecordingDir
-    authentication.tokenFile cniConfDir cniBinDir""".split()
+    authentication.tokenFile cniConfDir cniBinDir dockerConfigFile imageRegistryCAFile""".split()
 )
 
 
@@ -475,7 +502,7 @@ def _read_file(path: str, problems: list[str]) -> tuple[dict[str, Any], list[str
 
 def _check_json_type(conv: Callable[[Any], Any], value: Any) -> None:
     """A file value must have its JSON type: flags may spell numbers and booleans as text."""
-    if isinstance(value, str) and conv in (_bool, _int, _port, _nonneg, _positive):
+    if isinstance(value, str) and conv in (_bool, _int, _port, _nonneg, _positive, _percent):
         raise TypeError("expected a boolean" if conv is _bool else "expected an integer")
 
 
@@ -559,6 +586,13 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         problems.append(f"nodeName: {node!r} is not a valid DNS-1123 subdomain")
     if bool(cfg.tls_cert_file) != bool(cfg.tls_private_key_file):
         problems.append("tlsCertFile: tlsCertFile and tlsPrivateKeyFile must be set together")
+    if cfg.image_gc_low_threshold_percent >= cfg.image_gc_high_threshold_percent:
+        problems.append(
+            "imageGCLowThresholdPercent: must be less than imageGCHighThresholdPercent "
+            f"({cfg.image_gc_low_threshold_percent} >= {cfg.image_gc_high_threshold_percent})"
+        )
+    if cfg.image_minimum_gc_age_s < 0:
+        problems.append("imageMinimumGCAge: must not be negative")
     if cfg.runtime == "cri" and not cfg.container_runtime_endpoint:
         problems.append("containerRuntimeEndpoint: required with runtime 'cri'")
     if problems:
@@ -578,6 +612,8 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         tls_private_key_file=_abs(cfg.tls_private_key_file),
         audit_log_path=_abs(cfg.audit_log_path),
         session_recording_dir=_abs(cfg.session_recording_dir),
+        docker_config_file=_abs(cfg.docker_config_file),
+        image_registry_ca_file=_abs(cfg.image_registry_ca_file),
         authentication=replace(
             cfg.authentication, x509=x509, token_file=_abs(cfg.authentication.token_file)
         ),

@@ -15,6 +15,8 @@ import base64
 import binascii
 import fnmatch
 import json
+import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,9 @@ from pykubelet.core.errors import InvalidInput
 from pykubelet.registry.refs import parse_ref
 from pykubelet.runtime.types import RegistryAuth
 
-__all__ = ["Keyring", "load_docker_config_file"]
+__all__ = ["DockerConfigFiles", "Keyring", "load_docker_config_file"]
+
+log = logging.getLogger(__name__)
 
 _DOCKER_HUB = "index.docker.io"
 
@@ -154,3 +158,52 @@ def load_docker_config_file(path: str | Path) -> Keyring:
     except OSError as e:
         raise InvalidInput(f"docker config {path}: {e.strerror}") from e
     return Keyring.from_docker_config(data, str(path))
+
+
+class DockerConfigFiles:
+    """The node's credentials: ``explicit`` (``dockerConfigFile``) or the first file of
+    ``search`` that exists (upstream's search path), re-read when it changes on disk. Blocking:
+    call ``keyring`` off the event loop."""
+
+    def __init__(self, explicit: str = "", search: Sequence[str] = ()) -> None:
+        self._paths = (explicit,) if explicit else tuple(search)
+        self._explicit = bool(explicit)
+        self._stamp: tuple[str, int, int] | None = None
+        self._keyring = Keyring()
+
+    @classmethod
+    def for_node(cls, explicit: str, root_dir: str) -> DockerConfigFiles:
+        home = os.path.expanduser("~")
+        search = (
+            os.path.join(root_dir, "config.json"),
+            os.path.join(home, ".docker", "config.json"),
+            os.path.join(root_dir, ".dockercfg"),
+            os.path.join(home, ".dockercfg"),
+        )
+        return cls(explicit, search)
+
+    def check(self) -> None:
+        """At start-up: a named file must exist and parse (``InvalidInput`` naming it)."""
+        if self._explicit:
+            load_docker_config_file(self._paths[0])
+
+    def keyring(self) -> Keyring:
+        for path in self._paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            stamp = (path, st.st_mtime_ns, st.st_size)
+            if stamp != self._stamp:
+                try:
+                    self._keyring = load_docker_config_file(path)
+                except InvalidInput as e:  # keep the last good one; say so once per change
+                    log.warning("registry credentials not reloaded: %s", e)
+                self._stamp = stamp
+            return self._keyring
+        if self._explicit and self._stamp is not None:
+            log.warning(
+                "docker config %s has gone: pulling without its credentials", self._paths[0]
+            )
+        self._stamp, self._keyring = None, Keyring()
+        return self._keyring

@@ -10,6 +10,7 @@ matching the pull is anonymous. Any ``ImageService`` (process runtime, CRI, fake
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pykubelet.api import Container, ContainerStateWaiting, Pod
 from pykubelet.core.clock import Clock
 from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.backoff import Backoff
-from pykubelet.pods.credentials import Keyring
+from pykubelet.pods.credentials import DockerConfigFiles, Keyring
 from pykubelet.registry.refs import normalize_ref
 from pykubelet.runtime.errors import ImageNotFound, ImagePullError
 from pykubelet.runtime.protocol import ImageService
@@ -42,15 +43,22 @@ class PullSecretResolver(Protocol):
 class PullCredentials:
     """The credentials for a pod's pulls: its pull secrets first, then the node's keyring."""
 
-    def __init__(self, node: Keyring | None = None, secrets: PullSecretResolver | None = None):
+    def __init__(
+        self,
+        node: Keyring | DockerConfigFiles | None = None,
+        secrets: PullSecretResolver | None = None,
+    ) -> None:
         self._node = node or Keyring()
         self._secrets = secrets
 
     async def for_pod(self, pod: Pod) -> Keyring:
+        node = self._node
+        if isinstance(node, DockerConfigFiles):
+            node = await asyncio.to_thread(node.keyring)
         names = pod.spec.image_pull_secrets
         if not names or self._secrets is None:
-            return self._node
-        return await self._secrets.keyring(pod.meta.namespace, names) + self._node
+            return node
+        return await self._secrets.keyring(pod.meta.namespace, names) + node
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
