@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pykubelet.config import ConfigError, KubeletConfiguration, load_config
-from pykubelet.core.errors import PykubeletError
+from pykubelet.core.errors import InvalidInput, PykubeletError
 
 __all__ = ["main"]
 
@@ -27,6 +27,8 @@ commands:
   run [--config FILE] [flags]   run the node agent (pykubelet run --help for flags)
   images import FILE            load an OCI layout or docker-archive tarball into the image store
   images list                   list the images in the store
+  images pull REF               pull an image from its registry (--creds, --docker-config-file)
+  images rm REF...              remove images no container uses
   certs ca|serving|client ...   create a CA, the serving certificate, client certificates
   doctor [--config FILE]        check a configuration against the CIS kubelet benchmark
 """
@@ -78,9 +80,18 @@ def images_main(argv: Sequence[str]) -> int:
     imp.add_argument("file")
     imp.add_argument("--ref", default=None, help="tag the image with this reference")
     lst = sub.add_parser("list", help="list the images in the store")
-    for sp in (imp, lst):
+    pull = sub.add_parser("pull", help="pull an image from its registry")
+    pull.add_argument("ref")
+    pull.add_argument("--creds", default="", help="USER:PASSWORD (else the docker config)")
+    pull.add_argument("--docker-config-file", default="", help="as the run flag")
+    pull.add_argument("--image-registry-ca-file", default="", help="as the run flag")
+    rm = sub.add_parser("rm", help="remove images that no container uses")
+    rm.add_argument("refs", nargs="+")
+    for sp in (imp, lst, pull, rm):
         sp.add_argument("--root-dir", default=KubeletConfiguration().root_dir)
     args = p.parse_args(list(argv))
+    if args.cmd in ("pull", "rm"):
+        return _images_pull_rm(args)
     try:
         runtime_cls = importlib.import_module("pykubelet.runtime.process").ProcessRuntime
     except (ImportError, AttributeError):
@@ -94,6 +105,52 @@ def images_main(argv: Sequence[str]) -> int:
         else:
             for info in asyncio.run(runtime.list_images()):
                 print(f"{info.id[:19]}  {info.size_bytes:>12}  {' '.join(info.repo_tags)}")
+    except (PykubeletError, OSError) as e:
+        print(f"pykubelet images: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _images_pull_rm(args: argparse.Namespace) -> int:
+    from pykubelet.pods import DockerConfigFiles, Keyring, pull_with_keyring
+    from pykubelet.runtime.process import ProcessRuntime
+    from pykubelet.runtime.types import RegistryAuth
+
+    async def pull() -> str:
+        if args.creds:
+            user, sep, password = args.creds.partition(":")
+            if not sep:
+                raise InvalidInput("--creds: expected USER:PASSWORD")
+            return await rt.pull_image(args.ref, RegistryAuth(username=user, password=password))
+        files = DockerConfigFiles.for_node(args.docker_config_file, args.root_dir)
+        files.check()
+        keyring: Keyring = files.keyring()
+        return await pull_with_keyring(rt, args.ref, keyring)
+
+    async def remove() -> list[str]:
+        used = {c.image_ref for c in await rt.list_containers()}
+        removed = []
+        for ref in args.refs:
+            info = await rt.image_status(ref)
+            if info is None:
+                raise InvalidInput(f"{ref}: no such image")
+            if info.id in used:
+                raise InvalidInput(f"{ref}: image {info.id} is used by a container")
+            await rt.remove_image(info.id)
+            removed.append(f"deleted {ref} ({info.id})")
+        return removed
+
+    rt = ProcessRuntime(
+        Path(args.root_dir), registry_ca_file=getattr(args, "image_registry_ca_file", "")
+    )
+    try:
+        if args.cmd == "pull":
+            print(f"pulled {args.ref} ({asyncio.run(pull())})")
+        else:
+            print("\n".join(asyncio.run(remove())))
+    except InvalidInput as e:
+        print(f"pykubelet images: {e}", file=sys.stderr)
+        return 2
     except (PykubeletError, OSError) as e:
         print(f"pykubelet images: {e}", file=sys.stderr)
         return 1

@@ -9,7 +9,12 @@ from pykubelet.pods.cache import ContainerCache
 from pykubelet.pods.credentials import DockerConfigFiles, Keyring
 from pykubelet.pods.env import ValueFromResolver, build_env, expand, expand_command
 from pykubelet.pods.image_gc import ImageGC
-from pykubelet.pods.images import PullCredentials, PullSecretResolver, ensure_image
+from pykubelet.pods.images import (
+    PullCredentials,
+    PullSecretResolver,
+    ensure_image,
+    pull_with_keyring,
+)
 from pykubelet.pods.manager import PodManager
 from pykubelet.pods.protocol import PodLister, VersionedPodLister
 from pykubelet.pods.runtime_config import ContainerConfigHook, RuntimeConfigBuilder
@@ -44,6 +49,7 @@ __all__ = [
     "WorkerPhase",
     "build_env",
     "ensure_image",
+    "pull_with_keyring",
     "expand",
     "expand_command",
     "static_pod_from_document",

@@ -25,7 +25,13 @@ from pykubelet.registry.refs import normalize_ref
 from pykubelet.runtime.errors import ImageNotFound, ImagePullError
 from pykubelet.runtime.protocol import ImageService
 
-__all__ = ["PullCredentials", "PullOutcome", "PullSecretResolver", "ensure_image"]
+__all__ = [
+    "PullCredentials",
+    "PullOutcome",
+    "PullSecretResolver",
+    "ensure_image",
+    "pull_with_keyring",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +113,7 @@ async def ensure_image(
             backoff.remaining_since_update_s(key),
         )
     try:
-        image_id = await _pull(images, image, await credentials.for_pod(pod))
+        image_id = await pull_with_keyring(images, image, await credentials.for_pod(pod))
     except (ImageNotFound, ImagePullError) as e:
         backoff.next(key, clock.now())
         log.info("pod %s: pulling %s failed: %s", pod.full_name, image, e)
@@ -116,7 +122,8 @@ async def ensure_image(
     return PullOutcome(image_id=image_id)
 
 
-async def _pull(images: ImageService, image: str, keyring: Keyring) -> str:
+async def pull_with_keyring(images: ImageService, image: str, keyring: Keyring) -> str:
+    """Pull with each matching credential in turn (anonymously when none match)."""
     creds = keyring.lookup(image)
     if not creds:
         return await images.pull_image(image)
