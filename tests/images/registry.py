@@ -41,7 +41,9 @@ class Registry:
             argv.append("--all")
         if docker_format:
             argv += ["--format", "v2s2"]
-        if self.ca_file:
+        if self.user and not self.ca_file:  # a token registry over plain HTTP
+            argv += ["--dest-tls-verify=false", "--dest-creds", f"{self.user}:{self.password}"]
+        elif self.ca_file:
             certs = self.base / "skopeo-certs"
             certs.mkdir(exist_ok=True)
             (certs / "ca.crt").write_bytes(Path(self.ca_file).read_bytes())
@@ -61,7 +63,11 @@ class Registry:
                 self.proc.wait()
 
 
-def start_registry(base: Path, *, tls_auth: bool = False) -> Registry:
+def start_registry(
+    base: Path, *, tls_auth: bool = False, token_realm: str = "", token_ca: str = ""
+) -> Registry:
+    """Plain HTTP; or TLS + htpasswd (``tls_auth``); or plain HTTP with bearer tokens from
+    ``token_realm`` signed by a key ``token_ca`` certifies."""
     base.mkdir(parents=True, exist_ok=True)
     http = 'addr: "127.0.0.1:0"'
     auth = ""
@@ -77,6 +83,11 @@ def start_registry(base: Path, *, tls_auth: bool = False) -> Registry:
         )
         auth = f"auth:\n  htpasswd: {{realm: test-registry, path: {htpasswd}}}\n"
         reg_kw = {"ca_file": ca.cert_file, "user": user, "password": password}
+    if token_realm:
+        auth = (
+            f"auth:\n  token: {{realm: {token_realm}, service: test-registry, "
+            f"issuer: test-issuer, rootcertbundle: {token_ca}}}\n"
+        )
     config = base / "config.yml"
     config.write_text(
         "version: 0.1\nlog: {level: info}\n"
