@@ -1,4 +1,5 @@
-"""The local image store: import OCI-layout and docker-archive tarballs, unpack each image once.
+"""The local image store: pulled images (``pull.py``) and imported OCI-layout and docker-archive
+tarballs, each unpacked once.
 
 Layout under ``<root>/images``: ``index.json`` (normalised ref → image id), ``configs/<hex>.json``
 (the OCI image config) and ``rootfs/<hex>/`` (the image's layers applied in order, whiteouts
@@ -92,8 +93,9 @@ class ImageStore:
         info = self.get(ref)
         if info is None:
             raise ImageNotFound(
-                f"image {ref!r} is not in the local store and no registry is used: import it with "
-                f"`pykubelet images import FILE` (an OCI layout or docker-archive tarball)"
+                f"image {ref!r} is not in the local store: pull it (`pykubelet images pull`) or "
+                f"import it with `pykubelet images import FILE` (an OCI layout or docker-archive "
+                f"tarball)"
             )
         return info
 
