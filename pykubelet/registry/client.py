@@ -15,6 +15,7 @@ import ipaddress
 import json
 import ssl
 import time
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -123,29 +124,29 @@ class RegistryClient:
         *,
         size_bytes: int = 0,
     ) -> None:
-        """Stream a layer to ``dest``, hashing as it comes; a mismatch removes the file."""
-        h = hashlib.sha256()
-        n = 0
+        """Stream a layer to ``dest``, hashing as it comes; a mismatch removes the file. A
+        gzip'd blob is stored decompressed (the digest is of what the registry sent), so it is
+        inflated once, while it downloads, instead of on every pass over the tar."""
         async with self._get(ref, f"/v2/{ref.repository}/blobs/{digest}", auth) as resp:
             self._blob_found(resp, ref, digest)
-            f = await asyncio.to_thread(open, dest, "wb")
+            sink = await asyncio.to_thread(_LayerSink, dest)
             try:
                 buf = bytearray()
                 try:
                     async for chunk in resp.content.iter_chunked(_CHUNK):
-                        h.update(chunk)
-                        n += len(chunk)
                         buf += chunk
-                        if len(buf) >= _CHUNK:
-                            await asyncio.to_thread(f.write, bytes(buf))
+                        if len(buf) >= _CHUNK:  # hash, inflate and write off the event loop
+                            await asyncio.to_thread(sink.write, bytes(buf))
                             buf.clear()
                 except (aiohttp.ClientError, OSError, TimeoutError) as e:
                     raise ImagePullError(f"{ref.name}: reading blob {digest}: {e!r}") from e
-                await asyncio.to_thread(f.write, bytes(buf))
+                await asyncio.to_thread(sink.write, bytes(buf))
             finally:
-                await asyncio.to_thread(f.close)
+                await asyncio.to_thread(sink.close)
         try:
-            _verify(digest, h.hexdigest(), n, size_bytes)
+            _verify(digest, sink.sha256.hexdigest(), sink.size, size_bytes)
+            if sink.problem:
+                raise ImagePullError(f"{ref.name}: blob {digest}: {sink.problem}")
         except ImagePullError:
             await asyncio.to_thread(dest.unlink, missing_ok=True)
             raise
@@ -254,6 +255,45 @@ class RegistryClient:
         value = f"Bearer {token}"
         self._tokens[key] = (value, time.monotonic() + max(0.0, expires - 5))
         return value
+
+
+class _LayerSink:
+    """Hashes what arrives and writes it to a file, inflated when it is gzip (every member).
+    Bad gzip is noted in ``problem``, not raised: the digest check speaks first."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "wb")
+        self._z: zlib._Decompress | None = None
+        self._started = False
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.problem = ""
+
+    def write(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.size += len(data)
+        if self.problem:
+            return
+        if not self._started and data:
+            self._started = True
+            if data[:2] == b"\x1f\x8b":
+                self._z = zlib.decompressobj(wbits=31)
+        try:
+            while self._z is not None and data:
+                self._f.write(self._z.decompress(data))
+                if not self._z.eof:
+                    return
+                data = self._z.unused_data  # another gzip member may follow
+                if data:
+                    self._z = zlib.decompressobj(wbits=31)
+            self._f.write(data)
+        except zlib.error as e:
+            self.problem = f"not valid gzip: {e}"
+
+    def close(self) -> None:
+        self._f.close()
+        if self._z is not None and not self._z.eof and not self.problem:
+            self.problem = "the gzip stream ends early"
 
 
 def _verify(digest: str, got_hex: str, got_size: int, want_size: int) -> None:
