@@ -42,7 +42,7 @@ from pykubelet.pods import (
     WorkerDeps,
 )
 from pykubelet.pods.cache import ContainerCache
-from pykubelet.podspec import NodeAllocatable, PodSpecLayer
+from pykubelet.podspec import NodeAllocatable, PodSpecFeatures
 from pykubelet.runtime.process import ProcessRuntime
 from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo, StreamingRuntime
 from pykubelet.stats.agent_metrics import default_metrics
@@ -173,7 +173,7 @@ class Agent:
         self.source: StaticDirSource | None = None
         self.servers: KubeletServers | None = None
         self.security: SecurityParts | None = None
-        self.podspec: PodSpecLayer | None = None
+        self.podspec: PodSpecFeatures | None = None
         # CNI or the built-in network, when the agent built a process runtime as root
         self.network: AgentNetwork | None = None
         self._stop = asyncio.Event()
@@ -219,7 +219,7 @@ class Agent:
             self.runtime = build_runtime(cfg, self.clock, network=self.network, node_ip=host_ip)
         runtime = self.runtime
         statuses = StatusManager(self.clock)
-        spec = PodSpecLayer(
+        spec = PodSpecFeatures(
             runtime=runtime,
             images=runtime,
             clock=self.clock,
@@ -240,8 +240,8 @@ class Agent:
             builder=RuntimeConfigBuilder(
                 root_dir=cfg.root_dir,
                 cgroup_root=cfg.cgroup_root,
-                value_from=spec.value_from,
-                hooks=(spec.container_config,),
+                value_from=spec.setup.value_from,
+                hooks=(spec.setup.container_config,),
             ),
             runtime_name=_runtime_scheme(cfg),
             crash_backoff=Backoff(self.clock),
@@ -250,18 +250,18 @@ class Agent:
             counters=WorkerCounters(),
             host_ip=host_ip,
             cache=ContainerCache(),
-            readiness=spec.readiness,
-            started=spec.started,
-            prepare_pod=spec.prepare_pod,
-            prepare_container=spec.prepare_container,
-            on_container_started=spec.on_container_started,
-            on_container_running=spec.on_container_running,
-            on_container_exited=spec.on_container_exited,
-            pre_stop=spec.pre_stop,
-            on_pod_removed=spec.on_pod_removed,
+            readiness=spec.probes.readiness,
+            started=spec.probes.started,
+            prepare_pod=spec.setup.prepare_pod,
+            prepare_container=spec.setup.prepare_container,
+            on_container_started=spec.hooks.post_start,
+            on_container_running=spec.probes.on_container_running,
+            on_container_exited=spec.probes.on_container_exited,
+            pre_stop=spec.hooks.pre_stop,
+            on_pod_removed=spec.setup.on_pod_removed,
         )
         self.manager = PodManager(deps, max_pods=cfg.max_pods)
-        spec.set_wake(self.manager.wake)
+        spec.connect(wake=self.manager.wake, kill=self.manager.kill_container)
         image_gc = ImageGC(
             runtime,
             runtime,

@@ -73,6 +73,9 @@ class ObjectMeta:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     creation_timestamp: str = ""
+    # set by the API server when the pod is being deleted gracefully (node mode)
+    deletion_timestamp: str = ""
+    deletion_grace_period_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +101,13 @@ class Container:
     stdin_once: bool = False
     tty: bool = False
     restart_policy: str = ""  # sidecar init containers ("Always")
+
+    @property
+    def is_sidecar(self) -> bool:
+        """An init container with ``restartPolicy: Always`` (upstream 1.29 sidecars): started
+        in order but not waited for, restarted whenever it exits, stopped after the app
+        containers."""
+        return self.restart_policy == "Always"
 
     @classmethod
     def from_dict(cls, obj: Any, path: str) -> Container:
@@ -203,6 +213,15 @@ class PodSpec:
             ]
             if kind == "containers":
                 check_host_port_conflicts(parsed)
+        for kind, group in (("initContainers", init), ("containers", containers)):
+            for i, c in enumerate(group):
+                allowed = ("", "Always") if kind == "initContainers" else ("",)
+                if c.restart_policy not in allowed:
+                    raise InvalidInput(
+                        f"Unsupported value: {c.restart_policy!r}"
+                        + (": supported values: 'Always'" if kind == "initContainers" else ""),
+                        field=f"{path}.{kind}[{i}].restartPolicy",
+                    )
         policy = _opt(obj, "restartPolicy", str, path, "Always")
         if policy not in _RESTART_POLICIES:
             raise InvalidInput(
@@ -238,6 +257,9 @@ class PodSpec:
 
     def all_containers(self) -> tuple[Container, ...]:
         return (*self.init_containers, *self.containers)
+
+    def is_init(self, name: str) -> bool:
+        return any(c.name == name for c in self.init_containers)
 
     def container(self, name: str) -> Container | None:
         for c in self.all_containers():
@@ -289,6 +311,8 @@ class Pod:
             labels=_str_map(md, "labels", "metadata"),
             annotations=_str_map(md, "annotations", "metadata"),
             creation_timestamp=_opt(md, "creationTimestamp", str, "metadata", ""),
+            deletion_timestamp=_opt(md, "deletionTimestamp", str, "metadata", "") or "",
+            deletion_grace_period_s=_opt(md, "deletionGracePeriodSeconds", int, "metadata", None),
         )
         spec = PodSpec.from_dict(obj.get("spec"), "spec")
         return cls(meta=meta, spec=spec, raw=copy.deepcopy(dict(obj)))

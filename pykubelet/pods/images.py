@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from pykubelet.core.clock import Clock
 from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.credentials import DockerConfigFiles, Keyring
+from pykubelet.pods.events import NORMAL, WARNING
 from pykubelet.registry.refs import normalize_ref
 from pykubelet.runtime.errors import ImageNotFound, ImagePullError
 from pykubelet.runtime.protocol import ImageService
@@ -76,6 +77,10 @@ class PullOutcome:
     retry_s: float = 0.0
 
 
+def _no_event(type_: str, reason: str, message: str) -> None:
+    return None
+
+
 async def ensure_image(
     images: ImageService,
     backoff: Backoff,
@@ -83,42 +88,45 @@ async def ensure_image(
     credentials: PullCredentials,
     pod: Pod,
     c: Container,
+    event: Callable[[str, str, str], None] = _no_event,
 ) -> PullOutcome:
-    """Make ``c.image`` present as its policy says; never raises for a pull that fails."""
+    """Make ``c.image`` present as its policy says; never raises for a pull that fails.
+    ``event(type, reason, message)`` reports what upstream's image manager reports."""
     image = c.image
     try:
         normalize_ref(image)
     except InvalidInput:
-        return _waiting(
-            "InvalidImageName",
+        message = (
             f'Failed to apply default image tag "{image}": couldn\'t parse image reference '
-            f'"{image}": invalid reference format',
-            NEVER_PULL_RETRY_S,
+            f'"{image}": invalid reference format'
         )
+        event(WARNING, "InspectFailed", message)
+        return _waiting("InvalidImageName", message, NEVER_PULL_RETRY_S)
     if c.image_pull_policy != "Always":
         present = await images.image_status(image)
         if present is not None:
+            event(NORMAL, "Pulled", f'Container image "{image}" already present on machine')
             return PullOutcome(image_id=present.id)
         if c.image_pull_policy == "Never":
-            return _waiting(
-                "ErrImageNeverPull",
-                f'Container image "{image}" is not present with pull policy of Never',
-                NEVER_PULL_RETRY_S,
-            )
+            message = f'Container image "{image}" is not present with pull policy of Never'
+            event(WARNING, "ErrImageNeverPull", message)
+            return _waiting("ErrImageNeverPull", message, NEVER_PULL_RETRY_S)
     key = f"{pod.uid}/image/{image}"
     if backoff.in_backoff_since_update(key):
-        return _waiting(
-            "ImagePullBackOff",
-            f'Back-off pulling image "{image}"',
-            backoff.remaining_since_update_s(key),
-        )
+        message = f'Back-off pulling image "{image}"'
+        event(NORMAL, "BackOff", message)
+        return _waiting("ImagePullBackOff", message, backoff.remaining_since_update_s(key))
+    event(NORMAL, "Pulling", f'Pulling image "{image}"')
     try:
         image_id = await pull_with_keyring(images, image, await credentials.for_pod(pod))
     except (ImageNotFound, ImagePullError) as e:
         backoff.next(key, clock.now())
         log.info("pod %s: pulling %s failed: %s", pod.full_name, image, e)
+        event(WARNING, "Failed", f'Failed to pull image "{image}": {e}')
+        event(WARNING, "Failed", "Error: ErrImagePull")
         # ErrImagePull now, ImagePullBackOff from the next look on (a second later)
         return _waiting("ErrImagePull", str(e), min(1.0, backoff.get(key)))
+    event(NORMAL, "Pulled", f'Successfully pulled image "{image}"')
     return PullOutcome(image_id=image_id)
 
 

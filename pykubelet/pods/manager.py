@@ -19,7 +19,7 @@ from pykubelet.api import Pod, PodStatus
 from pykubelet.pods.kill import MIN_GRACE_S
 from pykubelet.pods.ports import NODE_PORTS_MESSAGE, NODE_PORTS_REASON, host_port_conflict
 from pykubelet.pods.runtime_config import ANNOTATION_GRACE, LABEL_MANAGED, LABEL_POD_UID
-from pykubelet.pods.types import PodLayerStats, PodUpdate, UpdateOp
+from pykubelet.pods.types import KillRequest, PodLayerStats, PodUpdate, UpdateOp
 from pykubelet.pods.worker import PodWorker, WorkerDeps
 from pykubelet.runtime.types import ContainerState
 
@@ -95,6 +95,12 @@ class PodManager:
         if w is not None:
             w.wake()
 
+    def kill_container(self, uid: str, request: KillRequest) -> None:
+        """A probe verdict: the pod's worker stops the container in its next sync."""
+        w = self._workers.get(uid)
+        if w is not None:
+            w.request_kill(request)
+
     def worker(self, uid: str) -> PodWorker | None:
         return self._workers.get(uid)
 
@@ -137,6 +143,9 @@ class PodManager:
         for pod in new:
             known.add(pod.uid)
             self._add(pod)
+        for uid, pod in incoming.items():
+            if pod.meta.deletion_timestamp:
+                self._delete_gracefully(uid, pod)
 
     def _active(self) -> list[Pod]:
         """Admitted pods that have not finished (upstream filters out terminated pods)."""
@@ -176,6 +185,8 @@ class PodManager:
                 reason=reason,
                 message=f"Pod {message}",
             )
+            # through the one status writer too, so node mode reports the rejection
+            self._deps.statuses.set_pod_status(pod.uid, self._rejected[pod.uid])
             self._pods[pod.uid] = pod
             self._pods_version += 1
             return
@@ -187,16 +198,31 @@ class PodManager:
         self._tasks[pod.uid] = asyncio.create_task(worker.run(), name=f"pod {pod.full_name}")
         log.info("pod %s added", pod.full_name)
 
+    def _delete_gracefully(self, uid: str, pod: Pod) -> None:
+        """The API server is deleting the pod: stop it within its deletion grace period and
+        keep it, with its final status, until the source removes it (node mode's status
+        writer sends that status, then deletes the pod object)."""
+        worker = self._workers.get(uid)
+        if worker is None:
+            return
+        grace = pod.meta.deletion_grace_period_s
+        worker.terminate(float(grace) if grace is not None else None, keep_status=True)
+
     def _remove(self, uid: str) -> None:
         pod = self._pods.pop(uid, None)
         self._pods_version += 1
-        self._rejected.pop(uid, None)
+        if self._rejected.pop(uid, None) is not None:
+            self._deps.statuses.remove(uid)
         worker = self._workers.pop(uid, None)
         task = self._tasks.pop(uid, None)
         if worker is None or task is None:
             return
         log.info("pod %s removed; stopping it", pod.full_name if pod else uid)
-        worker.terminate()
+        # gone from its source: nobody waits for a final status any more
+        grace = pod.meta.deletion_grace_period_s if pod and pod.meta.deletion_timestamp else None
+        worker.terminate(float(grace) if grace is not None else None, keep_status=False)
+        if task.done():
+            self._deps.statuses.remove(uid)
         self._terminating[task] = uid
         task.add_done_callback(lambda t: self._terminating.pop(t, None))
 
