@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pykubelet.config import ConfigError, KubeletConfiguration, load_config
 from pykubelet.core.errors import InvalidInput, PykubeletError
+from pykubelet.runtime.protocol import ImageService, Runtime
 
 __all__ = ["main"]
 
@@ -112,42 +113,16 @@ def images_main(argv: Sequence[str]) -> int:
 
 
 def _images_pull_rm(args: argparse.Namespace) -> int:
-    from pykubelet.pods import DockerConfigFiles, Keyring, pull_with_keyring
     from pykubelet.runtime.process import ProcessRuntime
-    from pykubelet.runtime.types import RegistryAuth
-
-    async def pull() -> str:
-        if args.creds:
-            user, sep, password = args.creds.partition(":")
-            if not sep:
-                raise InvalidInput("--creds: expected USER:PASSWORD")
-            return await rt.pull_image(args.ref, RegistryAuth(username=user, password=password))
-        files = DockerConfigFiles.for_node(args.docker_config_file, args.root_dir)
-        files.check()
-        keyring: Keyring = files.keyring()
-        return await pull_with_keyring(rt, args.ref, keyring)
-
-    async def remove() -> list[str]:
-        used = {c.image_ref for c in await rt.list_containers()}
-        removed = []
-        for ref in args.refs:
-            info = await rt.image_status(ref)
-            if info is None:
-                raise InvalidInput(f"{ref}: no such image")
-            if info.id in used:
-                raise InvalidInput(f"{ref}: image {info.id} is used by a container")
-            await rt.remove_image(info.id)
-            removed.append(f"deleted {ref} ({info.id})")
-        return removed
 
     rt = ProcessRuntime(
         Path(args.root_dir), registry_ca_file=getattr(args, "image_registry_ca_file", "")
     )
     try:
         if args.cmd == "pull":
-            print(f"pulled {args.ref} ({asyncio.run(pull())})")
+            print(f"pulled {args.ref} ({asyncio.run(_pull_ref(rt, args))})")
         else:
-            print("\n".join(asyncio.run(remove())))
+            print("\n".join(asyncio.run(_remove_refs(rt, rt, args.refs))))
     except InvalidInput as e:
         print(f"pykubelet images: {e}", file=sys.stderr)
         return 2
@@ -155,6 +130,37 @@ def _images_pull_rm(args: argparse.Namespace) -> int:
         print(f"pykubelet images: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _pull_ref(images: ImageService, args: argparse.Namespace) -> str:
+    """``images pull``: ``--creds``, else the docker config (``--docker-config-file`` or the
+    node's search path), each matching credential in turn, as a pod's pull would."""
+    from pykubelet.pods import DockerConfigFiles, pull_with_keyring
+    from pykubelet.runtime.types import RegistryAuth
+
+    if args.creds:
+        user, sep, password = args.creds.partition(":")
+        if not sep:
+            raise InvalidInput("--creds: expected USER:PASSWORD")
+        return await images.pull_image(args.ref, RegistryAuth(username=user, password=password))
+    files = DockerConfigFiles.for_node(args.docker_config_file, args.root_dir)
+    files.check()
+    return await pull_with_keyring(images, args.ref, files.keyring())
+
+
+async def _remove_refs(images: ImageService, runtime: Runtime, refs: Sequence[str]) -> list[str]:
+    """``images rm``: refuses an image any container (running or not) was created from."""
+    used = {c.image_ref for c in await runtime.list_containers()}
+    removed = []
+    for ref in refs:
+        info = await images.image_status(ref)
+        if info is None:
+            raise InvalidInput(f"{ref}: no such image")
+        if info.id in used:
+            raise InvalidInput(f"{ref}: image {info.id} is used by a container")
+        await images.remove_image(info.id)
+        removed.append(f"deleted {ref} ({info.id})")
+    return removed
 
 
 def _delegate(module: str, func: str, argv: Sequence[str]) -> int:
