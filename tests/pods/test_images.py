@@ -85,3 +85,42 @@ async def test_if_not_present_asks_no_credentials_when_present() -> None:
         == "ok"
     )
     assert rt.pulls == [] and secrets.asked == []
+
+
+async def test_events_as_upstream_reports_them() -> None:
+    clock = FakeClock()
+    rt = FakeRuntime(clock)
+    backoff = Backoff(clock)
+    seen: list[tuple[str, str, str]] = []
+
+    async def ensure(image: str, policy: str) -> None:
+        spec = {"containers": [{"name": "c", "image": image, "imagePullPolicy": policy}]}
+        pod = Pod.from_dict({"metadata": {"name": "p", "uid": "u"}, "spec": spec})
+        c = pod.spec.containers[0]
+        await ensure_image(rt, backoff, clock, PullCredentials(), pod, c, lambda *e: seen.append(e))
+
+    await ensure("reg.example.com/a:1", "IfNotPresent")
+    await ensure("reg.example.com/a:1", "Always")
+    rt.hide_image("reg.example.com/gone:1")
+    await ensure("reg.example.com/gone:1", "Never")
+    await ensure("reg.example.com/gone:1", "IfNotPresent")
+    await ensure("reg.example.com/gone:1", "IfNotPresent")
+    assert seen == [
+        ("Normal", "Pulled", 'Container image "reg.example.com/a:1" already present on machine'),
+        ("Normal", "Pulling", 'Pulling image "reg.example.com/a:1"'),
+        ("Normal", "Pulled", 'Successfully pulled image "reg.example.com/a:1"'),
+        (
+            "Warning",
+            "ErrImageNeverPull",
+            'Container image "reg.example.com/gone:1" is not present with pull policy of Never',
+        ),
+        ("Normal", "Pulling", 'Pulling image "reg.example.com/gone:1"'),
+        (
+            "Warning",
+            "Failed",
+            "Failed to pull image \"reg.example.com/gone:1\": image 'reg.example.com/gone:1' "
+            "not found in the registry",
+        ),
+        ("Warning", "Failed", "Error: ErrImagePull"),
+        ("Normal", "BackOff", 'Back-off pulling image "reg.example.com/gone:1"'),
+    ]
