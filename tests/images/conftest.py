@@ -72,7 +72,7 @@ def plain_registry(
     try:
         reg.push_oci(test_layout, "busybox", "test/busybox:1.0")
         reg.push_oci(test_layout, "busybox", "test/busybox-docker:1.0", docker_format=True)
-        reg.push_oci(test_layout, "layered", "test/layered:1.0")
+        reg.push_raw(test_layout, "layered", "test/layered:1.0")  # keeps its plain-tar layer
         reg.push_oci(test_layout, "multi", "test/multi:1.0", all_platforms=True)
         reg.push_oci(
             test_layout, "multi", "test/multi-docker:1.0", all_platforms=True, docker_format=True

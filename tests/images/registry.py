@@ -3,6 +3,8 @@ tests: plain HTTP, or TLS (our test CA) with htpasswd basic auth. Images go in w
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import subprocess
 import time
@@ -52,6 +54,42 @@ class Registry:
             argv.append("--dest-tls-verify=false")
         argv += [f"oci:{layout}:{tag}", f"docker://{self.host}/{repo_tag}"]
         subprocess.run(argv, check=True, capture_output=True, timeout=120)
+
+    def push_raw(self, layout: Path, tag: str, repo_tag: str) -> None:
+        """Upload an OCI layout's image byte for byte through the distribution API (plain HTTP
+        registry): skopeo compresses plain-tar layers on the way, this keeps them as they are."""
+        index = json.loads((layout / "index.json").read_text())
+        desc = next(
+            m
+            for m in index["manifests"]
+            if m["annotations"]["org.opencontainers.image.ref.name"] == tag
+        )
+        blobs = layout / "blobs" / "sha256"
+        manifest_bytes = (blobs / desc["digest"].split(":")[1]).read_bytes()
+        manifest = json.loads(manifest_bytes)
+        repo, _, ref = repo_tag.rpartition(":")
+        conn = http.client.HTTPConnection(self.host, timeout=30)
+        try:
+            for d in [manifest["config"], *manifest["layers"]]:
+                conn.request("POST", f"/v2/{repo}/blobs/uploads/")
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 202, resp.status
+                location = resp.headers["Location"]
+                sep = "&" if "?" in location else "?"
+                data = (blobs / d["digest"].split(":")[1]).read_bytes()
+                path = location.split(self.host, 1)[-1]
+                conn.request("PUT", f"{path}{sep}digest={d['digest']}", body=data)
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 201, resp.status
+            headers = {"Content-Type": manifest["mediaType"]}
+            conn.request("PUT", f"/v2/{repo}/manifests/{ref}", body=manifest_bytes, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 201, resp.status
+        finally:
+            conn.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -5,6 +5,8 @@ Expected ids and digests are read from the OCI layout the test built, never from
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
 import platform
 from pathlib import Path
@@ -98,8 +100,24 @@ async def test_manifest_list_picks_the_host_platform(
     assert (Path(info.rootfs_path) / "arch").read_text() == ARCH
 
 
+def _served_layer_types(reg: Registry, repo: str, tag: str) -> list[str]:
+    conn = http.client.HTTPConnection(reg.host, timeout=10)
+    conn.request(
+        "GET",
+        f"/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    manifest = json.loads(conn.getresponse().read())
+    conn.close()
+    return [layer["mediaType"] for layer in manifest["layers"]]
+
+
 async def test_whiteouts_and_opaque_dirs(rt: ProcessRuntime, plain_registry: Registry) -> None:
     ref = f"{plain_registry.host}/test/layered:1.0"
+    # gzip'd layers and a plain tar one, as the registry serves them
+    assert (await asyncio.to_thread(_served_layer_types, plain_registry, "test/layered", "1.0"))[
+        1:
+    ] == ["application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.oci.image.layer.v1.tar"]
     await rt.pull_image(ref)
     info = await rt.image_status(ref)
     assert info is not None
@@ -168,3 +186,18 @@ async def test_tls_needs_the_ca(tmp_path: Path, tls_registry: Registry) -> None:
     auth = RegistryAuth(username=tls_registry.user, password=tls_registry.password)
     with pytest.raises(ImagePullError, match="certificate"):
         await rt.pull_image(f"{tls_registry.host}/private/busybox:1.0", auth)
+
+
+async def test_tag_and_digest_pulled_at_once_unpack_once(
+    rt: ProcessRuntime, plain_registry: Registry, test_layout: Path
+) -> None:
+    manifest_digest, _ = _layout_manifest(test_layout, "layered")
+    by_tag = f"{plain_registry.host}/test/layered:1.0"
+    by_digest = f"{plain_registry.host}/test/layered@{manifest_digest}"
+    ids = await asyncio.gather(*(rt.pull_image(r) for r in (by_tag, by_digest, by_tag)))
+    assert set(ids) == {_config_digest(test_layout, "layered")}
+    assert _rootfs_dirs(rt) == [ids[0].removeprefix("sha256:")]
+
+
+def _rootfs_dirs(rt: ProcessRuntime) -> list[str]:
+    return sorted(p.name for p in (rt.layout.images / "rootfs").iterdir())

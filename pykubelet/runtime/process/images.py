@@ -51,6 +51,7 @@ class ImageStore:
         self._cached_index: dict[str, str] = {}
         self._infos: dict[str, ImageInfo | None] = {}
         self._cache_lock = threading.Lock()
+        self._unpacking: dict[str, threading.Lock] = {}  # image hex id -> its unpack lock
 
     # ------------------------------------------------------------------ queries
 
@@ -199,6 +200,10 @@ class ImageStore:
             assert last is not None
             return last
 
+    def _unpack_lock(self, hexid: str) -> threading.Lock:
+        with self._cache_lock:
+            return self._unpacking.setdefault(hexid, threading.Lock())
+
     def has_config(self, config_digest: str) -> bool:
         """Whether the image with this config (= image id) is already unpacked: a re-pull
         then fetches no layer."""
@@ -222,20 +227,23 @@ class ImageStore:
         configs = self._root / "configs"
         configs.mkdir(parents=True, exist_ok=True)
         meta_path = configs / f"{hexid}.json"
-        if not meta_path.exists():
-            tmp = self._root / "rootfs" / f".tmp-{uuid.uuid4().hex}"
-            tmp.mkdir(parents=True)
-            try:
-                unpack(tmp)
-                size = _du(tmp)
-                if rootfs.exists():
-                    shutil.rmtree(rootfs)
-                tmp.rename(rootfs)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            meta = {"config": json.loads(config_bytes), "size_bytes": size}
-            _atomic_write(meta_path, json.dumps(meta).encode())
+        # one unpack per image: a second pull of it (by tag and by digest at once) waits, then
+        # finds it stored, and never replaces a root filesystem a container may already use
+        with self._unpack_lock(hexid):
+            if not meta_path.exists():
+                tmp = self._root / "rootfs" / f".tmp-{uuid.uuid4().hex}"
+                tmp.mkdir(parents=True)
+                try:
+                    unpack(tmp)
+                    size = _du(tmp)
+                    if rootfs.exists():  # left by a crash before its config was written
+                        shutil.rmtree(rootfs)
+                    tmp.rename(rootfs)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                meta = {"config": json.loads(config_bytes), "size_bytes": size}
+                _atomic_write(meta_path, json.dumps(meta).encode())
         with self._lock:
             if repo_digest:
                 meta = json.loads(meta_path.read_text())

@@ -26,6 +26,7 @@ from pykubelet.runtime.errors import (
     ContainerNotFound,
     ContainerNotRunning,
     CreateContainerError,
+    ImagePullError,
     SandboxNotFound,
 )
 from pykubelet.runtime.pod_network import PodNetwork
@@ -483,8 +484,13 @@ class ProcessRuntime(ExecMixin):
                 name = parse_ref(ref).name
                 if not any(d.split("@")[0] == name for d in local.repo_digests):
                     return local.id
-            async with RegistryClient(ca_file=self._registry_ca_file) as client:
-                info = await pull_from_registry(self.images, client, ref, auth, self.layout.images)
+            try:
+                async with RegistryClient(ca_file=self._registry_ca_file) as client:
+                    info = await pull_from_registry(
+                        self.images, client, ref, auth, self.layout.images
+                    )
+            except OSError as e:  # a full disk, a read-only root: the pull failed, not the agent
+                raise ImagePullError(f"{ref}: storing the image: {e}") from e
             return info.id
 
     async def list_images(self) -> Sequence[ImageInfo]:
