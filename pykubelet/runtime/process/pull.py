@@ -95,4 +95,6 @@ async def pull_from_registry(
 
 
 def _nothing(root: Path) -> None:
-    """The image is stored already: no layer to unpack."""
+    """The image was stored when the pull began, so no layer was fetched; called only if it was
+    removed (image GC, ``images rm``) in the meantime: the next try fetches it whole."""
+    raise ImagePullError("the image was removed while it was being pulled; pull again")
