@@ -29,9 +29,10 @@ from pykubelet.config import (
     field_status,
     load_config,
 )
-from pykubelet.core.errors import PykubeletError
+from pykubelet.core.errors import InvalidInput, PykubeletError
 from pykubelet.core.logformat import configure_logging
 from pykubelet.host import sdnotify
+from pykubelet.runtime.protocol import ImageService, Runtime
 
 __all__ = ["main"]
 
@@ -42,6 +43,8 @@ commands:
   run [--config FILE] [flags]   run the node agent (pykubelet run --help for flags)
   images import FILE            load an OCI layout or docker-archive tarball into the image store
   images list                   list the images in the store
+  images pull REF               pull an image from its registry (--creds, --docker-config-file)
+  images rm REF...              remove images no container uses
   certs ca|serving|client ...   create a CA, the serving certificate, client certificates
   doctor [--config FILE]        check a configuration against the CIS kubelet benchmark
   client pods|logs|exec|...     talk to a kubelet's API (pykubelet client --help)
@@ -178,9 +181,18 @@ def images_main(argv: Sequence[str]) -> int:
     imp.add_argument("file")
     imp.add_argument("--ref", default=None, help="tag the image with this reference")
     lst = sub.add_parser("list", help="list the images in the store")
-    for sp in (imp, lst):
+    pull = sub.add_parser("pull", help="pull an image from its registry")
+    pull.add_argument("ref")
+    pull.add_argument("--creds", default="", help="USER:PASSWORD (else the docker config)")
+    pull.add_argument("--docker-config-file", default="", help="as the run flag")
+    pull.add_argument("--image-registry-ca-file", default="", help="as the run flag")
+    rm = sub.add_parser("rm", help="remove images that no container uses")
+    rm.add_argument("refs", nargs="+")
+    for sp in (imp, lst, pull, rm):
         sp.add_argument("--root-dir", default=KubeletConfiguration().root_dir)
     args = p.parse_args(list(argv))
+    if args.cmd in ("pull", "rm"):
+        return _images_pull_rm(args)
     try:
         runtime_cls = importlib.import_module("pykubelet.runtime.process").ProcessRuntime
     except (ImportError, AttributeError):
@@ -198,6 +210,57 @@ def images_main(argv: Sequence[str]) -> int:
         print(f"pykubelet images: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _images_pull_rm(args: argparse.Namespace) -> int:
+    from pykubelet.runtime.process import ProcessRuntime
+
+    rt = ProcessRuntime(
+        Path(args.root_dir), registry_ca_file=getattr(args, "image_registry_ca_file", "")
+    )
+    try:
+        if args.cmd == "pull":
+            print(f"pulled {args.ref} ({asyncio.run(_pull_ref(rt, args))})")
+        else:
+            print("\n".join(asyncio.run(_remove_refs(rt, rt, args.refs))))
+    except InvalidInput as e:
+        print(f"pykubelet images: {e}", file=sys.stderr)
+        return 2
+    except (PykubeletError, OSError) as e:
+        print(f"pykubelet images: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _pull_ref(images: ImageService, args: argparse.Namespace) -> str:
+    """``images pull``: ``--creds``, else the docker config (``--docker-config-file`` or the
+    node's search path), each matching credential in turn, as a pod's pull would."""
+    from pykubelet.pods import DockerConfigFiles, pull_with_keyring
+    from pykubelet.runtime.types import RegistryAuth
+
+    if args.creds:
+        user, sep, password = args.creds.partition(":")
+        if not sep:
+            raise InvalidInput("--creds: expected USER:PASSWORD")
+        return await images.pull_image(args.ref, RegistryAuth(username=user, password=password))
+    files = DockerConfigFiles.for_node(args.docker_config_file, args.root_dir)
+    files.check()
+    return await pull_with_keyring(images, args.ref, files.keyring())
+
+
+async def _remove_refs(images: ImageService, runtime: Runtime, refs: Sequence[str]) -> list[str]:
+    """``images rm``: refuses an image any container (running or not) was created from."""
+    used = {c.image_ref for c in await runtime.list_containers()}
+    removed = []
+    for ref in refs:
+        info = await images.image_status(ref)
+        if info is None:
+            raise InvalidInput(f"{ref}: no such image")
+        if info.id in used:
+            raise InvalidInput(f"{ref}: image {info.id} is used by a container")
+        await images.remove_image(info.id)
+        removed.append(f"deleted {ref} ({info.id})")
+    return removed
 
 
 def _delegate(module: str, func: str, argv: Sequence[str]) -> int:

@@ -31,7 +31,10 @@ from pykubelet.network import (
 )
 from pykubelet.pods import (
     Backoff,
+    DockerConfigFiles,
+    ImageGC,
     PodManager,
+    PullCredentials,
     RuntimeConfigBuilder,
     StaticDirSource,
     StatusManager,
@@ -92,6 +95,7 @@ def build_runtime(
         container_log_max_size_bytes=config.container_log_max_size_bytes,
         container_log_max_files=config.container_log_max_files,
         node_ip=_host_ip(config) if node_ip is None else node_ip,
+        registry_ca_file=config.image_registry_ca_file,
     )
 
 
@@ -267,6 +271,8 @@ class Agent:
             recorder=default_metrics(),
         )
         self.podspec = spec
+        docker_config = DockerConfigFiles.for_node(cfg.docker_config_file, cfg.root_dir)
+        docker_config.check()  # a dockerConfigFile named must exist and parse
         deps = WorkerDeps(
             runtime=runtime,
             images=runtime,
@@ -281,6 +287,7 @@ class Agent:
             runtime_name=_runtime_scheme(cfg),
             crash_backoff=Backoff(self.clock),
             image_backoff=Backoff(self.clock),
+            pull_credentials=PullCredentials(docker_config),
             counters=WorkerCounters(),
             host_ip=host_ip,
             cache=ContainerCache(),
@@ -301,9 +308,18 @@ class Agent:
             node_info=self.node_mode.admission_node if self.node_mode is not None else None,
         )
         spec.connect(wake=self.manager.wake, kill=self.manager.kill_container)
+        image_gc = ImageGC(
+            runtime,
+            runtime,
+            self.clock,
+            high_percent=cfg.image_gc_high_threshold_percent,
+            low_percent=cfg.image_gc_low_threshold_percent,
+            minimum_age_s=cfg.image_minimum_gc_age_s,
+        )
         services = [
             _Service(name="pod-manager", run=self.manager.run),
             _Service(name="podspec", run=self._podspec_service),
+            _Service(name="image-gc", run=image_gc.run),
         ]
         if cfg.static_pod_path:
             self.source = StaticDirSource(

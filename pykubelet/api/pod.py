@@ -178,6 +178,7 @@ class PodSpec:
     node_name: str = ""
     hostname: str = ""
     service_account_name: str = ""
+    image_pull_secrets: tuple[str, ...] = ()  # names of the pod's imagePullSecrets
     volumes: tuple[RawObject, ...] = ()
     security_context: RawObject = field(default_factory=dict)
 
@@ -250,6 +251,7 @@ class PodSpec:
             node_name=_opt(obj, "nodeName", str, path, ""),
             hostname=_opt(obj, "hostname", str, path, ""),
             service_account_name=_opt(obj, "serviceAccountName", str, path, ""),
+            image_pull_secrets=_pull_secret_names(obj, path),
             volumes=tuple(_opt(obj, "volumes", list, path, [])),
             security_context=_opt(obj, "securityContext", dict, path, {}),
         )
@@ -355,3 +357,14 @@ def pods_to_list(pods: Sequence[Pod]) -> dict[str, Any]:
         "metadata": {},
         "items": [p.to_dict() for p in pods] if pods else None,
     }
+
+
+def _pull_secret_names(obj: dict[str, Any], path: str) -> tuple[str, ...]:
+    refs = _opt(obj, "imagePullSecrets", list, path, [])
+    names = []
+    for i, ref in enumerate(refs):
+        _expect(ref, dict, f"{path}.imagePullSecrets[{i}]")
+        name = _opt(ref, "name", str, f"{path}.imagePullSecrets[{i}]", "")
+        if name:
+            names.append(name)
+    return tuple(names)

@@ -141,6 +141,12 @@ class KubeletConfiguration:
     container_log_max_files: int = 5
     cgroup_root: str = ""
     pod_cidr: str = ""  # the built-in network's subnet ("": 10.88.42.0/24); CNI configs own theirs
+    # images: GC when the image filesystem is fuller than high%, down to low%; 100 disables
+    image_gc_high_threshold_percent: int = 85
+    image_gc_low_threshold_percent: int = 80
+    image_minimum_gc_age_s: float = 120.0
+    docker_config_file: str = ""  # registry credentials ("": <rootDir>/config.json, ~/.docker)
+    image_registry_ca_file: str = ""  # CAs trusted for registries besides the system's
     # pykubelet extensions (config file and flags) and flag-only settings
     root_dir: str = "/var/lib/pykubelet"
     cni_conf_dir: str = "/etc/cni/net.d"  # first *.conflist/*.conf wins; none: built-in bridge
@@ -342,6 +348,13 @@ def _qps(v: Any) -> float:
     n = float(v)
     if n <= 0:
         raise ValueError(f"must be > 0, got {v}")
+    return n
+
+
+def _percent(v: Any) -> int:
+    n = _int(v)
+    if not 0 <= n <= 100:
+        raise ValueError(f"must be between 0 and 100, got {n}")
     return n
 
 
@@ -548,6 +561,27 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
     ("eventBurst", "event_burst", _positive, "--event-burst", "event creation burst"),
     ("podCIDR", "pod_cidr", _pod_cidr, "--pod-cidr", "subnet of the built-in pod network"),
     (
+        "imageGCHighThresholdPercent",
+        "image_gc_high_threshold_percent",
+        _percent,
+        "--image-gc-high-threshold",
+        "disk usage % that starts image garbage collection",
+    ),
+    (
+        "imageGCLowThresholdPercent",
+        "image_gc_low_threshold_percent",
+        _percent,
+        "--image-gc-low-threshold",
+        "disk usage % image garbage collection frees down to",
+    ),
+    (
+        "imageMinimumGCAge",
+        "image_minimum_gc_age_s",
+        _duration,
+        "--minimum-image-ttl-duration",
+        "unused images younger than this are kept",
+    ),
+    (
         "containerRuntimeEndpoint",
         "container_runtime_endpoint",
         _str,
@@ -592,6 +626,20 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
     ),
     ("cniConfDir", "cni_conf_dir", _str, "--cni-conf-dir", "CNI network configs"),
     ("cniBinDir", "cni_bin_dir", _str, "--cni-bin-dir", "CNI plugin executables"),
+    (
+        "dockerConfigFile",
+        "docker_config_file",
+        _str,
+        "--docker-config-file",
+        "registry credentials (docker config.json) for every pull",
+    ),
+    (
+        "imageRegistryCAFile",
+        "image_registry_ca_file",
+        _str,
+        "--image-registry-ca-file",
+        "extra CAs trusted for registries (process runtime)",
+    ),
 )
 _FLAG_ONLY: tuple[tuple[Any, ...], ...] = (
     ("", "kubeconfig", _str, "--kubeconfig", "API server credentials: join a cluster (node mode)"),
@@ -620,7 +668,7 @@ _BY_JSON = {f.json: f for f in _TABLE}
 _PATH_FIELDS = frozenset(
     """staticPodPath tlsCertFile tlsPrivateKeyFile authentication.x509.clientCAFile
     authorization.policyFile rootDir certDir auditLogPath sessionRecordingDir
-    authentication.tokenFile cniConfDir cniBinDir""".split()
+    authentication.tokenFile cniConfDir cniBinDir dockerConfigFile imageRegistryCAFile""".split()
 )
 # As upstream's defaulting: a zero value in a file ("", 0, "0s") means the default.
 _ZERO_MEANS_DEFAULT = frozenset(
@@ -763,7 +811,7 @@ def merge_drop_ins(doc: Mapping[str, Any], config_dir: str) -> dict[str, Any]:
 
 def _check_json_type(conv: Callable[[Any], Any], value: Any) -> None:
     """A file value must have its JSON type: flags may spell numbers and booleans as text."""
-    if isinstance(value, str) and conv in (_bool, _int, _port, _nonneg, _positive):
+    if isinstance(value, str) and conv in (_bool, _int, _port, _nonneg, _positive, _percent):
         raise TypeError("expected a boolean" if conv is _bool else "expected an integer")
 
 
@@ -949,6 +997,13 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
     ):
         if value < 0:
             problems.append(f"{name}: must be >= 0")
+    if cfg.image_gc_low_threshold_percent >= cfg.image_gc_high_threshold_percent:
+        problems.append(
+            "imageGCLowThresholdPercent: must be less than imageGCHighThresholdPercent "
+            f"({cfg.image_gc_low_threshold_percent} >= {cfg.image_gc_high_threshold_percent})"
+        )
+    if cfg.image_minimum_gc_age_s < 0:
+        problems.append("imageMinimumGCAge: must not be negative")
     if cfg.runtime == "cri" and not cfg.container_runtime_endpoint:
         problems.append("containerRuntimeEndpoint: required with runtime 'cri'")
     if problems:
@@ -973,6 +1028,8 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         tls_private_key_file=_abs(cfg.tls_private_key_file),
         audit_log_path=_abs(cfg.audit_log_path),
         session_recording_dir=_abs(cfg.session_recording_dir),
+        docker_config_file=_abs(cfg.docker_config_file),
+        image_registry_ca_file=_abs(cfg.image_registry_ca_file),
         authentication=replace(
             cfg.authentication, x509=x509, token_file=_abs(cfg.authentication.token_file)
         ),
