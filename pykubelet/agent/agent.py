@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pykubelet.config import KubeletConfiguration, configz
 from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.core.errors import InvalidInput, PykubeletError
+from pykubelet.host.nodeip import choose_node_ip
 from pykubelet.network import (
     DEFAULT_BRIDGE,
     DEFAULT_SUBNET,
@@ -31,7 +31,10 @@ from pykubelet.network import (
 )
 from pykubelet.pods import (
     Backoff,
+    DockerConfigFiles,
+    ImageGC,
     PodManager,
+    PullCredentials,
     RuntimeConfigBuilder,
     StaticDirSource,
     StatusManager,
@@ -92,6 +95,7 @@ def build_runtime(
         container_log_max_size_bytes=config.container_log_max_size_bytes,
         container_log_max_files=config.container_log_max_files,
         node_ip=_host_ip(config) if node_ip is None else node_ip,
+        registry_ca_file=config.image_registry_ca_file,
     )
 
 
@@ -178,18 +182,15 @@ async def _connect_node_mode(config: KubeletConfiguration, clock: Clock) -> Node
 
 
 def _node_ip(config: KubeletConfiguration) -> str:
-    from pykubelet.node.machine import detect_node_ip
-
-    return config.node_ip or detect_node_ip(config.node_name)
+    """Node mode: the InternalIP is --node-ip or detected, never the serving --address."""
+    return choose_node_ip(config.node_ip)
 
 
 def _host_ip(config: KubeletConfiguration) -> str:
-    if config.address not in ("0.0.0.0", "::", ""):
+    """--node-ip (checked to be this host's), else a specific --address, else detected."""
+    if not config.node_ip and config.address not in ("0.0.0.0", "::", ""):
         return config.address
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
+    return choose_node_ip(config.node_ip)
 
 
 class Agent:
@@ -270,6 +271,8 @@ class Agent:
             recorder=default_metrics(),
         )
         self.podspec = spec
+        docker_config = DockerConfigFiles.for_node(cfg.docker_config_file, cfg.root_dir)
+        docker_config.check()  # a dockerConfigFile named must exist and parse
         deps = WorkerDeps(
             runtime=runtime,
             images=runtime,
@@ -284,6 +287,7 @@ class Agent:
             runtime_name=_runtime_scheme(cfg),
             crash_backoff=Backoff(self.clock),
             image_backoff=Backoff(self.clock),
+            pull_credentials=PullCredentials(docker_config),
             counters=WorkerCounters(),
             host_ip=host_ip,
             cache=ContainerCache(),
@@ -304,9 +308,18 @@ class Agent:
             node_info=self.node_mode.admission_node if self.node_mode is not None else None,
         )
         spec.connect(wake=self.manager.wake, kill=self.manager.kill_container)
+        image_gc = ImageGC(
+            runtime,
+            runtime,
+            self.clock,
+            high_percent=cfg.image_gc_high_threshold_percent,
+            low_percent=cfg.image_gc_low_threshold_percent,
+            minimum_age_s=cfg.image_minimum_gc_age_s,
+        )
         services = [
             _Service(name="pod-manager", run=self.manager.run),
             _Service(name="podspec", run=self._podspec_service),
+            _Service(name="image-gc", run=image_gc.run),
         ]
         if cfg.static_pod_path:
             self.source = StaticDirSource(

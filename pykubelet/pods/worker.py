@@ -20,6 +20,7 @@ from dataclasses import replace
 from pykubelet.api import Container, ContainerStateWaiting, Pod
 from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.events import NORMAL, WARNING
+from pykubelet.pods.images import ensure_image
 from pykubelet.pods.kill import kill_pod, stop_container, stop_containers
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.status_builder import build_pod_status
@@ -32,8 +33,6 @@ from pykubelet.pods.types import KillRequest, WorkerPhase
 from pykubelet.pods.worker_deps import WorkerCounters, WorkerDeps, go_duration
 from pykubelet.runtime.errors import (
     CreateContainerError,
-    ImageNotFound,
-    ImagePullError,
     RuntimeFailure,
     SandboxNotFound,
 )
@@ -518,33 +517,19 @@ class PodWorker:
 
     async def _ensure_image(self, c: Container, wakes: list[float]) -> bool:
         d = self._deps
-        if c.image_pull_policy != "Always" and await d.images.image_status(c.image) is not None:
-            return True
-        if c.image_pull_policy == "Never":
-            self._waiting[c.name] = ContainerStateWaiting(
-                reason="ErrImageNeverPull",
-                message=f'Container image "{c.image}" is not present with pull policy of Never',
-            )
-            wakes.append(CONFIG_RETRY_S)
-            return False
-        key = f"{self.pod.uid}/image/{c.image}"
-        if d.image_backoff.in_backoff_since_update(key):
-            self._waiting[c.name] = ContainerStateWaiting(
-                reason="ImagePullBackOff", message=f'Back-off pulling image "{c.image}"'
-            )
-            wakes.append(d.image_backoff.remaining_since_update_s(key))
-            return False
-        try:
-            self._event(NORMAL, "Pulling", f'Pulling image "{c.image}"', c.name)
-            await d.images.pull_image(c.image)
-            self._event(NORMAL, "Pulled", f'Successfully pulled image "{c.image}"', c.name)
-            return True
-        except (ImageNotFound, ImagePullError) as e:
-            d.image_backoff.next(key, d.clock.now())
-            self._event(WARNING, "Failed", f'Failed to pull image "{c.image}": {e}', c.name)
-            self._waiting[c.name] = ContainerStateWaiting(reason="ErrImagePull", message=str(e))
-            wakes.append(min(1.0, d.image_backoff.get(key)))  # then show ImagePullBackOff
-            return False
+        got = await ensure_image(
+            d.images,
+            d.image_backoff,
+            d.clock,
+            d.pull_credentials,
+            self.pod,
+            c,
+            lambda type_, reason, message: self._event(type_, reason, message, c.name),
+        )
+        if got.waiting is not None:
+            self._waiting[c.name] = got.waiting
+            wakes.append(got.retry_s)
+        return got.waiting is None
 
     def _publish(self, history: History) -> str:
         d = self._deps

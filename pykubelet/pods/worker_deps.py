@@ -14,6 +14,7 @@ from pykubelet.core.clock import Clock
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.cache import ContainerCache
 from pykubelet.pods.events import EventSink, NoEvents
+from pykubelet.pods.images import PullCredentials
 from pykubelet.pods.runtime_config import RuntimeConfigBuilder
 from pykubelet.pods.status_manager import StatusManager
 from pykubelet.runtime.protocol import ImageService, Runtime
@@ -46,6 +47,8 @@ class WorkerDeps:
     crash_backoff: Backoff
     image_backoff: Backoff
     counters: WorkerCounters
+    # registry credentials for the pod's pulls (pull secrets, the node's docker config)
+    pull_credentials: PullCredentials = field(default_factory=PullCredentials)
     host_ip: str = ""
     # the relister's latest container list; None: workers always ask the runtime
     cache: ContainerCache | None = None
