@@ -287,7 +287,10 @@ class Agent:
             runtime_name=_runtime_scheme(cfg),
             crash_backoff=Backoff(self.clock),
             image_backoff=Backoff(self.clock),
-            pull_credentials=PullCredentials(docker_config),
+            pull_credentials=PullCredentials(
+                docker_config,
+                secrets=self.node_mode.pull_secrets if self.node_mode is not None else None,
+            ),
             counters=WorkerCounters(),
             host_ip=host_ip,
             cache=ContainerCache(),

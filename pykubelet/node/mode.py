@@ -22,6 +22,7 @@ from pykubelet.node.machine import read_machine_facts
 from pykubelet.node.mirror import MirrorPods
 from pykubelet.node.node_status import NodeSettings
 from pykubelet.node.pod_source import ApiPodSource
+from pykubelet.node.pull_secrets import ApiPullSecrets
 from pykubelet.node.registration import NodeController
 from pykubelet.node.status_writer import PodStatusWriter
 from pykubelet.pods.admission import AdmissionNode
@@ -69,6 +70,7 @@ class NodeMode:
             settings.node.name,
             clock,
         )
+        self.pull_secrets = ApiPullSecrets(self.main_api)
         self.node: NodeController | None = None
         self.lease: LeaseController | None = None
         self.source: ApiPodSource | None = None
