@@ -25,7 +25,7 @@ from typing import Any
 from pykubelet.api import PodStatus
 from pykubelet.core.clock import Clock
 from pykubelet.node.client import SMP, ApiError, KubeApi
-from pykubelet.node.pod_source import ApiPodSource
+from pykubelet.node.pod_source import ApiPodSource, is_finished
 from pykubelet.pods.manager import PodManager
 from pykubelet.pods.status_manager import StatusManager
 from pykubelet.pods.types import WorkerPhase
@@ -115,6 +115,9 @@ class PodStatusWriter:
         due = {}
         for uid, raw in self._source.pods.items():
             status = self._statuses.get_pod_status(uid)  # rejections are written there too
+            if status is None and is_finished(raw) and raw["metadata"].get("deletionTimestamp"):
+                self._delete_finished(uid, raw)  # never run here: only the final DELETE is due
+                continue
             if status is None or self._seen.get(uid) is status:
                 if not (raw["metadata"].get("deletionTimestamp") and uid not in self._deleting):
                     continue
@@ -222,6 +225,24 @@ class PodStatusWriter:
             self._deleting.discard(uid)
             if e.status not in (404, 409):
                 raise
+
+    def _delete_finished(self, uid: str, raw: dict[str, Any]) -> None:
+        if uid in self._deleting or uid in self._awaiting:
+            return
+        self._awaiting.add(uid)  # one task per pod
+        md = raw["metadata"]
+        status = PodStatus(phase=str(raw["status"]["phase"]))
+        task = asyncio.create_task(self._delete_quietly(uid, md["namespace"], md["name"], status))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _delete_quietly(self, uid: str, namespace: str, name: str, status: PodStatus) -> None:
+        try:
+            await self._maybe_delete(uid, namespace, name, status)
+        except ApiError as e:
+            log.warning("pod %s/%s: not deleted: %s", namespace, name, e)  # next resync retries
+        finally:
+            self._awaiting.discard(uid)
 
     async def _when_done(self, uid: str, done: asyncio.Event) -> None:
         await done.wait()
