@@ -16,6 +16,7 @@ from typing import Any
 
 from pykubelet.core.clock import Clock
 from pykubelet.node.client import KubeApi, RateLimiter, connect
+from pykubelet.node.config_source import ApiConfigSource
 from pykubelet.node.events import ApiEventSink
 from pykubelet.node.lease import LeaseController
 from pykubelet.node.machine import read_machine_facts
@@ -71,6 +72,7 @@ class NodeMode:
             clock,
         )
         self.pull_secrets = ApiPullSecrets(self.main_api)
+        self.config_source = ApiConfigSource(self.main_api)
         self.node: NodeController | None = None
         self.lease: LeaseController | None = None
         self.source: ApiPodSource | None = None

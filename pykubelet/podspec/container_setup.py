@@ -21,6 +21,13 @@ from pykubelet.pods.termination import (
     create_message_file,
     message_file_path,
 )
+from pykubelet.podspec.api_objects import (
+    ConfigSource,
+    PodObjects,
+    env_from_values,
+    fetch,
+    key_value,
+)
 from pykubelet.podspec.downward import (
     NodeAllocatable,
     PodFacts,
@@ -48,8 +55,11 @@ class ContainerSetup:
         node_name: str,
         host_ip: str,
         allocatable: NodeAllocatable,
+        config_source: ConfigSource | None = None,
     ) -> None:
         self._images = images
+        self._config_source = config_source  # node mode: ConfigMaps and Secrets
+        self._objects: dict[str, PodObjects] = {}  # pod uid -> what it references
         self._pods_dir = pods_dir
         self._node_name = node_name
         self._host_ip = host_ip
@@ -74,6 +84,10 @@ class ContainerSetup:
         self, pod: Pod, container: Container, source: Mapping[str, Any], path: str
     ) -> str:
         name = path.rsplit(".valueFrom", 1)[0]
+        objects = self._objects.get(pod.uid)
+        if objects is not None and ("configMapKeyRef" in source or "secretKeyRef" in source):
+            # an optional reference that is missing leaves the variable empty (upstream: unset)
+            return key_value(objects, source, path) or ""
         return resolve_value_from(
             container, source, self.facts(pod), self._allocatable, name=name, at=path
         )
@@ -84,7 +98,16 @@ class ContainerSetup:
         """Mounts and security; validates probes and hooks so a bad one is a config error."""
         where = f"container {container.name!r}"
         raw = _raw_container(pod, container.name)
-        check_env_from(container, raw.get("envFrom") or [])
+        env_from = raw.get("envFrom") or []
+        objects = self._objects.get(pod.uid)
+        envs = config.envs
+        if objects is not None and env_from:
+            # envFrom first, explicit env entries override it (as upstream)
+            explicit = {k for k, _v in config.envs}
+            from_sources = env_from_values(objects, env_from, f"{where}.envFrom")
+            envs = (*((k, v) for k, v in from_sources if k not in explicit), *config.envs)
+        else:
+            check_env_from(container, env_from)
         container_probes(container, where)
         container_hook(container, "postStart")
         container_hook(container, "preStop")
@@ -106,6 +129,7 @@ class ContainerSetup:
             annotations[TERMINATION_MESSAGE_ANNOTATION] = host_file
         return replace(
             config,
+            envs=envs,
             mounts=(*config.mounts, *mounts),
             security=eff.config,
             annotations=annotations,
@@ -121,12 +145,15 @@ class ContainerSetup:
                 if info is not None:
                     self._image_users[c.image] = info.config_user
                     self._image_rootfs[c.image] = bool(info.rootfs_path)
+        if self._config_source is not None:
+            self._objects[pod.uid] = await fetch(pod, self._config_source)
         fs_group = (pod.spec.security_context or {}).get("fsGroup")
         self._prepared[pod.uid] = await self.volumes.setup(
             pod,
             self.facts(pod),
             self._allocatable,
             fs_group=fs_group if isinstance(fs_group, int) else None,
+            objects=self._objects.get(pod.uid),
         )
 
     async def prepare_container(self, config: ContainerConfig) -> None:
@@ -147,6 +174,7 @@ class ContainerSetup:
         await self.volumes.cleanup(pod.uid)
         self._ips.pop(pod.uid, None)
         self._prepared.pop(pod.uid, None)
+        self._objects.pop(pod.uid, None)
 
     async def cleanup_orphans(self, desired_uids: set[str]) -> list[str]:
         """Remove the volumes of pods that are no longer desired (their manifest went away while
