@@ -8,6 +8,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 
+from pykubelet.api import Pod
 from pykubelet.node.client import ApiError, KubeApi
 from pykubelet.podspec.api_objects import CONFIG_MAP
 
@@ -38,3 +39,28 @@ class ApiConfigSource:
             except (binascii.Error, ValueError):
                 continue
         return out
+
+    async def token(self, pod: Pod, audience: str, expiration_s: int) -> bytes:
+        """TokenRequest for the pod's service account, bound to the pod (NodeRestriction
+        allows it only for pods bound to this node, with the pod's UID)."""
+        account = pod.spec.service_account_name or "default"
+        ns = pod.meta.namespace
+        answer = await self._api.request(
+            "POST",
+            f"/api/v1/namespaces/{ns}/serviceaccounts/{account}/token",
+            body={
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {
+                    "audiences": [audience] if audience else [],
+                    "expirationSeconds": expiration_s,
+                    "boundObjectRef": {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "name": pod.meta.name,
+                        "uid": pod.uid,
+                    },
+                },
+            },
+        )
+        return str((answer.get("status") or {}).get("token", "")).encode()

@@ -21,17 +21,22 @@ from pykubelet.podspec.downward import DownwardFile
 __all__ = [
     "CONFIG_MAP",
     "SECRET",
+    "TOKEN",
     "ConfigSource",
     "PodObjects",
     "env_from_values",
     "fetch",
     "key_value",
     "references",
+    "token_file",
+    "token_requests",
     "volume_files",
 ]
 
 CONFIG_MAP = "ConfigMap"
 SECRET = "Secret"
+TOKEN = "ServiceAccountToken"  # PodObjects key: (TOKEN, "<audience>|<expirationSeconds>")
+DEFAULT_TOKEN_EXPIRATION_S = 3600
 _VOLUME_KINDS = {"configMap": CONFIG_MAP, "secret": SECRET}
 _REF_KINDS = {"configMapKeyRef": CONFIG_MAP, "secretKeyRef": SECRET}
 _ENV_FROM_KINDS = {"configMapRef": CONFIG_MAP, "secretRef": SECRET}
@@ -41,6 +46,10 @@ class ConfigSource(Protocol):
     async def get(self, kind: str, namespace: str, name: str) -> Mapping[str, bytes] | None:
         """The object's data (a Secret's decoded; a ConfigMap's ``data`` and ``binaryData``),
         None when it does not exist. Other failures raise."""
+        ...
+
+    async def token(self, pod: Pod, audience: str, expiration_s: int) -> bytes:
+        """A service-account token bound to ``pod`` (TokenRequest); failures raise."""
         ...
 
 
@@ -85,13 +94,30 @@ def references(pod: Pod) -> set[tuple[str, str]]:
     return {r for r in refs if r[1]}
 
 
+def token_key(spec: Mapping[str, Any]) -> str:
+    expiration = spec.get("expirationSeconds") or DEFAULT_TOKEN_EXPIRATION_S
+    return f"{spec.get('audience') or ''}|{expiration}"
+
+
+def token_requests(pod: Pod) -> set[str]:
+    """The (audience, expiration) of every projected ``serviceAccountToken`` source."""
+    out = set()
+    for vol in (pod.raw.get("spec") or {}).get("volumes") or []:
+        for source in ((vol or {}).get("projected") or {}).get("sources") or []:
+            if isinstance(source, Mapping) and "serviceAccountToken" in source:
+                out.add(token_key(source["serviceAccountToken"] or {}))
+    return out
+
+
 async def fetch(pod: Pod, source: ConfigSource) -> PodObjects:
-    return PodObjects(
-        {
-            (kind, name): await source.get(kind, pod.meta.namespace, name)
-            for kind, name in sorted(references(pod))
-        }
-    )
+    data: dict[tuple[str, str], Mapping[str, bytes] | None] = {
+        (kind, name): await source.get(kind, pod.meta.namespace, name)
+        for kind, name in sorted(references(pod))
+    }
+    for key in sorted(token_requests(pod)):
+        audience, _, expiration = key.rpartition("|")
+        data[(TOKEN, key)] = {"token": await source.token(pod, audience, int(expiration))}
+    return PodObjects(data)
 
 
 def _kind_word(kind: str) -> str:
@@ -140,6 +166,15 @@ def env_from_values(
         for key, value in data.items():
             out[prefix + key] = value.decode(errors="replace")
     return list(out.items())
+
+
+def token_file(objects: PodObjects, spec: Mapping[str, Any], name: str) -> DownwardFile:
+    """A projected ``serviceAccountToken`` source: the token fetched for it, at ``path``."""
+    data = objects.get(TOKEN, token_key(spec))
+    path = str(spec.get("path") or "")
+    if data is None or not path:
+        raise VolumeSetupError(f'volume "{name}": no service account token for it', volume=name)
+    return DownwardFile(path=path, content=data["token"])
 
 
 def volume_files(

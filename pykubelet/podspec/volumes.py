@@ -28,7 +28,13 @@ from pykubelet.api import Container, Pod
 from pykubelet.api.quantity import parse_quantity
 from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.spec_errors import UnsupportedByRuntime, VolumeSetupError
-from pykubelet.podspec.api_objects import CONFIG_MAP, SECRET, PodObjects, volume_files
+from pykubelet.podspec.api_objects import (
+    CONFIG_MAP,
+    SECRET,
+    PodObjects,
+    token_file,
+    volume_files,
+)
 from pykubelet.podspec.downward import DownwardFile, NodeAllocatable, PodFacts, downward_files
 from pykubelet.runtime import Mount
 
@@ -320,6 +326,9 @@ class PodVolumes:
                 )
                 continue
             if objects is not None and isinstance(source, Mapping):
+                if "serviceAccountToken" in source:
+                    files.append(token_file(objects, source["serviceAccountToken"] or {}, where))
+                    continue
                 kind = "configMap" if "configMap" in source else "secret"
                 if kind in source:
                     kind_name = CONFIG_MAP if kind == "configMap" else SECRET

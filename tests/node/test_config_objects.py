@@ -3,6 +3,8 @@ identity (Node authorizer), against kube-apiserver v1.20.2."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from typing import Any
 
 from tests.node.cluster import IMAGE, ApiNode, ControlPlane, wait_api
@@ -91,3 +93,60 @@ def test_config_map_and_secret_env_and_volumes(
         "CreateContainerConfigError",
     )
     assert 'configmap "absent" not found' in w["message"]
+
+
+def test_projected_service_account_token_and_root_ca(
+    api_node: ApiNode, control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    api_node.start()
+    wait_api(lambda: cp.get("serviceaccount", "-n", namespace, "default"), 60, "the default SA")
+    root_ca = wait_api(
+        lambda: cp.get("configmap", "-n", namespace, "kube-root-ca.crt"), 60, "kube-root-ca.crt"
+    )
+    sources = [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+    ]
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sa"},
+        "spec": {
+            "nodeName": cp.node_name,
+            "serviceAccountName": "default",  # no ServiceAccount admission in the stack
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "c",
+                    "image": IMAGE,
+                    "command": ["sh", "-c", "cat /sa/token; echo; cat /sa/ca.crt; exec sleep 3600"],
+                    "volumeMounts": [{"name": "sa", "mountPath": "/sa"}],
+                }
+            ],
+            "volumes": [{"name": "sa", "projected": {"sources": sources}}],
+        },
+    }
+    cp.apply(pod, namespace)
+    out = wait_api(
+        lambda: (x := _logs(cp, namespace, "sa")) and "END CERTIFICATE" in x and x,
+        60,
+        "the token and the CA in the pod",
+    )
+    token = out.splitlines()[0]
+    assert out.split("\n", 1)[1].strip() == root_ca["data"]["ca.crt"].strip()
+    uid = cp.get("pod", "-n", namespace, "sa")["metadata"]["uid"]
+    review = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token},
+    }
+    r = subprocess.run(
+        [str(cp.kubectl_bin), "--kubeconfig", str(cp.dir / "admin.kubeconfig"), "create", "-f",
+         "-", "-o", "json"],
+        input=json.dumps(review), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    status = json.loads(r.stdout)["status"]
+    assert status["authenticated"] is True
+    assert status["user"]["username"] == f"system:serviceaccount:{namespace}:default"
+    assert status["user"]["extra"]["authentication.kubernetes.io/pod-uid"] == [uid]
