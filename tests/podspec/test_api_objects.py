@@ -108,3 +108,29 @@ def test_volume_files_all_keys_or_items() -> None:
         volume_files(
             OBJECTS, CONFIG_MAP, {"name": "cfg", "items": [{"key": "q", "path": "q"}]}, "v"
         )
+
+
+def test_token_sources_are_keyed_by_audience_and_expiration() -> None:
+    from pykubelet.podspec.api_objects import TOKEN, token_file, token_requests
+
+    pod = Pod.from_dict(
+        {
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "c", "image": "i"}],
+                "volumes": [
+                    {"name": "t", "projected": {"sources": [
+                        {"serviceAccountToken": {"path": "token"}},
+                        {"serviceAccountToken": {"path": "vault", "audience": "vault",
+                                                 "expirationSeconds": 600}},
+                    ]}},
+                ],
+            },
+        }
+    )  # fmt: skip
+    assert token_requests(pod) == {"|3600", "vault|600"}
+    objects = PodObjects({(TOKEN, "vault|600"): {"token": b"jwt"}})
+    f = token_file(objects, {"path": "vault", "audience": "vault", "expirationSeconds": 600}, "t")
+    assert (f.path, f.content) == ("vault", b"jwt")
+    with pytest.raises(VolumeSetupError, match="no service account token"):
+        token_file(objects, {"path": "token"}, "t")
