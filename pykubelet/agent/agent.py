@@ -365,6 +365,7 @@ class Agent:
             updates=manager.updates,
             ready_errors=ready_errors,
             port=port,
+            refresh_volumes=self.podspec.setup.refresh_api_volumes if self.podspec else None,
         )
         return [_Service(name=name, run=run) for name, run in self.node_mode.services()]
 

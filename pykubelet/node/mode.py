@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pykubelet.api import Pod
 from pykubelet.core.clock import Clock
 from pykubelet.node.client import KubeApi, RateLimiter, connect
 from pykubelet.node.config_source import ApiConfigSource
@@ -26,6 +27,7 @@ from pykubelet.node.pod_source import ApiPodSource
 from pykubelet.node.pull_secrets import ApiPullSecrets
 from pykubelet.node.registration import NodeController
 from pykubelet.node.status_writer import PodStatusWriter
+from pykubelet.node.volume_refresh import VolumeRefresher
 from pykubelet.pods.admission import AdmissionNode
 from pykubelet.pods.manager import PodManager
 from pykubelet.pods.status_manager import StatusManager
@@ -78,6 +80,7 @@ class NodeMode:
         self.source: ApiPodSource | None = None
         self.writer: PodStatusWriter | None = None
         self.mirrors: MirrorPods | None = None
+        self.refresher: VolumeRefresher | None = None
 
     @classmethod
     async def create(cls, settings: NodeModeSettings, clock: Clock) -> NodeMode:
@@ -96,6 +99,7 @@ class NodeMode:
         updates: asyncio.Queue[PodUpdate],
         ready_errors: Callable[[], Sequence[str]],
         port: Callable[[], Awaitable[int]],
+        refresh_volumes: Callable[[Pod], Awaitable[bool]] | None = None,
     ) -> None:
         """Wire the parts to the pod layer (no I/O)."""
         s = self.settings
@@ -129,6 +133,16 @@ class NodeMode:
         self.source = ApiPodSource(
             self.main_api, s.node.name, updates, self._clock, on_mirrors=self.mirrors.update
         )
+        source = self.source
+        self.refresher = (
+            VolumeRefresher(
+                lambda: [p for uid in list(source.pods) if (p := manager.get_pod_by_uid(uid))],
+                refresh_volumes,
+                self._clock,
+            )
+            if refresh_volumes is not None
+            else None
+        )
         self.writer = PodStatusWriter(
             self.main_api,
             manager,
@@ -148,6 +162,7 @@ class NodeMode:
             ("pod-status-writer", self.writer.run),
             ("mirror-pods", self.mirrors.run),
             ("events", self.events.run),
+            *([("volume-refresh", self.refresher.run)] if self.refresher is not None else []),
             ("api-client", self._close_on_exit),
         ]
 

@@ -29,6 +29,7 @@ __all__ = [
     "key_value",
     "references",
     "token_file",
+    "token_refresh_s",
     "token_requests",
     "volume_files",
 ]
@@ -109,15 +110,30 @@ def token_requests(pod: Pod) -> set[str]:
     return out
 
 
-async def fetch(pod: Pod, source: ConfigSource) -> PodObjects:
+async def fetch(
+    pod: Pod, source: ConfigSource, *, keep_tokens: PodObjects | None = None
+) -> PodObjects:
+    """Read every referenced object; tokens are requested anew unless ``keep_tokens`` (an
+    earlier fetch whose tokens are still fresh) has them."""
     data: dict[tuple[str, str], Mapping[str, bytes] | None] = {
         (kind, name): await source.get(kind, pod.meta.namespace, name)
         for kind, name in sorted(references(pod))
     }
     for key in sorted(token_requests(pod)):
+        kept = keep_tokens.get(TOKEN, key) if keep_tokens is not None else None
+        if kept is not None:
+            data[(TOKEN, key)] = kept
+            continue
         audience, _, expiration = key.rpartition("|")
         data[(TOKEN, key)] = {"token": await source.token(pod, audience, int(expiration))}
     return PodObjects(data)
+
+
+def token_refresh_s(pod: Pod) -> float | None:
+    """When the pod's tokens must be requested again: 80 % of the shortest lifetime, as the
+    kubelet's token manager; None without tokens."""
+    lifetimes = [int(k.rpartition("|")[2]) for k in token_requests(pod)]
+    return 0.8 * min(lifetimes) if lifetimes else None
 
 
 def _kind_word(kind: str) -> str:

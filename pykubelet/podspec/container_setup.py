@@ -10,6 +10,7 @@ translations need between calls: the sandbox's IPs and the prepared volumes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -27,6 +28,9 @@ from pykubelet.podspec.api_objects import (
     env_from_values,
     fetch,
     key_value,
+    references,
+    token_refresh_s,
+    token_requests,
 )
 from pykubelet.podspec.downward import (
     NodeAllocatable,
@@ -60,6 +64,8 @@ class ContainerSetup:
         self._images = images
         self._config_source = config_source  # node mode: ConfigMaps and Secrets
         self._objects: dict[str, PodObjects] = {}  # pod uid -> what it references
+        self._tokens_at: dict[str, float] = {}  # pod uid -> when its tokens were requested
+        self._refreshing: dict[str, asyncio.Lock] = {}  # pod uid -> held while volumes rewrite
         self._pods_dir = pods_dir
         self._node_name = node_name
         self._host_ip = host_ip
@@ -147,6 +153,7 @@ class ContainerSetup:
                     self._image_rootfs[c.image] = bool(info.rootfs_path)
         if self._config_source is not None:
             self._objects[pod.uid] = await fetch(pod, self._config_source)
+            self._tokens_at[pod.uid] = time.monotonic()
         fs_group = (pod.spec.security_context or {}).get("fsGroup")
         self._prepared[pod.uid] = await self.volumes.setup(
             pod,
@@ -155,6 +162,38 @@ class ContainerSetup:
             fs_group=fs_group if isinstance(fs_group, int) else None,
             objects=self._objects.get(pod.uid),
         )
+
+    async def refresh_api_volumes(self, pod: Pod) -> bool:
+        """Node mode, periodically: read the pod's ConfigMaps and Secrets again and rewrite its
+        volumes atomically (running containers see the new files, as upstream's periodic
+        remount); tokens are requested again at 80 % of their lifetime. False when the pod
+        has nothing to refresh or is not prepared."""
+        if self._config_source is None or pod.uid not in self._prepared:
+            return False
+        if not references(pod) and not token_requests(pod):
+            return False
+        async with self._refreshing.setdefault(pod.uid, asyncio.Lock()):
+            return await self._refresh_locked(pod, self._config_source)
+
+    async def _refresh_locked(self, pod: Pod, source: ConfigSource) -> bool:
+        previous = self._objects.get(pod.uid)
+        due = token_refresh_s(pod)
+        fresh = due is not None and time.monotonic() - self._tokens_at.get(pod.uid, 0.0) < due
+        objects = await fetch(pod, source, keep_tokens=previous if fresh else None)
+        if pod.uid not in self._prepared:
+            return False  # removed while we read: write nothing
+        if not fresh:
+            self._tokens_at[pod.uid] = time.monotonic()
+        self._objects[pod.uid] = objects
+        fs_group = (pod.spec.security_context or {}).get("fsGroup")
+        self._prepared[pod.uid] = await self.volumes.setup(
+            pod,
+            self.facts(pod),
+            self._allocatable,
+            fs_group=fs_group if isinstance(fs_group, int) else None,
+            objects=objects,
+        )
+        return True
 
     async def prepare_container(self, config: ContainerConfig) -> None:
         """What must exist on the host before the runtime creates the container: its
@@ -171,10 +210,13 @@ class ContainerSetup:
                 ) from e
 
     async def on_pod_removed(self, pod: Pod) -> None:
-        await self.volumes.cleanup(pod.uid)
+        self._prepared.pop(pod.uid, None)  # a refresh in flight writes nothing from now on
+        async with self._refreshing.pop(pod.uid, asyncio.Lock()):
+            await self.volumes.cleanup(pod.uid)
         self._ips.pop(pod.uid, None)
         self._prepared.pop(pod.uid, None)
         self._objects.pop(pod.uid, None)
+        self._tokens_at.pop(pod.uid, None)
 
     async def cleanup_orphans(self, desired_uids: set[str]) -> list[str]:
         """Remove the volumes of pods that are no longer desired (their manifest went away while

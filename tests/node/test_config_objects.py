@@ -74,6 +74,14 @@ def test_config_map_and_secret_env_and_volumes(
         "hunter2",
         "10",
     ]
+    # an update reaches the mounted volume of the running container (resync: 1 min)
+    cp.kubectl("patch", "configmap", "cfg", "-n", namespace, "-p", '{"data":{"color":"green"}}')
+    wait_api(
+        lambda: cp.kubectl("exec", "-n", namespace, "reader", "--", "cat", "/cfg/color",
+                           check=False) == "green",
+        150,
+        "the updated ConfigMap in the running container",
+    )  # fmt: skip
     # a missing, non-optional ConfigMap keeps the container waiting with the reason
     missing = dict(pod, metadata={"name": "waits"})
     missing["spec"] = dict(pod["spec"], volumes=[], containers=[
