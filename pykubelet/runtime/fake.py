@@ -28,6 +28,7 @@ from pykubelet.runtime.types import (
     ContainerStatus,
     ExecResult,
     ImageInfo,
+    RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
     SandboxState,
@@ -90,6 +91,7 @@ class FakeRuntime:
         self.started: list[tuple[str, int]] = []  # (container name, attempt) in start order
         self.pulls: list[str] = []
         self.calls = 0  # every Runtime call, for "no busy polling" checks
+        self.open = False  # RuntimeLifecycle: between start() and aclose()
 
     # ----- knobs -----
 
@@ -321,6 +323,17 @@ class FakeRuntime:
         if c is None:
             return None
         return ContainerStats(container_id=container_id, timestamp=self._clock.now())
+
+    # ----- RuntimeLifecycle -----
+
+    async def start(self) -> None:
+        self.open = True
+
+    async def aclose(self) -> None:
+        self.open = False
+
+    async def health(self) -> RuntimeHealth:
+        return RuntimeHealth(runtime_ready=True, network_ready=True)
 
     # ----- internals -----
 

@@ -28,6 +28,7 @@ __all__ = [
     "SecurityConfig",
     "StreamIO",
     "TerminalSize",
+    "RuntimeHealth",
     "RuntimeVersion",
     "labels_match",
 ]
@@ -219,6 +220,21 @@ class RuntimeVersion:
     runtime_name: str
     runtime_version: str
     runtime_api_version: str = "v1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeHealth:
+    """CRI ``Status``: the runtime and its pod network are ready (the node's Ready condition);
+    ``reason``/``message`` explain the first condition that is not."""
+
+    runtime_ready: bool
+    network_ready: bool
+    reason: str = ""
+    message: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.runtime_ready and self.network_ready
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
