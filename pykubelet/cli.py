@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pykubelet.config import ConfigError, KubeletConfiguration, load_config
 from pykubelet.core.errors import PykubeletError
@@ -26,7 +27,7 @@ usage: pykubelet COMMAND [ARGS]
 commands:
   run [--config FILE] [flags]   run the node agent (pykubelet run --help for flags)
   images import FILE            load an OCI layout or docker-archive tarball into the image store
-  images list                   list the images in the store
+  images list|pull REF|rm REF   list, pull or remove images (--container-runtime-endpoint: CRI)
   certs ca|serving|client ...   create a CA, the serving certificate, client certificates
   doctor [--config FILE]        check a configuration against the CIS kubelet benchmark
 """
@@ -71,32 +72,64 @@ async def _run_agent(config: KubeletConfiguration) -> None:
 
 
 def images_main(argv: Sequence[str]) -> int:
-    """``images import FILE`` / ``images list``: the process runtime's local image store."""
+    """``images import|list|pull|rm``: the process runtime's image store, or with
+    ``--container-runtime-endpoint`` the CRI runtime's (containerd's ``k8s.io`` namespace)."""
     p = argparse.ArgumentParser(prog="pykubelet images")
     sub = p.add_subparsers(dest="cmd", required=True)
     imp = sub.add_parser("import", help="load an OCI layout or docker-archive tarball")
     imp.add_argument("file")
     imp.add_argument("--ref", default=None, help="tag the image with this reference")
     lst = sub.add_parser("list", help="list the images in the store")
-    for sp in (imp, lst):
+    pull = sub.add_parser("pull", help="pull an image into the store")
+    pull.add_argument("ref")
+    rm = sub.add_parser("rm", help="remove an image from the store")
+    rm.add_argument("ref")
+    for sp in (imp, lst, pull, rm):
         sp.add_argument("--root-dir", default=KubeletConfiguration().root_dir)
+        sp.add_argument(
+            "--container-runtime-endpoint",
+            default="",
+            help="unix:///path/to/containerd.sock: the CRI runtime's images",
+        )
     args = p.parse_args(list(argv))
     try:
-        runtime_cls = importlib.import_module("pykubelet.runtime.process").ProcessRuntime
-    except (ImportError, AttributeError):
-        print("pykubelet images: the process runtime is not available", file=sys.stderr)
-        return 1
-    runtime = runtime_cls(Path(args.root_dir))
-    try:
-        if args.cmd == "import":
-            info = asyncio.run(runtime.import_image(Path(args.file), ref=args.ref))
-            print(f"imported {', '.join(info.repo_tags) or info.id} ({info.id})")
-        else:
-            for info in asyncio.run(runtime.list_images()):
-                print(f"{info.id[:19]}  {info.size_bytes:>12}  {' '.join(info.repo_tags)}")
+        return asyncio.run(_images(args))
     except (PykubeletError, OSError) as e:
         print(f"pykubelet images: {e}", file=sys.stderr)
         return 1
+
+
+async def _images(args: argparse.Namespace) -> int:
+    if args.container_runtime_endpoint:
+        from pykubelet.runtime.cri import CriRuntime
+
+        runtime: Any = CriRuntime(args.container_runtime_endpoint)
+    else:
+        try:
+            runtime_cls = importlib.import_module("pykubelet.runtime.process").ProcessRuntime
+        except (ImportError, AttributeError):
+            print("pykubelet images: the process runtime is not available", file=sys.stderr)
+            return 1
+        runtime = runtime_cls(Path(args.root_dir))
+    try:
+        await runtime.start()
+        if args.cmd == "import":
+            info = await runtime.import_image(Path(args.file), ref=args.ref)
+            print(f"imported {', '.join(info.repo_tags) or info.id} ({info.id})")
+        elif args.cmd == "pull":
+            info = await runtime.pull_image(args.ref)
+            print(f"pulled {args.ref} ({info.id})")
+        elif args.cmd == "rm":
+            if not hasattr(runtime, "remove_image"):
+                print("pykubelet images rm: not supported by the process runtime", file=sys.stderr)
+                return 1
+            await runtime.remove_image(args.ref)
+            print(f"removed {args.ref}")
+        else:
+            for info in await runtime.list_images():
+                print(f"{info.id[:19]}  {info.size_bytes:>12}  {' '.join(info.repo_tags)}")
+    finally:
+        await runtime.aclose()
     return 0
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.containerd import Containerd
 from pykubelet.network import DEFAULT_BRIDGE, CniNetwork, PortMapper, default_conflist
 from pykubelet.security.certs import CertPair, create_ca, create_client_cert, create_serving_cert
 from tests.conftest import free_port
@@ -59,6 +60,8 @@ class Node:
     bridge: str = field(default_factory=lambda: f"pke{secrets.token_hex(3)}")
     # False: no CNI config at all, so the agent uses its built-in network (bridge pykbr0)
     cni: bool = True
+    # the CRI runtime: pods on this private containerd (its own CNI network and cgroup parent)
+    containerd: Containerd | None = None
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -121,6 +124,7 @@ class Node:
                 str(self.pki),
                 "--cni-conf-dir",
                 str(self.cni_conf_dir if self.cni else self.base / "no-cni-conf"),
+                *self.runtime_args(),
                 *self.extra_args,
             ],
             stdout=log,
@@ -128,6 +132,17 @@ class Node:
         )
         log.close()
         wait_for(self._listening, 20, "the agent to serve /pods")
+
+    def runtime_args(self) -> list[str]:
+        """The flags that select this node's runtime (also for ``pykubelet images``)."""
+        if self.containerd is None:
+            return []
+        return ["--container-runtime-endpoint", f"unix://{self.containerd.socket}"]
+
+    @property
+    def scheme(self) -> str:
+        """How container ids start in pod status: ``<scheme>://<id>``."""
+        return "pykubelet" if self.containerd is None else "containerd"
 
     def _listening(self) -> bool:
         assert self.proc is not None

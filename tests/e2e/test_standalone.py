@@ -1,8 +1,9 @@
-"""The real agent with the process runtime and real processes: the issue's must-show list."""
+"""The real agent on both runtimes (process; containerd over CRI): the must-show list."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,15 @@ from tests.e2e.node import Node, wait_for
 
 
 def pod_yaml(name: str, body: str) -> str:
+    # No registry is reachable: `busybox` (no tag) defaults to imagePullPolicy Always, which
+    # containerd honours by pulling. The tests use the imported image.
+    body = body.replace("image: busybox,", "image: busybox, imagePullPolicy: IfNotPresent,")
+    body = re.sub(
+        r"^(\s*)image: busybox$",
+        r"\1image: busybox\n\1imagePullPolicy: IfNotPresent",
+        body,
+        flags=re.M,
+    )
     if "terminationGracePeriodSeconds" not in body:
         body = "  terminationGracePeriodSeconds: 1\n" + body  # `sleep` as PID 1 ignores SIGTERM
     return f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{body}"
@@ -20,7 +30,16 @@ def pod_yaml(name: str, body: str) -> str:
 
 def test_imported_image_runs_and_status_is_complete(node: Node) -> None:
     listed = subprocess.run(
-        [sys.executable, "-m", "pykubelet.cli", "images", "list", "--root-dir", str(node.root)],
+        [
+            sys.executable,
+            "-m",
+            "pykubelet.cli",
+            "images",
+            "list",
+            "--root-dir",
+            str(node.root),
+            *node.runtime_args(),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -45,7 +64,7 @@ def test_imported_image_runs_and_status_is_complete(node: Node) -> None:
         20,
         "web running",
     )
-    assert c["containerID"].startswith("pykubelet://")
+    assert c["containerID"].startswith(f"{node.scheme}://")
     assert c["imageID"] and c["restartCount"] == 0 and c["ready"] is True
     pod = node.pod("web")
     assert pod is not None
