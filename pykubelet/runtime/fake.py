@@ -194,6 +194,8 @@ class FakeRuntime:
             raise SandboxNotFound(sandbox_id)
         if config.name in self._create_failures:
             raise CreateContainerError(self._create_failures[config.name])
+        if _normalize(config.image) in self._missing_images:
+            raise ImageNotFound(f"image {config.image!r} not found in the local store")
         cid = f"c{next(self._ids):04d}"
         log_path = f"{sandbox_config.log_directory}/{config.log_path}" if config.log_path else ""
         status = ContainerStatus(
@@ -235,7 +237,7 @@ class FakeRuntime:
         if c is None or c.status.state is not ContainerState.RUNNING:
             return
         t0 = self._clock.monotonic()
-        code = SIGTERM_EXIT
+        code = SIGTERM_EXIT if timeout_s > 0 else SIGKILL_EXIT  # grace 0: SIGKILL, as CRI
         if c.status.name in self._stubborn and timeout_s > 0:
             await self._clock.sleep(timeout_s)
             code = SIGKILL_EXIT

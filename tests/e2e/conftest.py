@@ -48,14 +48,17 @@ def _containerd(base: Path, busybox_tar: Path, image_cache: Path) -> Containerd:
     return c
 
 
-@pytest.fixture(params=["process", "containerd"])
-def node(
-    request: pytest.FixtureRequest, tmp_path: Path, busybox_tar: Path, image_cache: Path
+RUNTIMES = ("process", "containerd")
+
+
+def make_node(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, busybox_tar: Path
 ) -> Iterator[Node]:
-    """A node on each runtime: the embedded process runtime, and containerd over CRI."""
+    """A node on the embedded process runtime, or on a private containerd over CRI."""
     require_root()
     containerd = None
-    if request.param == "containerd":
+    if kind == "containerd":
+        image_cache = request.getfixturevalue("image_cache")
         containerd = _containerd(tmp_path, busybox_tar, image_cache)
         n = Node(
             base=tmp_path,
@@ -88,3 +91,9 @@ def node(
         finally:
             if containerd is not None:
                 containerd.stop()
+
+
+@pytest.fixture(params=RUNTIMES)
+def node(request: pytest.FixtureRequest, tmp_path: Path, busybox_tar: Path) -> Iterator[Node]:
+    """A node on each runtime: the embedded process runtime, and containerd over CRI."""
+    yield from make_node(request.param, request, tmp_path, busybox_tar)

@@ -11,6 +11,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -196,6 +197,17 @@ class Node:
         return None
 
     def write_pod(self, name: str, text: str) -> Path:
+        """Write a manifest. No registry is reachable here, and ``busybox`` (no tag) defaults
+        to imagePullPolicy Always, which containerd honours by pulling: the imported image is
+        used instead (IfNotPresent) unless the manifest names a policy."""
+        if "imagePullPolicy" not in text:
+            text = text.replace("image: busybox,", "image: busybox, imagePullPolicy: IfNotPresent,")
+            text = re.sub(
+                r"^(\s*)image: busybox$",
+                r"\1image: busybox\n\1imagePullPolicy: IfNotPresent",
+                text,
+                flags=re.M,
+            )
         path = self.pods / f"{name}.yaml"
         tmp = self.pods / f".{name}.tmp"
         tmp.write_text(text)

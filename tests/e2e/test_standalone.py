@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,15 +13,6 @@ from tests.e2e.node import Node, wait_for
 
 
 def pod_yaml(name: str, body: str) -> str:
-    # No registry is reachable: `busybox` (no tag) defaults to imagePullPolicy Always, which
-    # containerd honours by pulling. The tests use the imported image.
-    body = body.replace("image: busybox,", "image: busybox, imagePullPolicy: IfNotPresent,")
-    body = re.sub(
-        r"^(\s*)image: busybox$",
-        r"\1image: busybox\n\1imagePullPolicy: IfNotPresent",
-        body,
-        flags=re.M,
-    )
     if "terminationGracePeriodSeconds" not in body:
         body = "  terminationGracePeriodSeconds: 1\n" + body  # `sleep` as PID 1 ignores SIGTERM
     return f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{body}"

@@ -176,16 +176,22 @@ class CriRuntime:
         if sandbox_config.log_directory and config.log_path:
             log_dir = Path(sandbox_config.log_directory, config.log_path).parent
             await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
-        resp = await self._call(
-            "CreateContainer",
-            pb.CreateContainerRequest(
-                pod_sandbox_id=sandbox_id,
-                config=convert.container_config(config, sandbox_config),
-                sandbox_config=convert.sandbox_config(sandbox_config),
-            ),
-            not_found=SandboxNotFound,
-            failure=CreateContainerError,
-        )
+        try:
+            resp = await self._call(
+                "CreateContainer",
+                pb.CreateContainerRequest(
+                    pod_sandbox_id=sandbox_id,
+                    config=convert.container_config(config, sandbox_config),
+                    sandbox_config=convert.sandbox_config(sandbox_config),
+                ),
+                not_found=SandboxNotFound,
+                failure=CreateContainerError,
+            )
+        except SandboxNotFound as e:
+            # containerd answers NotFound for a missing image too ("failed to resolve image")
+            if "image" in str(e):
+                raise ImageNotFound(str(e)) from None
+            raise
         cid: str = resp.container_id
         self._sandbox_of[cid] = sandbox_id
         self._cgroup_of.setdefault(sandbox_id, sandbox_config.cgroup_parent)
