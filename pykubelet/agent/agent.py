@@ -85,7 +85,12 @@ def build_runtime(
     if config.runtime == "cri":
         from pykubelet.runtime.cri import CriRuntime
 
-        return CriRuntime(config.container_runtime_endpoint, clock=clock)
+        return CriRuntime(
+            config.container_runtime_endpoint,
+            clock=clock,
+            container_log_max_size_bytes=config.container_log_max_size_bytes,
+            container_log_max_files=config.container_log_max_files,
+        )
     from pykubelet.runtime.process import ProcessRuntime
 
     return ProcessRuntime(

@@ -10,6 +10,8 @@ the client of containerd's streaming server, so audit and session recording see 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -17,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.core.errors import InvalidInput
 from pykubelet.runtime.cri import convert
 from pykubelet.runtime.cri.client import CriClient
+from pykubelet.runtime.cri.logrotate import needs_rotation, rotate, undo_rotation
 from pykubelet.runtime.cri.streams import CriPortConnection, run_attach, run_exec
 from pykubelet.runtime.cri.v1 import api_pb2 as pb
 from pykubelet.runtime.errors import (
@@ -47,6 +51,8 @@ from pykubelet.runtime.types import (
 
 __all__ = ["CriRuntime"]
 
+log = logging.getLogger(__name__)
+
 KUBELET_API_VERSION = "0.1.0"  # what the Go kubelet sends in VersionRequest
 
 
@@ -59,8 +65,20 @@ class CriRuntime:
         *,
         clock: Clock | None = None,
         request_timeout_s: float = 120.0,
+        container_log_max_size_bytes: int = 10 * 1024 * 1024,
+        container_log_max_files: int = 5,
+        log_rotate_interval_s: float = 10.0,
     ) -> None:
+        if container_log_max_files < 2:
+            # the current file and at least one rotated file, as upstream requires (>= 2)
+            raise InvalidInput(
+                "must be at least 2 with a CRI runtime", field="containerLogMaxFiles"
+            )
         self.endpoint = endpoint
+        self._log_max_size = container_log_max_size_bytes
+        self._log_max_files = container_log_max_files
+        self._log_interval_s = log_rotate_interval_s
+        self._rotator: asyncio.Task[None] | None = None
         self._client = CriClient(endpoint, request_timeout_s=request_timeout_s)
         self._clock = clock or SystemClock()
         self._sandbox_of: dict[str, str] = {}  # container id -> sandbox id
@@ -80,9 +98,46 @@ class CriRuntime:
             ) from None
         if not v.runtime_name:
             raise RuntimeUnavailable(f"{self.endpoint} did not say which runtime it is")
+        if self._log_max_size > 0 and self._rotator is None:
+            self._rotator = asyncio.create_task(self._rotate_logs_forever(), name="cri-logs")
 
     async def aclose(self) -> None:
+        if self._rotator is not None:
+            self._rotator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rotator
+            self._rotator = None
         await self._client.close()
+
+    async def _rotate_logs_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._log_interval_s)
+            try:
+                await self.rotate_logs()
+            except RuntimeFailure as e:
+                log.warning("container log rotation: %s", e)
+
+    async def rotate_logs(self) -> int:
+        """One pass over the running containers; returns how many logs were rotated."""
+        done = 0
+        for c in await self.list_containers():
+            if c.state is not ContainerState.RUNNING or not c.log_path:
+                continue
+            if not await asyncio.to_thread(needs_rotation, c.log_path, self._log_max_size):
+                continue
+            now = self._clock.now()
+            moved = await asyncio.to_thread(rotate, c.log_path, self._log_max_files, now)
+            try:
+                await self._call(
+                    "ReopenContainerLog",
+                    pb.ReopenContainerLogRequest(container_id=c.id),
+                    not_found=ContainerNotFound,
+                )
+            except RuntimeFailure:
+                await asyncio.to_thread(undo_rotation, c.log_path, moved)
+                raise
+            done += 1
+        return done
 
     async def health(self) -> RuntimeHealth:
         """CRI ``Status``: RuntimeReady and NetworkReady; a missing condition is not ready."""

@@ -10,27 +10,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devtools.containerd import PAUSE_REF, Containerd
 from pykubelet.core.clock import SystemClock
 from pykubelet.runtime import (
     ContainerConfig,
     ContainerNotFound,
     ContainerState,
     ImageNotFound,
+    SandboxConfig,
     SandboxNotFound,
     SandboxState,
 )
+from pykubelet.runtime.cri import CriRuntime
 from pykubelet.runtime.errors import RuntimeFailure
 from pykubelet.runtime.fake import FakeRuntime
 from pykubelet.runtime.process import ProcessRuntime
-from tests.prereq import require_binary, require_root
-from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_state
+from tests.runtime.conftest import BUSYBOX_REF, remove_all_pods, sandbox_config, wait_state
 
 
 @dataclass
@@ -38,6 +38,13 @@ class Contract:
     rt: Any  # every protocol of pykubelet.runtime.protocol
     image: str
     kind: str  # "process", "containerd" or "fake"
+    cgroup_parent: str = ""  # containerd: pods under the daemon's dedicated cgroup
+
+    def sandbox(self, name: str = "pod", **kw: Any) -> SandboxConfig:
+        sc = sandbox_config(name, **kw)
+        if self.cgroup_parent:
+            sc = replace(sc, cgroup_parent=f"{self.cgroup_parent}/pod{sc.uid}")
+        return sc
 
     def will_exit(self, name: str, code: int) -> None:
         """The fake has no processes: script the exit a real ``sh -c`` command makes."""
@@ -60,27 +67,13 @@ async def contract_rt(
         yield Contract(FakeRuntime(SystemClock()), BUSYBOX_REF, "fake")
         return
     if request.param == "containerd":
-        require_root()
-        for prog in ("containerd", "ctr", "runc", "gcc"):
-            require_binary(prog)
-        from devtools.busybox_image import build_pause_image
-        from pykubelet.runtime.cri import CriRuntime
-
-        c = Containerd(tmp_path / "containerd").start()
+        daemon = request.getfixturevalue("containerd")
+        rt = CriRuntime(f"unix://{daemon.socket}")
+        await rt.start()
         try:
-            c.import_image(build_pause_image(tmp_path / "pause.tar", PAUSE_REF))
-            c.import_image(request.getfixturevalue("busybox_tar"))
-            rt = CriRuntime(f"unix://{c.socket}")
-            await rt.start()
-            try:
-                yield Contract(rt, BUSYBOX_REF, "containerd")
-            finally:
-                for sb in await rt.list_pod_sandboxes():
-                    await rt.stop_pod_sandbox(sb.id)
-                    await rt.remove_pod_sandbox(sb.id)
-                await rt.aclose()
+            yield Contract(rt, BUSYBOX_REF, "containerd", daemon.cgroup_parent)
         finally:
-            c.stop()
+            await remove_all_pods(rt)
         return
     # the process runtime with its C helper, and with the Python fallback used without cc
     prt = make_runtime(helper="python" if request.param == "process-python-helper" else "native")
@@ -99,7 +92,7 @@ def _cfg(image: str, script: str, name: str = "c", **kw: object) -> ContainerCon
 
 async def test_lifecycle_and_status_fields(contract_rt: Contract, tmp_path: Path) -> None:
     rt, image = contract_rt.rt, contract_rt.image
-    sc = sandbox_config(log_directory=str(tmp_path / "logs"), labels={"app": "x"})
+    sc = contract_rt.sandbox(log_directory=str(tmp_path / "logs"), labels={"app": "x"})
     sid = await rt.run_pod_sandbox(sc)
     st = await rt.pod_sandbox_status(sid)
     assert (st.state, st.name, st.uid, dict(st.labels)) == (
@@ -134,7 +127,7 @@ async def test_lifecycle_and_status_fields(contract_rt: Contract, tmp_path: Path
 
 async def test_stop_and_remove_are_idempotent(contract_rt: Contract, tmp_path: Path) -> None:
     rt, image = contract_rt.rt, contract_rt.image
-    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sc = contract_rt.sandbox(log_directory=str(tmp_path / "logs"))
     sid = await rt.run_pod_sandbox(sc)
     cid = await rt.create_container(sid, _cfg(image, "exit 0"), sc)
     contract_rt.will_exit("c", 0)
@@ -155,7 +148,7 @@ async def test_stop_and_remove_are_idempotent(contract_rt: Contract, tmp_path: P
 
 async def test_exit_codes_and_reasons(contract_rt: Contract, tmp_path: Path) -> None:
     rt, image = contract_rt.rt, contract_rt.image
-    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sc = contract_rt.sandbox(log_directory=str(tmp_path / "logs"))
     sid = await rt.run_pod_sandbox(sc)
     ok = await rt.create_container(sid, _cfg(image, "exit 0", name="ok"), sc)
     bad = await rt.create_container(sid, _cfg(image, "exit 3", name="bad"), sc)
@@ -176,8 +169,8 @@ async def test_exit_codes_and_reasons(contract_rt: Contract, tmp_path: Path) -> 
 
 async def test_list_filters(contract_rt: Contract, tmp_path: Path) -> None:
     rt, image = contract_rt.rt, contract_rt.image
-    sc1 = sandbox_config("one", log_directory=str(tmp_path / "l1"))
-    sc2 = sandbox_config("two", log_directory=str(tmp_path / "l2"))
+    sc1 = contract_rt.sandbox("one", log_directory=str(tmp_path / "l1"))
+    sc2 = contract_rt.sandbox("two", log_directory=str(tmp_path / "l2"))
     s1, s2 = await rt.run_pod_sandbox(sc1), await rt.run_pod_sandbox(sc2)
     c1 = await rt.create_container(s1, _cfg(image, "true"), sc1)
     c2 = await rt.create_container(s2, _cfg(image, "true"), sc2)
@@ -191,7 +184,7 @@ async def test_same_pod_attempt_twice(contract_rt: Contract) -> None:
     """The process runtime hands back the same sandbox; containerd refuses (the name is
     reserved, node-and-cri.md §9.3). The pod worker bumps the attempt, so both work for it."""
     rt = contract_rt.rt
-    sc = sandbox_config()
+    sc = contract_rt.sandbox()
     first = await rt.run_pod_sandbox(sc)
     if contract_rt.kind == "containerd":
         with pytest.raises(RuntimeFailure, match="reserve"):
@@ -206,7 +199,7 @@ async def test_unknown_ids_and_images(contract_rt: Contract, tmp_path: Path) -> 
         await rt.container_status("nope")
     with pytest.raises(SandboxNotFound):
         await rt.pod_sandbox_status("nope")
-    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sc = contract_rt.sandbox(log_directory=str(tmp_path / "logs"))
     sid = await rt.run_pod_sandbox(sc)
     contract_rt.never_imported("localhost/not-there:1")
     with pytest.raises(ImageNotFound) as missing:
