@@ -27,6 +27,7 @@ from pykubelet.runtime.types import (
 __all__ = [
     "CGROUP_PARENT_ANNOTATION",
     "container_config",
+    "container_state",
     "container_stats",
     "container_status",
     "image_info",
@@ -43,12 +44,16 @@ _NS: dict[NamespaceMode, Any] = {
     NamespaceMode.NODE: pb.NODE,
 }
 _NS_BACK: dict[int, NamespaceMode] = {v: k for k, v in _NS.items()}
-_STATE = {
+_STATE: dict[int, ContainerState] = {
     pb.CONTAINER_CREATED: ContainerState.CREATED,
     pb.CONTAINER_RUNNING: ContainerState.RUNNING,
     pb.CONTAINER_EXITED: ContainerState.EXITED,
     pb.CONTAINER_UNKNOWN: ContainerState.UNKNOWN,
 }
+
+
+def container_state(state: int) -> ContainerState:
+    return _STATE.get(state, ContainerState.UNKNOWN)
 
 
 def _s(ns: int) -> float:
@@ -184,7 +189,7 @@ def container_status(s: pb.ContainerStatus, sandbox_id: str, cgroup_parent: str)
         sandbox_id=sandbox_id,
         name=s.metadata.name,
         attempt=s.metadata.attempt,
-        state=_STATE.get(s.state, ContainerState.UNKNOWN),
+        state=container_state(s.state),
         image=s.image.image,
         image_ref=s.image_ref,
         created_at=_s(s.created_at),

@@ -83,7 +83,9 @@ class CriRuntime:
         self._clock = clock or SystemClock()
         self._sandbox_of: dict[str, str] = {}  # container id -> sandbox id
         self._cgroup_of: dict[str, str] = {}  # sandbox id -> cgroup parent
-        self._exited: dict[str, ContainerStatus] = {}  # final statuses
+        # the last full status per container: an EXITED one is final, and a listed container
+        # whose state has not changed since has the same status (saves a relist N RPCs)
+        self._statuses: dict[str, ContainerStatus] = {}
 
     # ----- lifecycle -----
 
@@ -278,11 +280,11 @@ class CriRuntime:
 
     def _forget(self, container_id: str) -> None:
         self._sandbox_of.pop(container_id, None)
-        self._exited.pop(container_id, None)
+        self._statuses.pop(container_id, None)
 
     async def container_status(self, container_id: str) -> ContainerStatus:
-        done = self._exited.get(container_id)
-        if done is not None:
+        done = self._statuses.get(container_id)
+        if done is not None and done.state is ContainerState.EXITED:
             return done
         sandbox_id = self._sandbox_of.get(container_id)
         if sandbox_id is None:
@@ -307,8 +309,7 @@ class CriRuntime:
         if cgroup is None:
             cgroup = (await self.pod_sandbox_status(sandbox_id)).cgroup_parent
         status = convert.container_status(resp.status, sandbox_id, cgroup)
-        if status.state is ContainerState.EXITED:
-            self._exited[container_id] = status
+        self._statuses[container_id] = status
         return status
 
     async def list_containers(self, sandbox_id: str | None = None) -> Sequence[ContainerStatus]:
@@ -317,13 +318,20 @@ class CriRuntime:
         items = list(resp.containers)
         for c in items:
             self._sandbox_of[c.id] = c.pod_sandbox_id
-        got = await asyncio.gather(*(self._status_or_none(c.id, c.pod_sandbox_id) for c in items))
+        got = await asyncio.gather(*(self._listed(c) for c in items))
+        if sandbox_id is None:  # forget what containerd no longer has
+            listed = {c.id for c in items}
+            for gone in [cid for cid in self._statuses if cid not in listed]:
+                self._forget(gone)
         return [s for s in got if s is not None]
 
+    async def _listed(self, item: Any) -> ContainerStatus | None:
+        known = self._statuses.get(item.id)
+        if known is not None and convert.container_state(item.state) is known.state:
+            return known
+        return await self._status_or_none(item.id, item.pod_sandbox_id)
+
     async def _status_or_none(self, container_id: str, sandbox_id: str) -> ContainerStatus | None:
-        done = self._exited.get(container_id)
-        if done is not None:
-            return done
         try:
             return await self._status(container_id, sandbox_id)
         except (ContainerNotFound, SandboxNotFound):
