@@ -1006,6 +1006,14 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         problems.append("imageMinimumGCAge: must not be negative")
     if cfg.runtime == "cri" and not cfg.container_runtime_endpoint:
         problems.append("containerRuntimeEndpoint: required with runtime 'cri'")
+    endpoint = cfg.container_runtime_endpoint
+    if endpoint and not (endpoint.startswith("unix:///") or endpoint.startswith("/")):
+        problems.append(
+            f"containerRuntimeEndpoint: {endpoint!r} must be unix:///path/to/runtime.sock"
+        )
+    if endpoint and cfg.runtime == "process":
+        # as upstream 1.24+: a runtime endpoint means a CRI runtime (docs/runtime-cri.md)
+        cfg = replace(cfg, runtime="cri")
     if problems:
         raise ConfigError(problems)
     authz = cfg.authorization

@@ -120,7 +120,7 @@ class ContainerSetup:
                 info = await self._images.image_status(c.image)
                 if info is not None:
                     self._image_users[c.image] = info.config_user
-                    self._image_rootfs[c.image] = bool(info.rootfs_path)
+                    self._image_rootfs[c.image] = not info.host_root
         fs_group = (pod.spec.security_context or {}).get("fsGroup")
         self._prepared[pod.uid] = await self.volumes.setup(
             pod,

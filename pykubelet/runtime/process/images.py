@@ -36,7 +36,7 @@ _JSON = dict[str, object]
 
 
 def host_image_info() -> ImageInfo:
-    return ImageInfo(id=HOST_IMAGE, repo_tags=(HOST_IMAGE,), size_bytes=0)
+    return ImageInfo(id=HOST_IMAGE, repo_tags=(HOST_IMAGE,), size_bytes=0, host_root=True)
 
 
 class ImageStore:

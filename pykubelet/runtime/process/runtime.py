@@ -64,6 +64,7 @@ from pykubelet.runtime.types import (
     ImageInfo,
     NamespaceMode,
     RegistryAuth,
+    RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
     SandboxState,
@@ -161,6 +162,17 @@ class ProcessRuntime(ExecMixin):
         if self._zygote is not None:
             return await self._zygote.launch(argv, env)
         return await launch(argv, env=env)
+
+    # RuntimeLifecycle: nothing to connect to; the network, when there is one, is ours
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def health(self) -> RuntimeHealth:
+        return RuntimeHealth(runtime_ready=True, network_ready=True)
 
     def close(self) -> None:
         """Stop the helper zygote (pods and containers keep running; a later launch starts a
