@@ -41,7 +41,8 @@ NEVER_PULL_RETRY_S = 10.0
 
 class PullSecretResolver(Protocol):
     """Reads a pod's ``imagePullSecrets`` (``kubernetes.io/dockerconfigjson`` or ``dockercfg``
-    secrets) from the API server. Secrets that are missing or of another type are left out
+    secrets) from the API server, in the order given, as one keyring (``Keyring.from_secret``
+    per secret, joined with ``+``). Secrets that are missing or of another type are left out
     (upstream logs and goes on); the node mode implements this."""
 
     async def keyring(self, namespace: str, names: Sequence[str]) -> Keyring: ...

@@ -83,3 +83,18 @@ def test_bad_files_name_the_field(doc: str, field: str) -> None:
     with pytest.raises(InvalidInput, match=r"^cfg\.json: .*") as e:
         Keyring.from_docker_config(doc, "cfg.json")
     assert field in str(e.value)
+
+
+def test_pull_secret_objects() -> None:
+    cfg = json.dumps({"auths": {"r.io": {"username": "u", "password": "p"}}}).encode()
+    data = {".dockerconfigjson": base64.b64encode(cfg).decode()}
+    ring = Keyring.from_secret("kubernetes.io/dockerconfigjson", data, "secret ns/s")
+    assert [a.username for a in ring.lookup("r.io/x")] == ["u"]
+    legacy = {".dockercfg": base64.b64encode(b'{"r.io": {"username": "old"}}').decode()}
+    ring = Keyring.from_secret("kubernetes.io/dockercfg", legacy, "secret ns/s")
+    assert [a.username for a in ring.lookup("r.io/x")] == ["old"]
+    assert not Keyring.from_secret("Opaque", {"x": "eA=="}, "secret ns/o")
+    with pytest.raises(InvalidInput, match=r"secret ns/s: data\['.dockerconfigjson'\] is missing"):
+        Keyring.from_secret("kubernetes.io/dockerconfigjson", {}, "secret ns/s")
+    with pytest.raises(InvalidInput, match="not base64"):
+        Keyring.from_secret("kubernetes.io/dockerconfigjson", {".dockerconfigjson": "%"}, "s")
