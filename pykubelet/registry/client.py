@@ -71,7 +71,8 @@ class RegistryClient:
         self._stall_timeout_s = stall_timeout_s
         self._session: aiohttp.ClientSession | None = None
         self._plain_http: set[str] = set()  # loopback hosts that turned out not to speak TLS
-        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+        # (host, scope, credentials) -> (Authorization value, monotonic expiry)
+        self._tokens: dict[tuple[str, str, RegistryAuth | None], tuple[str, float]] = {}
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -183,7 +184,7 @@ class RegistryClient:
         a response with status 200 or 404; any other status raises ``ImagePullError``."""
         host = ref.api_host
         scope = f"repository:{ref.repository}:pull"
-        key = (host, scope, repr((auth.username, auth.auth, auth.identity_token) if auth else None))
+        key = (host, scope, auth)
         headers = {"Accept": accept} if accept else {}
         cached = self._tokens.get(key)
         if cached is not None and cached[1] > time.monotonic():
@@ -226,7 +227,7 @@ class RegistryClient:
         header: str,
         scope: str,
         auth: RegistryAuth | None,
-        key: tuple[str, str, str],
+        key: tuple[str, str, RegistryAuth | None],
     ) -> str:
         challenge = parse_challenge(header)
         if challenge.scheme == "basic":
