@@ -22,7 +22,7 @@ from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.credentials import DockerConfigFiles, Keyring
 from pykubelet.pods.events import NORMAL, WARNING
-from pykubelet.registry.refs import normalize_ref
+from pykubelet.registry.refs import parse_ref
 from pykubelet.runtime.errors import ImageNotFound, ImagePullError
 from pykubelet.runtime.protocol import ImageService
 
@@ -95,7 +95,7 @@ async def ensure_image(
     ``event(type, reason, message)`` reports what upstream's image manager reports."""
     image = c.image
     try:
-        normalize_ref(image)
+        parse_ref(image)
     except InvalidInput:
         message = (
             f'Failed to apply default image tag "{image}": couldn\'t parse image reference '
