@@ -41,6 +41,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "pykubelet.runtime.cri",
     ),
     "stats": ("pykubelet.server",),
+    # a client of any kubelet: only the protocol cores, the description and shared errors
+    "client": ("pykubelet.pods", "pykubelet.podspec", "pykubelet.runtime", "pykubelet.agent"),
 }
 
 

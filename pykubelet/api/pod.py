@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pykubelet.api.key_order import in_go_order
 from pykubelet.api.ports import check_host_port_conflicts, container_ports
 from pykubelet.api.status import PodStatus
 from pykubelet.core.errors import InvalidInput
@@ -315,7 +316,10 @@ class Pod:
             deletion_grace_period_s=_opt(md, "deletionGracePeriodSeconds", int, "metadata", None),
         )
         spec = PodSpec.from_dict(obj.get("spec"), "spec")
-        return cls(meta=meta, spec=spec, raw=copy.deepcopy(dict(obj)))
+        raw = copy.deepcopy(dict(obj))
+        # Go's key order once here, not on every /pods encode (the spec never changes)
+        raw["spec"] = in_go_order(raw.get("spec") or {}, "PodSpec")
+        return cls(meta=meta, spec=spec, raw=raw)
 
     def with_status(self, status: PodStatus | None) -> Pod:
         return replace(self, status=status)
@@ -336,7 +340,10 @@ class Pod:
             md["labels"] = dict(self.meta.labels)
         if self.meta.annotations:
             md["annotations"] = dict(self.meta.annotations)
-        out["metadata"] = md
+        # Keys in Go's order (struct fields as declared, map keys sorted), whatever order the
+        # manifest used: upstream's /pods is written by encoding/json. The spec was put in
+        # that order by from_dict.
+        out["metadata"] = in_go_order(md, "ObjectMeta")
         out["spec"] = dict(self.raw.get("spec") or {})
         out["status"] = self.status.to_dict() if self.status is not None else {}
         return out

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pykubelet.api import Pod, PodStatus
+from pykubelet.pods.admission import AdmissionNode, admission_failure
+from pykubelet.pods.events import WARNING
 from pykubelet.pods.kill import MIN_GRACE_S
 from pykubelet.pods.ports import NODE_PORTS_MESSAGE, NODE_PORTS_REASON, host_port_conflict
 from pykubelet.pods.runtime_config import ANNOTATION_GRACE, LABEL_MANAGED, LABEL_POD_UID
@@ -32,12 +34,20 @@ _TERMINAL = ("Succeeded", "Failed")  # upstream: "PLEG is not healthy ... thresh
 
 
 class PodManager:
-    def __init__(self, deps: WorkerDeps, *, max_pods: int = 110, relist_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        deps: WorkerDeps,
+        *,
+        max_pods: int = 110,
+        relist_s: float = 1.0,
+        node_info: Callable[[], AdmissionNode | None] | None = None,
+    ) -> None:
         self.updates: asyncio.Queue[PodUpdate] = asyncio.Queue()
         self.ready = asyncio.Event()
         self._deps = deps
         self._max_pods = max_pods
         self._relist_s = relist_s
+        self._node_info = node_info  # node mode: the Node for resource/affinity/taint admission
         self._pods: dict[str, Pod] = {}  # uid -> desired pod
         self._pods_version = 0  # bumped whenever _pods changes; see generation()
         self._by_source: dict[str, set[str]] = {}
@@ -168,6 +178,11 @@ class PodManager:
                 f"Node didn't have enough resource: pods, requested: 1, used: {len(active)}, "
                 f"capacity: {self._max_pods}"
             )
+        node = self._node_info() if self._node_info is not None else None
+        if node is not None:
+            failure = admission_failure(pod, node, active)
+            if failure is not None:
+                return failure
         clash = host_port_conflict(pod, active)
         if clash is not None:
             ip, protocol, port = clash
@@ -180,6 +195,7 @@ class PodManager:
         if failure is not None:
             reason, message = failure
             log.warning("pod %s rejected: %s: %s", pod.full_name, reason, message)
+            self._deps.events.event(pod, WARNING, reason, message)
             self._rejected[pod.uid] = PodStatus(
                 phase="Failed",
                 reason=reason,

@@ -66,6 +66,8 @@ def build_container_statuses(
     """``init``: init containers are ready once they exited 0 (upstream prober manager)."""
     out: list[ContainerStatusView] = []
     for spec in containers:
+        # Upstream (1.20) never sets `started` on an init container; sidecars (1.29+) have it.
+        has_started = not init or spec.restart_policy == "Always"
         attempts = history.get(spec.name, ())
         latest = attempts[0] if attempts else None
         previous = attempts[1] if len(attempts) > 1 else None
@@ -75,7 +77,12 @@ def build_container_statuses(
                 waiting=pending or ContainerStateWaiting(reason=default_waiting)
             )
             out.append(
-                ContainerStatusView(name=spec.name, image=spec.image, state=state, started=False)
+                ContainerStatusView(
+                    name=spec.name,
+                    image=spec.image,
+                    state=state,
+                    started=False if has_started else None,
+                )
             )
             continue
         if latest.state is ContainerState.EXITED and pending is not None:
@@ -98,7 +105,11 @@ def build_container_statuses(
                 restart_count=latest.attempt,
                 image_id=latest.image_ref,
                 container_id=f"{runtime_name}://{latest.id}",
-                started=running and (started is None or started(latest.id) is not False),
+                started=(
+                    running and (started is None or started(latest.id) is not False)
+                    if has_started
+                    else None
+                ),
             )
         )
     return tuple(out)

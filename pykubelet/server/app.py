@@ -14,6 +14,7 @@ from pykubelet.server.debug import debug_routes
 from pykubelet.server.health import HealthHandlers, LogCheck, PingCheck, SyncLoopCheck
 from pykubelet.server.logs import ContainerLogsHandler
 from pykubelet.server.middleware import AuthGate, FrontDoor
+from pykubelet.server.openapi import openapi_routes
 from pykubelet.server.paths import (
     DEBUG_DISABLED_PREFIXES,
     PathTable,
@@ -60,7 +61,9 @@ def _health_routes(checks: Sequence[HealthCheck]) -> list[web.RouteDef]:
 
 
 def _new_app(front: FrontDoor) -> web.Application:
-    return web.Application(middlewares=[front.handle], client_max_size=1 << 20)
+    app = web.Application(middlewares=[front.handle], client_max_size=1 << 20)
+    app.on_response_prepare.append(front.on_response_prepare)
+    return app
 
 
 def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Application:
@@ -80,6 +83,7 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
         *_health_routes(_checks(backends)),
         web.get("/pods", pods.pods, allow_head=False),
         web.get("/pods/", pods.pods, allow_head=False),
+        *openapi_routes(),
         *backends.extra_routes,
     ]
     disabled: dict[str, str] = {}
@@ -165,7 +169,11 @@ def _configz_handler(
     body = json.dumps({"kubeletconfig": settings.configz}, separators=(",", ":")).encode()
 
     async def configz(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=body, headers={"Content-Type": "application/json"})
+        # upstream's /configz handler sets nosniff on its JSON (a mux handler, not restful)
+        return web.Response(
+            body=body,
+            headers={"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"},
+        )
 
     return configz
 
