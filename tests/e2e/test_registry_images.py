@@ -10,14 +10,7 @@ import sys
 
 from tests.e2e.node import Node, wait_for
 from tests.e2e.test_standalone import pod_yaml
-from tests.images.conftest import plain_registry, test_layout, tls_registry
 from tests.images.registry import Registry
-
-__all__ = [
-    "plain_registry",
-    "test_layout",
-    "tls_registry",
-]  # session fixtures shared with tests/images
 
 
 def _start(node: Node, reg: Registry, password: str) -> None:
