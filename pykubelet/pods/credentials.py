@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pykubelet.core.errors import InvalidInput
-from pykubelet.registry.refs import parse_ref
+from pykubelet.registry import parse_ref
 from pykubelet.runtime.types import RegistryAuth
 
 __all__ = ["DockerConfigFiles", "Keyring", "load_docker_config_file"]

@@ -23,7 +23,7 @@ from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.credentials import DockerConfigFiles, Keyring
 from pykubelet.pods.events import NORMAL, WARNING
-from pykubelet.registry.refs import parse_ref
+from pykubelet.registry import parse_ref
 from pykubelet.runtime.errors import ImageNotFound, ImagePullError
 from pykubelet.runtime.protocol import ImageService
 

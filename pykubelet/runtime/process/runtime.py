@@ -20,8 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pykubelet.core.clock import Clock, SystemClock
-from pykubelet.registry.client import RegistryClient
-from pykubelet.registry.refs import normalize_ref, parse_ref
+from pykubelet.registry import RegistryClient, normalize_ref, parse_ref
 from pykubelet.runtime.errors import (
     ContainerNotFound,
     ContainerNotRunning,
