@@ -168,6 +168,14 @@ class Containerd:
             f'server = "https://{host}"\n\n[host."https://{host}"]\n  ca = "{ca_file}"\n'
         )
 
+    def plain_http_registry(self, host: str) -> None:
+        """Pull from ``host`` over plain HTTP (a test registry on loopback)."""
+        d = self.workdir / "certs.d" / host
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "hosts.toml").write_text(
+            f'server = "http://{host}"\n\n[host."http://{host}"]\n  skip_verify = true\n'
+        )
+
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["ctr", "--address", self.socket, "--namespace", "k8s.io", *args],

@@ -40,6 +40,7 @@ from pykubelet.pods import (
     StatusManager,
     WorkerCounters,
     WorkerDeps,
+    pull_gate,
 )
 from pykubelet.pods.cache import ContainerCache
 from pykubelet.podspec import NodeAllocatable, PodSpecFeatures
@@ -302,6 +303,7 @@ class Agent:
             crash_backoff=Backoff(self.clock),
             image_backoff=Backoff(self.clock),
             pull_credentials=PullCredentials(docker_config),
+            image_pull_gate=pull_gate(cfg.serialize_image_pulls, cfg.max_parallel_image_pulls),
             counters=WorkerCounters(),
             host_ip=host_ip,
             cache=ContainerCache(),

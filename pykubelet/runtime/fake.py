@@ -103,6 +103,9 @@ class FakeRuntime:
         self.started: list[tuple[str, int]] = []  # (container name, attempt) in start order
         self.pulls: list[str] = []
         self.pull_auths: list[RegistryAuth | None] = []  # the auth of each pull, in order
+        self.pull_delay_s = 0.0  # how long a pull takes (on the injected clock)
+        self.pulls_under_way = 0
+        self.max_pulls_under_way = 0
         self.calls = 0  # every Runtime call, for "no busy polling" checks
         self.open = False  # RuntimeLifecycle: between start() and aclose()
 
@@ -326,6 +329,13 @@ class FakeRuntime:
     async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str:
         self.pulls.append(ref)
         self.pull_auths.append(auth)
+        self.pulls_under_way += 1
+        self.max_pulls_under_way = max(self.max_pulls_under_way, self.pulls_under_way)
+        try:
+            if self.pull_delay_s:
+                await self._clock.sleep(self.pull_delay_s)
+        finally:
+            self.pulls_under_way -= 1
         norm = _normalize(ref)
         if norm in self._pull_failures:
             raise ImagePullError(self._pull_failures[norm])
