@@ -82,6 +82,21 @@ def _default_field_ref(ref: Any) -> None:
         ref["apiVersion"] = "v1"
 
 
+def _default_volume(volume: dict[str, Any]) -> None:
+    """``SetDefaults_HostPathVolumeSource`` (type ``""``), ``defaultMode`` 0644 (420) of the
+    secret, configMap, downwardAPI and projected sources, ``fieldRef.apiVersion`` in items."""
+    if isinstance(volume.get("hostPath"), dict):
+        volume["hostPath"].setdefault("type", "")
+    for kind in ("secret", "configMap", "downwardAPI", "projected"):
+        source = volume.get(kind)
+        if isinstance(source, dict):
+            source.setdefault("defaultMode", 420)
+    downward = volume.get("downwardAPI")
+    for item in downward.get("items") or [] if isinstance(downward, dict) else ():
+        if isinstance(item, dict):
+            _default_field_ref(item.get("fieldRef"))
+
+
 def _default_spec(spec: dict[str, Any]) -> None:
     """The v1 scheme defaults the kubelet shows on static pods."""
     spec.setdefault("restartPolicy", "Always")
@@ -96,7 +111,14 @@ def _default_spec(spec: dict[str, Any]) -> None:
                 continue
             c.setdefault("terminationMessagePath", "/dev/termination-log")
             c.setdefault("terminationMessagePolicy", "File")
-            c.setdefault("resources", {})
+            resources = c.setdefault("resources", {})
+            limits = resources.get("limits") if isinstance(resources, dict) else None
+            if isinstance(limits, dict) and limits:
+                # SetDefaults_Pod: a limit without a request is also the request
+                requests = resources.setdefault("requests", {})
+                if isinstance(requests, dict):
+                    for name, value in limits.items():
+                        requests.setdefault(name, value)
             for port in c.get("ports") or []:
                 if isinstance(port, dict):
                     port.setdefault("protocol", "TCP")
@@ -115,10 +137,8 @@ def _default_spec(spec: dict[str, Any]) -> None:
                 tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
                 c["imagePullPolicy"] = "IfNotPresent" if tagged or "@" in image else "Always"
     for volume in spec.get("volumes") or []:
-        if isinstance(volume, dict) and isinstance(volume.get("downwardAPI"), dict):
-            for item in volume["downwardAPI"].get("items") or []:
-                if isinstance(item, dict):
-                    _default_field_ref(item.get("fieldRef"))
+        if isinstance(volume, dict):
+            _default_volume(volume)
     tolerations = spec.setdefault("tolerations", [])
     if isinstance(tolerations, list) and _NO_EXECUTE not in tolerations:
         tolerations.append(dict(_NO_EXECUTE))
