@@ -60,7 +60,16 @@ def _health_routes(checks: Sequence[HealthCheck]) -> list[web.RouteDef]:
 
 
 def _new_app(front: FrontDoor) -> web.Application:
-    return web.Application(middlewares=[front.handle], client_max_size=1 << 20)
+    app = web.Application(middlewares=[front.handle], client_max_size=1 << 20)
+    app.on_response_prepare.append(_go_upgrade_header)
+    return app
+
+
+async def _go_upgrade_header(request: web.Request, response: web.StreamResponse) -> None:
+    """A 101 says ``Connection: Upgrade`` as Go's servers write it (aiohttp's WebSocket
+    handshake writes ``upgrade``; the value is case-insensitive, but clients compare bytes)."""
+    if response.status == 101 and response.headers.get("Connection", "").lower() == "upgrade":
+        response.headers["Connection"] = "Upgrade"
 
 
 def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Application:

@@ -70,6 +70,13 @@ async def _form(request: web.Request) -> Mapping[str, Sequence[str]]:
     return values
 
 
+def _annotate_command(request: web.Request, command: Sequence[str]) -> None:
+    """Audit exactly the argv that runs (one parse: the handler's), not a re-parse of the URL."""
+    notes = request.get(ANNOTATIONS_KEY)
+    if notes is not None:
+        notes[COMMAND_ANNOTATION] = json.dumps(list(command))
+
+
 def _tokens(request: web.Request, name: str) -> list[str]:
     return [t.strip().lower() for v in request.headers.getall(name, []) for t in v.split(",")]
 
@@ -267,9 +274,7 @@ async def _run(backend: StreamBackend, request: web.Request) -> web.StreamRespon
         return _text(500, f'container not found ("{name}")')
     # go-restful's QueryParameter is FormValue: the query, then an urlencoded POST body
     cmd = ((await _form(request)).get("cmd") or [""])[0].split(" ")
-    notes = request.get(ANNOTATIONS_KEY)
-    if notes is not None:  # the audit log records the argv that runs, body or query
-        notes[COMMAND_ANNOTATION] = json.dumps(cmd)
+    _annotate_command(request, cmd)
     try:
         result = await backend.runtime.exec_sync(cid, cmd)
     except PykubeletError as e:
