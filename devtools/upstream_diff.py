@@ -51,7 +51,7 @@ _PROTOBUF_METRICS = (
 )
 WRONG_UID = "00000000-0000-0000-0000-000000000000"
 # The pods of tests/fixtures/upstream/manifests (metadata.name).
-FIXTURE_PODS = ("done", "shapes", "volumes")
+FIXTURE_PODS = ("done", "shapes", "volumes", "waiting")
 # Bodies are kept when compared, or when this small (error messages); pod lists, stats and
 # metrics are not worth storing twice.
 _SMALL_BODY_BYTES = 512
@@ -408,14 +408,20 @@ def _wait(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
 
 
 def settled(items: list[dict[str, Any]] | None) -> bool:
-    """The fixture pods have settled: ``done`` Failed, every other one Running and Ready (init
-    containers done). Both sides are recorded or compared only then."""
+    """The fixture pods have settled: ``done`` Failed, ``waiting`` waiting with
+    ErrImageNeverPull, every other one Running and Ready (init containers done). Both sides
+    are recorded or compared only then."""
     pods = {i["metadata"]["name"].split("-", 1)[0]: i["status"] for i in items or []}
     if set(pods) != set(FIXTURE_PODS):
         return False
     for name, status in pods.items():
         if name == "done":
             if status.get("phase") != "Failed":
+                return False
+            continue
+        if name == "waiting":
+            states = [c.get("state", {}) for c in status.get("containerStatuses", [])]
+            if not states or states[0].get("waiting", {}).get("reason") != "ErrImageNeverPull":
                 return False
             continue
         ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
