@@ -43,6 +43,8 @@ class Call:
     query: str = ""
     body: bytes | None = None
     upgrade: str = ""  # "", "ws:<subprotocol>", "spdy:<version>"
+    headers: tuple[tuple[str, str], ...] = ()
+    path_values: tuple[tuple[str, str], ...] = ()  # instead of the pod's: ("pod", "nosuch")
 
 
 WALK: dict[str, list[Call]] = {
@@ -50,12 +52,16 @@ WALK: dict[str, list[Call]] = {
     "healthzPing": [Call(200)],
     "healthzLog": [Call(200)],
     "healthzSyncloop": [Call(200)],
-    "listPods": [Call(200)],
+    "listPods": [Call(200), Call(406, headers=(("Accept", "text/plain"),))],
     "listPodsSlash": [Call(200)],
     "listRunningPods": [Call(200)],
     "containerLogs": [
         Call(200, "tailLines=1&timestamps=true"),
         Call(422, "tailLines=-1"),
+        Call(400, "tailLines=x"),
+        Call(404, path_values=(("container", "nosuch"),)),
+        Call(404, path_values=(("pod", "nosuch"),)),
+        Call(406, headers=(("Accept", "application/json"),)),
     ],
     "execGet": [
         Call(101, "command=echo&command=walk&output=1", upgrade="ws:v5.channel.k8s.io"),
@@ -75,8 +81,15 @@ WALK: dict[str, list[Call]] = {
     "portForwardPost": [Call(101, upgrade="spdy:portforward.k8s.io")],
     "portForwardGetWithUid": [Call(101, "port=80", upgrade="ws:v4.channel.k8s.io")],
     "portForwardPostWithUid": [Call(101, upgrade="spdy:portforward.k8s.io")],
-    "runPost": [Call(200, "cmd=echo%20walk")],
-    "runPostWithUid": [Call(200, "cmd=echo%20walk")],
+    "runPost": [
+        Call(200, "cmd=echo%20walk"),
+        Call(404, "cmd=true", path_values=(("pod", "nosuch"),)),
+        Call(500, "cmd=true", path_values=(("container", "nosuch"),)),
+    ],
+    "runPostWithUid": [
+        Call(200, "cmd=echo%20walk"),
+        Call(404, "cmd=true", path_values=(("uid", "not-the-uid"),)),
+    ],
     "statsSummary": [Call(200), Call(200, "only_cpu_and_memory=true")],
     "statsSummaryPost": [Call(200)],
     "metrics": [Call(200)],
@@ -107,8 +120,9 @@ async def _request(
     admin: bool = True,
     token: str | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    target = _concrete(op, t.pod) + (f"?{call.query}" if call.query else "")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    values = {**t.pod, **dict(call.path_values)}
+    target = _concrete(op, values) + (f"?{call.query}" if call.query else "")
+    headers = {**dict(call.headers), **({"Authorization": f"Bearer {token}"} if token else {})}
     ctx = t.ctx(admin) if port == FULL else None
     bound = t.ports[port]
     if call.upgrade.startswith("ws:"):
