@@ -8,6 +8,7 @@ description's."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -307,3 +308,27 @@ async def test_debugging_paths_answer_405_on_the_read_only_port(
         return
     assert r.status == 405, r.body
     check(DOC, op, r.status, r.headers, r.body)
+
+
+async def test_websocket_token_scheme_authenticates_streaming(target: Target) -> None:
+    """The ``websocketToken`` scheme as described: the token rides in a subprotocol next to
+    the real one, is never echoed, and is authorized like any bearer token."""
+    scheme = DOC["components"]["securitySchemes"]["websocketToken"]
+    assert (scheme["in"], scheme["name"]) == ("header", "Sec-WebSocket-Protocol")
+    op = next(o for o in OPS if o.id == "execGet")
+    url = f"https://127.0.0.1:{target.ports[FULL]}{_concrete(op, target.pod)}"
+    query = "?command=echo&command=walk&output=1"
+
+    def offer(user: str) -> tuple[str, str]:
+        token = target.tokens[user]
+        encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+        return ("v5.channel.k8s.io", f"base64url.bearer.authorization.k8s.io.{encoded}")
+
+    async with aiohttp.ClientSession() as s:
+        allowed = grant_user("create", "proxy")
+        async with s.ws_connect(url + query, protocols=offer(allowed), ssl=target.ctx(False)) as ws:
+            assert ws.protocol == "v5.channel.k8s.io"
+            await _check_exec_channels(ws, target.exec_stdout)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await s.ws_connect(url + query, protocols=offer("nobody"), ssl=target.ctx(False))
+        assert refused.value.status == 403
