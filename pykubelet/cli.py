@@ -1,22 +1,37 @@
-"""The ``pykubelet`` command: ``run``, ``images import``, ``certs``, ``doctor``, ``client``.
+"""The ``pykubelet`` command: ``run``, ``images``, ``certs``, ``doctor``, ``client``,
+``completion``.
 
 Every subcommand is a thin call into the library; exit status 0 on success, 1 on a runtime
-failure, 2 on bad input (one line per problem on stderr).
+failure, 2 on bad input (one line per problem on stderr). A start-up failure is one line naming
+the cause and the fix, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import importlib
+import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pykubelet.config import ConfigError, KubeletConfiguration, load_config
+from pykubelet import __version__
+from pykubelet.config import (
+    ConfigError,
+    KubeletConfiguration,
+    configz,
+    field_status,
+    load_config,
+)
 from pykubelet.core.errors import PykubeletError
+from pykubelet.core.logformat import configure_logging
+from pykubelet.host import sdnotify
 
 __all__ = ["main"]
 
@@ -30,15 +45,40 @@ commands:
   certs ca|serving|client ...   create a CA, the serving certificate, client certificates
   doctor [--config FILE]        check a configuration against the CIS kubelet benchmark
   client pods|logs|exec|...     talk to a kubelet's API (pykubelet client --help)
+  completion bash|zsh           print a shell completion script
+  version                       print the version (also --version)
 """
+log = logging.getLogger("pykubelet.cli")
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _warn_about(config: KubeletConfiguration) -> None:
+    """One warning per field that is set but not enforced, and per unknown field."""
+    cfg_log = logging.getLogger("pykubelet.config")
+    for name in config.ignored_fields:
+        cfg_log.warning(
+            "%s is accepted but NOT ENFORCED: pykubelet does not act on it (docs/config.md)",
+            name,
+            extra={"field": name, "status": field_status(name)},
+        )
+    for name in config.unknown_fields:
+        cfg_log.warning(
+            "%s is not a KubeletConfiguration v1beta1 field: ignored (--strict-config refuses it)",
+            name,
+            extra={"field": name, "status": "unknown"},
+        )
+
+
+def _check_helper() -> None:
+    """Say at start which container helper will run (the compiled one only when trusted)."""
+    from pykubelet.runtime.process.shimbin import native_helper_problem, packaged_shim
+
+    problem = native_helper_problem()
+    if problem is None:
+        log.info(
+            "container helper: %s (root-owned, built from the shipped source)", packaged_shim()
+        )
+    else:
+        log.warning("container helper: %s; the Python helper will be used (~10 MiB each)", problem)
 
 
 def run_main(argv: Sequence[str]) -> int:
@@ -48,17 +88,61 @@ def run_main(argv: Sequence[str]) -> int:
         for line in e.problems:
             print(f"pykubelet: invalid configuration: {line}", file=sys.stderr)
         return 2
-    _setup_logging()
-    for name in config.ignored_fields:
-        logging.getLogger("pykubelet.config").warning(
-            "configuration field %s is accepted but not implemented (docs/config.md)", name
-        )
+    configure_logging(config.logging_format, config.log_verbosity)
+    _warn_about(config)
+    log.debug("effective configuration: %s", json.dumps(configz(config), sort_keys=True))
+    if config.runtime == "process":
+        _check_helper()
     try:
         asyncio.run(_run_agent(config))
-    except PykubeletError as e:
-        print(f"pykubelet: {e}", file=sys.stderr)
+    except BaseException as e:  # every failure becomes one line
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            raise
+        line = explain_failure(e, config)
+        log.debug("start-up failure", exc_info=e)
+        print(f"pykubelet: {line}", file=sys.stderr)
         return 1
     return 0
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside task-group wrappers."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def explain_failure(exc: BaseException, config: KubeletConfiguration) -> str:
+    """One line: what failed and how to fix it."""
+    from pykubelet.host.ports import port_owner
+
+    e = _leaf(exc)
+    if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
+        m = re.search(r"\('([^']*)', (\d+)", str(e))
+        port = int(m.group(2)) if m else config.port
+        owner = port_owner(port) or "an unknown process"
+        flag = {
+            config.port: "--port",
+            config.healthz_port: "--healthz-port",
+            config.read_only_port: "--read-only-port",
+        }.get(port, "--port")
+        return (
+            f"port {port} is already in use by {owner}: stop it, or choose another port with {flag}"
+        )
+    if isinstance(e, PykubeletError):
+        text = str(e)
+        hint = ""
+        if "client CA" in text or "clientCAFile" in text:
+            hint = "; fix: point --client-ca-file at a readable PEM bundle (pykubelet certs ca)"
+        elif "tlsCertFile" in text or "private key" in text:
+            hint = "; fix: check --tls-cert-file/--tls-private-key-file exist and are readable"
+        return text + hint
+    if isinstance(e, PermissionError):
+        return f"permission denied on {e.filename}: run as root or fix the file's owner/mode"
+    if isinstance(e, OSError):
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{e.strerror or e}{where}: check the path and the host, then start again"
+    return f"unexpected {type(e).__name__}: {e} (run with -v 4 for the traceback)"
 
 
 async def _run_agent(config: KubeletConfiguration) -> None:
@@ -68,7 +152,22 @@ async def _run_agent(config: KubeletConfiguration) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stop)
-    await agent.run()
+
+    async def tell_systemd() -> None:
+        await agent.ready.wait()
+        sdnotify.notify(f"READY=1\nSTATUS=serving, node {config.node_name}")
+        interval = sdnotify.watchdog_interval_s()
+        if interval is not None:
+            await sdnotify.watchdog_loop(interval)
+
+    notifier = asyncio.create_task(tell_systemd(), name="sd_notify")
+    try:
+        await agent.run()
+    finally:
+        notifier.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await notifier
+        sdnotify.notify("STOPPING=1")
 
 
 def images_main(argv: Sequence[str]) -> int:
@@ -110,8 +209,25 @@ def _delegate(module: str, func: str, argv: Sequence[str]) -> int:
     return fn(list(argv))
 
 
+def version_main(argv: Sequence[str]) -> int:
+    print(f"pykubelet {__version__}")
+    return 0
+
+
+def completion_main(argv: Sequence[str]) -> int:
+    from pykubelet.config.completion import completion_script
+
+    if len(argv) != 1 or argv[0] not in ("bash", "zsh"):
+        print("usage: pykubelet completion bash|zsh", file=sys.stderr)
+        return 2
+    print(completion_script(argv[0], COMMANDS), end="")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": run_main,
+    "version": version_main,
+    "completion": completion_main,
     "images": images_main,
     "certs": lambda argv: _delegate("pykubelet.security.certs", "certs_main", argv),
     "doctor": lambda argv: _delegate("pykubelet.security.doctor", "doctor_main", argv),
@@ -124,9 +240,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0 if args else 2
+    if args[0] == "--version":
+        return version_main([])
     command = COMMANDS.get(args[0])
     if command is None:
-        print(f"pykubelet: unknown command {args[0]!r}\n{USAGE}", file=sys.stderr, end="")
+        import difflib
+
+        close = difflib.get_close_matches(args[0], list(COMMANDS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        print(
+            f"pykubelet: unknown command {args[0]!r}{hint} (pykubelet --help lists them)",
+            file=sys.stderr,
+        )
         return 2
     return command(args[1:])
 

@@ -1,5 +1,6 @@
 """Kubernetes object shapes the node uses: pod views, status values, PodList encoding."""
 
+from pykubelet.api.gojson import go_json
 from pykubelet.api.pod import Container, ObjectMeta, Pod, PodSpec, pods_to_list
 from pykubelet.api.quantity import Quantity, parse_quantity
 from pykubelet.api.status import (
@@ -26,6 +27,7 @@ __all__ = [
     "PodSpec",
     "PodStatus",
     "Quantity",
+    "go_json",
     "parse_quantity",
     "pods_to_list",
     "rfc3339",

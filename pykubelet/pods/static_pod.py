@@ -37,6 +37,12 @@ CONFIG_SEEN = "kubernetes.io/config.seen"
 CONFIG_MIRROR = "kubernetes.io/config.mirror"  # set on mirror pods in node mode only
 
 _NO_EXECUTE = {"operator": "Exists", "effect": "NoExecute"}
+_PROBE_DEFAULTS = (
+    ("timeoutSeconds", 1),
+    ("periodSeconds", 10),
+    ("successThreshold", 1),
+    ("failureThreshold", 3),
+)
 
 
 def static_pod_uid(document: Mapping[str, Any], node_name: str, path: str) -> str:
@@ -51,6 +57,29 @@ def _rfc3339nano(ts: float) -> str:
     dt = _dt.datetime.fromtimestamp(ts, tz=_dt.UTC)
     frac = f"{dt.microsecond * 1000:09d}".rstrip("0")
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+
+
+def _default_handler(handler: Any) -> None:
+    """``SetDefaults_HTTPGetAction``: path ``/``, scheme ``HTTP``."""
+    if isinstance(handler, dict) and isinstance(handler.get("httpGet"), dict):
+        handler["httpGet"].setdefault("path", "/")
+        handler["httpGet"].setdefault("scheme", "HTTP")
+
+
+def _default_probe(probe: Any) -> None:
+    """``SetDefaults_Probe``: timeout 1 s, period 10 s, thresholds 1 and 3."""
+    if not isinstance(probe, dict):
+        return
+    _default_handler(probe)
+    for key, value in _PROBE_DEFAULTS:
+        if not probe.get(key):
+            probe[key] = value
+
+
+def _default_field_ref(ref: Any) -> None:
+    """``SetDefaults_ObjectFieldSelector``: apiVersion ``v1``."""
+    if isinstance(ref, dict) and not ref.get("apiVersion"):
+        ref["apiVersion"] = "v1"
 
 
 def _default_spec(spec: dict[str, Any]) -> None:
@@ -73,10 +102,23 @@ def _default_spec(spec: dict[str, Any]) -> None:
                     port.setdefault("protocol", "TCP")
                     if spec.get("hostNetwork") is True and not port.get("hostPort"):
                         port["hostPort"] = port.get("containerPort")
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                _default_probe(c.get(probe))
+            lifecycle = c.get("lifecycle")
+            for hook in lifecycle.values() if isinstance(lifecycle, dict) else ():
+                _default_handler(hook)
+            for env in c.get("env") or []:
+                if isinstance(env, dict) and isinstance(env.get("valueFrom"), dict):
+                    _default_field_ref(env["valueFrom"].get("fieldRef"))
             image = c.get("image")
             if "imagePullPolicy" not in c and isinstance(image, str):
                 tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
                 c["imagePullPolicy"] = "IfNotPresent" if tagged or "@" in image else "Always"
+    for volume in spec.get("volumes") or []:
+        if isinstance(volume, dict) and isinstance(volume.get("downwardAPI"), dict):
+            for item in volume["downwardAPI"].get("items") or []:
+                if isinstance(item, dict):
+                    _default_field_ref(item.get("fieldRef"))
     tolerations = spec.setdefault("tolerations", [])
     if isinstance(tolerations, list) and _NO_EXECUTE not in tolerations:
         tolerations.append(dict(_NO_EXECUTE))

@@ -61,7 +61,9 @@ def _health_routes(checks: Sequence[HealthCheck]) -> list[web.RouteDef]:
 
 
 def _new_app(front: FrontDoor) -> web.Application:
-    return web.Application(middlewares=[front.handle], client_max_size=1 << 20)
+    app = web.Application(middlewares=[front.handle], client_max_size=1 << 20)
+    app.on_response_prepare.append(front.on_response_prepare)
+    return app
 
 
 def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Application:
@@ -167,7 +169,11 @@ def _configz_handler(
     body = json.dumps({"kubeletconfig": settings.configz}, separators=(",", ":")).encode()
 
     async def configz(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=body, headers={"Content-Type": "application/json"})
+        # upstream's /configz handler sets nosniff on its JSON (a mux handler, not restful)
+        return web.Response(
+            body=body,
+            headers={"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"},
+        )
 
     return configz
 

@@ -93,6 +93,8 @@ WALK: dict[str, list[Call]] = {
     ],
     "statsSummary": [Call(200), Call(200, "only_cpu_and_memory=true")],
     "statsSummaryPost": [Call(200)],
+    "statsSummarySlash": [Call(200)],
+    "statsSummarySlashPost": [Call(200)],
     "metrics": [Call(200)],
     "metricsResource": [Call(200)],
     "metricsCadvisor": [Call(200)],

@@ -18,7 +18,7 @@ from pykubelet.runtime.types import StreamIO, TerminalSize
 from pykubelet.server.streams.aio_iter import QueueIterator
 from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
 from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
-from pykubelet.server.streams.ws_adapter import WsChannelConnection
+from pykubelet.server.streams.ws_adapter import GoWebSocketResponse, WsChannelConnection
 from pykubelet.streaming import (
     ChannelClosed,
     RemoteCommandOptions,
@@ -69,6 +69,24 @@ def _with_recording(
         await write(data)
 
     return recorded
+
+
+async def _recorded_input(
+    source: AsyncIterator[bytes], rec: SessionRecorder | None
+) -> AsyncIterator[bytes]:
+    async for chunk in source:
+        if rec is not None:
+            rec.input(chunk)
+        yield chunk
+
+
+def _stdin(
+    source: AsyncIterator[bytes] | None, rec: SessionRecorder | None, tty: bool
+) -> AsyncIterator[bytes] | None:
+    """Non-TTY standard input is recorded as input events (a TTY echoes what should be seen)."""
+    if source is None or rec is None or tty:
+        return source
+    return _recorded_input(source, rec)
 
 
 async def _resizes(
@@ -177,9 +195,9 @@ async def serve_exec_spdy(
     err = streams.get("stderr") if opts.stderr else None
     resize = streams.get("resize") if opts.tty else None
     io = StreamIO(
-        stdin=stdin,
+        stdin=_stdin(stdin, rec, opts.tty),
         stdout=_with_recording(out.write, rec) if out is not None else None,
-        stderr=err.write if err is not None else None,
+        stderr=_with_recording(err.write, rec) if err is not None else None,
         tty=opts.tty,
         resize=_resizes(_stream_chunks(resize), rec) if resize is not None else None,
     )
@@ -204,7 +222,7 @@ async def serve_exec_ws(
     request: web.Request, protocol: WsProtocol, session: CommandSession
 ) -> web.StreamResponse:
     opts, backend = session.opts, session.backend
-    ws = web.WebSocketResponse(
+    ws = GoWebSocketResponse(
         protocols=(protocol.value,) if protocol.value else (), max_msg_size=32 << 20
     )
     if protocol is WsProtocol.LEGACY:
@@ -236,9 +254,9 @@ async def serve_exec_ws(
     first = 1 if opts.stdout else 2 if opts.stderr else 3
     await conn.send(first, b"")
     io = StreamIO(
-        stdin=stdin if opts.stdin else None,
+        stdin=_stdin(stdin, rec, opts.tty) if opts.stdin else None,
         stdout=_with_recording(out, rec) if opts.stdout else None,
-        stderr=err if opts.stderr else None,
+        stderr=_with_recording(err, rec) if opts.stderr else None,
         tty=opts.tty,
         resize=_resizes(resize_raw, rec) if opts.tty else None,
     )
