@@ -140,7 +140,10 @@ def explain_failure(exc: BaseException, config: KubeletConfiguration) -> str:
         if "client CA" in text or "clientCAFile" in text:
             hint = "; fix: point --client-ca-file at a readable PEM bundle (pykubelet certs ca)"
         elif "tlsCertFile" in text or "private key" in text:
-            hint = "; fix: check --tls-cert-file/--tls-private-key-file exist and are readable"
+            hint = (
+                "; fix: --tls-cert-file and --tls-private-key-file must be readable PEM files "
+                "of one certificate and its key"
+            )
         return text + hint
     if isinstance(e, PermissionError):
         return f"permission denied on {e.filename}: run as root or fix the file's owner/mode"
