@@ -8,12 +8,13 @@ import io
 import json
 import subprocess
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
 from pykubelet.core.errors import Unavailable
 
-__all__ = ["BUSYBOX_PATH", "build_busybox_image"]
+__all__ = ["BUSYBOX_PATH", "build_busybox_image", "build_pause_image", "write_oci_image"]
 
 BUSYBOX_PATH = Path("/bin/busybox")
 _PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -83,14 +84,20 @@ def build_busybox_image(out_tar: Path, ref: str = "localhost/busybox:latest") ->
     """
     if not BUSYBOX_PATH.is_file():
         raise Unavailable(f"{BUSYBOX_PATH} is missing: install Debian's busybox-static")
-    layer_gz = _layer(BUSYBOX_PATH)
+    return write_oci_image(out_tar, ref, _layer(BUSYBOX_PATH), {"Env": [_PATH_ENV], "Cmd": ["sh"]})
+
+
+def write_oci_image(
+    out_tar: Path, ref: str, layer_gz: bytes, image_config: dict[str, object]
+) -> Path:
+    """Write a one-layer OCI image layout tarball (reproducible digests) named ``ref``."""
     diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer_gz)).hexdigest()
     config = json.dumps(
         {
             "architecture": "amd64",
             "os": "linux",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(0)),
-            "config": {"Env": [_PATH_ENV], "Cmd": ["sh"]},
+            "config": image_config,
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         },
         sort_keys=True,
@@ -151,3 +158,45 @@ def build_busybox_image(out_tar: Path, ref: str = "localhost/busybox:latest") ->
         for digest, data in blobs.items():
             _add(tar, "blobs/sha256/" + digest.split(":")[1], data=data)
     return out_tar
+
+
+# The sandbox holder containerd runs as each pod's first container: sleep until told to stop,
+# reaping whatever the pod's shared PID namespace orphans. Ours, not the upstream pause.c.
+_PAUSE_C = r"""
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void quit(int sig) { (void)sig; _exit(0); }
+static void reap(int sig) { (void)sig; while (waitpid(-1, NULL, WNOHANG) > 0) {} }
+int main(void) {
+    struct sigaction q = {.sa_handler = quit}, r = {.sa_handler = reap, .sa_flags = SA_NOCLDSTOP};
+    sigaction(SIGINT, &q, NULL);
+    sigaction(SIGTERM, &q, NULL);
+    sigaction(SIGCHLD, &r, NULL);
+    for (;;) pause();
+}
+"""
+
+
+def _pause_layer(work: Path) -> bytes:
+    src = work / "pause.c"
+    exe = work / "pause"
+    src.write_text(_PAUSE_C)
+    try:
+        subprocess.run(
+            ["gcc", "-Os", "-static", "-o", str(exe), str(src)], check=True, capture_output=True
+        )
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise Unavailable(f"cannot build the pause binary (gcc -static, libc6-dev): {e}") from e
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, "pause", data=exe.read_bytes(), mode=0o755)
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def build_pause_image(out_tar: Path, ref: str = "localhost/pause:3.4") -> Path:
+    """Write the sandbox (pause) image containerd needs offline: a static ``/pause``."""
+    with tempfile.TemporaryDirectory() as work:
+        layer = _pause_layer(Path(work))
+    return write_oci_image(out_tar, ref, layer, {"Entrypoint": ["/pause"]})

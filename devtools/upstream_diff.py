@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "DIFF_REQUESTS",
+    "FIXTURE_PODS",
     "DiffRequest",
     "Exchange",
     "Target",
@@ -49,6 +50,8 @@ _PROTOBUF_METRICS = (
     "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
 )
 WRONG_UID = "00000000-0000-0000-0000-000000000000"
+# The pods of tests/fixtures/upstream/manifests (metadata.name).
+FIXTURE_PODS = ("done", "shapes", "volumes", "waiting")
 # Bodies are kept when compared, or when this small (error messages); pod lists, stats and
 # metrics are not worth storing twice.
 _SMALL_BODY_BYTES = 512
@@ -64,7 +67,7 @@ class DiffRequest:
     target: str
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
-    compare: tuple[str, ...] = ("status", "content-type", "x-content-type-options")
+    compare: tuple[str, ...] = ("status", "content-type", "x-content-type-options", "server")
 
 
 # The running pod of tests/fixtures/upstream/manifests/shapes.yaml is {pod}; its container "main".
@@ -72,7 +75,12 @@ DIFF_REQUESTS: tuple[DiffRequest, ...] = (
     DiffRequest(name="pods", method="GET", target="/pods"),
     DiffRequest(name="pods-slash", method="GET", target="/pods/"),
     DiffRequest(name="pods-head", method="HEAD", target="/pods"),
-    DiffRequest(name="pods-lower-case-method", method="get", target="/pods"),
+    DiffRequest(
+        name="pods-lower-case-method",
+        method="get",
+        target="/pods",
+        compare=("status", "content-type", "x-content-type-options"),
+    ),
     DiffRequest(name="pods-post", method="POST", target="/pods"),
     DiffRequest(name="pods-options", method="OPTIONS", target="/pods"),
     DiffRequest(
@@ -405,19 +413,26 @@ def _wait(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
 
 
 def settled(items: list[dict[str, Any]] | None) -> bool:
-    """The fixture pods have settled: shapes Running and Ready (its init container done), done
-    Failed. Both sides are recorded or compared only then."""
-    phases = {i["metadata"]["name"].split("-", 1)[0]: i for i in items or []}
-    shapes, done = phases.get("shapes"), phases.get("done")
-    if shapes is None or done is None:
+    """The fixture pods have settled: ``done`` Failed, ``waiting`` waiting with
+    ErrImageNeverPull, every other one Running and Ready (init containers done). Both sides
+    are recorded or compared only then."""
+    pods = {i["metadata"]["name"].split("-", 1)[0]: i["status"] for i in items or []}
+    if set(pods) != set(FIXTURE_PODS):
         return False
-    ready = [c for c in shapes["status"].get("conditions", []) if c["type"] == "Ready"]
-    return (
-        shapes["status"].get("phase") == "Running"
-        and bool(ready)
-        and ready[0]["status"] == "True"
-        and done["status"].get("phase") == "Failed"
-    )
+    for name, status in pods.items():
+        if name == "done":
+            if status.get("phase") != "Failed":
+                return False
+            continue
+        if name == "waiting":
+            states = [c.get("state", {}) for c in status.get("containerStatuses", [])]
+            if not states or states[0].get("waiting", {}).get("reason") != "ErrImageNeverPull":
+                return False
+            continue
+        ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
+        if status.get("phase") != "Running" or not ready or ready[0]["status"] != "True":
+            return False
+    return True
 
 
 def record(*, out: Path, manifests: Path, static_dir: Path, base: Target) -> None:

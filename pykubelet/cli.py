@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pykubelet import __version__
 from pykubelet.config import (
@@ -45,6 +46,7 @@ commands:
   images list                   list the images in the store
   images pull REF               pull an image from its registry (--creds, --docker-config-file)
   images rm REF...              remove images no container uses
+                                (images: --container-runtime-endpoint for containerd's store)
   certs ca|serving|client ...   create a CA, the serving certificate, client certificates
   doctor [--config FILE]        check a configuration against the CIS kubelet benchmark
   client pods|logs|exec|...     talk to a kubelet's API (pykubelet client --help)
@@ -138,7 +140,10 @@ def explain_failure(exc: BaseException, config: KubeletConfiguration) -> str:
         if "client CA" in text or "clientCAFile" in text:
             hint = "; fix: point --client-ca-file at a readable PEM bundle (pykubelet certs ca)"
         elif "tlsCertFile" in text or "private key" in text:
-            hint = "; fix: check --tls-cert-file/--tls-private-key-file exist and are readable"
+            hint = (
+                "; fix: --tls-cert-file and --tls-private-key-file must be readable PEM files "
+                "of one certificate and its key"
+            )
         return text + hint
     if isinstance(e, PermissionError):
         return f"permission denied on {e.filename}: run as root or fix the file's owner/mode"
@@ -174,7 +179,8 @@ async def _run_agent(config: KubeletConfiguration) -> None:
 
 
 def images_main(argv: Sequence[str]) -> int:
-    """``images import FILE`` / ``images list``: the process runtime's local image store."""
+    """``images import|list|pull|rm``: the process runtime's image store, or with
+    ``--container-runtime-endpoint`` the CRI runtime's (containerd's ``k8s.io`` namespace)."""
     p = argparse.ArgumentParser(prog="pykubelet images")
     sub = p.add_subparsers(dest="cmd", required=True)
     imp = sub.add_parser("import", help="load an OCI layout or docker-archive tarball")
@@ -190,45 +196,53 @@ def images_main(argv: Sequence[str]) -> int:
     rm.add_argument("refs", nargs="+")
     for sp in (imp, lst, pull, rm):
         sp.add_argument("--root-dir", default=KubeletConfiguration().root_dir)
+        sp.add_argument(
+            "--container-runtime-endpoint",
+            default="",
+            help="unix:///path/to/containerd.sock: the CRI runtime's images",
+        )
     args = p.parse_args(list(argv))
-    if args.cmd in ("pull", "rm"):
-        return _images_pull_rm(args)
     try:
-        runtime_cls = importlib.import_module("pykubelet.runtime.process").ProcessRuntime
-    except (ImportError, AttributeError):
-        print("pykubelet images: the process runtime is not available", file=sys.stderr)
-        return 1
-    runtime = runtime_cls(Path(args.root_dir))
-    try:
-        if args.cmd == "import":
-            info = asyncio.run(runtime.import_image(Path(args.file), ref=args.ref))
-            print(f"imported {', '.join(info.repo_tags) or info.id} ({info.id})")
-        else:
-            for info in asyncio.run(runtime.list_images()):
-                print(f"{info.id[:19]}  {info.size_bytes:>12}  {' '.join(info.repo_tags)}")
-    except (PykubeletError, OSError) as e:
-        print(f"pykubelet images: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _images_pull_rm(args: argparse.Namespace) -> int:
-    from pykubelet.runtime.process import ProcessRuntime
-
-    rt = ProcessRuntime(
-        Path(args.root_dir), registry_ca_file=getattr(args, "image_registry_ca_file", "")
-    )
-    try:
-        if args.cmd == "pull":
-            print(f"pulled {args.ref} ({asyncio.run(_pull_ref(rt, args))})")
-        else:
-            print("\n".join(asyncio.run(_remove_refs(rt, rt, args.refs))))
+        return asyncio.run(_images(args))
     except InvalidInput as e:
         print(f"pykubelet images: {e}", file=sys.stderr)
         return 2
     except (PykubeletError, OSError) as e:
         print(f"pykubelet images: {e}", file=sys.stderr)
         return 1
+
+
+def _image_runtime(args: argparse.Namespace) -> Any:
+    """The store ``images`` works on: containerd's over CRI, else the process runtime's."""
+    if args.container_runtime_endpoint:
+        from pykubelet.runtime.cri import CriRuntime
+
+        return CriRuntime(args.container_runtime_endpoint)
+    try:
+        runtime_cls = importlib.import_module("pykubelet.runtime.process").ProcessRuntime
+    except (ImportError, AttributeError):
+        raise PykubeletError("the process runtime is not available") from None
+    return runtime_cls(
+        Path(args.root_dir), registry_ca_file=getattr(args, "image_registry_ca_file", "")
+    )
+
+
+async def _images(args: argparse.Namespace) -> int:
+    runtime = _image_runtime(args)
+    try:
+        await runtime.start()
+        if args.cmd == "import":
+            info = await runtime.import_image(Path(args.file), ref=args.ref)
+            print(f"imported {', '.join(info.repo_tags) or info.id} ({info.id})")
+        elif args.cmd == "pull":
+            print(f"pulled {args.ref} ({await _pull_ref(runtime, args)})")
+        elif args.cmd == "rm":
+            print("\n".join(await _remove_refs(runtime, runtime, args.refs)))
+        else:
+            for info in await runtime.list_images():
+                print(f"{info.id[:19]}  {info.size_bytes:>12}  {' '.join(info.repo_tags)}")
+    finally:
+        await runtime.aclose()
     return 0
 
 

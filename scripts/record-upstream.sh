@@ -21,7 +21,14 @@ fi
 [ -f "$A/.setup-done" ] || "$T/setup.sh"
 rm -f "$A"/manifests/*.yaml
 "$T/start.sh" standalone
-trap '"$T/stop.sh"' EXIT
+# stop.sh (without --purge, which would also remove the shared /upstream-k8s cgroup) leaves the
+# stopped sandboxes' shm and netns mounts and the pods' volume mounts: unmount ours.
+cleanup() {
+  "$T/stop.sh"
+  grep -oE " $A/(containerd/state|kubelet/pods)/[^ ]+" /proc/mounts | sort -r |
+    while read -r m; do umount "$m" || true; done
+}
+trap cleanup EXIT
 "$PY" -m devtools.upstream_diff record \
   --port 10250 --ca "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
   --node "$NODE" --static-dir "$A/manifests" --manifests "$OUT/manifests" --out "$OUT"

@@ -299,3 +299,33 @@ def test_json_logs_carry_ts_level_msg_and_fields(tmp_path: Path) -> None:
     assert not any(line.startswith("{") for line in r.stderr.splitlines())
     assert " DEBUG " not in r.stderr
     assert "WARNING pykubelet.config: rotateCertificates is accepted but NOT ENFORCED" in r.stderr
+
+
+def test_missing_ca_and_unreadable_key_are_one_line_with_the_fix(tmp_path: Path) -> None:
+    ca = create_ca(str(tmp_path / "pki"))
+    (tmp_path / "bad.key").write_text("not a key\n")
+    base = [*PYKUBELET, "run", "--runtime", "fake", "--root-dir", str(tmp_path / "root")]
+    base += ["--address", "127.0.0.1", "--port", "0", "--healthz-port", "0", "--node-name", "n1"]
+    cases = {
+        "missing CA": (
+            ["--client-ca-file", str(tmp_path / "missing.crt")],
+            "fix: point --client-ca-file at a readable PEM bundle",
+        ),
+        "bad key": (
+            [
+                "--client-ca-file",
+                ca.cert_file,
+                "--tls-cert-file",
+                ca.cert_file,
+                "--tls-private-key-file",
+                str(tmp_path / "bad.key"),
+            ],
+            "fix: --tls-cert-file and --tls-private-key-file must be readable PEM files",
+        ),
+    }
+    for name, (flags, fix) in cases.items():
+        r = subprocess.run([*base, *flags], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, name
+        assert "Traceback" not in r.stderr, name
+        last = r.stderr.splitlines()[-1]
+        assert last.startswith("pykubelet: ") and fix in last, (name, last)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pykubelet.config import KubeletConfiguration, configz
 from pykubelet.core.clock import Clock, SystemClock
-from pykubelet.core.errors import InvalidInput, PykubeletError
+from pykubelet.core.errors import PykubeletError
 from pykubelet.host.nodeip import choose_node_ip
 from pykubelet.network import (
     DEFAULT_BRIDGE,
@@ -40,11 +40,17 @@ from pykubelet.pods import (
     StatusManager,
     WorkerCounters,
     WorkerDeps,
+    pull_gate,
 )
 from pykubelet.pods.cache import ContainerCache
 from pykubelet.podspec import NodeAllocatable, PodSpecFeatures
-from pykubelet.runtime.process import ProcessRuntime
-from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo, StreamingRuntime
+from pykubelet.runtime.protocol import (
+    ImageService,
+    Runtime,
+    RuntimeInfo,
+    RuntimeLifecycle,
+    StreamingRuntime,
+)
 from pykubelet.stats.agent_metrics import default_metrics
 
 if TYPE_CHECKING:
@@ -59,7 +65,7 @@ log = logging.getLogger(__name__)
 KUBELET_API_VERSION = "v1.20.2"  # the kubelet release whose node behaviour we follow
 
 
-class NodeRuntime(Runtime, ImageService, RuntimeInfo, StreamingRuntime, Protocol):
+class NodeRuntime(Runtime, ImageService, RuntimeInfo, StreamingRuntime, RuntimeLifecycle, Protocol):
     """What the agent needs of a runtime: every implementation provides all of these."""
 
 
@@ -84,9 +90,16 @@ def build_runtime(
         rt: NodeRuntime = FakeRuntime(clock)
         return rt
     if config.runtime == "cri":
-        raise InvalidInput(
-            "the CRI runtime is not available in this build; use process", field="runtime"
+        from pykubelet.runtime.cri import CriRuntime
+
+        return CriRuntime(
+            config.container_runtime_endpoint,
+            clock=clock,
+            container_log_max_size_bytes=config.container_log_max_size_bytes,
+            container_log_max_files=config.container_log_max_files,
         )
+    from pykubelet.runtime.process import ProcessRuntime
+
     return ProcessRuntime(
         Path(config.root_dir),
         cgroup_root=config.cgroup_root or "pykubelet",
@@ -224,6 +237,8 @@ class Agent:
             if self.config.kubeconfig:
                 self.node_mode = await _connect_node_mode(self.config, self.clock)
             services = self._build()
+            assert self.runtime is not None
+            await self.runtime.start()
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(s.run(), name=s.name) for s in services]
                 tg.create_task(self._after_sources_ready(), name="orphans")
@@ -243,8 +258,8 @@ class Agent:
                 first = first.exceptions[0]
             raise first from None
         finally:
-            if isinstance(self.runtime, ProcessRuntime):
-                self.runtime.close()  # its helper zygote; the helpers keep running
+            if self.runtime is not None:
+                await self.runtime.aclose()  # connections, helper zygote; containers keep running
             self.done.set()
             log.info("pykubelet stopped; containers were left running")
 
@@ -292,6 +307,7 @@ class Agent:
                 docker_config,
                 secrets=self.node_mode.pull_secrets if self.node_mode is not None else None,
             ),
+            image_pull_gate=pull_gate(cfg.serialize_image_pulls, cfg.max_parallel_image_pulls),
             counters=WorkerCounters(),
             host_ip=host_ip,
             cache=ContainerCache(),

@@ -2,7 +2,7 @@
 
 from pykubelet.api.gojson import go_json
 from pykubelet.api.pod import Container, ObjectMeta, Pod, PodSpec, pods_to_list
-from pykubelet.api.quantity import Quantity, parse_quantity
+from pykubelet.api.quantity import Quantity, canonical_quantity, parse_quantity
 from pykubelet.api.status import (
     ContainerStateRunning,
     ContainerStateTerminated,
@@ -27,6 +27,7 @@ __all__ = [
     "PodSpec",
     "PodStatus",
     "Quantity",
+    "canonical_quantity",
     "go_json",
     "parse_quantity",
     "pods_to_list",

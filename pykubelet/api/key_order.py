@@ -14,6 +14,14 @@ from pykubelet.api.field_order import FIELDS
 __all__ = ["in_go_order"]
 
 
+# type → field name → (declaration index, kind), built once from the table
+_INDEX: dict[str, dict[str, tuple[int, str]]] = {
+    name: {field: (i, kind) for i, (field, kind) in enumerate(fields)}
+    for name, fields in FIELDS.items()
+}
+_UNKNOWN = (1 << 30, "")
+
+
 def in_go_order(value: Any, type_name: str) -> Any:
     """``value`` (a JSON value of Go type ``type_name``, or a list of them) with its keys
     reordered; ``{}`` as the type sorts a map's keys. Returns new containers."""
@@ -23,13 +31,13 @@ def in_go_order(value: Any, type_name: str) -> Any:
         return value
     if type_name == "{}":
         return {k: value[k] for k in sorted(value)}
-    fields = FIELDS.get(type_name)
-    if fields is None:
+    index = _INDEX.get(type_name)
+    if index is None:
         return value
+    # sorted() is stable: unknown keys keep their order, after the known ones
+    keys = sorted(value, key=lambda k: index.get(k, _UNKNOWN)[0])
     out: dict[str, Any] = {}
-    for name, kind in fields:
-        if name in value:
-            out[name] = in_go_order(value[name], kind) if kind else value[name]
-    for name, v in value.items():
-        out.setdefault(name, v)
+    for name in keys:
+        kind = index.get(name, _UNKNOWN)[1]
+        out[name] = in_go_order(value[name], kind) if kind else value[name]
     return out

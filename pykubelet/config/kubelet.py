@@ -145,6 +145,8 @@ class KubeletConfiguration:
     image_gc_high_threshold_percent: int = 85
     image_gc_low_threshold_percent: int = 80
     image_minimum_gc_age_s: float = 120.0
+    serialize_image_pulls: bool = True  # one pull at a time, as upstream's default
+    max_parallel_image_pulls: int = 0  # with serializeImagePulls false: at most this many (0: any)
     docker_config_file: str = ""  # registry credentials ("": <rootDir>/config.json, ~/.docker)
     image_registry_ca_file: str = ""  # CAs trusted for registries besides the system's
     # pykubelet extensions (config file and flags) and flag-only settings
@@ -582,6 +584,20 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
         "unused images younger than this are kept",
     ),
     (
+        "serializeImagePulls",
+        "serialize_image_pulls",
+        _bool,
+        "--serialize-image-pulls",
+        "one image pull at a time",
+    ),
+    (
+        "maxParallelImagePulls",
+        "max_parallel_image_pulls",
+        _nonneg,
+        "",
+        "image pulls at once with serializeImagePulls false (0: no limit)",
+    ),
+    (
         "containerRuntimeEndpoint",
         "container_runtime_endpoint",
         _str,
@@ -1004,8 +1020,20 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         )
     if cfg.image_minimum_gc_age_s < 0:
         problems.append("imageMinimumGCAge: must not be negative")
+    if cfg.serialize_image_pulls and cfg.max_parallel_image_pulls > 1:
+        problems.append(
+            "maxParallelImagePulls: cannot be larger than 1 unless serializeImagePulls is false"
+        )
     if cfg.runtime == "cri" and not cfg.container_runtime_endpoint:
         problems.append("containerRuntimeEndpoint: required with runtime 'cri'")
+    endpoint = cfg.container_runtime_endpoint
+    if endpoint and not (endpoint.startswith("unix:///") or endpoint.startswith("/")):
+        problems.append(
+            f"containerRuntimeEndpoint: {endpoint!r} must be unix:///path/to/runtime.sock"
+        )
+    if endpoint and cfg.runtime == "process":
+        # as upstream 1.24+: a runtime endpoint means a CRI runtime (docs/runtime-cri.md)
+        cfg = replace(cfg, runtime="cri")
     if problems:
         raise ConfigError(problems)
     authz = cfg.authorization

@@ -99,8 +99,6 @@ NOT_ENFORCED: Mapping[str, UpstreamField] = {
         _f("nodeStatusMaxImages", "int", "50", "images listed in node status"),
         _f("maxOpenFiles", "int", "1000000", "the agent's file limit"),
         _f("contentType", "str", "application/vnd.kubernetes.protobuf", "API content type", ANY),
-        _f("serializeImagePulls", "bool", "true", "one image pull at a time"),
-        _f("maxParallelImagePulls", "int", "nil", "parallel image pulls"),
         _f("evictionHard", "map", "memory.available<100Mi,...", "hard eviction thresholds"),
         _f("evictionSoft", "map", "nil", "soft eviction thresholds"),
         _f("evictionSoftGracePeriod", "map", "nil", "soft eviction grace periods"),

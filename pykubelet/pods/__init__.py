@@ -13,6 +13,7 @@ from pykubelet.pods.images import (
     PullCredentials,
     PullSecretResolver,
     ensure_image,
+    pull_gate,
     pull_with_keyring,
 )
 from pykubelet.pods.manager import PodManager
@@ -49,6 +50,7 @@ __all__ = [
     "WorkerPhase",
     "build_env",
     "ensure_image",
+    "pull_gate",
     "pull_with_keyring",
     "expand",
     "expand_command",

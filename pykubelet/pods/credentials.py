@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pykubelet.core.errors import InvalidInput
-from pykubelet.registry.refs import parse_ref
+from pykubelet.registry import parse_ref
 from pykubelet.runtime.types import RegistryAuth
 
 __all__ = ["DockerConfigFiles", "Keyring", "load_docker_config_file"]
@@ -94,6 +94,26 @@ class Keyring:
                 raise InvalidInput(f"{where}: expected an object")
             entries.append((_strip_key(key), _auth(entry, where, key)))
         return cls(entries)
+
+    @classmethod
+    def from_secret(cls, secret_type: str, data: Mapping[str, str], source: str) -> Keyring:
+        """A pull secret's keyring: ``data`` as the API serves it (values base64).
+        ``kubernetes.io/dockerconfigjson`` reads ``.dockerconfigjson``, ``kubernetes.io/dockercfg``
+        reads ``.dockercfg``; other types hold no registry credentials (upstream skips them)."""
+        keys = {
+            "kubernetes.io/dockerconfigjson": ".dockerconfigjson",
+            "kubernetes.io/dockercfg": ".dockercfg",
+        }
+        key = keys.get(secret_type)
+        if key is None:
+            return cls()
+        if key not in data:
+            raise InvalidInput(f"{source}: data[{key!r}] is missing")
+        try:
+            raw = base64.b64decode(data[key], validate=True)
+        except binascii.Error as e:
+            raise InvalidInput(f"{source}: data[{key!r}] is not base64") from e
+        return cls.from_docker_config(raw, f"{source}: data[{key!r}]")
 
     def lookup(self, image: str) -> list[RegistryAuth]:
         """Credentials to try for ``image`` (any reference form), in order; [] for none."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pykubelet.core.clock import Clock
 from pykubelet.core.errors import InvalidInput
-from pykubelet.registry.refs import normalize_ref
+from pykubelet.registry import normalize_ref
 from pykubelet.runtime.errors import RuntimeFailure
 from pykubelet.runtime.protocol import ImageService, Runtime
 from pykubelet.runtime.types import ImageInfo

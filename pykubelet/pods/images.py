@@ -11,6 +11,7 @@ matching the pull is anonymous. Any ``ImageService`` (process runtime, CRI, fake
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.credentials import DockerConfigFiles, Keyring
 from pykubelet.pods.events import NORMAL, WARNING
-from pykubelet.registry.refs import normalize_ref
+from pykubelet.registry import parse_ref
 from pykubelet.runtime.errors import ImageNotFound, ImagePullError
 from pykubelet.runtime.protocol import ImageService
 
@@ -31,6 +32,7 @@ __all__ = [
     "PullOutcome",
     "PullSecretResolver",
     "ensure_image",
+    "pull_gate",
     "pull_with_keyring",
 ]
 
@@ -41,7 +43,8 @@ NEVER_PULL_RETRY_S = 10.0
 
 class PullSecretResolver(Protocol):
     """Reads a pod's ``imagePullSecrets`` (``kubernetes.io/dockerconfigjson`` or ``dockercfg``
-    secrets) from the API server. Secrets that are missing or of another type are left out
+    secrets) from the API server, in the order given, as one keyring (``Keyring.from_secret``
+    per secret, joined with ``+``). Secrets that are missing or of another type are left out
     (upstream logs and goes on); the node mode implements this."""
 
     async def keyring(self, namespace: str, names: Sequence[str]) -> Keyring: ...
@@ -89,12 +92,15 @@ async def ensure_image(
     pod: Pod,
     c: Container,
     event: Callable[[str, str, str], None] = _no_event,
+    gate: asyncio.Semaphore | None = None,
 ) -> PullOutcome:
     """Make ``c.image`` present as its policy says; never raises for a pull that fails.
-    ``event(type, reason, message)`` reports what upstream's image manager reports."""
+    ``event(type, reason, message)`` reports what upstream's image manager reports; ``gate``
+    bounds the pulls under way on the node (``serializeImagePulls``, ``maxParallelImagePulls``):
+    a pull waits for its turn, as upstream's serial and parallel pullers make it."""
     image = c.image
     try:
-        normalize_ref(image)
+        parse_ref(image)
     except InvalidInput:
         message = (
             f'Failed to apply default image tag "{image}": couldn\'t parse image reference '
@@ -116,9 +122,10 @@ async def ensure_image(
         message = f'Back-off pulling image "{image}"'
         event(NORMAL, "BackOff", message)
         return _waiting("ImagePullBackOff", message, backoff.remaining_since_update_s(key))
-    event(NORMAL, "Pulling", f'Pulling image "{image}"')
     try:
-        image_id = await pull_with_keyring(images, image, await credentials.for_pod(pod))
+        async with gate or contextlib.nullcontext():
+            event(NORMAL, "Pulling", f'Pulling image "{image}"')
+            image_id = await pull_with_keyring(images, image, await credentials.for_pod(pod))
     except (ImageNotFound, ImagePullError) as e:
         backoff.next(key, clock.now())
         log.info("pod %s: pulling %s failed: %s", pod.full_name, image, e)
@@ -151,3 +158,11 @@ def _waiting(reason: str, message: str, retry_s: float) -> PullOutcome:
     return PullOutcome(
         waiting=ContainerStateWaiting(reason=reason, message=message), retry_s=retry_s
     )
+
+
+def pull_gate(serialize: bool, max_parallel: int) -> asyncio.Semaphore | None:
+    """The node's bound on pulls under way: one when serialized (upstream's default), else
+    ``max_parallel`` (0: none)."""
+    if serialize:
+        return asyncio.Semaphore(1)
+    return asyncio.Semaphore(max_parallel) if max_parallel > 0 else None

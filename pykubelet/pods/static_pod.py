@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pykubelet.api import Pod
+from pykubelet.api import Pod, canonical_quantity
 from pykubelet.core.errors import InvalidInput
 
 __all__ = [
@@ -82,6 +82,44 @@ def _default_field_ref(ref: Any) -> None:
         ref["apiVersion"] = "v1"
 
 
+def _canonical(value: Any) -> Any:
+    """A quantity as the API writes it back (``0.5`` → ``500m``, a number → a string); a bad
+    one is left for validation to report with its field."""
+    try:
+        return canonical_quantity(value)
+    except InvalidInput:
+        return value
+
+
+def _canonical_values(values: Any) -> None:
+    if isinstance(values, dict):
+        for name in values:
+            values[name] = _canonical(values[name])
+
+
+def _canonical_divisor(ref: Any) -> None:
+    if isinstance(ref, dict) and "divisor" in ref:
+        ref["divisor"] = _canonical(ref["divisor"])
+
+
+def _default_volume(volume: dict[str, Any]) -> None:
+    """``SetDefaults_HostPathVolumeSource`` (type ``""``), ``defaultMode`` 0644 (420) of the
+    secret, configMap, downwardAPI and projected sources, ``fieldRef.apiVersion`` in items."""
+    if isinstance(volume.get("hostPath"), dict):
+        volume["hostPath"].setdefault("type", "")
+    if isinstance(volume.get("emptyDir"), dict) and "sizeLimit" in volume["emptyDir"]:
+        volume["emptyDir"]["sizeLimit"] = _canonical(volume["emptyDir"]["sizeLimit"])
+    for kind in ("secret", "configMap", "downwardAPI", "projected"):
+        source = volume.get(kind)
+        if isinstance(source, dict):
+            source.setdefault("defaultMode", 420)
+    downward = volume.get("downwardAPI")
+    for item in downward.get("items") or [] if isinstance(downward, dict) else ():
+        if isinstance(item, dict):
+            _default_field_ref(item.get("fieldRef"))
+            _canonical_divisor(item.get("resourceFieldRef"))
+
+
 def _default_spec(spec: dict[str, Any]) -> None:
     """The v1 scheme defaults the kubelet shows on static pods."""
     spec.setdefault("restartPolicy", "Always")
@@ -96,7 +134,16 @@ def _default_spec(spec: dict[str, Any]) -> None:
                 continue
             c.setdefault("terminationMessagePath", "/dev/termination-log")
             c.setdefault("terminationMessagePolicy", "File")
-            c.setdefault("resources", {})
+            resources = c.setdefault("resources", {})
+            limits = resources.get("limits") if isinstance(resources, dict) else None
+            if isinstance(limits, dict) and limits:
+                # SetDefaults_Pod: a limit without a request is also the request
+                requests = resources.setdefault("requests", {})
+                if isinstance(requests, dict):
+                    for name, value in limits.items():
+                        requests.setdefault(name, value)
+            for kind in ("limits", "requests"):
+                _canonical_values(resources.get(kind) if isinstance(resources, dict) else None)
             for port in c.get("ports") or []:
                 if isinstance(port, dict):
                     port.setdefault("protocol", "TCP")
@@ -110,15 +157,15 @@ def _default_spec(spec: dict[str, Any]) -> None:
             for env in c.get("env") or []:
                 if isinstance(env, dict) and isinstance(env.get("valueFrom"), dict):
                     _default_field_ref(env["valueFrom"].get("fieldRef"))
+                    _canonical_divisor(env["valueFrom"].get("resourceFieldRef"))
             image = c.get("image")
             if "imagePullPolicy" not in c and isinstance(image, str):
                 tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
                 c["imagePullPolicy"] = "IfNotPresent" if tagged or "@" in image else "Always"
     for volume in spec.get("volumes") or []:
-        if isinstance(volume, dict) and isinstance(volume.get("downwardAPI"), dict):
-            for item in volume["downwardAPI"].get("items") or []:
-                if isinstance(item, dict):
-                    _default_field_ref(item.get("fieldRef"))
+        if isinstance(volume, dict):
+            _default_volume(volume)
+    _canonical_values(spec.get("overhead"))
     tolerations = spec.setdefault("tolerations", [])
     if isinstance(tolerations, list) and _NO_EXECUTE not in tolerations:
         tolerations.append(dict(_NO_EXECUTE))

@@ -525,6 +525,7 @@ class PodWorker:
             self.pod,
             c,
             lambda type_, reason, message: self._event(type_, reason, message, c.name),
+            d.image_pull_gate,
         )
         if got.waiting is not None:
             self._waiting[c.name] = got.waiting

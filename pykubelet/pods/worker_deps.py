@@ -6,6 +6,7 @@ plugs into the lifecycle without the worker knowing about any of it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,8 @@ class WorkerDeps:
     counters: WorkerCounters
     # registry credentials for the pod's pulls (pull secrets, the node's docker config)
     pull_credentials: PullCredentials = field(default_factory=PullCredentials)
+    # pulls under way on the node at once (serializeImagePulls, maxParallelImagePulls); None: any
+    image_pull_gate: asyncio.Semaphore | None = None
     host_ip: str = ""
     # the relister's latest container list; None: workers always ask the runtime
     cache: ContainerCache | None = None

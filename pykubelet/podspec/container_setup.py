@@ -150,7 +150,7 @@ class ContainerSetup:
                 info = await self._images.image_status(c.image)
                 if info is not None:
                     self._image_users[c.image] = info.config_user
-                    self._image_rootfs[c.image] = bool(info.rootfs_path)
+                    self._image_rootfs[c.image] = not info.host_root
         if self._config_source is not None:
             self._objects[pod.uid] = await fetch(pod, self._config_source)
             self._tokens_at[pod.uid] = time.monotonic()

@@ -63,12 +63,16 @@ def _registry_error(status: int, body: bytes) -> str:
 class RegistryClient:
     """One per pull (``async with``): its connections and tokens live as long as the pull."""
 
-    def __init__(self, *, ca_file: str = "", timeout_s: float = 600.0) -> None:
+    def __init__(self, *, ca_file: str = "", stall_timeout_s: float = 60.0) -> None:
         self._ca_file = ca_file
-        self._timeout_s = timeout_s
+        # no deadline on a whole pull (the Go kubelet sets none; layers can be gigabytes), but
+        # a connection that makes no progress for this long fails it, as containerd's
+        # image_pull_progress_timeout does
+        self._stall_timeout_s = stall_timeout_s
         self._session: aiohttp.ClientSession | None = None
         self._plain_http: set[str] = set()  # loopback hosts that turned out not to speak TLS
-        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+        # (host, scope, credentials) -> (Authorization value, monotonic expiry)
+        self._tokens: dict[tuple[str, str, RegistryAuth | None], tuple[str, float]] = {}
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -80,7 +84,9 @@ class RegistryClient:
                     raise ImagePullError(f"registry CA file {self._ca_file}: {e}") from e
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=ctx, limit=16),
-                timeout=aiohttp.ClientTimeout(total=self._timeout_s, sock_connect=30),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=30, sock_read=self._stall_timeout_s
+                ),
             )
         return self._session
 
@@ -178,7 +184,7 @@ class RegistryClient:
         a response with status 200 or 404; any other status raises ``ImagePullError``."""
         host = ref.api_host
         scope = f"repository:{ref.repository}:pull"
-        key = (host, scope, repr((auth.username, auth.auth, auth.identity_token) if auth else None))
+        key = (host, scope, auth)
         headers = {"Accept": accept} if accept else {}
         cached = self._tokens.get(key)
         if cached is not None and cached[1] > time.monotonic():
@@ -221,7 +227,7 @@ class RegistryClient:
         header: str,
         scope: str,
         auth: RegistryAuth | None,
-        key: tuple[str, str, str],
+        key: tuple[str, str, RegistryAuth | None],
     ) -> str:
         challenge = parse_challenge(header)
         if challenge.scheme == "basic":

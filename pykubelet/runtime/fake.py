@@ -32,6 +32,7 @@ from pykubelet.runtime.types import (
     ImageFsUsage,
     ImageInfo,
     RegistryAuth,
+    RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
     SandboxState,
@@ -102,7 +103,11 @@ class FakeRuntime:
         self.started: list[tuple[str, int]] = []  # (container name, attempt) in start order
         self.pulls: list[str] = []
         self.pull_auths: list[RegistryAuth | None] = []  # the auth of each pull, in order
+        self.pull_delay_s = 0.0  # how long a pull takes (on the injected clock)
+        self.pulls_under_way = 0
+        self.max_pulls_under_way = 0
         self.calls = 0  # every Runtime call, for "no busy polling" checks
+        self.open = False  # RuntimeLifecycle: between start() and aclose()
 
     # ----- knobs -----
 
@@ -217,6 +222,8 @@ class FakeRuntime:
             raise SandboxNotFound(sandbox_id)
         if config.name in self._create_failures:
             raise CreateContainerError(self._create_failures[config.name])
+        if _normalize(config.image) in self._missing_images:
+            raise ImageNotFound(f"image {config.image!r} not found in the local store")
         cid = f"c{next(self._ids):04d}"
         log_path = f"{sandbox_config.log_directory}/{config.log_path}" if config.log_path else ""
         status = ContainerStatus(
@@ -258,7 +265,7 @@ class FakeRuntime:
         if c is None or c.status.state is not ContainerState.RUNNING:
             return
         t0 = self._clock.monotonic()
-        code = SIGTERM_EXIT
+        code = SIGTERM_EXIT if timeout_s > 0 else SIGKILL_EXIT  # grace 0: SIGKILL, as CRI
         if c.status.name in self._stubborn and timeout_s > 0:
             await self._clock.sleep(timeout_s)
             code = SIGKILL_EXIT
@@ -322,6 +329,13 @@ class FakeRuntime:
     async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str:
         self.pulls.append(ref)
         self.pull_auths.append(auth)
+        self.pulls_under_way += 1
+        self.max_pulls_under_way = max(self.max_pulls_under_way, self.pulls_under_way)
+        try:
+            if self.pull_delay_s:
+                await self._clock.sleep(self.pull_delay_s)
+        finally:
+            self.pulls_under_way -= 1
         norm = _normalize(ref)
         if norm in self._pull_failures:
             raise ImagePullError(self._pull_failures[norm])
@@ -373,6 +387,17 @@ class FakeRuntime:
         if c is None:
             return None
         return ContainerStats(container_id=container_id, timestamp=self._clock.now())
+
+    # ----- RuntimeLifecycle -----
+
+    async def start(self) -> None:
+        self.open = True
+
+    async def aclose(self) -> None:
+        self.open = False
+
+    async def health(self) -> RuntimeHealth:
+        return RuntimeHealth(runtime_ready=True, network_ready=True)
 
     # ----- internals -----
 

@@ -1,8 +1,11 @@
 """The runtime boundary: three small Protocols shaped like CRI.
 
 Pod workers depend on ``Runtime`` and ``ImageService``; the HTTP layer depends on
-``StreamingRuntime`` and ``RuntimeInfo``. ``ProcessRuntime`` and ``CriRuntime`` implement all
-four, and neither the pods layer nor the server can tell them apart.
+``StreamingRuntime`` and ``RuntimeInfo``; the agent on ``RuntimeLifecycle``. ``ProcessRuntime``,
+``CriRuntime`` and ``FakeRuntime`` implement all five, and neither the pods layer nor the server
+can tell them apart (``tests/runtime/contract`` holds them to it). Facts only one runtime has
+(a container's host pid, the process runtime's image root filesystem) stay in fields a caller
+must treat as optional: ``0``/``""`` means "this runtime does not say".
 
 Contract shared by every method: ids are opaque strings; an unknown id raises
 ``ContainerNotFound``/``SandboxNotFound`` (except stop/remove, which are idempotent as CRI
@@ -22,13 +25,21 @@ from pykubelet.runtime.types import (
     ImageFsUsage,
     ImageInfo,
     RegistryAuth,
+    RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
     SandboxStatus,
     StreamIO,
 )
 
-__all__ = ["ImageService", "Runtime", "RuntimeInfo", "StreamingRuntime", "PortConnection"]
+__all__ = [
+    "ImageService",
+    "PortConnection",
+    "Runtime",
+    "RuntimeInfo",
+    "RuntimeLifecycle",
+    "StreamingRuntime",
+]
 
 
 class Runtime(Protocol):
@@ -154,4 +165,21 @@ class RuntimeInfo(Protocol):
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         """The latest sample, or None for a container that has gone."""
+        ...
+
+
+class RuntimeLifecycle(Protocol):
+    """Start-up and shut-down around the agent's life, and health for the node's Ready."""
+
+    async def start(self) -> None:
+        """Connect and check the runtime before any pod syncs; raise ``RuntimeUnavailable``
+        with a message naming the setting when it cannot be used."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and helpers. Containers keep running for the next agent."""
+        ...
+
+    async def health(self) -> RuntimeHealth:
+        """Whether the runtime and the pod network are ready (CRI ``Status``). Never raises."""
         ...

@@ -30,6 +30,7 @@ __all__ = [
     "SecurityConfig",
     "StreamIO",
     "TerminalSize",
+    "RuntimeHealth",
     "RuntimeVersion",
     "labels_match",
 ]
@@ -94,7 +95,9 @@ class SandboxStatus:
     created_at: float
     ip: str = ""
     additional_ips: tuple[str, ...] = ()
-    netns_path: str = ""  # /proc/<pid>/ns/net of the sandbox holder, "" for host network
+    # optional (process runtime): the sandbox's network namespace for probes to enter; ""
+    # means probes and port-forward reach ``ip`` from the host (host network, CRI runtimes)
+    netns_path: str = ""
     network: NamespaceMode = NamespaceMode.POD
     cgroup_parent: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -174,8 +177,11 @@ class ContainerStatus:
     reason: str = ""  # "OOMKilled", "Completed", "Error"
     message: str = ""
     log_path: str = ""  # absolute path of the current log file
-    pid: int = 0  # host pid of the container's main process while running
-    cgroup_path: str = ""  # runtime-relative cgroup path, same under every hierarchy
+    # optional facts for stats (0/"" = the runtime does not say): the host pid of the main
+    # process while running (process runtime), and the runtime-relative cgroup path, the same
+    # under every hierarchy (both runtimes; cgroupfs driver)
+    pid: int = 0
+    cgroup_path: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
 
@@ -192,7 +198,11 @@ class ImageInfo:
     id: str  # sha256:<digest of the config>
     repo_tags: tuple[str, ...]
     size_bytes: int
-    rootfs_path: str = ""  # the unpacked, read-only lower directory (process runtime)
+    # process runtime only (read inside runtime/process/): the unpacked read-only lower dir
+    rootfs_path: str = ""
+    # the host's own root filesystem (the process runtime's ``host`` image): nothing may be
+    # bind-mounted into it, e.g. no termination-message file
+    host_root: bool = False
     config_entrypoint: tuple[str, ...] = ()
     config_cmd: tuple[str, ...] = ()
     config_env: tuple[str, ...] = ()
@@ -252,6 +262,21 @@ class RuntimeVersion:
     runtime_name: str
     runtime_version: str
     runtime_api_version: str = "v1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeHealth:
+    """CRI ``Status``: the runtime and its pod network are ready (the node's Ready condition);
+    ``reason``/``message`` explain the first condition that is not."""
+
+    runtime_ready: bool
+    network_ready: bool
+    reason: str = ""
+    message: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.runtime_ready and self.network_ready
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

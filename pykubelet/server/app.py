@@ -63,7 +63,17 @@ def _health_routes(checks: Sequence[HealthCheck]) -> list[web.RouteDef]:
 def _new_app(front: FrontDoor) -> web.Application:
     app = web.Application(middlewares=[front.handle], client_max_size=1 << 20)
     app.on_response_prepare.append(front.on_response_prepare)
+    app.on_response_prepare.append(_go_headers)
     return app
+
+
+async def _go_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers as Go's server writes them: no ``Server`` header (aiohttp adds one naming itself
+    and its version), and a 101 says ``Connection: Upgrade`` (aiohttp's WebSocket handshake
+    writes ``upgrade``; the value is case-insensitive, but clients compare bytes)."""
+    response.headers.popall("Server", None)
+    if response.status == 101 and response.headers.get("Connection", "").lower() == "upgrade":
+        response.headers["Connection"] = "Upgrade"
 
 
 def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Application:

@@ -283,3 +283,15 @@ async def test_probe_never_scans_networks(url: str) -> None:
     r = await client("probe", url)
     assert r.rc == 1
     assert r.err == f"error: probe {url!r}: one host per URL; networks are never scanned\n"
+
+
+async def test_read_only_port_needs_no_credentials(target: Target) -> None:
+    r = await client("pods", "-o", "name", "--server", f"http://127.0.0.1:{target.ports[10255]}")
+    assert (r.rc, r.out) == (0, f"pod/{POD}\n"), r.err
+    debug = await client(
+        "raw", "/runningpods/", "--server", f"http://127.0.0.1:{target.ports[10255]}"
+    )
+    assert (debug.rc, debug.err) == (
+        1,
+        "Error from server (MethodNotAllowed): Debug endpoints are disabled.\n",
+    )

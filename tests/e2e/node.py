@@ -11,6 +11,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devtools.containerd import Containerd
 from pykubelet.network import DEFAULT_BRIDGE, CniNetwork, PortMapper, default_conflist
 from pykubelet.security.certs import CertPair, create_ca, create_client_cert, create_serving_cert
 from tests.conftest import free_port
@@ -61,6 +63,8 @@ class Node:
     cni: bool = True
     # how `pykubelet` is run: this checkout by default, or an installed entry point
     command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "pykubelet.cli"])
+    # the CRI runtime: pods on this private containerd (its own CNI network and cgroup parent)
+    containerd: Containerd | None = None
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -121,6 +125,7 @@ class Node:
                 str(self.pki),
                 "--cni-conf-dir",
                 str(self.cni_conf_dir if self.cni else self.base / "no-cni-conf"),
+                *self.runtime_args(),
                 *self.extra_args,
             ],
             stdout=log,
@@ -128,6 +133,17 @@ class Node:
         )
         log.close()
         wait_for(self._listening, 20, "the agent to serve /pods")
+
+    def runtime_args(self) -> list[str]:
+        """The flags that select this node's runtime (also for ``pykubelet images``)."""
+        if self.containerd is None:
+            return []
+        return ["--container-runtime-endpoint", f"unix://{self.containerd.socket}"]
+
+    @property
+    def scheme(self) -> str:
+        """How container ids start in pod status: ``<scheme>://<id>``."""
+        return "pykubelet" if self.containerd is None else "containerd"
 
     def _listening(self) -> bool:
         assert self.proc is not None
@@ -181,6 +197,17 @@ class Node:
         return None
 
     def write_pod(self, name: str, text: str) -> Path:
+        """Write a manifest. No registry is reachable here, and ``busybox`` (no tag) defaults
+        to imagePullPolicy Always, which containerd honours by pulling: the imported image is
+        used instead (IfNotPresent) unless the manifest names a policy."""
+        if "imagePullPolicy" not in text:
+            text = text.replace("image: busybox,", "image: busybox, imagePullPolicy: IfNotPresent,")
+            text = re.sub(
+                r"^(\s*)image: busybox$",
+                r"\1image: busybox\n\1imagePullPolicy: IfNotPresent",
+                text,
+                flags=re.M,
+            )
         path = self.pods / f"{name}.yaml"
         tmp = self.pods / f".{name}.tmp"
         tmp.write_text(text)

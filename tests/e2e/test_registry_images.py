@@ -5,13 +5,12 @@ the registry's CA from ``--image-registry-ca-file``; pull failures show in the p
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from tests.e2e.node import Node, wait_for
 from tests.e2e.test_standalone import pod_yaml
-from tests.images.conftest import test_layout, tls_registry
 from tests.images.registry import Registry
-
-__all__ = ["test_layout", "tls_registry"]  # session fixtures shared with tests/images
 
 
 def _start(node: Node, reg: Registry, password: str) -> None:
@@ -19,12 +18,11 @@ def _start(node: Node, reg: Registry, password: str) -> None:
     config.write_text(
         json.dumps({"auths": {reg.host: {"username": reg.user, "password": password}}})
     )
-    node.extra_args += [
-        "--docker-config-file",
-        str(config),
-        "--image-registry-ca-file",
-        reg.ca_file,
-    ]
+    node.extra_args += ["--docker-config-file", str(config)]
+    if node.containerd is not None:
+        node.containerd.trust_registry(reg.host, reg.ca_file)  # containerd's own TLS trust
+    else:
+        node.extra_args += ["--image-registry-ca-file", reg.ca_file]
     node.start()
 
 
@@ -94,4 +92,59 @@ def test_wrong_password_is_err_image_pull(node: Node, tls_registry: Registry) ->
         w = c["state"].get("waiting", {}) if c else {}
         return str(w.get("message", "")) if w.get("reason") == "ErrImagePull" else ""
 
-    assert "unauthorized" in wait_for(err, 30, "ErrImagePull")
+    assert "unauthorized" in wait_for(err, 30, "ErrImagePull").lower()
+
+
+def test_image_gc_at_start_keeps_images_in_use(node: Node, plain_registry: Registry) -> None:
+    """Thresholds 1 % / 0 % and no minimum age: at start the agent's GC removes every image no
+    container uses. The running pod's image (imported busybox) stays; a pulled unused one goes."""
+    if node.containerd is not None:
+        node.containerd.plain_http_registry(plain_registry.host)
+    node.start()
+    node.write_pod(
+        "user",
+        pod_yaml(
+            "user", "  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '3600']\n"
+        ),
+    )
+    wait_for(
+        lambda: (x := node.container("user", "c")) and x["state"].get("running"), 20, "user running"
+    )
+    node.stop()
+    unused = f"{plain_registry.host}/test/sleeper:1.0"
+    pulled = subprocess.run(
+        [sys.executable, "-m", "pykubelet.cli", "images", "pull", unused, *_store(node)],
+        capture_output=True,
+        text=True,
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert unused in _images(node)
+    node.extra_args += [
+        "--image-gc-high-threshold",
+        "1",
+        "--image-gc-low-threshold",
+        "0",
+        "--minimum-image-ttl-duration",
+        "0s",
+    ]
+    node.start()
+    wait_for(lambda: unused not in _images(node), 20, "the unused image collected")
+    assert "busybox" in _images(node)
+    c = node.container("user", "c")
+    assert c is not None and c["state"].get("running") and c["restartCount"] == 0
+
+
+def _images(node: Node) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "pykubelet.cli", "images", "list", *_store(node)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def _store(node: Node) -> list[str]:
+    """The image store the node's runtime uses: containerd's over CRI, or the process runtime's."""
+    if node.containerd is not None:
+        return ["--container-runtime-endpoint", f"unix://{node.containerd.socket}"]
+    return ["--root-dir", str(node.root)]

@@ -1,4 +1,4 @@
-"""The real agent with the process runtime and real processes: the issue's must-show list."""
+"""The real agent on both runtimes (process; containerd over CRI): the must-show list."""
 
 from __future__ import annotations
 
@@ -20,7 +20,16 @@ def pod_yaml(name: str, body: str) -> str:
 
 def test_imported_image_runs_and_status_is_complete(node: Node) -> None:
     listed = subprocess.run(
-        [sys.executable, "-m", "pykubelet.cli", "images", "list", "--root-dir", str(node.root)],
+        [
+            sys.executable,
+            "-m",
+            "pykubelet.cli",
+            "images",
+            "list",
+            "--root-dir",
+            str(node.root),
+            *node.runtime_args(),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -45,7 +54,7 @@ def test_imported_image_runs_and_status_is_complete(node: Node) -> None:
         20,
         "web running",
     )
-    assert c["containerID"].startswith("pykubelet://")
+    assert c["containerID"].startswith(f"{node.scheme}://")
     assert c["imageID"] and c["restartCount"] == 0 and c["ready"] is True
     pod = node.pod("web")
     assert pod is not None

@@ -138,7 +138,7 @@ async def test_latest_and_untagged_default_to_always() -> None:
     assert _pod(digest).spec.containers[0].image_pull_policy == "IfNotPresent"
 
 
-@pytest.mark.parametrize("image", ["UPPER/case:1", "a//b", "x:"])
+@pytest.mark.parametrize("image", ["UPPER/case:1", "a//b", "x:", "x@sha256:abc"])
 async def test_invalid_image_name(tmp_path: Path, image: str) -> None:
     got = await _Pulls(ProcessRuntime(tmp_path / "root")).ensure(_pod(image, "IfNotPresent"))
     assert got.waiting is not None and got.waiting.reason == "InvalidImageName"

@@ -8,6 +8,7 @@ description's."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -43,6 +44,8 @@ class Call:
     query: str = ""
     body: bytes | None = None
     upgrade: str = ""  # "", "ws:<subprotocol>", "spdy:<version>"
+    headers: tuple[tuple[str, str], ...] = ()
+    path_values: tuple[tuple[str, str], ...] = ()  # instead of the pod's: ("pod", "nosuch")
 
 
 WALK: dict[str, list[Call]] = {
@@ -50,12 +53,16 @@ WALK: dict[str, list[Call]] = {
     "healthzPing": [Call(200)],
     "healthzLog": [Call(200)],
     "healthzSyncloop": [Call(200)],
-    "listPods": [Call(200)],
+    "listPods": [Call(200), Call(406, headers=(("Accept", "text/plain"),))],
     "listPodsSlash": [Call(200)],
     "listRunningPods": [Call(200)],
     "containerLogs": [
         Call(200, "tailLines=1&timestamps=true"),
         Call(422, "tailLines=-1"),
+        Call(400, "tailLines=x"),
+        Call(404, path_values=(("container", "nosuch"),)),
+        Call(404, path_values=(("pod", "nosuch"),)),
+        Call(406, headers=(("Accept", "application/json"),)),
     ],
     "execGet": [
         Call(101, "command=echo&command=walk&output=1", upgrade="ws:v5.channel.k8s.io"),
@@ -75,8 +82,15 @@ WALK: dict[str, list[Call]] = {
     "portForwardPost": [Call(101, upgrade="spdy:portforward.k8s.io")],
     "portForwardGetWithUid": [Call(101, "port=80", upgrade="ws:v4.channel.k8s.io")],
     "portForwardPostWithUid": [Call(101, upgrade="spdy:portforward.k8s.io")],
-    "runPost": [Call(200, "cmd=echo%20walk")],
-    "runPostWithUid": [Call(200, "cmd=echo%20walk")],
+    "runPost": [
+        Call(200, "cmd=echo%20walk"),
+        Call(404, "cmd=true", path_values=(("pod", "nosuch"),)),
+        Call(500, "cmd=true", path_values=(("container", "nosuch"),)),
+    ],
+    "runPostWithUid": [
+        Call(200, "cmd=echo%20walk"),
+        Call(404, "cmd=true", path_values=(("uid", "not-the-uid"),)),
+    ],
     "statsSummary": [Call(200), Call(200, "only_cpu_and_memory=true")],
     "statsSummaryPost": [Call(200)],
     "statsSummarySlash": [Call(200)],
@@ -109,8 +123,9 @@ async def _request(
     admin: bool = True,
     token: str | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    target = _concrete(op, t.pod) + (f"?{call.query}" if call.query else "")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    values = {**t.pod, **dict(call.path_values)}
+    target = _concrete(op, values) + (f"?{call.query}" if call.query else "")
+    headers = {**dict(call.headers), **({"Authorization": f"Bearer {token}"} if token else {})}
     ctx = t.ctx(admin) if port == FULL else None
     bound = t.ports[port]
     if call.upgrade.startswith("ws:"):
@@ -295,3 +310,27 @@ async def test_debugging_paths_answer_405_on_the_read_only_port(
         return
     assert r.status == 405, r.body
     check(DOC, op, r.status, r.headers, r.body)
+
+
+async def test_websocket_token_scheme_authenticates_streaming(target: Target) -> None:
+    """The ``websocketToken`` scheme as described: the token rides in a subprotocol next to
+    the real one, is never echoed, and is authorized like any bearer token."""
+    scheme = DOC["components"]["securitySchemes"]["websocketToken"]
+    assert (scheme["in"], scheme["name"]) == ("header", "Sec-WebSocket-Protocol")
+    op = next(o for o in OPS if o.id == "execGet")
+    url = f"https://127.0.0.1:{target.ports[FULL]}{_concrete(op, target.pod)}"
+    query = "?command=echo&command=walk&output=1"
+
+    def offer(user: str) -> tuple[str, str]:
+        token = target.tokens[user]
+        encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+        return ("v5.channel.k8s.io", f"base64url.bearer.authorization.k8s.io.{encoded}")
+
+    async with aiohttp.ClientSession() as s:
+        allowed = grant_user("create", "proxy")
+        async with s.ws_connect(url + query, protocols=offer(allowed), ssl=target.ctx(False)) as ws:
+            assert ws.protocol == "v5.channel.k8s.io"
+            await _check_exec_channels(ws, target.exec_stdout)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await s.ws_connect(url + query, protocols=offer("nobody"), ssl=target.ctx(False))
+        assert refused.value.status == 403

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,46 @@ def test_bad_files_name_the_field(doc: str, field: str) -> None:
     with pytest.raises(InvalidInput, match=r"^cfg\.json: .*") as e:
         Keyring.from_docker_config(doc, "cfg.json")
     assert field in str(e.value)
+
+
+def test_pull_secret_objects() -> None:
+    cfg = json.dumps({"auths": {"r.io": {"username": "u", "password": "p"}}}).encode()
+    data = {".dockerconfigjson": base64.b64encode(cfg).decode()}
+    ring = Keyring.from_secret("kubernetes.io/dockerconfigjson", data, "secret ns/s")
+    assert [a.username for a in ring.lookup("r.io/x")] == ["u"]
+    legacy = {".dockercfg": base64.b64encode(b'{"r.io": {"username": "old"}}').decode()}
+    ring = Keyring.from_secret("kubernetes.io/dockercfg", legacy, "secret ns/s")
+    assert [a.username for a in ring.lookup("r.io/x")] == ["old"]
+    assert not Keyring.from_secret("Opaque", {"x": "eA=="}, "secret ns/o")
+    with pytest.raises(InvalidInput, match=r"secret ns/s: data\['.dockerconfigjson'\] is missing"):
+        Keyring.from_secret("kubernetes.io/dockerconfigjson", {}, "secret ns/s")
+    with pytest.raises(InvalidInput, match="not base64"):
+        Keyring.from_secret("kubernetes.io/dockerconfigjson", {".dockerconfigjson": "%"}, "s")
+
+
+def test_node_files_search_order_and_reload(tmp_path: Path) -> None:
+    from pykubelet.pods.credentials import DockerConfigFiles
+
+    first, second = tmp_path / "config.json", tmp_path / "home" / ".docker" / "config.json"
+    files = DockerConfigFiles(search=(str(first), str(second)))
+    assert not files.keyring()  # none exists: anonymous
+    second.parent.mkdir(parents=True)
+    second.write_text(json.dumps({"auths": {"r.io": {"username": "home"}}}))
+    assert _users(files.keyring(), "r.io/x") == ["home"]
+    first.write_text(json.dumps({"auths": {"r.io": {"username": "root-dir"}}}))
+    assert _users(files.keyring(), "r.io/x") == ["root-dir"]  # the first that exists wins
+    first.write_text(json.dumps({"auths": {"r.io": {"username": "changed-longer"}}}))
+    assert _users(files.keyring(), "r.io/x") == ["changed-longer"]  # re-read when it changes
+    first.write_text("{broken")
+    assert _users(files.keyring(), "r.io/x") == ["changed-longer"]  # a bad edit keeps the last good
+
+
+def test_a_named_file_must_exist_and_parse(tmp_path: Path) -> None:
+    from pykubelet.pods.credentials import DockerConfigFiles
+
+    with pytest.raises(InvalidInput, match=r"missing\.json"):
+        DockerConfigFiles(str(tmp_path / "missing.json")).check()
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    with pytest.raises(InvalidInput, match=r"bad\.json"):
+        DockerConfigFiles(str(bad)).check()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 
@@ -9,7 +10,7 @@ from pykubelet.api import Pod
 from pykubelet.core.clock import FakeClock
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.credentials import Keyring
-from pykubelet.pods.images import PullCredentials, ensure_image
+from pykubelet.pods.images import PullCredentials, ensure_image, pull_gate
 from pykubelet.runtime.fake import FakeRuntime
 
 
@@ -124,3 +125,33 @@ async def test_events_as_upstream_reports_them() -> None:
         ("Warning", "Failed", "Error: ErrImagePull"),
         ("Normal", "BackOff", 'Back-off pulling image "reg.example.com/gone:1"'),
     ]
+
+
+async def _pull_four(gate: asyncio.Semaphore | None) -> tuple[int, list[str]]:
+    clock = FakeClock()
+    rt = FakeRuntime(clock)
+    rt.pull_delay_s = 5.0
+    backoff = Backoff(clock)
+    order: list[str] = []
+
+    async def one(i: int) -> None:
+        pod = _pod(f"reg.example.com/app{i}:latest")
+        c = pod.spec.containers[0]
+        got = await ensure_image(rt, backoff, clock, PullCredentials(), pod, c, gate=gate)
+        assert got.waiting is None
+        order.append(c.image)
+
+    tasks = [asyncio.create_task(one(i)) for i in range(4)]
+    while not all(t.done() for t in tasks):
+        await clock.advance(1.0)
+    await asyncio.gather(*tasks)
+    return rt.max_pulls_under_way, order
+
+
+async def test_serialized_and_bounded_pulls() -> None:
+    assert (await _pull_four(pull_gate(serialize=True, max_parallel=0)))[0] == 1
+    assert (await _pull_four(pull_gate(serialize=False, max_parallel=2)))[0] == 2
+    assert (await _pull_four(pull_gate(serialize=False, max_parallel=0)))[0] == 4
+    # serialized pulls go first come, first served
+    _, order = await _pull_four(pull_gate(serialize=True, max_parallel=0))
+    assert order == [f"reg.example.com/app{i}:latest" for i in range(4)]

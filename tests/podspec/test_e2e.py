@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pykubelet.network import DEFAULT_BRIDGE, DEFAULT_SUBNET, host_veth_name
+from tests.e2e.conftest import RUNTIMES
 from tests.e2e.node import Node, wait_for
 from tests.podspec.netfix import TestNet, private_network
 
@@ -187,6 +188,7 @@ spec:
 """
 
 
+@pytest.mark.parametrize("node", RUNTIMES, indirect=True)
 def test_failing_liveness_probe_restarts_the_container(node: Node) -> None:
     node.start()
     node.write_pod("live", LIVENESS)
@@ -232,6 +234,7 @@ spec:
 """
 
 
+@pytest.mark.parametrize("node", RUNTIMES, indirect=True)
 def test_non_root_container_on_read_only_rootfs_with_volumes_and_downward_api(
     node: Node,
 ) -> None:
@@ -300,6 +303,7 @@ spec:
 """
 
 
+@pytest.mark.parametrize("node", RUNTIMES, indirect=True)
 def test_run_as_non_root_and_config_map_refs_are_refused(node: Node) -> None:
     node.start()
     node.write_pod("refused", REFUSED)
@@ -345,6 +349,7 @@ spec:
 """
 
 
+@pytest.mark.parametrize("node", RUNTIMES, indirect=True)
 def test_termination_messages_from_the_file_and_from_logs(node: Node) -> None:
     node.start()
     node.write_pod("msgs", MESSAGES)
@@ -380,6 +385,7 @@ spec:
 """
 
 
+@pytest.mark.parametrize("node", RUNTIMES, indirect=True)
 def test_failing_readiness_keeps_the_pod_unready_without_restarts(node: Node) -> None:
     node.start()
     node.write_pod("unready", NOT_READY)

@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from devtools.busybox_image import BUSYBOX_PATH, build_busybox_image
+from devtools.busybox_image import BUSYBOX_PATH, build_busybox_image, build_pause_image
+from devtools.containerd import PAUSE_REF, Containerd
 from pykubelet.runtime import ContainerState, SandboxConfig
+from pykubelet.runtime.cri import CriRuntime
 from pykubelet.runtime.process import ProcessRuntime
-from tests.prereq import require
+from tests.prereq import require, require_binary, require_root
 
 BUSYBOX_REF = "localhost/busybox:latest"
 
@@ -95,9 +97,50 @@ def read_log(path: Path | str) -> str:
 
 
 async def wait_state(
-    rt: ProcessRuntime, cid: str, state: ContainerState, timeout_s: float = 10.0
+    rt: ProcessRuntime | CriRuntime, cid: str, state: ContainerState, timeout_s: float = 10.0
 ) -> None:
     async def check() -> bool:
         return (await rt.container_status(cid)).state == state
 
     await wait_for(check, timeout_s, f"{cid[:12]} {state}")
+
+
+@pytest.fixture
+def containerd(tmp_path: Path, busybox_tar: Path) -> Iterator[Containerd]:
+    """A private containerd with the pause and busybox images; stopped and cleaned after."""
+    require_root()
+    for prog in ("containerd", "ctr", "runc", "gcc"):
+        require_binary(prog)
+    c = Containerd(tmp_path / "containerd").start()
+    try:
+        c.import_image(build_pause_image(tmp_path / "pause.tar", PAUSE_REF))
+        c.import_image(busybox_tar)
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+async def make_cri_runtime(containerd: Containerd) -> AsyncIterator[Callable[..., CriRuntime]]:
+    """``CriRuntime``s on the private containerd; every sandbox is removed afterwards."""
+    made: list[CriRuntime] = []
+
+    def make(**kw: object) -> CriRuntime:
+        rt = CriRuntime(f"unix://{containerd.socket}", **kw)  # type: ignore[arg-type]
+        made.append(rt)
+        return rt
+
+    try:
+        yield make
+    finally:
+        for rt in made:
+            await remove_all_pods(rt)
+
+
+async def remove_all_pods(rt: CriRuntime) -> None:
+    """What a test left on containerd goes before the daemon stops; then the connection."""
+    with contextlib.suppress(Exception):
+        for sb in await rt.list_pod_sandboxes():
+            await rt.stop_pod_sandbox(sb.id)
+            await rt.remove_pod_sandbox(sb.id)
+    await rt.aclose()

@@ -7,7 +7,7 @@ import http.client
 import ssl
 import time
 
-from tests.e2e.conftest import busybox_tar, node  # noqa: F401  (fixtures)
+from tests.e2e.conftest import busybox_tar, image_cache, node  # noqa: F401  (fixtures)
 from tests.e2e.node import NODE, Node, wait_for
 from tests.e2e.test_standalone import pod_yaml
 

@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+from devtools.upstream_diff import FIXTURE_PODS
 from pykubelet.server import ServerBackends
 from tests.e2e.node import NODE
 from tests.server.harness import (
@@ -83,7 +84,7 @@ def _normalised(text: str, node: str) -> str:
     nothing else: the node name, UIDs (upstream hashes Go structs), times, runtime container
     IDs, image IDs (each side built its busybox image from the local busybox-static) and pod
     IPs."""
-    for pod in ("shapes", "done"):
+    for pod in FIXTURE_PODS:
         text = text.replace(f"{pod}-{node}", f"{pod}-NODE")
     text = text.replace(f'"nodeName":"{node}"', '"nodeName":"NODE"')
     text = _UID.sub('"UID"', text)

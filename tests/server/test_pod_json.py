@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pykubelet.api import go_json
+import pytest
+
+from pykubelet.api import canonical_quantity, go_json
 from pykubelet.api.key_order import in_go_order
 from pykubelet.pods.static_pod import static_pod_from_document
 
@@ -71,3 +73,31 @@ def test_static_pod_defaults_reach_hooks_and_downward_volumes() -> None:
     item = pod.raw["spec"]["volumes"][0]["downwardAPI"]["items"][0]
     assert item["fieldRef"] == {"apiVersion": "v1", "fieldPath": "metadata.name"}
     assert list(pod.raw["spec"])[:2] == ["volumes", "containers"]
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [  # what the upstream kubelet v1.20.2 served back (tests/fixtures/upstream, volumes.yaml)
+        ("0.5", "500m"),
+        ("1500m", "1500m"),
+        ("2000m", "2"),
+        ("1.5Gi", "1536Mi"),
+        ("2048Ki", "2Mi"),
+        ("1.5Ki", "1536"),
+        ("0.5Ki", "512"),
+        ("1e3", "1e3"),
+        ("1.5e3", "1500"),
+        ("1000k", "1M"),
+        (12345678901, "12345678901"),
+        ("0.0000000001", "1n"),
+        ("1E", "1E"),
+        ("0Mi", "0"),
+        ("100e-3", "100e-3"),
+        ("3000000M", "3T"),
+        (1025, "1025"),
+        ("10e1", "100"),
+        (1, "1"),
+    ],
+)
+def test_quantities_are_written_back_canonically(written: object, canonical: str) -> None:
+    assert canonical_quantity(written) == canonical

@@ -2,10 +2,8 @@
 tarballs, each unpacked once.
 
 Layout under ``<root>/images``: ``index.json`` (normalised ref → image id), ``configs/<hex>.json``
-(the OCI image config) and ``rootfs/<hex>/`` (the image's layers applied in order, whiteouts
-honoured: the read-only lower directory of every container's overlay). Extraction refuses
-member paths that are absolute, climb out with ``..``, pass through a symlink, or hard-link
-outside the image.
+(the OCI image config) and ``rootfs/<hex>/`` (the image's layers applied in order by
+``layers.py``, whiteouts honoured: the read-only lower directory of every container's overlay).
 """
 
 from __future__ import annotations
@@ -13,30 +11,29 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
-import stat
 import tarfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, cast
 
 from pykubelet.core.errors import InvalidInput
 from pykubelet.runtime.errors import ImageNotFound
+from pykubelet.runtime.process.layers import apply_layer
 from pykubelet.runtime.process.refs import HOST_IMAGE, normalize_ref
 from pykubelet.runtime.types import ImageFsUsage, ImageInfo
 
-__all__ = ["ImageStore", "apply_layer_file", "host_image_info"]
+__all__ = ["ImageStore", "host_image_info"]
 
 _JSON = dict[str, object]
 
 
 def host_image_info() -> ImageInfo:
-    return ImageInfo(id=HOST_IMAGE, repo_tags=(HOST_IMAGE,), size_bytes=0)
+    return ImageInfo(id=HOST_IMAGE, repo_tags=(HOST_IMAGE,), size_bytes=0, host_root=True)
 
 
 class ImageStore:
@@ -194,7 +191,7 @@ class ImageStore:
                 def apply(root: Path, layers: list[str] = layers) -> None:
                     for layer in layers:
                         with _open_member(tar, layer) as blob:
-                            _apply_layer(blob, root)
+                            apply_layer(blob, root)
 
                 last = self.store(refs, config_bytes, apply)
             assert last is not None
@@ -341,99 +338,3 @@ def _docker_images(tar: tarfile.TarFile) -> Iterator[tuple[list[str], bytes, lis
     for entry in json.loads(_read(tar, "manifest.json")):
         config = _read(tar, entry["Config"])
         yield list(entry.get("RepoTags") or []), config, list(entry.get("Layers") or [])
-
-
-# ---------------------------------------------------------------------- layer application
-
-
-def _safe_target(root: Path, name: str) -> Path:
-    """The destination of a member, refusing absolute paths, ``..`` and symlinked parents."""
-    p = PurePosixPath(name)
-    parts = [x for x in p.parts if x not in ("", ".")]
-    if p.is_absolute() or ".." in parts:
-        raise InvalidInput(f"image layer: unsafe member path {name!r}")
-    cur = root
-    for part in parts[:-1]:
-        cur = cur / part
-        if cur.is_symlink():
-            raise InvalidInput(f"image layer: member {name!r} passes through a symlink")
-    return root.joinpath(*parts) if parts else root
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
-
-
-def _apply_layer(blob: IO[bytes], root: Path) -> None:
-    with tarfile.open(fileobj=io.BytesIO(blob.read())) as layer:
-        _apply_tar(layer, root)
-
-
-def apply_layer_file(path: Path, root: Path) -> None:
-    """Apply a layer blob on disk (a tar, gzip'd or not) on top of ``root``."""
-    with tarfile.open(path, "r:*") as layer:
-        _apply_tar(layer, root)
-
-
-def _apply_tar(layer: tarfile.TarFile, root: Path) -> None:
-    # Whiteouts refer to lower layers only, so they go first, before this layer's own files.
-    members = layer.getmembers()
-    for m in members:
-        base = PurePosixPath(m.name).name
-        if base == ".wh..wh..opq":
-            d = _safe_target(root, str(PurePosixPath(m.name).parent) + "/x").parent
-            if d.is_dir() and not d.is_symlink():
-                for child in d.iterdir():
-                    _remove(child)
-        elif base.startswith(".wh."):
-            target = _safe_target(root, str(PurePosixPath(m.name).parent / base[4:]))
-            _remove(target)
-    is_root = os.geteuid() == 0
-    for m in members:
-        base = PurePosixPath(m.name).name
-        if base.startswith(".wh."):
-            continue
-        target = _safe_target(root, m.name)
-        if target == root:
-            continue
-        if m.islnk():
-            src = _safe_target(root, m.linkname)
-            if target.exists() or target.is_symlink():
-                _remove(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(src, target, follow_symlinks=False)
-            continue
-        if m.isdir():
-            if target.is_symlink() or (target.exists() and not target.is_dir()):
-                _remove(target)
-            target.mkdir(parents=True, exist_ok=True)
-            os.chmod(target, m.mode & 0o7777)
-        elif m.issym():
-            if target.exists() or target.is_symlink():
-                _remove(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(m.linkname, target)
-        elif m.isreg():
-            if target.exists() or target.is_symlink():
-                _remove(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            body = layer.extractfile(m)
-            assert body is not None
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as out, body:
-                shutil.copyfileobj(body, out)
-            os.chmod(target, m.mode & 0o7777)
-        elif (m.ischr() or m.isblk() or m.isfifo()) and is_root:
-            if target.exists() or target.is_symlink():
-                _remove(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
-            os.mknod(target, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor))
-        else:
-            continue
-        if is_root:
-            with contextlib.suppress(OSError):
-                os.lchown(target, m.uid, m.gid)

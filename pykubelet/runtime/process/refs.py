@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pykubelet.registry.refs import normalize_ref
+from pykubelet.registry import normalize_ref
 
 __all__ = ["HOST_IMAGE", "normalize_ref"]
 

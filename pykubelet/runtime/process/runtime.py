@@ -20,8 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pykubelet.core.clock import Clock, SystemClock
-from pykubelet.registry.client import RegistryClient
-from pykubelet.registry.refs import normalize_ref, parse_ref
+from pykubelet.registry import RegistryClient, normalize_ref, parse_ref
 from pykubelet.runtime.errors import (
     ContainerNotFound,
     ContainerNotRunning,
@@ -64,6 +63,7 @@ from pykubelet.runtime.types import (
     ImageInfo,
     NamespaceMode,
     RegistryAuth,
+    RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
     SandboxState,
@@ -161,6 +161,17 @@ class ProcessRuntime(ExecMixin):
         if self._zygote is not None:
             return await self._zygote.launch(argv, env)
         return await launch(argv, env=env)
+
+    # RuntimeLifecycle: nothing to connect to; the network, when there is one, is ours
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def health(self) -> RuntimeHealth:
+        return RuntimeHealth(runtime_ready=True, network_ready=True)
 
     def close(self) -> None:
         """Stop the helper zygote (pods and containers keep running; a later launch starts a
@@ -479,7 +490,7 @@ class ProcessRuntime(ExecMixin):
         if ref == HOST_IMAGE:
             return HOST_IMAGE
         async with self._lock("pull:" + normalize_ref(ref)):  # one pull per image at a time
-            local = await run_io(self.images.get, ref)
+            local = await self.image_status(ref)  # from memory when the index is unchanged
             if local is not None and local.id != HOST_IMAGE:
                 name = parse_ref(ref).name
                 if not any(d.split("@")[0] == name for d in local.repo_digests):

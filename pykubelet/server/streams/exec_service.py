@@ -18,7 +18,7 @@ from pykubelet.runtime.types import StreamIO, TerminalSize
 from pykubelet.server.streams.aio_iter import QueueIterator
 from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
 from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
-from pykubelet.server.streams.ws_adapter import GoWebSocketResponse, WsChannelConnection
+from pykubelet.server.streams.ws_adapter import WsChannelConnection
 from pykubelet.streaming import (
     ChannelClosed,
     RemoteCommandOptions,
@@ -222,7 +222,7 @@ async def serve_exec_ws(
     request: web.Request, protocol: WsProtocol, session: CommandSession
 ) -> web.StreamResponse:
     opts, backend = session.opts, session.backend
-    ws = GoWebSocketResponse(
+    ws = web.WebSocketResponse(
         protocols=(protocol.value,) if protocol.value else (), max_msg_size=32 << 20
     )
     if protocol is WsProtocol.LEGACY:

@@ -15,11 +15,7 @@ from aiohttp import web
 from pykubelet.runtime.protocol import PortConnection
 from pykubelet.server.streams.backend import StreamBackend
 from pykubelet.server.streams.stream_adapter import SpdyConnection, SpdyStream, hijack_spdy
-from pykubelet.server.streams.ws_adapter import (
-    GoWebSocketResponse,
-    WsChannelConnection,
-    tunnel_spdy,
-)
+from pykubelet.server.streams.ws_adapter import WsChannelConnection, tunnel_spdy
 from pykubelet.streaming import (
     PORTFORWARD_SPDY_PROTOCOL,
     ChannelMessage,
@@ -188,7 +184,7 @@ async def serve_portforward_ws(
     protocol: WsProtocol,
     ports: tuple[int, ...],
 ) -> web.StreamResponse:
-    ws = GoWebSocketResponse(
+    ws = web.WebSocketResponse(
         protocols=(protocol.value,) if protocol.value else (), max_msg_size=32 << 20
     )
     if protocol is WsProtocol.LEGACY:

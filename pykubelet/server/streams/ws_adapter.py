@@ -14,25 +14,7 @@ from aiohttp import WSMsgType, web
 from pykubelet.server.streams.stream_adapter import IdleWatch, SpdyConnection, StreamAcceptor
 from pykubelet.streaming import ChannelClosed, ChannelMessage, WsChannelCodec, WsProtocol
 
-__all__ = [
-    "SPDY_TUNNEL_PROTOCOL",
-    "GoWebSocketResponse",
-    "TunnelPumps",
-    "WsChannelConnection",
-    "tunnel_spdy",
-]
-
-
-class GoWebSocketResponse(web.WebSocketResponse):
-    """aiohttp's WebSocket response with the 101's ``Connection: Upgrade`` spelt as Go's servers
-    spell it (aiohttp writes ``upgrade``; the value is case-insensitive, but some clients and
-    the differential test compare bytes)."""
-
-    async def _write_headers(self) -> None:
-        if self.headers.get("Connection", "").lower() == "upgrade":
-            self.headers["Connection"] = "Upgrade"
-        await super()._write_headers()
-
+__all__ = ["SPDY_TUNNEL_PROTOCOL", "TunnelPumps", "WsChannelConnection", "tunnel_spdy"]
 
 SPDY_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 _HIGH_WATER_BYTES = 4 << 20
@@ -186,7 +168,7 @@ async def tunnel_spdy(
     request: web.Request, *, accept: StreamAcceptor, idle_timeout_s: float
 ) -> tuple[web.WebSocketResponse, SpdyConnection, TunnelPumps]:
     """Accept the WebSocket and run a server SPDY session over its binary messages."""
-    ws = GoWebSocketResponse(protocols=(SPDY_TUNNEL_PROTOCOL,), max_msg_size=32 << 20)
+    ws = web.WebSocketResponse(protocols=(SPDY_TUNNEL_PROTOCOL,), max_msg_size=32 << 20)
     await ws.prepare(request)
     wire = _WsTunnelWire(ws)
     conn = SpdyConnection(wire, accept=accept, idle_timeout_s=idle_timeout_s)

@@ -13,9 +13,6 @@ from pykubelet.core.clock import FakeClock
 from pykubelet.runtime import ImageNotFound, ImageService
 from pykubelet.runtime.fake import FakeRuntime
 from pykubelet.runtime.process import ProcessRuntime
-from tests.images.conftest import plain_registry, test_layout
-
-__all__ = ["plain_registry", "test_layout"]  # session fixtures from tests/images
 
 ImageContract = tuple[ImageService, str, str]  # service, a pullable ref, a missing ref
 

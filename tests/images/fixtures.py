@@ -1,4 +1,8 @@
-"""Registries with test images, started once per session (each test uses its own store)."""
+"""Registries with test images, started once per session (each test uses its own store).
+
+A plugin registered by the root conftest, so tests in any folder (images, e2e, the runtime
+contract) share one instance of each registry instead of importing the fixtures.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,193 @@
+"""Pod-spec features through the kubelet API on both runtimes: exec (and its recording), logs,
+probes of every kind, hooks, port-forward and stats. On containerd, exec and port-forward go
+through pykubelet's proxy to containerd's streaming server; probes reach the pod IP from the
+host, as the Go kubelet's do."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+from kubernetes.client import Configuration
+from kubernetes.stream.ws_client import WSClient
+
+from tests.e2e.node import NODE, Node, wait_for
+from tests.e2e.test_standalone import pod_yaml
+
+
+def _ws(node: Node, path: str) -> WSClient:
+    cfg = Configuration()
+    cfg.host = f"https://127.0.0.1:{node.port}"
+    cfg.ssl_ca_cert = node.ca.cert_file
+    cfg.cert_file = node.client.cert_file
+    cfg.key_file = node.client.key_file
+    cfg.verify_ssl = True
+    return WSClient(cfg, f"wss://127.0.0.1:{node.port}{path}", headers=None, capture_all=True)
+
+
+def _exec_path(pod: str, container: str, argv: list[str], *, stdin: bool = False) -> str:
+    q = "&".join(f"command={quote(a, safe='')}" for a in argv)
+    return f"/exec/default/{pod}-{NODE}/{container}?{q}&output=1&error=1" + (
+        "&input=1" if stdin else ""
+    )
+
+
+def _exec(node: Node, pod: str, container: str, argv: list[str]) -> tuple[str, str, int | None]:
+    ws = _ws(node, _exec_path(pod, container, argv))
+    ws.run_forever(timeout=30)
+    return ws.read_stdout(), ws.read_stderr(), ws.returncode
+
+
+def _get_text(node: Node, path: str) -> str:
+    ctx = ssl.create_default_context(cafile=node.ca.cert_file)
+    ctx.load_cert_chain(node.client.cert_file, node.client.key_file)
+    conn = http.client.HTTPSConnection("127.0.0.1", node.port, context=ctx, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+    assert resp.status == 200, f"GET {path}: {resp.status} {body[:300]}"
+    return body
+
+
+def _running(node: Node, pod: str, container: str) -> dict[str, object]:
+    return wait_for(  # type: ignore[no-any-return]
+        lambda: (x := node.container(pod, container)) and x["state"].get("running") and x,
+        30,
+        f"{pod}/{container} running",
+    )
+
+
+def test_exec_logs_and_session_recording(node: Node, tmp_path: Path) -> None:
+    recordings = tmp_path / "recordings"
+    node.extra_args += ["--session-recording-dir", str(recordings)]
+    node.start()
+    node.write_pod(
+        "tools",
+        pod_yaml(
+            "tools",
+            """\
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "echo started-$((20+1)); exec sleep 3600"]
+""",
+        ),
+    )
+    _running(node, "tools", "c")
+    out, err, rc = _exec(
+        node, "tools", "c", ["sh", "-c", "echo out-$((6*7)); echo err >&2; exit 3"]
+    )
+    assert (out, err, rc) == ("out-42\n", "err\n", 3)
+
+    ws = _ws(node, _exec_path("tools", "c", ["sh", "-c", "read x; echo got-$x"], stdin=True))
+    ws.write_stdin("hello\n")
+    ws.run_forever(timeout=30)
+    assert (ws.read_stdout(), ws.returncode) == ("got-hello\n", 0)
+
+    logs = wait_for(
+        lambda: (t := _get_text(node, f"/containerLogs/default/tools-{NODE}/c")) and t, 10, "logs"
+    )
+    assert logs == "started-21\n"
+    casts = wait_for(lambda: list(recordings.glob("*.cast")), 10, "session recordings")
+    assert any("out-42" in p.read_text() for p in casts)
+
+
+WEB = """\
+  containers:
+  - name: web
+    image: busybox
+    command:
+    - sh
+    - -c
+    - mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www
+    ports: [{containerPort: 8080}]
+    startupProbe:
+      exec: {command: ["cat", "/www/index.html"]}
+      periodSeconds: 1
+    readinessProbe:
+      httpGet: {path: /index.html, port: 8080}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+    lifecycle:
+      postStart:
+        exec: {command: ["sh", "-c", "echo poststart-ran > /tmp/hook"]}
+  - name: flaky
+    image: busybox
+    command: ["sh", "-c", "touch /tmp/alive; exec sleep 3600"]
+    livenessProbe:
+      exec: {command: ["test", "-f", "/tmp/alive"]}
+      periodSeconds: 1
+      failureThreshold: 1
+"""
+
+
+def test_probes_hooks_and_liveness_restart(node: Node) -> None:
+    node.start()
+    node.write_pod("web", pod_yaml("web", WEB))
+    wait_for(
+        lambda: (c := node.container("web", "web")) and c["ready"] and c["started"],
+        40,
+        "web ready (startup exec probe, then readiness httpGet to the pod IP)",
+    )
+    assert _exec(node, "web", "web", ["cat", "/tmp/hook"])[0] == "poststart-ran\n"
+    _running(node, "web", "flaky")
+    assert _exec(node, "web", "flaky", ["rm", "/tmp/alive"])[2] == 0
+    flaky = wait_for(
+        lambda: (c := node.container("web", "flaky")) and c["restartCount"] >= 1 and c,
+        40,
+        "flaky restarted by its liveness probe",
+    )
+    assert flaky["lastState"]["terminated"]["exitCode"] == 137
+    web = node.container("web", "web")
+    assert web is not None and web["restartCount"] == 0  # tcpSocket liveness kept passing
+
+
+async def test_port_forward_and_stats(node: Node) -> None:
+    node.start()
+    node.write_pod("web", pod_yaml("web", WEB))
+    wait_for(lambda: (c := node.container("web", "web")) and c["ready"], 40, "web ready")
+    ctx = ssl.create_default_context(cafile=node.ca.cert_file)
+    ctx.load_cert_chain(node.client.cert_file, node.client.key_file)
+    url = f"https://127.0.0.1:{node.port}/portForward/default/web-{NODE}?port=8080"
+    received = b""
+    async with (
+        aiohttp.ClientSession() as s,
+        s.ws_connect(url, ssl=ctx, protocols=("v4.channel.k8s.io",)) as ws,
+    ):
+        request = b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n"
+        await ws.send_bytes(b"\x00" + request)
+        deadline = time.monotonic() + 20
+        while b"\r\n\r\nok\n" not in received and time.monotonic() < deadline:
+            msg = await ws.receive(timeout=20)
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                break
+            if msg.data[:1] == b"\x00":
+                received += msg.data[1:]
+    # the first data message of a channel is the port, little-endian (2 bytes)
+    assert received[:2] == (8080).to_bytes(2, "little")
+    assert received[2:].startswith(b"HTTP/1.") and received.endswith(b"\r\n\r\nok\n")
+
+    def web_stats() -> dict[str, object] | None:
+        summary = node.get("/stats/summary")
+        for pod in summary.get("pods") or []:
+            if pod["podRef"]["name"] == f"web-{NODE}":
+                for c in pod.get("containers") or []:
+                    if c["name"] == "web" and (c.get("cpu") or {}).get("usageCoreNanoSeconds"):
+                        return c  # type: ignore[no-any-return]
+        return None
+
+    c = wait_for(web_stats, 40, "the web container's stats in /stats/summary")
+    assert c["memory"]["workingSetBytes"] > 0  # type: ignore[index]
+    metrics = _get_text(node, "/metrics/resource")
+    assert 'container_cpu_usage_seconds_total{container="web"' in metrics
+    assert json.dumps(c)  # serialisable as the API returns it

@@ -1,0 +1,104 @@
+"""What only the CRI runtime does, on a real containerd: log rotation by the kubelet
+(rename + ReopenContainerLog), CRI stats, runtime health, and clear errors for a bad endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from devtools.containerd import Containerd
+from pykubelet.core.errors import InvalidInput
+from pykubelet.runtime import ContainerConfig, ContainerState, RuntimeUnavailable, SandboxConfig
+from pykubelet.runtime.cri import CriRuntime
+from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for, wait_state
+
+pytestmark = pytest.mark.root
+
+
+def _sandbox(containerd: Containerd, tmp_path: Path) -> SandboxConfig:
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    return replace(sc, cgroup_parent=f"{containerd.cgroup_parent}/pod{sc.uid}")
+
+
+async def test_logs_rotate_at_the_size_and_containerd_reopens(
+    make_cri_runtime: Callable[..., CriRuntime], containerd: Containerd, tmp_path: Path
+) -> None:
+    rt = make_cri_runtime(
+        container_log_max_size_bytes=2048, container_log_max_files=3, log_rotate_interval_s=0.2
+    )
+    await rt.start()
+    sc = _sandbox(containerd, tmp_path)
+    sid = await rt.run_pod_sandbox(sc)
+    line = "x" * 100
+    cfg = ContainerConfig(
+        name="chatty",
+        image=BUSYBOX_REF,
+        command=("sh", "-c", f"i=0; while true; do echo $i {line}; i=$((i+1)); sleep 0.01; done"),
+        log_path="chatty/0.log",
+    )
+    cid = await rt.create_container(sid, cfg, sc)
+    await rt.start_container(cid)
+    log = tmp_path / "logs" / "chatty" / "0.log"
+
+    def rotated() -> list[Path]:
+        return sorted(p for p in log.parent.iterdir() if p.name.startswith("0.log."))
+
+    await wait_for(lambda: len(rotated()) >= 2, 30, "two rotations")
+    await asyncio.sleep(1)  # more rotations: the oldest must be pruned
+    assert 1 <= len(rotated()) <= 2  # max files 3 = the current file + 2 rotated
+    # containerd reopened the file: new lines keep arriving in 0.log
+    await wait_for(lambda: log.exists() and log.stat().st_size > 0, 10, "the reopened log")
+    last = log.read_text().splitlines()[-1]
+    assert last.split(" ", 3)[1:3] == ["stdout", "F"] and last.endswith(line)
+    assert (await rt.container_status(cid)).state is ContainerState.RUNNING
+
+
+async def test_stats_and_health(
+    make_cri_runtime: Callable[..., CriRuntime], containerd: Containerd, tmp_path: Path
+) -> None:
+    rt = make_cri_runtime()
+    await rt.start()
+    health = await rt.health()
+    assert health.ready and health.runtime_ready and health.network_ready
+    sc = _sandbox(containerd, tmp_path)
+    sid = await rt.run_pod_sandbox(sc)
+    cfg = ContainerConfig(
+        name="busy", image=BUSYBOX_REF, command=("sh", "-c", "while true; do :; done")
+    )
+    cid = await rt.create_container(sid, cfg, sc)
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.RUNNING)
+
+    async def burning() -> bool:
+        s = await rt.container_stats(cid)
+        return s is not None and s.cpu_usage_core_ns > 10_000_000
+
+    await wait_for(burning, 20, "CPU use in CRI ContainerStats")
+    listed = {s.container_id: s for s in await rt.list_container_stats()}
+    assert listed[cid].memory_working_set_bytes > 0
+    status = await rt.container_status(cid)
+    assert status.cgroup_path.endswith(f"/{cid}")  # where stats read cgroups on this node
+    cpu_cgroups = ("/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup")  # v1 or v2
+    dirs = [os.path.join(d, status.cgroup_path) for d in cpu_cgroups]
+    assert any(await asyncio.gather(*(asyncio.to_thread(os.path.isdir, d) for d in dirs)))
+
+
+async def test_a_socket_nobody_serves_fails_loudly(tmp_path: Path) -> None:
+    rt = CriRuntime(f"unix://{tmp_path}/none.sock", request_timeout_s=2)
+    with pytest.raises(RuntimeUnavailable, match=r"containerRuntimeEndpoint unix://.*none\.sock"):
+        await rt.start()
+    health = await rt.health()
+    assert not health.ready and health.reason == "RuntimeDown"
+    await rt.aclose()
+
+
+def test_bad_endpoints_and_settings_name_the_field() -> None:
+    with pytest.raises(InvalidInput, match="containerRuntimeEndpoint"):
+        CriRuntime("tcp://127.0.0.1:1234")
+    with pytest.raises(InvalidInput, match="containerLogMaxFiles"):
+        CriRuntime("unix:///run/x.sock", container_log_max_files=1)
