@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.conftest import test_layout, tls_registry  # noqa: F401 - registry fixtures
 from tests.node.cluster import UPSTREAM_DIR, ApiNode, ControlPlane, namespace_name
 from tests.prereq import require, require_root
 
