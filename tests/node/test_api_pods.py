@@ -26,6 +26,16 @@ def _pod(name: str, node: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def _http_status(ip: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0  # not reachable yet (the bridge's neighbour entry)
+
+
 def _running_pods(cp: ControlPlane, namespace: str, selector: str) -> list[dict[str, Any]]:
     items = cp.get("pods", "-n", namespace, "-l", selector)["items"]
     return [p for p in items if (p.get("status") or {}).get("phase") == "Running"]
@@ -64,10 +74,7 @@ def test_deployment_runs_on_the_node_and_scales_to_zero(
         assert cs["imageID"].startswith("sha256:") and cs["image"] == IMAGE
         assert cs["restartCount"] == 0 and cs["ready"] is True and "running" in cs["state"]
         # the pod IP serves: httpd answers (404 for /, which has no index)
-        try:
-            urllib.request.urlopen(f"http://{st['podIP']}:8080/", timeout=5)
-        except urllib.error.HTTPError as e:
-            assert e.code == 404
+        wait_api(lambda ip=st["podIP"]: _http_status(ip) == 404, 30, f"httpd on {st['podIP']}")
     # read-only steps also with the kubectl on PATH, when there is one
     for kubectl in filter(None, [str(cp.kubectl_bin), shutil.which("kubectl")]):
         out = cp.kubectl("get", "pods", "-n", namespace, "-o", "wide", binary=kubectl)
