@@ -345,11 +345,12 @@ def _labels(v: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _qps(v: Any) -> float:
+    """A rate; 0 means no limit (upstream's eventRecordQPS), a negative one is refused."""
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise TypeError("expected a number")
     n = float(v)
-    if n <= 0:
-        raise ValueError(f"must be > 0, got {v}")
+    if n < 0:
+        raise ValueError(f"must not be negative, got {v}")
     return n
 
 

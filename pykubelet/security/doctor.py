@@ -215,7 +215,7 @@ def check_config(
         "4.2.8",
         "eventRecordQPS ensures appropriate event capture",
         qps is None or (isinstance(qps, int | float) and qps >= 0),
-        f"eventRecordQPS = {qps if qps is not None else '50 (default)'}",
+        f"eventRecordQPS = {qps if qps is not None else '5 (default)'}",
         fail="WARN",
         needs="eventRecordQPS",
     )
