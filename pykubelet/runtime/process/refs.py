@@ -10,7 +10,7 @@ __all__ = ["HOST_IMAGE", "normalize_ref"]
 
 HOST_IMAGE = "host"  # reserved: no image, the container runs on the host's root filesystem
 
-_REF = re.compile(r"^[a-z0-9]([a-zA-Z0-9._:/@+-]*[a-zA-Z0-9])?$")
+_REF = re.compile(r"[a-z0-9]([a-zA-Z0-9._:/@+-]*[a-zA-Z0-9])?")  # fullmatch only
 
 
 def normalize_ref(ref: str) -> str:
@@ -20,7 +20,7 @@ def normalize_ref(ref: str) -> str:
     otherwise ``docker.io`` is implied (with ``library/`` for one-component names). A missing tag
     becomes ``:latest`` unless the reference carries a digest.
     """
-    if not ref or not _REF.match(ref) or "//" in ref:
+    if not ref or not _REF.fullmatch(ref) or "//" in ref:
         raise InvalidInput(f"image: invalid reference {ref!r}")
     name, at, digest = ref.partition("@")
     first, slash, rest = name.partition("/")
