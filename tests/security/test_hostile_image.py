@@ -1,8 +1,8 @@
 """An image whose symlinks point at the host (issue #14, hole 15). The container init of the C
 helper used to resolve bind-mount targets (and /dev, /proc, /sys) through the image's paths
 before pivot_root, so ``/data -> /<host dir>`` made it create directories and mount on the host
-as root. Runs the real helper (``pkshim init``) as root on a real overlay root; the "host" it
-must not touch is a directory of this test."""
+as root. Runs the real helpers (``pkshim init`` and its Python fallback) as root on a real
+overlay root; the "host" they must not touch is a directory of this test."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from pykubelet.runtime.process.create import write_init_spec
-from pykubelet.runtime.process.shimbin import ensure_shim
+from pykubelet.runtime.process.shimbin import ensure_shim, python_helper
 from tests.prereq import require, require_binary, require_root
 
 
@@ -29,9 +31,9 @@ def _hostile_image(lower: Path, victim: Path) -> None:
     (lower / "sys").symlink_to(victim / "sys")
 
 
-def test_mount_targets_stay_inside_the_root(tmp_path: Path) -> None:
+@pytest.mark.parametrize("helper", ["native", "python"])
+def test_mount_targets_stay_inside_the_root(tmp_path: Path, helper: str) -> None:
     require_root()
-    require_binary("cc")
     require(Path("/bin/busybox").is_file(), "needs Debian's busybox-static (/bin/busybox)")
     require("overlay" in Path("/proc/filesystems").read_text(), "needs overlayfs in the kernel")
     victim = tmp_path / "host-victim"
@@ -61,9 +63,13 @@ def test_mount_targets_stay_inside_the_root(tmp_path: Path) -> None:
                     "test -d /proc/self && echo ok"),
         ],
     )  # fmt: skip
-    shim = ensure_shim(tmp_path / "bin")
+    if helper == "native":
+        require_binary("cc")
+        command = [str(ensure_shim(tmp_path / "bin"))]
+    else:
+        command = python_helper()
     out = subprocess.run(
-        [str(shim), "init", str(spec)], capture_output=True, text=True, timeout=60, check=False
+        [*command, "init", str(spec)], capture_output=True, text=True, timeout=60, check=False
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout == "volume-content\nfile-content\nok\n"
