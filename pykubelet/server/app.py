@@ -60,9 +60,7 @@ def _health_routes(checks: Sequence[HealthCheck]) -> list[web.RouteDef]:
 
 
 def _new_app(front: FrontDoor) -> web.Application:
-    app = web.Application(middlewares=[front.handle], client_max_size=1 << 20)
-    app.on_response_prepare.append(front.on_response_prepare)
-    return app
+    return web.Application(middlewares=[front.handle], client_max_size=1 << 20)
 
 
 def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Application:

@@ -78,8 +78,10 @@ def return_freed_buffers() -> bool:
         return False
     if mallopt is None:
         return False
-    m_mmap_threshold = -3
-    return bool(mallopt(m_mmap_threshold, 128 << 10))
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    # Fixing the mmap threshold also freezes the trim threshold at 128 KiB, and the heap would
+    # then be shrunk and regrown all the time: keep up to 32 MiB of free heap instead.
+    return bool(mallopt(m_mmap_threshold, 128 << 10)) and bool(mallopt(m_trim_threshold, 32 << 20))
 
 
 class ConnectionGuard:

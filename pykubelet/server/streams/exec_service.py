@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from pykubelet.runtime.types import StreamIO, TerminalSize
+from pykubelet.server.middleware import stream_started
 from pykubelet.server.streams.aio_iter import QueueIterator
 from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
 from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
@@ -240,6 +241,7 @@ async def serve_exec_ws(
     ws = new_websocket((protocol.value,) if protocol.value else ())
     if protocol is WsProtocol.LEGACY:
         ws.headers["Sec-WebSocket-Protocol"] = ""
+    stream_started(request)
     await ws.prepare(request)
     conn = WsChannelConnection(ws, protocol, backend.idle_timeout_s, request.transport)
     rec = _recorder(session)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from pykubelet.runtime.protocol import PortConnection
+from pykubelet.server.middleware import stream_started
 from pykubelet.server.streams.backend import StreamBackend
 from pykubelet.server.streams.stream_adapter import SpdyConnection, SpdyStream, hijack_spdy
 from pykubelet.server.streams.ws_adapter import WsChannelConnection, new_websocket, tunnel_spdy
@@ -187,6 +188,7 @@ async def serve_portforward_ws(
     ws = new_websocket((protocol.value,) if protocol.value else ())
     if protocol is WsProtocol.LEGACY:
         ws.headers["Sec-WebSocket-Protocol"] = ""
+    stream_started(request)
     await ws.prepare(request)
     conn = WsChannelConnection(ws, protocol, backend.idle_timeout_s, request.transport)
     for i, port in enumerate(ports):

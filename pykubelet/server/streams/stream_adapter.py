@@ -20,6 +20,7 @@ from typing import Any, Protocol, cast
 
 from aiohttp import web
 
+from pykubelet.server.middleware import stream_started
 from pykubelet.streaming import (
     DataReceived,
     GoAwayReceived,
@@ -378,6 +379,7 @@ async def hijack_spdy(
     resp.headers["Upgrade"] = "SPDY/3.1"
     resp.headers["X-Stream-Protocol-Version"] = protocol_version
     resp.force_close()
+    stream_started(request)
     writer = await resp.prepare(request)
     transport = request.transport
     assert transport is not None

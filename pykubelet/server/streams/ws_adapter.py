@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
+from pykubelet.server.middleware import stream_started
 from pykubelet.server.streams.stream_adapter import IdleWatch, SpdyConnection, StreamAcceptor
 from pykubelet.streaming import ChannelClosed, ChannelMessage, WsChannelCodec, WsProtocol
 
@@ -224,6 +225,7 @@ async def tunnel_spdy(
 ) -> tuple[web.WebSocketResponse, SpdyConnection, TunnelPumps]:
     """Accept the WebSocket and run a server SPDY session over its binary messages."""
     ws = new_websocket((SPDY_TUNNEL_PROTOCOL,))
+    stream_started(request)
     await ws.prepare(request)
     wire = _WsTunnelWire(ws, request.transport)
     conn = SpdyConnection(wire, accept=accept, idle_timeout_s=idle_timeout_s)
