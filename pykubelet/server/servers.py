@@ -20,7 +20,6 @@ from pykubelet.server.listener import (
     ConnectionGuard,
     GuardedSite,
     raise_nofile_limit,
-    return_freed_buffers,
 )
 from pykubelet.server.settings import ServerBackends, ServerSettings
 from pykubelet.server.tls import build_server_context
@@ -120,7 +119,6 @@ class KubeletServers:
         s, b = self.settings, self.backends
         watcher: asyncio.Task[None] | None = None
         raise_nofile_limit()
-        return_freed_buffers()
         try:
             if s.enable_server:
                 self.tls = ReloadingTLS(self._ssl_context, self._tls_files())
