@@ -1004,7 +1004,7 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
     if not root:
         problems.append("rootDir: must not be empty")
     node = (cfg.node_name or socket.gethostname()).strip().lower()
-    if not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", node):
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", node):
         problems.append(f"nodeName: {node!r} is not a valid DNS-1123 subdomain")
     if bool(cfg.tls_cert_file) != bool(cfg.tls_private_key_file):
         problems.append("tlsCertFile: tlsCertFile and tlsPrivateKeyFile must be set together")
