@@ -18,8 +18,9 @@
  *       /proc, /dev, /sys, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
  *       then exec of the container's command in place.
  *   pkshim enter -t PID [-C CGROUP_PROCS]... [-c CAPMASK] [-u UID -g GID -G GROUPS] [-n]
- *                [-w CWD] -- ARGV...
- *       exec into a running container: its cgroups, namespaces, root, credentials and cwd.
+ *                [-w CWD] [-T] -- ARGV...
+ *       exec into a running container: its cgroups, namespaces, root, credentials and cwd
+ *       (-T: a new session with stdin, a terminal, as its controlling terminal).
  *
  *   pkshim zygote
  *       Launch server: reads requests (a pause or run command line, optionally its
@@ -694,9 +695,15 @@ static void setup_dev(const char *root) {
         die("mount", p);
     snprintf(p, sizeof p, "%s/pts", dev);
     mkdir(p, 0755);
+    /* the container's own devpts instance (as runc): a terminal made from its ptmx is named
+     * /dev/pts/N inside the container, so ttyname(), tty and job control work there */
+    if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
+        die("mount", p);
     const char *links[][2] = {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
-                              {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
-    for (size_t i = 0; i < 4; i++) {
+                              {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+                              {"ptmx", "pts/ptmx"}};
+    for (size_t i = 0; i < 5; i++) {
         snprintf(p, sizeof p, "%s/%s", dev, links[i][0]);
         if (symlink(links[i][1], p) < 0) die("symlink", p);
     }
@@ -844,9 +851,11 @@ static int cmd_enter(int argc, char **argv) {
     uid_t uid = 0;
     gid_t gid = 0, groups[256];
     const char *cwd = "/";
-    while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:")) != -1) {
+    int ctty = 0;
+    while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:T")) != -1) {
         switch (opt) {
         case 't': target = (pid_t)atoi(optarg); break;
+        case 'T': ctty = 1; break;
         case 'c': have_caps = 1; caps = strtoull(optarg, NULL, 16); break;
         case 'u': have_uid = 1; uid = (uid_t)strtoul(optarg, NULL, 10); break;
         case 'g': gid = (gid_t)strtoul(optarg, NULL, 10); break;
@@ -894,6 +903,9 @@ static int cmd_enter(int argc, char **argv) {
         if (WIFSIGNALED(st)) { signal(WTERMSIG(st), SIG_DFL); kill(getpid(), WTERMSIG(st)); }
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
+    /* -T: stdin is a terminal; the command leads a session inside the container's PID
+     * namespace with it as controlling terminal, so shells see their own process groups */
+    if (ctty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)) die("controlling terminal", "");
     if (have_caps)
         for (int c = 0; c <= 63; c++)
             if (!(caps & (1ULL << c))) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
