@@ -45,6 +45,7 @@ from pykubelet.runtime.protocol import ImageService, Runtime, RuntimeInfo, Strea
 from pykubelet.stats.agent_metrics import default_metrics
 
 if TYPE_CHECKING:
+    from pykubelet.node.cert_rotation import CertificateRotator
     from pykubelet.security.setup import SecurityParts
     from pykubelet.server import KubeletServers
 
@@ -172,6 +173,7 @@ class Agent:
         self.podspec: PodSpecLayer | None = None
         # CNI or the built-in network, when the agent built a process runtime as root
         self.network: AgentNetwork | None = None
+        self.rotators: list[CertificateRotator] = []  # rotateCertificates, serverTLSBootstrap
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -179,7 +181,8 @@ class Agent:
 
     async def run(self) -> None:
         try:
-            services = self._build()
+            services = await self._certificates()
+            services += self._build()
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(s.run(), name=s.name) for s in services]
                 tg.create_task(self._after_sources_ready(), name="orphans")
@@ -205,6 +208,21 @@ class Agent:
             log.info("pykubelet stopped; containers were left running")
 
     # ----- wiring (the one place parts meet) -----
+
+    async def _certificates(self) -> list[_Service]:
+        """TLS bootstrap and certificate rotation (node mode only): may rewrite the kubeconfig
+        and point the server at the rotating serving certificate, so it runs first."""
+        cfg = self.config
+        if not cfg.kubeconfig:
+            return []
+        from pykubelet.node.cert_rotation import prepare_node_certificates
+
+        addresses = [cfg.node_name, _host_ip(cfg)]
+        self.config, rotators = await prepare_node_certificates(
+            cfg, self.clock, node_addresses=addresses
+        )
+        self.rotators = rotators
+        return [_Service(name=f"{r.kind}-certificate", run=r.run) for r in rotators]
 
     def _build(self) -> list[_Service]:
         cfg = self.config

@@ -163,6 +163,7 @@ class KubeletConfiguration:
     audit_log_max_size_mb: int = 100
     audit_log_max_backup: int = 10
     session_recording_dir: str = ""
+    bootstrap_kubeconfig: str = ""  # TLS bootstrap credentials; writes ``kubeconfig``
     config_file: str = ""
     ignored_fields: tuple[str, ...] = field(default=())  # ignored upstream fields the file set
 
@@ -394,6 +395,7 @@ _FIELDS: tuple[_Spec, ...] = (
     ("cniBinDir", "cni_bin_dir", _str, "--cni-bin-dir"),
 )
 _FLAG_ONLY: tuple[_Spec, ...] = (
+    ("", "bootstrap_kubeconfig", _str, "--bootstrap-kubeconfig"),
     ("", "kubeconfig", _str, "--kubeconfig"),
     ("", "node_name", _str, "--hostname-override"),
 )
@@ -561,6 +563,13 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         problems.append("tlsCertFile: tlsCertFile and tlsPrivateKeyFile must be set together")
     if cfg.runtime == "cri" and not cfg.container_runtime_endpoint:
         problems.append("containerRuntimeEndpoint: required with runtime 'cri'")
+    for name, on in (
+        ("--bootstrap-kubeconfig", bool(cfg.bootstrap_kubeconfig)),
+        ("rotateCertificates", cfg.rotate_certificates),
+        ("serverTLSBootstrap", cfg.server_tls_bootstrap),
+    ):
+        if on and not cfg.kubeconfig:
+            problems.append(f"{name}: needs --kubeconfig (an API server to sign certificates)")
     if problems:
         raise ConfigError(problems)
     authz = cfg.authorization
@@ -578,6 +587,7 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         tls_private_key_file=_abs(cfg.tls_private_key_file),
         audit_log_path=_abs(cfg.audit_log_path),
         session_recording_dir=_abs(cfg.session_recording_dir),
+        bootstrap_kubeconfig=_abs(cfg.bootstrap_kubeconfig),
         authentication=replace(
             cfg.authentication, x509=x509, token_file=_abs(cfg.authentication.token_file)
         ),

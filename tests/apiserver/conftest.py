@@ -23,10 +23,12 @@ def require_control_plane() -> None:
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """etcd + kube-apiserver; the controller-manager (CSR approval and signing, 10-minute
-    certificates so rotation is seen in a test) is started by ``controller_manager``."""
+    """etcd + kube-apiserver; the controller-manager (CSR approval and signing) is started by
+    ``controller_manager``. v1.20's signer backdates notBefore by 5 min and takes them off
+    notAfter too: with 8 min, a certificate is valid 3 min from signing and due for rotation
+    (70-90 % of its lifetime from notBefore) 36 to 132 s after signing."""
     require_control_plane()
-    cp = ControlPlane(tmp_path_factory.mktemp("controlplane"), signing_duration="10m")
+    cp = ControlPlane(tmp_path_factory.mktemp("controlplane"), signing_duration="8m")
     try:
         cp.start()
         yield cp

@@ -312,6 +312,42 @@ class ControlPlane:
 
     # ----- objects tests need -----
 
+    def csrs(self, signer: str) -> list[dict[str, Any]]:
+        items = self.request("GET", "/apis/certificates.k8s.io/v1/certificatesigningrequests")
+        return [c for c in items["items"] if c["spec"]["signerName"] == signer]
+
+    def approve(self, csr: dict[str, Any]) -> None:
+        name = csr["metadata"]["name"]
+        csr = self.request("GET", f"/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}")
+        csr.setdefault("status", {}).setdefault("conditions", []).append(
+            {"type": "Approved", "status": "True", "reason": "TestApproved", "message": "test"}
+        )
+        self.request(
+            "PUT", f"/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}/approval", csr
+        )
+
+    def node_object(self, name: str, port: int) -> None:
+        """A Node reachable at 127.0.0.1:``port`` (made by hand, as node mode would)."""
+        try:
+            self.create(
+                "/api/v1/nodes",
+                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}},
+            )
+        except ApiError as e:
+            if e.status != 409:
+                raise
+        self.request(
+            "PATCH",
+            f"/api/v1/nodes/{name}/status",
+            {
+                "status": {
+                    "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+                }
+            },
+            content_type="application/merge-patch+json",
+        )
+
     def service_account_token(self, namespace: str, name: str) -> str:
         """A new ServiceAccount and a token for it (TokenRequest API, 1 h)."""
         self.create(
