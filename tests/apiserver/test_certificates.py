@@ -127,6 +127,12 @@ def test_tls_bootstrap_then_reuse_then_rotation(
     # the agent kept running; a decision not cached yet is asked with the new certificate
     assert node.proc is not None and node.proc.poll() is None
     assert "node" in node.get("/stats/summary")
+    # neither the bootstrap token nor a private key ever reached the agent's logs
+    for log in sorted(node.base.glob("agent-*.log")):
+        text = log.read_text(errors="replace")
+        assert token.split(".")[1] not in text, log
+        assert "PRIVATE KEY" not in text, log
+        assert "TLS bootstrap" in text or "reusing" in text or log.name != "agent-1.log"
 
 
 def _served_cert(port: int) -> x509.Certificate:

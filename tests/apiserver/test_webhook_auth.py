@@ -23,6 +23,7 @@ from tests.prereq import require_root
 pytestmark = pytest.mark.root
 
 AUTHN_TTL_S = 3  # --authentication-token-webhook-cache-ttl for this node (upstream: 2m)
+TOKENS_USED: list[str] = []  # every credential sent to the node: none may appear in its logs
 EXEC = "/exec/default/nopod/c?command=true&output=1"
 
 
@@ -42,6 +43,8 @@ def kubelet(
         f"--authentication-token-webhook-cache-ttl={AUTHN_TTL_S}s",
         "--authorization-mode",
         "Webhook",
+        "--audit-log-path",
+        str(base / "audit.log"),
     )
     try:
         yield node, KubeletClient(node.port, node.ca.cert_file)
@@ -58,6 +61,7 @@ def _sa(cp: ControlPlane, resource: str) -> tuple[str, str]:
         [{"apiGroups": [""], "resources": [resource], "verbs": ["get"]}],
         {"kind": "ServiceAccount", "name": name, "namespace": "default"},
     )
+    TOKENS_USED.append(token)
     return name, token
 
 
@@ -147,3 +151,21 @@ def test_the_api_server_down_gives_quick_refusals_not_hangs(
     finally:
         control_plane.start_apiserver()
     assert node.proc is not None and node.proc.poll() is None
+
+
+def test_credentials_are_never_logged(kubelet: tuple[Node, KubeletClient]) -> None:
+    """Run last in this module: the agent's log and audit log after every request above
+    (valid, revoked and unknown tokens; the API server up and down) hold none of them, nor the
+    node's private key."""
+    node, api = kubelet
+    assert api.call("GET", "/pods", token="not-a-token").status == 401
+    assert len(TOKENS_USED) >= 4
+    audit = (node.base / "audit.log").read_text()
+    assert '"user":{"username":"system:serviceaccount:default:nodes-proxy-' in audit.replace(
+        " ", ""
+    )
+    for where, text in (("agent log", node.log()), ("audit log", audit)):
+        for token in [*TOKENS_USED, "not-a-token"]:
+            assert token not in text, f"a bearer token in the {where}"
+            assert token.split(".")[-1] not in text, f"a token signature in the {where}"
+        assert "PRIVATE KEY" not in text
