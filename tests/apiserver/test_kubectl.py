@@ -1,0 +1,228 @@
+"""kubectl (the built v1.20.2, and the ``kubectl`` on PATH) through a real kube-apiserver to
+pykubelet: ``exec -it`` gets a real terminal in an image container, exit codes pass through.
+
+Node mode is not needed: the Node object (address 127.0.0.1, the kubelet port) and the static
+pod's mirror are made by hand, as node mode would make them. The API server verifies the
+kubelet's serving certificate (``--kubelet-certificate-authority``) and authenticates with its
+kubelet client certificate, which pykubelet's Webhook authorizer asks the API server about.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pykubelet.security.certs import create_serving_cert
+from tests.apiserver.controlplane import UPSTREAM_BIN, ApiError, ControlPlane, kubeconfig
+from tests.apiserver.kubelet import NODE, ClusterNode, node_credentials
+from tests.e2e.node import wait_for
+from tests.prereq import require, require_root
+
+pytestmark = pytest.mark.root
+
+POD = "tty"
+MIRROR = f"{POD}-{NODE}"
+
+
+def _kubectls() -> list[str]:
+    found = [str(UPSTREAM_BIN / "kubectl")]
+    on_path = shutil.which("kubectl")
+    if on_path:
+        found.append(on_path)
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster_node(
+    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ControlPlane, ClusterNode, Path]]:
+    require_root()
+    require(Path("/bin/busybox").exists(), "needs Debian's busybox-static (/bin/busybox)")
+    from devtools.busybox_image import build_busybox_image
+
+    base = tmp_path_factory.mktemp("kubectl-node")
+    image = build_busybox_image(base / "busybox.tar", ref="docker.io/library/busybox:latest")
+    serving = create_serving_cert(str(base / "serving"), NODE, ca=control_plane.ca)
+    kc = node_credentials(control_plane, base)
+    node = ClusterNode(base=base / "node", image_tar=image, cni=False)
+    node.client = control_plane.kubelet_client
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pykubelet.cli",
+            "images",
+            "import",
+            "--root-dir",
+            str(node.root),
+            str(image),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    node.write_pod(
+        POD,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: tty, namespace: default}\n"
+        "spec:\n  containers:\n  - {name: main, image: busybox, command: [sleep, '3600']}\n",
+    )
+    node = start_kubelet_with(control_plane, node, serving.cert_file, serving.key_file, str(kc))
+    admin = kubeconfig(
+        base / "admin.kubeconfig",
+        server=control_plane.server,
+        ca_file=control_plane.ca.cert_file,
+        cert=control_plane.admin,
+    )
+    try:
+        wait_for(
+            lambda: (node.container(POD, "main") or {}).get("state", {}).get("running"),
+            60,
+            "the static pod running",
+        )
+        control_plane.node_object(NODE, node.port)
+        try:
+            control_plane.create(
+                "/api/v1/namespaces/default/pods",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": MIRROR,
+                        "annotations": {"kubernetes.io/config.mirror": "by-hand"},
+                    },
+                    "spec": {
+                        "nodeName": NODE,
+                        "containers": [{"name": "main", "image": "busybox"}],
+                    },
+                },
+            )
+        except ApiError as e:
+            if e.status != 409:  # node mode made the mirror pod already
+                raise
+        yield control_plane, node, admin
+    finally:
+        control_plane.delete(f"/api/v1/namespaces/default/pods/{MIRROR}?gracePeriodSeconds=0")
+        control_plane.delete(f"/api/v1/nodes/{NODE}")
+        node.cleanup()
+
+
+def start_kubelet_with(
+    cp: ControlPlane, node: ClusterNode, cert: str, key: str, kc: str
+) -> ClusterNode:
+    node.extra_args = [
+        "--client-ca-file",
+        cp.ca.cert_file,
+        "--tls-cert-file",
+        cert,
+        "--tls-private-key-file",
+        key,
+        "--kubeconfig",
+        kc,
+        "--authorization-mode",
+        "Webhook",
+    ]
+    node.verify_server = False
+    node.start()
+    return node
+
+
+def _set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+class _Pty:
+    """kubectl on a terminal of its own (it is the session leader; a resize of the terminal
+    sends it SIGWINCH, as in a real terminal window)."""
+
+    def __init__(self, argv: list[str], rows: int, cols: int) -> None:
+        self.master, slave = os.openpty()
+        _set_size(self.master, rows, cols)
+
+        def ctty() -> None:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, preexec_fn=ctty, close_fds=True
+        )
+        os.close(slave)
+        self.screen = b""
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def expect(self, pattern: bytes, timeout_s: float = 30) -> re.Match[bytes]:
+        deadline = time.monotonic() + timeout_s
+        while (m := re.search(pattern, self.screen)) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {pattern!r} on the terminal: {self.screen[-2000:]!r}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"terminal closed: {self.screen[-2000:]!r}")
+                self.screen += chunk
+        self.screen = self.screen[m.end() :]
+        return m
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            os.close(self.master)
+
+
+@pytest.mark.parametrize("kubectl", _kubectls(), ids=lambda p: "path" if "/usr" in p else "v1.20.2")
+def test_kubectl_exec_it_gets_a_real_terminal(
+    cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str
+) -> None:
+    _cp, _node, admin = cluster_node
+    term = _Pty([kubectl, f"--kubeconfig={admin}", "exec", "-it", MIRROR, "--", "sh", "-i"], 31, 97)
+    try:
+        term.type(b"tty; stty size; echo mark-$((6*7))\r")
+        m = term.expect(rb"(/dev/pts/\d+)\r\n(\d+ \d+)\r\nmark-42")
+        assert m[2] == b"31 97", m[0]
+        _set_size(term.master, 45, 120)  # the window grows: kubectl forwards the resize
+        term.type(b"stty size; echo mark-$((6*8))\r")
+        assert term.expect(rb"(\d+ \d+)\r\nmark-48")[1] == b"45 120"
+        term.type(b"sleep 300 &\rjobs; echo mark-$((7*7))\r")
+        term.expect(rb"\[1\]\+ +Running +sleep 300\r\nmark-49")
+        term.type(b"kill %1; exit 3\r")
+    finally:
+        code = term.close()
+    assert code == 3
+    assert b"job control turned off" not in term.screen
+
+
+@pytest.mark.parametrize("kubectl", _kubectls(), ids=lambda p: "path" if "/usr" in p else "v1.20.2")
+def test_kubectl_exec_exit_code_and_stdin(
+    cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str
+) -> None:
+    _cp, _node, admin = cluster_node
+    base = [kubectl, f"--kubeconfig={admin}", "exec"]
+    r = subprocess.run([*base, MIRROR, "--", "sh", "-c", "exit 7"], capture_output=True, timeout=60)
+    assert r.returncode == 7, r.stderr
+    r = subprocess.run(
+        [*base, "-i", MIRROR, "--", "sh", "-c", "wc -c; echo err >&2"],
+        input=b"x" * 100_000,
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == b"100000"
+    assert r.stderr.strip() == b"err"
