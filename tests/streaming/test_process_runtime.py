@@ -189,6 +189,26 @@ async def test_exec_tty_is_the_containers_own_terminal(pod_server: PodServer) ->
     assert b"job control turned off" not in term.screen
 
 
+async def test_attach_to_a_tty_container_has_the_containers_own_terminal(
+    pod_server: PodServer,
+) -> None:
+    """The container's own terminal (``tty: true``) comes from its devpts too: ``tty`` names
+    it inside the container and a resize reaches it."""
+    srv = pod_server.srv
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(
+            srv.base_url + "/attach/default/streampod/term?input=1&output=1&tty=1",
+            protocols=("v5.channel.k8s.io",),
+            ssl=srv.client_ssl(),
+        ) as ws:
+            term = _Terminal(ws)
+            await term.resize(90, 33)
+            await term.type(b"tty; stty size; echo step-$((5*5))\n")
+            m = await term.expect(rb"\r\n(\S+)\r\n(\d+ \d+)\r\nstep-25")
+            assert re.fullmatch(rb"/dev/pts/\d+", m[1]), m[0]
+            assert m[2] == b"33 90"
+
+
 async def test_spdy_exec_with_stdin_inside_the_pod(pod_server: PodServer) -> None:
     srv = pod_server.srv
     result = await run_spdy_client(

@@ -370,6 +370,38 @@ static long long now_ns(void) {
 
 static int cmd_init(int argc, char **argv);
 
+/* A container with a terminal (run -t with -I): init makes the terminal inside the container,
+ * from its own devpts (so ttyname() finds /dev/pts/N there, as with runc), and hands the
+ * master to the shim over this socket. -1 otherwise. */
+static int tty_sock = -1;
+
+static void send_fd(int sock, int fd) {
+    char byte = 'm', cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    while (sendmsg(sock, &msg, 0) < 0 && errno == EINTR) {}
+}
+
+static int recv_fd(int sock) {
+    char byte, cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    ssize_t n;
+    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
+    struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+    int fd = -1;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
 static int cmd_run(int argc, char **argv) {
     const char *log_path = NULL;
     const char *ns_paths[MAX_NS];
@@ -418,8 +450,11 @@ static int cmd_run(int argc, char **argv) {
     chmod(sock_path, 0600);
 
     int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, master = -1;
+    int tty_pair[2] = {-1, -1};
     char slave_name[128] = "";
-    if (tty) {
+    if (tty && init_spec) {
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, tty_pair) < 0) fail("socketpair");
+    } else if (tty) {
         master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
         if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) fail("pty");
         if (ptsname_r(master, slave_name, sizeof slave_name) != 0) fail("ptsname");
@@ -450,7 +485,9 @@ static int cmd_run(int argc, char **argv) {
         signal(SIGCHLD, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
         setsid();
-        if (tty) {
+        if (tty && init_spec) {
+            tty_sock = tty_pair[1];  /* init makes the terminal inside the container */
+        } else if (tty) {
             int s = open(slave_name, O_RDWR);
             if (s < 0) _exit(127);
             ioctl(s, TIOCSCTTY, 0);
@@ -472,6 +509,11 @@ static int cmd_run(int argc, char **argv) {
         _exit(127);
     }
     close(exec_pipe[1]);
+    if (tty && init_spec) {
+        close(tty_pair[1]);
+        master = recv_fd(tty_pair[0]);  /* -1 when init failed before: reported below */
+        close(tty_pair[0]);
+    }
     int exec_errno = 0;
     if (read(exec_pipe[0], &exec_errno, sizeof exec_errno) != sizeof exec_errno) exec_errno = 0;
     close(exec_pipe[0]);
@@ -811,6 +853,20 @@ static int cmd_init(int argc, char **argv) {
             if (ro_root && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
                 die("read-only remount", "/");
         }
+    }
+    if (tty_sock >= 0) {
+        /* the container's devpts when it has one (an image), else the host's */
+        const char *ptmx = access("/dev/pts/ptmx", F_OK) == 0 ? "/dev/pts/ptmx" : "/dev/ptmx";
+        int m = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC), unlock = 0;
+        if (m < 0 || ioctl(m, TIOCSPTLCK, &unlock) < 0) die("open terminal", ptmx);
+        int t = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+        if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0) die("terminal slave", ptmx);
+        dup2(t, 0); dup2(t, 1); dup2(t, 2);
+        if (t > 2) close(t);
+        send_fd(tty_sock, m);
+        close(m);
+        close(tty_sock);
+        tty_sock = -1;
     }
     if (have_caps) {
         for (int c = 0; c <= 63; c++)
