@@ -9,11 +9,14 @@ kubelet client certificate, which pykubelet's Webhook authorizer asks the API se
 
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
+import hashlib
 import os
 import re
 import select
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -33,6 +36,7 @@ from tests.prereq import require, require_root
 pytestmark = pytest.mark.root
 
 POD = "tty"
+ECHO_PORT = 8080
 MIRROR = f"{POD}-{NODE}"
 
 
@@ -75,7 +79,11 @@ def cluster_node(
     node.write_pod(
         POD,
         "apiVersion: v1\nkind: Pod\nmetadata: {name: tty, namespace: default}\n"
-        "spec:\n  containers:\n  - {name: main, image: busybox, command: [sleep, '3600']}\n",
+        "spec:\n  containers:\n"
+        "  - {name: main, image: busybox, command: [sleep, '3600']}\n"
+        f"  - {{name: echo, image: busybox, command: [nc, -ll, -p, '{ECHO_PORT}', -e, cat]}}\n"
+        "  - name: logger\n    image: busybox\n"
+        "    command: [sh, -c, 'for i in $(seq 1 50); do echo line-$i; done; sleep 3600']\n",
     )
     node = start_kubelet_with(control_plane, node, serving.cert_file, serving.key_file, str(kc))
     admin = kubeconfig(
@@ -103,9 +111,19 @@ def cluster_node(
                     },
                     "spec": {
                         "nodeName": NODE,
-                        "containers": [{"name": "main", "image": "busybox"}],
+                        "containers": [
+                            {"name": name, "image": "busybox"}
+                            for name in ("main", "echo", "logger")
+                        ],
                     },
                 },
+            )
+            # kubectl port-forward wants the pod Running (node mode reports it so)
+            control_plane.request(
+                "PATCH",
+                f"/api/v1/namespaces/default/pods/{MIRROR}/status",
+                {"status": {"phase": "Running"}},
+                content_type="application/merge-patch+json",
             )
         except ApiError as e:
             if e.status != 409:  # node mode made the mirror pod already
@@ -192,7 +210,11 @@ def test_kubectl_exec_it_gets_a_real_terminal(
     cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str
 ) -> None:
     _cp, _node, admin = cluster_node
-    term = _Pty([kubectl, f"--kubeconfig={admin}", "exec", "-it", MIRROR, "--", "sh", "-i"], 31, 97)
+    term = _Pty(
+        [kubectl, f"--kubeconfig={admin}", "exec", "-it", MIRROR, "-c", "main", "--", "sh", "-i"],
+        31,
+        97,
+    )
     try:
         term.type(b"tty; stty size; echo mark-$((6*7))\r")
         m = term.expect(rb"(/dev/pts/\d+)\r\n(\d+ \d+)\r\nmark-42")
@@ -214,7 +236,7 @@ def test_kubectl_exec_exit_code_and_stdin(
     cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str
 ) -> None:
     _cp, _node, admin = cluster_node
-    base = [kubectl, f"--kubeconfig={admin}", "exec"]
+    base = [kubectl, f"--kubeconfig={admin}", "exec", "-c", "main"]
     r = subprocess.run([*base, MIRROR, "--", "sh", "-c", "exit 7"], capture_output=True, timeout=60)
     assert r.returncode == 7, r.stderr
     r = subprocess.run(
@@ -226,3 +248,103 @@ def test_kubectl_exec_exit_code_and_stdin(
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == b"100000"
     assert r.stderr.strip() == b"err"
+
+
+def _kubectl(
+    kubectl: str, admin: Path, *args: str, **kw: object
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [kubectl, f"--kubeconfig={admin}", *args], capture_output=True, timeout=60, **kw
+    )  # type: ignore[call-overload,no-any-return]
+
+
+@pytest.mark.parametrize("kubectl", _kubectls(), ids=lambda p: "path" if "/usr" in p else "v1.20.2")
+def test_kubectl_logs_raw_proxy_and_cp(
+    cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str, tmp_path: Path
+) -> None:
+    _cp, _node, admin = cluster_node
+    wait_for(
+        lambda: b"line-50" in _kubectl(kubectl, admin, "logs", MIRROR, "-c", "logger").stdout,
+        30,
+        "the logger's output",
+    )
+    r = _kubectl(kubectl, admin, "logs", MIRROR, "-c", "logger", "--tail", "2")
+    assert r.stdout == b"line-49\nline-50\n", r.stderr
+    r = _kubectl(kubectl, admin, "logs", MIRROR, "-c", "logger", "--limit-bytes", "14")
+    assert r.stdout == b"line-1\nline-2\n"
+    r = _kubectl(kubectl, admin, "logs", MIRROR, "-c", "logger", "--timestamps", "--tail", "1")
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z line-50\n", r.stdout), r.stdout
+
+    for path, key in (
+        ("pods", b'"kind":"PodList"'),
+        ("stats/summary", b'"nodeName"'),
+        ("metrics/resource", b"node_cpu_usage_seconds_total"),
+        ("metrics/cadvisor", b"container_cpu_usage_seconds_total"),
+        ("configz", b'"kubeletconfig"'),
+    ):
+        r = _kubectl(kubectl, admin, "get", "--raw", f"/api/v1/nodes/{NODE}/proxy/{path}")
+        assert r.returncode == 0, (path, r.stderr)
+        assert key in r.stdout.replace(b" ", b"").replace(b"\n", b""), (path, r.stdout[:300])
+
+    data = os.urandom(300_000)
+    src = tmp_path / "blob"
+    src.write_bytes(data)
+    r = _kubectl(kubectl, admin, "cp", str(src), f"default/{MIRROR}:/tmp/blob", "-c", "main")
+    assert r.returncode == 0, r.stderr
+    back = tmp_path / "back"
+    r = _kubectl(kubectl, admin, "cp", f"default/{MIRROR}:/tmp/blob", str(back), "-c", "main")
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(back.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+def _port_forward_kubectls() -> list[object]:
+    """kubectl >= 1.31 offers the SPDY-in-WebSocket tunnel first; a 1.20 API server passes the
+    upgrade through to the kubelet, which accepts it, and the session then ends at once (kubectl:
+    "error creating forwarding stream ...: EOF", "lost connection to pod"). A known bug of the
+    tunnel path, kept visible: strict xfail (upstream's 1.20 kubelet refuses the tunnel and
+    kubectl falls back to SPDY)."""
+    out: list[object] = []
+    for k in _kubectls():
+        if "/usr" in k:
+            reason = "SPDY-in-WebSocket tunnel through a 1.20 API server ends at once (bug)"
+            out.append(pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=reason)))
+        else:
+            out.append(k)
+    return out
+
+
+@pytest.mark.parametrize(
+    "kubectl", _port_forward_kubectls(), ids=lambda p: "path" if "/usr" in str(p) else "v1.20.2"
+)
+def test_kubectl_port_forward_several_connections(
+    cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str
+) -> None:
+    _cp, _node, admin = cluster_node
+    proc = subprocess.Popen(
+        [kubectl, f"--kubeconfig={admin}", "port-forward", f"pod/{MIRROR}", f":{ECHO_PORT}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(rb"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
+        assert m, line
+        port = int(m[1])
+
+        def echo(size: int) -> bool:
+            payload = os.urandom(size)
+            got = b""
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+                while chunk := s.recv(65536):
+                    got += chunk
+            return hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(echo, [1 << 20, 2 << 20, 4096, 3 << 20]))
+        assert results == [True, True, True, True]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
