@@ -19,7 +19,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import termios
 import time
 from collections.abc import Iterator
@@ -27,17 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from pykubelet.security.certs import create_serving_cert
-from tests.apiserver.controlplane import UPSTREAM_BIN, ApiError, ControlPlane, kubeconfig
-from tests.apiserver.kubelet import NODE, ClusterNode, node_credentials
+from tests.apiserver.controlplane import UPSTREAM_BIN, ControlPlane
+from tests.apiserver.kubelet import NODE, ClusterNode
+from tests.apiserver.podnode import ECHO_PORT, MIRROR, node_with_pod
 from tests.e2e.node import wait_for
 from tests.prereq import require, require_root
 
 pytestmark = pytest.mark.root
-
-POD = "tty"
-ECHO_PORT = 8080
-MIRROR = f"{POD}-{NODE}"
 
 
 def _kubectls() -> list[str]:
@@ -54,105 +49,8 @@ def cluster_node(
 ) -> Iterator[tuple[ControlPlane, ClusterNode, Path]]:
     require_root()
     require(Path("/bin/busybox").exists(), "needs Debian's busybox-static (/bin/busybox)")
-    from devtools.busybox_image import build_busybox_image
-
-    base = tmp_path_factory.mktemp("kubectl-node")
-    image = build_busybox_image(base / "busybox.tar", ref="docker.io/library/busybox:latest")
-    serving = create_serving_cert(str(base / "serving"), NODE, ca=control_plane.ca)
-    kc = node_credentials(control_plane, base)
-    node = ClusterNode(base=base / "node", image_tar=image, cni=False)
-    node.client = control_plane.kubelet_client
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pykubelet.cli",
-            "images",
-            "import",
-            "--root-dir",
-            str(node.root),
-            str(image),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    node.write_pod(
-        POD,
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: tty, namespace: default}\n"
-        "spec:\n  containers:\n"
-        "  - {name: main, image: busybox, command: [sleep, '3600']}\n"
-        f"  - {{name: echo, image: busybox, command: [nc, -ll, -p, '{ECHO_PORT}', -e, cat]}}\n"
-        "  - name: logger\n    image: busybox\n"
-        "    command: [sh, -c, 'for i in $(seq 1 50); do echo line-$i; done; sleep 3600']\n",
-    )
-    node = start_kubelet_with(control_plane, node, serving.cert_file, serving.key_file, str(kc))
-    admin = kubeconfig(
-        base / "admin.kubeconfig",
-        server=control_plane.server,
-        ca_file=control_plane.ca.cert_file,
-        cert=control_plane.admin,
-    )
-    try:
-        wait_for(
-            lambda: (node.container(POD, "main") or {}).get("state", {}).get("running"),
-            60,
-            "the static pod running",
-        )
-        control_plane.node_object(NODE, node.port)
-        try:
-            control_plane.create(
-                "/api/v1/namespaces/default/pods",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {
-                        "name": MIRROR,
-                        "annotations": {"kubernetes.io/config.mirror": "by-hand"},
-                    },
-                    "spec": {
-                        "nodeName": NODE,
-                        "containers": [
-                            {"name": name, "image": "busybox"}
-                            for name in ("main", "echo", "logger")
-                        ],
-                    },
-                },
-            )
-            # kubectl port-forward wants the pod Running (node mode reports it so)
-            control_plane.request(
-                "PATCH",
-                f"/api/v1/namespaces/default/pods/{MIRROR}/status",
-                {"status": {"phase": "Running"}},
-                content_type="application/merge-patch+json",
-            )
-        except ApiError as e:
-            if e.status != 409:  # node mode made the mirror pod already
-                raise
+    with node_with_pod(control_plane, tmp_path_factory.mktemp("kubectl-node")) as (node, admin):
         yield control_plane, node, admin
-    finally:
-        control_plane.delete(f"/api/v1/namespaces/default/pods/{MIRROR}?gracePeriodSeconds=0")
-        control_plane.delete(f"/api/v1/nodes/{NODE}")
-        node.cleanup()
-
-
-def start_kubelet_with(
-    cp: ControlPlane, node: ClusterNode, cert: str, key: str, kc: str
-) -> ClusterNode:
-    node.extra_args = [
-        "--client-ca-file",
-        cp.ca.cert_file,
-        "--tls-cert-file",
-        cert,
-        "--tls-private-key-file",
-        key,
-        "--kubeconfig",
-        kc,
-        "--authorization-mode",
-        "Webhook",
-    ]
-    node.verify_server = False
-    node.start()
-    return node
 
 
 def _set_size(fd: int, rows: int, cols: int) -> None:
