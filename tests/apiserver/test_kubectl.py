@@ -195,28 +195,12 @@ def test_kubectl_logs_raw_proxy_and_cp(
     assert hashlib.sha256(back.read_bytes()).digest() == hashlib.sha256(data).digest()
 
 
-def _port_forward_kubectls() -> list[object]:
-    """kubectl >= 1.31 offers the SPDY-in-WebSocket tunnel first; a 1.20 API server passes the
-    upgrade through to the kubelet, which accepts it, and the session then ends at once (kubectl:
-    "error creating forwarding stream ...: EOF", "lost connection to pod"). A known bug of the
-    tunnel path, kept visible: strict xfail (upstream's 1.20 kubelet refuses the tunnel and
-    kubectl falls back to SPDY)."""
-    out: list[object] = []
-    for k in _kubectls():
-        if "/usr" in k:
-            reason = "SPDY-in-WebSocket tunnel through a 1.20 API server ends at once (bug)"
-            out.append(pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=reason)))
-        else:
-            out.append(k)
-    return out
-
-
-@pytest.mark.parametrize(
-    "kubectl", _port_forward_kubectls(), ids=lambda p: "path" if "/usr" in str(p) else "v1.20.2"
-)
+@pytest.mark.parametrize("kubectl", _kubectls(), ids=lambda p: "path" if "/usr" in p else "v1.20.2")
 def test_kubectl_port_forward_several_connections(
     cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str
 ) -> None:
+    """Regression (PATH kubectl >= 1.31): it tunnels SPDY in WebSocket messages, which a 1.20 API
+    server passes through; its zero-length messages used to end the session as an EOF."""
     _cp, _node, admin = cluster_node
     proc = subprocess.Popen(
         [kubectl, f"--kubeconfig={admin}", "port-forward", f"pod/{MIRROR}", f":{ECHO_PORT}"],
