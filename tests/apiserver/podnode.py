@@ -1,4 +1,5 @@
-"""pykubelet with one static pod (containers ``main``, ``echo`` on ECHO_PORT, ``logger``),
+"""pykubelet with one static pod (containers ``main``, ``echo`` on ECHO_PORT, ``logger``,
+``term`` with a terminal),
 its Node object and mirror pod made by hand in the API server, for kubectl tests and the
 benchmark. The API server reaches the kubelet at 127.0.0.1 and verifies its serving
 certificate (signed by the cluster CA)."""
@@ -46,7 +47,8 @@ def node_with_pod(cp: ControlPlane, base: Path) -> Iterator[tuple[ClusterNode, P
         "  - {name: main, image: busybox, command: [sleep, '3600']}\n"
         f"  - {{name: echo, image: busybox, command: [nc, -ll, -p, '{ECHO_PORT}', -e, cat]}}\n"
         "  - name: logger\n    image: busybox\n"
-        "    command: [sh, -c, 'for i in $(seq 1 50); do echo line-$i; done; sleep 3600']\n",
+        "    command: [sh, -c, 'for i in $(seq 1 50); do echo line-$i; done; sleep 3600']\n"
+        "  - {name: term, image: busybox, command: [sh], stdin: true, tty: true}\n",
     )
     node.extra_args = [
         "--client-ca-file",
@@ -84,8 +86,11 @@ def node_with_pod(cp: ControlPlane, base: Path) -> Iterator[tuple[ClusterNode, P
                     "spec": {
                         "nodeName": NODE,
                         "containers": [
-                            {"name": name, "image": "busybox"}
-                            for name in ("main", "echo", "logger")
+                            *(
+                                {"name": name, "image": "busybox"}
+                                for name in ("main", "echo", "logger")
+                            ),
+                            {"name": "term", "image": "busybox", "stdin": True, "tty": True},
                         ],
                     },
                 },

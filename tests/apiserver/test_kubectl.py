@@ -230,3 +230,34 @@ def test_kubectl_port_forward_several_connections(
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("kubectl", _kubectls(), ids=lambda p: "path" if "/usr" in p else "v1.20.2")
+def test_kubectl_attach_and_logs_follow(
+    cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str
+) -> None:
+    _cp, _node, admin = cluster_node
+    marker = f"attached-{os.getpid()}-{len(kubectl)}"
+    term = _Pty([kubectl, f"--kubeconfig={admin}", "attach", "-it", MIRROR, "-c", "term"], 24, 80)
+    follow = subprocess.Popen(
+        [kubectl, f"--kubeconfig={admin}", "logs", "-f", MIRROR, "-c", "term"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        term.type(f"tty; echo {marker}\r".encode())
+        term.expect(rb"/dev/pts/\d+\r\n" + marker.encode())
+        # the same output reaches the container log, which a follower sees as it is written
+        assert follow.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + 30
+        while marker.encode() not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([follow.stdout], [], [], 1)
+            if ready:
+                seen += os.read(follow.stdout.fileno(), 65536)
+        assert marker.encode() in seen
+    finally:
+        term.proc.terminate()
+        term.close()
+        follow.terminate()
+        follow.wait(timeout=30)
