@@ -287,7 +287,7 @@ async def bootstrap_client_certificate(
 ) -> str:
     """Make ``kubeconfig`` usable; what was done: "kept", "reused" (a valid current PEM) or
     "requested" (a new CSR)."""
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
     if _kubeconfig_valid(kubeconfig, now):
         return "kept"
     bootstrap = load_kubeconfig(bootstrap_kubeconfig)  # InvalidInput names the file
