@@ -126,6 +126,29 @@ def test_a_revoked_token_stops_working_within_the_cache_ttl(
     )
 
 
+def test_a_new_grant_is_seen_once_the_cached_denial_expires(
+    control_plane: ControlPlane, kubelet: tuple[Node, KubeletClient]
+) -> None:
+    """Denials are cached for cacheUnauthorizedTTL (30 s, upstream's default), then asked
+    again: RBAC granted afterwards takes effect within that time."""
+    _, api = kubelet
+    name = f"late-{secrets.token_hex(3)}"
+    token = control_plane.service_account_token("default", name)
+    TOKENS_USED.append(token)
+    assert api.call("GET", "/pods", token=token).status == 403
+    control_plane.grant(
+        name,
+        [{"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}],
+        {"kind": "ServiceAccount", "name": name, "namespace": "default"},
+    )
+    wait_until(
+        lambda: api.call("GET", "/pods", token=token).status == 200,
+        30 + 30,
+        "the grant to be seen",
+        interval_s=1,
+    )
+
+
 def test_the_api_server_down_gives_quick_refusals_not_hangs(
     control_plane: ControlPlane, kubelet: tuple[Node, KubeletClient]
 ) -> None:
