@@ -17,6 +17,7 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -104,7 +105,10 @@ class CsrClient:
         if not 200 <= status < 300:
             text = data[:300].decode("utf-8", "replace")
             raise CertificateRequestFailed(f"{method} {path}: HTTP {status}: {text}")
-        answer = yaml.safe_load(data)  # JSON is YAML; one parser for both
+        try:
+            answer = json.loads(data)
+        except ValueError as exc:
+            raise CertificateRequestFailed(f"{method} {path}: the answer is not JSON") from exc
         if not isinstance(answer, dict):
             raise CertificateRequestFailed(f"{method} {path}: the answer is not an object")
         return answer
