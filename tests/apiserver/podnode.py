@@ -25,8 +25,9 @@ MIRROR = f"{POD}-{NODE}"
 
 
 @contextmanager
-def node_with_pod(cp: ControlPlane, base: Path) -> Iterator[tuple[ClusterNode, Path]]:
-    """The running node and an admin kubeconfig; everything removed afterwards."""
+def node_with_pod(cp: ControlPlane, base: Path, *extra: str) -> Iterator[tuple[ClusterNode, Path]]:
+    """The running node and an admin kubeconfig; everything removed afterwards. ``extra``:
+    more ``pykubelet run`` flags (they win)."""
     from devtools.busybox_image import build_busybox_image
 
     image = build_busybox_image(base / "busybox.tar", ref="docker.io/library/busybox:latest")
@@ -61,6 +62,7 @@ def node_with_pod(cp: ControlPlane, base: Path) -> Iterator[tuple[ClusterNode, P
         str(kc),
         "--authorization-mode",
         "Webhook",
+        *extra,
     ]
     admin = kubeconfig(
         base / "admin.kubeconfig", server=cp.server, ca_file=cp.ca.cert_file, cert=cp.admin

@@ -8,8 +8,10 @@ import os
 import socket
 import ssl
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,8 +19,15 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
-from tests.apiserver.controlplane import ApiError, ControlPlane, kubeconfig, wait_until
+from tests.apiserver.controlplane import (
+    UPSTREAM_BIN,
+    ApiError,
+    ControlPlane,
+    kubeconfig,
+    wait_until,
+)
 from tests.apiserver.kubelet import NODE, node_credentials, start_kubelet
+from tests.apiserver.podnode import MIRROR, node_with_pod
 from tests.e2e.node import Node
 from tests.prereq import require_root
 
@@ -211,3 +220,61 @@ def test_serving_certificate_from_a_csr_is_used_by_the_api_server_and_rotated(
     )
     assert node.proc is not None and node.proc.pid == pid and node.proc.poll() is None
     assert cp.request("GET", proxy)["kind"] == "PodList"
+
+
+def test_a_running_exec_survives_serving_certificate_rotation(
+    controller_manager: ControlPlane, tmp_path: Path
+) -> None:
+    """kubectl exec through the API server keeps its stream while the kubelet's serving
+    certificate is replaced underneath (established TLS sessions keep theirs)."""
+    require_root()
+    cp = controller_manager
+    cert_dir = tmp_path / "kubelet-pki"
+    with node_with_pod(
+        cp, tmp_path, "--cert-dir", str(cert_dir), "--rotate-server-certificates"
+    ) as (
+        node,
+        admin,
+    ):
+        seen: set[str] = set()
+
+        def pending() -> dict[str, Any] | None:
+            for c in cp.csrs(SERVING_SIGNER):
+                name = c["metadata"]["name"]
+                if name not in seen and not c.get("status", {}).get("conditions"):
+                    return c
+            return None
+
+        first = wait_until(pending, 60, "a kubelet-serving CSR")
+        seen.add(first["metadata"]["name"])
+        cp.approve(first)
+        wait_until(
+            lambda: _signed_by(_served_cert(node.port), cp.ca.cert_file), 60, "the signed cert"
+        )
+        before = _served_cert(node.port).serial_number
+        kubectl = str(UPSTREAM_BIN / "kubectl")
+        proc = subprocess.Popen(
+            [kubectl, f"--kubeconfig={admin}", "exec", "-i", MIRROR, "-c", "main", "--", "cat"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(b"before rotation\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"before rotation\n"
+            second = wait_until(pending, 240, "the rotation CSR", interval_s=1)
+            cp.approve(second)
+            wait_until(
+                lambda: _served_cert(node.port).serial_number != before, 60, "the new cert served"
+            )
+            proc.stdin.write(b"after rotation\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == b"after rotation\n"
+            proc.stdin.close()
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
