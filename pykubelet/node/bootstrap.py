@@ -115,7 +115,10 @@ class CsrClient:
 
     async def create(self, csr: dict[str, Any]) -> str:
         created = await self._call("POST", _CSR_PATH, csr)
-        return str(created["metadata"]["name"])
+        name = (created.get("metadata") or {}).get("name")
+        if not isinstance(name, str) or not name:
+            raise CertificateRequestFailed("the created CSR has no metadata.name")
+        return name
 
     async def get(self, name: str) -> dict[str, Any]:
         return await self._call("GET", f"{_CSR_PATH}/{name}")
@@ -195,7 +198,12 @@ async def request_certificate(
         cert = status.get("certificate")
         if cert:
             log.info("certificate signing request %s signed", created)
-            return IssuedPair(cert_pem=base64.b64decode(cert), key_pem=_key_pem(key))
+            try:
+                pair = IssuedPair(cert_pem=base64.b64decode(cert), key_pem=_key_pem(key))
+                pair.certificate  # noqa: B018 (parses: refuse garbage before writing it)
+            except ValueError as exc:
+                raise CertificateRequestFailed(f"CSR {created}: unusable certificate") from exc
+            return pair
         if clock.monotonic() > deadline:
             raise CertificateRequestFailed(f"CSR {created} not signed after {timeout_s:.0f}s")
         await clock.sleep(poll_s)

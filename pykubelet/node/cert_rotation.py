@@ -164,7 +164,8 @@ class CertificateRotator:
                 await self._clock.sleep(wait)
             try:
                 await self.rotate()
-            except (CertificateRequestFailed, InvalidInput) as exc:
+            except (CertificateRequestFailed, InvalidInput, ValueError, KeyError, OSError) as exc:
+                # an unusable answer or a full disk: keep the current certificate, try again
                 log.warning(
                     "%s certificate rotation failed (retry in %.0fs): %s", self.kind, retry, exc
                 )
