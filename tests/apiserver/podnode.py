@@ -1,5 +1,5 @@
 """pykubelet with one static pod (containers ``main``, ``echo`` on ECHO_PORT, ``logger``,
-``term`` with a terminal),
+``term`` with a terminal, ``crasher`` restarting),
 its Node object and mirror pod made by hand in the API server, for kubectl tests and the
 benchmark. The API server reaches the kubelet at 127.0.0.1 and verifies its serving
 certificate (signed by the cluster CA)."""
@@ -49,7 +49,8 @@ def node_with_pod(cp: ControlPlane, base: Path, *extra: str) -> Iterator[tuple[C
         f"  - {{name: echo, image: busybox, command: [nc, -ll, -p, '{ECHO_PORT}', -e, cat]}}\n"
         "  - name: logger\n    image: busybox\n"
         "    command: [sh, -c, 'for i in $(seq 1 50); do echo line-$i; done; sleep 3600']\n"
-        "  - {name: term, image: busybox, command: [sh], stdin: true, tty: true}\n",
+        "  - {name: term, image: busybox, command: [sh], stdin: true, tty: true}\n"
+        "  - {name: crasher, image: busybox, command: [sh, -c, 'echo run-$RANDOM; exit 1']}\n",
     )
     node.extra_args = [
         "--client-ca-file",
@@ -90,7 +91,7 @@ def node_with_pod(cp: ControlPlane, base: Path, *extra: str) -> Iterator[tuple[C
                         "containers": [
                             *(
                                 {"name": name, "image": "busybox"}
-                                for name in ("main", "echo", "logger")
+                                for name in ("main", "echo", "logger", "crasher")
                             ),
                             {"name": "term", "image": "busybox", "stdin": True, "tty": True},
                         ],

@@ -261,3 +261,27 @@ def test_kubectl_attach_and_logs_follow(
         term.close()
         follow.terminate()
         follow.wait(timeout=30)
+
+
+@pytest.mark.parametrize("kubectl", _kubectls(), ids=lambda p: "path" if "/usr" in p else "v1.20.2")
+def test_kubectl_logs_since_and_previous(
+    cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str
+) -> None:
+    _cp, node, admin = cluster_node
+    logs = [kubectl, f"--kubeconfig={admin}", "logs", MIRROR]
+    run = lambda *a: subprocess.run([*logs, *a], capture_output=True, timeout=60)  # noqa: E731
+    assert run("-c", "logger", "--since=1h").stdout.count(b"\n") == 50
+    # the logger wrote its 50 lines at start and sleeps: soon none is younger than 1 s
+    wait_for(lambda: run("-c", "logger", "--since=1s").stdout == b"", 30, "no recent lines")
+    # --previous: the last terminated instance of a restarting container
+    wait_for(
+        lambda: (node.container("tty", "crasher") or {}).get("restartCount", 0) >= 1,
+        60,
+        "the crasher restarted",
+    )
+    previous = run("-c", "crasher", "--previous")
+    current = run("-c", "crasher")
+    assert previous.returncode == 0, previous.stderr
+    assert re.fullmatch(rb"run-\d+\n", previous.stdout), previous.stdout
+    assert re.fullmatch(rb"run-\d+\n", current.stdout), current.stdout
+    assert previous.stdout != current.stdout  # two instances, two random numbers
