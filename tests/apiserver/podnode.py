@@ -50,7 +50,8 @@ def node_with_pod(cp: ControlPlane, base: Path, *extra: str) -> Iterator[tuple[C
         "  - name: logger\n    image: busybox\n"
         "    command: [sh, -c, 'for i in $(seq 1 50); do echo line-$i; done; sleep 3600']\n"
         "  - {name: term, image: busybox, command: [sh], stdin: true, tty: true}\n"
-        "  - {name: crasher, image: busybox, command: [sh, -c, 'echo run-$RANDOM; exit 1']}\n",
+        "  - name: crasher\n    image: busybox\n"
+        "    command: [sh, -c, 'echo run-$RANDOM; sleep 5; exit 1']\n",
     )
     node.extra_args = [
         "--client-ca-file",

@@ -273,12 +273,14 @@ def test_kubectl_logs_since_and_previous(
     assert run("-c", "logger", "--since=1h").stdout.count(b"\n") == 50
     # the logger wrote its 50 lines at start and sleeps: soon none is younger than 1 s
     wait_for(lambda: run("-c", "logger", "--since=1s").stdout == b"", 30, "no recent lines")
-    # --previous: the last terminated instance of a restarting container
-    wait_for(
-        lambda: (node.container("tty", "crasher") or {}).get("restartCount", 0) >= 1,
-        60,
-        "the crasher restarted",
-    )
+
+    # --previous: the last terminated instance of a restarting container, while a newer one
+    # runs (it lives 5 s; in back-off both would show the terminated one, as upstream)
+    def restarted_and_running() -> bool:
+        st = node.container("tty", "crasher") or {}
+        return st.get("restartCount", 0) >= 1 and "running" in st.get("state", {})
+
+    wait_for(restarted_and_running, 90, "the crasher running again")
     previous = run("-c", "crasher", "--previous")
     current = run("-c", "crasher")
     assert previous.returncode == 0, previous.stderr
