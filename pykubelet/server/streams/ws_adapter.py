@@ -195,7 +195,10 @@ class _WsTunnelWire:
             await self._reading.wait()
             msg = await self._ws.receive()
             if msg.type is WSMsgType.BINARY:
-                conn.feed(msg.data)
+                # client-go's tunnel sends zero-length messages (empty writes); b"" is EOF
+                # to the SPDY core, so they are skipped
+                if msg.data:
+                    conn.feed(msg.data)
             elif msg.type is WSMsgType.PING:
                 await answer_ping(self._ws, msg.data, self._pause)
             elif msg.type in (

@@ -18,8 +18,9 @@
  *       /proc, /dev, /sys, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
  *       then exec of the container's command in place.
  *   pkshim enter -t PID [-C CGROUP_PROCS]... [-c CAPMASK] [-u UID -g GID -G GROUPS] [-n]
- *                [-w CWD] -- ARGV...
- *       exec into a running container: its cgroups, namespaces, root, credentials and cwd.
+ *                [-w CWD] [-T] -- ARGV...
+ *       exec into a running container: its cgroups, namespaces, root, credentials and cwd
+ *       (-T: a new session with stdin, a terminal, as its controlling terminal).
  *
  *   pkshim zygote
  *       Launch server: reads requests (a pause or run command line, optionally its
@@ -374,6 +375,38 @@ static long long now_ns(void) {
 
 static int cmd_init(int argc, char **argv);
 
+/* A container with a terminal (run -t with -I): init makes the terminal inside the container,
+ * from its own devpts (so ttyname() finds /dev/pts/N there, as with runc), and hands the
+ * master to the shim over this socket. -1 otherwise. */
+static int tty_sock = -1;
+
+static void send_fd(int sock, int fd) {
+    char byte = 'm', cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    while (sendmsg(sock, &msg, 0) < 0 && errno == EINTR) {}
+}
+
+static int recv_fd(int sock) {
+    char byte, cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    ssize_t n;
+    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
+    struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+    int fd = -1;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
 static int cmd_run(int argc, char **argv) {
     const char *log_path = NULL;
     const char *ns_paths[MAX_NS];
@@ -422,8 +455,11 @@ static int cmd_run(int argc, char **argv) {
     chmod(sock_path, 0600);
 
     int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, master = -1;
+    int tty_pair[2] = {-1, -1};
     char slave_name[128] = "";
-    if (tty) {
+    if (tty && init_spec) {
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, tty_pair) < 0) fail("socketpair");
+    } else if (tty) {
         master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
         if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) fail("pty");
         if (ptsname_r(master, slave_name, sizeof slave_name) != 0) fail("ptsname");
@@ -454,7 +490,9 @@ static int cmd_run(int argc, char **argv) {
         signal(SIGCHLD, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
         setsid();
-        if (tty) {
+        if (tty && init_spec) {
+            tty_sock = tty_pair[1];  /* init makes the terminal inside the container */
+        } else if (tty) {
             int s = open(slave_name, O_RDWR);
             if (s < 0) _exit(127);
             ioctl(s, TIOCSCTTY, 0);
@@ -476,6 +514,11 @@ static int cmd_run(int argc, char **argv) {
         _exit(127);
     }
     close(exec_pipe[1]);
+    if (tty && init_spec) {
+        close(tty_pair[1]);
+        master = recv_fd(tty_pair[0]);  /* -1 when init failed before: reported below */
+        close(tty_pair[0]);
+    }
     int exec_errno = 0;
     if (read(exec_pipe[0], &exec_errno, sizeof exec_errno) != sizeof exec_errno) exec_errno = 0;
     close(exec_pipe[0]);
@@ -822,9 +865,15 @@ static void setup_dev(void) {
         die("mount", p);
     snprintf(p, sizeof p, "%s/pts", dev);
     mkdir(p, 0755);
+    /* the container's own devpts instance (as runc): a terminal made from its ptmx is named
+     * /dev/pts/N inside the container, so ttyname(), tty and job control work there */
+    if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
+        die("mount", p);
     const char *links[][2] = {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
-                              {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
-    for (size_t i = 0; i < 4; i++) {
+                              {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+                              {"ptmx", "pts/ptmx"}};
+    for (size_t i = 0; i < 5; i++) {
         snprintf(p, sizeof p, "%s/%s", dev, links[i][0]);
         if (symlink(links[i][1], p) < 0) die("symlink", p);
     }
@@ -932,6 +981,20 @@ static int cmd_init(int argc, char **argv) {
                 die("read-only remount", "/");
         }
     }
+    if (tty_sock >= 0) {
+        /* the container's devpts when it has one (an image), else the host's */
+        const char *ptmx = access("/dev/pts/ptmx", F_OK) == 0 ? "/dev/pts/ptmx" : "/dev/ptmx";
+        int m = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC), unlock = 0;
+        if (m < 0 || ioctl(m, TIOCSPTLCK, &unlock) < 0) die("open terminal", ptmx);
+        int t = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+        if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0) die("terminal slave", ptmx);
+        dup2(t, 0); dup2(t, 1); dup2(t, 2);
+        if (t > 2) close(t);
+        send_fd(tty_sock, m);
+        close(m);
+        close(tty_sock);
+        tty_sock = -1;
+    }
     if (have_caps) {
         for (int c = 0; c <= 63; c++)
             if (!(caps & (1ULL << c))) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
@@ -971,9 +1034,11 @@ static int cmd_enter(int argc, char **argv) {
     uid_t uid = 0;
     gid_t gid = 0, groups[256];
     const char *cwd = "/";
-    while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:")) != -1) {
+    int ctty = 0;
+    while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:T")) != -1) {
         switch (opt) {
         case 't': target = (pid_t)atoi(optarg); break;
+        case 'T': ctty = 1; break;
         case 'c': have_caps = 1; caps = strtoull(optarg, NULL, 16); break;
         case 'u': have_uid = 1; uid = (uid_t)strtoul(optarg, NULL, 10); break;
         case 'g': gid = (gid_t)strtoul(optarg, NULL, 10); break;
@@ -1021,6 +1086,9 @@ static int cmd_enter(int argc, char **argv) {
         if (WIFSIGNALED(st)) { signal(WTERMSIG(st), SIG_DFL); kill(getpid(), WTERMSIG(st)); }
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
+    /* -T: stdin is a terminal; the command leads a session inside the container's PID
+     * namespace with it as controlling terminal, so shells see their own process groups */
+    if (ctty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)) die("controlling terminal", "");
     if (have_caps)
         for (int c = 0; c <= 63; c++)
             if (!(caps & (1ULL << c))) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);

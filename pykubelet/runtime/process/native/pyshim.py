@@ -543,11 +543,20 @@ def _setup_dev(root: _Root) -> None:
     os.makedirs(os.path.join(dev, "shm"))
     _mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k")
     os.makedirs(os.path.join(dev, "pts"))
+    # the container's own devpts instance, as in pkshim.c
+    _mount(
+        "devpts",
+        os.path.join(dev, "pts"),
+        "devpts",
+        MS_NOSUID | MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    )
     for name, target in (
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
     ):
         os.symlink(target, os.path.join(dev, name))
     os.close(devfd)
@@ -632,7 +641,7 @@ def cmd_init(args: list[str]) -> None:
 def cmd_enter(args: list[str]) -> None:
     import warnings  # noqa: F401  (os.execvp imports it lazily, after the stdlib is out of reach)
 
-    opts, cmd = getopt.getopt(args, "t:c:u:g:G:nw:C:")
+    opts, cmd = getopt.getopt(args, "t:c:u:g:G:nw:C:T")
     o = dict(opts)
     for k, v in opts:
         if k == "-C":
@@ -656,6 +665,9 @@ def cmd_enter(args: list[str]) -> None:
             signal.signal(-code, signal.SIG_DFL)
             os.kill(os.getpid(), -code)
         os._exit(code if code >= 0 else 128 - code)
+    if "-T" in o:  # as pkshim.c: a session of its own, the terminal on stdin as its ctty
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     caps = int(o["-c"], 16) if "-c" in o else None
     uid = int(o["-u"]) if "-u" in o else None
     if caps is not None:
