@@ -16,6 +16,7 @@ from typing import Any
 
 from pykubelet.api import Container, Pod
 from pykubelet.core.errors import InvalidInput
+from pykubelet.pods.runtime_config import raw_container
 from pykubelet.pods.termination import (
     TERMINATION_MESSAGE_ANNOTATION,
     create_message_file,
@@ -83,7 +84,7 @@ class ContainerSetup:
     ) -> ContainerConfig:
         """Mounts and security; validates probes and hooks so a bad one is a config error."""
         where = f"container {container.name!r}"
-        raw = _raw_container(pod, container.name)
+        raw = raw_container(pod, container.name)
         check_env_from(container, raw.get("envFrom") or [])
         container_probes(container, where)
         container_hook(container, "postStart")
@@ -157,12 +158,3 @@ class ContainerSetup:
                 await self.volumes.cleanup(uid)
                 removed.append(uid)
         return removed
-
-
-def _raw_container(pod: Pod, name: str) -> Mapping[str, Any]:
-    spec = pod.raw.get("spec") or {}
-    for key in ("initContainers", "containers"):
-        for c in spec.get(key) or []:
-            if isinstance(c, Mapping) and c.get("name") == name:
-                return c
-    return {}
