@@ -135,9 +135,7 @@ async def test_a_changed_container_spec_under_the_same_uid_restarts_it_at_once()
             lambda: len(h.runtime.running()) == 2 and h.status(changed, "a").restart_count == 1
         )
         after = {c.name: c for c in h.runtime.running()}
-        assert (
-            after["a"].id != before["a"] and after["a"].image_ref.endswith("busybox:1.37") or True
-        )
+        assert after["a"].id != before["a"]
         assert after["b"].id == before["b"]  # its spec did not change: left alone
         st = h.status(changed, "a")
         assert st.image == "busybox:1.37" and st.state.running is not None
