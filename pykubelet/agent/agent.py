@@ -190,14 +190,14 @@ async def _connect_node_mode(config: KubeletConfiguration, clock: Clock) -> Node
         api_burst=config.kube_api_burst,
         event_qps=config.event_record_qps,
         event_burst=config.event_burst,
+        register=config.register_node,
     )
     return await NodeMode.create(settings, clock)
 
 
 def _node_ip(config: KubeletConfiguration) -> str:
-    from pykubelet.node.machine import detect_node_ip
-
-    return config.node_ip or detect_node_ip(config.node_name)
+    """Node mode: the InternalIP is --node-ip or detected, never the serving --address."""
+    return choose_node_ip(config.node_ip)
 
 
 def _host_ip(config: KubeletConfiguration) -> str:
@@ -308,6 +308,7 @@ class Agent:
             host_ip=host_ip,
             allocatable=_allocatable(cfg),
             recorder=default_metrics(),
+            config_source=self.node_mode.config_source if self.node_mode is not None else None,
         )
         self.podspec = spec
         docker_config = DockerConfigFiles.for_node(cfg.docker_config_file, cfg.root_dir)
@@ -326,7 +327,10 @@ class Agent:
             runtime_name=_runtime_scheme(cfg),
             crash_backoff=Backoff(self.clock),
             image_backoff=Backoff(self.clock),
-            pull_credentials=PullCredentials(docker_config),
+            pull_credentials=PullCredentials(
+                docker_config,
+                secrets=self.node_mode.pull_secrets if self.node_mode is not None else None,
+            ),
             image_pull_gate=pull_gate(cfg.serialize_image_pulls, cfg.max_parallel_image_pulls),
             counters=WorkerCounters(),
             host_ip=host_ip,
@@ -401,6 +405,7 @@ class Agent:
             updates=manager.updates,
             ready_errors=ready_errors,
             port=port,
+            refresh_volumes=self.podspec.setup.refresh_api_volumes if self.podspec else None,
         )
         return [_Service(name=name, run=run) for name, run in self.node_mode.services()]
 
