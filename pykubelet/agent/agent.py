@@ -55,6 +55,7 @@ from pykubelet.stats.agent_metrics import default_metrics
 
 if TYPE_CHECKING:
     from pykubelet.node import NodeMode
+    from pykubelet.node.cert_rotation import CertificateRotator
     from pykubelet.security.setup import SecurityParts
     from pykubelet.server import KubeletServers
 
@@ -227,6 +228,7 @@ class Agent:
         # CNI or the built-in network, when the agent built a process runtime as root
         self.network: AgentNetwork | None = None
         self.node_mode: NodeMode | None = None  # with --kubeconfig only
+        self.rotators: list[CertificateRotator] = []  # rotateCertificates, serverTLSBootstrap
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -234,9 +236,10 @@ class Agent:
 
     async def run(self) -> None:
         try:
+            services = await self._certificates()  # a bootstrap writes the kubeconfig first
             if self.config.kubeconfig:
                 self.node_mode = await _connect_node_mode(self.config, self.clock)
-            services = self._build()
+            services += self._build()
             assert self.runtime is not None
             await self.runtime.start()
             async with asyncio.TaskGroup() as tg:
@@ -264,6 +267,27 @@ class Agent:
             log.info("pykubelet stopped; containers were left running")
 
     # ----- wiring (the one place parts meet) -----
+
+    async def _certificates(self) -> list[_Service]:
+        """TLS bootstrap and certificate rotation (node mode only): may rewrite the kubeconfig
+        and point the server at the rotating serving certificate, so it runs first."""
+        cfg = self.config
+        if not cfg.kubeconfig:
+            for name, on in (
+                ("rotateCertificates", cfg.rotate_certificates),
+                ("serverTLSBootstrap", cfg.server_tls_bootstrap),
+            ):
+                if on:
+                    log.warning("%s is set but has no effect without --kubeconfig", name)
+            return []
+        from pykubelet.node.cert_rotation import prepare_node_certificates
+
+        addresses = [cfg.node_name, _host_ip(cfg)]
+        self.config, rotators = await prepare_node_certificates(
+            cfg, self.clock, node_addresses=addresses
+        )
+        self.rotators = rotators
+        return [_Service(name=f"{r.kind}-certificate", run=r.run) for r in rotators]
 
     def _build(self) -> list[_Service]:
         cfg = self.config

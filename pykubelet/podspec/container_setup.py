@@ -17,6 +17,7 @@ from typing import Any
 
 from pykubelet.api import Container, Pod
 from pykubelet.core.errors import InvalidInput
+from pykubelet.pods.runtime_config import raw_container
 from pykubelet.pods.termination import (
     TERMINATION_MESSAGE_ANNOTATION,
     create_message_file,
@@ -103,7 +104,7 @@ class ContainerSetup:
     ) -> ContainerConfig:
         """Mounts and security; validates probes and hooks so a bad one is a config error."""
         where = f"container {container.name!r}"
-        raw = _raw_container(pod, container.name)
+        raw = raw_container(pod, container.name)
         env_from = raw.get("envFrom") or []
         objects = self._objects.get(pod.uid)
         envs = config.envs
@@ -227,12 +228,3 @@ class ContainerSetup:
                 await self.volumes.cleanup(uid)
                 removed.append(uid)
         return removed
-
-
-def _raw_container(pod: Pod, name: str) -> Mapping[str, Any]:
-    spec = pod.raw.get("spec") or {}
-    for key in ("initContainers", "containers"):
-        for c in spec.get(key) or []:
-            if isinstance(c, Mapping) and c.get("name") == name:
-                return c
-    return {}

@@ -7,8 +7,6 @@ import shutil
 import urllib.request
 from typing import Any
 
-import pytest
-
 from tests.node.cluster import IMAGE, ApiNode, ControlPlane, wait_api
 
 
@@ -291,11 +289,6 @@ def test_a_rejected_pod_stays_failed_across_a_restart_and_is_deleted(
     wait_api(lambda: cp.get("pod", "-n", namespace, "elsewhere") is None, 30, "the pod deleted")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pod layer: a changed container spec under the same UID does not restart the "
-    "container yet (upstream's container hash); the status shows the new image meanwhile",
-)
 def test_image_change_under_the_same_uid_restarts_the_container(
     api_node: ApiNode, control_plane: ControlPlane, namespace: str
 ) -> None:
