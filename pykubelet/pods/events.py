@@ -11,7 +11,7 @@ from typing import Protocol
 
 from pykubelet.api import Pod
 
-__all__ = ["NORMAL", "WARNING", "EventSink", "NoEvents"]
+__all__ = ["NORMAL", "WARNING", "EventSink", "NoEvents", "container_field_path"]
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -32,3 +32,9 @@ class NoEvents:
         self, pod: Pod, type_: str, reason: str, message: str, *, field_path: str = ""
     ) -> None:
         return None
+
+
+def container_field_path(pod: Pod, container: str) -> str:
+    """An event's ``involvedObject.fieldPath`` for one container, as upstream writes it."""
+    group = "initContainers" if pod.spec.is_init(container) else "containers"
+    return f"spec.{group}{{{container}}}"

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from pykubelet.api import Pod
+from pykubelet.pods.events import NORMAL, container_field_path
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.worker_deps import WorkerDeps
 from pykubelet.runtime.errors import RuntimeFailure
@@ -70,9 +71,19 @@ async def stop_containers(
             await stop_container(d, pod, running[name], grace)
 
 
-async def stop_container(d: WorkerDeps, pod: Pod, c: ContainerStatus, grace: float) -> None:
-    """One container: its preStop hook, then SIGTERM, the grace left, SIGKILL."""
+async def stop_container(
+    d: WorkerDeps, pod: Pod, c: ContainerStatus, grace: float, why: str = ""
+) -> None:
+    """One container: the Killing event, its preStop hook, then SIGTERM, the grace left,
+    SIGKILL. ``why``: the event's message (default: upstream's "Stopping container <name>")."""
     grace = max(grace, MIN_GRACE_S)
+    d.events.event(
+        pod,
+        NORMAL,
+        "Killing",
+        why or f"Stopping container {c.name}",
+        field_path=container_field_path(pod, c.name),
+    )
     spec = pod.spec.container(c.name)
     if d.pre_stop is not None and spec is not None:
         with contextlib.suppress(RuntimeFailure):

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from pykubelet.api import Container, ContainerStateWaiting, Pod
 from pykubelet.core.errors import InvalidInput
-from pykubelet.pods.events import NORMAL, WARNING
+from pykubelet.pods.events import NORMAL, WARNING, container_field_path
 from pykubelet.pods.images import ensure_image
 from pykubelet.pods.kill import kill_pod, stop_container, stop_containers
 from pykubelet.pods.runtime_config import ANNOTATION_HASH, LABEL_POD_UID, container_hash
@@ -291,13 +291,9 @@ class PodWorker:
             grace = request.grace_s
             if grace is None:
                 grace = self.pod.spec.termination_grace_period_s
-            await self._kill_container(c, grace, request.message)
+            await stop_container(self._deps, self.pod, c, grace, request.message)
             acted = True
         return acted
-
-    async def _kill_container(self, c: ContainerStatus, grace_s: float, why: str = "") -> None:
-        self._event(NORMAL, "Killing", why or f"Stopping container {c.name}", c.name)
-        await stop_container(self._deps, self.pod, c, grace_s)
 
     async def _stop_sidecars(self) -> None:
         if self._sandbox is None or not any(c.is_sidecar for c in self.pod.spec.init_containers):
@@ -308,10 +304,7 @@ class PodWorker:
         )
 
     def _event(self, type_: str, reason: str, message: str, container: str = "") -> None:
-        field_path = ""
-        if container:
-            group = "initContainers" if self.pod.spec.is_init(container) else "containers"
-            field_path = f"spec.{group}{{{container}}}"
+        field_path = container_field_path(self.pod, container) if container else ""
         self._deps.events.event(self.pod, type_, reason, message, field_path=field_path)
 
     def _deadline_left(self) -> float | None:
@@ -418,7 +411,9 @@ class PodWorker:
             elif latest.state is ContainerState.RUNNING and self._definition_changed(c, latest):
                 # upstream: the spec hash changed (an image set through the API): stop it and
                 # start the new definition now, whatever restartPolicy says, without back-off
-                await self._kill_container(
+                await stop_container(
+                    self._deps,
+                    self.pod,
                     latest,
                     self.pod.spec.termination_grace_period_s,
                     f"Container {c.name} definition changed, will be restarted",
@@ -532,7 +527,9 @@ class PodWorker:
                 log.warning("pod %s: %s; killing the container", self.pod.full_name, failure)
                 self._event(WARNING, "FailedPostStartHook", failure, c.name)
                 started = await d.runtime.container_status(cid)
-                await self._kill_container(
+                await stop_container(
+                    self._deps,
+                    self.pod,
                     started,
                     self.pod.spec.termination_grace_period_s,
                     f"FailedPostStartHook: stopping container {c.name}",

@@ -140,3 +140,35 @@ async def test_a_changed_container_spec_under_the_same_uid_restarts_it_at_once()
         st = h.status(changed, "a")
         assert st.image == "busybox:1.37" and st.state.running is not None
         assert st.last_state.terminated is not None  # the old definition, stopped by the worker
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str, str]] = []
+
+    def event(
+        self, pod: Pod, type_: str, reason: str, message: str, *, field_path: str = ""
+    ) -> None:
+        self.seen.append((type_, reason, message, field_path))
+
+
+async def test_the_worker_reports_what_it_does_as_events() -> None:
+    events = _Events()
+    pod = static(manifest("p", ctr("a"), initContainers=[ctr("init")]))
+    async with harness(events=events) as h:
+        h.runtime.script("init", exit_code=0, after_s=1)
+        h.set_pods(pod)
+        await h.until(lambda: [c.name for c in h.runtime.running()] == ["a"])
+        h.set_pods()
+        await h.manager.wait_terminated()
+    reasons = [(r, f) for _t, r, _m, f in events.seen]
+    assert reasons == [
+        ("Pulled", "spec.initContainers{init}"),
+        ("Created", "spec.initContainers{init}"),
+        ("Started", "spec.initContainers{init}"),
+        ("Pulled", "spec.containers{a}"),
+        ("Created", "spec.containers{a}"),
+        ("Started", "spec.containers{a}"),
+        ("Killing", "spec.containers{a}"),
+    ]
+    assert ("Normal", "Killing", "Stopping container a", "spec.containers{a}") in events.seen
