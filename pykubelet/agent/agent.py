@@ -309,6 +309,7 @@ class Agent:
             allocatable=_allocatable(cfg),
             recorder=default_metrics(),
             config_source=self.node_mode.config_source if self.node_mode is not None else None,
+            events=self.node_mode.events if self.node_mode is not None else None,
         )
         self.podspec = spec
         docker_config = DockerConfigFiles.for_node(cfg.docker_config_file, cfg.root_dir)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pykubelet.core.clock import Clock
+from pykubelet.pods.events import EventSink
 from pykubelet.pods.types import KillRequest
 from pykubelet.podspec.api_objects import ConfigSource
 from pykubelet.podspec.container_setup import ContainerSetup
@@ -41,6 +42,7 @@ class PodSpecFeatures:
         allocatable: NodeAllocatable,
         recorder: ProbeRecorder | None = None,
         config_source: ConfigSource | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.setup = ContainerSetup(
             images=images,
@@ -51,7 +53,7 @@ class PodSpecFeatures:
             config_source=config_source,
         )
         self.hooks = LifecycleHooks(runtime, clock)
-        self.probes = ProbeVerdicts(runtime, clock, recorder)
+        self.probes = ProbeVerdicts(runtime, clock, recorder, events)
 
     def connect(
         self, *, wake: Callable[[str], None], kill: Callable[[str, KillRequest], None]

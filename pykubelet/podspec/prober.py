@@ -74,13 +74,17 @@ class ProbeChange:
     """An effective probe result changed. For liveness/startup failures the worker restarts the
     container, stopping it within ``grace_period_s`` (probe-level, else the pod's)."""
 
-    pod_uid: str
+    pod: Pod
     container_name: str
     container_id: str
     probe_type: ProbeType
     result: ProbeResult
     output: str
     grace_period_s: float
+
+    @property
+    def pod_uid(self) -> str:
+        return self.pod.meta.uid
 
 
 class ProbeListener(Protocol):
@@ -268,7 +272,7 @@ class Prober:
             )
         self._listener.probe_changed(
             ProbeChange(
-                pod_uid=w.pod.meta.uid,
+                pod=w.pod,
                 container_name=w.container_name,
                 container_id=w.target.container_id,
                 probe_type=ptype,

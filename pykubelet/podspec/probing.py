@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pykubelet.api import Container, Pod
 from pykubelet.core.clock import Clock
 from pykubelet.core.errors import InvalidInput
+from pykubelet.pods.events import WARNING, EventSink, NoEvents, container_field_path
 from pykubelet.pods.types import KillRequest
 from pykubelet.podspec.actions import ExecRunner, ProbeResult, ProbeTarget
 from pykubelet.podspec.prober import (
@@ -51,9 +52,14 @@ class ProbeVerdicts:
     """Construct once; ``connect`` to the pod manager once it exists; ``close`` at shutdown."""
 
     def __init__(
-        self, runner: ExecRunner, clock: Clock, recorder: ProbeRecorder | None = None
+        self,
+        runner: ExecRunner,
+        clock: Clock,
+        recorder: ProbeRecorder | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.prober = Prober(runner, clock, self, recorder)
+        self._events: EventSink = events or NoEvents()
         self._wake: Wake = _ignore_wake
         self._kill: Kill = _ignore_kill
 
@@ -91,10 +97,20 @@ class ProbeVerdicts:
         return self.prober.ready(container_id)
 
     def probe_changed(self, change: ProbeChange) -> None:
+        kind = change.probe_type.value.lower()
+        if change.result is not ProbeResult.SUCCESS:
+            # upstream's Unhealthy event ("Liveness probe failed: <output>"), here once per
+            # verdict rather than per failed run
+            self._events.event(
+                change.pod,
+                WARNING,
+                "Unhealthy",
+                f"{kind.capitalize()} probe failed: {change.output.strip()}".rstrip(": "),
+                field_path=container_field_path(change.pod, change.container_name),
+            )
         if change.probe_type is ProbeType.READINESS or change.result is ProbeResult.SUCCESS:
             self._wake(change.pod_uid)
             return
-        kind = change.probe_type.value.lower()
         self._kill(
             change.pod_uid,
             KillRequest(
