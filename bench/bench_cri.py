@@ -184,6 +184,10 @@ def pykubelet_agent(work: Path, c: Containerd, manifests: Path) -> Agent:
             c.cgroup_parent,
             "--cert-dir",
             str(work / "pykubelet-pki"),
+            # as the Go kubelet's standalone config here: anonymous, AlwaysAllow
+            "--anonymous-auth=true",
+            "--authorization-mode",
+            "AlwaysAllow",
         ],
     )
 
@@ -235,6 +239,9 @@ async def one(agent: Agent, rt: CriRuntime, manifests: Path, n: int, log: Path) 
     write_manifests(manifests, n)
 
     async def all_running() -> bool:
+        assert agent.proc is not None
+        if agent.proc.poll() is not None:
+            raise RuntimeError(f"{agent.name} exited {agent.proc.returncode}; see {log}")
         return await running(rt) >= n
 
     ok = await wait_until(all_running, 600)

@@ -194,6 +194,9 @@ class Agent:
             services = self._build()
             assert self.runtime is not None
             await self.runtime.start()
+            health = await self.runtime.health()
+            if not health.ready:  # pods wait for it; say why (CRI Status) instead of hanging
+                log.warning("container runtime not ready (%s): %s", health.reason, health.message)
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(s.run(), name=s.name) for s in services]
                 tg.create_task(self._after_sources_ready(), name="orphans")

@@ -57,7 +57,8 @@ def container_state(state: int) -> ContainerState:
 
 
 def _s(ns: int) -> float:
-    return ns / 1e9
+    secs, rest = divmod(ns, 1_000_000_000)
+    return secs + rest / 1e9  # ns / 1e9 would round 1.25 s after an epoch second wrongly
 
 
 def namespace_mode(mode: int) -> NamespaceMode:
