@@ -84,6 +84,14 @@ def remove_cgroup_tree(name: str) -> None:
             d.rmdir()
 
 
+def unmount_under(root: Path) -> None:
+    prefix = str(root) + "/"
+    for line in reversed(Path("/proc/self/mountinfo").read_text().splitlines()):
+        target = line.split()[4]
+        if target.startswith(prefix):
+            subprocess.run(["umount", "-l", target], check=False, capture_output=True)
+
+
 @dataclass
 class Agent:
     name: str
@@ -301,6 +309,7 @@ async def main() -> None:
         await rt.aclose()
         c.stop()
         remove_cgroup_tree(f"{c.cgroup_parent}-kubelet")
+        unmount_under(work)  # the Go kubelet bind-mounts its root dir onto itself
         shutil.rmtree(work, ignore_errors=True)
     print()
     print("| agent | pods | to all running (s) | agent CPU (s) | agent RSS (MiB) | idle CPU (%) |")
