@@ -191,3 +191,59 @@ async def test_port_forward_and_stats(node: Node) -> None:
     metrics = _get_text(node, "/metrics/resource")
     assert 'container_cpu_usage_seconds_total{container="web"' in metrics
     assert json.dumps(c)  # serialisable as the API returns it
+
+
+async def test_attach_to_a_tty_container_and_exec_with_a_tty(node: Node) -> None:
+    node.start()
+    node.write_pod(
+        "term",
+        pod_yaml(
+            "term",
+            """\
+  containers:
+  - name: sh
+    image: busybox
+    command: ["sh"]
+    stdin: true
+    tty: true
+""",
+        ),
+    )
+    _running(node, "term", "sh")
+    ctx = ssl.create_default_context(cafile=node.ca.cert_file)
+    ctx.load_cert_chain(node.client.cert_file, node.client.key_file)
+    base = f"https://127.0.0.1:{node.port}"
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(
+            f"{base}/attach/default/term-{NODE}/sh?input=1&output=1&tty=1",
+            protocols=("v4.channel.k8s.io",),
+            ssl=ctx,
+        ) as ws:
+            await ws.send_bytes(b"\x00echo attached-$((40+2))\n")
+            seen = b""
+            deadline = time.monotonic() + 20
+            while b"attached-42" not in seen and time.monotonic() < deadline:
+                msg = await ws.receive(timeout=20)
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                seen += msg.data[1:]
+            assert b"attached-42" in seen
+        # an exec with a terminal: one output stream, and the shell sees a TTY
+        async with s.ws_connect(
+            f"{base}/exec/default/term-{NODE}/sh?command=sh&command=-c&"
+            "command=test%20-t%200%20%26%26%20echo%20tty-yes&input=1&output=1&tty=1",
+            protocols=("v4.channel.k8s.io",),
+            ssl=ctx,
+        ) as ws:
+            out = b""
+            status = b""
+            while True:
+                msg = await ws.receive(timeout=20)
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                if msg.data[:1] == b"\x01":
+                    out += msg.data[1:]
+                elif msg.data[:1] == b"\x03":
+                    status += msg.data[1:]
+            assert b"tty-yes" in out
+            assert json.loads(status)["status"] == "Success"
