@@ -157,6 +157,31 @@ class Containerd:
                 raise Unavailable(f"containerd's CRI plugin is not ready: {r.stdout}{r.stderr}")
             time.sleep(0.1)
 
+    def restart(self, *, timeout_s: float = 30.0) -> None:
+        """Stop the daemon alone (SIGTERM, by pid) and start it again on the same state: the
+        shims and containers keep running, as with a containerd upgrade."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            self._proc.wait(timeout=15)
+        with contextlib.suppress(OSError):
+            Path(self.socket).unlink()
+        log = (self.workdir / "containerd.log").open("ab")
+        self._proc = subprocess.Popen(
+            ["containerd", "--config", str(self.workdir / "config.toml")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.pid = self._proc.pid
+        deadline = time.monotonic() + timeout_s
+        while not Path(self.socket).exists():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise Unavailable(f"containerd did not restart; see {self.workdir}/containerd.log")
+            time.sleep(0.05)
+        self._wait_cri_ready(deadline)
+
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["ctr", "--address", self.socket, "--namespace", "k8s.io", *args],

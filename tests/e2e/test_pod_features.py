@@ -190,6 +190,11 @@ async def test_port_forward_and_stats(node: Node) -> None:
     assert c["memory"]["workingSetBytes"] > 0  # type: ignore[index]
     metrics = _get_text(node, "/metrics/resource")
     assert 'container_cpu_usage_seconds_total{container="web"' in metrics
+    cadvisor = _get_text(node, "/metrics/cadvisor")
+    assert any(
+        line.startswith("container_cpu_usage_seconds_total{") and 'container="web"' in line
+        for line in cadvisor.splitlines()
+    )
     assert json.dumps(c)  # serialisable as the API returns it
 
 

@@ -102,3 +102,27 @@ def test_bad_endpoints_and_settings_name_the_field() -> None:
         CriRuntime("tcp://127.0.0.1:1234")
     with pytest.raises(InvalidInput, match="containerLogMaxFiles"):
         CriRuntime("unix:///run/x.sock", container_log_max_files=1)
+
+
+async def test_containerd_restart_keeps_containers_and_the_client_reconnects(
+    make_cri_runtime: Callable[..., CriRuntime], containerd: Containerd, tmp_path: Path
+) -> None:
+    rt = make_cri_runtime()
+    await rt.start()
+    sc = _sandbox(containerd, tmp_path)
+    sid = await rt.run_pod_sandbox(sc)
+    cfg = ContainerConfig(name="app", image=BUSYBOX_REF, command=("sleep", "3600"))
+    cid = await rt.create_container(sid, cfg, sc)
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.RUNNING)
+    await asyncio.to_thread(containerd.restart)
+
+    async def answers() -> bool:
+        try:
+            return (await rt.exec_sync(cid, ["echo", "back"], 5)).stdout == b"back\n"
+        except RuntimeUnavailable:
+            return False  # the channel reconnects with back-off
+
+    await wait_for(answers, 60, "exec through the same client after the restart")
+    assert (await rt.container_status(cid)).state is ContainerState.RUNNING
+    assert (await rt.pod_sandbox_status(sid)).state.value == "SANDBOX_READY"
