@@ -44,6 +44,7 @@ from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerStatus,
     Mount,
+    RuntimeFeatures,
     SandboxState,
     SandboxStatus,
 )
@@ -119,7 +120,10 @@ class PodSpecLayer:
         container_hook(container, "postStart")
         container_hook(container, "preStop")
         eff = container_security(
-            pod, container, image_user=self._image_users.get(container.image, "")
+            pod,
+            container,
+            image_user=self._image_users.get(container.image, ""),
+            seccomp=RuntimeFeatures.of(self._runtime).seccomp,
         )
         volumes = self._prepared.get(pod.uid, {})
         mounts = self.volumes.container_mounts(container, volumes, where=where)

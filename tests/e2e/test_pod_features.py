@@ -252,3 +252,31 @@ async def test_attach_to_a_tty_container_and_exec_with_a_tty(node: Node) -> None
                     status += msg.data[1:]
             assert b"tty-yes" in out
             assert json.loads(status)["status"] == "Success"
+
+
+def test_seccomp_runtime_default_where_the_runtime_applies_it(node: Node) -> None:
+    node.start()
+    node.write_pod(
+        "sec",
+        pod_yaml(
+            "sec",
+            """\
+  securityContext:
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "3600"]
+""",
+        ),
+    )
+    if node.containerd is None:  # the process runtime installs no filters: refused, named
+        waiting = wait_for(
+            lambda: (c := node.container("sec", "c")) and c["state"].get("waiting"), 30, "refusal"
+        )
+        assert waiting["reason"] == "CreateContainerConfigError"
+        assert "seccompProfile" in waiting["message"]
+        return
+    _running(node, "sec", "c")
+    out, _, rc = _exec(node, "sec", "c", ["grep", "Seccomp:", "/proc/self/status"])
+    assert rc == 0 and out.split() == ["Seccomp:", "2"]  # SECCOMP_MODE_FILTER

@@ -119,7 +119,11 @@ def _security(sec: SecurityConfig, sandbox: SandboxConfig) -> pb.LinuxContainerS
         supplemental_groups=list(sec.supplemental_groups),
         no_new_privs=sec.no_new_privs,
         # 1.20: no profile asked for means Unconfined for containers (§7.4)
-        seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined),
+        seccomp=pb.SecurityProfile(
+            profile_type=pb.SecurityProfile.RuntimeDefault
+            if sec.seccomp == "RuntimeDefault"
+            else pb.SecurityProfile.Unconfined
+        ),
     )
     if sec.run_as_user is not None:
         ctx.run_as_user.value = sec.run_as_user

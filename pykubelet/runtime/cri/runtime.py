@@ -42,6 +42,7 @@ from pykubelet.runtime.types import (
     ContainerStatus,
     ExecResult,
     ImageInfo,
+    RuntimeFeatures,
     RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
@@ -75,6 +76,7 @@ class CriRuntime:
                 "must be at least 2 with a CRI runtime", field="containerLogMaxFiles"
             )
         self.endpoint = endpoint
+        self.features = RuntimeFeatures(seccomp=True)  # containerd applies RuntimeDefault
         self._log_max_size = container_log_max_size_bytes
         self._log_max_files = container_log_max_files
         self._log_interval_s = log_rotate_interval_s
