@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -126,3 +128,36 @@ async def test_containerd_restart_keeps_containers_and_the_client_reconnects(
     await wait_for(answers, 60, "exec through the same client after the restart")
     assert (await rt.container_status(cid)).state is ContainerState.RUNNING
     assert (await rt.pod_sandbox_status(sid)).state.value == "SANDBOX_READY"
+
+
+def _images(containerd: Containerd, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pykubelet.cli",
+            "images",
+            *args,
+            "--container-runtime-endpoint",
+            f"unix://{containerd.socket}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_images_cli_imports_lists_and_removes_on_containerd(
+    containerd: Containerd, tmp_path: Path
+) -> None:
+    from devtools.busybox_image import build_busybox_image
+
+    tar = build_busybox_image(tmp_path / "other.tar", "localhost/other:1.0")
+    r = _images(containerd, "import", str(tar))
+    assert r.returncode == 0, r.stderr
+    assert "localhost/other:1.0" in r.stdout
+    listed = _images(containerd, "list")
+    assert listed.returncode == 0 and "localhost/other:1.0" in listed.stdout
+    assert "localhost/other:1.0" in containerd.ctr("images", "ls", "-q").stdout  # really there
+    r = _images(containerd, "rm", "localhost/other:1.0")
+    assert r.returncode == 0, r.stderr
+    assert "localhost/other:1.0" not in _images(containerd, "list").stdout
