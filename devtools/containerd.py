@@ -91,6 +91,8 @@ def _cni_conflist(d: Path, bridge: str, subnet: str, gateway: str) -> dict[str, 
                 },
             },
             {"type": "loopback"},
+            # host ports: containerd passes the pods' port mappings (snat: 127.0.0.1 works)
+            {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
         ],
     }
 

@@ -29,6 +29,7 @@ from pykubelet.network import (
     CniNetwork,
     load_conf_dir,
 )
+from pykubelet.network.localnet import LocalnetGuard
 from pykubelet.pods import (
     Backoff,
     PodManager,
@@ -90,6 +91,7 @@ def build_runtime(
             clock=clock,
             container_log_max_size_bytes=config.container_log_max_size_bytes,
             container_log_max_files=config.container_log_max_files,
+            localnet_guard=LocalnetGuard() if os.geteuid() == 0 else None,
         )
     from pykubelet.runtime.process import ProcessRuntime
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,6 +18,8 @@ import aiohttp
 from kubernetes.client import Configuration
 from kubernetes.stream.ws_client import WSClient
 
+from pykubelet.network.localnet import guard_rule
+from tests.conftest import free_port
 from tests.e2e.node import NODE, Node, wait_for
 from tests.e2e.test_standalone import pod_yaml
 
@@ -290,3 +294,37 @@ def test_seccomp_runtime_default_where_the_runtime_applies_it(node: Node) -> Non
     _running(node, "sec", "c")
     out, _, rc = _exec(node, "sec", "c", ["grep", "Seccomp:", "/proc/self/status"])
     assert rc == 0 and out.split() == ["Seccomp:", "2"]  # SECCOMP_MODE_FILTER
+
+
+def _fetch(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2) as r:
+            return str(r.read().decode())
+    except OSError:
+        return ""
+
+
+def test_host_port_on_127_0_0_1(node: Node) -> None:
+    port = free_port()
+    node.start()
+    node.write_pod(
+        "hp",
+        pod_yaml(
+            "hp",
+            f"""\
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir /w && echo hello-hp > /w/index.html && httpd -f -p 80 -h /w"]
+    ports: [{{containerPort: 80, hostPort: {port}}}]
+""",
+        ),
+    )
+    wait_for(lambda: "hello-hp" in _fetch(port), 60, "httpd on 127.0.0.1:hostPort")
+    # route_localnet is on for the bridge: the localnet guard must be in place (CVE-2020-8558)
+    check = subprocess.run(
+        ["iptables", "-w", "5", "-t", "filter", "-C", "INPUT", *guard_rule()], capture_output=True
+    )
+    assert check.returncode == 0, check.stderr
+    (node.pods / "hp.yaml").unlink()
+    wait_for(lambda: not _fetch(port), 60, "the host port unmapped with the pod")

@@ -20,6 +20,8 @@ from typing import Any
 
 from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.core.errors import InvalidInput
+from pykubelet.network.localnet import LocalnetGuard
+from pykubelet.network.types import NetworkError
 from pykubelet.runtime.cri import convert
 from pykubelet.runtime.cri.client import CriClient
 from pykubelet.runtime.cri.logrotate import needs_rotation, rotate, undo_rotation
@@ -69,6 +71,7 @@ class CriRuntime:
         container_log_max_size_bytes: int = 10 * 1024 * 1024,
         container_log_max_files: int = 5,
         log_rotate_interval_s: float = 10.0,
+        localnet_guard: LocalnetGuard | None = None,
     ) -> None:
         if container_log_max_files < 2:
             # the current file and at least one rotated file, as upstream requires (>= 2)
@@ -81,6 +84,9 @@ class CriRuntime:
         self._log_max_files = container_log_max_files
         self._log_interval_s = log_rotate_interval_s
         self._rotator: asyncio.Task[None] | None = None
+        # containerd's portmap sets route_localnet for 127.0.0.1:<hostPort>: close what that
+        # opens (CVE-2020-8558) before the first host port, as the Go kubelet's KUBE-FIREWALL
+        self._guard = localnet_guard
         self._client = CriClient(endpoint, request_timeout_s=request_timeout_s)
         self._clock = clock or SystemClock()
         self._sandbox_of: dict[str, str] = {}  # container id -> sandbox id
@@ -173,6 +179,11 @@ class CriRuntime:
     # ----- sandboxes -----
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:
+        if self._guard is not None and any(p.host_port for p in config.port_mappings):
+            try:
+                await self._guard.ensure()
+            except NetworkError as e:
+                raise RuntimeFailure(str(e)) from None
         if config.log_directory:
             # containerd writes no log at all unless the directory exists (§9.4)
             await asyncio.to_thread(Path(config.log_directory).mkdir, parents=True, exist_ok=True)
