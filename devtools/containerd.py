@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -224,12 +225,30 @@ class Containerd:
         self._kill_pod_processes()
         self._unmount_under(self.workdir)
         self._remove_cgroups()
+        self._remove_port_mappings()
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
         with contextlib.suppress(OSError):
             Path(self.socket).unlink()
         with contextlib.suppress(OSError):
             Path(self.socket + ".ttrpc").unlink()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _remove_port_mappings(self) -> None:
+        """portmap's per-sandbox nat chains of this daemon's network (their rules name the
+        network), should a pod outlive the daemon; the shared chains are the session's."""
+        rules = subprocess.run(
+            ["iptables", "-w", "5", "-t", "nat", "-S"], capture_output=True, text=True
+        ).stdout.splitlines()
+        mine = f'dnat name: \\"{self.bridge}\\"'
+        chains = set()
+        for rule in rules:
+            parts = shlex.split(rule)
+            if parts[:2] == ["-A", "CNI-HOSTPORT-DNAT"] and mine in rule:
+                chains.add(parts[-1])
+                subprocess.run(["iptables", "-w", "5", "-t", "nat", "-D", *parts[1:]], check=False)
+        for chain in chains:
+            for flag in ("-F", "-X"):
+                subprocess.run(["iptables", "-w", "5", "-t", "nat", flag, chain], check=False)
 
     def _shim_pids(self) -> list[int]:
         """Shims started by this daemon: their command line names our socket."""
