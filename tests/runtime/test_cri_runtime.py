@@ -15,7 +15,13 @@ import pytest
 
 from devtools.containerd import Containerd
 from pykubelet.core.errors import InvalidInput
-from pykubelet.runtime import ContainerConfig, ContainerState, RuntimeUnavailable, SandboxConfig
+from pykubelet.runtime import (
+    ContainerConfig,
+    ContainerState,
+    ExecTimeout,
+    RuntimeUnavailable,
+    SandboxConfig,
+)
 from pykubelet.runtime.cri import CriRuntime
 from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for, wait_state
 
@@ -152,12 +158,29 @@ def test_images_cli_imports_lists_and_removes_on_containerd(
     from devtools.busybox_image import build_busybox_image
 
     tar = build_busybox_image(tmp_path / "other.tar", "localhost/other:1.0")
-    r = _images(containerd, "import", str(tar))
+    r = _images(containerd, "import", str(tar), "--ref", "localhost/tagged:2")
     assert r.returncode == 0, r.stderr
-    assert "localhost/other:1.0" in r.stdout
+    assert "localhost/tagged:2" in r.stdout
+    assert "localhost/tagged:2" in containerd.ctr("images", "ls", "-q").stdout
     listed = _images(containerd, "list")
     assert listed.returncode == 0 and "localhost/other:1.0" in listed.stdout
     assert "localhost/other:1.0" in containerd.ctr("images", "ls", "-q").stdout  # really there
     r = _images(containerd, "rm", "localhost/other:1.0")
     assert r.returncode == 0, r.stderr
     assert "localhost/other:1.0" not in _images(containerd, "list").stdout
+
+
+async def test_exec_sync_timeout(
+    make_cri_runtime: Callable[..., CriRuntime], containerd: Containerd, tmp_path: Path
+) -> None:
+    rt = make_cri_runtime()
+    await rt.start()
+    sc = _sandbox(containerd, tmp_path)
+    sid = await rt.run_pod_sandbox(sc)
+    cid = await rt.create_container(
+        sid, ContainerConfig(name="app", image=BUSYBOX_REF, command=("sleep", "3600")), sc
+    )
+    await rt.start_container(cid)
+    with pytest.raises(ExecTimeout):
+        await rt.exec_sync(cid, ["sleep", "30"], 1)
+    assert (await rt.exec_sync(cid, ["true"], 5)).exit_code == 0

@@ -407,29 +407,37 @@ class CriRuntime:
 
     async def import_image(self, path: Path, *, ref: str | None = None) -> ImageInfo:
         """CRI has no import call: containerd's own client ``ctr`` loads the tarball into the
-        ``k8s.io`` namespace that the CRI plugin serves."""
-        socket = self._client.target[len("unix://") :]
-        argv = ["ctr", "--address", socket, "--namespace", "k8s.io", "images", "import"]
-        if ref:
-            argv += ["--index-name", ref]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            str(path),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        out, _ = await proc.communicate()
-        if proc.returncode != 0:
-            raise ImagePullError(f"ctr images import {path}: {out.decode(errors='replace')}")
+        ``k8s.io`` namespace that the CRI plugin serves (and tags it ``ref`` when given)."""
+        out = await self._ctr("images", "import", str(path))
         names = [
             line.split()[1]
-            for line in out.decode(errors="replace").splitlines()
-            if line.startswith("unpacking ")
+            for line in out.splitlines()
+            if line.startswith("unpacking ") and len(line.split()) > 1
         ]
+        if ref and names:
+            await self._ctr("images", "tag", "--force", names[0], ref)
         info = await self.image_status(ref or (names[0] if names else ""))
         if info is None:
             raise ImageNotFound(f"{path}: imported, but no image name was found in it")
         return info
+
+    async def _ctr(self, *args: str) -> str:
+        socket = self._client.target[len("unix://") :]
+        proc = await asyncio.create_subprocess_exec(
+            "ctr",
+            "--address",
+            socket,
+            "--namespace",
+            "k8s.io",
+            *args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        text = out.decode(errors="replace")
+        if proc.returncode != 0:
+            raise ImagePullError(f"ctr {' '.join(args)}: {text.strip()}")
+        return text
 
     # ----- info and stats -----
 
