@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= $(CURDIR)/run
 
-.PHONY: run test lint typecheck unit system-deps venv bench clean
+.PHONY: run test lint typecheck unit system-deps venv bench clean upstream-k8s
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py pykubelet/runtime/process/native/pkshim.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "python3-venv missing: run scripts/install-system-deps.sh" >&2; exit 1; }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -25,8 +25,8 @@ run: venv
 	@bash scripts/run-standalone.sh "$(RUN_DIR)"
 
 lint: venv
-	$(BIN)/ruff check pykubelet devtools tests bench
-	$(BIN)/ruff format --check pykubelet devtools tests bench
+	$(BIN)/ruff check pykubelet devtools tests bench setup.py
+	$(BIN)/ruff format --check pykubelet devtools tests bench setup.py
 
 typecheck: venv
 	$(BIN)/mypy
@@ -34,7 +34,10 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-test: system-deps venv lint typecheck
+upstream-k8s:
+	@bash scripts/upstream-k8s.sh
+
+test: system-deps venv lint typecheck upstream-k8s
 	@bash scripts/js-deps.sh
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

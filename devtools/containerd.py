@@ -70,6 +70,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN_DIR}"
     conf_dir = "{cni_conf_dir}"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{d}/certs.d"
 """
 
 
@@ -184,6 +186,23 @@ class Containerd:
                 raise Unavailable(f"containerd did not restart; see {self.workdir}/containerd.log")
             time.sleep(0.05)
         self._wait_cri_ready(deadline)
+
+    def trust_registry(self, host: str, ca_file: str) -> None:
+        """Trust ``ca_file`` for pulls from ``host`` (containerd's own registry configuration,
+        ``certs.d/<host>/hosts.toml``, read at every pull)."""
+        d = self.workdir / "certs.d" / host
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "hosts.toml").write_text(
+            f'server = "https://{host}"\n\n[host."https://{host}"]\n  ca = "{ca_file}"\n'
+        )
+
+    def plain_http_registry(self, host: str) -> None:
+        """Pull from ``host`` over plain HTTP (a test registry on loopback)."""
+        d = self.workdir / "certs.d" / host
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "hosts.toml").write_text(
+            f'server = "http://{host}"\n\n[host."http://{host}"]\n  skip_verify = true\n'
+        )
 
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

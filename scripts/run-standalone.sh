@@ -37,7 +37,15 @@ if [ ! -f "$RUN_DIR/policy.yaml" ] && [ -f examples/policy.yaml ]; then
   cp examples/policy.yaml "$RUN_DIR/policy.yaml"
 fi
 
-cat <<INFO
+# 4. The banner only once the API listens (a "try: curl" that fails would mislead): a detached
+#    watcher prints it, while the agent itself runs in the foreground (signals, exit status).
+AGENT=$$   # the pid `exec` below hands to the agent
+( (
+  until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
+    kill -0 "$AGENT" 2>/dev/null || exit 0   # it failed to start and said why, in one line
+    sleep 0.1
+  done
+  cat <<INFO
 == pykubelet standalone node "$NODE"
    pods:    $PODS (edit, add or remove files: changes apply within a second)
    logs:    $ROOT/logs/pods
@@ -47,6 +55,7 @@ cat <<INFO
    check:   $BIN/pykubelet doctor --config examples/standalone.yaml --client-ca-file $PKI/ca.crt --tls-cert-file $PKI/kubelet.crt --tls-private-key-file $PKI/kubelet.key --audit-log-path $RUN_DIR/audit.log --url https://127.0.0.1:$PORT
    stop:    Ctrl-C (containers keep running; the next \`make run\` adopts them)
 INFO
+) & )
 exec "$BIN/pykubelet" run --config examples/standalone.yaml --root-dir "$ROOT" \
   --node-name "$NODE" --port "$PORT" --healthz-port "$HEALTHZ_PORT" --cert-dir "$PKI" \
   --tls-cert-file "$PKI/kubelet.crt" --tls-private-key-file "$PKI/kubelet.key" \

@@ -9,6 +9,8 @@ import pytest
 
 from devtools.firewall_cleanup import firewall_left_as_found
 
+pytest_plugins = ["tests.images.fixtures"]  # the registries (docker-registry) for image tests
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

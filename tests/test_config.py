@@ -109,17 +109,17 @@ def test_json_file_is_accepted(tmp_path: Path) -> None:
 def test_every_bad_field_is_reported_once_by_name(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "port: '10250'\nmaxPods: 0\nbogusField: 1\nreadOnlyPort: 70000\n"
+        "port: '10250'\nmaxPods: -1\nbogusField: 1\nreadOnlyPort: 70000\n"
         "authentication:\n  anonymous: {enabled: 'yes', extra: 1}\n"
         "authorization: {mode: Sometimes}\nfileCheckFrequency: 20\n"
         "containerLogMaxSize: ten\naddress: localhost\nruntime: docker\n",
     )
-    got = problems(["--config", path])
+    got = problems(["--config", path, "--strict-config"])
     assert got == [
         "bogusField: unknown field",
         "authentication.anonymous.extra: unknown field",
         "port: expected an integer, got string",
-        "maxPods: must be > 0, got 0",
+        "maxPods: must be > 0, got -1",
         "readOnlyPort: must be between 0 and 65535, got 70000",
         "authentication.anonymous.enabled: expected a boolean, got string",
         "authorization.mode: unsupported value 'Sometimes', supported: AlwaysAllow, Webhook, "
@@ -181,6 +181,132 @@ def test_known_unimplemented_upstream_fields_are_accepted_and_listed(tmp_path: P
     path = write(tmp_path, "clusterDNS: [10.0.0.10]\nfeatureGates: {A: true}\n")
     c = load_config(["--config", path, "--node-name", "n"])
     assert c.ignored_fields == ("clusterDNS", "featureGates")
+
+
+FIXTURES = Path(__file__).resolve().parent / "config_fixtures"
+
+
+def test_every_v1beta1_field_is_implemented_or_accepted() -> None:
+    from pykubelet.config import field_status
+
+    upstream = (FIXTURES / "v1beta1-fields.txt").read_text().split()
+    objects = {"authentication", "authorization", "logging"}
+    assert [f for f in upstream if f not in objects and field_status(f) == "unknown"] == []
+    assert field_status("rotateCertificates") == "not enforced"
+    assert field_status("port") == "implemented"
+    assert field_status("bogus") == "unknown"
+
+
+def test_unknown_fields_warn_and_strict_refuses(tmp_path: Path) -> None:
+    path = write(tmp_path, "bogusField: 1\nauthentication: {x509: {extra: 2}}\nmaxPods: 9\n")
+    c = load_config(["--config", path, "--node-name", "n"])
+    assert c.unknown_fields == ("bogusField", "authentication.x509.extra")
+    assert c.max_pods == 9
+    assert problems(["--config", path, "--strict-config"]) == [
+        "bogusField: unknown field",
+        "authentication.x509.extra: unknown field",
+    ]
+
+
+def test_not_enforced_fields_are_still_type_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, "clusterDNS: 10.0.0.10\nfailSwapOn: 'no'\nsyncFrequency: 60\n")
+    assert problems(["--config", path]) == [
+        "clusterDNS: expected a list of strings, got string",
+        "failSwapOn: expected a boolean, got string",
+        "syncFrequency: expected a duration string such as 30s, got integer",
+    ]
+
+
+def test_zero_values_take_upstreams_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "port: 0\nmaxPods: 0\naddress: ''\nstreamingConnectionIdleTimeout: 0s\n"
+        "fileCheckFrequency: 0s\ncontainerLogMaxSize: ''\nhealthzPort: 0\nreadOnlyPort: 0\n"
+        "authentication: {webhook: {cacheTTL: 0s}}\n"
+        "authorization: {mode: '', webhook: {cacheAuthorizedTTL: 0s, cacheUnauthorizedTTL: 0s}}\n",
+    )
+    c = load_config(["--config", path, "--node-name", "n"])
+    assert (c.port, c.max_pods, c.address) == (10250, 110, "0.0.0.0")
+    assert c.streaming_connection_idle_timeout_s == 4 * 3600
+    assert c.file_check_frequency_s == 20
+    assert c.container_log_max_size_bytes == 10 * 1024 * 1024
+    assert c.healthz_port == 0 and c.read_only_port == 0  # 0 disables them, as upstream
+    assert c.authentication.webhook.cache_ttl_s == 120
+    assert c.authorization.mode == "Policy"
+    assert c.authorization.webhook.cache_authorized_ttl_s == 300
+    assert c.authorization.webhook.cache_unauthorized_ttl_s == 30
+    assert c.ignored_fields == () and c.unknown_fields == ()
+
+
+def _kubeadm_checks(c: KubeletConfiguration) -> None:
+    assert c.authorization.mode == "Webhook"
+    assert c.authentication.x509.client_ca_file == "/etc/kubernetes/pki/ca.crt"
+    assert c.static_pod_path == "/etc/kubernetes/manifests"
+    assert c.streaming_connection_idle_timeout_s == 4 * 3600
+    assert c.file_check_frequency_s == 20 and c.port == 10250 and c.max_pods == 110
+    assert c.authentication.webhook.cache_ttl_s == 120
+    assert c.unknown_fields == ()
+
+
+def test_the_config_kubeadm_1_20_writes_loads() -> None:
+    c = load_config(["--config", str(FIXTURES / "kubeadm-1.20.yaml"), "--node-name", "n"])
+    _kubeadm_checks(c)
+    assert sorted(c.ignored_fields) == [
+        "cgroupDriver",
+        "clusterDNS",
+        "clusterDomain",
+        "resolvConf",
+        "rotateCertificates",
+    ]
+
+
+def test_the_config_a_current_kubeadm_writes_loads() -> None:
+    c = load_config(["--config", str(FIXTURES / "kubeadm-current.yaml"), "--node-name", "n"])
+    _kubeadm_checks(c)
+    assert c.logging_format == "text" and c.log_verbosity == 0
+    assert sorted(c.ignored_fields) == [
+        "cgroupDriver",
+        "clusterDNS",
+        "clusterDomain",
+        "resolvConf",
+        "rotateCertificates",
+    ]
+
+
+def test_upstream_1_20_defaults_load_and_name_what_is_not_enforced() -> None:
+    path = str(FIXTURES / "upstream-1.20-defaults.yaml")
+    c = load_config(["--config", path, "--node-name", "n"])
+    assert c.unknown_fields == ()
+    assert (c.port, c.healthz_port, c.max_pods, c.container_log_max_files) == (10250, 10248, 110, 5)
+    assert c.authorization.mode == "Webhook" and c.logging_format == "text"
+    # upstream defaults that ask for something pykubelet does not do
+    for name in ("syncFrequency", "evictionHard", "makeIPTablesUtilChains", "failSwapOn"):
+        assert name in c.ignored_fields
+    # ... and the ones pykubelet's behaviour matches, or that upstream ignores too
+    for name in ("cgroupDriver", "podPidsLimit", "cpuCFSQuota", "iptablesDropBit", "resolvConf"):
+        assert name not in c.ignored_fields
+    assert len(c.ignored_fields) == len(set(c.ignored_fields))  # one warning per field
+
+
+def test_config_dir_drop_ins_merge_in_lexical_order(tmp_path: Path) -> None:
+    base = write(tmp_path, "maxPods: 10\nfeatureGates: {A: true, B: true}\nport: 11000\n")
+    d = tmp_path / "kubelet.conf.d"
+    (d / "sub").mkdir(parents=True)
+    (d / "20-pods.conf").write_text(HEAD + "maxPods: 20\nstaticPodPath: pods\n")
+    (d / "10-first.conf").write_text(HEAD + "maxPods: 15\nfeatureGates: {B: false}\n")
+    (d / "sub" / "30-port.conf").write_text(HEAD + "port: 12000\n")
+    (d / "99-ignored.yaml").write_text(HEAD + "maxPods: 99\n")
+    c = load_config(["--config", base, "--config-dir", str(d), "--node-name", "n"])
+    assert c.max_pods == 20 and c.port == 12000
+    assert c.static_pod_path == str(d / "pods")  # relative to the drop-in
+    assert c.config_dir == str(d)
+    c = load_config(["--config", base, "--config-dir", str(d), "--max-pods", "3"])
+    assert c.max_pods == 3  # flags still win
+    (d / "50-bad.conf").write_text("kind: Pod\n")
+    assert problems(["--config-dir", str(d)]) == [
+        f"{d}/50-bad.conf: kind: expected 'KubeletConfiguration', got 'Pod'",
+        f"{d}/50-bad.conf: apiVersion: expected 'kubelet.config.k8s.io/v1beta1', got None",
+    ]
 
 
 def test_docs_list_every_field() -> None:

@@ -32,7 +32,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "core": ("pykubelet.api", "pykubelet.pods", "pykubelet.runtime", "pykubelet.server"),
     "host": ("pykubelet.pods", "pykubelet.runtime", "pykubelet.server", "aiohttp"),
     "runtime": ("pykubelet.server", "pykubelet.pods", "aiohttp"),
+    # the distribution client the process runtime drives; it knows no pod and no runtime
+    "registry": (
+        "pykubelet.server",
+        "pykubelet.pods",
+        "pykubelet.podspec",
+        "pykubelet.runtime.process",
+        "pykubelet.runtime.cri",
+    ),
     "stats": ("pykubelet.server",),
+    # a client of any kubelet: only the protocol cores, the description and shared errors
+    "client": ("pykubelet.pods", "pykubelet.podspec", "pykubelet.runtime", "pykubelet.agent"),
 }
 
 

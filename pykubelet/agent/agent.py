@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pykubelet.config import KubeletConfiguration, configz
 from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.core.errors import PykubeletError
+from pykubelet.host.nodeip import choose_node_ip
 from pykubelet.network import (
     DEFAULT_BRIDGE,
     DEFAULT_SUBNET,
@@ -32,15 +32,19 @@ from pykubelet.network import (
 from pykubelet.network.localnet import LocalnetGuard
 from pykubelet.pods import (
     Backoff,
+    DockerConfigFiles,
+    ImageGC,
     PodManager,
+    PullCredentials,
     RuntimeConfigBuilder,
     StaticDirSource,
     StatusManager,
     WorkerCounters,
     WorkerDeps,
+    pull_gate,
 )
 from pykubelet.pods.cache import ContainerCache
-from pykubelet.podspec import NodeAllocatable, PodSpecLayer
+from pykubelet.podspec import NodeAllocatable, PodSpecFeatures
 from pykubelet.runtime.protocol import (
     ImageService,
     Runtime,
@@ -51,12 +55,15 @@ from pykubelet.runtime.protocol import (
 from pykubelet.stats.agent_metrics import default_metrics
 
 if TYPE_CHECKING:
+    from pykubelet.node import NodeMode
     from pykubelet.security.setup import SecurityParts
     from pykubelet.server import KubeletServers
 
 __all__ = ["Agent", "NodeRuntime", "build_network", "build_runtime", "describe_host"]
 
 log = logging.getLogger(__name__)
+
+KUBELET_API_VERSION = "v1.20.2"  # the kubelet release whose node behaviour we follow
 
 
 class NodeRuntime(Runtime, ImageService, RuntimeInfo, StreamingRuntime, RuntimeLifecycle, Protocol):
@@ -103,6 +110,7 @@ def build_runtime(
         container_log_max_size_bytes=config.container_log_max_size_bytes,
         container_log_max_files=config.container_log_max_files,
         node_ip=_host_ip(config) if node_ip is None else node_ip,
+        registry_ca_file=config.image_registry_ca_file,
     )
 
 
@@ -157,13 +165,47 @@ def describe_host() -> list[str]:
     return lines
 
 
+async def _connect_node_mode(config: KubeletConfiguration, clock: Clock) -> NodeMode:
+    from pykubelet import __version__
+    from pykubelet.node import NodeMode, NodeModeSettings
+    from pykubelet.node.node_status import NodeSettings
+
+    settings = NodeModeSettings(
+        kubeconfig=config.kubeconfig,
+        node=NodeSettings(
+            name=config.node_name,
+            hostname=config.node_name,
+            node_ip=_node_ip(config),
+            port=config.port,
+            max_pods=config.max_pods,
+            labels=config.node_labels,
+            taints=config.register_with_taints,
+            kubelet_version=f"{KUBELET_API_VERSION}+pykubelet.{__version__}",
+            runtime_version=f"{_runtime_scheme(config)}://{__version__}",
+        ),
+        root_dir=config.root_dir,
+        update_s=config.node_status_update_frequency_s,
+        report_s=config.node_status_report_frequency_s,
+        lease_duration_s=config.node_lease_duration_s,
+        api_qps=config.kube_api_qps,
+        api_burst=config.kube_api_burst,
+        event_qps=config.event_record_qps,
+        event_burst=config.event_burst,
+    )
+    return await NodeMode.create(settings, clock)
+
+
+def _node_ip(config: KubeletConfiguration) -> str:
+    from pykubelet.node.machine import detect_node_ip
+
+    return config.node_ip or detect_node_ip(config.node_name)
+
+
 def _host_ip(config: KubeletConfiguration) -> str:
-    if config.address not in ("0.0.0.0", "::", ""):
+    """--node-ip (checked to be this host's), else a specific --address, else detected."""
+    if not config.node_ip and config.address not in ("0.0.0.0", "::", ""):
         return config.address
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
+    return choose_node_ip(config.node_ip)
 
 
 class Agent:
@@ -183,9 +225,10 @@ class Agent:
         self.source: StaticDirSource | None = None
         self.servers: KubeletServers | None = None
         self.security: SecurityParts | None = None
-        self.podspec: PodSpecLayer | None = None
+        self.podspec: PodSpecFeatures | None = None
         # CNI or the built-in network, when the agent built a process runtime as root
         self.network: AgentNetwork | None = None
+        self.node_mode: NodeMode | None = None  # with --kubeconfig only
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -193,6 +236,8 @@ class Agent:
 
     async def run(self) -> None:
         try:
+            if self.config.kubeconfig:
+                self.node_mode = await _connect_node_mode(self.config, self.clock)
             services = self._build()
             assert self.runtime is not None
             await self.runtime.start()
@@ -227,14 +272,15 @@ class Agent:
 
     def _build(self) -> list[_Service]:
         cfg = self.config
-        host_ip = _host_ip(cfg)  # one name lookup for every part that reports the node's IP
+        # one name lookup for every part that reports the node's IP
+        host_ip = _node_ip(cfg) if self.node_mode is not None else _host_ip(cfg)
         if self.runtime is None:
             if cfg.runtime == "process":
                 self.network = build_network(cfg)
             self.runtime = build_runtime(cfg, self.clock, network=self.network, node_ip=host_ip)
         runtime = self.runtime
         statuses = StatusManager(self.clock)
-        spec = PodSpecLayer(
+        spec = PodSpecFeatures(
             runtime=runtime,
             images=runtime,
             clock=self.clock,
@@ -245,6 +291,8 @@ class Agent:
             recorder=default_metrics(),
         )
         self.podspec = spec
+        docker_config = DockerConfigFiles.for_node(cfg.docker_config_file, cfg.root_dir)
+        docker_config.check()  # a dockerConfigFile named must exist and parse
         deps = WorkerDeps(
             runtime=runtime,
             images=runtime,
@@ -253,30 +301,46 @@ class Agent:
             builder=RuntimeConfigBuilder(
                 root_dir=cfg.root_dir,
                 cgroup_root=cfg.cgroup_root,
-                value_from=spec.value_from,
-                hooks=(spec.container_config,),
+                value_from=spec.setup.value_from,
+                hooks=(spec.setup.container_config,),
             ),
             runtime_name=_runtime_scheme(cfg),
             crash_backoff=Backoff(self.clock),
             image_backoff=Backoff(self.clock),
+            pull_credentials=PullCredentials(docker_config),
+            image_pull_gate=pull_gate(cfg.serialize_image_pulls, cfg.max_parallel_image_pulls),
             counters=WorkerCounters(),
             host_ip=host_ip,
             cache=ContainerCache(),
-            readiness=spec.readiness,
-            started=spec.started,
-            prepare_pod=spec.prepare_pod,
-            prepare_container=spec.prepare_container,
-            on_container_started=spec.on_container_started,
-            on_container_running=spec.on_container_running,
-            on_container_exited=spec.on_container_exited,
-            pre_stop=spec.pre_stop,
-            on_pod_removed=spec.on_pod_removed,
+            readiness=spec.probes.readiness,
+            started=spec.probes.started,
+            prepare_pod=spec.setup.prepare_pod,
+            prepare_container=spec.setup.prepare_container,
+            on_container_started=spec.hooks.post_start,
+            on_container_running=spec.probes.on_container_running,
+            on_container_exited=spec.probes.on_container_exited,
+            pre_stop=spec.hooks.pre_stop,
+            on_pod_removed=spec.setup.on_pod_removed,
+            **({"events": self.node_mode.events} if self.node_mode is not None else {}),
         )
-        self.manager = PodManager(deps, max_pods=cfg.max_pods)
-        spec.set_wake(self.manager.wake)
+        self.manager = PodManager(
+            deps,
+            max_pods=cfg.max_pods,
+            node_info=self.node_mode.admission_node if self.node_mode is not None else None,
+        )
+        spec.connect(wake=self.manager.wake, kill=self.manager.kill_container)
+        image_gc = ImageGC(
+            runtime,
+            runtime,
+            self.clock,
+            high_percent=cfg.image_gc_high_threshold_percent,
+            low_percent=cfg.image_gc_low_threshold_percent,
+            minimum_age_s=cfg.image_minimum_gc_age_s,
+        )
         services = [
             _Service(name="pod-manager", run=self.manager.run),
             _Service(name="podspec", run=self._podspec_service),
+            _Service(name="image-gc", run=image_gc.run),
         ]
         if cfg.static_pod_path:
             self.source = StaticDirSource(
@@ -288,7 +352,38 @@ class Agent:
             )
             services.append(_Service(name="static-pods", run=self.source.run))
         services.extend(self._build_servers())
+        services.extend(self._build_node_mode(statuses))
         return services
+
+    # ----- node mode (only with --kubeconfig; standalone builds none of it) -----
+
+    def _build_node_mode(self, statuses: StatusManager) -> list[_Service]:
+        if self.node_mode is None:
+            return []
+        assert self.manager is not None
+        manager = self.manager
+
+        async def port() -> int:
+            if self.servers is None:
+                return self.config.port
+            await self.servers.ready.wait()
+            return self.servers.full_port or self.config.port
+
+        def ready_errors() -> list[str]:
+            if manager.sync_loop_healthy():
+                return []
+            return [
+                "PLEG is not healthy: pleg was last seen active too long ago; threshold is 3m0s"
+            ]
+
+        self.node_mode.attach(
+            manager=manager,
+            statuses=statuses,
+            updates=manager.updates,
+            ready_errors=ready_errors,
+            port=port,
+        )
+        return [_Service(name=name, run=run) for name, run in self.node_mode.services()]
 
     def _build_servers(self) -> list[_Service]:
         cfg = self.config
@@ -383,6 +478,8 @@ class Agent:
             return
         if self.source is not None:
             await self.source.ready.wait()
+        if self.node_mode is not None and self.node_mode.source is not None:
+            await self.node_mode.source.ready.wait()  # upstream's sourcesReady: the API too
         await self.manager.updates.join()  # the manager has taken the first update
         removed = await self.manager.remove_orphans()
         if removed:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pykubelet.api.key_order import in_go_order
 from pykubelet.api.ports import check_host_port_conflicts, container_ports
 from pykubelet.api.status import PodStatus
 from pykubelet.core.errors import InvalidInput
@@ -73,6 +74,9 @@ class ObjectMeta:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     creation_timestamp: str = ""
+    # set by the API server when the pod is being deleted gracefully (node mode)
+    deletion_timestamp: str = ""
+    deletion_grace_period_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +102,13 @@ class Container:
     stdin_once: bool = False
     tty: bool = False
     restart_policy: str = ""  # sidecar init containers ("Always")
+
+    @property
+    def is_sidecar(self) -> bool:
+        """An init container with ``restartPolicy: Always`` (upstream 1.29 sidecars): started
+        in order but not waited for, restarted whenever it exits, stopped after the app
+        containers."""
+        return self.restart_policy == "Always"
 
     @classmethod
     def from_dict(cls, obj: Any, path: str) -> Container:
@@ -167,6 +178,7 @@ class PodSpec:
     node_name: str = ""
     hostname: str = ""
     service_account_name: str = ""
+    image_pull_secrets: tuple[str, ...] = ()  # names of the pod's imagePullSecrets
     volumes: tuple[RawObject, ...] = ()
     security_context: RawObject = field(default_factory=dict)
 
@@ -202,6 +214,15 @@ class PodSpec:
             ]
             if kind == "containers":
                 check_host_port_conflicts(parsed)
+        for kind, group in (("initContainers", init), ("containers", containers)):
+            for i, c in enumerate(group):
+                allowed = ("", "Always") if kind == "initContainers" else ("",)
+                if c.restart_policy not in allowed:
+                    raise InvalidInput(
+                        f"Unsupported value: {c.restart_policy!r}"
+                        + (": supported values: 'Always'" if kind == "initContainers" else ""),
+                        field=f"{path}.{kind}[{i}].restartPolicy",
+                    )
         policy = _opt(obj, "restartPolicy", str, path, "Always")
         if policy not in _RESTART_POLICIES:
             raise InvalidInput(
@@ -230,12 +251,16 @@ class PodSpec:
             node_name=_opt(obj, "nodeName", str, path, ""),
             hostname=_opt(obj, "hostname", str, path, ""),
             service_account_name=_opt(obj, "serviceAccountName", str, path, ""),
+            image_pull_secrets=_pull_secret_names(obj, path),
             volumes=tuple(_opt(obj, "volumes", list, path, [])),
             security_context=_opt(obj, "securityContext", dict, path, {}),
         )
 
     def all_containers(self) -> tuple[Container, ...]:
         return (*self.init_containers, *self.containers)
+
+    def is_init(self, name: str) -> bool:
+        return any(c.name == name for c in self.init_containers)
 
     def container(self, name: str) -> Container | None:
         for c in self.all_containers():
@@ -287,9 +312,14 @@ class Pod:
             labels=_str_map(md, "labels", "metadata"),
             annotations=_str_map(md, "annotations", "metadata"),
             creation_timestamp=_opt(md, "creationTimestamp", str, "metadata", ""),
+            deletion_timestamp=_opt(md, "deletionTimestamp", str, "metadata", "") or "",
+            deletion_grace_period_s=_opt(md, "deletionGracePeriodSeconds", int, "metadata", None),
         )
         spec = PodSpec.from_dict(obj.get("spec"), "spec")
-        return cls(meta=meta, spec=spec, raw=copy.deepcopy(dict(obj)))
+        raw = copy.deepcopy(dict(obj))
+        # Go's key order once here, not on every /pods encode (the spec never changes)
+        raw["spec"] = in_go_order(raw.get("spec") or {}, "PodSpec")
+        return cls(meta=meta, spec=spec, raw=raw)
 
     def with_status(self, status: PodStatus | None) -> Pod:
         return replace(self, status=status)
@@ -310,7 +340,10 @@ class Pod:
             md["labels"] = dict(self.meta.labels)
         if self.meta.annotations:
             md["annotations"] = dict(self.meta.annotations)
-        out["metadata"] = md
+        # Keys in Go's order (struct fields as declared, map keys sorted), whatever order the
+        # manifest used: upstream's /pods is written by encoding/json. The spec was put in
+        # that order by from_dict.
+        out["metadata"] = in_go_order(md, "ObjectMeta")
         out["spec"] = dict(self.raw.get("spec") or {})
         out["status"] = self.status.to_dict() if self.status is not None else {}
         return out
@@ -324,3 +357,14 @@ def pods_to_list(pods: Sequence[Pod]) -> dict[str, Any]:
         "metadata": {},
         "items": [p.to_dict() for p in pods] if pods else None,
     }
+
+
+def _pull_secret_names(obj: dict[str, Any], path: str) -> tuple[str, ...]:
+    refs = _opt(obj, "imagePullSecrets", list, path, [])
+    names = []
+    for i, ref in enumerate(refs):
+        _expect(ref, dict, f"{path}.imagePullSecrets[{i}]")
+        name = _opt(ref, "name", str, f"{path}.imagePullSecrets[{i}]", "")
+        if name:
+            names.append(name)
+    return tuple(names)

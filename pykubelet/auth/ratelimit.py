@@ -3,9 +3,11 @@
 Each source address has a token bucket of ``burst`` tokens refilled at ``rate`` per second. A
 failed authentication (401) takes a token. While an address has less than one token, its
 requests are refused with 429 and ``Retry-After`` *before* any credential is checked, so a
-guesser gains nothing by trying faster; a successful authentication costs nothing. Requests that
-present a TLS client certificate are never limited (the handshake already verified it, there is
-nothing to guess), so the API server is not slowed by others sharing its address. Other
+guesser gains nothing by trying faster; a successful authentication costs nothing. A request
+with a client certificate that *verifies* against the client CA is never limited (there is
+nothing to guess in it), so the API server is not slowed by others sharing its address; an
+unverified one (self-signed, another CA) counts as a failure like a bad token
+(``server/middleware.py`` applies this). Other
 addresses are unaffected. Memory is bounded: at most ``max_addresses`` buckets are kept, and a
 bucket that has refilled completely is forgotten.
 
@@ -50,16 +52,21 @@ class AuthFailureLimiter:
         tokens, last = item
         return min(self.settings.burst, tokens + max(0.0, now - last) * self.settings.rate)
 
-    def retry_after(self, address: str, now: float) -> float:
+    def retry_after(self, address: str, now: float, *, count: bool = True) -> float:
         """0 when a request from ``address`` may be authenticated now, else the seconds until it
-        may (the caller answers 429 with ``Retry-After: ceil(value)``)."""
+        may (the caller answers 429 with ``Retry-After: ceil(value)``). ``count`` False: only
+        look (the caller counts a refusal with ``refuse()`` if it does refuse)."""
         tokens = self._tokens(address, now)
         if tokens >= 1.0:
             if tokens >= self.settings.burst:
                 self._buckets.pop(address, None)
             return 0.0
-        self.refused += 1
+        if count:
+            self.refused += 1
         return (1.0 - tokens) / self.settings.rate
+
+    def refuse(self) -> None:
+        self.refused += 1
 
     def retry_after_header(self, seconds: float) -> str:
         return str(max(1, math.ceil(seconds)))

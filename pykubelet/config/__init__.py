@@ -14,8 +14,10 @@ from pykubelet.config.kubelet import (
     build_parser,
     config_field_names,
     configz,
+    field_status,
     format_duration,
     load_config,
+    merge_drop_ins,
     parse_duration,
     parse_quantity,
 )
@@ -32,9 +34,11 @@ __all__ = [
     "X509Authentication",
     "build_parser",
     "config_field_names",
+    "field_status",
     "configz",
     "format_duration",
     "load_config",
+    "merge_drop_ins",
     "parse_duration",
     "parse_quantity",
 ]

@@ -4,6 +4,12 @@ This is the only module that reads flags, configuration files and the environmen
 one frozen ``KubeletConfiguration``; every invalid field is reported at once, one line per field
 (``ConfigError.problems``), so a bad file is fixed in one pass.
 
+Every v1beta1 field is in one of two tables: ``_FIELDS`` (implemented; a row gives the JSON path,
+the attribute, the parser, the flag and the help line) or ``upstream.NOT_ENFORCED`` (accepted,
+one start-up warning when set). Unknown fields are warnings unless ``--strict-config``, as
+upstream's lenient decoding. Precedence: defaults < ``--config`` < ``--config-dir`` drop-ins
+(JSON merge patches, in lexical order) < flags.
+
 Defaults are the secure config-file defaults of upstream v1beta1, except ``authorization.mode``
 (``Policy``: a local RBAC-style file) and ``rootDir`` (``/var/lib/pykubelet``, so a Go kubelet on
 the same machine is never disturbed). docs/config.md lists every field.
@@ -12,6 +18,7 @@ the same machine is never disturbed). docs/config.md lists every field.
 from __future__ import annotations
 
 import argparse
+import difflib
 import ipaddress
 import json
 import re
@@ -19,11 +26,12 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 import yaml
 
 from pykubelet.api.quantity import parse_quantity as _quantity
+from pykubelet.config.upstream import NOT_ENFORCED, check_kind, is_quiet
 from pykubelet.core.errors import InvalidInput
 
 __all__ = [
@@ -31,6 +39,7 @@ __all__ = [
     "Authentication",
     "Authorization",
     "ConfigError",
+    "Field",
     "KubeletConfiguration",
     "WebhookAuthentication",
     "WebhookAuthorization",
@@ -42,6 +51,8 @@ __all__ = [
     "parse_duration",
     "parse_quantity",
     "IGNORED_FIELDS",
+    "field_status",
+    "merge_drop_ins",
 ]
 
 API_VERSION = "kubelet.config.k8s.io/v1beta1"
@@ -49,30 +60,10 @@ KIND = "KubeletConfiguration"
 AUTHORIZATION_MODES = ("AlwaysAllow", "Webhook", "Policy")
 RUNTIMES = ("process", "cri", "fake")
 
-# Upstream v1beta1 fields we accept so real configuration files load, but do not act on.
-IGNORED_FIELDS = frozenset(
-    """
-    allowedUnsafeSysctls cgroupDriver cgroupsPerQOS clusterDNS clusterDomain
-    configMapAndSecretChangeDetectionStrategy contentType cpuCFSQuota cpuCFSQuotaPeriod
-    cpuManagerPolicy cpuManagerReconcilePeriod enableContentionProfiling
-    enableControllerAttachDetach enableDebugFlagsHandler enableProfilingHandler
-    enableSystemLogQuery enforceNodeAllocatable eventBurst eventRecordQPS evictionHard
-    evictionMaxPodGracePeriod evictionMinimumReclaim evictionPressureTransitionPeriod
-    evictionSoft evictionSoftGracePeriod failSwapOn featureGates hairpinMode
-    httpCheckFrequency imageGCHighThresholdPercent imageGCLowThresholdPercent
-    imageMinimumGCAge imagePullCredentialsVerificationPolicy iptablesDropBit
-    iptablesMasqueradeBit kernelMemcgNotification kubeAPIBurst kubeAPIQPS kubeReserved
-    kubeReservedCgroup kubeletCgroups localStorageCapacityIsolation logging
-    makeIPTablesUtilChains maxOpenFiles maxParallelImagePulls memorySwap
-    nodeLeaseDurationSeconds nodeStatusMaxImages nodeStatusReportFrequency
-    nodeStatusUpdateFrequency podPidsLimit podsPerCore protectKernelDefaults
-    providerID qosReserved registerNode registerWithTaints registryBurst registryPullQPS
-    reservedSystemCPUs resolvConf runtimeRequestTimeout seccompDefault serializeImagePulls
-    showHiddenMetricsForVersion shutdownGracePeriod shutdownGracePeriodCriticalPods
-    staticPodURL staticPodURLHeader syncFrequency systemCgroups systemReserved
-    systemReservedCgroup topologyManagerPolicy volumePluginDir volumeStatsAggPeriod
-    """.split()
-)
+LOG_FORMATS = ("text", "json")
+
+# Upstream v1beta1 fields accepted but not enforced (upstream.py holds the table).
+IGNORED_FIELDS = frozenset(NOT_ENFORCED)
 
 
 class ConfigError(InvalidInput):
@@ -150,21 +141,45 @@ class KubeletConfiguration:
     container_log_max_files: int = 5
     cgroup_root: str = ""
     pod_cidr: str = ""  # the built-in network's subnet ("": 10.88.42.0/24); CNI configs own theirs
+    # images: GC when the image filesystem is fuller than high%, down to low%; 100 disables
+    image_gc_high_threshold_percent: int = 85
+    image_gc_low_threshold_percent: int = 80
+    image_minimum_gc_age_s: float = 120.0
+    serialize_image_pulls: bool = True  # one pull at a time, as upstream's default
+    max_parallel_image_pulls: int = 0  # with serializeImagePulls false: at most this many (0: any)
+    docker_config_file: str = ""  # registry credentials ("": <rootDir>/config.json, ~/.docker)
+    image_registry_ca_file: str = ""  # CAs trusted for registries besides the system's
     # pykubelet extensions (config file and flags) and flag-only settings
     root_dir: str = "/var/lib/pykubelet"
     cni_conf_dir: str = "/etc/cni/net.d"  # first *.conflist/*.conf wins; none: built-in bridge
     cni_bin_dir: str = "/usr/lib/cni"
     node_name: str = ""
+    node_ip: str = ""  # --node-ip; "" detects (host/nodeip.py)
     runtime: str = "process"
     container_runtime_endpoint: str = ""
     cert_dir: str = ""  # default <rootDir>/pki
     kubeconfig: str = ""
+    # node mode (with kubeconfig; docs/node.md)
+    node_labels: tuple[tuple[str, str], ...] = ()
+    register_node: bool = True
+    register_with_taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect)
+    node_status_update_frequency_s: float = 0.0  # 0: default 10 s (filled in by load_config)
+    node_status_report_frequency_s: float = 0.0  # 0: 5 m, or the update frequency if only it is set
+    node_lease_duration_s: int = 40
+    kube_api_qps: float = 50.0  # upstream >= 1.27 defaults (1.20: 5 / 10)
+    kube_api_burst: int = 100
+    event_record_qps: float = 5.0
+    event_burst: int = 10
     audit_log_path: str = ""
     audit_log_max_size_mb: int = 100
     audit_log_max_backup: int = 10
     session_recording_dir: str = ""
     config_file: str = ""
-    ignored_fields: tuple[str, ...] = field(default=())  # ignored upstream fields the file set
+    config_dir: str = ""  # --config-dir: *.conf drop-ins merged over --config
+    logging_format: str = "text"  # logging.format / --logging-format
+    log_verbosity: int = 0  # logging.verbosity / -v
+    ignored_fields: tuple[str, ...] = field(default=())  # set, accepted, not enforced
+    unknown_fields: tuple[str, ...] = field(default=())  # not v1beta1 (warned, not refused)
 
     @property
     def standalone(self) -> bool:
@@ -282,6 +297,69 @@ def _pod_cidr(v: Any) -> str:
     return str(net)
 
 
+def _node_ip(v: Any) -> str:
+    s = _str(v)
+    try:
+        return str(ipaddress.ip_address(s)) if s else ""
+    except ValueError:
+        raise ValueError(f"not an IP address: {s!r}") from None
+
+
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _taints(v: Any) -> tuple[tuple[str, str, str], ...]:
+    """``key=value:Effect,...`` (flag) or a list of ``{key, value, effect}`` (file)."""
+    items: list[tuple[str, str, str]] = []
+    if isinstance(v, str):
+        for part in (x.strip() for x in v.split(",") if x.strip()):
+            kv, sep, effect = part.rpartition(":")
+            if not sep:
+                raise ValueError(f"taint {part!r}: expected key[=value]:Effect")
+            key, _, value = kv.partition("=")
+            items.append((key, value, effect))
+    elif isinstance(v, list):
+        for t in v:
+            if not isinstance(t, dict) or not isinstance(t.get("key"), str):
+                raise TypeError("expected a list of taints {key, value, effect}")
+            items.append((t["key"], str(t.get("value") or ""), str(t.get("effect") or "")))
+    else:
+        raise TypeError("expected a list of taints")
+    for key, _value, effect in items:
+        if not key:
+            raise ValueError("a taint needs a key")
+        if effect not in _TAINT_EFFECTS:
+            raise ValueError(f"taint {key!r}: effect must be one of {', '.join(_TAINT_EFFECTS)}")
+    return tuple(items)
+
+
+def _labels(v: Any) -> tuple[tuple[str, str], ...]:
+    """``k=v,k2=v2`` as ``--node-labels`` takes them."""
+    out = []
+    for part in (x.strip() for x in _str(v).split(",") if x.strip()):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"label {part!r}: expected key=value")
+        out.append((key, value))
+    return tuple(out)
+
+
+def _qps(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise TypeError("expected a number")
+    n = float(v)
+    if n <= 0:
+        raise ValueError(f"must be > 0, got {v}")
+    return n
+
+
+def _percent(v: Any) -> int:
+    n = _int(v)
+    if not 0 <= n <= 100:
+        raise ValueError(f"must be between 0 and 100, got {n}")
+    return n
+
+
 def _choice(options: Sequence[str]) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         s = _str(v)
@@ -301,102 +379,298 @@ def _address(v: Any) -> str:
     return s
 
 
-# (JSON path, attribute path, converter, flag or "")
-_Spec = tuple[str, str, Callable[[Any], Any], str]
-_FIELDS: tuple[_Spec, ...] = (
-    ("enableServer", "enable_server", _bool, "--enable-server"),
-    ("address", "address", _address, "--address"),
-    ("port", "port", _port, "--port"),
-    ("readOnlyPort", "read_only_port", _port, "--read-only-port"),
-    ("healthzPort", "healthz_port", _port, "--healthz-port"),
-    ("healthzBindAddress", "healthz_bind_address", _address, "--healthz-bind-address"),
-    ("tlsCertFile", "tls_cert_file", _str, "--tls-cert-file"),
-    ("tlsPrivateKeyFile", "tls_private_key_file", _str, "--tls-private-key-file"),
-    ("tlsCipherSuites", "tls_cipher_suites", _str_list, "--tls-cipher-suites"),
-    ("tlsMinVersion", "tls_min_version", _str, "--tls-min-version"),
-    ("rotateCertificates", "rotate_certificates", _bool, "--rotate-certificates"),
-    ("serverTLSBootstrap", "server_tls_bootstrap", _bool, "--rotate-server-certificates"),
+class Field(NamedTuple):
+    """One implemented field: a row of ``_FIELDS`` (plain 4-tuples are rows too).
+
+    ``enforced=False`` marks a field parsed and stored but not acted on yet: any value other
+    than its zero value gets the start-up warning and doctor's "accepted, not enforced"."""
+
+    json: str  # dotted v1beta1 path ("" for flag-only settings)
+    attr: str  # dotted attribute path in KubeletConfiguration
+    conv: Callable[[Any], Any]
+    flag: str  # "" when there is none
+    help: str = ""
+    enforced: bool = True
+
+
+# One row per field: (JSON path, attribute path, parser, flag or "", help[, enforced]).
+_FIELDS: tuple[tuple[Any, ...], ...] = (
+    ("enableServer", "enable_server", _bool, "--enable-server", "serve the HTTPS API"),
+    ("address", "address", _address, "--address", "IP address to serve on"),
+    ("port", "port", _port, "--port", "HTTPS port (0 in the file: the default)"),
+    ("readOnlyPort", "read_only_port", _port, "--read-only-port", "unauthenticated HTTP port"),
+    ("healthzPort", "healthz_port", _port, "--healthz-port", "localhost /healthz port, 0: off"),
+    (
+        "healthzBindAddress",
+        "healthz_bind_address",
+        _address,
+        "--healthz-bind-address",
+        "IP address of the healthz server",
+    ),
+    ("tlsCertFile", "tls_cert_file", _str, "--tls-cert-file", "serving certificate (PEM)"),
+    (
+        "tlsPrivateKeyFile",
+        "tls_private_key_file",
+        _str,
+        "--tls-private-key-file",
+        "key of --tls-cert-file",
+    ),
+    (
+        "tlsCipherSuites",
+        "tls_cipher_suites",
+        _str_list,
+        "--tls-cipher-suites",
+        "TLS 1.2 suites (Go names, comma-separated)",
+    ),
+    ("tlsMinVersion", "tls_min_version", _str, "--tls-min-version", "VersionTLS12 or 13"),
+    (
+        "rotateCertificates",
+        "rotate_certificates",
+        _bool,
+        "--rotate-certificates",
+        "renew the client certificate through the API",
+        False,
+    ),
+    (
+        "serverTLSBootstrap",
+        "server_tls_bootstrap",
+        _bool,
+        "--rotate-server-certificates",
+        "get the serving certificate through a CSR",
+        False,
+    ),
     (
         "authentication.x509.clientCAFile",
         "authentication.x509.client_ca_file",
         _str,
         "--client-ca-file",
+        "CA bundle that authenticates client certificates",
     ),
     (
         "authentication.webhook.enabled",
         "authentication.webhook.enabled",
         _bool,
         "--authentication-token-webhook",
+        "check bearer tokens with TokenReview",
     ),
     (
         "authentication.webhook.cacheTTL",
         "authentication.webhook.cache_ttl_s",
         _duration,
         "--authentication-token-webhook-cache-ttl",
+        "how long TokenReview answers are cached",
     ),
     (
         "authentication.anonymous.enabled",
         "authentication.anonymous.enabled",
         _bool,
         "--anonymous-auth",
+        "let unauthenticated requests through as system:anonymous",
     ),
     (
         "authorization.mode",
         "authorization.mode",
         _choice(AUTHORIZATION_MODES),
         "--authorization-mode",
+        "AlwaysAllow, Webhook or Policy",
     ),
     (
         "authorization.webhook.cacheAuthorizedTTL",
         "authorization.webhook.cache_authorized_ttl_s",
         _duration,
         "--authorization-webhook-cache-authorized-ttl",
+        "how long allowed SubjectAccessReviews are cached",
     ),
     (
         "authorization.webhook.cacheUnauthorizedTTL",
         "authorization.webhook.cache_unauthorized_ttl_s",
         _duration,
         "--authorization-webhook-cache-unauthorized-ttl",
+        "how long denied SubjectAccessReviews are cached",
     ),
-    ("authorization.policyFile", "authorization.policy_file", _str, "--authorization-policy-file"),
-    ("enableDebuggingHandlers", "enable_debugging_handlers", _bool, "--enable-debugging-handlers"),
-    ("enableSystemLogHandler", "enable_system_log_handler", _bool, ""),
+    (
+        "authorization.policyFile",
+        "authorization.policy_file",
+        _str,
+        "--authorization-policy-file",
+        "RBAC-style policy of mode Policy",
+    ),
+    (
+        "enableDebuggingHandlers",
+        "enable_debugging_handlers",
+        _bool,
+        "--enable-debugging-handlers",
+        "serve logs, exec, attach, port-forward",
+    ),
+    ("enableSystemLogHandler", "enable_system_log_handler", _bool, "", "serve /logs/"),
     (
         "streamingConnectionIdleTimeout",
         "streaming_connection_idle_timeout_s",
         _duration,
         "--streaming-connection-idle-timeout",
+        "idle exec/attach/port-forward streams are closed after this",
     ),
-    ("staticPodPath", "static_pod_path", _str, "--pod-manifest-path"),
-    ("maxPods", "max_pods", _positive, "--max-pods"),
-    ("fileCheckFrequency", "file_check_frequency_s", _duration, "--file-check-frequency"),
-    ("containerLogMaxSize", "container_log_max_size_bytes", _size, "--container-log-max-size"),
-    ("containerLogMaxFiles", "container_log_max_files", _positive, "--container-log-max-files"),
-    ("cgroupRoot", "cgroup_root", _str, "--cgroup-root"),
-    ("podCIDR", "pod_cidr", _pod_cidr, "--pod-cidr"),
+    ("staticPodPath", "static_pod_path", _str, "--pod-manifest-path", "static pod directory"),
+    ("maxPods", "max_pods", _positive, "--max-pods", "pods admitted at most"),
+    (
+        "fileCheckFrequency",
+        "file_check_frequency_s",
+        _duration,
+        "--file-check-frequency",
+        "full rescan period of staticPodPath",
+    ),
+    (
+        "containerLogMaxSize",
+        "container_log_max_size_bytes",
+        _size,
+        "--container-log-max-size",
+        "rotate a container log at this size",
+    ),
+    (
+        "containerLogMaxFiles",
+        "container_log_max_files",
+        _positive,
+        "--container-log-max-files",
+        "log files kept per container",
+    ),
+    ("cgroupRoot", "cgroup_root", _str, "--cgroup-root", "parent cgroup of the pods"),
+    ("registerNode", "register_node", _bool, "--register-node", "register the Node object"),
+    (
+        "registerWithTaints",
+        "register_with_taints",
+        _taints,
+        "--register-with-taints",
+        "taints set at registration (key=value:Effect,...)",
+    ),
+    (
+        "nodeStatusUpdateFrequency",
+        "node_status_update_frequency_s",
+        _duration,
+        "--node-status-update-frequency",
+        "node status computation period",
+    ),
+    (
+        "nodeStatusReportFrequency",
+        "node_status_report_frequency_s",
+        _duration,
+        "",
+        "node status report period when nothing changed",
+    ),
+    ("nodeLeaseDurationSeconds", "node_lease_duration_s", _positive, "", "node Lease duration"),
+    ("kubeAPIQPS", "kube_api_qps", _qps, "--kube-api-qps", "API client rate limit"),
+    ("kubeAPIBurst", "kube_api_burst", _positive, "--kube-api-burst", "API client burst"),
+    ("eventRecordQPS", "event_record_qps", _qps, "--event-qps", "event creation rate limit"),
+    ("eventBurst", "event_burst", _positive, "--event-burst", "event creation burst"),
+    ("podCIDR", "pod_cidr", _pod_cidr, "--pod-cidr", "subnet of the built-in pod network"),
+    (
+        "imageGCHighThresholdPercent",
+        "image_gc_high_threshold_percent",
+        _percent,
+        "--image-gc-high-threshold",
+        "disk usage % that starts image garbage collection",
+    ),
+    (
+        "imageGCLowThresholdPercent",
+        "image_gc_low_threshold_percent",
+        _percent,
+        "--image-gc-low-threshold",
+        "disk usage % image garbage collection frees down to",
+    ),
+    (
+        "imageMinimumGCAge",
+        "image_minimum_gc_age_s",
+        _duration,
+        "--minimum-image-ttl-duration",
+        "unused images younger than this are kept",
+    ),
+    (
+        "serializeImagePulls",
+        "serialize_image_pulls",
+        _bool,
+        "--serialize-image-pulls",
+        "one image pull at a time",
+    ),
+    (
+        "maxParallelImagePulls",
+        "max_parallel_image_pulls",
+        _nonneg,
+        "",
+        "image pulls at once with serializeImagePulls false (0: no limit)",
+    ),
     (
         "containerRuntimeEndpoint",
         "container_runtime_endpoint",
         _str,
         "--container-runtime-endpoint",
+        "CRI socket (runtime cri)",
     ),
+    ("logging.format", "logging_format", _choice(LOG_FORMATS), "--logging-format", "text or json"),
+    ("logging.verbosity", "log_verbosity", _nonneg, "--v", "log verbosity; 4 and up: debug"),
     # pykubelet extensions
-    ("rootDir", "root_dir", _str, "--root-dir"),
-    ("nodeName", "node_name", _str, "--node-name"),
-    ("runtime", "runtime", _choice(RUNTIMES), "--runtime"),
-    ("certDir", "cert_dir", _str, "--cert-dir"),
-    ("auditLogPath", "audit_log_path", _str, "--audit-log-path"),
-    ("auditLogMaxSize", "audit_log_max_size_mb", _positive, "--audit-log-maxsize"),
-    ("auditLogMaxBackup", "audit_log_max_backup", _nonneg, "--audit-log-maxbackup"),
-    ("sessionRecordingDir", "session_recording_dir", _str, "--session-recording-dir"),
-    ("authentication.tokenFile", "authentication.token_file", _str, "--token-auth-file"),
-    ("cniConfDir", "cni_conf_dir", _str, "--cni-conf-dir"),
-    ("cniBinDir", "cni_bin_dir", _str, "--cni-bin-dir"),
+    ("rootDir", "root_dir", _str, "--root-dir", "state directory"),
+    ("nodeName", "node_name", _str, "--node-name", "node name (default: the host name)"),
+    ("runtime", "runtime", _choice(RUNTIMES), "--runtime", "process, cri or fake"),
+    ("certDir", "cert_dir", _str, "--cert-dir", "where a self-signed pair is kept"),
+    ("auditLogPath", "audit_log_path", _str, "--audit-log-path", "JSON lines audit log"),
+    (
+        "auditLogMaxSize",
+        "audit_log_max_size_mb",
+        _positive,
+        "--audit-log-maxsize",
+        "rotate the audit log at this many MB",
+    ),
+    (
+        "auditLogMaxBackup",
+        "audit_log_max_backup",
+        _nonneg,
+        "--audit-log-maxbackup",
+        "rotated audit logs kept",
+    ),
+    (
+        "sessionRecordingDir",
+        "session_recording_dir",
+        _str,
+        "--session-recording-dir",
+        "asciicast recordings of TTY sessions",
+    ),
+    (
+        "authentication.tokenFile",
+        "authentication.token_file",
+        _str,
+        "--token-auth-file",
+        "static bearer tokens (CSV)",
+    ),
+    ("cniConfDir", "cni_conf_dir", _str, "--cni-conf-dir", "CNI network configs"),
+    ("cniBinDir", "cni_bin_dir", _str, "--cni-bin-dir", "CNI plugin executables"),
+    (
+        "dockerConfigFile",
+        "docker_config_file",
+        _str,
+        "--docker-config-file",
+        "registry credentials (docker config.json) for every pull",
+    ),
+    (
+        "imageRegistryCAFile",
+        "image_registry_ca_file",
+        _str,
+        "--image-registry-ca-file",
+        "extra CAs trusted for registries (process runtime)",
+    ),
 )
-_FLAG_ONLY: tuple[_Spec, ...] = (
-    ("", "kubeconfig", _str, "--kubeconfig"),
-    ("", "node_name", _str, "--hostname-override"),
+_FLAG_ONLY: tuple[tuple[Any, ...], ...] = (
+    ("", "kubeconfig", _str, "--kubeconfig", "API server credentials: join a cluster (node mode)"),
+    ("", "node_name", _str, "--hostname-override", "same as --node-name"),
+    (
+        "",
+        "node_ip",
+        _node_ip,
+        "--node-ip",
+        "the node's address (0.0.0.0 or ::: detect that family)",
+    ),
+    ("", "node_labels", _labels, "--node-labels", "labels added at registration (k=v,...)"),
 )
+_TABLE: tuple[Field, ...] = tuple(Field(*row) for row in _FIELDS)
+_FLAG_TABLE: tuple[Field, ...] = tuple(Field(*row) for row in _FLAG_ONLY)
 _OBJECTS = {
     "authentication",
     "authentication.x509",
@@ -404,13 +678,30 @@ _OBJECTS = {
     "authentication.anonymous",
     "authorization",
     "authorization.webhook",
+    "logging",
 }
-_BY_JSON = {spec[0]: spec for spec in _FIELDS}
+_BY_JSON = {f.json: f for f in _TABLE}
 _PATH_FIELDS = frozenset(
     """staticPodPath tlsCertFile tlsPrivateKeyFile authentication.x509.clientCAFile
     authorization.policyFile rootDir certDir auditLogPath sessionRecordingDir
-    authentication.tokenFile cniConfDir cniBinDir""".split()
+    authentication.tokenFile cniConfDir cniBinDir dockerConfigFile imageRegistryCAFile""".split()
 )
+# As upstream's defaulting: a zero value in a file ("", 0, "0s") means the default.
+_ZERO_MEANS_DEFAULT = frozenset(
+    """address port healthzBindAddress authentication.webhook.cacheTTL authorization.mode
+    authorization.webhook.cacheAuthorizedTTL authorization.webhook.cacheUnauthorizedTTL
+    streamingConnectionIdleTimeout maxPods fileCheckFrequency containerLogMaxSize
+    logging.format""".split()
+)
+
+
+def field_status(json_path: str) -> str:
+    """``implemented``, ``not enforced`` or ``unknown``: what pykubelet does with a field."""
+    spec = _BY_JSON.get(json_path)
+    if spec is not None:
+        return "implemented" if spec.enforced else "not enforced"
+    top = json_path.split(".", 1)[0]
+    return "not enforced" if json_path in NOT_ENFORCED or top in NOT_ENFORCED else "unknown"
 
 
 def _type_name(v: Any) -> str:
@@ -425,76 +716,215 @@ def _type_name(v: Any) -> str:
     }.get(type(v), type(v).__name__)
 
 
-def _walk(
-    doc: Mapping[str, Any],
-    prefix: str,
-    out: dict[str, Any],
-    problems: list[str],
-    ignored: list[str],
-) -> None:
+@dataclass(slots=True)
+class _Found:
+    """What a walk over a configuration document found."""
+
+    values: dict[str, Any] = field(default_factory=dict)  # implemented fields
+    not_enforced: list[str] = field(default_factory=list)  # set, accepted, not enforced
+    unknown: list[str] = field(default_factory=list)
+
+
+def _walk(doc: Mapping[str, Any], prefix: str, found: _Found, problems: list[str]) -> None:
     for key, value in doc.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if not prefix and key in ("kind", "apiVersion"):
             continue
         if path in _OBJECTS:
+            if value is None:
+                continue
             if not isinstance(value, dict):
                 problems.append(f"{path}: expected an object, got {_type_name(value)}")
             else:
-                _walk(value, path, out, problems, ignored)
+                _walk(value, path, found, problems)
         elif path in _BY_JSON:
-            out[path] = value
-        elif not prefix and key in IGNORED_FIELDS:
-            ignored.append(path)
+            found.values[path] = value
+        elif path in NOT_ENFORCED:
+            spec = NOT_ENFORCED[path]
+            try:
+                check_kind(spec.kind, value)
+            except TypeError as e:
+                problems.append(f"{path}: {e}, got {_type_name(value)}")
+                continue
+            if not is_quiet(spec, value):
+                found.not_enforced.append(path)
         else:
-            problems.append(f"{path}: unknown field")
+            found.unknown.append(path)
 
 
-def _read_file(path: str, problems: list[str]) -> tuple[dict[str, Any], list[str]]:
+def _read_doc(path: str, what: str, problems: list[str]) -> dict[str, Any] | None:
+    """One KubeletConfiguration document, relative paths made absolute against its file."""
     try:
         text = Path(path).read_text()
     except OSError as e:
-        problems.append(f"--config: cannot read {path}: {e.strerror}")
-        return {}, []
+        problems.append(f"{what}: cannot read {path}: {e.strerror}")
+        return None
     try:
         doc = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as e:
         problems.append(f"{path}: not valid YAML or JSON: {' '.join(str(e).split())}")
-        return {}, []
+        return None
     if not isinstance(doc, dict):
         problems.append(f"{path}: expected a KubeletConfiguration object, got {_type_name(doc)}")
-        return {}, []
+        return None
+    prefix = "" if what == "--config" else f"{path}: "
     if doc.get("kind") != KIND:
-        problems.append(f"kind: expected {KIND!r}, got {doc.get('kind')!r}")
+        problems.append(f"{prefix}kind: expected {KIND!r}, got {doc.get('kind')!r}")
     if doc.get("apiVersion") != API_VERSION:
-        problems.append(f"apiVersion: expected {API_VERSION!r}, got {doc.get('apiVersion')!r}")
-    out: dict[str, Any] = {}
-    ignored: list[str] = []
-    _walk(doc, "", out, problems, ignored)
-    return out, ignored
+        problems.append(
+            f"{prefix}apiVersion: expected {API_VERSION!r}, got {doc.get('apiVersion')!r}"
+        )
+    base = Path(path).absolute().parent
+    for dotted in _PATH_FIELDS:  # as upstream: relative paths are relative to their file
+        *parents, leaf = dotted.split(".")
+        node: Any = doc
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(leaf), str) and node[leaf]:
+            node[leaf] = str(base / node[leaf])
+    return doc
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as upstream merges ``--config-dir`` drop-ins."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
+
+
+def _drop_ins(config_dir: str, problems: list[str]) -> list[str]:
+    """``*.conf`` files under the directory, in lexical order of their paths (as upstream)."""
+    root = Path(config_dir)
+    if not root.is_dir():
+        problems.append(f"--config-dir: {config_dir} is not a directory")
+        return []
+    return sorted(str(p) for p in root.rglob("*.conf") if p.is_file())
+
+
+def _apply_drop_ins(doc: dict[str, Any], config_dir: str, problems: list[str]) -> dict[str, Any]:
+    for path in _drop_ins(config_dir, problems):
+        patch = _read_doc(path, "--config-dir", problems)
+        if patch is not None:
+            doc = _merge_patch(doc, patch)
+    return doc
+
+
+def merge_drop_ins(doc: Mapping[str, Any], config_dir: str) -> dict[str, Any]:
+    """``doc`` with the ``--config-dir`` drop-ins applied, as ``load_config`` does (for doctor,
+    which checks the merged document); ``ConfigError`` for a bad drop-in."""
+    problems: list[str] = []
+    merged = _apply_drop_ins(dict(doc), config_dir, problems)
+    if problems:
+        raise ConfigError(problems)
+    return merged
 
 
 def _check_json_type(conv: Callable[[Any], Any], value: Any) -> None:
     """A file value must have its JSON type: flags may spell numbers and booleans as text."""
-    if isinstance(value, str) and conv in (_bool, _int, _port, _nonneg, _positive):
+    if isinstance(value, str) and conv in (_bool, _int, _port, _nonneg, _positive, _percent):
         raise TypeError("expected a boolean" if conv is _bool else "expected an integer")
 
 
+def _is_zero(value: Any) -> bool:
+    if isinstance(value, bool) or value is None:
+        return value is None
+    if isinstance(value, int | float):
+        return value == 0
+    if isinstance(value, str):
+        if not value:
+            return True
+        try:
+            return parse_duration(value) == 0
+        except ValueError:
+            return False
+    return False
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line, with the closest flag it knows."""
+
+    def error(self, message: str) -> NoReturn:
+        m = re.match(r"unrecognized arguments: (\S+)", message)
+        if m:
+            bad = m.group(1).split("=", 1)[0]
+            known = [o for a in self._actions for o in a.option_strings]
+            close = difflib.get_close_matches(bad, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            message = f"unknown flag {bad}{hint} (pykubelet run --help lists them)"
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _default_text(attr: str) -> str:
+    value: Any = KubeletConfiguration()
+    for part in attr.split("."):
+        value = getattr(value, part)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if attr.endswith("_s"):
+        return format_duration(float(value))
+    if attr.endswith("_bytes"):
+        return _size_text(int(value))
+    if isinstance(value, tuple):
+        return ",".join(value) or '""'
+    return str(value) if value != "" else '""'
+
+
+def _help(spec: Field) -> str:
+    parts = [spec.help or (f"sets {spec.json}" if spec.json else "")]
+    parts.append(f"(default {_default_text(spec.attr)}")
+    parts[-1] += f"; config: {spec.json})" if spec.json else ")"
+    if not spec.enforced:
+        parts.append("ACCEPTED, NOT ENFORCED")
+    return " ".join(p for p in parts if p).replace("%", "%%")
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from pykubelet import __version__
+
+    p = _Parser(
         prog="pykubelet run",
-        description="Run the node agent. Flags override the --config file, which overrides "
-        "the defaults (docs/config.md).",
+        usage="pykubelet run [--config FILE] [--config-dir DIR] [flags]",
+        description="Run the node agent. Flags override --config-dir drop-ins, which override "
+        "the --config file, which overrides the defaults (docs/config.md).",
+        allow_abbrev=False,
     )
+    p.add_argument("--version", action="version", version=f"pykubelet {__version__}")
     p.add_argument("--config", metavar="FILE", help="a KubeletConfiguration YAML or JSON file")
-    for json_path, _attr, _conv, flag in (*_FIELDS, *_FLAG_ONLY):
-        if not flag:
+    p.add_argument(
+        "--config-dir",
+        metavar="DIR",
+        help="*.conf KubeletConfiguration drop-ins merged over --config in lexical order",
+    )
+    p.add_argument(
+        "--strict-config",
+        action="store_true",
+        help="refuse unknown fields instead of warning about them",
+    )
+    for spec in (*_TABLE, *_FLAG_TABLE):
+        if not spec.flag:
             continue
-        help_text = f"overrides {json_path}" if json_path else None
-        dest = flag[2:].replace("-", "_")
-        if _conv is _bool:
-            p.add_argument(flag, dest=dest, metavar="BOOL", nargs="?", const="true", help=help_text)
+        names = [spec.flag, "-v"] if spec.flag == "--v" else [spec.flag]
+        if spec.conv is _bool:
+            p.add_argument(
+                *names,
+                dest=_dest(spec.flag),
+                metavar="BOOL",
+                nargs="?",
+                const="true",
+                help=_help(spec),
+            )
         else:
-            p.add_argument(flag, dest=dest, metavar="VALUE", help=help_text)
+            p.add_argument(*names, dest=_dest(spec.flag), metavar="VALUE", help=_help(spec))
     return p
 
 
@@ -516,35 +946,53 @@ def load_config(argv: Sequence[str]) -> KubeletConfiguration:
     """Parse ``pykubelet run`` arguments; raise ``ConfigError`` listing every bad field."""
     ns = build_parser().parse_args(list(argv))
     problems: list[str] = []
-    cfg = KubeletConfiguration()
-    ignored: list[str] = []
+    cfg = KubeletConfiguration(config_file=ns.config or "", config_dir=ns.config_dir or "")
+    doc: dict[str, Any] = {}
     if ns.config:
-        values, ignored = _read_file(ns.config, problems)
-        cfg = replace(cfg, config_file=ns.config)
-        for json_path, value in values.items():
-            _j, attr, conv, _f = _BY_JSON[json_path]
-            try:
-                _check_json_type(conv, value)
-                converted = conv(value)
-                if json_path in _PATH_FIELDS and converted:
-                    # as upstream: relative paths in the file are relative to the file
-                    converted = str(Path(ns.config).absolute().parent / converted)
-                cfg = _set(cfg, attr, converted)
-            except TypeError as e:
-                problems.append(f"{json_path}: {e}, got {_type_name(value)}")
-            except ValueError as e:
-                problems.append(f"{json_path}: {e}")
-    for _json_path, attr, conv, flag in (*_FIELDS, *_FLAG_ONLY):
-        raw = getattr(ns, flag[2:].replace("-", "_"), None) if flag else None
+        doc = _read_doc(ns.config, "--config", problems) or {}
+    if ns.config_dir:
+        doc = _apply_drop_ins(doc, ns.config_dir, problems)
+    found = _Found()
+    _walk(doc, "", found, problems)
+    if ns.strict_config:
+        problems.extend(f"{path}: unknown field" for path in found.unknown)
+    not_enforced = list(found.not_enforced)
+    for json_path, value in found.values.items():
+        spec = _BY_JSON[json_path]
+        if json_path in _ZERO_MEANS_DEFAULT and _is_zero(value):
+            continue  # upstream's defaulting: the zero value means "unset"
+        try:
+            _check_json_type(spec.conv, value)
+            cfg = _set(cfg, spec.attr, spec.conv(value))
+        except TypeError as e:
+            problems.append(f"{json_path}: {e}, got {_type_name(value)}")
+        except ValueError as e:
+            problems.append(f"{json_path}: {e}")
+        else:
+            if not spec.enforced and value:
+                not_enforced.append(json_path)
+    for spec in (*_TABLE, *_FLAG_TABLE):
+        raw = getattr(ns, _dest(spec.flag), None) if spec.flag else None
         if raw is None:
             continue
         try:
-            cfg = _set(cfg, attr, conv(raw))
+            value = spec.conv(raw)
+            cfg = _set(cfg, spec.attr, value)
         except (TypeError, ValueError) as e:
-            problems.append(f"{flag}: {e}: {raw!r}")
+            problems.append(f"{spec.flag}: {e}: {raw!r}")
+        else:
+            name = spec.json or spec.flag
+            if not spec.enforced and value and name not in not_enforced:
+                not_enforced.append(name)
     if problems:
         raise ConfigError(problems)
-    return _finish(replace(cfg, ignored_fields=tuple(ignored)))
+    return _finish(
+        replace(
+            cfg,
+            ignored_fields=tuple(not_enforced),
+            unknown_fields=() if ns.strict_config else tuple(found.unknown),
+        )
+    )
 
 
 def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
@@ -559,6 +1007,23 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         problems.append(f"nodeName: {node!r} is not a valid DNS-1123 subdomain")
     if bool(cfg.tls_cert_file) != bool(cfg.tls_private_key_file):
         problems.append("tlsCertFile: tlsCertFile and tlsPrivateKeyFile must be set together")
+    for name, value in (
+        ("nodeStatusUpdateFrequency", cfg.node_status_update_frequency_s),
+        ("nodeStatusReportFrequency", cfg.node_status_report_frequency_s),
+    ):
+        if value < 0:
+            problems.append(f"{name}: must be >= 0")
+    if cfg.image_gc_low_threshold_percent >= cfg.image_gc_high_threshold_percent:
+        problems.append(
+            "imageGCLowThresholdPercent: must be less than imageGCHighThresholdPercent "
+            f"({cfg.image_gc_low_threshold_percent} >= {cfg.image_gc_high_threshold_percent})"
+        )
+    if cfg.image_minimum_gc_age_s < 0:
+        problems.append("imageMinimumGCAge: must not be negative")
+    if cfg.serialize_image_pulls and cfg.max_parallel_image_pulls > 1:
+        problems.append(
+            "maxParallelImagePulls: cannot be larger than 1 unless serializeImagePulls is false"
+        )
     if cfg.runtime == "cri" and not cfg.container_runtime_endpoint:
         problems.append("containerRuntimeEndpoint: required with runtime 'cri'")
     endpoint = cfg.container_runtime_endpoint
@@ -576,8 +1041,13 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
     x509 = replace(
         cfg.authentication.x509, client_ca_file=_abs(cfg.authentication.x509.client_ca_file)
     )
+    update = cfg.node_status_update_frequency_s
+    # as upstream: with only nodeStatusUpdateFrequency set, the report frequency follows it
+    report = cfg.node_status_report_frequency_s or (update or 300.0)
     return replace(
         cfg,
+        node_status_update_frequency_s=update or 10.0,
+        node_status_report_frequency_s=report,
         root_dir=root,
         node_name=node,
         cert_dir=_abs(cfg.cert_dir) or str(Path(root) / "pki"),
@@ -586,6 +1056,8 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         tls_private_key_file=_abs(cfg.tls_private_key_file),
         audit_log_path=_abs(cfg.audit_log_path),
         session_recording_dir=_abs(cfg.session_recording_dir),
+        docker_config_file=_abs(cfg.docker_config_file),
+        image_registry_ca_file=_abs(cfg.image_registry_ca_file),
         authentication=replace(
             cfg.authentication, x509=x509, token_file=_abs(cfg.authentication.token_file)
         ),
@@ -599,7 +1071,7 @@ def _abs(path: str) -> str:
 
 def config_field_names() -> tuple[str, ...]:
     """Every JSON field the file accepts (for docs and tests)."""
-    return tuple(spec[0] for spec in _FIELDS)
+    return tuple(spec.json for spec in _TABLE)
 
 
 def format_duration(seconds: float) -> str:
@@ -625,7 +1097,7 @@ def configz(cfg: KubeletConfiguration) -> dict[str, Any]:
     """The configuration as /configz serves it: v1beta1 field names and JSON shapes (durations
     as Go duration strings, sizes as quantities), nested objects nested, no kind/apiVersion."""
     out: dict[str, Any] = {}
-    for json_path, attr, conv, _flag in _FIELDS:
+    for json_path, attr, conv, *_rest in _TABLE:
         value: Any = cfg
         for part in attr.split("."):
             value = getattr(value, part)
@@ -633,6 +1105,8 @@ def configz(cfg: KubeletConfiguration) -> dict[str, Any]:
             value = format_duration(float(value))
         elif conv is _size:
             value = _size_text(int(value))
+        elif conv is _taints:
+            value = [{"key": k, "value": v, "effect": e} for k, v, e in value]
         elif isinstance(value, tuple):
             value = list(value)
         node = out

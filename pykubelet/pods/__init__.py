@@ -6,7 +6,16 @@ manager or worker."""
 
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.cache import ContainerCache
+from pykubelet.pods.credentials import DockerConfigFiles, Keyring
 from pykubelet.pods.env import ValueFromResolver, build_env, expand, expand_command
+from pykubelet.pods.image_gc import ImageGC
+from pykubelet.pods.images import (
+    PullCredentials,
+    PullSecretResolver,
+    ensure_image,
+    pull_gate,
+    pull_with_keyring,
+)
 from pykubelet.pods.manager import PodManager
 from pykubelet.pods.protocol import PodLister, VersionedPodLister
 from pykubelet.pods.runtime_config import ContainerConfigHook, RuntimeConfigBuilder
@@ -20,6 +29,11 @@ __all__ = [
     "Backoff",
     "ContainerCache",
     "ContainerConfigHook",
+    "DockerConfigFiles",
+    "ImageGC",
+    "Keyring",
+    "PullCredentials",
+    "PullSecretResolver",
     "PodLayerStats",
     "PodLister",
     "VersionedPodLister",
@@ -35,6 +49,9 @@ __all__ = [
     "WorkerDeps",
     "WorkerPhase",
     "build_env",
+    "ensure_image",
+    "pull_gate",
+    "pull_with_keyring",
     "expand",
     "expand_command",
     "static_pod_from_document",

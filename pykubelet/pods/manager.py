@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pykubelet.api import Pod, PodStatus
+from pykubelet.pods.admission import AdmissionNode, admission_failure
+from pykubelet.pods.events import WARNING
 from pykubelet.pods.kill import MIN_GRACE_S
 from pykubelet.pods.ports import NODE_PORTS_MESSAGE, NODE_PORTS_REASON, host_port_conflict
 from pykubelet.pods.runtime_config import ANNOTATION_GRACE, LABEL_MANAGED, LABEL_POD_UID
-from pykubelet.pods.types import PodLayerStats, PodUpdate, UpdateOp
+from pykubelet.pods.types import KillRequest, PodLayerStats, PodUpdate, UpdateOp
 from pykubelet.pods.worker import PodWorker, WorkerDeps
 from pykubelet.runtime.types import ContainerState
 
@@ -32,12 +34,20 @@ _TERMINAL = ("Succeeded", "Failed")  # upstream: "PLEG is not healthy ... thresh
 
 
 class PodManager:
-    def __init__(self, deps: WorkerDeps, *, max_pods: int = 110, relist_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        deps: WorkerDeps,
+        *,
+        max_pods: int = 110,
+        relist_s: float = 1.0,
+        node_info: Callable[[], AdmissionNode | None] | None = None,
+    ) -> None:
         self.updates: asyncio.Queue[PodUpdate] = asyncio.Queue()
         self.ready = asyncio.Event()
         self._deps = deps
         self._max_pods = max_pods
         self._relist_s = relist_s
+        self._node_info = node_info  # node mode: the Node for resource/affinity/taint admission
         self._pods: dict[str, Pod] = {}  # uid -> desired pod
         self._pods_version = 0  # bumped whenever _pods changes; see generation()
         self._by_source: dict[str, set[str]] = {}
@@ -95,6 +105,12 @@ class PodManager:
         if w is not None:
             w.wake()
 
+    def kill_container(self, uid: str, request: KillRequest) -> None:
+        """A probe verdict: the pod's worker stops the container in its next sync."""
+        w = self._workers.get(uid)
+        if w is not None:
+            w.request_kill(request)
+
     def worker(self, uid: str) -> PodWorker | None:
         return self._workers.get(uid)
 
@@ -137,6 +153,9 @@ class PodManager:
         for pod in new:
             known.add(pod.uid)
             self._add(pod)
+        for uid, pod in incoming.items():
+            if pod.meta.deletion_timestamp:
+                self._delete_gracefully(uid, pod)
 
     def _active(self) -> list[Pod]:
         """Admitted pods that have not finished (upstream filters out terminated pods)."""
@@ -159,6 +178,11 @@ class PodManager:
                 f"Node didn't have enough resource: pods, requested: 1, used: {len(active)}, "
                 f"capacity: {self._max_pods}"
             )
+        node = self._node_info() if self._node_info is not None else None
+        if node is not None:
+            failure = admission_failure(pod, node, active)
+            if failure is not None:
+                return failure
         clash = host_port_conflict(pod, active)
         if clash is not None:
             ip, protocol, port = clash
@@ -171,11 +195,14 @@ class PodManager:
         if failure is not None:
             reason, message = failure
             log.warning("pod %s rejected: %s: %s", pod.full_name, reason, message)
+            self._deps.events.event(pod, WARNING, reason, message)
             self._rejected[pod.uid] = PodStatus(
                 phase="Failed",
                 reason=reason,
                 message=f"Pod {message}",
             )
+            # through the one status writer too, so node mode reports the rejection
+            self._deps.statuses.set_pod_status(pod.uid, self._rejected[pod.uid])
             self._pods[pod.uid] = pod
             self._pods_version += 1
             return
@@ -187,16 +214,31 @@ class PodManager:
         self._tasks[pod.uid] = asyncio.create_task(worker.run(), name=f"pod {pod.full_name}")
         log.info("pod %s added", pod.full_name)
 
+    def _delete_gracefully(self, uid: str, pod: Pod) -> None:
+        """The API server is deleting the pod: stop it within its deletion grace period and
+        keep it, with its final status, until the source removes it (node mode's status
+        writer sends that status, then deletes the pod object)."""
+        worker = self._workers.get(uid)
+        if worker is None:
+            return
+        grace = pod.meta.deletion_grace_period_s
+        worker.terminate(float(grace) if grace is not None else None, keep_status=True)
+
     def _remove(self, uid: str) -> None:
         pod = self._pods.pop(uid, None)
         self._pods_version += 1
-        self._rejected.pop(uid, None)
+        if self._rejected.pop(uid, None) is not None:
+            self._deps.statuses.remove(uid)
         worker = self._workers.pop(uid, None)
         task = self._tasks.pop(uid, None)
         if worker is None or task is None:
             return
         log.info("pod %s removed; stopping it", pod.full_name if pod else uid)
-        worker.terminate()
+        # gone from its source: nobody waits for a final status any more
+        grace = pod.meta.deletion_grace_period_s if pod and pod.meta.deletion_timestamp else None
+        worker.terminate(float(grace) if grace is not None else None, keep_status=False)
+        if task.done():
+            self._deps.statuses.remove(uid)
         self._terminating[task] = uid
         task.add_done_callback(lambda t: self._terminating.pop(t, None))
 

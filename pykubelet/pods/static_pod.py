@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pykubelet.api import Pod
+from pykubelet.api import Pod, canonical_quantity
 from pykubelet.core.errors import InvalidInput
 
 __all__ = [
@@ -37,6 +37,12 @@ CONFIG_SEEN = "kubernetes.io/config.seen"
 CONFIG_MIRROR = "kubernetes.io/config.mirror"  # set on mirror pods in node mode only
 
 _NO_EXECUTE = {"operator": "Exists", "effect": "NoExecute"}
+_PROBE_DEFAULTS = (
+    ("timeoutSeconds", 1),
+    ("periodSeconds", 10),
+    ("successThreshold", 1),
+    ("failureThreshold", 3),
+)
 
 
 def static_pod_uid(document: Mapping[str, Any], node_name: str, path: str) -> str:
@@ -53,6 +59,67 @@ def _rfc3339nano(ts: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
+def _default_handler(handler: Any) -> None:
+    """``SetDefaults_HTTPGetAction``: path ``/``, scheme ``HTTP``."""
+    if isinstance(handler, dict) and isinstance(handler.get("httpGet"), dict):
+        handler["httpGet"].setdefault("path", "/")
+        handler["httpGet"].setdefault("scheme", "HTTP")
+
+
+def _default_probe(probe: Any) -> None:
+    """``SetDefaults_Probe``: timeout 1 s, period 10 s, thresholds 1 and 3."""
+    if not isinstance(probe, dict):
+        return
+    _default_handler(probe)
+    for key, value in _PROBE_DEFAULTS:
+        if not probe.get(key):
+            probe[key] = value
+
+
+def _default_field_ref(ref: Any) -> None:
+    """``SetDefaults_ObjectFieldSelector``: apiVersion ``v1``."""
+    if isinstance(ref, dict) and not ref.get("apiVersion"):
+        ref["apiVersion"] = "v1"
+
+
+def _canonical(value: Any) -> Any:
+    """A quantity as the API writes it back (``0.5`` → ``500m``, a number → a string); a bad
+    one is left for validation to report with its field."""
+    try:
+        return canonical_quantity(value)
+    except InvalidInput:
+        return value
+
+
+def _canonical_values(values: Any) -> None:
+    if isinstance(values, dict):
+        for name in values:
+            values[name] = _canonical(values[name])
+
+
+def _canonical_divisor(ref: Any) -> None:
+    if isinstance(ref, dict) and "divisor" in ref:
+        ref["divisor"] = _canonical(ref["divisor"])
+
+
+def _default_volume(volume: dict[str, Any]) -> None:
+    """``SetDefaults_HostPathVolumeSource`` (type ``""``), ``defaultMode`` 0644 (420) of the
+    secret, configMap, downwardAPI and projected sources, ``fieldRef.apiVersion`` in items."""
+    if isinstance(volume.get("hostPath"), dict):
+        volume["hostPath"].setdefault("type", "")
+    if isinstance(volume.get("emptyDir"), dict) and "sizeLimit" in volume["emptyDir"]:
+        volume["emptyDir"]["sizeLimit"] = _canonical(volume["emptyDir"]["sizeLimit"])
+    for kind in ("secret", "configMap", "downwardAPI", "projected"):
+        source = volume.get(kind)
+        if isinstance(source, dict):
+            source.setdefault("defaultMode", 420)
+    downward = volume.get("downwardAPI")
+    for item in downward.get("items") or [] if isinstance(downward, dict) else ():
+        if isinstance(item, dict):
+            _default_field_ref(item.get("fieldRef"))
+            _canonical_divisor(item.get("resourceFieldRef"))
+
+
 def _default_spec(spec: dict[str, Any]) -> None:
     """The v1 scheme defaults the kubelet shows on static pods."""
     spec.setdefault("restartPolicy", "Always")
@@ -67,16 +134,38 @@ def _default_spec(spec: dict[str, Any]) -> None:
                 continue
             c.setdefault("terminationMessagePath", "/dev/termination-log")
             c.setdefault("terminationMessagePolicy", "File")
-            c.setdefault("resources", {})
+            resources = c.setdefault("resources", {})
+            limits = resources.get("limits") if isinstance(resources, dict) else None
+            if isinstance(limits, dict) and limits:
+                # SetDefaults_Pod: a limit without a request is also the request
+                requests = resources.setdefault("requests", {})
+                if isinstance(requests, dict):
+                    for name, value in limits.items():
+                        requests.setdefault(name, value)
+            for kind in ("limits", "requests"):
+                _canonical_values(resources.get(kind) if isinstance(resources, dict) else None)
             for port in c.get("ports") or []:
                 if isinstance(port, dict):
                     port.setdefault("protocol", "TCP")
                     if spec.get("hostNetwork") is True and not port.get("hostPort"):
                         port["hostPort"] = port.get("containerPort")
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                _default_probe(c.get(probe))
+            lifecycle = c.get("lifecycle")
+            for hook in lifecycle.values() if isinstance(lifecycle, dict) else ():
+                _default_handler(hook)
+            for env in c.get("env") or []:
+                if isinstance(env, dict) and isinstance(env.get("valueFrom"), dict):
+                    _default_field_ref(env["valueFrom"].get("fieldRef"))
+                    _canonical_divisor(env["valueFrom"].get("resourceFieldRef"))
             image = c.get("image")
             if "imagePullPolicy" not in c and isinstance(image, str):
                 tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
                 c["imagePullPolicy"] = "IfNotPresent" if tagged or "@" in image else "Always"
+    for volume in spec.get("volumes") or []:
+        if isinstance(volume, dict):
+            _default_volume(volume)
+    _canonical_values(spec.get("overhead"))
     tolerations = spec.setdefault("tolerations", [])
     if isinstance(tolerations, list) and _NO_EXECUTE not in tolerations:
         tolerations.append(dict(_NO_EXECUTE))

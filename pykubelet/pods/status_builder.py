@@ -66,6 +66,8 @@ def build_container_statuses(
     """``init``: init containers are ready once they exited 0 (upstream prober manager)."""
     out: list[ContainerStatusView] = []
     for spec in containers:
+        # Upstream (1.20) never sets `started` on an init container; sidecars (1.29+) have it.
+        has_started = not init or spec.restart_policy == "Always"
         attempts = history.get(spec.name, ())
         latest = attempts[0] if attempts else None
         previous = attempts[1] if len(attempts) > 1 else None
@@ -75,7 +77,12 @@ def build_container_statuses(
                 waiting=pending or ContainerStateWaiting(reason=default_waiting)
             )
             out.append(
-                ContainerStatusView(name=spec.name, image=spec.image, state=state, started=False)
+                ContainerStatusView(
+                    name=spec.name,
+                    image=spec.image,
+                    state=state,
+                    started=False if has_started else None,
+                )
             )
             continue
         if latest.state is ContainerState.EXITED and pending is not None:
@@ -92,13 +99,17 @@ def build_container_statuses(
                 last_state=last,
                 ready=(
                     latest.state is ContainerState.EXITED and latest.exit_code == 0
-                    if init
+                    if init and not spec.is_sidecar
                     else running and probe is not False
                 ),
                 restart_count=latest.attempt,
                 image_id=latest.image_ref,
                 container_id=f"{runtime_name}://{latest.id}",
-                started=running and (started is None or started(latest.id) is not False),
+                started=(
+                    running and (started is None or started(latest.id) is not False)
+                    if has_started
+                    else None
+                ),
             )
         )
     return tuple(out)
@@ -108,14 +119,34 @@ def _succeeded(s: ContainerStatusView) -> bool:
     return s.state.terminated is not None and s.state.terminated.exit_code == 0
 
 
+def _initialized(spec: Container, s: ContainerStatusView) -> bool:
+    """A regular init container is done when it exited 0; a sidecar (restartPolicy Always)
+    once it runs and its startup probe, if any, succeeded (upstream 1.29)."""
+    if spec.is_sidecar:
+        return s.state.running is not None and s.started is True
+    return _succeeded(s)
+
+
+def _app_started(app: Sequence[ContainerStatusView]) -> bool:
+    """Initialization is over once any app container has run: sidecar restarts after that
+    do not take the pod back to Pending."""
+    return any(
+        s.state.running is not None
+        or s.state.terminated is not None
+        or s.last_state.terminated is not None
+        for s in app
+    )
+
+
 def pod_phase(
     pod: Pod, init: Sequence[ContainerStatusView], app: Sequence[ContainerStatusView]
 ) -> str:
     """Upstream ``getPhase``."""
     policy = pod.spec.restart_policy
     pending_init = failed_init = 0
-    for s in init:
-        if _succeeded(s):
+    initialized = _app_started(app)
+    for spec, s in zip(pod.spec.init_containers, init, strict=True):
+        if _initialized(spec, s) or (spec.is_sidecar and initialized):
             continue
         pending_init += 1
         t = s.state.terminated or s.last_state.terminated
@@ -202,8 +233,16 @@ def build_pod_status(
     init = build_container_statuses(pod.spec.init_containers, history, waiting, init=True, **kw)
     app = build_container_statuses(pod.spec.containers, history, waiting, **kw)
     phase = pod_phase(pod, init, app)
-    incomplete = [s.name for s in init if not _succeeded(s)]
-    unready = [s.name for s in app if not s.ready]
+    initialized = _app_started(app)
+    incomplete = [
+        s.name
+        for spec, s in zip(pod.spec.init_containers, init, strict=True)
+        if not (_initialized(spec, s) or (spec.is_sidecar and initialized))
+    ]
+    sidecars = [
+        s for spec, s in zip(pod.spec.init_containers, init, strict=True) if spec.is_sidecar
+    ]
+    unready = [s.name for s in (*sidecars, *app) if not s.ready]
     done = phase in ("Succeeded", "Failed")
     ready_reason = "PodCompleted" if done and phase == "Succeeded" else "ContainersNotReady"
     ready_msg = (

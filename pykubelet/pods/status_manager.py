@@ -21,6 +21,20 @@ class StatusManager:
         self._statuses: dict[str, PodStatus] = {}
         self.version = 0  # bumped on every change, for pushers (node mode)
         self.changed = asyncio.Event()
+        self._subscribers: list[asyncio.Queue[str]] = []
+
+    def subscribe(self) -> asyncio.Queue[str]:
+        """A queue of the UIDs whose status changed or was removed from now on (the node
+        mode's status writer); a UID may repeat, readers coalesce."""
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    def _notify(self, uid: str) -> None:
+        self.version += 1
+        self.changed.set()
+        for queue in self._subscribers:
+            queue.put_nowait(uid)
 
     def get_pod_status(self, uid: str) -> PodStatus | None:
         return self._statuses.get(uid)
@@ -41,10 +55,8 @@ class StatusManager:
         new = replace(status, conditions=tuple(conditions), start_time=start)
         if new != old:
             self._statuses[uid] = new
-            self.version += 1
-            self.changed.set()
+            self._notify(uid)
 
     def remove(self, uid: str) -> None:
         if self._statuses.pop(uid, None) is not None:
-            self.version += 1
-            self.changed.set()
+            self._notify(uid)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pykubelet.api import Pod
 
-__all__ = ["PodLayerStats", "PodUpdate", "UpdateOp", "WorkerPhase"]
+__all__ = ["KillRequest", "PodLayerStats", "PodUpdate", "UpdateOp", "WorkerPhase"]
 
 
 class UpdateOp(enum.Enum):
@@ -42,3 +42,14 @@ class PodLayerStats:
     pod_start_durations_s: tuple[float, ...]  # seen → every container running, per pod started
     container_restarts: int
     sync_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class KillRequest:
+    """A wish to stop one container (a failed liveness or startup probe): the pod's worker
+    carries it out in its next sync, after the container's preStop hook; its restartPolicy
+    then decides what follows."""
+
+    container_id: str
+    message: str  # the Killing event's message
+    grace_s: float | None = None  # the probe's terminationGracePeriodSeconds, else the pod's

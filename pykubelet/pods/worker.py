@@ -19,7 +19,9 @@ from dataclasses import replace
 
 from pykubelet.api import Container, ContainerStateWaiting, Pod
 from pykubelet.core.errors import InvalidInput
-from pykubelet.pods.kill import kill_pod, stop_containers
+from pykubelet.pods.events import NORMAL, WARNING
+from pykubelet.pods.images import ensure_image
+from pykubelet.pods.kill import kill_pod, stop_container, stop_containers
 from pykubelet.pods.runtime_config import LABEL_POD_UID
 from pykubelet.pods.status_builder import build_pod_status
 from pykubelet.pods.termination import (
@@ -27,12 +29,10 @@ from pykubelet.pods.termination import (
     fallback_message,
     read_message_file,
 )
-from pykubelet.pods.types import WorkerPhase
+from pykubelet.pods.types import KillRequest, WorkerPhase
 from pykubelet.pods.worker_deps import WorkerCounters, WorkerDeps, go_duration
 from pykubelet.runtime.errors import (
     CreateContainerError,
-    ImageNotFound,
-    ImagePullError,
     RuntimeFailure,
     SandboxNotFound,
 )
@@ -68,6 +68,8 @@ class PodWorker:
         self._wake = asyncio.Event()
         self._terminate = False
         self._grace_override: float | None = None
+        self._keep_status = False
+        self._kills: dict[str, KillRequest] = {}
         self._sandbox: SandboxStatus | None = None
         self._sandbox_config: SandboxConfig | None = None
         self._waiting: dict[str, ContainerStateWaiting] = {}
@@ -91,9 +93,25 @@ class PodWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def terminate(self, grace_s: float | None = None) -> None:
+    def terminate(self, grace_s: float | None = None, *, keep_status: bool = False) -> None:
+        """Stop the pod (once). ``keep_status``: publish its final status and keep it after
+        the sandbox is gone (an API pod being deleted: the status must reach the API server
+        before the pod is forgotten)."""
+        if self._terminate:
+            if grace_s is not None and (
+                self._grace_override is None or grace_s < self._grace_override
+            ):
+                self._grace_override = grace_s  # a shorter grace period wins, as upstream
+            self._keep_status = self._keep_status and keep_status
+            return
         self._terminate = True
         self._grace_override = grace_s
+        self._keep_status = keep_status
+        self.wake()
+
+    def request_kill(self, request: KillRequest) -> None:
+        """Probe verdicts arrive here; the runtime is called from the worker's own loop."""
+        self._kills[request.container_id] = request
         self.wake()
 
     @property
@@ -236,6 +254,9 @@ class PodWorker:
         history = await self._ensure_sandbox(history)
         self._waiting = {}
         wakes: list[float] = []
+        if await self._carry_out_kills(history):
+            self._acted_at = self._deps.clock.monotonic()
+            history = await self._observe(fresh=True)
         acted = await self._step(history, wakes)
         if acted:
             self._acted_at = self._deps.clock.monotonic()
@@ -244,11 +265,54 @@ class PodWorker:
         phase = self._publish(history)
         if phase in ("Succeeded", "Failed") and self._sandbox is not None:
             self._terminal = True
+            # sidecars are stopped after the app containers finished, then the sandbox
+            await self._stop_sidecars()
             await self._deps.runtime.stop_pod_sandbox(self._sandbox.id)
             return None
         if left is not None:
             wakes.append(left)  # wake exactly when activeDeadlineSeconds runs out
         return min(wakes) if wakes else None
+
+    async def _carry_out_kills(self, history: History) -> bool:
+        """Stop the containers probes asked to kill, if they still run; True if any was."""
+        kills, self._kills = self._kills, {}
+        running = {
+            c.id: c
+            for attempts in history.values()
+            for c in attempts[:1]
+            if c.state is ContainerState.RUNNING
+        }
+        acted = False
+        for request in kills.values():
+            c = running.get(request.container_id)
+            if c is None:
+                continue  # already gone: nothing to do, the restart policy has taken over
+            log.info("pod %s: %s", self.pod.full_name, request.message)
+            grace = request.grace_s
+            if grace is None:
+                grace = self.pod.spec.termination_grace_period_s
+            await self._kill_container(c, grace, request.message)
+            acted = True
+        return acted
+
+    async def _kill_container(self, c: ContainerStatus, grace_s: float, why: str = "") -> None:
+        self._event(NORMAL, "Killing", why or f"Stopping container {c.name}", c.name)
+        await stop_container(self._deps, self.pod, c, grace_s)
+
+    async def _stop_sidecars(self) -> None:
+        if self._sandbox is None or not any(c.is_sidecar for c in self.pod.spec.init_containers):
+            return
+        containers = await self._deps.runtime.list_containers(self._sandbox.id)
+        await stop_containers(
+            self._deps, self.pod, containers, self.pod.spec.termination_grace_period_s
+        )
+
+    def _event(self, type_: str, reason: str, message: str, container: str = "") -> None:
+        field_path = ""
+        if container:
+            group = "initContainers" if self.pod.spec.is_init(container) else "containers"
+            field_path = f"spec.{group}{{{container}}}"
+        self._deps.events.event(self.pod, type_, reason, message, field_path=field_path)
 
     def _deadline_left(self) -> float | None:
         """Seconds until ``activeDeadlineSeconds`` (counted from when this node took the pod,
@@ -292,11 +356,12 @@ class PodWorker:
                 await d.on_container_running(self.pod, spec, c, self._sandbox)
 
     async def _prepare(self, wakes: list[float]) -> bool:
-        if self._prepared or self._deps.prepare_pod is None:
+        if self._prepared or self._deps.prepare_pod is None or self._sandbox is None:
             return True
         try:
-            await self._deps.prepare_pod(self.pod)
+            await self._deps.prepare_pod(self.pod, self._sandbox)
         except InvalidInput as e:
+            self._event(WARNING, "FailedMount", str(e))
             for c in self.pod.spec.all_containers():
                 self._waiting[c.name] = ContainerStateWaiting(
                     reason="CreateContainerConfigError", message=str(e)
@@ -311,20 +376,33 @@ class PodWorker:
         if not await self._prepare(wakes):
             return False
         spec = self.pod.spec
+        # once an app container has run, initialization is over: sidecars that exit are
+        # restarted beside the app containers instead of holding them back
+        initialized = any(history.get(c.name) for c in spec.containers)
+        acted = False
         for c in spec.init_containers:
             latest = history.get(c.name, [None])[0]
+            if c.is_sidecar:
+                started_now = await self._keep_sidecar(c, latest, history, wakes)
+                acted |= started_now
+                if initialized or (not started_now and self._sidecar_started(latest)):
+                    continue
+                return acted
+            if initialized:
+                continue
             if latest is None:
                 first = self._next_attempt.get(c.name, 0)
-                return await self._start(c, first, history, wakes, "initContainers")
+                return acted | await self._start(c, first, history, wakes, "initContainers")
             if latest.state is ContainerState.EXITED and latest.exit_code == 0:
                 continue
             if latest.state is ContainerState.CREATED:
                 await self._deps.runtime.start_container(latest.id)
                 return True
             if latest.state is ContainerState.EXITED and spec.restart_policy != "Never":
-                return await self._start(c, latest.attempt + 1, history, wakes, "initContainers")
-            return False  # running, or failed for good (restartPolicy Never)
-        acted = False
+                return acted | await self._start(
+                    c, latest.attempt + 1, history, wakes, "initContainers"
+                )
+            return acted  # running, or failed for good (restartPolicy Never)
         for c in spec.containers:
             latest = history.get(c.name, [None])[0]
             if latest is None:
@@ -338,6 +416,33 @@ class PodWorker:
             ):
                 acted |= await self._start(c, latest.attempt + 1, history, wakes, "containers")
         return acted
+
+    async def _keep_sidecar(
+        self,
+        c: Container,
+        latest: ContainerStatus | None,
+        history: History,
+        wakes: list[float],
+    ) -> bool:
+        """Start a sidecar, or restart it whenever it exited (whatever the pod's policy)."""
+        if latest is None:
+            first = self._next_attempt.get(c.name, 0)
+            return await self._start(c, first, history, wakes, "initContainers")
+        if latest.state is ContainerState.CREATED:
+            await self._deps.runtime.start_container(latest.id)
+            return True
+        if latest.state is ContainerState.EXITED:
+            return await self._start(c, latest.attempt + 1, history, wakes, "initContainers")
+        return False
+
+    def _sidecar_started(self, latest: ContainerStatus | None) -> bool:
+        """The next init container waits until the sidecar runs and its startup probe, if
+        any, succeeded (upstream 1.29)."""
+        return (
+            latest is not None
+            and latest.state is ContainerState.RUNNING
+            and self._deps.started(latest.id) is not False
+        )
 
     async def _start(
         self, c: Container, attempt: int, history: History, wakes: list[float], group: str
@@ -354,6 +459,7 @@ class PodWorker:
                     f"container={c.name} pod={m.name}_{m.namespace}({m.uid})",
                 )
                 wakes.append(d.crash_backoff.remaining_s(key, previous.finished_at))
+                self._event(WARNING, "BackOff", "Back-off restarting failed container", c.name)
                 return False
             d.crash_backoff.next(key, previous.finished_at)
         if not await self._ensure_image(c, wakes):
@@ -378,12 +484,14 @@ class PodWorker:
             self._waiting[c.name] = ContainerStateWaiting(
                 reason="CreateContainerError", message=str(e)
             )
+            self._event(WARNING, "Failed", f"Error: {e}", c.name)
             wakes.append(CONFIG_RETRY_S)
             return True
         except RuntimeFailure as e:
             self._waiting[c.name] = ContainerStateWaiting(
                 reason="RunContainerError", message=str(e)
             )
+            self._event(WARNING, "Failed", f"Error: {e}", c.name)
             wakes.append(CONFIG_RETRY_S)
             return True
         if previous is not None:
@@ -391,36 +499,38 @@ class PodWorker:
         # keep the newest dead attempt for lastState and `logs --previous`, as upstream's GC does
         for old in history.get(c.name, [])[1:]:
             await d.runtime.remove_container(old.id)
+        self._event(NORMAL, "Created", f"Created container {c.name}", c.name)
+        self._event(NORMAL, "Started", f"Started container {c.name}", c.name)
         if d.on_container_started is not None:
-            await d.on_container_started(self.pod, c, cid)
+            failure = await d.on_container_started(self.pod, c, cid)
+            if failure is not None:
+                # upstream kills a container whose postStart hook failed; restartPolicy decides
+                log.warning("pod %s: %s; killing the container", self.pod.full_name, failure)
+                self._event(WARNING, "FailedPostStartHook", failure, c.name)
+                started = await d.runtime.container_status(cid)
+                await self._kill_container(
+                    started,
+                    self.pod.spec.termination_grace_period_s,
+                    f"FailedPostStartHook: stopping container {c.name}",
+                )
         return True
 
     async def _ensure_image(self, c: Container, wakes: list[float]) -> bool:
         d = self._deps
-        if c.image_pull_policy != "Always" and await d.images.image_status(c.image) is not None:
-            return True
-        if c.image_pull_policy == "Never":
-            self._waiting[c.name] = ContainerStateWaiting(
-                reason="ErrImageNeverPull",
-                message=f'Container image "{c.image}" is not present with pull policy of Never',
-            )
-            wakes.append(CONFIG_RETRY_S)
-            return False
-        key = f"{self.pod.uid}/image/{c.image}"
-        if d.image_backoff.in_backoff_since_update(key):
-            self._waiting[c.name] = ContainerStateWaiting(
-                reason="ImagePullBackOff", message=f'Back-off pulling image "{c.image}"'
-            )
-            wakes.append(d.image_backoff.remaining_since_update_s(key))
-            return False
-        try:
-            await d.images.pull_image(c.image)
-            return True
-        except (ImageNotFound, ImagePullError) as e:
-            d.image_backoff.next(key, d.clock.now())
-            self._waiting[c.name] = ContainerStateWaiting(reason="ErrImagePull", message=str(e))
-            wakes.append(min(1.0, d.image_backoff.get(key)))  # then show ImagePullBackOff
-            return False
+        got = await ensure_image(
+            d.images,
+            d.image_backoff,
+            d.clock,
+            d.pull_credentials,
+            self.pod,
+            c,
+            lambda type_, reason, message: self._event(type_, reason, message, c.name),
+            d.image_pull_gate,
+        )
+        if got.waiting is not None:
+            self._waiting[c.name] = got.waiting
+            wakes.append(got.retry_s)
+        return got.waiting is None
 
     def _publish(self, history: History) -> str:
         d = self._deps
@@ -464,8 +574,20 @@ class PodWorker:
         grace = self._grace_override
         if grace is None:
             grace = self.pod.spec.termination_grace_period_s
-        await kill_pod(self._deps, self.pod, grace, self._announced)
+        await kill_pod(self._deps, self.pod, grace, self._announced, final_status=self._final)
         self.running_containers = 0
+        if not self._keep_status:
+            self._deps.statuses.remove(self.pod.uid)
+
+    async def _final(self) -> None:
+        if self._keep_status:
+            await self._publish_final()
+
+    async def _publish_final(self) -> None:
+        """The status the API server gets before the pod is deleted: every container
+        terminated, as seen after the stop."""
+        self._terminal = True
+        self._publish(await self._observe(fresh=True))
 
 
 _ATTR = {"initContainers": "init_containers", "containers": "containers"}

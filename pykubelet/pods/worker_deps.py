@@ -6,6 +6,7 @@ plugs into the lifecycle without the worker knowing about any of it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ from pykubelet.api import Container, Pod
 from pykubelet.core.clock import Clock
 from pykubelet.pods.backoff import Backoff
 from pykubelet.pods.cache import ContainerCache
+from pykubelet.pods.events import EventSink, NoEvents
+from pykubelet.pods.images import PullCredentials
 from pykubelet.pods.runtime_config import RuntimeConfigBuilder
 from pykubelet.pods.status_manager import StatusManager
 from pykubelet.runtime.protocol import ImageService, Runtime
@@ -45,22 +48,30 @@ class WorkerDeps:
     crash_backoff: Backoff
     image_backoff: Backoff
     counters: WorkerCounters
+    # registry credentials for the pod's pulls (pull secrets, the node's docker config)
+    pull_credentials: PullCredentials = field(default_factory=PullCredentials)
+    # pulls under way on the node at once (serializeImagePulls, maxParallelImagePulls); None: any
+    image_pull_gate: asyncio.Semaphore | None = None
     host_ip: str = ""
     # the relister's latest container list; None: workers always ask the runtime
     cache: ContainerCache | None = None
-    # Extension points for the pod-spec layer (probes, hooks, volumes, network). All optional.
+    # where Pulled/Created/Started/Killing/BackOff... go (the API server's events in node mode)
+    events: EventSink = field(default_factory=NoEvents)
+    # Extension points for the pod-spec features (probes, hooks, volumes). All optional.
+    # They report; only the worker asks the runtime to start or stop the pod's containers.
     # readiness by container id: True/False from a readiness probe, None = no opinion
     readiness: Callable[[str], bool | None] = _no_readiness
     # startup by container id: False until a startup probe succeeded, None = no opinion
     started: Callable[[str], bool | None] = _no_readiness
-    # before the first container of a pod starts (volumes); raising InvalidInput keeps the pod
-    # waiting with CreateContainerConfigError
-    prepare_pod: Callable[[Pod], Awaitable[None]] | None = None
+    # before the first container of a pod starts, with its ready sandbox (volumes, pod IPs);
+    # raising InvalidInput keeps the pod waiting with CreateContainerConfigError
+    prepare_pod: Callable[[Pod, SandboxStatus], Awaitable[None]] | None = None
     # before each container is created (host files it mounts); InvalidInput keeps it waiting
     # with CreateContainerConfigError
     prepare_container: Callable[[ContainerConfig], Awaitable[None]] | None = None
-    # after a container was started (postStart hooks)
-    on_container_started: Callable[[Pod, Container, str], Awaitable[None]] | None = None
+    # after a container was started (postStart hooks); returns why the container must be
+    # killed (a failed postStart hook), or None
+    on_container_started: Callable[[Pod, Container, str], Awaitable[str | None]] | None = None
     # once for every container seen running, including adopted ones (start probing)
     on_container_running: (
         Callable[[Pod, Container, ContainerStatus, SandboxStatus], Awaitable[None]] | None

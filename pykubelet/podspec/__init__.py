@@ -4,13 +4,13 @@ never import its manager or worker; verdicts (a failed liveness probe, a failed 
 go to the pod's worker, the only code that asks the runtime to act on its pod."""
 
 from pykubelet.podspec.downward import NodeAllocatable, PodFacts
-from pykubelet.podspec.features import PodSpecLayer
+from pykubelet.podspec.features import PodSpecFeatures
 from pykubelet.podspec.prober import ProbeChange, Prober, ProbeRecorder, ProbeType
 
 __all__ = [
     "NodeAllocatable",
     "PodFacts",
-    "PodSpecLayer",
+    "PodSpecFeatures",
     "ProbeChange",
     "ProbeRecorder",
     "ProbeType",

@@ -273,8 +273,14 @@ async def _http_get(action: HttpGetAction, target: ProbeTarget) -> Outcome:
 
 
 async def _grpc(action: GrpcAction, target: ProbeTarget, timeout_s: float) -> Outcome:
-    import grpc  # grpcio is heavy to import; only gRPC probes pay for it
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    try:  # grpcio is heavy to import and an optional extra; only gRPC probes need it
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+    except ImportError as e:
+        return Outcome(
+            result=ProbeResult.FAILURE,
+            output=f"gRPC probes need the grpc extra: pip install 'pykubelet[grpc]' ({e.name})",
+        )
 
     host = _host("", target)
     async with relay(target.netns_path, host, action.port) as local_port:

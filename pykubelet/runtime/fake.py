@@ -3,7 +3,8 @@
 Driven by the injected Clock, so pod-layer tests run with ``FakeClock`` and never sleep. Knobs
 script what containers do: ``script(name, exit_code=…, after_s=…, oom=…)`` makes every container
 called ``name`` exit that way after it starts; ``ignore_sigterm(name)`` makes a stop wait for the
-whole grace period; ``remove_image(ref)`` makes pulls fail with ``ImageNotFound``;
+whole grace period; ``hide_image(ref)`` makes pulls fail with ``ImageNotFound`` and
+``fail_pull(ref, message)`` with ``ImagePullError``; ``image_fs`` sets the image filesystem;
 ``fail_create(name, message)`` makes CreateContainer fail. ``exit_container`` ends one now.
 """
 
@@ -19,6 +20,7 @@ from pykubelet.runtime.errors import (
     ContainerNotFound,
     CreateContainerError,
     ImageNotFound,
+    ImagePullError,
     SandboxNotFound,
 )
 from pykubelet.runtime.types import (
@@ -27,7 +29,9 @@ from pykubelet.runtime.types import (
     ContainerStats,
     ContainerStatus,
     ExecResult,
+    ImageFsUsage,
     ImageInfo,
+    RegistryAuth,
     RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
@@ -85,11 +89,23 @@ class FakeRuntime:
         self._containers: dict[str, _Container] = {}
         self._scripts: dict[str, Script] = {}
         self._stubborn: set[str] = set()
-        self._missing_images: set[str] = set()
+        self._missing_images: set[str] = set()  # neither stored nor in the registry
+        self._removed_images: set[str] = set()  # stored no more, still in the registry
+        self._pull_failures: dict[str, str] = {}
+        self._pull_users: dict[str, str] = {}  # ref -> the only username its registry accepts
+        self._known_images: dict[str, ImageInfo] = {}  # seen by a status or pull: listed
+        self.image_sizes: dict[str, int] = {}  # ref -> size_bytes (default 1024)
+        self.image_fs = ImageFsUsage(
+            capacity_bytes=1 << 30, available_bytes=1 << 29, images_bytes=0
+        )
         self._create_failures: dict[str, str] = {}
         self.stops: list[StopRecord] = []
         self.started: list[tuple[str, int]] = []  # (container name, attempt) in start order
         self.pulls: list[str] = []
+        self.pull_auths: list[RegistryAuth | None] = []  # the auth of each pull, in order
+        self.pull_delay_s = 0.0  # how long a pull takes (on the injected clock)
+        self.pulls_under_way = 0
+        self.max_pulls_under_way = 0
         self.calls = 0  # every Runtime call, for "no busy polling" checks
         self.open = False  # RuntimeLifecycle: between start() and aclose()
 
@@ -106,11 +122,23 @@ class FakeRuntime:
     def ignore_sigterm(self, name: str) -> None:
         self._stubborn.add(name)
 
-    def remove_image(self, ref: str) -> None:
+    def hide_image(self, ref: str) -> None:
+        """Neither stored nor pullable."""
         self._missing_images.add(_normalize(ref))
 
     def add_image(self, ref: str) -> None:
         self._missing_images.discard(_normalize(ref))
+
+    def require_auth(self, ref: str, username: str) -> None:
+        """Pulls of ``ref`` succeed only with credentials for ``username``."""
+        self._pull_users[_normalize(ref)] = username
+
+    def fail_pull(self, ref: str, message: str | None) -> None:
+        """Make pulls of ``ref`` raise ``ImagePullError(message)``; None undoes it."""
+        if message is None:
+            self._pull_failures.pop(_normalize(ref), None)
+        else:
+            self._pull_failures[_normalize(ref)] = message
 
     def fail_create(self, name: str, message: str) -> None:
         self._create_failures[name] = message
@@ -287,19 +315,53 @@ class FakeRuntime:
 
     async def image_status(self, ref: str) -> ImageInfo | None:
         ref = _normalize(ref)
-        if ref in self._missing_images:
+        if ref.startswith("sha256:"):
+            return next((i for i in self._known_images.values() if i.id == ref), None)
+        if ref in self._missing_images or ref in self._removed_images:
             return None
-        return ImageInfo(id=_image_id(ref), repo_tags=(ref,), size_bytes=1024)
-
-    async def pull_image(self, ref: str) -> ImageInfo:
-        self.pulls.append(ref)
-        info = await self.image_status(ref)
+        info = self._known_images.get(ref)
         if info is None:
-            raise ImageNotFound(f"image {ref!r} not found in the local store")
+            size = self.image_sizes.get(ref, 1024)
+            info = ImageInfo(id=_image_id(ref), repo_tags=(ref,), size_bytes=size)
+            self._known_images[ref] = info
         return info
 
+    async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str:
+        self.pulls.append(ref)
+        self.pull_auths.append(auth)
+        self.pulls_under_way += 1
+        self.max_pulls_under_way = max(self.max_pulls_under_way, self.pulls_under_way)
+        try:
+            if self.pull_delay_s:
+                await self._clock.sleep(self.pull_delay_s)
+        finally:
+            self.pulls_under_way -= 1
+        norm = _normalize(ref)
+        if norm in self._pull_failures:
+            raise ImagePullError(self._pull_failures[norm])
+        user = self._pull_users.get(norm)
+        if user is not None and (auth is None or auth.username != user):
+            raise ImagePullError(f"pulling {ref}: unauthorized")
+        self._removed_images.discard(norm)
+        info = await self.image_status(ref)
+        if info is None:
+            raise ImageNotFound(f"image {ref!r} not found in the registry")
+        return info.id
+
     async def list_images(self) -> Sequence[ImageInfo]:
-        return []
+        return [
+            i
+            for r, i in self._known_images.items()
+            if r not in self._removed_images and r not in self._missing_images
+        ]
+
+    async def remove_image(self, ref: str) -> None:
+        for r, i in self._known_images.items():
+            if _normalize(ref) in (r, i.id):
+                self._removed_images.add(r)
+
+    async def image_fs_usage(self) -> ImageFsUsage:
+        return self.image_fs
 
     # ----- StreamingRuntime / RuntimeInfo -----
 

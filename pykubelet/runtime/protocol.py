@@ -22,7 +22,9 @@ from pykubelet.runtime.types import (
     ContainerStats,
     ContainerStatus,
     ExecResult,
+    ImageFsUsage,
     ImageInfo,
+    RegistryAuth,
     RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
@@ -93,17 +95,37 @@ class Runtime(Protocol):
 
 
 class ImageService(Protocol):
-    """The local image store (CRI ImageService). No registry is reachable from a node here."""
+    """The local image store and the pulls that fill it (CRI ImageService).
+
+    The pod layer (``pods/images.py``) decides *whether* to pull (policy, back-off, which
+    credentials) and when to remove (image GC); the runtime only does what it is told.
+    """
 
     async def image_status(self, ref: str) -> ImageInfo | None:
-        """The image for a reference (``busybox``, ``localhost/busybox:1.35``), or None."""
+        """The image for a reference (``busybox``, ``localhost/busybox:1.35``, ``name@sha256:..``,
+        or an image id), or None when it is not stored."""
         ...
 
-    async def pull_image(self, ref: str) -> ImageInfo:
-        """Make the image available; raise ``ImageNotFound`` or ``ImagePullError``."""
+    async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str:
+        """Fetch the image from its registry (``auth`` None: anonymous) and return its id.
+
+        Raises ``ImageNotFound`` (the registry has no such manifest) or ``ImagePullError``
+        (unreachable, refused credentials, bad content); the store is left as it was.
+        """
         ...
 
-    async def list_images(self) -> Sequence[ImageInfo]: ...
+    async def list_images(self) -> Sequence[ImageInfo]:
+        """Every stored image once, with its size."""
+        ...
+
+    async def remove_image(self, ref: str) -> None:
+        """Forget an image (by reference or id) and free its disk. Idempotent. The caller
+        (image GC) makes sure no container uses it."""
+        ...
+
+    async def image_fs_usage(self) -> ImageFsUsage:
+        """Capacity and use of the filesystem holding the images."""
+        ...
 
 
 class PortConnection(Protocol):

@@ -17,11 +17,13 @@ __all__ = [
     "ContainerStats",
     "ContainerStatus",
     "ExecResult",
+    "ImageFsUsage",
     "ImageInfo",
     "LinuxResources",
     "Mount",
     "NamespaceMode",
     "PortMapping",
+    "RegistryAuth",
     "SandboxConfig",
     "SandboxState",
     "SandboxStatus",
@@ -210,6 +212,37 @@ class ImageInfo:
     config_env: tuple[str, ...] = ()
     config_working_dir: str = ""
     config_user: str = ""
+    # "<repository>@sha256:<manifest digest>" for each repository it was pulled from
+    repo_digests: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryAuth:
+    """Credentials for one pull, as CRI's ``AuthConfig`` (and a docker config file entry).
+
+    ``auth`` is base64 ``user:password`` and stands in for both when they are empty;
+    ``identity_token`` is an OAuth2 refresh token exchanged at the registry's token realm;
+    ``server`` is the registry the credentials were found for (informational).
+    """
+
+    username: str = ""
+    password: str = ""
+    auth: str = ""
+    identity_token: str = ""
+    server: str = ""
+
+    def __repr__(self) -> str:  # never log secrets
+        return f"RegistryAuth(server={self.server!r}, username={self.username!r})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageFsUsage:
+    """The filesystem that holds images (CRI ``ImageFsInfo`` plus its capacity, as cadvisor's
+    ``ImagesFsInfo``): image GC compares ``1 - available/capacity`` with its thresholds."""
+
+    capacity_bytes: int
+    available_bytes: int
+    images_bytes: int  # bytes used by the images themselves
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

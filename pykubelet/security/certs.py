@@ -3,9 +3,14 @@ self-signed serving certificate the kubelet generates when none is configured.
 
 ``certs_main(argv)`` is the ``pykubelet certs`` command::
 
-    pykubelet certs ca      --dir DIR                       # DIR/ca.crt, DIR/ca.key
-    pykubelet certs serving --dir DIR --node-name NAME      # DIR/kubelet.crt/.key signed by the CA
+    pykubelet certs ca      --dir DIR [--key-type ec|rsa]   # DIR/ca.crt, DIR/ca.key
+    pykubelet certs serving --dir DIR --node-name NAME [--ip IP ...] [--dns NAME ...]
+                                                            # DIR/kubelet.crt/.key signed by the CA
     pykubelet certs client NAME [--group GROUP ...] --dir DIR  # DIR/NAME.crt/.key (clientAuth)
+
+Every command takes ``--days``. The CA that signs may be EC or RSA (kubeadm's
+``/etc/kubernetes/pki/ca.key`` is RSA 2048): point ``--dir`` at a directory holding its
+``ca.crt`` and ``ca.key``. New leaf keys are EC P-256.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pykubelet.core.errors import InvalidInput
@@ -38,6 +43,17 @@ __all__ = [
 ]
 
 _KEY = ec.SECP256R1()
+KEY_TYPES = ("ec", "rsa")
+# keys that can sign certificates here (kubeadm's CA is RSA, ours are EC)
+SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def _new_key(key_type: str) -> SigningKey:
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type == "ec":
+        return ec.generate_private_key(_KEY)
+    raise InvalidInput(f"unsupported key type {key_type!r}, supported: ec, rsa", field="key-type")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +66,7 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-def _write_pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, base: str) -> CertPair:
+def _write_pair(cert: x509.Certificate, key: SigningKey, base: str) -> CertPair:
     os.makedirs(os.path.dirname(base) or ".", mode=0o700, exist_ok=True)
     cert_file, key_file = base + ".crt", base + ".key"
     fd = os.open(key_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -69,7 +85,7 @@ def _write_pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, base: s
     return CertPair(cert_file=cert_file, key_file=key_file)
 
 
-def load_pair(pair: CertPair) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def load_pair(pair: CertPair) -> tuple[x509.Certificate, SigningKey]:
     try:
         with open(pair.cert_file, "rb") as f:
             cert = x509.load_pem_x509_certificate(f.read())
@@ -77,14 +93,16 @@ def load_pair(pair: CertPair) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
             key = serialization.load_pem_private_key(f.read(), password=None)
     except (OSError, ValueError) as e:
         raise InvalidInput(f"cannot load {pair.cert_file}/{pair.key_file}: {e}") from e
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise InvalidInput(f"{pair.key_file}: only EC keys are supported for signing")
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise InvalidInput(f"{pair.key_file}: only EC and RSA keys can sign certificates here")
     return cert, key
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, days: int
+    subject: x509.Name, issuer: x509.Name, key: SigningKey, days: int
 ) -> x509.CertificateBuilder:
+    if days < 1:
+        raise InvalidInput(f"must be at least 1, got {days}", field="days")
     now = _now()
     return (
         x509.CertificateBuilder()
@@ -98,12 +116,13 @@ def _builder(
     )
 
 
-def _key_usage(*, signs_certs: bool) -> x509.KeyUsage:
-    """Digital signatures (ECDSA), plus certificate and CRL signing for a CA."""
+def _key_usage(*, signs_certs: bool, rsa_key: bool = False) -> x509.KeyUsage:
+    """Digital signatures, plus certificate and CRL signing for a CA (and key encipherment for
+    an RSA key, as kubeadm's CA has)."""
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
-        key_encipherment=False,
+        key_encipherment=rsa_key,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=signs_certs,
@@ -113,14 +132,18 @@ def _key_usage(*, signs_certs: bool) -> x509.KeyUsage:
     )
 
 
-def create_ca(directory: str, *, common_name: str = "pykubelet-ca", days: int = 3650) -> CertPair:
-    """A self-signed CA at ``directory/ca.crt`` and ``ca.key``."""
-    key = ec.generate_private_key(_KEY)
+def create_ca(
+    directory: str, *, common_name: str = "pykubelet-ca", days: int = 3650, key_type: str = "ec"
+) -> CertPair:
+    """A self-signed CA at ``directory/ca.crt`` and ``ca.key`` (an EC P-256 or RSA 2048 key)."""
+    key = _new_key(key_type)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         _builder(name, name, key, days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_key_usage(signs_certs=True), critical=True)
+        .add_extension(
+            _key_usage(signs_certs=True, rsa_key=isinstance(key, rsa.RSAPrivateKey)), critical=True
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
         )
@@ -138,6 +161,7 @@ def _leaf(
     days: int,
 ) -> CertPair:
     key = ec.generate_private_key(_KEY)
+    signer: SigningKey
     if ca is None:
         issuer_name, signer = subject, key
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
@@ -157,28 +181,44 @@ def _leaf(
     return _write_pair(b.sign(signer, hashes.SHA256()), key, base)
 
 
-def _serving_sans(node_name: str) -> list[x509.GeneralName]:
+def _serving_sans(
+    node_name: str, ips: Sequence[str] = (), dns: Sequence[str] = ()
+) -> list[x509.GeneralName]:
     sans: list[x509.GeneralName] = []
-    for name in dict.fromkeys((node_name, "localhost")):
+    addresses: list[str] = ["127.0.0.1", "::1"]
+    for name in dict.fromkeys((node_name, "localhost", *dns)):
         try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+            ipaddress.ip_address(name)
+            addresses.insert(0, name)
         except ValueError:
             sans.append(x509.DNSName(name))
-    sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    sans.append(x509.IPAddress(ipaddress.ip_address("::1")))
+    for text in ips:
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            raise InvalidInput(f"not an IP address: {text!r}", field="ip") from None
+        addresses.append(text)
+    for text in dict.fromkeys(str(ipaddress.ip_address(a)) for a in addresses):
+        sans.append(x509.IPAddress(ipaddress.ip_address(text)))
     return sans
 
 
 def create_serving_cert(
-    directory: str, node_name: str, *, ca: CertPair | None = None, days: int = 365
+    directory: str,
+    node_name: str,
+    *,
+    ca: CertPair | None = None,
+    days: int = 365,
+    ips: Sequence[str] = (),
+    dns: Sequence[str] = (),
 ) -> CertPair:
-    """``directory/kubelet.crt|.key`` for ``node_name``, localhost, 127.0.0.1 and ::1, signed by
-    ``ca`` (or self-signed when ``ca`` is None)."""
+    """``directory/kubelet.crt|.key`` for ``node_name``, localhost, 127.0.0.1, ::1 and the extra
+    ``ips`` and ``dns`` names, signed by ``ca`` (or self-signed when ``ca`` is None)."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{node_name}@pykubelet")])
     return _leaf(
         ca,
         subject,
-        _serving_sans(node_name),
+        _serving_sans(node_name, ips, dns),
         [ExtendedKeyUsageOID.SERVER_AUTH],
         os.path.join(directory, "kubelet"),
         days,
@@ -257,17 +297,25 @@ def certs_main(argv: Sequence[str]) -> int:
     ca = sub.add_parser("ca", help="create a CA (ca.crt, ca.key)")
     ca.add_argument("--dir", default="pki")
     ca.add_argument("--common-name", default="pykubelet-ca")
+    ca.add_argument("--key-type", choices=KEY_TYPES, default="ec", help="ec (P-256) or rsa (2048)")
+    ca.add_argument("--days", type=int, default=3650, help="validity (default 3650)")
     sv = sub.add_parser("serving", help="create the node's serving certificate")
-    sv.add_argument("--dir", default="pki")
+    sv.add_argument("--dir", default="pki", help="holds ca.crt/ca.key (EC or RSA) and the output")
     sv.add_argument("--node-name", required=True)
+    sv.add_argument("--ip", action="append", default=[], help="an extra IP SAN (repeatable)")
+    sv.add_argument("--dns", action="append", default=[], help="an extra DNS SAN (repeatable)")
+    sv.add_argument("--days", type=int, default=365, help="validity (default 365)")
     cl = sub.add_parser("client", help="create a client certificate (EKU clientAuth)")
     cl.add_argument("name")
     cl.add_argument("--group", action="append", default=[])
     cl.add_argument("--dir", default="pki")
+    cl.add_argument("--days", type=int, default=365, help="validity (default 365)")
     args = p.parse_args(list(argv))
     try:
         if args.cmd == "ca":
-            out = create_ca(args.dir, common_name=args.common_name)
+            out = create_ca(
+                args.dir, common_name=args.common_name, days=args.days, key_type=args.key_type
+            )
         else:
             ca_pair = CertPair(
                 cert_file=os.path.join(args.dir, "ca.crt"),
@@ -277,9 +325,13 @@ def certs_main(argv: Sequence[str]) -> int:
                 ca_pair = create_ca(args.dir)
                 print(f"created CA {ca_pair.cert_file}")
             if args.cmd == "serving":
-                out = create_serving_cert(args.dir, args.node_name, ca=ca_pair)
+                out = create_serving_cert(
+                    args.dir, args.node_name, ca=ca_pair, days=args.days, ips=args.ip, dns=args.dns
+                )
             else:
-                out = create_client_cert(args.dir, args.name, args.group, ca=ca_pair)
+                out = create_client_cert(
+                    args.dir, args.name, args.group, ca=ca_pair, days=args.days
+                )
     except InvalidInput as e:
         print(f"pykubelet certs: {e}", file=sys.stderr)
         return 2

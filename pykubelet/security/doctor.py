@@ -5,17 +5,24 @@ Numbering follows CIS Kubernetes Benchmark v1.7 (as in kube-bench's ``cfg/cis-1.
 4.2.1 anonymous auth … 4.2.13 pod PIDs limit. ``protectKernelDefaults`` (4.2.6 in CIS v1.6, gone
 in v1.7) is kept as ``PK-KERNEL``. pykubelet's exposure checks are ``PK-*``. With ``--url`` the
 endpoint is probed as an anonymous client: does ``/pods`` answer without credentials, is the
-read-only port open, does TLS accept a weak suite? Exit status 1 when anything FAILs, 2 on a
-usage or file error, else 0.
+read-only port open, does TLS accept a weak suite?
+
+Verdicts are honest: ``PASS`` only when pykubelet enforces what the check relies on. A check
+that would pass on a field pykubelet accepts but does not act on (``podPidsLimit``,
+``makeIPTablesUtilChains``, ...) is ``NOT-ENFORCED``, its own verdict, decided by the same field
+table that makes ``run`` warn about it. ``--output text|json|junit``. Exit status: 0 nothing
+FAILed (WARN and NOT-ENFORCED may be present), 1 at least one FAIL, 2 a usage or file error.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import ssl
 import sys
 import urllib.parse
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +30,13 @@ from typing import Any, TextIO
 
 import yaml
 
-from pykubelet.config import ConfigError, load_config
+from pykubelet.config import (
+    ConfigError,
+    field_status,
+    format_duration,
+    load_config,
+    merge_drop_ins,
+)
 from pykubelet.security.warnings import (
     SecurityPosture,
     exposures,
@@ -31,7 +44,21 @@ from pykubelet.security.warnings import (
     posture_from_mapping,
 )
 
-__all__ = ["Finding", "check_config", "doctor_main", "probe_endpoint", "render_table"]
+__all__ = [
+    "NOT_ENFORCED",
+    "VERDICTS",
+    "Finding",
+    "check_config",
+    "check_helper",
+    "doctor_main",
+    "probe_endpoint",
+    "render_json",
+    "render_junit",
+    "render_table",
+]
+
+NOT_ENFORCED = "NOT-ENFORCED"
+VERDICTS = ("PASS", NOT_ENFORCED, "WARN", "FAIL")
 
 # CIS 4.2.12: the suites the benchmark accepts (Go / IANA names).
 STRONG_SUITES = frozenset(
@@ -75,7 +102,7 @@ _WEAK_TLS12 = ":".join(
 class Finding:
     id: str
     title: str
-    status: str  # PASS | WARN | FAIL
+    status: str  # PASS | NOT-ENFORCED | WARN | FAIL
     detail: str
 
 
@@ -110,8 +137,15 @@ def check_config(
     p = posture or posture_from_mapping(cfg, kubeconfig=kubeconfig)
     out: list[Finding] = []
 
-    def add(id_: str, title: str, ok: bool, detail: str, *, fail: str = "FAIL") -> None:
-        out.append(Finding(id=id_, title=title, status="PASS" if ok else fail, detail=detail))
+    def add(
+        id_: str, title: str, ok: bool, detail: str, *, fail: str = "FAIL", needs: str = ""
+    ) -> None:
+        """``needs``: the field the check relies on; PASS only if pykubelet enforces it."""
+        status = "PASS" if ok else fail
+        if status == "PASS" and needs and field_status(needs) != "implemented":
+            status = NOT_ENFORCED
+            detail += f" (accepted, not enforced: pykubelet does not act on {needs})"
+        out.append(Finding(id=id_, title=title, status=status, detail=detail))
 
     add(
         "4.2.1",
@@ -143,11 +177,20 @@ def check_config(
         f"readOnlyPort = {p.read_only_port}",
     )
     idle = _get(cfg, "streamingConnectionIdleTimeout")
+    if isinstance(idle, str) and _duration_is_zero(idle):
+        idle = None  # a zero in a file is upstream's "unset": the 4h default applies
     add(
         "4.2.5",
         "streaming-connection-idle-timeout is not 0",
         not _duration_is_zero(idle),
-        f"streamingConnectionIdleTimeout = {idle if idle is not None else '4h (default)'}",
+        "streamingConnectionIdleTimeout = "
+        + (
+            "4h (default)"
+            if idle is None
+            else format_duration(float(idle))
+            if isinstance(idle, int | float)
+            else str(idle)
+        ),
     )
     chains = _get(cfg, "makeIPTablesUtilChains")
     add(
@@ -157,6 +200,7 @@ def check_config(
         "makeIPTablesUtilChains = "
         + ("false" if chains is False else "true (default)" if chains is None else "true"),
         fail="WARN",
+        needs="makeIPTablesUtilChains",
     )
     node_name = _get(cfg, "nodeName")
     add(
@@ -171,8 +215,9 @@ def check_config(
         "4.2.8",
         "eventRecordQPS ensures appropriate event capture",
         qps is None or (isinstance(qps, int | float) and qps >= 0),
-        f"eventRecordQPS = {qps if qps is not None else '5 (default)'}",
+        f"eventRecordQPS = {qps if qps is not None else '50 (default)'}",
         fail="WARN",
+        needs="eventRecordQPS",
     )
     cert, key = _get(cfg, "tlsCertFile"), _get(cfg, "tlsPrivateKeyFile")
     if bool(cert) != bool(key):
@@ -191,6 +236,7 @@ def check_config(
         "rotate-certificates is not false",
         rotate is not False or not kubeconfig,
         "rotateCertificates = false" if rotate is False else "rotateCertificates not set to false",
+        needs="rotateCertificates",
     )
     gate = _get(cfg, "featureGates.RotateKubeletServerCertificate")
     add(
@@ -199,6 +245,7 @@ def check_config(
         gate is not False,
         "featureGates.RotateKubeletServerCertificate = "
         + ("false" if gate is False else "true (default)"),
+        needs="featureGates",
     )
     suites = _get(cfg, "tlsCipherSuites") or []
     min_version = _get(cfg, "tlsMinVersion") or ""
@@ -225,6 +272,7 @@ def check_config(
         isinstance(pids, int) and pids > 0,
         f"podPidsLimit = {pids}" if pids is not None else "podPidsLimit not set",
         fail="WARN",
+        needs="podPidsLimit",
     )
     kernel = _get(cfg, "protectKernelDefaults")
     add(
@@ -234,6 +282,7 @@ def check_config(
         "protectKernelDefaults = "
         + (str(kernel).lower() if kernel is not None else "false (default)"),
         fail="WARN",
+        needs="protectKernelDefaults",
     )
     add(
         "PK-AUDIT",
@@ -334,15 +383,84 @@ def probe_endpoint(url: str, *, read_only_url: str = "", timeout: float = 5.0) -
     return out
 
 
+def _counts(findings: Sequence[Finding]) -> dict[str, int]:
+    return {v: sum(f.status == v for f in findings) for v in VERDICTS}
+
+
 def render_table(findings: Sequence[Finding]) -> str:
+    w_status = max(len(v) for v in VERDICTS)
     w_id = max([len("ID")] + [len(f.id) for f in findings])
     w_title = max([len("CHECK")] + [len(f.title) for f in findings])
-    lines = [f"{'STATUS':<6}  {'ID':<{w_id}}  {'CHECK':<{w_title}}  DETAIL"]
+    lines = [f"{'STATUS':<{w_status}}  {'ID':<{w_id}}  {'CHECK':<{w_title}}  DETAIL"]
     for f in findings:
-        lines.append(f"{f.status:<6}  {f.id:<{w_id}}  {f.title:<{w_title}}  {f.detail}")
-    counts = {s: sum(f.status == s for f in findings) for s in ("PASS", "WARN", "FAIL")}
-    lines.append(f"\n{counts['PASS']} passed, {counts['WARN']} warnings, {counts['FAIL']} failed")
+        lines.append(f"{f.status:<{w_status}}  {f.id:<{w_id}}  {f.title:<{w_title}}  {f.detail}")
+    c = _counts(findings)
+    lines.append(
+        f"\n{c['PASS']} passed, {c[NOT_ENFORCED]} accepted but not enforced, "
+        f"{c['WARN']} warnings, {c['FAIL']} failed"
+    )
     return "\n".join(lines)
+
+
+def render_json(findings: Sequence[Finding]) -> str:
+    doc = {
+        "findings": [
+            {"id": f.id, "title": f.title, "status": f.status, "detail": f.detail} for f in findings
+        ],
+        "summary": _counts(findings),
+    }
+    return json.dumps(doc, indent=2)
+
+
+def render_junit(findings: Sequence[Finding]) -> str:
+    """JUnit XML for CI dashboards: FAIL is a failure, NOT-ENFORCED and WARN are skipped with
+    the reason (neither is a pass)."""
+    c = _counts(findings)
+    suite = ET.Element(
+        "testsuite",
+        name="pykubelet doctor",
+        tests=str(len(findings)),
+        failures=str(c["FAIL"]),
+        skipped=str(c["WARN"] + c[NOT_ENFORCED]),
+        errors="0",
+    )
+    for f in findings:
+        case = ET.SubElement(
+            suite, "testcase", classname="pykubelet.doctor", name=f"{f.id} {f.title}"
+        )
+        if f.status == "FAIL":
+            ET.SubElement(case, "failure", message=f.detail, type="FAIL").text = f.detail
+        elif f.status != "PASS":
+            ET.SubElement(case, "skipped", message=f"{f.status}: {f.detail}")
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+
+
+_RENDER: dict[str, Callable[[Sequence[Finding]], str]] = {
+    "text": render_table,
+    "json": render_json,
+    "junit": render_junit,
+}
+
+
+def check_helper() -> Finding:
+    """The compiled container helper shipped in the package: present and trusted?"""
+    from pykubelet.runtime.process.shimbin import native_helper_problem, packaged_shim
+
+    problem = native_helper_problem()
+    title = "the packaged container helper is trusted"
+    if problem is None:
+        return Finding(
+            id="PK-HELPER",
+            title=title,
+            status="PASS",
+            detail=f"{packaged_shim()}: owned by root, not writable by group/others",
+        )
+    return Finding(
+        id="PK-HELPER",
+        title=title,
+        status="WARN",
+        detail=f"{problem}; containers use the Python helper (about 10 MiB each)",
+    )
 
 
 def _load_yaml(path: str) -> Mapping[str, Any]:
@@ -365,14 +483,23 @@ def doctor_main(
     parser = argparse.ArgumentParser(
         prog="pykubelet doctor",
         description="Check a pykubelet configuration against CIS Kubernetes Benchmark §4.2. "
-        "Any `pykubelet run` flag (e.g. --client-ca-file) may follow; it is applied as run does.",
+        "Any `pykubelet run` flag (e.g. --client-ca-file) may follow; it is applied as run does. "
+        "Verdicts: PASS (enforced), NOT-ENFORCED (accepted, not acted on), WARN, FAIL. "
+        "Exit status: 0 no FAIL, 1 at least one FAIL, 2 usage or configuration error.",
     )
     parser.add_argument("--config", help="KubeletConfiguration YAML (default: built-in defaults)")
+    parser.add_argument("--config-dir", default="", help="drop-ins merged over --config, as run")
     parser.add_argument("--kubeconfig", default="", help="node mode (enables webhook checks)")
     parser.add_argument("--url", help="probe a running endpoint, e.g. https://127.0.0.1:10250")
     parser.add_argument("--read-only-url", default="", help="read-only port to probe")
     parser.add_argument("--timeout", type=float, default=5.0)
-    args, run_flags = parser.parse_known_args(argv)
+    parser.add_argument(
+        "--output", choices=tuple(_RENDER), default="text", help="text (default), json or junit"
+    )
+    try:
+        args, run_flags = parser.parse_known_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return int(exc.code or 0)
     try:
         cfg = _load_yaml(args.config) if args.config else {}
     except (OSError, ValueError, yaml.YAMLError) as exc:
@@ -380,6 +507,8 @@ def doctor_main(
         return 2
     # The effective configuration, exactly as `pykubelet run` would load it.
     run_argv = [*(["--config", args.config] if args.config else []), *run_flags]
+    if args.config_dir:
+        run_argv += ["--config-dir", args.config_dir]
     if args.kubeconfig:
         run_argv += ["--kubeconfig", args.kubeconfig]
     try:
@@ -390,6 +519,8 @@ def doctor_main(
         return 2
     except SystemExit:  # argparse rejected a flag (it printed why)
         return 2
+    if args.config_dir:
+        cfg = merge_drop_ins(cfg, args.config_dir)  # valid: load_config accepted it
     # Fields that flags may set too: take them from the effective configuration.
     overlay: dict[str, Any] = {
         "tlsCertFile": effective.tls_cert_file,
@@ -401,9 +532,11 @@ def doctor_main(
     cfg = {**cfg, **{k: v for k, v in overlay.items() if v or v == 0}}
     posture = posture_from_config(effective)
     findings = check_config(cfg, kubeconfig=args.kubeconfig, posture=posture)
+    if effective.runtime == "process":
+        findings.append(check_helper())
     if args.url:
         findings += probe(args.url, read_only_url=args.read_only_url, timeout=args.timeout)
-    print(render_table(findings), file=out)
+    print(_RENDER[args.output](findings), file=out)
     return 1 if any(f.status == "FAIL" for f in findings) else 0
 
 

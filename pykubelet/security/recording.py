@@ -2,7 +2,10 @@
 
 The file starts with a JSON header line (``version`` 2, ``width``, ``height``, ``timestamp``,
 ``env``, ``title``) followed by one JSON array per event: ``[seconds, "o", text]`` for output and
-``[seconds, "r", "WxH"]`` for a terminal resize. Output bytes are decoded as UTF-8 incrementally,
+``[seconds, "r", "WxH"]`` for a terminal resize. Standard error is recorded as output (what a
+terminal would show); the standard input of a session without a TTY is recorded as
+``[seconds, "i", text]`` (with a TTY the terminal echoes what should be seen, and what it does
+not echo, such as passwords, is not recorded). Output bytes are decoded as UTF-8 incrementally,
 so a character split across two writes is recorded once, whole; invalid bytes become U+FFFD.
 
 The streaming glue sees only ``SessionRecorder`` (``output``, ``resize``, ``close``) and a
@@ -32,11 +35,13 @@ __all__ = [
     "SessionRecorder",
 ]
 
-_AUDIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_AUDIT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class SessionRecorder(Protocol):
     def output(self, data: bytes) -> None: ...
+
+    def input(self, data: bytes) -> None: ...
 
     def resize(self, width: int, height: int) -> None: ...
 
@@ -57,6 +62,9 @@ class RecorderFactory(Protocol):
 
 class NullRecorder:
     def output(self, data: bytes) -> None:
+        pass
+
+    def input(self, data: bytes) -> None:
         pass
 
     def resize(self, width: int, height: int) -> None:
@@ -97,6 +105,7 @@ class AsciicastRecorder:
         self._clock = clock
         self._start = clock.monotonic()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._in_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._closed = False
         header: dict[str, object] = {
             "version": 2,
@@ -124,6 +133,13 @@ class AsciicastRecorder:
         if text:
             self._write([self._elapsed(), "o", text])
 
+    def input(self, data: bytes) -> None:
+        if self._closed:
+            return
+        text = self._in_decoder.decode(data)
+        if text:
+            self._write([self._elapsed(), "i", text])
+
     def resize(self, width: int, height: int) -> None:
         if not self._closed:
             self._write([self._elapsed(), "r", f"{width}x{height}"])
@@ -134,6 +150,9 @@ class AsciicastRecorder:
         tail = self._decoder.decode(b"", final=True)
         if tail:
             self._write([self._elapsed(), "o", tail])
+        tail = self._in_decoder.decode(b"", final=True)
+        if tail:
+            self._write([self._elapsed(), "i", tail])
         self._closed = True
         self._stream.close()
 
@@ -147,7 +166,7 @@ class AsciicastRecorderFactory:
         self._clock = clock or SystemClock()
 
     def path_for(self, audit_id: str) -> Path:
-        if not _AUDIT_ID.match(audit_id):
+        if not _AUDIT_ID.fullmatch(audit_id):
             raise InvalidInput(
                 "must be a plain identifier (letters, digits, . _ -)", field="auditID"
             )

@@ -14,6 +14,7 @@ from pykubelet.server.debug import debug_routes
 from pykubelet.server.health import HealthHandlers, LogCheck, PingCheck, SyncLoopCheck
 from pykubelet.server.logs import ContainerLogsHandler
 from pykubelet.server.middleware import AuthGate, FrontDoor
+from pykubelet.server.openapi import openapi_routes
 from pykubelet.server.paths import (
     DEBUG_DISABLED_PREFIXES,
     PathTable,
@@ -60,7 +61,19 @@ def _health_routes(checks: Sequence[HealthCheck]) -> list[web.RouteDef]:
 
 
 def _new_app(front: FrontDoor) -> web.Application:
-    return web.Application(middlewares=[front.handle], client_max_size=1 << 20)
+    app = web.Application(middlewares=[front.handle], client_max_size=1 << 20)
+    app.on_response_prepare.append(front.on_response_prepare)
+    app.on_response_prepare.append(_go_headers)
+    return app
+
+
+async def _go_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers as Go's server writes them: no ``Server`` header (aiohttp adds one naming itself
+    and its version), and a 101 says ``Connection: Upgrade`` (aiohttp's WebSocket handshake
+    writes ``upgrade``; the value is case-insensitive, but clients compare bytes)."""
+    response.headers.popall("Server", None)
+    if response.status == 101 and response.headers.get("Connection", "").lower() == "upgrade":
+        response.headers["Connection"] = "Upgrade"
 
 
 def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Application:
@@ -80,6 +93,7 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
         *_health_routes(_checks(backends)),
         web.get("/pods", pods.pods, allow_head=False),
         web.get("/pods/", pods.pods, allow_head=False),
+        *openapi_routes(),
         *backends.extra_routes,
     ]
     disabled: dict[str, str] = {}
@@ -165,7 +179,11 @@ def _configz_handler(
     body = json.dumps({"kubeletconfig": settings.configz}, separators=(",", ":")).encode()
 
     async def configz(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=body, headers={"Content-Type": "application/json"})
+        # upstream's /configz handler sets nosniff on its JSON (a mux handler, not restful)
+        return web.Response(
+            body=body,
+            headers={"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"},
+        )
 
     return configz
 

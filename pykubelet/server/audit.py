@@ -1,22 +1,28 @@
 """The audit log: one ``audit.k8s.io/v1`` ``Event`` JSON line per request on 10250 and 10255.
 
-``audit_event`` builds the event (level Metadata, stage ResponseComplete, microsecond
-timestamps, the authorization decision and reason as annotations, the command of exec/attach/run
-as ``pykubelet.io/command``). ``AuditLog`` writes events without ever blocking a request: ``emit``
-puts the line on a bounded queue and returns; a writer thread drains it into a size-rotated file
-(``max_bytes``, ``max_backups``, as ``logging.handlers.RotatingFileHandler`` rotates: ``audit.log``,
-``audit.log.1`` …). When the queue is full the event is dropped and counted (``dropped`` and the
-Prometheus counter ``pykubelet_audit_events_dropped_total``).
+``audit_event`` builds the event (level Metadata, microsecond timestamps, the authorization
+decision and reason as annotations, the command of exec/attach/run as ``pykubelet.io/command``).
+Stage ``ResponseComplete`` when a request ends; a streaming request also gets a
+``ResponseStarted`` event when its stream opens (as kube-apiserver does for long-running
+requests), so a session is on record even if the agent dies during it.
+
+``AuditLog`` writes events without ever blocking a request: ``emit`` puts the line on a bounded
+queue and returns; a writer thread drains it into a size-rotated file (``max_bytes``,
+``max_backups``: ``audit.log``, ``audit.log.1`` …; mode 0600). Lines are UTF-8 JSON with line
+separators escaped and undecodable bytes as U+FFFD. An event that cannot be queued, encoded or
+written is counted (``dropped``, ``pykubelet_audit_events_dropped_total``) and logged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import logging.handlers
 import os
 import queue
+import re
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,16 +31,22 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pykubelet.auth.types import UserInfo
-from pykubelet.stats.agent_metrics import AUDIT_EVENTS_DROPPED
+from pykubelet.stats.agent_metrics import AUDIT_EVENTS_DROPPED, AUDIT_EVENTS_SUPPRESSED
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AUDIT_EVENTS_DROPPED",
+    "AUDIT_EVENTS_SUPPRESSED",
     "AUDIT_ID_ANNOTATION",
     "COMMAND_ANNOTATION",
     "AuditLog",
     "AuditObserver",
     "AuditRecord",
+    "STAGE_COMPLETE",
+    "STAGE_STARTED",
     "audit_event",
+    "encode_event",
     "new_audit_id",
     "rfc3339_micro",
 ]
@@ -43,6 +55,8 @@ COMMAND_ANNOTATION = "pykubelet.io/command"
 # Where the front door puts the request's audit ID among a request's annotations when the
 # record has no ``audit_id`` of its own (not written to the event's annotations).
 AUDIT_ID_ANNOTATION = "pykubelet.io/audit-id"
+STAGE_COMPLETE = "ResponseComplete"
+STAGE_STARTED = "ResponseStarted"
 DECISION_ANNOTATION = "authorization.k8s.io/decision"
 REASON_ANNOTATION = "authorization.k8s.io/reason"
 
@@ -75,6 +89,7 @@ class AuditRecord:
     reason: str = ""
     command: Sequence[str] | None = None
     extra_annotations: Mapping[str, str] = field(default_factory=dict)
+    stage: str = "ResponseComplete"  # or ResponseStarted: a stream was opened (101)
 
 
 def audit_event(rec: AuditRecord) -> dict[str, Any]:
@@ -102,7 +117,7 @@ def audit_event(rec: AuditRecord) -> dict[str, Any]:
         "apiVersion": "audit.k8s.io/v1",
         "level": "Metadata",
         "auditID": rec.audit_id,
-        "stage": "ResponseComplete",
+        "stage": rec.stage,
         "requestURI": rec.request_uri,
         "verb": rec.verb,
         "user": user,
@@ -120,10 +135,81 @@ def audit_event(rec: AuditRecord) -> dict[str, Any]:
 
 _STOP = object()
 
+# Go's encoding/json escapes U+2028/U+2029 so a line stays one line for every reader; we also
+# escape the other characters that some readers (editors, log shippers) treat as line breaks or
+# that reorder text on screen (C1 controls, bidi overrides).
+_UNSAFE = re.compile("[\u0085\u0080-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Lone surrogates (undecodable request bytes, kept by surrogateescape) cannot be written as
+# UTF-8: they become U+FFFD, as Go's json.Marshal does with invalid UTF-8.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """One audit line: JSON, UTF-8, never a raw separator or an unencodable character."""
+    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    text = _SURROGATES.sub("\ufffd", text)
+    text = _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text.encode("utf-8") + b"\n"
+
+
+class _RotatingFile:
+    """An append-only file rotated by size (``audit.log``, ``audit.log.1`` …), created 0600.
+    A failed write closes the file; the next write reopens it (space may have come back)."""
+
+    def __init__(self, path: str, max_bytes: int, max_backups: int) -> None:
+        self.path = path
+        self._max_bytes = max_bytes
+        self._max_backups = max_backups
+        self._fd: int | None = None
+        self._size = 0
+
+    def _open(self) -> int:
+        if self._fd is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            os.fchmod(fd, 0o600)  # an existing file made by an older version may be 0644
+            self._fd, self._size = fd, os.fstat(fd).st_size
+        return self._fd
+
+    def _rotate(self) -> None:
+        self.close()
+        if self._max_backups == 0:
+            os.truncate(self.path, 0)
+            return
+        for i in range(self._max_backups - 1, 0, -1):
+            src = f"{self.path}.{i}"
+            if os.path.exists(src):
+                os.replace(src, f"{self.path}.{i + 1}")
+        os.replace(self.path, self.path + ".1")
+
+    def write(self, line: bytes) -> None:
+        try:
+            fd = self._open()
+            if self._max_bytes and self._size and self._size + len(line) > self._max_bytes:
+                self._rotate()
+                fd = self._open()
+            view = memoryview(line)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+                self._size += n
+        except OSError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
 
 class AuditLog:
     """A non-blocking, size-rotated JSON-lines audit log. ``start()`` before ``emit``;
-    ``close()`` flushes what is queued and stops the writer thread."""
+    ``close()`` flushes what is queued and stops the writer thread.
+
+    Every event is either written (``written``) or counted as lost (``dropped`` and
+    ``pykubelet_audit_events_dropped_total``): queue full, unencodable, or a failed write (full
+    disk); losses are also logged (the first of a run of failures, then every 1000th)."""
 
     def __init__(
         self,
@@ -136,13 +222,12 @@ class AuditLog:
         if max_bytes < 0 or max_backups < 0 or queue_size < 1:
             raise ValueError("max_bytes and max_backups must be >= 0, queue_size >= 1")
         self.path = os.fspath(path)
-        self._handler = logging.handlers.RotatingFileHandler(
-            self.path, maxBytes=max_bytes, backupCount=max_backups, encoding="utf-8", delay=True
-        )
-        self._handler.setFormatter(logging.Formatter("%(message)s"))
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._file = _RotatingFile(self.path, max_bytes, max_backups)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._failing = 0  # consecutive lost events, for loud-but-bounded logging
         self.dropped = 0
         self.written = 0
 
@@ -151,14 +236,26 @@ class AuditLog:
             self._thread = threading.Thread(target=self._run, name="audit-log", daemon=True)
             self._thread.start()
 
+    def _lost(self, why: str, exc: BaseException | None = None) -> None:
+        with self._lock:
+            self.dropped += 1
+            self._failing += 1
+            first = self._failing == 1 or self._failing % 1000 == 0
+        AUDIT_EVENTS_DROPPED.inc()
+        if first:
+            log.error("audit event lost (%s; %d lost so far): %s", why, self.dropped, exc or "")
+
     def emit(self, event: Mapping[str, Any]) -> bool:
-        """Queue one event; ``False`` (and counted) when the queue is full. Never blocks."""
-        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        """Queue one event; ``False`` (and counted) when it cannot be. Never blocks."""
+        try:
+            line = encode_event(event)
+        except (TypeError, ValueError) as e:
+            self._lost("cannot encode", e)
+            return False
         try:
             self._queue.put_nowait(line)
         except queue.Full:
-            self.dropped += 1
-            AUDIT_EVENTS_DROPPED.inc()
+            self._lost("queue full")
             return False
         return True
 
@@ -167,21 +264,24 @@ class AuditLog:
             item = self._queue.get()
             if item is _STOP:
                 break
-            record = logging.LogRecord("audit", logging.INFO, "", 0, item, None, None)
+            assert isinstance(item, bytes)
             try:
-                self._handler.emit(record)
-                self._handler.flush()
+                self._file.write(item)
+            except OSError as e:  # supervision point: a full disk must not kill the writer
+                self._lost("write failed", e)
+                continue
+            with self._lock:
                 self.written += 1
-            except Exception:  # supervision point: a full disk must not kill the writer
-                self.dropped += 1
-                AUDIT_EVENTS_DROPPED.inc()
+                if self._failing:
+                    log.warning("audit log writable again after %d lost events", self._failing)
+                self._failing = 0
 
     def close(self, timeout: float = 10.0) -> None:
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join(timeout)
             self._thread = None
-        self._handler.close()
+        self._file.close()
 
 
 class FinishedRequest(Protocol):
@@ -233,16 +333,75 @@ def command_of(path: str, query: str) -> list[str] | None:
     return None
 
 
+# Caps on what an unauthenticated client controls, so it cannot fill the log: field lengths
+# (always for the User-Agent; the URI and command only before authentication) and a token bucket
+# of events per second. Suppressed events are counted and logged, never silently lost.
+USER_AGENT_MAX = 1024
+UNAUTHENTICATED_FIELD_MAX = 2048
+UNAUTHENTICATED_RATE = 20.0  # events per second
+UNAUTHENTICATED_BURST = 200.0
+
+
+def truncate(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}...[truncated {len(value) - limit} characters]"
+
+
+class _Bucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate, self._burst = rate, burst
+        self._tokens, self._last = burst, time.monotonic()
+
+    def take(self, now: float) -> bool:
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
 class AuditObserver:
     """The server's request observer that writes the audit log (10250 and 10255; the health
-    port is not audited). Pass it as ``ServerBackends.observer`` (beside the request log)."""
+    port is not audited). Pass it as ``ServerBackends.observer`` (beside the request log).
 
-    def __init__(self, log: AuditLog, *, node_name: str) -> None:
+    Unauthenticated events (no user: 401, 404 before auth, the read-only port) are truncated
+    and rate-limited (``unauthenticated_rate`` per second, bursts of ``unauthenticated_burst``);
+    what the limit suppresses is counted (``suppressed``,
+    ``pykubelet_audit_events_suppressed_total``) and logged."""
+
+    def __init__(
+        self,
+        log: AuditLog,
+        *,
+        node_name: str,
+        unauthenticated_rate: float = UNAUTHENTICATED_RATE,
+        unauthenticated_burst: float = UNAUTHENTICATED_BURST,
+    ) -> None:
         self._log = log
         self._node = node_name
+        self._bucket = _Bucket(unauthenticated_rate, unauthenticated_burst)
+        self.suppressed = 0
+
+    def _admit_unauthenticated(self) -> bool:
+        if self._bucket.take(time.monotonic()):
+            return True
+        self.suppressed += 1
+        AUDIT_EVENTS_SUPPRESSED.inc()
+        if self.suppressed == 1 or self.suppressed % 1000 == 0:
+            log.warning(
+                "audit: unauthenticated events over %s/s suppressed (%d so far)",
+                self._bucket._rate,
+                self.suppressed,
+            )
+        return False
 
     def observe(self, record: FinishedRequest) -> None:
         if record.port_kind == "healthz":
+            return
+        anonymous = record.user is None
+        if anonymous and not self._admit_unauthenticated():
             return
         notes = dict(record.annotations)
         audit_id = str(getattr(record, "audit_id", "") or notes.pop(AUDIT_ID_ANNOTATION, ""))
@@ -265,6 +424,11 @@ class AuditObserver:
         uri = str(getattr(record, "request_uri", "")) or (
             record.path + ("?" + record.query if record.query else "")
         )
+        if anonymous:
+            uri = truncate(uri, UNAUTHENTICATED_FIELD_MAX)
+            if command is not None and len(json.dumps(command)) > UNAUTHENTICATED_FIELD_MAX:
+                notes[COMMAND_ANNOTATION + "-truncated"] = "true"
+                command = [truncate(" ".join(command), UNAUTHENTICATED_FIELD_MAX)]
         self._log.emit(
             audit_event(
                 AuditRecord(
@@ -272,7 +436,7 @@ class AuditObserver:
                     request_uri=uri,
                     verb=record.verb,
                     source_ips=[record.remote_addr] if record.remote_addr else [],
-                    user_agent=record.user_agent,
+                    user_agent=truncate(record.user_agent, USER_AGENT_MAX),
                     node_name=self._node,
                     subresource=str(getattr(record, "granted_subresource", ""))
                     or record.subresource,
@@ -281,9 +445,10 @@ class AuditObserver:
                     completed=record.received_at + record.duration_s,
                     user=record.user,
                     decision=decision,
-                    reason=reason,
+                    reason=truncate(reason, UNAUTHENTICATED_FIELD_MAX) if anonymous else reason,
                     command=command,
                     extra_annotations=notes,
+                    stage=str(getattr(record, "stage", "") or STAGE_COMPLETE),
                 )
             )
         )

@@ -56,6 +56,41 @@ def metrics_routes(backend: MetricsBackend) -> list[web.RouteDef]:
 
 _LONG_RUNNING = frozenset({"exec", "attach", "portForward", "run"})
 
+# The path roots the kubelet serves; any other first segment is counted as ``other`` (as
+# upstream's getURLRootPath does), so unauthenticated clients cannot mint label values.
+KNOWN_ROOTS = frozenset(
+    {
+        "attach",
+        "configz",
+        "containerLogs",
+        "cri",
+        "debug",
+        "exec",
+        "healthz",
+        "logs",
+        "metrics",
+        "pods",
+        "portForward",
+        "run",
+        "runningpods",
+        "spec",
+        "stats",
+    }
+)
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
+
+
+def metric_path(path: str) -> str:
+    """The path as a metric label sees it: its root if known, else ``/other``."""
+    root = path.strip("/").split("/", 1)[0]
+    return "/" + root if root in KNOWN_ROOTS else "/other"
+
+
+def metric_method(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
 
 def _long_running(request: web.Request) -> bool:
     first = request.path.strip("/").split("/", 1)[0]
@@ -72,14 +107,13 @@ def http_metrics_middleware(metrics: AgentMetrics, server_type: str) -> Middlewa
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         long_running = _long_running(request)
-        metrics.request_started(request.method, request.path, server_type, long_running)
+        method, path = metric_method(request.method), metric_path(request.path)
+        metrics.request_started(method, path, server_type, long_running)
         t0 = time.monotonic()
         try:
             return await handler(request)
         finally:
-            metrics.request_finished(
-                request.method, request.path, server_type, long_running, time.monotonic() - t0
-            )
+            metrics.request_finished(method, path, server_type, long_running, time.monotonic() - t0)
 
     return middleware
 
@@ -98,13 +132,17 @@ class HttpMetricsObserver:
 
     def observe(self, record: RequestRecord) -> None:
         server_type = _SERVER_TYPES.get(record.port_kind)
-        if server_type is not None:
+        if server_type is not None and record.stage == "ResponseComplete":
             first = record.path.strip("/").split("/", 1)[0]
             long_running = first in _LONG_RUNNING or (
                 first == "containerLogs" and "follow=true" in record.query
             )
             self._metrics.request_finished(
-                record.method, record.path, server_type, long_running, record.duration_s
+                metric_method(record.method),
+                metric_path(record.path),
+                server_type,
+                long_running,
+                record.duration_s,
             )
         if self._next is not None:
             self._next.observe(record)

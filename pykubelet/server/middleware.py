@@ -4,6 +4,7 @@ before routing). One aiohttp middleware per app; glue over ``auth/`` and ``paths
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,9 +24,16 @@ from pykubelet.auth.types import (
     UserInfo,
 )
 from pykubelet.core.clock import Clock, SystemClock
-from pykubelet.server.audit import new_audit_id
+from pykubelet.server.audit import STAGE_COMPLETE, STAGE_STARTED, new_audit_id
 from pykubelet.server.errors import error_response, go_error, mux_not_found, plain, restful_error
-from pykubelet.server.paths import PathClass, PathTable, clean_path, decode_path
+from pykubelet.server.paths import (
+    PathClass,
+    PathTable,
+    clean_path,
+    decode_path,
+    escape_path,
+    is_valid_utf8,
+)
 from pykubelet.server.settings import PortKind, RequestObserver, RequestRecord
 
 __all__ = ["ANNOTATIONS_KEY", "AUDIT_ID_KEY", "USER_KEY", "AuthGate", "FrontDoor"]
@@ -38,6 +46,8 @@ USER_KEY = web.RequestKey("pykubelet.user", UserInfo)
 ANNOTATIONS_KEY = web.RequestKey("pykubelet.annotations", dict[str, str])
 # The request's audit ID: its audit log event and its session recording file name.
 AUDIT_ID_KEY = web.RequestKey("pykubelet.audit_id", str)
+# Emits the request's ResponseStarted audit event (called when a 101 is prepared).
+_STARTED_KEY: web.RequestKey[Callable[[], None]] = web.RequestKey("pykubelet.stream_started")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -95,25 +105,38 @@ class AuthGate:
         self._limiter = limiter
         self._clock = clock or SystemClock()
 
+    @staticmethod
+    def _throttled(attrs: RequestAttributes, limiter: AuthFailureLimiter, wait: float) -> _Outcome:
+        limiter.refuse()
+        resp = plain(429, "Too Many Requests")
+        resp.headers["Retry-After"] = limiter.retry_after_header(wait)
+        return _Outcome(
+            attrs=attrs,
+            decision="throttled",
+            reason="too many failed authentications from this address",
+            response=resp,
+        )
+
     async def check(self, request: web.Request, path: str) -> _Outcome:
         attrs = attributes_for(request.method, path, fine_grained=self._fine)
         info = _request_info(request, path)
-        # Certificate holders are never limited: the handshake verified there is nothing to guess.
-        limiter = self._limiter if info.peer_cert_der is None else None
+        # Only a certificate that verifies exempts from the limiter: while an address is
+        # limited, a request carrying a certificate is still authenticated (nothing to guess
+        # in a certificate), and served only if that succeeds; anything else gets the 429.
+        limiter = self._limiter
+        limited = 0.0
         if limiter is not None:
-            wait = limiter.retry_after(info.remote_addr, self._clock.monotonic())
-            if wait > 0:
-                resp = plain(429, "Too Many Requests")
-                resp.headers["Retry-After"] = limiter.retry_after_header(wait)
-                return _Outcome(
-                    attrs=attrs,
-                    decision="throttled",
-                    reason="too many failed authentications from this address",
-                    response=resp,
-                )
+            now = self._clock.monotonic()
+            limited = limiter.retry_after(info.remote_addr, now, count=False)
+            if limited > 0 and info.peer_cert_der is None:
+                return self._throttled(attrs, limiter, limited)
         res = await self._authn.authenticate(info)
-        if limiter is not None and res is not None and res.error:
-            limiter.record_failure(info.remote_addr, self._clock.monotonic())
+        failed = res is None or bool(res.error) or res.user is None
+        if limiter is not None and failed:
+            if limited > 0:
+                return self._throttled(attrs, limiter, limited)
+            if res is not None and res.error:
+                limiter.record_failure(info.remote_addr, self._clock.monotonic())
         if res is None or res.error or res.user is None:
             return _Outcome(
                 attrs=attrs,
@@ -195,6 +218,11 @@ class FrontDoor:
         path = clean_path(decode_path(raw_path))
         outcome = _Outcome(audit_id=new_audit_id())
         status = 500
+
+        def started() -> None:
+            self._observe(request, path, query, outcome, 101, received, t0, STAGE_STARTED)
+
+        request[_STARTED_KEY] = started
         try:
             resp = await self._serve(request, handler, raw_path, path, query, outcome)
             status = resp.status
@@ -208,6 +236,14 @@ class FrontDoor:
         finally:
             self._observe(request, path, query, outcome, status, received, t0)
 
+    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        """An upgrade (101) starts a stream: audit it now (stage ResponseStarted), not only when
+        the session ends, so it is on record even if the agent dies during the session."""
+        if response.status == 101:
+            started = request.get(_STARTED_KEY)
+            if started is not None:
+                started()
+
     async def _serve(
         self,
         request: web.Request,
@@ -219,12 +255,14 @@ class FrontDoor:
     ) -> web.StreamResponse:
         decoded = decode_path(raw_path)
         if path != decoded:
-            return _redirect(request, path + ("?" + query if query else ""))
+            return _redirect(request, path, query)
         cls = self._table.classify(path)
         if cls is PathClass.REDIRECT:
-            return _redirect(request, path + "/" + ("?" + query if query else ""))
+            return _redirect(request, path + "/", query)
         if cls is PathClass.NOT_FOUND:
             return mux_not_found()
+        if not is_valid_utf8(path):
+            return go_error(400, "invalid UTF-8 in the request path")
         if self._gate is not None:
             t = self._clock.monotonic()
             got = await self._gate.check(request, path)
@@ -269,6 +307,7 @@ class FrontDoor:
         status: int,
         received: float,
         t0: float,
+        stage: str = STAGE_COMPLETE,
     ) -> None:
         attrs = outcome.attrs
         record = RequestRecord(
@@ -293,6 +332,7 @@ class FrontDoor:
             annotations=dict(outcome.annotations),
             audit_id=outcome.audit_id,
             request_uri=request.raw_path,
+            stage=stage,
         )
         try:
             self._observer.observe(record)
@@ -301,8 +341,11 @@ class FrontDoor:
 
 
 async def _reroute(request: web.Request, path: str, query: str) -> tuple[web.Request, Handler]:
-    """Route on the decoded path (``/healthz%2Fping`` is ``/healthz/ping``, as in Go)."""
-    new = request.clone(rel_url=URL.build(path=path, query_string=query))
+    """Route on the decoded path (``/healthz%2Fping`` is ``/healthz/ping``, as in Go). The path
+    is re-escaped exactly once and the query passed through untouched, so the handler decodes
+    the same values the audit log does."""
+    url = URL.build(path=escape_path(path), query_string=query, encoded=True)
+    new = request.clone(rel_url=url)
     match_info = await request.app.router.resolve(new)
     match_info.add_app(request.app)
     match_info.freeze()
@@ -310,13 +353,22 @@ async def _reroute(request: web.Request, path: str, query: str) -> tuple[web.Req
     return new, match_info.handler
 
 
-def _redirect(request: web.Request, location: str) -> web.Response:
+def _redirect(request: web.Request, path: str, query: str) -> web.Response:
+    """Go's ``http.Redirect`` from the mux: the path escaped as ``URL.EscapedPath``, the query
+    as received, non-ASCII hex-escaped, and the HTML body escaped."""
+    location = escape_path(path) + ("?" + _hex_escape_unsafe(query) if query else "")
     resp = web.Response(status=301)
     resp.headers["Location"] = location
     if request.method in ("GET", "HEAD"):
         resp.headers["Content-Type"] = "text/html; charset=utf-8"
-        resp.body = f'<a href="{location}">Moved Permanently</a>.\n\n'.encode()
+        resp.body = f'<a href="{html.escape(location)}">Moved Permanently</a>.\n\n'.encode()
     return resp
+
+
+def _hex_escape_unsafe(text: str) -> str:
+    """Go's ``hexEscapeNonASCII``, plus controls and space (never valid in a header value)."""
+    raw = text.encode("utf-8", "surrogateescape")
+    return "".join(chr(b) if 0x20 < b < 0x7F else f"%{b:02X}" for b in raw)
 
 
 def _strip_headers(

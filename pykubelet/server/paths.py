@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 __all__ = [
     "DEBUG_DISABLED_PREFIXES",
@@ -20,8 +20,10 @@ __all__ = [
     "PathTable",
     "clean_path",
     "decode_path",
+    "escape_path",
     "full_port_table",
     "healthz_port_table",
+    "is_valid_utf8",
     "read_only_port_table",
 ]
 
@@ -29,6 +31,26 @@ __all__ = [
 def decode_path(raw_path: str) -> str:
     """The percent-decoded path of a request target (query removed), as Go's ``URL.Path``."""
     return unquote(raw_path.partition("?")[0], errors="surrogateescape")
+
+
+# Go's URL.EscapedPath (shouldEscape, encodePath) leaves unreserved characters and these as
+# they are; everything else, ``!'()*`` included, is percent-encoded.
+_PATH_SAFE = "/$&+,:;=@"
+
+
+def escape_path(path: str) -> str:
+    """A decoded path percent-encoded as Go's ``URL.EscapedPath`` writes it (undecodable bytes,
+    kept as surrogates, are written back as the bytes they were)."""
+    return quote(path.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+
+
+def is_valid_utf8(path: str) -> bool:
+    """False when the decoded path carries bytes that were not UTF-8 (kept as surrogates)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def clean_path(p: str) -> str:

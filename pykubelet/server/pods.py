@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from pykubelet.api import Pod, pods_to_list
+from pykubelet.api import Pod, go_json, pods_to_list
 from pykubelet.pods.protocol import PodLister
 from pykubelet.runtime.protocol import Runtime
 from pykubelet.runtime.types import ContainerStatus
@@ -24,10 +24,8 @@ JSON = "application/json"
 
 
 def encode_pod_list(pods: Sequence[Pod]) -> bytes:
-    """Compact JSON in upstream key order, ``items: null`` when empty, trailing newline."""
-    return (
-        json.dumps(pods_to_list(pods), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-    )
+    """Go-compatible JSON in upstream key order, ``items: null`` when empty, trailing newline."""
+    return go_json(pods_to_list(pods)) + b"\n"
 
 
 def not_acceptable(request: web.Request, produces: str | None) -> bool:
@@ -91,8 +89,7 @@ class PodListEncoder:
 _PREFIX = b'{"kind":"PodList","apiVersion":"v1","metadata":{},"items":'
 
 
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+_dumps = go_json
 
 
 class PodsHandlers:

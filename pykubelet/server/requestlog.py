@@ -17,7 +17,7 @@ class JsonRequestLog:
         self._log = logger or logging.getLogger("pykubelet.server.requests")
 
     def observe(self, record: RequestRecord) -> None:
-        if not self._log.isEnabledFor(logging.INFO):
+        if record.stage != "ResponseComplete" or not self._log.isEnabledFor(logging.INFO):
             return
         line = {
             "port": record.port_kind,

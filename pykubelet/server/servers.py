@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from typing import Any
 
 from aiohttp import web
 
 from pykubelet.security.certs import ensure_self_signed_serving_cert
 from pykubelet.server.app import build_full_app, build_healthz_app, build_read_only_app
+from pykubelet.server.listener import ConnectionGuard, GuardedSite, raise_nofile_limit
 from pykubelet.server.settings import ServerBackends, ServerSettings
 from pykubelet.server.tls import build_server_context
 from pykubelet.server.tls_reload import ReloadingTLS
@@ -22,6 +24,17 @@ from pykubelet.server.tls_reload import ReloadingTLS
 __all__ = ["KubeletServers"]
 
 log = logging.getLogger(__name__)
+
+# aiohttp's per-connection settings (the runner and the guarded site build handlers alike).
+_HANDLER: dict[str, Any] = {
+    "access_log": None,
+    # Before authentication a client may send: a request line of 256 KiB (exec commands travel
+    # in the query string; upstream allows 1 MiB for line and headers together), header fields
+    # of 32 KiB, 64 header lines.
+    "max_line_size": 256 << 10,
+    "max_field_size": 32 << 10,
+    "max_headers": 64,
+}
 
 
 class KubeletServers:
@@ -44,6 +57,8 @@ class KubeletServers:
         self.tls: ReloadingTLS | None = None
         self._stop = asyncio.Event()
         self._runners: list[web.AppRunner] = []
+        # one set of connection caps across the three listeners
+        self.guard = ConnectionGuard(backends.connection_limits)
 
     def stop(self) -> None:
         self._stop.set()
@@ -85,18 +100,13 @@ class KubeletServers:
         self, app: web.Application, host: str, port: int, ctx: ssl.SSLContext | None
     ) -> int:
         runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=None,
-            shutdown_timeout=1.0,
-            handler_cancellation=True,
-            # upstream: MaxHeaderBytes 1 MiB (exec commands travel in the query string)
-            max_line_size=1 << 20,
-            max_field_size=1 << 16,
+            app, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True, **_HANDLER
         )
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, max(port, 0), ssl_context=ctx)
+        site = GuardedSite(
+            runner, host, max(port, 0), guard=self.guard, ssl_context=ctx, handler_kwargs=_HANDLER
+        )
         await site.start()
         addr = runner.addresses[0]
         return int(addr[1])
@@ -104,6 +114,7 @@ class KubeletServers:
     async def run(self) -> None:
         s, b = self.settings, self.backends
         watcher: asyncio.Task[None] | None = None
+        raise_nofile_limit()
         try:
             if s.enable_server:
                 self.tls = ReloadingTLS(self._ssl_context, self._tls_files())

@@ -19,6 +19,7 @@ from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.protocol import PodLister
 from pykubelet.runtime.protocol import Runtime
+from pykubelet.server.listener import GuardLimits
 
 __all__ = [
     "HealthCheck",
@@ -117,10 +118,15 @@ class RequestRecord:
     audit_id: str = ""  # also on the request as middleware.AUDIT_ID_KEY (recordings use it)
     granted_subresource: str = ""  # which of ``subresources`` allowed it (audit objectRef)
     request_uri: str = ""  # the request target exactly as received (audit requestURI)
+    # ResponseComplete (once, when the request ends) or ResponseStarted (an upgraded stream
+    # opened; observers that count finished requests ignore it).
+    stage: str = "ResponseComplete"
 
 
 class RequestObserver(Protocol):
-    """Called exactly once per request when it completes (or fails). Must not block or raise."""
+    """Called exactly once per request when it completes (or fails), with stage
+    ``ResponseComplete``; also when an upgraded stream opens, with stage ``ResponseStarted``.
+    Must not block or raise."""
 
     def observe(self, record: RequestRecord) -> None: ...
 
@@ -151,3 +157,5 @@ class ServerBackends:
     clock: Clock = field(default_factory=SystemClock)
     # Slows down repeated authentication failures per address (auth/ratelimit.py); None = off.
     auth_limiter: AuthFailureLimiter | None = None
+    # Connection caps and handshake/header deadlines (server/listener.py); None = defaults.
+    connection_limits: GuardLimits | None = None

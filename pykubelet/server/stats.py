@@ -14,6 +14,7 @@ from pykubelet.core.clock import Clock
 from pykubelet.core.errors import Unavailable
 from pykubelet.pods.protocol import PodLister
 from pykubelet.server.metrics import HttpMetricsObserver, MetricsBackend, metrics_routes
+from pykubelet.server.pods import not_acceptable
 from pykubelet.server.settings import RequestObserver
 from pykubelet.stats import (
     AgentMetrics,
@@ -50,6 +51,8 @@ def stats_routes(backend: StatsBackend) -> list[web.RouteDef]:
     """``/stats/summary`` and the four ``/metrics*`` routes."""
 
     async def summary(request: web.Request) -> web.StreamResponse:
+        if not_acceptable(request, "application/json"):
+            raise web.HTTPNotAcceptable()  # go-restful's 406, as on /pods
         values = list(request.query.getall("only_cpu_and_memory", []))
         if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
             # Go's ParseForm merges a form body into the query values.
@@ -63,8 +66,11 @@ def stats_routes(backend: StatsBackend) -> list[web.RouteDef]:
         return web.Response(body=body, content_type="application/json")
 
     return [
+        # go-restful matches a route with or without the trailing slash
         web.get("/stats/summary", summary, allow_head=False),
+        web.get("/stats/summary/", summary, allow_head=False),
         web.post("/stats/summary", summary),
+        web.post("/stats/summary/", summary),
         *metrics_routes(backend),
     ]
 

@@ -47,6 +47,7 @@ __all__ = [
     "PROBE_RESULTS",
     "PROBE_TYPES",
     "AUDIT_EVENTS_DROPPED",
+    "AUDIT_EVENTS_SUPPRESSED",
     "AgentMetrics",
     "default_metrics",
     "record_probe",
@@ -100,6 +101,7 @@ class AgentMetrics:
             FunctionCollector(self._agent_families),
             ProcessCollector(registry=None),
             AUDIT_EVENTS_DROPPED,
+            AUDIT_EVENTS_SUPPRESSED,
         )
         self.probe_registry: CollectorRegistry = private_registry(
             FunctionCollector(self._probe_families)
@@ -274,6 +276,13 @@ AUDIT_EVENTS_DROPPED = Counter(
     registry=None,
 )
 """Incremented by the audit log (``server/audit.py``); served on /metrics."""
+
+AUDIT_EVENTS_SUPPRESSED = Counter(
+    "pykubelet_audit_events_suppressed_total",
+    "Unauthenticated audit events not written because they exceeded the audit rate limit.",
+    registry=None,
+)
+"""Incremented by the audit observer (``server/audit.py``); served on /metrics."""
 
 
 def default_metrics() -> AgentMetrics:

@@ -61,6 +61,8 @@ class Node:
     bridge: str = field(default_factory=lambda: f"pke{secrets.token_hex(3)}")
     # False: no CNI config at all, so the agent uses its built-in network (bridge pykbr0)
     cni: bool = True
+    # how `pykubelet` is run: this checkout by default, or an installed entry point
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "pykubelet.cli"])
     # the CRI runtime: pods on this private containerd (its own CNI network and cgroup parent)
     containerd: Containerd | None = None
 
@@ -94,9 +96,7 @@ class Node:
         log = self.log_file.open("wb")
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "pykubelet.cli",
+                *self.command,
                 "run",
                 "--root-dir",
                 str(self.root),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pykubelet.api import Container, Pod
 from pykubelet.core.errors import InvalidInput
-from pykubelet.runtime.types import ContainerStatus, SandboxStatus
+from pykubelet.runtime.types import ContainerStatus, SandboxState, SandboxStatus
 from tests.pods.harness import ctr, harness, manifest, static
 
 
@@ -61,7 +61,8 @@ async def test_prepare_failure_keeps_containers_waiting_then_recovers() -> None:
     calls: list[str] = []
     broken = {"yes": True}
 
-    async def prepare(pod: Pod) -> None:
+    async def prepare(pod: Pod, sandbox: SandboxStatus) -> None:
+        assert sandbox.state is SandboxState.READY  # prepared against the pod's ready sandbox
         calls.append(pod.uid)
         if broken["yes"]:
             raise InvalidInput("hostPath /nope does not exist", field="spec.volumes[0].hostPath")

@@ -223,7 +223,7 @@ async def test_max_pods_rejects_with_out_of_pods() -> None:
 async def test_missing_image_err_image_pull_then_image_pull_backoff() -> None:
     pod = static(manifest("p", {"name": "c", "image": "nosuch:1.0"}))
     async with harness() as h:
-        h.runtime.remove_image("nosuch:1.0")
+        h.runtime.hide_image("nosuch:1.0")
         h.set_pods(pod)
         await h.settle()
         w = h.status(pod, "c").state.waiting

@@ -251,15 +251,12 @@ async def test_memory_empty_dir_is_a_sized_tmpfs_unmounted_on_cleanup(tmp_path: 
 
 async def test_volumes_of_orphaned_pods_are_removed_at_start(tmp_path: Path) -> None:
     from pykubelet.core.clock import FakeClock
-    from pykubelet.podspec import PodSpecLayer
+    from pykubelet.podspec.container_setup import ContainerSetup
     from pykubelet.runtime.fake import FakeRuntime
 
-    clock = FakeClock()
-    rt = FakeRuntime(clock)
-    layer = PodSpecLayer(
-        runtime=rt,
+    rt = FakeRuntime(FakeClock())
+    layer = ContainerSetup(
         images=rt,
-        clock=clock,
         pods_dir=str(tmp_path / "pods"),
         node_name="n",
         host_ip="127.0.0.1",
@@ -280,4 +277,3 @@ async def test_volumes_of_orphaned_pods_are_removed_at_start(tmp_path: Path) -> 
     assert vols.pod_uids() == ["gone", "keep"]
     assert await layer.cleanup_orphans({"keep"}) == ["gone"]
     assert vols.pod_uids() == ["keep"]
-    await layer.close()

@@ -1,9 +1,11 @@
 """Without root the process runtime runs plain processes and says what it cannot enforce.
 
-As root, the scenario runs in a child process switched to ``nobody`` with ``setpriv``."""
+As root, the scenario runs in a child process switched to ``nobody`` (``tests/unprivileged.py``:
+it works from a clone under a private directory such as ``/root``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,7 +14,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from tests.prereq import require_binary
+from tests.unprivileged import as_nobody
 
 SCENARIO = textwrap.dedent(
     """
@@ -72,11 +74,11 @@ SCENARIO = textwrap.dedent(
 def _run(root: Path) -> dict[str, object]:
     import subprocess
 
-    argv = [sys.executable, "-c", SCENARIO, str(root)]
-    if os.geteuid() == 0:
-        setpriv = require_binary("setpriv")
-        argv = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    with contextlib.ExitStack() as stack:
+        argv, env = [sys.executable, "-c", SCENARIO, str(root)], dict(os.environ)
+        if os.geteuid() == 0:
+            argv, env = stack.enter_context(as_nobody(["-c", SCENARIO, str(root)]))
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
     assert out.returncode == 0, out.stderr
     result: dict[str, object] = json.loads(out.stdout)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,19 +13,18 @@ import pytest
 
 from pykubelet.runtime.errors import RuntimeUnavailable
 from pykubelet.runtime.process import procs
-from pykubelet.runtime.process.shimbin import ensure_shim
+from pykubelet.runtime.process.shimbin import native_helper, native_helper_problem
 from pykubelet.runtime.process.zygote import Zygote, encode_request, parse_report
 from tests.prereq import require
 
 
-def _have_cc() -> bool:
-    return any(os.access(os.path.join(d, "cc"), os.X_OK) for d in os.environ["PATH"].split(":"))
-
-
 @pytest.fixture
 async def zygote(tmp_path: Path) -> AsyncIterator[tuple[Zygote, list[int]]]:
-    require(_have_cc(), "needs a C compiler (gcc) to build pkshim")
-    binary = await asyncio.to_thread(ensure_shim, tmp_path / "bin")
+    problem = native_helper_problem()
+    require(problem is None, f"needs the compiled pkshim (make venv): {problem}")
+    binary = tmp_path / "bin" / "pkshim"  # a copy of our own: its zygote is told apart by path
+    binary.parent.mkdir()
+    shutil.copy2(native_helper(), binary)
     z = Zygote(str(binary))
     started: list[int] = []  # helpers to stop by pid, even when the test fails
     try:

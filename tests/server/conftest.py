@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.harness import Pki, make_pki
+from tests.server.upstream_node import upstream_node  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="session")

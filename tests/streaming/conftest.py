@@ -85,6 +85,7 @@ async def start_server(
     creation_timeout_s: float = 30.0,
     recorder_factory: object = None,
     audit_id_of: object = None,
+    middlewares: tuple[object, ...] = (),
 ) -> tuple[web.AppRunner, StreamServer]:
     runtime = runtime or LocalRuntime()
     pods = StaticPods(
@@ -102,16 +103,19 @@ async def start_server(
         recorder_factory=recorder_factory,  # type: ignore[arg-type]
         audit_id_of=audit_id_of,  # type: ignore[arg-type]
     )
-    runner, port = await serve_backend(backend, tls_files)
+    runner, port = await serve_backend(backend, tls_files, middlewares=middlewares)
     ca = tls_files[0] if tls_files else ""
     return runner, StreamServer("127.0.0.1", port, runtime, ca, tls_files is not None)
 
 
 async def serve_backend(
-    backend: StreamBackend, tls_files: tuple[str, str] | None
+    backend: StreamBackend,
+    tls_files: tuple[str, str] | None,
+    *,
+    middlewares: tuple[object, ...] = (),
 ) -> tuple[web.AppRunner, int]:
     """The streaming routes alone on 127.0.0.1:0, over TLS when ``tls_files`` are given."""
-    app = web.Application()
+    app = web.Application(middlewares=middlewares)  # type: ignore[arg-type]
     app.add_routes(stream_routes(backend))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -46,14 +46,18 @@ class SpdyClient:
         ssl_ctx: ssl.SSLContext | None = None,
         method: str = "POST",
         upgrade: str = "SPDY/3.1",
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
     ) -> SpdyClient:
         reader, writer = await asyncio.open_connection(host, port, ssl=ssl_ctx)
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: Upgrade"]
         if upgrade:
             lines.append(f"Upgrade: {upgrade}")
         lines += [f"X-Stream-Protocol-Version: {v}" for v in versions]
-        lines.append("Content-Length: 0")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        lines.append(f"Content-Length: {len(body)}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape"))
+        writer.write(body)
         head = (await reader.readuntil(b"\r\n\r\n")).decode()
         return cls(reader, writer, head)
 

@@ -130,6 +130,9 @@ async def test_recorder_sees_tty_output_and_resizes(
         def output(self, data: bytes) -> None:
             records.append(("o", data))
 
+        def input(self, data: bytes) -> None:
+            records.append(("i", data))
+
         def resize(self, width: int, height: int) -> None:
             records.append(("r", (width, height)))
 
@@ -164,6 +167,9 @@ async def test_recorder_opener_shape_and_audit_id(tls_files: tuple[str, str]) ->
     class Recorder:
         def output(self, data: bytes) -> None:
             outputs.append(data)
+
+        def input(self, data: bytes) -> None:
+            pass
 
         def resize(self, width: int, height: int) -> None:
             pass

@@ -198,3 +198,45 @@ async def test_options_may_come_from_an_urlencoded_post_body(server: StreamServe
     assert (status, body) == (500, "Upgrade request required\n")  # past the 400 options check
     status, body, _ = await _get(server, "/exec/default/p/main", "POST", data={"tty": "1"})
     assert (status, body) == (400, "you must specify at least 1 of stdin, stdout, stderr")
+
+
+async def test_run_takes_cmd_from_an_urlencoded_body_and_annotates_what_ran(
+    tls_files: tuple[str, str],
+) -> None:
+    """Go's FormValue reads a POST body too (upstream runs it); the audit log must then record
+    the argv that ran, not the empty query (the handler's COMMAND_ANNOTATION wins there)."""
+    from aiohttp import web
+
+    from pykubelet.server import ANNOTATIONS_KEY
+    from pykubelet.server.audit import COMMAND_ANNOTATION
+    from tests.streaming.conftest import start_server
+
+    seen: list[dict[str, str]] = []
+
+    @web.middleware
+    async def front_door(request: web.Request, handler: object) -> web.StreamResponse:
+        notes: dict[str, str] = {}
+        request[ANNOTATIONS_KEY] = notes
+        seen.append(notes)
+        return await handler(request)  # type: ignore[operator,no-any-return]
+
+    runner, srv = await start_server(tls_files, middlewares=(front_door,))
+    try:
+        status, body, _ = await _get(
+            srv, "/run/default/p/main", "POST", data={"cmd": "echo from the body"}
+        )
+        assert (status, body) == (200, "from the body\n")
+        assert seen[-1][COMMAND_ANNOTATION] == '["echo", "from", "the", "body"]'
+        status, body, _ = await _get(
+            srv, "/run/default/p/main?cmd=echo+q", "POST", data={"cmd": "x"}
+        )
+        assert (status, body) == (200, "q\n")  # the query comes first, as FormValue
+        assert seen[-1][COMMAND_ANNOTATION] == '["echo", "q"]'
+    finally:
+        await runner.cleanup()
+
+
+async def test_head_on_stream_endpoints_is_405(server: StreamServer) -> None:
+    for path in ("/exec/default/p/main?command=true", "/portForward/default/p"):
+        status, _, _ = await _get(server, path, "HEAD")
+        assert status == 405, path

@@ -1,4 +1,5 @@
-"""kubectl's SPDY exec and port-forward streams, opened by npm spdy-transport over real TLS."""
+"""The SPDY exec and port-forward streams kubectl opens, sent by npm spdy-transport (not kubectl)
+over real TLS."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _exec_streams(stdin: str) -> list[dict[str, object]]:
     ]
 
 
-async def test_kubectl_exec_streams_get_output_and_v4_status(server: StreamServer) -> None:
+async def test_spdy_transport_exec_streams_get_output_and_v4_status(server: StreamServer) -> None:
     path = "/exec/default/p/main?command=sh&command=-c&command=cat;echo+err+>%262;exit+7"
     path += "&input=1&output=1&error=1"
     result = await run_spdy_client(
@@ -45,7 +46,7 @@ async def test_kubectl_exec_streams_get_output_and_v4_status(server: StreamServe
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "7"}]
 
 
-async def test_kubectl_exec_success_v4_status_and_v2_silence(server: StreamServer) -> None:
+async def test_spdy_transport_exec_success_v4_status_and_v2_silence(server: StreamServer) -> None:
     base = "/exec/default/p/main?command=true&input=1&output=1&error=1"
     result = await run_spdy_client(
         {

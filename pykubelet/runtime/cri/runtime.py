@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,7 +44,9 @@ from pykubelet.runtime.types import (
     ContainerStats,
     ContainerStatus,
     ExecResult,
+    ImageFsUsage,
     ImageInfo,
+    RegistryAuth,
     RuntimeFeatures,
     RuntimeHealth,
     RuntimeVersion,
@@ -382,19 +385,42 @@ class CriRuntime:
             return None
         return convert.image_info(image)
 
-    async def pull_image(self, ref: str) -> ImageInfo:
+    async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str:
+        request = pb.PullImageRequest(image=pb.ImageSpec(image=ref))
+        if auth is not None:
+            request.auth.CopyFrom(
+                pb.AuthConfig(
+                    username=auth.username,
+                    password=auth.password,
+                    auth=auth.auth,
+                    identity_token=auth.identity_token,
+                    server_address=_server_url(auth.server),
+                )
+            )
         resp = await self._image_call(
             "PullImage",
-            pb.PullImageRequest(image=pb.ImageSpec(image=ref)),
+            request,
             timeout_s=None,  # the Go kubelet sets no deadline on pulls
             not_found=ImageNotFound,
             failure=ImagePullError,
         )
-        image_ref = resp.image_ref
-        info = await self.image_status(image_ref or ref)
+        info = await self.image_status(resp.image_ref or ref)
         if info is None:
             raise ImagePullError(f"image {ref!r} is not present after the pull")
-        return info
+        return info.id
+
+    async def image_fs_usage(self) -> ImageFsUsage:
+        """CRI ``ImageFsInfo`` gives the mount point and the images' bytes; the capacity is
+        the filesystem's, read here as cadvisor does for the Go kubelet."""
+        resp = await self._image_call("ImageFsInfo", pb.ImageFsInfoRequest())
+        used = sum(fs.used_bytes.value for fs in resp.image_filesystems)
+        mount = next((fs.fs_id.mountpoint for fs in resp.image_filesystems), "")
+        st = await asyncio.to_thread(os.statvfs, mount or "/")
+        return ImageFsUsage(
+            capacity_bytes=st.f_blocks * st.f_frsize,
+            available_bytes=st.f_bavail * st.f_frsize,
+            images_bytes=used,
+        )
 
     async def list_images(self) -> Sequence[ImageInfo]:
         resp = await self._image_call("ListImages", pb.ListImagesRequest())
@@ -504,3 +530,12 @@ class CriRuntime:
             not_found=SandboxNotFound,
         )
         return await CriPortConnection.open(resp.url, port)
+
+
+def _server_url(server: str) -> str:
+    """containerd parses ``AuthConfig.server_address`` as a URL and uses the credentials only
+    when its host is the pull's registry; a docker config key (``127.0.0.1:5000``) is not a
+    URL, so it gets a scheme."""
+    if not server or "://" in server:
+        return server
+    return f"https://{server}"

@@ -54,21 +54,7 @@ def detect_capabilities(layout: CgroupLayout) -> RuntimeCapabilities:
 
 
 def detect_host_ip() -> str:
-    """The first global IPv4 address of the host (no packets sent)."""
-    import subprocess
+    """The host's address for the default route, else its name's (no packets, no exec)."""
+    from pykubelet.host.nodeip import choose_node_ip
 
-    try:
-        out = subprocess.run(
-            ["ip", "-4", "-o", "addr", "show", "scope", "global"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    for line in out.splitlines():
-        parts = line.split()
-        if "inet" in parts:
-            return parts[parts.index("inet") + 1].split("/")[0]
-    return ""
+    return choose_node_ip("")

@@ -1,10 +1,9 @@
-"""The local image store: import OCI-layout and docker-archive tarballs, unpack each image once.
+"""The local image store: pulled images (``pull.py``) and imported OCI-layout and docker-archive
+tarballs, each unpacked once.
 
 Layout under ``<root>/images``: ``index.json`` (normalised ref → image id), ``configs/<hex>.json``
-(the OCI image config) and ``rootfs/<hex>/`` (the image's layers applied in order, whiteouts
-honoured: the read-only lower directory of every container's overlay). Extraction refuses
-member paths that are absolute, climb out with ``..``, pass through a symlink, or hard-link
-outside the image.
+(the OCI image config) and ``rootfs/<hex>/`` (the image's layers applied in order by
+``layers.py``, whiteouts honoured: the read-only lower directory of every container's overlay).
 """
 
 from __future__ import annotations
@@ -12,22 +11,21 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
-import stat
 import tarfile
 import threading
 import uuid
-from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, cast
 
 from pykubelet.core.errors import InvalidInput
 from pykubelet.runtime.errors import ImageNotFound
+from pykubelet.runtime.process.layers import apply_layer
 from pykubelet.runtime.process.refs import HOST_IMAGE, normalize_ref
-from pykubelet.runtime.types import ImageInfo
+from pykubelet.runtime.types import ImageFsUsage, ImageInfo
 
 __all__ = ["ImageStore", "host_image_info"]
 
@@ -50,6 +48,7 @@ class ImageStore:
         self._cached_index: dict[str, str] = {}
         self._infos: dict[str, ImageInfo | None] = {}
         self._cache_lock = threading.Lock()
+        self._unpacking: dict[str, threading.Lock] = {}  # image hex id -> its unpack lock
 
     # ------------------------------------------------------------------ queries
 
@@ -92,14 +91,45 @@ class ImageStore:
         info = self.get(ref)
         if info is None:
             raise ImageNotFound(
-                f"image {ref!r} is not in the local store and no registry is used: import it with "
-                f"`pykubelet images import FILE` (an OCI layout or docker-archive tarball)"
+                f"image {ref!r} is not in the local store: pull it (`pykubelet images pull`) or "
+                f"import it with `pykubelet images import FILE` (an OCI layout or docker-archive "
+                f"tarball)"
             )
         return info
 
     def list_images(self) -> list[ImageInfo]:
         ids = sorted(set(self._index().values()))
         return [i for i in (self._info(x) for x in ids) if i is not None]
+
+    def remove(self, ref: str) -> None:
+        """Forget the image a reference or id names: every reference to it, its config and its
+        root filesystem. Idempotent."""
+        if ref == HOST_IMAGE:
+            return
+        with self._lock:
+            index = dict(self._index())
+            image_id = ref if ref.startswith("sha256:") else index.get(normalize_ref(ref))
+            if image_id is None:
+                return
+            kept = {r: i for r, i in index.items() if i != image_id}
+            _atomic_write(self._root / "index.json", json.dumps(kept, indent=1).encode())
+            hexid = image_id.removeprefix("sha256:")
+            with contextlib.suppress(FileNotFoundError):
+                (self._root / "configs" / f"{hexid}.json").unlink()
+        rootfs = self._root / "rootfs" / hexid
+        if rootfs.exists():  # renamed first, so a crash never leaves half an image in place
+            doomed = self._root / "rootfs" / f".rm-{uuid.uuid4().hex}"
+            rootfs.rename(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+
+    def fs_usage(self) -> ImageFsUsage:
+        self._root.mkdir(parents=True, exist_ok=True)
+        st = os.statvfs(self._root)
+        return ImageFsUsage(
+            capacity_bytes=st.f_blocks * st.f_frsize,
+            available_bytes=st.f_bavail * st.f_frsize,
+            images_bytes=sum(i.size_bytes for i in self.list_images()),
+        )
 
     def _info(self, image_id: str) -> ImageInfo | None:
         index = self._index()
@@ -115,7 +145,7 @@ class ImageStore:
         except FileNotFoundError:
             return None
         cfg = meta.get("config", {}).get("config") or {}
-        tags = tuple(sorted(r for r, i in index.items() if i == image_id))
+        tags = tuple(sorted(r for r, i in index.items() if i == image_id and "@" not in r))
         return ImageInfo(
             id=image_id,
             repo_tags=tags,
@@ -126,6 +156,7 @@ class ImageStore:
             config_env=tuple(cfg.get("Env") or ()),
             config_working_dir=str(cfg.get("WorkingDir") or ""),
             config_user=str(cfg.get("User") or ""),
+            repo_digests=tuple(meta.get("repo_digests") or ()),
         )
 
     # ------------------------------------------------------------------ import
@@ -156,35 +187,69 @@ class ImageStore:
                 raise InvalidInput(f"image archive {path}: no image manifests")
             last: ImageInfo | None = None
             for refs, config_bytes, layers in images:
-                last = self._store(tar, refs, config_bytes, layers)
+
+                def apply(root: Path, layers: list[str] = layers) -> None:
+                    for layer in layers:
+                        with _open_member(tar, layer) as blob:
+                            apply_layer(blob, root)
+
+                last = self.store(refs, config_bytes, apply)
             assert last is not None
             return last
 
-    def _store(
-        self, tar: tarfile.TarFile, refs: list[str], config_bytes: bytes, layers: list[str]
+    def _unpack_lock(self, hexid: str) -> threading.Lock:
+        with self._cache_lock:
+            return self._unpacking.setdefault(hexid, threading.Lock())
+
+    def has_config(self, config_digest: str) -> bool:
+        """Whether the image with this config (= image id) is already unpacked: a re-pull
+        then fetches no layer."""
+        hexid = config_digest.removeprefix("sha256:")
+        return (self._root / "configs" / f"{hexid}.json").exists()
+
+    def store(
+        self,
+        refs: list[str],
+        config_bytes: bytes,
+        unpack: Callable[[Path], None],
+        *,
+        repo_digest: str = "",
     ) -> ImageInfo:
+        """Record an image: ``unpack(dir)`` fills its root filesystem (skipped when the image
+        is stored already); ``refs`` then point at it. ``repo_digest`` (``name@sha256:..``)
+        marks it as pulled from a registry."""
         hexid = hashlib.sha256(config_bytes).hexdigest()
         image_id = "sha256:" + hexid
         rootfs = self._root / "rootfs" / hexid
         configs = self._root / "configs"
         configs.mkdir(parents=True, exist_ok=True)
-        if not (configs / f"{hexid}.json").exists():
-            tmp = self._root / "rootfs" / f".tmp-{uuid.uuid4().hex}"
-            tmp.mkdir(parents=True)
-            try:
-                for layer in layers:
-                    with _open_member(tar, layer) as blob:
-                        _apply_layer(blob, tmp)
-                size = _du(tmp)
-                if rootfs.exists():
-                    shutil.rmtree(rootfs)
-                tmp.rename(rootfs)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            meta = {"config": json.loads(config_bytes), "size_bytes": size}
-            _atomic_write(configs / f"{hexid}.json", json.dumps(meta).encode())
+        meta_path = configs / f"{hexid}.json"
+        # one unpack per image: a second pull of it (by tag and by digest at once) waits, then
+        # finds it stored, and never replaces a root filesystem a container may already use
+        with self._unpack_lock(hexid):
+            if not meta_path.exists():
+                tmp = self._root / "rootfs" / f".tmp-{uuid.uuid4().hex}"
+                tmp.mkdir(parents=True)
+                try:
+                    unpack(tmp)
+                    size = _du(tmp)
+                    if rootfs.exists():  # left by a crash before its config was written
+                        shutil.rmtree(rootfs)
+                    tmp.rename(rootfs)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                meta = {"config": json.loads(config_bytes), "size_bytes": size}
+                _atomic_write(meta_path, json.dumps(meta).encode())
         with self._lock:
+            if repo_digest:
+                meta = json.loads(meta_path.read_text())
+                base = repo_digest.split("@")[0]  # a repository's newest digest replaces older
+                digests = [d for d in meta.get("repo_digests", []) if d.split("@")[0] != base]
+                meta["repo_digests"] = [*digests, repo_digest]
+                _atomic_write(meta_path, json.dumps(meta).encode())
+                with self._cache_lock:
+                    self._infos.pop(image_id, None)
             index = dict(self._index())
             for r in refs:
                 index[normalize_ref(r)] = image_id
@@ -273,90 +338,3 @@ def _docker_images(tar: tarfile.TarFile) -> Iterator[tuple[list[str], bytes, lis
     for entry in json.loads(_read(tar, "manifest.json")):
         config = _read(tar, entry["Config"])
         yield list(entry.get("RepoTags") or []), config, list(entry.get("Layers") or [])
-
-
-# ---------------------------------------------------------------------- layer application
-
-
-def _safe_target(root: Path, name: str) -> Path:
-    """The destination of a member, refusing absolute paths, ``..`` and symlinked parents."""
-    p = PurePosixPath(name)
-    parts = [x for x in p.parts if x not in ("", ".")]
-    if p.is_absolute() or ".." in parts:
-        raise InvalidInput(f"image layer: unsafe member path {name!r}")
-    cur = root
-    for part in parts[:-1]:
-        cur = cur / part
-        if cur.is_symlink():
-            raise InvalidInput(f"image layer: member {name!r} passes through a symlink")
-    return root.joinpath(*parts) if parts else root
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
-
-
-def _apply_layer(blob: IO[bytes], root: Path) -> None:
-    # Layers may be large: stream them. Whiteouts refer to lower layers, so apply them first.
-    data = blob.read()
-    with tarfile.open(fileobj=io.BytesIO(data)) as layer:
-        members = layer.getmembers()
-        for m in members:
-            base = PurePosixPath(m.name).name
-            if base == ".wh..wh..opq":
-                d = _safe_target(root, str(PurePosixPath(m.name).parent) + "/x").parent
-                if d.is_dir() and not d.is_symlink():
-                    for child in d.iterdir():
-                        _remove(child)
-            elif base.startswith(".wh."):
-                target = _safe_target(root, str(PurePosixPath(m.name).parent / base[4:]))
-                _remove(target)
-        is_root = os.geteuid() == 0
-        for m in members:
-            base = PurePosixPath(m.name).name
-            if base.startswith(".wh."):
-                continue
-            target = _safe_target(root, m.name)
-            if target == root:
-                continue
-            if m.islnk():
-                src = _safe_target(root, m.linkname)
-                if target.exists() or target.is_symlink():
-                    _remove(target)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(src, target, follow_symlinks=False)
-                continue
-            if m.isdir():
-                if target.is_symlink() or (target.exists() and not target.is_dir()):
-                    _remove(target)
-                target.mkdir(parents=True, exist_ok=True)
-                os.chmod(target, m.mode & 0o7777)
-            elif m.issym():
-                if target.exists() or target.is_symlink():
-                    _remove(target)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(m.linkname, target)
-            elif m.isreg():
-                if target.exists() or target.is_symlink():
-                    _remove(target)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                body = layer.extractfile(m)
-                assert body is not None
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                with os.fdopen(fd, "wb") as out, body:
-                    shutil.copyfileobj(body, out)
-                os.chmod(target, m.mode & 0o7777)
-            elif (m.ischr() or m.isblk() or m.isfifo()) and is_root:
-                if target.exists() or target.is_symlink():
-                    _remove(target)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
-                os.mknod(target, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor))
-            else:
-                continue
-            if is_root:
-                with contextlib.suppress(OSError):
-                    os.lchown(target, m.uid, m.gid)

@@ -20,10 +20,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pykubelet.core.clock import Clock, SystemClock
+from pykubelet.registry import RegistryClient, normalize_ref, parse_ref
 from pykubelet.runtime.errors import (
     ContainerNotFound,
     ContainerNotRunning,
     CreateContainerError,
+    ImagePullError,
     SandboxNotFound,
 )
 from pykubelet.runtime.pod_network import PodNetwork
@@ -42,12 +44,14 @@ from pykubelet.runtime.process.images import ImageStore
 from pykubelet.runtime.process.index import RecordIndex
 from pykubelet.runtime.process.layout import RuntimeLayout
 from pykubelet.runtime.process.pools import run_io
+from pykubelet.runtime.process.pull import pull_from_registry
 from pykubelet.runtime.process.records import (
     ContainerRecord,
     SandboxRecord,
     atomic_write_json,
     read_json,
 )
+from pykubelet.runtime.process.refs import HOST_IMAGE
 from pykubelet.runtime.process.shimbin import helper_command, launch
 from pykubelet.runtime.process.status import StatusCache, finalize, identities
 from pykubelet.runtime.process.zygote import Zygote
@@ -55,8 +59,10 @@ from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerStats,
     ContainerStatus,
+    ImageFsUsage,
     ImageInfo,
     NamespaceMode,
+    RegistryAuth,
     RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
@@ -86,6 +92,7 @@ class ProcessRuntime(ExecMixin):
         container_log_max_files: int = 5,
         node_ip: str = "",
         helper: str = "auto",
+        registry_ca_file: str = "",
     ) -> None:
         if helper not in ("auto", "native", "python"):
             raise CreateContainerError(f"helper: {helper!r} is not auto, native or python")
@@ -99,6 +106,7 @@ class ProcessRuntime(ExecMixin):
         self._log_max_files = container_log_max_files
         self._node_ip: str | None = node_ip or None
         self.images = ImageStore(self.layout.images)
+        self._registry_ca_file = registry_ca_file  # trusted for registries besides the system's
         self._helper_kind = helper
         self._helper_argv: list[str] | None = None
         self._zygote: Zygote | None = None  # launches the native helper without an exec each
@@ -475,11 +483,35 @@ class ProcessRuntime(ExecMixin):
             return self.images.get(ref)
         return await run_io(self.images.get, ref)
 
-    async def pull_image(self, ref: str) -> ImageInfo:
-        return await run_io(self.images.require, ref)
+    async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str:
+        """Pull from the registry. A reference that was imported (``pykubelet images import``)
+        and never pulled is answered from the store: air-gapped nodes keep working with
+        ``imagePullPolicy: Always`` (a deliberate difference from containerd)."""
+        if ref == HOST_IMAGE:
+            return HOST_IMAGE
+        async with self._lock("pull:" + normalize_ref(ref)):  # one pull per image at a time
+            local = await self.image_status(ref)  # from memory when the index is unchanged
+            if local is not None and local.id != HOST_IMAGE:
+                name = parse_ref(ref).name
+                if not any(d.split("@")[0] == name for d in local.repo_digests):
+                    return local.id
+            try:
+                async with RegistryClient(ca_file=self._registry_ca_file) as client:
+                    info = await pull_from_registry(
+                        self.images, client, ref, auth, self.layout.images
+                    )
+            except OSError as e:  # a full disk, a read-only root: the pull failed, not the agent
+                raise ImagePullError(f"{ref}: storing the image: {e}") from e
+            return info.id
 
     async def list_images(self) -> Sequence[ImageInfo]:
         return await run_io(self.images.list_images)
+
+    async def remove_image(self, ref: str) -> None:
+        await run_io(self.images.remove, ref)
+
+    async def image_fs_usage(self) -> ImageFsUsage:
+        return await run_io(self.images.fs_usage)
 
     async def import_image(self, path: Path, *, ref: str | None = None) -> ImageInfo:
         return await run_io(self.images.import_archive, path, ref=ref)

@@ -71,6 +71,24 @@ def _with_recording(
     return recorded
 
 
+async def _recorded_input(
+    source: AsyncIterator[bytes], rec: SessionRecorder | None
+) -> AsyncIterator[bytes]:
+    async for chunk in source:
+        if rec is not None:
+            rec.input(chunk)
+        yield chunk
+
+
+def _stdin(
+    source: AsyncIterator[bytes] | None, rec: SessionRecorder | None, tty: bool
+) -> AsyncIterator[bytes] | None:
+    """Non-TTY standard input is recorded as input events (a TTY echoes what should be seen)."""
+    if source is None or rec is None or tty:
+        return source
+    return _recorded_input(source, rec)
+
+
 async def _resizes(
     source: AsyncIterator[bytes], rec: SessionRecorder | None
 ) -> AsyncIterator[TerminalSize]:
@@ -177,9 +195,9 @@ async def serve_exec_spdy(
     err = streams.get("stderr") if opts.stderr else None
     resize = streams.get("resize") if opts.tty else None
     io = StreamIO(
-        stdin=stdin,
+        stdin=_stdin(stdin, rec, opts.tty),
         stdout=_with_recording(out.write, rec) if out is not None else None,
-        stderr=err.write if err is not None else None,
+        stderr=_with_recording(err.write, rec) if err is not None else None,
         tty=opts.tty,
         resize=_resizes(_stream_chunks(resize), rec) if resize is not None else None,
     )
@@ -236,9 +254,9 @@ async def serve_exec_ws(
     first = 1 if opts.stdout else 2 if opts.stderr else 3
     await conn.send(first, b"")
     io = StreamIO(
-        stdin=stdin if opts.stdin else None,
+        stdin=_stdin(stdin, rec, opts.tty) if opts.stdin else None,
         stdout=_with_recording(out, rec) if opts.stdout else None,
-        stderr=err if opts.stderr else None,
+        stderr=_with_recording(err, rec) if opts.stderr else None,
         tty=opts.tty,
         resize=_resizes(resize_raw, rec) if opts.tty else None,
     )

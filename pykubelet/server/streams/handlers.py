@@ -6,6 +6,7 @@ Order of checks follows the upstream kubelet: options (400), pod (404), containe
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -15,6 +16,8 @@ from aiohttp import web
 from pykubelet.api import Pod
 from pykubelet.core.errors import InvalidInput, NotFound, PykubeletError
 from pykubelet.runtime.types import ContainerState, SandboxState, StreamIO
+from pykubelet.server.audit import COMMAND_ANNOTATION
+from pykubelet.server.middleware import ANNOTATIONS_KEY
 from pykubelet.server.streams.backend import StreamBackend
 from pykubelet.server.streams.exec_service import CommandSession, serve_exec_spdy, serve_exec_ws
 from pykubelet.server.streams.portforward_service import (
@@ -65,6 +68,13 @@ async def _form(request: web.Request) -> Mapping[str, Sequence[str]]:
         for k in body:
             values.setdefault(k, []).extend(str(v) for v in body.getall(k))
     return values
+
+
+def _annotate_command(request: web.Request, command: Sequence[str]) -> None:
+    """Audit exactly the argv that runs (one parse: the handler's), not a re-parse of the URL."""
+    notes = request.get(ANNOTATIONS_KEY)
+    if notes is not None:
+        notes[COMMAND_ANNOTATION] = json.dumps(list(command))
 
 
 def _tokens(request: web.Request, name: str) -> list[str]:
@@ -141,9 +151,16 @@ def _audit_id(backend: StreamBackend, request: web.Request) -> str:
     return str(value) if value else str(uuid.uuid4())
 
 
+def _only_get_and_post(request: web.Request) -> None:
+    """go-restful registers these for GET and POST only (aiohttp lets HEAD reach a GET route)."""
+    if request.method not in ("GET", "POST"):
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+
+
 async def _remote_command(
     backend: StreamBackend, attach: bool, request: web.Request
 ) -> web.StreamResponse:
+    _only_get_and_post(request)
     if (refused := _not_acceptable(request)) is not None:
         return refused
     form = await _form(request)
@@ -151,6 +168,8 @@ async def _remote_command(
         opts = RemoteCommandOptions.from_query(form)
     except InvalidInput as e:
         return _text(400, e.reason)
+    if not attach:
+        _annotate_command(request, opts.command)
     found = _pod(backend, request)
     if isinstance(found, web.Response):
         return found
@@ -202,6 +221,7 @@ async def _remote_command(
 
 
 async def _port_forward(backend: StreamBackend, request: web.Request) -> web.StreamResponse:
+    _only_get_and_post(request)
     if (refused := _not_acceptable(request)) is not None:
         return refused
     ports: tuple[int, ...] = ()
@@ -254,7 +274,9 @@ async def _run(backend: StreamBackend, request: web.Request) -> web.StreamRespon
     cid = _container_id(found, name)
     if cid is None:
         return _text(500, f'container not found ("{name}")')
-    cmd = request.query.get("cmd", "").split(" ")
+    # go-restful's QueryParameter is FormValue: the query, then an urlencoded POST body
+    cmd = ((await _form(request)).get("cmd") or [""])[0].split(" ")
+    _annotate_command(request, cmd)
     try:
         result = await backend.runtime.exec_sync(cid, cmd)
     except PykubeletError as e:

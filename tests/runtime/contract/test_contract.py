@@ -54,7 +54,7 @@ class Contract:
     def never_imported(self, ref: str) -> None:
         """The fake's store holds every image unless told otherwise."""
         if isinstance(self.rt, FakeRuntime):
-            self.rt.remove_image(ref)
+            self.rt.hide_image(ref)
 
 
 @pytest.fixture(params=["process", "process-python-helper", "containerd", "fake"])
