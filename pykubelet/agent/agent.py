@@ -45,6 +45,7 @@ from pykubelet.pods import (
 )
 from pykubelet.pods.cache import ContainerCache
 from pykubelet.podspec import NodeAllocatable, PodSpecFeatures
+from pykubelet.runtime.health import RuntimeHealthWatch
 from pykubelet.runtime.protocol import (
     ImageService,
     Runtime,
@@ -369,12 +370,16 @@ class Agent:
             await self.servers.ready.wait()
             return self.servers.full_port or self.config.port
 
+        assert self.runtime is not None
+        runtime_health = RuntimeHealthWatch(self.runtime, self.clock)
+
         def ready_errors() -> list[str]:
-            if manager.sync_loop_healthy():
-                return []
-            return [
-                "PLEG is not healthy: pleg was last seen active too long ago; threshold is 3m0s"
-            ]
+            errors = runtime_health.errors()  # CRI Status: runtime down, network not ready
+            if not manager.sync_loop_healthy():
+                errors.append(
+                    "PLEG is not healthy: pleg was last seen active too long ago; threshold is 3m0s"
+                )
+            return errors
 
         self.node_mode.attach(
             manager=manager,
@@ -383,7 +388,8 @@ class Agent:
             ready_errors=ready_errors,
             port=port,
         )
-        return [_Service(name=name, run=run) for name, run in self.node_mode.services()]
+        services = [_Service(name=name, run=run) for name, run in self.node_mode.services()]
+        return [_Service(name="runtime-health", run=runtime_health.run), *services]
 
     def _build_servers(self) -> list[_Service]:
         cfg = self.config

@@ -184,3 +184,21 @@ async def test_exec_sync_timeout(
     with pytest.raises(ExecTimeout):
         await rt.exec_sync(cid, ["sleep", "30"], 1)
     assert (await rt.exec_sync(cid, ["true"], 5)).exit_code == 0
+
+
+async def test_health_reports_containerds_network_not_ready(
+    make_cri_runtime: Callable[..., CriRuntime], containerd: Containerd
+) -> None:
+    rt = make_cri_runtime()
+    await rt.start()
+    assert (await rt.health()).ready
+    for conf in (containerd.workdir / "cni").glob("*.conflist"):
+        conf.unlink()  # containerd watches its CNI conf dir
+
+    async def network_down() -> bool:
+        h = await rt.health()
+        return h.runtime_ready and not h.network_ready
+
+    await wait_for(network_down, 20, "NetworkReady=false")
+    health = await rt.health()
+    assert health.reason == "NetworkPluginNotReady" and "cni" in health.message
