@@ -2,7 +2,7 @@
 # Installs the Debian packages pykubelet's tests and examples use. Idempotent: does nothing when
 # everything is present, runs `apt-get update` at most once otherwise. Needs root to install.
 set -euo pipefail
-PKGS=(python3-venv busybox-static containerd runc containernetworking-plugins iptables prometheus iproute2 util-linux nodejs npm gcc libc6-dev curl asciinema docker-registry skopeo apache2-utils)
+PKGS=(python3-venv openssl busybox-static containerd runc containernetworking-plugins iptables prometheus iproute2 util-linux nodejs npm gcc libc6-dev curl asciinema docker-registry skopeo apache2-utils etcd-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -192,7 +192,8 @@ def test_every_v1beta1_field_is_implemented_or_accepted() -> None:
     upstream = (FIXTURES / "v1beta1-fields.txt").read_text().split()
     objects = {"authentication", "authorization", "logging"}
     assert [f for f in upstream if f not in objects and field_status(f) == "unknown"] == []
-    assert field_status("rotateCertificates") == "not enforced"
+    assert field_status("rotateCertificates") == "implemented"  # node mode, TLS bootstrap
+    assert field_status("podPidsLimit") == "not enforced"
     assert field_status("port") == "implemented"
     assert field_status("bogus") == "unknown"
 
@@ -256,7 +257,6 @@ def test_the_config_kubeadm_1_20_writes_loads() -> None:
         "clusterDNS",
         "clusterDomain",
         "resolvConf",
-        "rotateCertificates",
     ]
 
 
@@ -269,7 +269,6 @@ def test_the_config_a_current_kubeadm_writes_loads() -> None:
         "clusterDNS",
         "clusterDomain",
         "resolvConf",
-        "rotateCertificates",
     ]
 
 

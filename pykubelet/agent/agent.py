@@ -57,6 +57,7 @@ from pykubelet.stats.agent_metrics import default_metrics
 
 if TYPE_CHECKING:
     from pykubelet.node import NodeMode
+    from pykubelet.node.cert_rotation import CertificateRotator
     from pykubelet.security.setup import SecurityParts
     from pykubelet.server import KubeletServers
 
@@ -192,14 +193,14 @@ async def _connect_node_mode(config: KubeletConfiguration, clock: Clock) -> Node
         api_burst=config.kube_api_burst,
         event_qps=config.event_record_qps,
         event_burst=config.event_burst,
+        register=config.register_node,
     )
     return await NodeMode.create(settings, clock)
 
 
 def _node_ip(config: KubeletConfiguration) -> str:
-    from pykubelet.node.machine import detect_node_ip
-
-    return config.node_ip or detect_node_ip(config.node_name)
+    """Node mode: the InternalIP is --node-ip or detected, never the serving --address."""
+    return choose_node_ip(config.node_ip)
 
 
 def _host_ip(config: KubeletConfiguration) -> str:
@@ -230,6 +231,7 @@ class Agent:
         # CNI or the built-in network, when the agent built a process runtime as root
         self.network: AgentNetwork | None = None
         self.node_mode: NodeMode | None = None  # with --kubeconfig only
+        self.rotators: list[CertificateRotator] = []  # rotateCertificates, serverTLSBootstrap
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -237,9 +239,10 @@ class Agent:
 
     async def run(self) -> None:
         try:
+            services = await self._certificates()  # a bootstrap writes the kubeconfig first
             if self.config.kubeconfig:
                 self.node_mode = await _connect_node_mode(self.config, self.clock)
-            services = self._build()
+            services += self._build()
             assert self.runtime is not None
             await self.runtime.start()
             health = await self.runtime.health()
@@ -271,6 +274,27 @@ class Agent:
 
     # ----- wiring (the one place parts meet) -----
 
+    async def _certificates(self) -> list[_Service]:
+        """TLS bootstrap and certificate rotation (node mode only): may rewrite the kubeconfig
+        and point the server at the rotating serving certificate, so it runs first."""
+        cfg = self.config
+        if not cfg.kubeconfig:
+            for name, on in (
+                ("rotateCertificates", cfg.rotate_certificates),
+                ("serverTLSBootstrap", cfg.server_tls_bootstrap),
+            ):
+                if on:
+                    log.warning("%s is set but has no effect without --kubeconfig", name)
+            return []
+        from pykubelet.node.cert_rotation import prepare_node_certificates
+
+        addresses = [cfg.node_name, _host_ip(cfg)]
+        self.config, rotators = await prepare_node_certificates(
+            cfg, self.clock, node_addresses=addresses
+        )
+        self.rotators = rotators
+        return [_Service(name=f"{r.kind}-certificate", run=r.run) for r in rotators]
+
     def _build(self) -> list[_Service]:
         cfg = self.config
         # one name lookup for every part that reports the node's IP
@@ -290,6 +314,7 @@ class Agent:
             host_ip=host_ip,
             allocatable=_allocatable(cfg),
             recorder=default_metrics(),
+            config_source=self.node_mode.config_source if self.node_mode is not None else None,
         )
         self.podspec = spec
         docker_config = DockerConfigFiles.for_node(cfg.docker_config_file, cfg.root_dir)
@@ -308,7 +333,10 @@ class Agent:
             runtime_name=_runtime_scheme(cfg),
             crash_backoff=Backoff(self.clock),
             image_backoff=Backoff(self.clock),
-            pull_credentials=PullCredentials(docker_config),
+            pull_credentials=PullCredentials(
+                docker_config,
+                secrets=self.node_mode.pull_secrets if self.node_mode is not None else None,
+            ),
             image_pull_gate=pull_gate(cfg.serialize_image_pulls, cfg.max_parallel_image_pulls),
             counters=WorkerCounters(),
             host_ip=host_ip,
@@ -387,6 +415,7 @@ class Agent:
             updates=manager.updates,
             ready_errors=ready_errors,
             port=port,
+            refresh_volumes=self.podspec.setup.refresh_api_volumes if self.podspec else None,
         )
         services = [_Service(name=name, run=run) for name, run in self.node_mode.services()]
         return [_Service(name="runtime-health", run=runtime_health.run), *services]

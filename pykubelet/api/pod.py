@@ -22,10 +22,9 @@ __all__ = ["Container", "ObjectMeta", "Pod", "PodSpec", "pods_to_list"]
 
 RawObject = Mapping[str, Any]
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
+# Names are checked with fullmatch: ``$`` would also match before a trailing newline.
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _RESTART_POLICIES = ("Always", "OnFailure", "Never")
 
 
@@ -116,7 +115,7 @@ class Container:
         name = _opt(obj, "name", str, path, "")
         if not name:
             raise InvalidInput("Required value", field=f"{path}.name")
-        if not _DNS1123_LABEL.match(name) or len(name) > 63:
+        if not _DNS1123_LABEL.fullmatch(name) or len(name) > 63:
             raise InvalidInput(
                 f"invalid container name {name!r} (DNS-1123 label)", field=f"{path}.name"
             )
@@ -300,10 +299,10 @@ class Pod:
         name = _opt(md, "name", str, "metadata", "")
         if not name:
             raise InvalidInput("Required value: name", field="metadata.name")
-        if not _DNS1123_SUBDOMAIN.match(name) or len(name) > 253:
+        if not _DNS1123_SUBDOMAIN.fullmatch(name) or len(name) > 253:
             raise InvalidInput(f"invalid name {name!r} (DNS-1123 subdomain)", field="metadata.name")
         namespace = _opt(md, "namespace", str, "metadata", "") or "default"
-        if not _DNS1123_LABEL.match(namespace):
+        if not _DNS1123_LABEL.fullmatch(namespace) or len(namespace) > 63:
             raise InvalidInput(f"invalid namespace {namespace!r}", field="metadata.namespace")
         meta = ObjectMeta(
             name=name,

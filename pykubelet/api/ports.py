@@ -24,7 +24,7 @@ __all__ = ["PROTOCOLS", "ContainerPort", "check_host_port_conflicts", "container
 
 PROTOCOLS = ("SCTP", "TCP", "UDP")
 _PORT_RANGE = "must be between 1 and 65535, inclusive"
-_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_SVC_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")  # fullmatch only
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +60,7 @@ def _check_port_name(name: str, path: str) -> None:
     problem = ""
     if len(name) > 15:
         problem = "must be no more than 15 characters"
-    elif not _SVC_NAME.match(name):
+    elif not _SVC_NAME.fullmatch(name):
         problem = (
             "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-), "
             "and must not begin or end with a hyphen"

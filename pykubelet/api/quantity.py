@@ -31,8 +31,8 @@ _DECIMAL = {
     "P": Fraction(10**15),
     "E": Fraction(10**18),
 }
-_NUMBER = re.compile(r"^([+-]?)(\d+\.?\d*|\.\d+)(.*)$")
-_EXPONENT = re.compile(r"^[eE]([+-]?\d+)$")
+_NUMBER = re.compile(r"([+-]?)(\d+\.?\d*|\.\d+)(.*)")  # fullmatch: no trailing newline
+_EXPONENT = re.compile(r"[eE]([+-]?\d+)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +56,7 @@ def parse_quantity(text: object, *, field: str = "") -> Quantity:
     if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise InvalidInput(f"quantity must be a string, got {type(text).__name__}", field=field)
     raw = str(text).strip() if not isinstance(text, str) else text
-    m = _NUMBER.match(raw)
+    m = _NUMBER.fullmatch(raw)
     if not m:
         raise InvalidInput(f"quantities must match the regular expression ({raw!r})", field=field)
     sign, digits, suffix = m.groups()
@@ -67,7 +67,7 @@ def parse_quantity(text: object, *, field: str = "") -> Quantity:
         scale: Fraction = Fraction(_BINARY[suffix])
     elif suffix in _DECIMAL:
         scale = _DECIMAL[suffix]
-    elif em := _EXPONENT.match(suffix):
+    elif em := _EXPONENT.fullmatch(suffix):
         scale = Fraction(10) ** int(em.group(1))
     else:
         raise InvalidInput(f"unable to parse quantity's suffix ({raw!r})", field=field)

@@ -11,6 +11,7 @@ from pykubelet.auth.attributes import (
 from pykubelet.auth.bearer import BearerAuthenticator, TokenAuthenticator, UnionTokenAuthenticator
 from pykubelet.auth.chain import UnionAuthenticator, build_authenticator
 from pykubelet.auth.errors import AuthorizerError, PolicyFileError, TokenFileError, WebhookError
+from pykubelet.auth.kubeconfig import Kubeconfig, KubeconfigReviewPoster, load_kubeconfig
 from pykubelet.auth.policy import PolicyAuthorizer
 from pykubelet.auth.ratelimit import AuthFailureLimiter, LimiterSettings
 from pykubelet.auth.setup import build_authorizer, build_token_authenticators
@@ -36,6 +37,8 @@ __all__ = [
     "AuthorizerError",
     "BearerAuthenticator",
     "HTTPSReviewPoster",
+    "Kubeconfig",
+    "KubeconfigReviewPoster",
     "LimiterSettings",
     "PolicyAuthorizer",
     "PolicyFileError",
@@ -69,4 +72,5 @@ __all__ = [
     "attributes_list",
     "build_authenticator",
     "load_ca_bundle",
+    "load_kubeconfig",
 ]

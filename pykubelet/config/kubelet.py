@@ -174,6 +174,7 @@ class KubeletConfiguration:
     audit_log_max_size_mb: int = 100
     audit_log_max_backup: int = 10
     session_recording_dir: str = ""
+    bootstrap_kubeconfig: str = ""  # TLS bootstrap credentials; writes ``kubeconfig``
     config_file: str = ""
     config_dir: str = ""  # --config-dir: *.conf drop-ins merged over --config
     logging_format: str = "text"  # logging.format / --logging-format
@@ -345,11 +346,12 @@ def _labels(v: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _qps(v: Any) -> float:
+    """A rate; 0 means no limit (upstream's eventRecordQPS), a negative one is refused."""
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise TypeError("expected a number")
     n = float(v)
-    if n <= 0:
-        raise ValueError(f"must be > 0, got {v}")
+    if n < 0:
+        raise ValueError(f"must not be negative, got {v}")
     return n
 
 
@@ -429,7 +431,6 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
         _bool,
         "--rotate-certificates",
         "renew the client certificate through the API",
-        False,
     ),
     (
         "serverTLSBootstrap",
@@ -437,7 +438,6 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
         _bool,
         "--rotate-server-certificates",
         "get the serving certificate through a CSR",
-        False,
     ),
     (
         "authentication.x509.clientCAFile",
@@ -658,6 +658,13 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
     ),
 )
 _FLAG_ONLY: tuple[tuple[Any, ...], ...] = (
+    (
+        "",
+        "bootstrap_kubeconfig",
+        _str,
+        "--bootstrap-kubeconfig",
+        "a bootstrap token kubeconfig: TLS bootstrap writes --kubeconfig",
+    ),
     ("", "kubeconfig", _str, "--kubeconfig", "API server credentials: join a cluster (node mode)"),
     ("", "node_name", _str, "--hostname-override", "same as --node-name"),
     (
@@ -1003,7 +1010,7 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
     if not root:
         problems.append("rootDir: must not be empty")
     node = (cfg.node_name or socket.gethostname()).strip().lower()
-    if not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", node):
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", node):
         problems.append(f"nodeName: {node!r} is not a valid DNS-1123 subdomain")
     if bool(cfg.tls_cert_file) != bool(cfg.tls_private_key_file):
         problems.append("tlsCertFile: tlsCertFile and tlsPrivateKeyFile must be set together")
@@ -1034,6 +1041,13 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
     if endpoint and cfg.runtime == "process":
         # as upstream 1.24+: a runtime endpoint means a CRI runtime (docs/runtime-cri.md)
         cfg = replace(cfg, runtime="cri")
+    # rotateCertificates/serverTLSBootstrap without a kubeconfig load (kubeadm writes them into
+    # every config) and are warned about at start: a standalone node has nobody to sign
+    if cfg.bootstrap_kubeconfig and not cfg.kubeconfig:
+        problems.append(
+            "--bootstrap-kubeconfig: needs --kubeconfig (where the TLS bootstrap writes the "
+            "node's credentials)"
+        )
     if problems:
         raise ConfigError(problems)
     authz = cfg.authorization
@@ -1058,6 +1072,7 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         session_recording_dir=_abs(cfg.session_recording_dir),
         docker_config_file=_abs(cfg.docker_config_file),
         image_registry_ca_file=_abs(cfg.image_registry_ca_file),
+        bootstrap_kubeconfig=_abs(cfg.bootstrap_kubeconfig),
         authentication=replace(
             cfg.authentication, x509=x509, token_file=_abs(cfg.authentication.token_file)
         ),

@@ -44,7 +44,8 @@ class ApiError(PykubeletError):
 
 class RateLimiter:
     """client-go's token bucket (``flowcontrol.NewTokenBucketRateLimiter``): ``burst`` tokens,
-    refilled at ``qps`` per second; ``wait()`` takes one, sleeping until it is there."""
+    refilled at ``qps`` per second; ``wait()`` takes one, sleeping until it is there. A ``qps``
+    of 0 means no limit (upstream's ``eventRecordQPS: 0``)."""
 
     def __init__(self, qps: float, burst: int, clock: Clock) -> None:
         self._qps = qps
@@ -60,6 +61,8 @@ class RateLimiter:
         self._at = now
 
     async def wait(self) -> None:
+        if self._qps <= 0:
+            return
         async with self._lock:  # first come, first served
             self._refill()
             if self._tokens < 1:

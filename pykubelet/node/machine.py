@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MachineFacts", "detect_node_ip", "read_machine_facts"]
+__all__ = ["MachineFacts", "read_machine_facts"]
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le"}
 
@@ -94,27 +93,3 @@ def read_machine_facts(root_dir: str) -> MachineFacts:
         os_image=_os_image(),
         architecture=_ARCH.get(platform.machine(), platform.machine()),
     )
-
-
-def detect_node_ip(node_name: str) -> str:
-    """Upstream's order without ``--node-ip``: the node name if it is an IP, its DNS answer if
-    that is not loopback, else the address of the default-route interface (a UDP connect sends
-    nothing), else 127.0.0.1 (a node with no network at all)."""
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in node_name else socket.AF_INET, node_name)
-        return node_name
-    except OSError:
-        pass
-    try:
-        for info in socket.getaddrinfo(node_name, None, socket.AF_INET):
-            ip = str(info[4][0])
-            if not ip.startswith("127."):
-                return ip
-    except OSError:
-        pass
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only the route is looked up
-            return str(s.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"

@@ -14,16 +14,20 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pykubelet.api import Pod
 from pykubelet.core.clock import Clock
 from pykubelet.node.client import KubeApi, RateLimiter, connect
+from pykubelet.node.config_source import ApiConfigSource
 from pykubelet.node.events import ApiEventSink
 from pykubelet.node.lease import LeaseController
 from pykubelet.node.machine import read_machine_facts
 from pykubelet.node.mirror import MirrorPods
 from pykubelet.node.node_status import NodeSettings
 from pykubelet.node.pod_source import ApiPodSource
+from pykubelet.node.pull_secrets import ApiPullSecrets
 from pykubelet.node.registration import NodeController
 from pykubelet.node.status_writer import PodStatusWriter
+from pykubelet.node.volume_refresh import VolumeRefresher
 from pykubelet.pods.admission import AdmissionNode
 from pykubelet.pods.manager import PodManager
 from pykubelet.pods.status_manager import StatusManager
@@ -46,6 +50,7 @@ class NodeModeSettings:
     api_burst: int
     event_qps: float
     event_burst: int
+    register: bool = True
 
 
 class NodeMode:
@@ -68,11 +73,14 @@ class NodeMode:
             settings.node.name,
             clock,
         )
+        self.pull_secrets = ApiPullSecrets(self.main_api)
+        self.config_source = ApiConfigSource(self.main_api)
         self.node: NodeController | None = None
         self.lease: LeaseController | None = None
         self.source: ApiPodSource | None = None
         self.writer: PodStatusWriter | None = None
         self.mirrors: MirrorPods | None = None
+        self.refresher: VolumeRefresher | None = None
 
     @classmethod
     async def create(cls, settings: NodeModeSettings, clock: Clock) -> NodeMode:
@@ -91,6 +99,7 @@ class NodeMode:
         updates: asyncio.Queue[PodUpdate],
         ready_errors: Callable[[], Sequence[str]],
         port: Callable[[], Awaitable[int]],
+        refresh_volumes: Callable[[Pod], Awaitable[bool]] | None = None,
     ) -> None:
         """Wire the parts to the pod layer (no I/O)."""
         s = self.settings
@@ -108,6 +117,7 @@ class NodeMode:
             ready_errors=ready_errors,
             settings_ready=settings_ready,
             node_event=self.events.node_event,
+            register=s.register,
         )
         node = self.node
         self.lease = LeaseController(
@@ -122,6 +132,16 @@ class NodeMode:
         )
         self.source = ApiPodSource(
             self.main_api, s.node.name, updates, self._clock, on_mirrors=self.mirrors.update
+        )
+        source = self.source
+        self.refresher = (
+            VolumeRefresher(
+                lambda: [p for uid in list(source.pods) if (p := manager.get_pod_by_uid(uid))],
+                refresh_volumes,
+                self._clock,
+            )
+            if refresh_volumes is not None
+            else None
         )
         self.writer = PodStatusWriter(
             self.main_api,
@@ -142,6 +162,7 @@ class NodeMode:
             ("pod-status-writer", self.writer.run),
             ("mirror-pods", self.mirrors.run),
             ("events", self.events.run),
+            *([("volume-refresh", self.refresher.run)] if self.refresher is not None else []),
             ("api-client", self._close_on_exit),
         ]
 
@@ -161,4 +182,6 @@ class NodeMode:
         try:
             await asyncio.Event().wait()
         finally:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(self.api.counts.items()))
+            log.info("API requests made: %s", counts or "none")
             await self.api.close()

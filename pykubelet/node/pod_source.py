@@ -24,7 +24,7 @@ from pykubelet.node.client import ApiError, KubeApi
 from pykubelet.pods.static_pod import CONFIG_MIRROR, CONFIG_SOURCE
 from pykubelet.pods.types import PodUpdate, UpdateOp
 
-__all__ = ["ApiPodSource", "is_mirror"]
+__all__ = ["ApiPodSource", "is_finished", "is_mirror"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,12 @@ LIST_LIMIT = 500
 
 def is_mirror(raw: dict[str, Any]) -> bool:
     return CONFIG_MIRROR in ((raw.get("metadata") or {}).get("annotations") or {})
+
+
+def is_finished(raw: dict[str, Any]) -> bool:
+    """A pod the API server already has as Succeeded or Failed: nothing to run, ever (as the
+    kubelet skips terminated pods, e.g. a Job's pod or a rejection, after a restart)."""
+    return (raw.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 def _uid(raw: dict[str, Any]) -> str:
@@ -122,7 +128,8 @@ class ApiPodSource:
         self.relists += 1
         self.pods = {_uid(p): p for p in items if not is_mirror(p)}
         self.mirrors = {_uid(p): p for p in items if is_mirror(p)}
-        pods = tuple(p for p in (self._to_pod(r) for r in self.pods.values()) if p)
+        runnable = [r for uid, r in self.pods.items() if uid in self._desired or not is_finished(r)]
+        pods = tuple(p for p in (self._to_pod(r) for r in runnable) if p)
         self._desired = {p.uid: p for p in pods}
         await self._updates.put(PodUpdate(op=UpdateOp.SET, source=SOURCE, pods=pods))
         self._on_mirrors(self.mirrors)
@@ -190,7 +197,7 @@ class ApiPodSource:
                 await self._updates.put(PodUpdate(op=UpdateOp.REMOVE, source=SOURCE, pods=(pod,)))
         elif kind in ("ADDED", "MODIFIED"):
             self.pods[uid] = obj
-            pod = self._to_pod(obj)
+            pod = None if uid not in self._desired and is_finished(obj) else self._to_pod(obj)
             if pod is not None and self._desired.get(uid) != pod:
                 self._desired[uid] = pod
                 await self._updates.put(PodUpdate(op=UpdateOp.ADD, source=SOURCE, pods=(pod,)))

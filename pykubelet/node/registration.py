@@ -44,6 +44,7 @@ class NodeController:
         ready_errors: Callable[[], Sequence[str]],
         settings_ready: Callable[[], Awaitable[NodeSettings]] | None = None,
         node_event: Callable[[str, str, str], None] | None = None,
+        register: bool = True,
     ) -> None:
         self._api = api
         self.settings = settings
@@ -53,6 +54,7 @@ class NodeController:
         self._report_s = report_s
         self._ready_errors = ready_errors
         self._settings_ready = settings_ready
+        self._register = register  # registerNode false: wait for the Node an admin creates
         self._node_event = node_event or (lambda _t, _r, _m: None)
         self.node: dict[str, Any] | None = None  # the latest Node read from or written to the API
         self.registered = asyncio.Event()
@@ -105,6 +107,9 @@ class NodeController:
 
     async def _register_once(self) -> None:
         s = self.settings
+        if not self._register:
+            self.node = await self._api.request("GET", self.path)
+            return
         node = build_node(s, self._facts, self._status(None))
         try:
             self.node = await self._api.request("POST", "/api/v1/nodes", body=node)

@@ -25,7 +25,7 @@ from typing import Any
 from pykubelet.api import PodStatus
 from pykubelet.core.clock import Clock
 from pykubelet.node.client import SMP, ApiError, KubeApi
-from pykubelet.node.pod_source import ApiPodSource
+from pykubelet.node.pod_source import ApiPodSource, is_finished
 from pykubelet.pods.manager import PodManager
 from pykubelet.pods.status_manager import StatusManager
 from pykubelet.pods.types import WorkerPhase
@@ -114,8 +114,10 @@ class PodStatusWriter:
         whose status object changed since it was last looked at."""
         due = {}
         for uid, raw in self._source.pods.items():
-            pod = self._manager.get_pod_by_uid(uid)
-            status = pod.status if pod is not None else None
+            status = self._statuses.get_pod_status(uid)  # rejections are written there too
+            if status is None and is_finished(raw) and raw["metadata"].get("deletionTimestamp"):
+                self._delete_finished(uid, raw)  # never run here: only the final DELETE is due
+                continue
             if status is None or self._seen.get(uid) is status:
                 if not (raw["metadata"].get("deletionTimestamp") and uid not in self._deleting):
                     continue
@@ -124,18 +126,18 @@ class PodStatusWriter:
             if status is not None:
                 due[uid] = (uid, md["namespace"], md["name"], uid, status, raw)
         live_api = set(self._source.pods)
-        statics = self._static_pods()
+        statics = set(self._static_pods())
         for uid in statics:
             mirror = self._mirror_of(uid)
             if mirror is not None:
                 live_api.add(mirror[2])
-            pod = self._manager.get_pod_by_uid(uid)
-            if mirror is None or pod is None or pod.status is None:
+            status = self._statuses.get_pod_status(uid)
+            if mirror is None or status is None:
                 continue
-            if self._seen.get(uid) is pod.status and mirror[2] in self._sent:
+            if self._seen.get(uid) is status and mirror[2] in self._sent:
                 continue
-            self._seen[uid] = pod.status
-            due[uid] = (uid, mirror[0], mirror[1], mirror[2], pod.status, {})
+            self._seen[uid] = status
+            due[uid] = (uid, mirror[0], mirror[1], mirror[2], status, {})
         for gone in [u for u in self._seen if u not in self._source.pods and u not in statics]:
             del self._seen[gone]
             self._deleting.discard(gone)
@@ -223,6 +225,24 @@ class PodStatusWriter:
             self._deleting.discard(uid)
             if e.status not in (404, 409):
                 raise
+
+    def _delete_finished(self, uid: str, raw: dict[str, Any]) -> None:
+        if uid in self._deleting or uid in self._awaiting:
+            return
+        self._awaiting.add(uid)  # one task per pod
+        md = raw["metadata"]
+        status = PodStatus(phase=str(raw["status"]["phase"]))
+        task = asyncio.create_task(self._delete_quietly(uid, md["namespace"], md["name"], status))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _delete_quietly(self, uid: str, namespace: str, name: str, status: PodStatus) -> None:
+        try:
+            await self._maybe_delete(uid, namespace, name, status)
+        except ApiError as e:
+            log.warning("pod %s/%s: not deleted: %s", namespace, name, e)  # next resync retries
+        finally:
+            self._awaiting.discard(uid)
 
     async def _when_done(self, uid: str, done: asyncio.Event) -> None:
         await done.wait()

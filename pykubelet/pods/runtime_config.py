@@ -6,6 +6,7 @@ tool) can tell which pod, container and attempt a runtime object belongs to.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "LABEL_POD_NAMESPACE",
     "LABEL_POD_UID",
     "ANNOTATION_GRACE",
+    "ANNOTATION_HASH",
     "ANNOTATION_RESTART_COUNT",
     "RuntimeConfigBuilder",
     "linux_resources",
@@ -44,6 +46,8 @@ LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
 LABEL_MANAGED = "io.pykubelet.managed"  # only objects with this label are ever adopted/removed
 ANNOTATION_RESTART_COUNT = "io.kubernetes.container.restartCount"
 ANNOTATION_GRACE = "io.kubernetes.pod.terminationGracePeriod"
+# upstream's name; the value is pykubelet's own hash of the container's spec (see container_hash)
+ANNOTATION_HASH = "io.kubernetes.container.hash"
 
 # (pod, container, config so far) -> config; the podspec layer adds mounts, security, etc.
 ContainerConfigHook = Callable[[Pod, Container, ContainerConfig], ContainerConfig]
@@ -146,6 +150,7 @@ class RuntimeConfigBuilder:
             labels={**self._pod_labels(pod), LABEL_CONTAINER_NAME: container.name},
             annotations={
                 ANNOTATION_RESTART_COUNT: str(attempt),
+                ANNOTATION_HASH: container_hash(pod, container.name),
                 ANNOTATION_GRACE: str(int(pod.spec.termination_grace_period_s)),
                 "io.kubernetes.container.terminationMessagePath": (
                     container.termination_message_path
@@ -164,3 +169,25 @@ class RuntimeConfigBuilder:
             LABEL_POD_UID: pod.uid,
             LABEL_MANAGED: "true",
         }
+
+
+def raw_container(pod: Pod, name: str) -> Mapping[str, Any]:
+    """The container's object as the pod's source gave it (fields our view does not keep)."""
+    spec = pod.raw.get("spec") or {}
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or []:
+            if isinstance(c, Mapping) and c.get("name") == name:
+                return c
+    return {}
+
+
+def container_hash(pod: Pod, name: str) -> str:
+    """A hash of the container's spec, kept on the container it created: when the spec under
+    the same pod UID changes (an image set through the API), the worker restarts the
+    container, as upstream does with its own hash of the Go struct (which cannot be
+    reproduced, so the value differs). FNV-1a 32 of the canonical JSON, in hex as upstream."""
+    data = json.dumps(raw_container(pod, name), sort_keys=True, separators=(",", ":"))
+    h = 0x811C9DC5
+    for byte in data.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return format(h, "x")

@@ -22,7 +22,7 @@ from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.events import NORMAL, WARNING
 from pykubelet.pods.images import ensure_image
 from pykubelet.pods.kill import kill_pod, stop_container, stop_containers
-from pykubelet.pods.runtime_config import LABEL_POD_UID
+from pykubelet.pods.runtime_config import ANNOTATION_HASH, LABEL_POD_UID, container_hash
 from pykubelet.pods.status_builder import build_pod_status
 from pykubelet.pods.termination import (
     TERMINATION_MESSAGE_ANNOTATION,
@@ -415,7 +415,24 @@ class PodWorker:
                 spec.restart_policy, latest.exit_code
             ):
                 acted |= await self._start(c, latest.attempt + 1, history, wakes, "containers")
+            elif latest.state is ContainerState.RUNNING and self._definition_changed(c, latest):
+                # upstream: the spec hash changed (an image set through the API): stop it and
+                # start the new definition now, whatever restartPolicy says, without back-off
+                await self._kill_container(
+                    latest,
+                    self.pod.spec.termination_grace_period_s,
+                    f"Container {c.name} definition changed, will be restarted",
+                )
+                acted = True
+                acted |= await self._start(
+                    c, latest.attempt + 1, history, wakes, "containers", backoff=False
+                )
         return acted
+
+    def _definition_changed(self, c: Container, running: ContainerStatus) -> bool:
+        """Containers created before the hash existed (no annotation) are left alone."""
+        was = running.annotations.get(ANNOTATION_HASH)
+        return was is not None and was != container_hash(self.pod, c.name)
 
     async def _keep_sidecar(
         self,
@@ -445,12 +462,19 @@ class PodWorker:
         )
 
     async def _start(
-        self, c: Container, attempt: int, history: History, wakes: list[float], group: str
+        self,
+        c: Container,
+        attempt: int,
+        history: History,
+        wakes: list[float],
+        group: str,
+        *,
+        backoff: bool = True,
     ) -> bool:
         d = self._deps
         previous = history.get(c.name, [None])[0]
         key = f"{self.pod.uid}/{c.name}"
-        if previous is not None:
+        if previous is not None and backoff:
             if d.crash_backoff.in_backoff_since(key, previous.finished_at):
                 m = self.pod.meta
                 self._waiting[c.name] = ContainerStateWaiting(

@@ -10,16 +10,28 @@ translations need between calls: the sandbox's IPs and the prepared volumes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from pykubelet.api import Container, Pod
 from pykubelet.core.errors import InvalidInput
+from pykubelet.pods.runtime_config import raw_container
 from pykubelet.pods.termination import (
     TERMINATION_MESSAGE_ANNOTATION,
     create_message_file,
     message_file_path,
+)
+from pykubelet.podspec.api_objects import (
+    ConfigSource,
+    PodObjects,
+    env_from_values,
+    fetch,
+    key_value,
+    references,
+    token_refresh_s,
+    token_requests,
 )
 from pykubelet.podspec.downward import (
     NodeAllocatable,
@@ -48,10 +60,15 @@ class ContainerSetup:
         node_name: str,
         host_ip: str,
         allocatable: NodeAllocatable,
+        config_source: ConfigSource | None = None,
         features: RuntimeFeatures | None = None,
     ) -> None:
         self._images = images
         self._features = features or RuntimeFeatures()  # e.g. seccomp: refused without it
+        self._config_source = config_source  # node mode: ConfigMaps and Secrets
+        self._objects: dict[str, PodObjects] = {}  # pod uid -> what it references
+        self._tokens_at: dict[str, float] = {}  # pod uid -> when its tokens were requested
+        self._refreshing: dict[str, asyncio.Lock] = {}  # pod uid -> held while volumes rewrite
         self._pods_dir = pods_dir
         self._node_name = node_name
         self._host_ip = host_ip
@@ -76,6 +93,10 @@ class ContainerSetup:
         self, pod: Pod, container: Container, source: Mapping[str, Any], path: str
     ) -> str:
         name = path.rsplit(".valueFrom", 1)[0]
+        objects = self._objects.get(pod.uid)
+        if objects is not None and ("configMapKeyRef" in source or "secretKeyRef" in source):
+            # an optional reference that is missing leaves the variable empty (upstream: unset)
+            return key_value(objects, source, path) or ""
         return resolve_value_from(
             container, source, self.facts(pod), self._allocatable, name=name, at=path
         )
@@ -85,8 +106,17 @@ class ContainerSetup:
     ) -> ContainerConfig:
         """Mounts and security; validates probes and hooks so a bad one is a config error."""
         where = f"container {container.name!r}"
-        raw = _raw_container(pod, container.name)
-        check_env_from(container, raw.get("envFrom") or [])
+        raw = raw_container(pod, container.name)
+        env_from = raw.get("envFrom") or []
+        objects = self._objects.get(pod.uid)
+        envs = config.envs
+        if objects is not None and env_from:
+            # envFrom first, explicit env entries override it (as upstream)
+            explicit = {k for k, _v in config.envs}
+            from_sources = env_from_values(objects, env_from, f"{where}.envFrom")
+            envs = (*((k, v) for k, v in from_sources if k not in explicit), *config.envs)
+        else:
+            check_env_from(container, env_from)
         container_probes(container, where)
         container_hook(container, "postStart")
         container_hook(container, "preStop")
@@ -111,6 +141,7 @@ class ContainerSetup:
             annotations[TERMINATION_MESSAGE_ANNOTATION] = host_file
         return replace(
             config,
+            envs=envs,
             mounts=(*config.mounts, *mounts),
             security=eff.config,
             annotations=annotations,
@@ -126,13 +157,49 @@ class ContainerSetup:
                 if info is not None:
                     self._image_users[c.image] = info.config_user
                     self._image_rootfs[c.image] = not info.host_root
+        if self._config_source is not None:
+            self._objects[pod.uid] = await fetch(pod, self._config_source)
+            self._tokens_at[pod.uid] = time.monotonic()
         fs_group = (pod.spec.security_context or {}).get("fsGroup")
         self._prepared[pod.uid] = await self.volumes.setup(
             pod,
             self.facts(pod),
             self._allocatable,
             fs_group=fs_group if isinstance(fs_group, int) else None,
+            objects=self._objects.get(pod.uid),
         )
+
+    async def refresh_api_volumes(self, pod: Pod) -> bool:
+        """Node mode, periodically: read the pod's ConfigMaps and Secrets again and rewrite its
+        volumes atomically (running containers see the new files, as upstream's periodic
+        remount); tokens are requested again at 80 % of their lifetime. False when the pod
+        has nothing to refresh or is not prepared."""
+        if self._config_source is None or pod.uid not in self._prepared:
+            return False
+        if not references(pod) and not token_requests(pod):
+            return False
+        async with self._refreshing.setdefault(pod.uid, asyncio.Lock()):
+            return await self._refresh_locked(pod, self._config_source)
+
+    async def _refresh_locked(self, pod: Pod, source: ConfigSource) -> bool:
+        previous = self._objects.get(pod.uid)
+        due = token_refresh_s(pod)
+        fresh = due is not None and time.monotonic() - self._tokens_at.get(pod.uid, 0.0) < due
+        objects = await fetch(pod, source, keep_tokens=previous if fresh else None)
+        if pod.uid not in self._prepared:
+            return False  # removed while we read: write nothing
+        if not fresh:
+            self._tokens_at[pod.uid] = time.monotonic()
+        self._objects[pod.uid] = objects
+        fs_group = (pod.spec.security_context or {}).get("fsGroup")
+        self._prepared[pod.uid] = await self.volumes.setup(
+            pod,
+            self.facts(pod),
+            self._allocatable,
+            fs_group=fs_group if isinstance(fs_group, int) else None,
+            objects=objects,
+        )
+        return True
 
     async def prepare_container(self, config: ContainerConfig) -> None:
         """What must exist on the host before the runtime creates the container: its
@@ -149,9 +216,13 @@ class ContainerSetup:
                 ) from e
 
     async def on_pod_removed(self, pod: Pod) -> None:
-        await self.volumes.cleanup(pod.uid)
+        self._prepared.pop(pod.uid, None)  # a refresh in flight writes nothing from now on
+        async with self._refreshing.pop(pod.uid, asyncio.Lock()):
+            await self.volumes.cleanup(pod.uid)
         self._ips.pop(pod.uid, None)
         self._prepared.pop(pod.uid, None)
+        self._objects.pop(pod.uid, None)
+        self._tokens_at.pop(pod.uid, None)
 
     async def cleanup_orphans(self, desired_uids: set[str]) -> list[str]:
         """Remove the volumes of pods that are no longer desired (their manifest went away while
@@ -162,12 +233,3 @@ class ContainerSetup:
                 await self.volumes.cleanup(uid)
                 removed.append(uid)
         return removed
-
-
-def _raw_container(pod: Pod, name: str) -> Mapping[str, Any]:
-    spec = pod.raw.get("spec") or {}
-    for key in ("initContainers", "containers"):
-        for c in spec.get(key) or []:
-            if isinstance(c, Mapping) and c.get("name") == name:
-                return c
-    return {}

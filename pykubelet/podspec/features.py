@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from pykubelet.core.clock import Clock
 from pykubelet.pods.types import KillRequest
+from pykubelet.podspec.api_objects import ConfigSource
 from pykubelet.podspec.container_setup import ContainerSetup
 from pykubelet.podspec.downward import NodeAllocatable
 from pykubelet.podspec.lifecycle_hooks import LifecycleHooks
@@ -40,6 +41,7 @@ class PodSpecFeatures:
         host_ip: str,
         allocatable: NodeAllocatable,
         recorder: ProbeRecorder | None = None,
+        config_source: ConfigSource | None = None,
     ) -> None:
         self.setup = ContainerSetup(
             images=images,
@@ -47,6 +49,7 @@ class PodSpecFeatures:
             node_name=node_name,
             host_ip=host_ip,
             allocatable=allocatable,
+            config_source=config_source,
             features=RuntimeFeatures.of(runtime),
         )
         self.hooks = LifecycleHooks(runtime, clock)

@@ -28,6 +28,13 @@ from pykubelet.api import Container, Pod
 from pykubelet.api.quantity import parse_quantity
 from pykubelet.core.errors import InvalidInput
 from pykubelet.pods.spec_errors import UnsupportedByRuntime, VolumeSetupError
+from pykubelet.podspec.api_objects import (
+    CONFIG_MAP,
+    SECRET,
+    PodObjects,
+    token_file,
+    volume_files,
+)
 from pykubelet.podspec.downward import DownwardFile, NodeAllocatable, PodFacts, downward_files
 from pykubelet.runtime import Mount
 
@@ -168,13 +175,22 @@ class PodVolumes:
         allocatable: NodeAllocatable,
         *,
         fs_group: int | None = None,
+        objects: PodObjects | None = None,
     ) -> dict[str, PreparedVolume]:
-        """Prepare every volume of ``pod`` (idempotent; rewrites downward API contents)."""
+        """Prepare every volume of ``pod`` (idempotent; rewrites downward API contents).
+        ``objects``: the ConfigMaps and Secrets it references (node mode), else None."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._setup_sync, pod, facts, allocatable, fs_group)
+        return await loop.run_in_executor(
+            None, self._setup_sync, pod, facts, allocatable, fs_group, objects
+        )
 
     def _setup_sync(
-        self, pod: Pod, facts: PodFacts, allocatable: NodeAllocatable, fs_group: int | None
+        self,
+        pod: Pod,
+        facts: PodFacts,
+        allocatable: NodeAllocatable,
+        fs_group: int | None,
+        objects: PodObjects | None = None,
     ) -> dict[str, PreparedVolume]:
         out: dict[str, PreparedVolume] = {}
         base = self.pod_dir(pod.meta.uid) / "volumes"
@@ -187,7 +203,9 @@ class PodVolumes:
             if name in out:
                 raise InvalidInput(f"Duplicate value: {name!r}", field=f"{where}.name")
             try:
-                out[name] = self._one(pod, name, vol, base, where, facts, allocatable, fs_group)
+                out[name] = self._one(
+                    pod, name, vol, base, where, facts, allocatable, fs_group, objects
+                )
             except OSError as e:
                 raise VolumeSetupError(f"volume {name!r}: {e}", volume=name) from e
         return out
@@ -202,6 +220,7 @@ class PodVolumes:
         facts: PodFacts,
         allocatable: NodeAllocatable,
         fs_group: int | None,
+        objects: PodObjects | None = None,
     ) -> PreparedVolume:
         if "emptyDir" in vol:
             spec = vol["emptyDir"] or {}
@@ -244,11 +263,23 @@ class PodVolumes:
                 raise InvalidInput(
                     "must be between 0 and 0777", field=f"{where}.{kind}.defaultMode"
                 )
-            files = self._downward_sources(pod, kind, spec, where, facts, allocatable)
+            files = self._downward_sources(pod, kind, spec, where, facts, allocatable, objects)
             plugin = (
                 "kubernetes.io~downward-api" if kind == "downwardAPI" else "kubernetes.io~projected"
             )
             d = base / plugin / name
+            _write_atomic(d, files, default_mode, fs_group)
+            return PreparedVolume(name=name, host_path=str(d), read_only=True, kind=kind)
+        if objects is not None and ("configMap" in vol or "secret" in vol):
+            kind = "configMap" if "configMap" in vol else "secret"
+            spec = vol[kind] or {}
+            default_mode = spec.get("defaultMode", 0o644)
+            if not isinstance(default_mode, int) or not 0 <= default_mode <= 0o777:
+                raise InvalidInput(
+                    "must be between 0 and 0777", field=f"{where}.{kind}.defaultMode"
+                )
+            files = volume_files(objects, CONFIG_MAP if kind == "configMap" else SECRET, spec, name)
+            d = base / f"kubernetes.io~{kind.lower()}" / name
             _write_atomic(d, files, default_mode, fs_group)
             return PreparedVolume(name=name, host_path=str(d), read_only=True, kind=kind)
         for kind in _UNRESOLVABLE:
@@ -269,6 +300,7 @@ class PodVolumes:
         where: str,
         facts: PodFacts,
         allocatable: NodeAllocatable,
+        objects: PodObjects | None = None,
     ) -> tuple[DownwardFile, ...]:
         containers = pod.spec.all_containers()
         if kind == "downwardAPI":
@@ -293,6 +325,15 @@ class PodVolumes:
                     )
                 )
                 continue
+            if objects is not None and isinstance(source, Mapping):
+                if "serviceAccountToken" in source:
+                    files.append(token_file(objects, source["serviceAccountToken"] or {}, where))
+                    continue
+                kind = "configMap" if "configMap" in source else "secret"
+                if kind in source:
+                    kind_name = CONFIG_MAP if kind == "configMap" else SECRET
+                    files.extend(volume_files(objects, kind_name, source[kind] or {}, where))
+                    continue
             what = next(iter(source), "unknown") if isinstance(source, Mapping) else "unknown"
             raise VolumeSetupError(f"projected source {what} ({at}): {_STANDALONE}")
         return tuple(files)

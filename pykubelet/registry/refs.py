@@ -9,7 +9,7 @@ from pykubelet.core.errors import InvalidInput
 
 __all__ = ["ImageRef", "normalize_ref", "parse_ref"]
 
-_REF = re.compile(r"^[a-z0-9]([a-zA-Z0-9._:/@+-]*[a-zA-Z0-9])?$")
+_REF = re.compile(r"[a-z0-9]([a-zA-Z0-9._:/@+-]*[a-zA-Z0-9])?")  # fullmatch only
 
 
 def normalize_ref(ref: str) -> str:
@@ -19,7 +19,7 @@ def normalize_ref(ref: str) -> str:
     otherwise ``docker.io`` is implied (with ``library/`` for one-component names). A missing tag
     becomes ``:latest`` unless the reference carries a digest.
     """
-    if not ref or not _REF.match(ref) or "//" in ref:
+    if not ref or not _REF.fullmatch(ref) or "//" in ref:
         raise InvalidInput(f"image: invalid reference {ref!r}")
     name, at, digest = ref.partition("@")
     first, slash, rest = name.partition("/")
@@ -35,7 +35,7 @@ def normalize_ref(ref: str) -> str:
     return f"{domain}/{path}{at}{digest}"
 
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch only
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,7 +65,7 @@ class ImageRef:
 def parse_ref(ref: str) -> ImageRef:
     norm = normalize_ref(ref)
     name, _, digest = norm.partition("@")
-    if digest and not _DIGEST.match(digest):
+    if digest and not _DIGEST.fullmatch(digest):
         raise InvalidInput(f"image: {ref!r}: only sha256 digests of 64 hex digits are supported")
     registry, _, path = name.partition("/")
     repository, tag = path, ""

@@ -128,6 +128,36 @@ def _duration_is_zero(value: Any) -> bool:
     )
 
 
+def _client_rotation(cfg: Mapping[str, Any], kubeconfig: str) -> bool | None:
+    """``rotateCertificates`` as enforced: rotation happens only in node mode, when the
+    kubeconfig's client certificate is the rotating ``<certDir>/kubelet-client-current.pem``
+    (written by the TLS bootstrap); otherwise it is effectively false."""
+    if not kubeconfig:
+        return None  # standalone: no client certificate to rotate
+    if _get(cfg, "rotateCertificates") is not True:
+        return False
+    if _get(cfg, "_bootstrapKubeconfig"):
+        return True
+    from pykubelet.auth.kubeconfig import load_kubeconfig  # lazily: node mode only
+    from pykubelet.core.errors import InvalidInput
+
+    try:
+        named = load_kubeconfig(kubeconfig).cert_file
+    except InvalidInput:
+        return False
+    cert_dir = str(_get(cfg, "certDir") or "")
+    return bool(cert_dir) and named == str(Path(cert_dir) / "kubelet-client-current.pem")
+
+
+def _serving_rotation(cfg: Mapping[str, Any], kubeconfig: str) -> bool | None:
+    """The serving certificate rotates only with ``serverTLSBootstrap`` in node mode."""
+    if _get(cfg, "featureGates.RotateKubeletServerCertificate") is False:
+        return False
+    if not kubeconfig:
+        return None  # standalone: files reloaded when changed, nothing asks the cluster
+    return None if _get(cfg, "serverTLSBootstrap") is True else False
+
+
 def check_config(
     cfg: Mapping[str, Any], *, kubeconfig: str = "", posture: SecurityPosture | None = None
 ) -> list[Finding]:
@@ -215,7 +245,7 @@ def check_config(
         "4.2.8",
         "eventRecordQPS ensures appropriate event capture",
         qps is None or (isinstance(qps, int | float) and qps >= 0),
-        f"eventRecordQPS = {qps if qps is not None else '50 (default)'}",
+        f"eventRecordQPS = {qps if qps is not None else '5 (default)'}",
         fail="WARN",
         needs="eventRecordQPS",
     )
@@ -230,7 +260,7 @@ def check_config(
             f"tlsCertFile = {cert}" if cert else "self-signed certificate in the cert dir",
             fail="WARN",
         )
-    rotate = _get(cfg, "rotateCertificates")
+    rotate = _client_rotation(cfg, kubeconfig)
     add(
         "4.2.10",
         "rotate-certificates is not false",
@@ -238,14 +268,16 @@ def check_config(
         "rotateCertificates = false" if rotate is False else "rotateCertificates not set to false",
         needs="rotateCertificates",
     )
-    gate = _get(cfg, "featureGates.RotateKubeletServerCertificate")
+    gate = _serving_rotation(cfg, kubeconfig)
     add(
         "4.2.11",
         "RotateKubeletServerCertificate is true",
         gate is not False,
         "featureGates.RotateKubeletServerCertificate = "
         + ("false" if gate is False else "true (default)"),
-        needs="featureGates",
+        # node mode: serverTLSBootstrap makes the serving certificate rotate; standalone, the
+        # feature gate is all there is, and pykubelet does not act on feature gates
+        needs="serverTLSBootstrap" if kubeconfig else "featureGates",
     )
     suites = _get(cfg, "tlsCipherSuites") or []
     min_version = _get(cfg, "tlsMinVersion") or ""
@@ -528,6 +560,10 @@ def doctor_main(
         "tlsCipherSuites": list(effective.tls_cipher_suites),
         "tlsMinVersion": effective.tls_min_version,
         "streamingConnectionIdleTimeout": effective.streaming_connection_idle_timeout_s,
+        "rotateCertificates": effective.rotate_certificates,
+        "serverTLSBootstrap": effective.server_tls_bootstrap,
+        "certDir": effective.cert_dir,
+        "_bootstrapKubeconfig": effective.bootstrap_kubeconfig,
     }
     cfg = {**cfg, **{k: v for k, v in overlay.items() if v or v == 0}}
     posture = posture_from_config(effective)

@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from pykubelet.auth.chain import build_authenticator
+from pykubelet.auth.kubeconfig import KubeconfigReviewPoster
 from pykubelet.auth.ratelimit import AuthFailureLimiter
 from pykubelet.auth.setup import build_authorizer, build_token_authenticators
 from pykubelet.auth.types import Authenticator, Authorizer
@@ -94,8 +95,12 @@ def build_security(
     review_poster: ReviewPoster | None = None,
 ) -> SecurityParts:
     """Everything auth-related the servers need, from configuration. ``review_poster`` is the
-    API-server client for TokenReview / SubjectAccessReview (node mode); None when standalone."""
+    API-server client for TokenReview / SubjectAccessReview; by default one is built from the
+    kubeconfig (node mode) when a webhook mode needs it, none when standalone."""
     clock = clock or SystemClock()
+    needs_poster = cfg.authentication.webhook.enabled or cfg.authorization.mode == "Webhook"
+    if review_poster is None and cfg.kubeconfig and needs_poster:
+        review_poster = KubeconfigReviewPoster(cfg.kubeconfig)
     webhook_authn = review_poster if cfg.authentication.webhook.enabled else None
     tokens = build_token_authenticators(
         token_file=cfg.authentication.token_file,

@@ -62,7 +62,6 @@ def _health_routes(checks: Sequence[HealthCheck]) -> list[web.RouteDef]:
 
 def _new_app(front: FrontDoor) -> web.Application:
     app = web.Application(middlewares=[front.handle], client_max_size=1 << 20)
-    app.on_response_prepare.append(front.on_response_prepare)
     app.on_response_prepare.append(_go_headers)
     return app
 

@@ -3,8 +3,9 @@
 aiohttp's own site accepts every connection, lets TLS handshakes take 60 s and waits for a
 first request as long as its keep-alive timeout (3630 s). Here each accepted TCP connection is
 counted (``max_connections`` in total, ``max_per_address`` from one address: over the cap it is
-closed at once, before TLS), the TLS handshake must finish within ``handshake_timeout_s`` and
-the first request's headers within ``header_timeout_s`` of the accept; idle keep-alive
+closed at once, before TLS), the client's first byte and the TLS handshake must come within
+``handshake_timeout_s`` and the first request's headers within ``header_timeout_s`` of the
+accept; idle keep-alive
 connections (and a half-sent next request) close after ``keepalive_timeout_s`` (upstream's 90 s).
 Counters (``refused``, ``timed_out``, ``open``) are for metrics and benches.
 """
@@ -12,18 +13,26 @@ Counters (``refused``, ``timed_out``, ``open``) are for metrics and benches.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import ctypes
+import ctypes.util
 import logging
 import resource
+import socket
 import ssl
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["ConnectionGuard", "GuardLimits", "GuardedSite", "raise_nofile_limit"]
+__all__ = [
+    "ConnectionGuard",
+    "GuardLimits",
+    "GuardedSite",
+    "raise_nofile_limit",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,28 @@ def raise_nofile_limit() -> int:
     return soft
 
 
+def _malloc_trim() -> Callable[[], None]:
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is None:
+        return lambda: None
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+# glibc keeps what a burst of connections freed (TLS buffers are 256 KiB each) in its heap;
+# after a burst has drained, hand it back. (Fixing the mmap threshold instead would make every
+# TLS read mmap a fresh 256 KiB buffer: +25 % CPU per request.)
+_TRIM_BURST = 1024
+_release_memory = _malloc_trim()
+
+
 class ConnectionGuard:
     """Counts open connections per address; shared by every listener of one process."""
 
@@ -66,6 +97,7 @@ class ConnectionGuard:
         self.open = 0
         self.refused = 0
         self.timed_out = 0
+        self._peak = 0  # most connections open since memory was last handed back
 
     def admit(self, address: str) -> bool:
         if (
@@ -87,6 +119,7 @@ class ConnectionGuard:
             return False
         self.open += 1
         self._per_address[address] += 1
+        self._peak = max(self._peak, self.open)
         return True
 
     def release(self, address: str) -> None:
@@ -94,12 +127,15 @@ class ConnectionGuard:
         self._per_address[address] -= 1
         if self._per_address[address] <= 0:
             del self._per_address[address]
+        if self._peak >= _TRIM_BURST and self.open <= self._peak // 8:
+            self._peak = self.open
+            _release_memory()  # a burst has drained: give its memory back
 
 
 class _GuardedHandler(RequestHandler):
     """aiohttp's connection handler, plus the first-request deadline and the release."""
 
-    __slots__ = ("_pk_address", "_pk_deadline", "_pk_guard")
+    __slots__ = ("_pk_address", "_pk_deadline", "_pk_guard", "header_deadline")
 
     def __init__(
         self, manager: web.Server, guard: ConnectionGuard, address: str, **kwargs: Any
@@ -108,9 +144,13 @@ class _GuardedHandler(RequestHandler):
         self._pk_guard: ConnectionGuard | None = guard
         self._pk_address = address
         self._pk_deadline: asyncio.TimerHandle | None = None
+        self.header_deadline = 0.0  # loop time by which the first request's headers are due
 
-    def arm(self, delay_s: float) -> None:
-        self._pk_deadline = asyncio.get_running_loop().call_later(delay_s, self._first_request_due)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        loop = asyncio.get_running_loop()
+        when = max(self.header_deadline, loop.time())
+        self._pk_deadline = loop.call_at(when, self._first_request_due)
 
     def _first_request_due(self) -> None:
         self._pk_deadline = None
@@ -134,30 +174,14 @@ class _GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
 
-class _Gate(asyncio.Protocol):
-    """The protocol of a just-accepted TCP connection: admit or refuse, then hand over."""
-
-    def __init__(self, site: GuardedSite) -> None:
-        self._site = site
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if peer else ""
-        if not self._site.guard.admit(address):
-            transport.abort()
-            return
-        transport.pause_reading()  # nothing is read until TLS (or aiohttp) owns the socket
-        self._site.hand_over(transport, address)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        pass  # before hand-over the site's task owns the cleanup
-
-
 class GuardedSite(web.BaseSite):
-    """A TCP site whose connections pass ``ConnectionGuard`` and the deadlines above."""
+    """A TCP site whose connections pass ``ConnectionGuard`` and the deadlines above.
 
-    __slots__ = ("_handler_kwargs", "_host", "_port", "_tasks", "guard")
+    It accepts sockets itself: an accepted connection costs a socket and a timer until the
+    client sends its first byte; only then is it given to asyncio (and TLS, whose per-connection
+    buffers are large: 256 KiB), so idle connections stay cheap."""
+
+    __slots__ = ("_handler_kwargs", "_host", "_pending", "_port", "_tasks", "guard")
 
     def __init__(
         self,
@@ -178,6 +202,8 @@ class GuardedSite(web.BaseSite):
             "keepalive_timeout": guard.limits.keepalive_timeout_s,
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        # accepted, waiting for a first byte: fd -> (socket, address, deadline timer)
+        self._pending: dict[int, tuple[socket.socket, str, asyncio.TimerHandle]] = {}
 
     @property
     def name(self) -> str:
@@ -186,57 +212,116 @@ class GuardedSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Gate(self), self._host, self._port, backlog=self._backlog, reuse_address=True
-        )
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.create_server((self._host, self._port), family=family, backlog=self._backlog)
+        sock.setblocking(False)
+        listening = _Listening(sock)
+        self._server = listening  # type: ignore[assignment]  # what runner.addresses reads
+        listening.task = asyncio.get_running_loop().create_task(self._accept_loop(sock))
 
     async def stop(self) -> None:
         await super().stop()
+        loop = asyncio.get_running_loop()
+        for fd, (sock, address, timer) in list(self._pending.items()):
+            timer.cancel()
+            loop.remove_reader(fd)
+            sock.close()
+            self.guard.release(address)
+        self._pending.clear()
         for task in list(self._tasks):
             task.cancel()
 
-    def hand_over(self, transport: asyncio.Transport, address: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(transport, address))
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, peer = await loop.sock_accept(sock)
+            except asyncio.CancelledError:
+                raise
+            except OSError as e:
+                if sock.fileno() < 0:
+                    return  # closed by stop()
+                log.warning("accept failed (%s); retrying", e)
+                await asyncio.sleep(0.1)  # EMFILE and friends: let connections drain
+                continue
+            address = str(peer[0]) if peer else ""
+            if not self.guard.admit(address):
+                conn.close()
+                continue
+            conn.setblocking(False)
+            fd = conn.fileno()
+            timer = loop.call_later(self.guard.limits.handshake_timeout_s, self._expire, fd)
+            self._pending[fd] = (conn, address, timer)
+            loop.add_reader(fd, self._readable, fd, loop.time())
+
+    def _expire(self, fd: int) -> None:
+        """No first byte within the handshake deadline: an idle or half-open connection."""
+        item = self._pending.pop(fd, None)
+        if item is None:
+            return
+        sock, address, _ = item
+        asyncio.get_running_loop().remove_reader(fd)
+        sock.close()
+        self.guard.release(address)
+        self.guard.timed_out += 1
+
+    def _readable(self, fd: int, accepted_at: float) -> None:
+        item = self._pending.pop(fd, None)
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(fd)
+        if item is None:
+            return
+        sock, address, timer = item
+        timer.cancel()
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+        except OSError:
+            first = b""
+        if not first:  # the client left without a byte: nothing to hand over
+            sock.close()
+            self.guard.release(address)
+            return
+        task = loop.create_task(self._serve(sock, address, accepted_at))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, transport: asyncio.Transport, address: str) -> None:
+    async def _serve(self, sock: socket.socket, address: str, accepted_at: float) -> None:
         server = self._runner.server
         assert server is not None
         limits = self.guard.limits
         loop = asyncio.get_running_loop()
-        started = loop.time()
         try:
             handler = _GuardedHandler(server, self.guard, address, **self._handler_kwargs)
         except BaseException:
             self.guard.release(address)
-            transport.abort()
+            sock.close()
             raise
-        conn: asyncio.BaseTransport = transport
-        if self._ssl_context is not None:
-            try:
-                tls = await loop.start_tls(
-                    transport,
-                    handler,
-                    self._ssl_context,
-                    server_side=True,
-                    ssl_handshake_timeout=limits.handshake_timeout_s,
+        handler.header_deadline = accepted_at + limits.header_timeout_s
+        try:
+            if self._ssl_context is not None:
+                remaining = accepted_at + limits.handshake_timeout_s - loop.time()
+                await loop.connect_accepted_socket(
+                    lambda: handler,
+                    sock,
+                    ssl=self._ssl_context,
+                    ssl_handshake_timeout=max(0.1, remaining),
                 )
-            except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError):
-                handler.release_slot()
-                transport.abort()
-                return
-            if tls is None or tls.is_closing():  # the peer went away during the handshake
-                handler.release_slot()
-                transport.abort()
-                return
-            conn = tls
-        else:
-            transport.set_protocol(handler)
-        remaining = limits.header_timeout_s - (loop.time() - started)
-        handler.connection_made(conn)
-        handler.arm(max(0.0, remaining))
-        if self._ssl_context is None:
-            with contextlib.suppress(RuntimeError):
-                transport.resume_reading()
+            else:
+                await loop.connect_accepted_socket(lambda: handler, sock)
+        except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError):
+            handler.release_slot()
+            sock.close()
+
+
+class _Listening:
+    """Stands in for ``asyncio.Server`` on the site (``sockets``, ``close``)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sockets = [sock]
+        self.task: asyncio.Task[None] | None = None
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        for sock in self.sockets:
+            sock.close()

@@ -36,7 +36,14 @@ from pykubelet.server.paths import (
 )
 from pykubelet.server.settings import PortKind, RequestObserver, RequestRecord
 
-__all__ = ["ANNOTATIONS_KEY", "AUDIT_ID_KEY", "USER_KEY", "AuthGate", "FrontDoor"]
+__all__ = [
+    "ANNOTATIONS_KEY",
+    "AUDIT_ID_KEY",
+    "USER_KEY",
+    "AuthGate",
+    "FrontDoor",
+    "stream_started",
+]
 
 log = logging.getLogger(__name__)
 
@@ -236,14 +243,6 @@ class FrontDoor:
         finally:
             self._observe(request, path, query, outcome, status, received, t0)
 
-    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
-        """An upgrade (101) starts a stream: audit it now (stage ResponseStarted), not only when
-        the session ends, so it is on record even if the agent dies during the session."""
-        if response.status == 101:
-            started = request.get(_STARTED_KEY)
-            if started is not None:
-                started()
-
     async def _serve(
         self,
         request: web.Request,
@@ -338,6 +337,16 @@ class FrontDoor:
             self._observer.observe(record)
         except Exception:  # supervision point: an observer must never break a request
             log.exception("request observer failed")
+
+
+def stream_started(request: web.Request) -> None:
+    """Called by the streaming handlers just before their 101: audit the stream now (stage
+    ResponseStarted), not only when the session ends, so it is on record even if the agent dies
+    during the session. (An explicit call rather than aiohttp's on_response_prepare signal,
+    which would cost every response an extra await.)"""
+    started = request.get(_STARTED_KEY)
+    if started is not None:
+        started()
 
 
 async def _reroute(request: web.Request, path: str, query: str) -> tuple[web.Request, Handler]:

@@ -16,7 +16,11 @@ from aiohttp import web
 
 from pykubelet.security.certs import ensure_self_signed_serving_cert
 from pykubelet.server.app import build_full_app, build_healthz_app, build_read_only_app
-from pykubelet.server.listener import ConnectionGuard, GuardedSite, raise_nofile_limit
+from pykubelet.server.listener import (
+    ConnectionGuard,
+    GuardedSite,
+    raise_nofile_limit,
+)
 from pykubelet.server.settings import ServerBackends, ServerSettings
 from pykubelet.server.tls import build_server_context
 from pykubelet.server.tls_reload import ReloadingTLS

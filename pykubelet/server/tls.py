@@ -67,7 +67,23 @@ _MIN_VERSIONS = {
 _VERIFY_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
 
 
+def _libcrypto() -> Any:
+    name = ctypes.util.find_library("crypto")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+_CRYPTO = _libcrypto()
+
+
 def _accept_any(preverify_ok: int, store_ctx: Any) -> int:
+    # A failed check (e.g. a signature that does not verify) leaves an error on OpenSSL's
+    # queue even though we accept; left there, the next read on the connection reports it
+    # ("[ASN1] EVP lib") and the connection dies before the application can answer 401.
+    if not preverify_ok and _CRYPTO is not None:
+        _CRYPTO.ERR_clear_error()
     return 1
 
 

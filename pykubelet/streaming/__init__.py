@@ -16,6 +16,7 @@ from pykubelet.streaming.portforward import (
     timeout_message,
 )
 from pykubelet.streaming.remotecommand import (
+    RESIZE_MESSAGE_MAX,
     SPDY_REMOTECOMMAND_VERSIONS,
     HandshakeRefused,
     RemoteCommandOptions,
@@ -78,6 +79,7 @@ __all__ = [
     "RemoteCommandOptions",
     "RemoteProtocolError",
     "ReplyReceived",
+    "RESIZE_MESSAGE_MAX",
     "ResizeDecoder",
     "Role",
     "RstStatus",

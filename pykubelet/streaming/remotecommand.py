@@ -5,8 +5,10 @@ Everything here is byte-exact with the upstream kubelet (reference §3.2-3.4, §
 
 from __future__ import annotations
 
+import codecs
 import enum
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -170,37 +172,56 @@ def encode_status(
     )
 
 
-class ResizeDecoder:
-    """Incremental decoder of concatenated ``{"Width":w,"Height":h}`` objects (keys any case)."""
+_SPACE = re.compile(r"[ \t\n\r]*")
+RESIZE_MESSAGE_MAX = 1024  # a resize object is ~30 bytes; nothing legitimate comes near this
 
-    def __init__(self, max_buffer_bytes: int = 64 * 1024) -> None:
+
+class ResizeDecoder:
+    """Incremental decoder of concatenated ``{"Width":w,"Height":h}`` objects (keys any case).
+
+    Linear in its input: each object is decoded in place from a moving offset, and only an
+    unfinished tail (at most ``max_buffer_bytes``) is carried to the next ``feed``. A larger
+    unfinished object is a protocol error, as is a chunk holding more than ``max_objects``."""
+
+    def __init__(self, max_buffer_bytes: int = RESIZE_MESSAGE_MAX, max_objects: int = 4096) -> None:
         self._buf = ""
         self._max = max_buffer_bytes
+        self._max_objects = max_objects
         self._json = json.JSONDecoder()
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
 
     def feed(self, data: bytes) -> list[tuple[int, int]]:
+        if len(self._buf) + len(data) > self._max and len(data) > self._max * self._max_objects:
+            raise RemoteProtocolError("resize message too large")
         try:
-            self._buf += data.decode("utf-8")
+            text = self._buf + self._utf8.decode(data)
         except UnicodeDecodeError:
             raise RemoteProtocolError("resize stream is not UTF-8") from None
         sizes: list[tuple[int, int]] = []
+        pos, n = 0, len(text)
         while True:
-            text = self._buf.lstrip()
-            if not text:
+            m = _SPACE.match(text, pos)
+            pos = m.end() if m is not None else pos
+            if pos >= n:
                 self._buf = ""
                 return sizes
+            if text[pos] != "{":
+                raise RemoteProtocolError("resize message is not a JSON object")
+            window = text[pos : pos + self._max + 1]  # never parse more than one message's worth
             try:
-                obj, end = self._json.raw_decode(text)
-            except json.JSONDecodeError:
-                if len(text) > self._max:
+                obj, end = self._json.raw_decode(window)
+            except (json.JSONDecodeError, RecursionError):
+                if len(window) > self._max:
                     raise RemoteProtocolError("resize message too large") from None
-                self._buf = text
+                self._buf = window
                 return sizes
-            self._buf = text[end:]
+            pos += end
             if not isinstance(obj, dict):
                 raise RemoteProtocolError("resize message is not a JSON object")
             keys = {str(k).lower(): v for k, v in obj.items()}
             width, height = keys.get("width", 0), keys.get("height", 0)
             if not all(isinstance(v, int) and 0 <= v <= 0xFFFF for v in (width, height)):
                 raise RemoteProtocolError("resize Width/Height must be integers 0..65535")
+            if len(sizes) >= self._max_objects:
+                raise RemoteProtocolError("too many resize messages at once")
             sizes.append((width, height))

@@ -7,6 +7,7 @@ scripts/upstream-k8s.sh (``make test`` runs it): missing, they fail in CI and sk
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,17 +29,22 @@ def control_plane() -> Iterator[ControlPlane]:
         f"needs the reference control plane in {UPSTREAM_DIR} (scripts/upstream-k8s.sh)",
     )
     pytest.importorskip("kubernetes_asyncio")
-    cp = ControlPlane(UPSTREAM_DIR)
-    if not cp.running():
-        cp.start()
-        cp.started_here = True
-    cp.delete_node()  # a node left by an earlier run
-    try:
-        yield cp
-    finally:
-        cp.delete_node()
-        if cp.started_here:
-            cp.stop()
+    # One test session at a time on the shared stack: every session joins the same node name,
+    # and the one that started the stack stops it at its end. Another session waits here.
+    (UPSTREAM_DIR / "run").mkdir(exist_ok=True)
+    with open(UPSTREAM_DIR / "run" / "pykubelet-node-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cp = ControlPlane(UPSTREAM_DIR)
+        if not cp.running():
+            cp.start()
+            cp.started_here = True
+        cp.delete_node()  # a node left by an earlier run
+        try:
+            yield cp
+        finally:
+            cp.delete_node()
+            if cp.started_here:
+                cp.stop()
 
 
 @pytest.fixture

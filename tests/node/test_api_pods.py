@@ -252,3 +252,59 @@ spec:
     # the manifest removed: the mirror pod goes too
     (api_node.pods / "static.yaml").unlink()
     wait_api(lambda: cp.get("pod", "-n", namespace, name) is None, 60, "the mirror pod deleted")
+
+
+def test_a_rejected_pod_stays_failed_across_a_restart_and_is_deleted(
+    api_node: ApiNode, control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    api_node.start()
+    wait_api(lambda: cp.node(), 30, "the Node")
+    cp.apply(_pod("elsewhere", cp.node_name, nodeSelector={"example.com/zone": "here"}), namespace)
+    wait_api(
+        lambda: (
+            (cp.get("pod", "-n", namespace, "elsewhere")["status"].get("reason")) == "NodeAffinity"
+        ),
+        60,
+        "the pod rejected",
+    )
+    # now it would fit; upstream never re-admits a pod the API server has as Failed
+    cp.kubectl("label", "node", cp.node_name, "example.com/zone=here")
+    api_node.stop()
+    api_node.start()
+    cp.apply(_pod("probe", cp.node_name), namespace)  # the agent is syncing pods again
+    wait_api(lambda: _running_pods(cp, namespace, ""), 60, "another pod Running")
+    pod = cp.get("pod", "-n", namespace, "elsewhere")
+    assert pod["status"]["phase"] == "Failed" and pod["status"]["reason"] == "NodeAffinity"
+    assert not any(p["metadata"]["name"] == "elsewhere" for p in api_node.get("/pods")["items"])
+    # deleted through the API: the node sends the final DELETE (nothing to stop)
+    cp.kubectl("delete", "pod", "elsewhere", "-n", namespace, "--wait=false")
+    wait_api(lambda: cp.get("pod", "-n", namespace, "elsewhere") is None, 30, "the pod deleted")
+
+
+def test_image_change_under_the_same_uid_restarts_the_container(
+    api_node: ApiNode, control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    api_node.start()
+    cp.apply(_pod("img", cp.node_name), namespace)
+
+    def status() -> dict[str, Any]:
+        p = cp.get("pod", "-n", namespace, "img") or {}
+        cs = (p.get("status") or {}).get("containerStatuses") or [{}]
+        return cs[0]  # type: ignore[no-any-return]
+
+    before = wait_api(lambda: (s := status()) and "running" in s.get("state", {}) and s, 60, "run")
+    cp.kubectl("set", "image", "pod/img", "-n", namespace, "c=localhost/busybox:latest")
+    after = wait_api(
+        lambda: (
+            (s := status())
+            and s.get("image") == "localhost/busybox:latest"
+            and "running" in s.get("state", {})
+            and s
+        ),
+        60,
+        "the container restarted with the new image",
+    )
+    assert after["containerID"] != before["containerID"]
+    assert after["restartCount"] == 1

@@ -117,3 +117,26 @@ async def test_rejections_go_through_the_status_manager() -> None:
         await h.settle()
         assert h.statuses.get_pod_status(pods[1].uid) is None
         assert all(c.state is ContainerState.RUNNING for c in h.runtime.running())
+
+
+async def test_a_changed_container_spec_under_the_same_uid_restarts_it_at_once() -> None:
+    from pykubelet.pods import PodUpdate, UpdateOp
+
+    doc = manifest("web", ctr("a"), ctr("b"), restartPolicy="Never")
+    doc["metadata"].update(uid="u-2", namespace="default")
+    async with harness() as h:
+        h.manager.handle(PodUpdate(op=UpdateOp.SET, source="api", pods=(Pod.from_dict(doc),)))
+        await h.until(lambda: len(h.runtime.running()) == 2)
+        before = {c.name: c.id for c in h.runtime.running()}
+        doc["spec"]["containers"][0]["image"] = "busybox:1.37"  # kubectl set image
+        changed = Pod.from_dict(doc)
+        h.manager.handle(PodUpdate(op=UpdateOp.ADD, source="api", pods=(changed,)))
+        await h.until(
+            lambda: len(h.runtime.running()) == 2 and h.status(changed, "a").restart_count == 1
+        )
+        after = {c.name: c for c in h.runtime.running()}
+        assert after["a"].id != before["a"]
+        assert after["b"].id == before["b"]  # its spec did not change: left alone
+        st = h.status(changed, "a")
+        assert st.image == "busybox:1.37" and st.state.running is not None
+        assert st.last_state.terminated is not None  # the old definition, stopped by the worker

@@ -4,11 +4,14 @@ with real TLS, a real audit log file and real processes run by the local runtime
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import ssl
 import stat
-from collections.abc import AsyncIterator
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from pykubelet.server import KubeletServers, ServerBackends
 from pykubelet.server.audit import AuditLog, AuditObserver
 from pykubelet.server.streams import StreamBackend, stream_routes
 from pykubelet.stats.agent_metrics import default_metrics
+from tests.prereq import require_root
 from tests.server.harness import Pki, fetch, running, settings_for, wait_until
 from tests.streaming.local_runtime import LocalRuntime, StaticPods, make_pod
 from tests.streaming.spdy_client import SpdyClient
@@ -225,3 +229,48 @@ async def test_recording_has_stderr_and_non_tty_stdin(node: Node) -> None:
     body = [json.loads(line) for line in cast[1:]]
     assert [e[2] for e in body if e[1] == "i"] == ["echo to-stderr >&2\n"]
     assert "to-stderr\n" in "".join(e[2] for e in body if e[1] == "o")
+
+
+def test_full_disk_losses_are_counted_logged_and_writing_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real 64 KiB tmpfs as the audit volume: filled, every lost event is counted (and the
+    first logged); once space returns, writing resumes."""
+    require_root()
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(vol)], check=True)
+    try:
+        registry = default_metrics().registry
+        before = registry.get_sample_value("pykubelet_audit_events_dropped_total") or 0.0
+        log = AuditLog(vol / "audit.log", max_bytes=0)
+        log.start()
+        filler = vol / "filler"
+        try:
+            with open(filler, "wb") as f:
+                with contextlib.suppress(OSError):
+                    f.write(b"x" * (64 << 10))
+            event = {"kind": "Event", "auditID": "x" * 2000}
+            for _ in range(20):
+                log.emit(event)
+            _wait(lambda: log.written + log.dropped >= 20)
+            assert log.dropped > 0
+            assert "audit event lost (write failed" in caplog.text
+            after = registry.get_sample_value("pykubelet_audit_events_dropped_total")
+            assert after == before + log.dropped
+            filler.unlink()  # space returns
+            written = log.written
+            log.emit({"kind": "Event", "auditID": "after"})
+            _wait(lambda: log.written > written)
+        finally:
+            log.close()
+        assert b'"auditID":"after"' in (vol / "audit.log").read_bytes()
+    finally:
+        subprocess.run(["umount", str(vol)], check=False)
+
+
+def _wait(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +46,14 @@ class PodServer:
 
 @pytest.fixture
 async def pod_server(
+    request: pytest.FixtureRequest,
     make_runtime: Callable[..., object],
     busybox_tar: Path,
     tls_files: tuple[str, str],
     tmp_path: Path,
 ) -> AsyncIterator[PodServer]:
     require_root()
-    rt = make_runtime()
+    rt = make_runtime(helper=getattr(request, "param", "auto"))  # "python": the fallback helper
     await rt.import_image(busybox_tar)  # type: ignore[attr-defined]
     sc = sandbox_config(name="streampod", log_directory=str(tmp_path / "logs"))
     sid = await rt.run_pod_sandbox(sc)  # type: ignore[attr-defined]
@@ -122,6 +124,89 @@ async def test_exec_tty_and_resize_inside_the_pod(pod_server: PodServer) -> None
         [b'\x04{"Width":77,"Height":22}', b"\x00stty size; exit\n"],
     )
     assert b"22 77" in _channel(got, 1)
+
+
+class _Terminal:
+    """An interactive ``tty=1`` exec over WebSocket: type, then wait for what the screen shows."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.screen = b""
+
+    async def type(self, text: bytes) -> None:
+        await self.ws.send_bytes(b"\x00" + text)
+
+    async def resize(self, width: int, height: int) -> None:
+        await self.ws.send_bytes(b"\x04" + json.dumps({"Width": width, "Height": height}).encode())
+
+    async def expect(self, pattern: bytes) -> re.Match[bytes]:
+        async with asyncio.timeout(20):
+            while (m := re.search(pattern, self.screen)) is None:
+                msg = await self.ws.receive_bytes()
+                if msg[:1] == b"\x01":
+                    self.screen += msg[1:]
+        self.screen = self.screen[m.end() :]
+        return m
+
+
+@pytest.mark.parametrize("pod_server", ["native", "python"], indirect=True)
+async def test_exec_tty_is_the_containers_own_terminal(pod_server: PodServer) -> None:
+    """Regression: the terminal came from the host's devpts, so inside the container fd 0 had
+    no name (``tty``: "not a tty") and shells ran without job control."""
+    srv = pod_server.srv
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(
+            srv.base_url
+            + "/exec/default/streampod/main?command=sh&command=-i&input=1&output=1&tty=1",
+            protocols=("v5.channel.k8s.io",),
+            ssl=srv.client_ssl(),
+        ) as ws:
+            term = _Terminal(ws)
+            await term.resize(80, 24)
+            await term.type(b"tty; stty size; echo step-$((1+1))\n")
+            m = await term.expect(rb"\r\n(\S+)\r\n(\d+ \d+)\r\nstep-2")
+            assert re.fullmatch(rb"/dev/pts/\d+", m[1]), m[0]
+            assert m[2] == b"24 80"
+            await term.type(b"ls -l $(tty)\n")  # the name resolves inside the container
+            await term.expect(rb"crw--w---- +1 root +\S+ +\d+, +\d+ .*/dev/pts/\d+\r\n")
+            await term.resize(132, 43)
+            await term.type(b"stty size; echo step-$((2+1))\n")
+            assert (await term.expect(rb"(\d+ \d+)\r\nstep-3"))[1] == b"43 132"
+            # job control: a background job, then ^C reaches only the foreground job
+            await term.type(b"sleep 300 &\n")
+            await term.type(b"jobs; echo step-$((3+1))\n")
+            await term.expect(rb"\[1\]\+ +Running +sleep 300\r\nstep-4")
+            await term.type(b"sh -c 'echo fg-$((2*3)); exec sleep 301'\n")
+            await term.expect(rb"fg-6\r\n")  # the foreground job runs: now interrupt it
+            await term.type(b"\x03")
+            await term.type(b"echo rc=$?; jobs; echo step-$((4+1))\n")
+            await term.expect(rb"rc=130\r\n\[1\]\+ +Running +sleep 300\r\nstep-5")
+            await term.type(b"kill %1; exit 0\n")
+            async with asyncio.timeout(20):
+                async for msg in ws:
+                    if msg.data[:1] == b"\x03":
+                        assert json.loads(msg.data[1:])["status"] == "Success"
+    assert b"job control turned off" not in term.screen
+
+
+async def test_attach_to_a_tty_container_has_the_containers_own_terminal(
+    pod_server: PodServer,
+) -> None:
+    """The container's own terminal (``tty: true``) comes from its devpts too: ``tty`` names
+    it inside the container and a resize reaches it."""
+    srv = pod_server.srv
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(
+            srv.base_url + "/attach/default/streampod/term?input=1&output=1&tty=1",
+            protocols=("v5.channel.k8s.io",),
+            ssl=srv.client_ssl(),
+        ) as ws:
+            term = _Terminal(ws)
+            await term.resize(90, 33)
+            await term.type(b"tty; stty size; echo step-$((5*5))\n")
+            m = await term.expect(rb"\r\n(\S+)\r\n(\d+ \d+)\r\nstep-25")
+            assert re.fullmatch(rb"/dev/pts/\d+", m[1]), m[0]
+            assert m[2] == b"33 90"
 
 
 async def test_spdy_exec_with_stdin_inside_the_pod(pod_server: PodServer) -> None:

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["ExecMixin"]
 
 _CLONE_NEWNET = 0x40000000
+# <asm-generic/ioctls.h>; Python's termios lacks both
+_TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): lock/unlock the slave
+_TIOCGPTPEER = 0x5441  # open the slave from its master (Linux 4.13), no path lookup
 
 
 class _Host(Protocol):
@@ -122,8 +125,11 @@ class ExecMixin:
     """Mixed into ``ProcessRuntime``; relies on its record accessors."""
 
     async def _exec_command(
-        self: _Host, container_id: str, cmd: Sequence[str]
+        self: _Host, container_id: str, cmd: Sequence[str], *, tty: bool = False
     ) -> tuple[list[str], dict[str, str], str | None]:
+        """The argv, environment and cwd of an exec. With ``tty``, in a container with its own
+        mount namespace, the helper makes the terminal (already on stdin) the controlling
+        terminal of a session inside the container (``-T``)."""
         if not cmd:
             raise ContainerNotRunning("exec: an empty command")
         rec = self._container(container_id)
@@ -144,6 +150,8 @@ class ExecMixin:
             argv += ["-u", str(rec.uid), "-g", str(rec.gid or 0), "-G", groups]
         if sec.no_new_privs:
             argv.append("-n")
+        if tty:
+            argv.append("-T")
         return [*argv, "--", *cmd], env, None
 
     async def exec_sync(
@@ -170,9 +178,10 @@ class ExecMixin:
         return ExecResult(exit_code=_code(proc.returncode), stdout=out, stderr=err)
 
     async def exec(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
-        argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
         if io.tty:
-            return await _exec_tty(argv, env, cwd, io)
+            argv, env, cwd = await self._exec_command(container_id, cmd, tty=True)  # type: ignore[misc]
+            return await _exec_tty(argv, env, cwd, io, self._pty_root(container_id))
+        argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE if io.stdin else asyncio.subprocess.DEVNULL,
@@ -199,6 +208,15 @@ class ExecMixin:
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
         return _code(proc.returncode)
+
+    def _pty_root(self, container_id: str) -> str | None:
+        """Where the exec's terminal comes from: the container's root (``/proc/PID/root``) when
+        it runs in a mount namespace of its own, ``None`` (the host's devpts) otherwise."""
+        rec = self._container(container_id)  # type: ignore[attr-defined]
+        if not rec.namespaces:
+            return None
+        _shim, pid = self._identities(self.layout.container_dir(container_id))  # type: ignore[attr-defined]
+        return f"/proc/{pid[0]}/root" if pid is not None else None
 
     async def attach(self, container_id: str, io: StreamIO) -> None:
         rec = self._container(container_id)  # type: ignore[attr-defined]
@@ -297,8 +315,32 @@ async def _drain(
             await sink(chunk)
 
 
-async def _exec_tty(argv: list[str], env: dict[str, str], cwd: str | None, io: StreamIO) -> int:
-    master, slave = os.openpty()
+def open_pty(container_root: str | None) -> tuple[int, int]:
+    """A (master, slave) terminal pair. For a container (``container_root`` is its
+    ``/proc/PID/root``) it comes from the container's own devpts instance, so that inside it the
+    slave is ``/dev/pts/N`` of its ``/dev/pts`` and ``ttyname()`` (``tty``, shells' job control)
+    finds it; a terminal of the host's devpts has no name there. Containers started before the
+    runtime mounted a devpts in them (no ``dev/pts/ptmx``) get a host terminal, as before."""
+    ptmx = f"{container_root}/dev/pts/ptmx" if container_root else ""
+    if not ptmx or not os.path.exists(ptmx):
+        return os.openpty()
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))  # unlockpt()
+        slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        os.close(master)
+        raise
+    return master, slave
+
+
+async def _exec_tty(
+    argv: list[str], env: dict[str, str], cwd: str | None, io: StreamIO, root: str | None
+) -> int:
+    try:
+        master, slave = open_pty(root)
+    except OSError as exc:
+        raise RuntimeUnavailable(f"exec: cannot allocate a terminal: {exc}") from exc
 
     def ctty() -> None:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -312,7 +354,8 @@ async def _exec_tty(argv: list[str], env: dict[str, str], cwd: str | None, io: S
             env=env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=ctty,
+            # in a container the helper makes it the ctty of a session inside (enter -T)
+            preexec_fn=None if root else ctty,
         )
     finally:
         os.close(slave)

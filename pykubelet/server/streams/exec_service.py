@@ -15,16 +15,19 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from pykubelet.runtime.types import StreamIO, TerminalSize
+from pykubelet.server.middleware import stream_started
 from pykubelet.server.streams.aio_iter import QueueIterator
 from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
 from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
-from pykubelet.server.streams.ws_adapter import WsChannelConnection
+from pykubelet.server.streams.ws_adapter import WsChannelConnection, new_websocket
 from pykubelet.streaming import (
+    RESIZE_MESSAGE_MAX,
     ChannelClosed,
     RemoteCommandOptions,
     RemoteProtocolError,
     ResizeDecoder,
     SpdyVersion,
+    StreamOpened,
     WsProtocol,
     encode_status,
     exit_error_text,
@@ -39,6 +42,8 @@ RunFn = Callable[[StreamIO], Awaitable[int | None]]
 """Runs the command (exec: returns the exit code) or attaches (returns None)."""
 
 _CANCEL_GRACE_S = 10.0
+_STDIN_QUEUE_BYTES = 4 << 20
+_RESIZE_QUEUE_BYTES = 4 << 10
 _KNOWN_STREAMS = ("error", "stdin", "stdout", "stderr", "resize")
 
 
@@ -157,13 +162,26 @@ async def serve_exec_spdy(
     request: web.Request, version: SpdyVersion, session: CommandSession
 ) -> web.StreamResponse:
     opts, backend = session.opts, session.backend
-    resp, conn = await hijack_spdy(
-        request, version.value, accept=lambda ev: True, idle_timeout_s=backend.idle_timeout_s
-    )
     wanted = expected_spdy_streams(version, opts)
     # v1 and v2 predate the resize stream: like upstream, they do not count it.
     resizable = version in (SpdyVersion.V3, SpdyVersion.V4)
     known = _KNOWN_STREAMS if resizable else tuple(k for k in _KNOWN_STREAMS if k != "resize")
+    accepted = 0
+
+    def accept(ev: StreamOpened) -> bool:
+        """Streams of known types, as many as the session counts (duplicates count, as
+        upstream); anything else, and anything after, is refused (RST)."""
+        nonlocal accepted
+        kind = ev.header("streamtype")
+        if kind not in known or accepted >= wanted:
+            log.info("refusing SPDY stream %d of type %r", ev.stream_id, kind)
+            return False
+        accepted += 1
+        return True
+
+    resp, conn = await hijack_spdy(
+        request, version.value, accept=accept, idle_timeout_s=backend.idle_timeout_s
+    )
     streams: dict[str, SpdyStream] = {}
     counted = 0
     try:
@@ -173,9 +191,7 @@ async def serve_exec_spdy(
                 if stream is None:
                     return resp
                 kind = stream.header("streamtype")
-                if kind not in known:
-                    log.info("ignoring SPDY stream of unknown type %r", kind)
-                    continue
+                assert kind is not None  # the acceptor let only known types through
                 streams[kind] = stream
                 counted += 1
     except TimeoutError:
@@ -222,16 +238,23 @@ async def serve_exec_ws(
     request: web.Request, protocol: WsProtocol, session: CommandSession
 ) -> web.StreamResponse:
     opts, backend = session.opts, session.backend
-    ws = web.WebSocketResponse(
-        protocols=(protocol.value,) if protocol.value else (), max_msg_size=32 << 20
-    )
+    ws = new_websocket((protocol.value,) if protocol.value else ())
     if protocol is WsProtocol.LEGACY:
         ws.headers["Sec-WebSocket-Protocol"] = ""
+    stream_started(request)
     await ws.prepare(request)
-    conn = WsChannelConnection(ws, protocol, backend.idle_timeout_s)
+    conn = WsChannelConnection(ws, protocol, backend.idle_timeout_s, request.transport)
     rec = _recorder(session)
-    stdin: QueueIterator[bytes] = QueueIterator()
-    resize_raw: QueueIterator[bytes] = QueueIterator()
+    # Bounded by bytes, not messages (a message may be 32 MiB): stdin 4 MiB, resize 4 KiB.
+    stdin: QueueIterator[bytes] = QueueIterator(weight=len, max_weight=_STDIN_QUEUE_BYTES)
+    resize_raw: QueueIterator[bytes] = QueueIterator(weight=len, max_weight=_RESIZE_QUEUE_BYTES)
+
+    async def put(queue: QueueIterator[bytes], data: bytes) -> None:
+        if queue.full():
+            async with conn.pause.paused():
+                await queue.put(data)
+        else:
+            await queue.put(data)
 
     async def pump() -> None:
         while (msg := await conn.receive()) is not None:
@@ -239,9 +262,12 @@ async def serve_exec_ws(
                 if msg.channel == 0:
                     stdin.end()
             elif msg.channel == 0 and opts.stdin:
-                await stdin.put(msg.payload)
+                await put(stdin, msg.payload)
             elif msg.channel == 4:
-                await resize_raw.put(msg.payload)
+                if len(msg.payload) > RESIZE_MESSAGE_MAX:
+                    log.info("resize message of %d bytes dropped", len(msg.payload))
+                    continue
+                await put(resize_raw, msg.payload)
         stdin.end()
         resize_raw.end()
 

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from pykubelet.runtime.protocol import PortConnection
+from pykubelet.server.middleware import stream_started
 from pykubelet.server.streams.backend import StreamBackend
 from pykubelet.server.streams.stream_adapter import SpdyConnection, SpdyStream, hijack_spdy
-from pykubelet.server.streams.ws_adapter import WsChannelConnection, tunnel_spdy
+from pykubelet.server.streams.ws_adapter import WsChannelConnection, new_websocket, tunnel_spdy
 from pykubelet.streaming import (
     PORTFORWARD_SPDY_PROTOCOL,
     ChannelMessage,
@@ -184,13 +185,12 @@ async def serve_portforward_ws(
     protocol: WsProtocol,
     ports: tuple[int, ...],
 ) -> web.StreamResponse:
-    ws = web.WebSocketResponse(
-        protocols=(protocol.value,) if protocol.value else (), max_msg_size=32 << 20
-    )
+    ws = new_websocket((protocol.value,) if protocol.value else ())
     if protocol is WsProtocol.LEGACY:
         ws.headers["Sec-WebSocket-Protocol"] = ""
+    stream_started(request)
     await ws.prepare(request)
-    conn = WsChannelConnection(ws, protocol, backend.idle_timeout_s)
+    conn = WsChannelConnection(ws, protocol, backend.idle_timeout_s, request.transport)
     for i, port in enumerate(ports):
         await conn.send(2 * i, port_prefix(port))
         await conn.send(2 * i + 1, port_prefix(port))

@@ -20,6 +20,7 @@ from typing import Any, Protocol, cast
 
 from aiohttp import web
 
+from pykubelet.server.middleware import stream_started
 from pykubelet.streaming import (
     DataReceived,
     GoAwayReceived,
@@ -50,6 +51,12 @@ log = logging.getLogger(__name__)
 
 _PAUSE_ABOVE_BYTES = 8 << 20
 _RESUME_BELOW_BYTES = 1 << 20
+# Per connection: streams tracked at once (exec uses 5, port-forward 2 per forwarded
+# connection), streams opened but not yet taken by the service, and the header block of one
+# SYN_STREAM (kubectl's are a few hundred bytes).
+MAX_STREAMS = 256
+MAX_UNCLAIMED = 32
+MAX_HEADER_BLOCK = 16 << 10
 
 # Go's spdystream replies with no headers; peers that layer HTTP on SPDY (they send ":method")
 # insist on a ":status" in the reply, so those get one. kubectl never sends ":method".
@@ -150,10 +157,21 @@ class _ParserHook:
 class SpdyConnection:
     """A server-role SPDY/3.1 session on a hijacked aiohttp connection."""
 
-    def __init__(self, wire: Wire, *, accept: StreamAcceptor, idle_timeout_s: float) -> None:
+    def __init__(
+        self,
+        wire: Wire,
+        *,
+        accept: StreamAcceptor,
+        idle_timeout_s: float,
+        max_streams: int = MAX_STREAMS,
+    ) -> None:
         self._wire = wire
         self._accept = accept
-        self.session = SpdySession(Role.SERVER)
+        self._max_streams = max_streams
+        self.refused = 0  # streams refused by the acceptor or the caps
+        self.session = SpdySession(
+            Role.SERVER, max_header_block_bytes=MAX_HEADER_BLOCK, max_open_streams=max_streams
+        )
         self.streams: dict[int, SpdyStream] = {}
         self._opened: asyncio.Queue[SpdyStream | None] = asyncio.Queue()
         self.closed = asyncio.Event()
@@ -195,7 +213,7 @@ class SpdyConnection:
             elif isinstance(ev, StreamOpened):
                 self._on_opened(ev)
             elif isinstance(ev, StreamReset):
-                stream = self.streams.get(ev.stream_id)
+                stream = self.streams.pop(ev.stream_id, None)  # forgotten: nothing more comes
                 if stream is not None:
                     stream.reset_by_peer = True
                     stream._feed_eof()
@@ -210,8 +228,13 @@ class SpdyConnection:
                 self._shutdown()
 
     def _on_opened(self, ev: StreamOpened) -> None:
-        if not self._accept(ev):
-            self._wire.write(self.session.send_rst_stream(ev.stream_id, RstStatus.CANCEL))
+        if (
+            len(self.streams) >= self._max_streams
+            or self._opened.qsize() >= MAX_UNCLAIMED
+            or not self._accept(ev)
+        ):
+            self.refused += 1
+            self._wire.write(self.session.send_rst_stream(ev.stream_id, RstStatus.REFUSED_STREAM))
             return
         stream = SpdyStream(self, ev.stream_id, ev.headers)
         self.streams[ev.stream_id] = stream
@@ -271,12 +294,17 @@ class SpdyConnection:
             return
         self._idle.touch()
         self._wire.write(self.session.send_data(stream_id, data, fin=fin))
+        if fin and self.session.stream_state(stream_id) is StreamState.CLOSED:
+            self.streams.pop(stream_id, None)  # closed both ways: forget it
         try:
             await self._wire.drain()
         except ConnectionError:  # the peer went away while we were paused
             self._shutdown()
 
     def reset_stream(self, stream_id: int, status: int = RstStatus.CANCEL) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream._feed_eof()
         if self.closed.is_set():
             return
         if self.session.stream_state(stream_id) is not StreamState.CLOSED:
@@ -351,6 +379,7 @@ async def hijack_spdy(
     resp.headers["Upgrade"] = "SPDY/3.1"
     resp.headers["X-Stream-Protocol-Version"] = protocol_version
     resp.force_close()
+    stream_started(request)
     writer = await resp.prepare(request)
     transport = request.transport
     assert transport is not None

@@ -7,14 +7,25 @@ frames the WebSocket; this module maps messages to channels, or to a SPDY byte s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
+from pykubelet.server.middleware import stream_started
 from pykubelet.server.streams.stream_adapter import IdleWatch, SpdyConnection, StreamAcceptor
 from pykubelet.streaming import ChannelClosed, ChannelMessage, WsChannelCodec, WsProtocol
 
-__all__ = ["SPDY_TUNNEL_PROTOCOL", "TunnelPumps", "WsChannelConnection", "tunnel_spdy"]
+__all__ = [
+    "SPDY_TUNNEL_PROTOCOL",
+    "ReadPause",
+    "TunnelPumps",
+    "WsChannelConnection",
+    "answer_ping",
+    "new_websocket",
+    "tunnel_spdy",
+]
 
 SPDY_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 _HIGH_WATER_BYTES = 4 << 20
@@ -23,11 +34,51 @@ _ENDED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 log = logging.getLogger(__name__)
 
 
+def new_websocket(
+    protocols: tuple[str, ...], max_msg_size: int = 32 << 20
+) -> web.WebSocketResponse:
+    """A WebSocket response whose PINGs the caller answers (``answer_ping``): aiohttp's automatic
+    PONG is written without pausing the reader, so a PING flood would queue without bound."""
+    return web.WebSocketResponse(protocols=protocols, max_msg_size=max_msg_size, autoping=False)
+
+
+class ReadPause:
+    """Stops reading the socket while the reader awaits something else (a full queue, a PONG
+    the peer does not read): nothing then piles up below us, PINGs included."""
+
+    def __init__(self, transport: asyncio.BaseTransport | None) -> None:
+        self._t = transport if isinstance(transport, asyncio.ReadTransport) else None
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        t = self._t
+        if t is not None and not t.is_closing():
+            t.pause_reading()
+        try:
+            yield
+        finally:
+            if t is not None and not t.is_closing():
+                t.resume_reading()
+
+
+async def answer_ping(ws: web.WebSocketResponse, data: bytes, pause: ReadPause) -> None:
+    async with pause.paused():
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.pong(data)
+
+
 class WsChannelConnection:
     """A prepared aiohttp WebSocket speaking one channel.k8s.io protocol."""
 
-    def __init__(self, ws: web.WebSocketResponse, protocol: WsProtocol, idle_timeout_s: float):
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        protocol: WsProtocol,
+        idle_timeout_s: float,
+        transport: asyncio.BaseTransport | None = None,
+    ):
         self.ws = ws
+        self.pause = ReadPause(transport)
         self.codec = WsChannelCodec(protocol)
         self.protocol = protocol
         self._idle = IdleWatch(idle_timeout_s, self._on_idle)
@@ -61,6 +112,8 @@ class WsChannelConnection:
                 decoded = self.codec.decode(msg.data)
                 if decoded is not None:
                     return decoded
+            elif msg.type is WSMsgType.PING:
+                await answer_ping(self.ws, msg.data, self.pause)
             elif msg.type in (
                 WSMsgType.CLOSE,
                 WSMsgType.CLOSING,
@@ -81,8 +134,9 @@ class WsChannelConnection:
 class _WsTunnelWire:
     """A ``Wire`` over WebSocket binary messages: each write becomes (part of) one message."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
         self._ws = ws
+        self._pause = ReadPause(transport)
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._wake = asyncio.Event()
@@ -141,7 +195,12 @@ class _WsTunnelWire:
             await self._reading.wait()
             msg = await self._ws.receive()
             if msg.type is WSMsgType.BINARY:
-                conn.feed(msg.data)
+                # client-go's tunnel sends zero-length messages (empty writes); b"" is EOF
+                # to the SPDY core, so they are skipped
+                if msg.data:
+                    conn.feed(msg.data)
+            elif msg.type is WSMsgType.PING:
+                await answer_ping(self._ws, msg.data, self._pause)
             elif msg.type in (
                 WSMsgType.CLOSE,
                 WSMsgType.CLOSING,
@@ -168,9 +227,10 @@ async def tunnel_spdy(
     request: web.Request, *, accept: StreamAcceptor, idle_timeout_s: float
 ) -> tuple[web.WebSocketResponse, SpdyConnection, TunnelPumps]:
     """Accept the WebSocket and run a server SPDY session over its binary messages."""
-    ws = web.WebSocketResponse(protocols=(SPDY_TUNNEL_PROTOCOL,), max_msg_size=32 << 20)
+    ws = new_websocket((SPDY_TUNNEL_PROTOCOL,))
+    stream_started(request)
     await ws.prepare(request)
-    wire = _WsTunnelWire(ws)
+    wire = _WsTunnelWire(ws, request.transport)
     conn = SpdyConnection(wire, accept=accept, idle_timeout_s=idle_timeout_s)
     loop = asyncio.get_running_loop()
     pumps = TunnelPumps(

@@ -18,8 +18,9 @@
  *       /proc, /dev, /sys, bind mounts, pivot_root, capabilities, groups/gid/uid, no_new_privs, cwd,
  *       then exec of the container's command in place.
  *   pkshim enter -t PID [-C CGROUP_PROCS]... [-c CAPMASK] [-u UID -g GID -G GROUPS] [-n]
- *                [-w CWD] -- ARGV...
- *       exec into a running container: its cgroups, namespaces, root, credentials and cwd.
+ *                [-w CWD] [-T] -- ARGV...
+ *       exec into a running container: its cgroups, namespaces, root, credentials and cwd
+ *       (-T: a new session with stdin, a terminal, as its controlling terminal).
  *
  *   pkshim zygote
  *       Launch server: reads requests (a pause or run command line, optionally its
@@ -37,6 +38,7 @@
 #include <linux/capability.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -57,6 +59,10 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 
 #define MAX_LINE 16384
 #define MAX_CLIENTS 16
@@ -369,6 +375,38 @@ static long long now_ns(void) {
 
 static int cmd_init(int argc, char **argv);
 
+/* A container with a terminal (run -t with -I): init makes the terminal inside the container,
+ * from its own devpts (so ttyname() finds /dev/pts/N there, as with runc), and hands the
+ * master to the shim over this socket. -1 otherwise. */
+static int tty_sock = -1;
+
+static void send_fd(int sock, int fd) {
+    char byte = 'm', cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    while (sendmsg(sock, &msg, 0) < 0 && errno == EINTR) {}
+}
+
+static int recv_fd(int sock) {
+    char byte, cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    ssize_t n;
+    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
+    struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+    int fd = -1;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
 static int cmd_run(int argc, char **argv) {
     const char *log_path = NULL;
     const char *ns_paths[MAX_NS];
@@ -417,8 +455,11 @@ static int cmd_run(int argc, char **argv) {
     chmod(sock_path, 0600);
 
     int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, master = -1;
+    int tty_pair[2] = {-1, -1};
     char slave_name[128] = "";
-    if (tty) {
+    if (tty && init_spec) {
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, tty_pair) < 0) fail("socketpair");
+    } else if (tty) {
         master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
         if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) fail("pty");
         if (ptsname_r(master, slave_name, sizeof slave_name) != 0) fail("ptsname");
@@ -449,7 +490,9 @@ static int cmd_run(int argc, char **argv) {
         signal(SIGCHLD, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
         setsid();
-        if (tty) {
+        if (tty && init_spec) {
+            tty_sock = tty_pair[1];  /* init makes the terminal inside the container */
+        } else if (tty) {
             int s = open(slave_name, O_RDWR);
             if (s < 0) _exit(127);
             ioctl(s, TIOCSCTTY, 0);
@@ -471,6 +514,11 @@ static int cmd_run(int argc, char **argv) {
         _exit(127);
     }
     close(exec_pipe[1]);
+    if (tty && init_spec) {
+        close(tty_pair[1]);
+        master = recv_fd(tty_pair[0]);  /* -1 when init failed before: reported below */
+        close(tty_pair[0]);
+    }
     int exec_errno = 0;
     if (read(exec_pipe[0], &exec_errno, sizeof exec_errno) != sizeof exec_errno) exec_errno = 0;
     close(exec_pipe[0]);
@@ -674,11 +722,134 @@ static void bind_mount(const char *src, const char *dst, int ro) {
         die("read-only remount", dst);
 }
 
-static void setup_dev(const char *root) {
-    char dev[4096], p[4096];
-    snprintf(dev, sizeof dev, "%s/dev", root);
-    mkdir_p(dev, 0755);
-    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k") < 0) die("mount", dev);
+/* Paths inside the container root are resolved with openat2(RESOLVE_IN_ROOT): a symlink in
+ * the image (absolute or with ..) stays inside the root, as it will after pivot_root, instead
+ * of reaching the host's files. Missing directories are created one component at a time under
+ * a parent already resolved in the root; the result is an O_PATH fd whose /proc/self/fd path
+ * is what gets mounted on. */
+static int root_fd = -1;
+
+static int open_in_root(const char *rel, int flags) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    while (*rel == '/') rel++;
+    return (int)syscall(SYS_openat2, root_fd, *rel ? rel : ".", &how, sizeof how);
+}
+
+/* Resolve (creating what is missing: directories, and the last component as a directory
+ * or an empty file) and return an O_PATH fd; dies rather than leave the root. A dangling
+ * symlink on the way is followed inside the root (its target is created there), as runc's
+ * securejoin.MkdirAll does; at most 40 of them. */
+static int make_in_root_n(const char *rel, int last_is_dir, int links);
+
+static int make_in_root(const char *rel, int last_is_dir) {
+    return make_in_root_n(rel, last_is_dir, 0);
+}
+
+static int make_in_root_n(const char *rel, int last_is_dir, int links) {
+    int fd = open_in_root(rel, O_PATH);
+    if (fd >= 0) return fd;
+    if (errno != ENOENT) die("resolve in root", rel);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", rel);
+    char *p = buf;
+    while (*p == '/') p++;
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (slash) *slash = 0;
+        int have = open_in_root(buf, O_PATH);
+        if (have >= 0) {
+            close(have);
+        } else if (errno == ENOENT) {
+            char *name = strrchr(buf, '/');
+            int parent;
+            if (name) {
+                *name = 0;
+                parent = open_in_root(buf, O_PATH | O_DIRECTORY);
+                *name = '/';
+                name++;
+            } else {
+                parent = open_in_root("", O_PATH | O_DIRECTORY);
+                name = buf;
+            }
+            if (parent < 0) die("resolve in root", buf);
+            char target[4096];
+            ssize_t tn = readlinkat(parent, name, target, sizeof target - 1);
+            if (tn >= 0) {  /* a dangling symlink: go where it points, inside the root */
+                target[tn] = 0;
+                close(parent);
+                if (links >= 40) { errno = ELOOP; die("resolve in root", rel); }
+                char next[8192];
+                const char *rest = slash ? slash + 1 : "";
+                if (target[0] == '/')
+                    snprintf(next, sizeof next, "%s/%s", target, rest);
+                else if (name != buf)
+                    snprintf(next, sizeof next, "%.*s/%s/%s", (int)(name - 1 - buf), buf, target, rest);
+                else
+                    snprintf(next, sizeof next, "%s/%s", target, rest);
+                return make_in_root_n(next, last_is_dir, links + 1);
+            }
+            if (slash || last_is_dir) {
+                if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) die("mkdir in root", buf);
+            } else {
+                int f = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (f < 0) die("create in root", buf);
+                close(f);
+            }
+            close(parent);
+        } else {
+            die("resolve in root", buf);
+        }
+        if (!slash) break;
+        *slash = '/';
+        p = slash + 1;
+    }
+    fd = open_in_root(rel, O_PATH);
+    if (fd < 0) die("resolve in root", rel);
+    return fd;
+}
+
+/* Bind-mount host path `src` on `rel` inside the root. */
+static void bind_in_root(const char *src, const char *rel, int ro) {
+    struct stat st;
+    char path[64];
+    if (stat(src, &st) < 0) die("mount source", src);
+    int fd = make_in_root(rel, S_ISDIR(st.st_mode));
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    if (mount(src, path, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind mount", rel);
+    close(fd);
+    if (ro) {
+        fd = open_in_root(rel, O_PATH);  /* the new mount, not the directory under it */
+        if (fd < 0) die("resolve in root", rel);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+            die("read-only remount", rel);
+        close(fd);
+    }
+}
+
+/* Mount a fresh filesystem on `rel` inside the root. */
+static int mount_in_root(const char *rel, const char *source, const char *fstype,
+                         unsigned long flags, const char *data) {
+    char path[64];
+    int fd = make_in_root(rel, 1);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int rc = mount(source, path, fstype, flags, data);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+static void setup_dev(void) {
+    char dev[64], p[4096];
+    if (mount_in_root("dev", "tmpfs", "tmpfs", MS_NOSUID, "mode=755,size=65536k") < 0)
+        die("mount", "/dev");
+    int devfd = open_in_root("dev", O_PATH | O_DIRECTORY);  /* our tmpfs: no image symlinks */
+    if (devfd < 0) die("resolve in root", "/dev");
+    snprintf(dev, sizeof dev, "/proc/self/fd/%d", devfd);
     const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
     for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
         char src[64];
@@ -694,12 +865,19 @@ static void setup_dev(const char *root) {
         die("mount", p);
     snprintf(p, sizeof p, "%s/pts", dev);
     mkdir(p, 0755);
+    /* the container's own devpts instance (as runc): a terminal made from its ptmx is named
+     * /dev/pts/N inside the container, so ttyname(), tty and job control work there */
+    if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0)
+        die("mount", p);
     const char *links[][2] = {{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
-                              {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
-    for (size_t i = 0; i < 4; i++) {
+                              {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+                              {"ptmx", "pts/ptmx"}};
+    for (size_t i = 0; i < 5; i++) {
         snprintf(p, sizeof p, "%s/%s", dev, links[i][0]);
         if (symlink(links[i][1], p) < 0) die("symlink", p);
     }
+    close(devfd);
 }
 
 static int cmd_init(int argc, char **argv) {
@@ -773,29 +951,27 @@ static int cmd_init(int argc, char **argv) {
             if (mount("overlay", rootfs[3], "overlay", 0, opts) < 0) die("mount overlay", rootfs[3]);
             target = rootfs[3];
         }
+        root_fd = open(target, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0) die("open root", target);
         if (rootfs[0] || want_proc) {
-            char p[4096];
-            snprintf(p, sizeof p, "%s/proc", rootfs[0] ? target : "");
-            mkdir(p, 0555);
-            if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount", p);
+            if (rootfs[0]) {
+                if (mount_in_root("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                    die("mount", "/proc");
+            } else if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+                die("mount", "/proc");
+            }
         }
-        if (rootfs[0]) setup_dev(target);
+        if (rootfs[0]) setup_dev();
         if (rootfs[0] && sysfs) {
             /* as runc: sysfs, read-only unless privileged; a bind of the host's if refused */
-            char p[4096];
             unsigned long ro = strcmp(sysfs, "rw") ? MS_RDONLY : 0;
-            snprintf(p, sizeof p, "%s/sys", target);
-            mkdir(p, 0555);
-            if (mount("sysfs", p, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, NULL) < 0)
-                bind_mount("/sys", p, ro != 0);
+            if (mount_in_root("sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, NULL) < 0)
+                bind_in_root("/sys", "sys", ro != 0);
         }
-        for (int i = 0; i < nmounts; i++) {
-            char dst[4096];
-            const char *d = mounts[i][2];
-            while (*d == '/') d++;
-            snprintf(dst, sizeof dst, "%s/%s", rootfs[0] ? target : "", d);
-            bind_mount(mounts[i][1], dst, mounts[i][0][0] == '1');
-        }
+        for (int i = 0; i < nmounts; i++)
+            bind_in_root(mounts[i][1], mounts[i][2], mounts[i][0][0] == '1');
+        close(root_fd);
+        root_fd = -1;
         if (rootfs[0]) {
             if (chdir(target) < 0) die("chdir", target);
             if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root", target);
@@ -804,6 +980,20 @@ static int cmd_init(int argc, char **argv) {
             if (ro_root && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
                 die("read-only remount", "/");
         }
+    }
+    if (tty_sock >= 0) {
+        /* the container's devpts when it has one (an image), else the host's */
+        const char *ptmx = access("/dev/pts/ptmx", F_OK) == 0 ? "/dev/pts/ptmx" : "/dev/ptmx";
+        int m = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC), unlock = 0;
+        if (m < 0 || ioctl(m, TIOCSPTLCK, &unlock) < 0) die("open terminal", ptmx);
+        int t = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+        if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0) die("terminal slave", ptmx);
+        dup2(t, 0); dup2(t, 1); dup2(t, 2);
+        if (t > 2) close(t);
+        send_fd(tty_sock, m);
+        close(m);
+        close(tty_sock);
+        tty_sock = -1;
     }
     if (have_caps) {
         for (int c = 0; c <= 63; c++)
@@ -844,9 +1034,11 @@ static int cmd_enter(int argc, char **argv) {
     uid_t uid = 0;
     gid_t gid = 0, groups[256];
     const char *cwd = "/";
-    while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:")) != -1) {
+    int ctty = 0;
+    while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:T")) != -1) {
         switch (opt) {
         case 't': target = (pid_t)atoi(optarg); break;
+        case 'T': ctty = 1; break;
         case 'c': have_caps = 1; caps = strtoull(optarg, NULL, 16); break;
         case 'u': have_uid = 1; uid = (uid_t)strtoul(optarg, NULL, 10); break;
         case 'g': gid = (gid_t)strtoul(optarg, NULL, 10); break;
@@ -894,6 +1086,9 @@ static int cmd_enter(int argc, char **argv) {
         if (WIFSIGNALED(st)) { signal(WTERMSIG(st), SIG_DFL); kill(getpid(), WTERMSIG(st)); }
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
+    /* -T: stdin is a terminal; the command leads a session inside the container's PID
+     * namespace with it as controlling terminal, so shells see their own process groups */
+    if (ctty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)) die("controlling terminal", "");
     if (have_caps)
         for (int c = 0; c <= 63; c++)
             if (!(caps & (1ULL << c))) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);

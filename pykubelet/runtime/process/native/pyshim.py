@@ -26,6 +26,8 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 SYS_PIVOT_ROOT, SYS_CAPSET = 155, 126  # x86_64
+SYS_OPENAT2 = 437  # every architecture
+RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
 MAX_LINE = 16384
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -453,10 +455,87 @@ def _bind(src: str, dst: str, ro: bool) -> None:
         _mount(None, dst, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
 
 
-def _setup_dev(root: str) -> None:
-    dev = os.path.join(root, "dev")
-    os.makedirs(dev, exist_ok=True)
-    _mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+class _Root:
+    """Paths inside the container root, resolved with openat2(RESOLVE_IN_ROOT) as pkshim.c
+    does: an image's symlinks stay inside the root instead of reaching the host's files."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def open(self, rel: str, flags: int = os.O_PATH) -> int:
+        how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        path = (rel.lstrip("/") or ".").encode()
+        fd = libc.syscall(SYS_OPENAT2, self.fd, path, ctypes.byref(how), ctypes.sizeof(how))
+        if fd < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"resolve in root {rel}: {os.strerror(e)}")
+        return int(fd)
+
+    def make(self, rel: str, is_dir: bool, links: int = 0) -> int:
+        """An O_PATH fd for ``rel``, creating what is missing (a dangling symlink is followed
+        inside the root, as runc's securejoin.MkdirAll does)."""
+        try:
+            return self.open(rel)
+        except FileNotFoundError:
+            pass
+        parts = [p for p in rel.split("/") if p]
+        for i, name in enumerate(parts):
+            prefix = "/".join(parts[: i + 1])
+            try:
+                os.close(self.open(prefix))
+                continue
+            except FileNotFoundError:
+                pass
+            parent = self.open("/".join(parts[:i]), os.O_PATH | os.O_DIRECTORY)
+            try:
+                try:
+                    target = os.readlink(name, dir_fd=parent)
+                except OSError:
+                    target = None
+                if target is not None:
+                    if links >= 40:
+                        raise OSError(40, f"resolve in root {rel}: too many symlinks")
+                    base = "" if target.startswith("/") else "/".join(parts[:i])
+                    nxt = "/".join(x for x in (base, target, *parts[i + 1 :]) if x)
+                    return self.make(nxt, is_dir, links + 1)
+                if i < len(parts) - 1 or is_dir:
+                    os.mkdir(name, 0o755, dir_fd=parent)
+                else:
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                    os.close(os.open(name, flags, 0o644, dir_fd=parent))
+            finally:
+                os.close(parent)
+        return self.open(rel)
+
+    def bind(self, src: str, rel: str, ro: bool) -> None:
+        fd = self.make(rel, os.path.isdir(src))
+        try:
+            _mount(src, f"/proc/self/fd/{fd}", None, MS_BIND | MS_REC, None)
+        finally:
+            os.close(fd)
+        if ro:
+            fd = self.open(rel)  # the new mount, not the directory under it
+            try:
+                _mount(None, f"/proc/self/fd/{fd}", None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+            finally:
+                os.close(fd)
+
+    def mount(self, rel: str, source: str, fstype: str, flags: int, data: str | None) -> None:
+        fd = self.make(rel, True)
+        try:
+            _mount(source, f"/proc/self/fd/{fd}", fstype, flags, data)
+        finally:
+            os.close(fd)
+
+
+def _setup_dev(root: _Root) -> None:
+    root.mount("dev", "tmpfs", "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    devfd = root.open("dev", os.O_PATH | os.O_DIRECTORY)  # our tmpfs: no image symlinks
+    dev = f"/proc/self/fd/{devfd}"
     for name in ("null", "zero", "full", "random", "urandom", "tty"):
         src = "/dev/" + name
         if os.path.exists(src) and stat.S_ISCHR(os.stat(src).st_mode):
@@ -464,13 +543,23 @@ def _setup_dev(root: str) -> None:
     os.makedirs(os.path.join(dev, "shm"))
     _mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k")
     os.makedirs(os.path.join(dev, "pts"))
+    # the container's own devpts instance, as in pkshim.c
+    _mount(
+        "devpts",
+        os.path.join(dev, "pts"),
+        "devpts",
+        MS_NOSUID | MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    )
     for name, target in (
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
     ):
         os.symlink(target, os.path.join(dev, name))
+    os.close(devfd)
 
 
 def cmd_init(args: list[str]) -> None:
@@ -497,24 +586,22 @@ def cmd_init(args: list[str]) -> None:
                 "overlay", merged, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}"
             )
             target = merged
+        root = _Root(target)
         if rootfs or "proc" in keys:
-            proc = os.path.join(target, "proc")
-            os.makedirs(proc, exist_ok=True)
-            _mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+            root.mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         if rootfs:
-            _setup_dev(target)
+            _setup_dev(root)
         sysfs = next((d[1] for d in spec if d[0] == "sysfs" and len(d) == 2), None)
         if rootfs and sysfs:  # as runc: read-only unless privileged; the host's bound if refused
             ro = MS_RDONLY if sysfs != "rw" else 0
-            sys_dir = os.path.join(target, "sys")
-            os.makedirs(sys_dir, exist_ok=True)
             try:
-                _mount("sysfs", sys_dir, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, None)
+                root.mount("sys", "sysfs", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, None)
             except OSError:
-                _bind("/sys", sys_dir, bool(ro))
+                root.bind("/sys", "sys", bool(ro))
         for d in spec:
             if d[0] == "mount":
-                _bind(d[2], os.path.join(target, d[3].lstrip("/")), d[1] == "1")
+                root.bind(d[2], d[3], d[1] == "1")
+        os.close(root.fd)
         if rootfs:
             os.chdir(target)
             _check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
@@ -554,7 +641,7 @@ def cmd_init(args: list[str]) -> None:
 def cmd_enter(args: list[str]) -> None:
     import warnings  # noqa: F401  (os.execvp imports it lazily, after the stdlib is out of reach)
 
-    opts, cmd = getopt.getopt(args, "t:c:u:g:G:nw:C:")
+    opts, cmd = getopt.getopt(args, "t:c:u:g:G:nw:C:T")
     o = dict(opts)
     for k, v in opts:
         if k == "-C":
@@ -578,6 +665,9 @@ def cmd_enter(args: list[str]) -> None:
             signal.signal(-code, signal.SIG_DFL)
             os.kill(os.getpid(), -code)
         os._exit(code if code >= 0 else 128 - code)
+    if "-T" in o:  # as pkshim.c: a session of its own, the terminal on stdin as its ctty
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     caps = int(o["-c"], 16) if "-c" in o else None
     uid = int(o["-u"]) if "-u" in o else None
     if caps is not None:
