@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -93,6 +94,8 @@ def _cni_conflist(d: Path, bridge: str, subnet: str, gateway: str) -> dict[str, 
                 },
             },
             {"type": "loopback"},
+            # host ports: containerd passes the pods' port mappings (snat: 127.0.0.1 works)
+            {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
         ],
     }
 
@@ -159,6 +162,31 @@ class Containerd:
                 raise Unavailable(f"containerd's CRI plugin is not ready: {r.stdout}{r.stderr}")
             time.sleep(0.1)
 
+    def restart(self, *, timeout_s: float = 30.0) -> None:
+        """Stop the daemon alone (SIGTERM, by pid) and start it again on the same state: the
+        shims and containers keep running, as with a containerd upgrade."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            self._proc.wait(timeout=15)
+        with contextlib.suppress(OSError):
+            Path(self.socket).unlink()
+        log = (self.workdir / "containerd.log").open("ab")
+        self._proc = subprocess.Popen(
+            ["containerd", "--config", str(self.workdir / "config.toml")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.pid = self._proc.pid
+        deadline = time.monotonic() + timeout_s
+        while not Path(self.socket).exists():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise Unavailable(f"containerd did not restart; see {self.workdir}/containerd.log")
+            time.sleep(0.05)
+        self._wait_cri_ready(deadline)
+
     def trust_registry(self, host: str, ca_file: str) -> None:
         """Trust ``ca_file`` for pulls from ``host`` (containerd's own registry configuration,
         ``certs.d/<host>/hosts.toml``, read at every pull)."""
@@ -216,12 +244,30 @@ class Containerd:
         self._kill_pod_processes()
         self._unmount_under(self.workdir)
         self._remove_cgroups()
+        self._remove_port_mappings()
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
         with contextlib.suppress(OSError):
             Path(self.socket).unlink()
         with contextlib.suppress(OSError):
             Path(self.socket + ".ttrpc").unlink()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _remove_port_mappings(self) -> None:
+        """portmap's per-sandbox nat chains of this daemon's network (their rules name the
+        network), should a pod outlive the daemon; the shared chains are the session's."""
+        rules = subprocess.run(
+            ["iptables", "-w", "5", "-t", "nat", "-S"], capture_output=True, text=True
+        ).stdout.splitlines()
+        mine = f'dnat name: \\"{self.bridge}\\"'
+        chains = set()
+        for rule in rules:
+            parts = shlex.split(rule)
+            if parts[:2] == ["-A", "CNI-HOSTPORT-DNAT"] and mine in rule:
+                chains.add(parts[-1])
+                subprocess.run(["iptables", "-w", "5", "-t", "nat", "-D", *parts[1:]], check=False)
+        for chain in chains:
+            for flag in ("-F", "-X"):
+                subprocess.run(["iptables", "-w", "5", "-t", "nat", flag, chain], check=False)
 
     def _shim_pids(self) -> list[int]:
         """Shims started by this daemon: their command line names our socket."""

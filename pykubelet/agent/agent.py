@@ -29,6 +29,7 @@ from pykubelet.network import (
     CniNetwork,
     load_conf_dir,
 )
+from pykubelet.network.localnet import LocalnetGuard
 from pykubelet.pods import (
     Backoff,
     DockerConfigFiles,
@@ -44,6 +45,7 @@ from pykubelet.pods import (
 )
 from pykubelet.pods.cache import ContainerCache
 from pykubelet.podspec import NodeAllocatable, PodSpecFeatures
+from pykubelet.runtime.health import RuntimeHealthWatch
 from pykubelet.runtime.protocol import (
     ImageService,
     Runtime,
@@ -98,6 +100,7 @@ def build_runtime(
             clock=clock,
             container_log_max_size_bytes=config.container_log_max_size_bytes,
             container_log_max_files=config.container_log_max_files,
+            localnet_guard=LocalnetGuard() if os.geteuid() == 0 else None,
         )
     from pykubelet.runtime.process import ProcessRuntime
 
@@ -242,6 +245,9 @@ class Agent:
             services += self._build()
             assert self.runtime is not None
             await self.runtime.start()
+            health = await self.runtime.health()
+            if not health.ready:  # pods wait for it; say why (CRI Status) instead of hanging
+                log.warning("container runtime not ready (%s): %s", health.reason, health.message)
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(s.run(), name=s.name) for s in services]
                 tg.create_task(self._after_sources_ready(), name="orphans")
@@ -393,12 +399,16 @@ class Agent:
             await self.servers.ready.wait()
             return self.servers.full_port or self.config.port
 
+        assert self.runtime is not None
+        runtime_health = RuntimeHealthWatch(self.runtime, self.clock)
+
         def ready_errors() -> list[str]:
-            if manager.sync_loop_healthy():
-                return []
-            return [
-                "PLEG is not healthy: pleg was last seen active too long ago; threshold is 3m0s"
-            ]
+            errors = runtime_health.errors()  # CRI Status: runtime down, network not ready
+            if not manager.sync_loop_healthy():
+                errors.append(
+                    "PLEG is not healthy: pleg was last seen active too long ago; threshold is 3m0s"
+                )
+            return errors
 
         self.node_mode.attach(
             manager=manager,
@@ -408,7 +418,8 @@ class Agent:
             port=port,
             refresh_volumes=self.podspec.setup.refresh_api_volumes if self.podspec else None,
         )
-        return [_Service(name=name, run=run) for name, run in self.node_mode.services()]
+        services = [_Service(name=name, run=run) for name, run in self.node_mode.services()]
+        return [_Service(name="runtime-health", run=runtime_health.run), *services]
 
     def _build_servers(self) -> list[_Service]:
         cfg = self.config

@@ -44,7 +44,7 @@ from pykubelet.podspec.prober import container_probes
 from pykubelet.podspec.security import container_security
 from pykubelet.podspec.volumes import PodVolumes, PreparedVolume
 from pykubelet.runtime.protocol import ImageService
-from pykubelet.runtime.types import ContainerConfig, Mount, SandboxStatus
+from pykubelet.runtime.types import ContainerConfig, Mount, RuntimeFeatures, SandboxStatus
 
 __all__ = ["ContainerSetup"]
 
@@ -61,8 +61,10 @@ class ContainerSetup:
         host_ip: str,
         allocatable: NodeAllocatable,
         config_source: ConfigSource | None = None,
+        features: RuntimeFeatures | None = None,
     ) -> None:
         self._images = images
+        self._features = features or RuntimeFeatures()  # e.g. seccomp: refused without it
         self._config_source = config_source  # node mode: ConfigMaps and Secrets
         self._objects: dict[str, PodObjects] = {}  # pod uid -> what it references
         self._tokens_at: dict[str, float] = {}  # pod uid -> when its tokens were requested
@@ -119,7 +121,10 @@ class ContainerSetup:
         container_hook(container, "postStart")
         container_hook(container, "preStop")
         eff = container_security(
-            pod, container, image_user=self._image_users.get(container.image, "")
+            pod,
+            container,
+            image_user=self._image_users.get(container.image, ""),
+            seccomp=self._features.seccomp,
         )
         volumes = self._prepared.get(pod.uid, {})
         mounts = self.volumes.container_mounts(container, volumes, where=where)

@@ -23,6 +23,7 @@ from pykubelet.podspec.lifecycle_hooks import LifecycleHooks
 from pykubelet.podspec.prober import ProbeRecorder
 from pykubelet.podspec.probing import ProbeVerdicts
 from pykubelet.runtime.protocol import ImageService, Runtime
+from pykubelet.runtime.types import RuntimeFeatures
 
 __all__ = ["PodSpecFeatures"]
 
@@ -51,6 +52,7 @@ class PodSpecFeatures:
             host_ip=host_ip,
             allocatable=allocatable,
             config_source=config_source,
+            features=RuntimeFeatures.of(runtime),
         )
         self.hooks = LifecycleHooks(runtime, clock)
         self.probes = ProbeVerdicts(runtime, clock, recorder, events)

@@ -99,18 +99,33 @@ def _cap_name(raw: object, where: str) -> str:
     return "CAP_" + name
 
 
+def _seccomp_type(sc: Mapping[str, Any], where: str, supported: bool) -> str:
+    """The profile type asked for ("" when none); refuses what the runtime cannot apply."""
+    seccomp = sc.get("seccompProfile")
+    if not seccomp:
+        return ""
+    kind = seccomp.get("type") if isinstance(seccomp, Mapping) else None
+    if kind == "Unconfined":
+        return "Unconfined"
+    if not supported:
+        raise UnsupportedByRuntime(
+            "the process runtime does not install seccomp filters; only type Unconfined is "
+            "honoured",
+            field=f"{where}.seccompProfile",
+        )
+    if kind != "RuntimeDefault":
+        raise UnsupportedByRuntime(
+            f"seccompProfile type {kind!r} is not supported; use RuntimeDefault or Unconfined",
+            field=f"{where}.seccompProfile.type",
+        )
+    return "RuntimeDefault"
+
+
 def _refuse_unenforceable(sc: Mapping[str, Any], where: str) -> None:
     if sc.get("seLinuxOptions"):
         raise UnsupportedByRuntime(
             "SELinux labels cannot be applied by the process runtime (no SELinux policy here)",
             field=f"{where}.seLinuxOptions",
-        )
-    seccomp = sc.get("seccompProfile")
-    if seccomp and (seccomp.get("type") if isinstance(seccomp, Mapping) else None) != "Unconfined":
-        raise UnsupportedByRuntime(
-            "the process runtime does not install seccomp filters; only type Unconfined is "
-            "honoured",
-            field=f"{where}.seccompProfile",
         )
     if sc.get("procMount") not in (None, "Default"):
         raise UnsupportedByRuntime(
@@ -123,14 +138,17 @@ def _refuse_unenforceable(sc: Mapping[str, Any], where: str) -> None:
 
 
 def container_security(
-    pod: Pod, container: Container, *, image_user: str = ""
+    pod: Pod, container: Container, *, image_user: str = "", seccomp: bool = False
 ) -> EffectiveSecurity:
-    """The effective security settings of ``container``, or ``ContainerConfigError``."""
+    """The effective security settings of ``container``, or ``ContainerConfigError``.
+    ``seccomp``: the runtime applies seccompProfile RuntimeDefault (RuntimeFeatures)."""
     psc: Mapping[str, Any] = pod.spec.security_context or {}
     csc: Mapping[str, Any] = container.security_context or {}
     pw, cw = "spec.securityContext", f"container {container.name!r}.securityContext"
     _refuse_unenforceable(psc, pw)
     _refuse_unenforceable(csc, cw)
+    # the container's profile wins over the pod's
+    profile = _seccomp_type(csc, cw, seccomp) or _seccomp_type(psc, pw, seccomp)
 
     run_as_user = _int(csc, "runAsUser", cw)
     if run_as_user is None:
@@ -183,6 +201,7 @@ def container_security(
         no_new_privs=ape is False,
         privileged=privileged,
         capabilities=Capabilities(add=add, drop=drop),
+        seccomp=profile,
     )
     return EffectiveSecurity(config=config, fs_group=fs_group)
 

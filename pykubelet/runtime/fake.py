@@ -108,6 +108,7 @@ class FakeRuntime:
         self.max_pulls_under_way = 0
         self.calls = 0  # every Runtime call, for "no busy polling" checks
         self.open = False  # RuntimeLifecycle: between start() and aclose()
+        self.health_answer = RuntimeHealth(runtime_ready=True, network_ready=True)  # a knob
 
     # ----- knobs -----
 
@@ -397,7 +398,7 @@ class FakeRuntime:
         self.open = False
 
     async def health(self) -> RuntimeHealth:
-        return RuntimeHealth(runtime_ready=True, network_ready=True)
+        return self.health_answer
 
     # ----- internals -----
 

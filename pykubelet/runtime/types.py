@@ -30,6 +30,7 @@ __all__ = [
     "SecurityConfig",
     "StreamIO",
     "TerminalSize",
+    "RuntimeFeatures",
     "RuntimeHealth",
     "RuntimeVersion",
     "labels_match",
@@ -137,6 +138,9 @@ class SecurityConfig:
     no_new_privs: bool = False
     privileged: bool = False
     capabilities: Capabilities = Capabilities()
+    # seccompProfile type: "" (not asked: Unconfined, as 1.20), "Unconfined", "RuntimeDefault";
+    # only a runtime whose RuntimeFeatures.seccomp is true ever receives "RuntimeDefault"
+    seccomp: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,6 +281,19 @@ class RuntimeHealth:
     @property
     def ready(self) -> bool:
         return self.runtime_ready and self.network_ready
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeFeatures:
+    """What a runtime enforces beyond the common contract (an optional capability: a runtime
+    without a ``features`` attribute has none of these, and the pod-spec layer refuses them)."""
+
+    seccomp: bool = False  # seccompProfile RuntimeDefault
+
+    @staticmethod
+    def of(runtime: object) -> RuntimeFeatures:
+        features = getattr(runtime, "features", None)
+        return features if isinstance(features, RuntimeFeatures) else RuntimeFeatures()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -119,6 +119,17 @@ class CgroupReader:
             )
         return replace(mem, cpu_usage_ns=usage, cpu_user_ns=user, cpu_system_ns=system, pids=pids)
 
+    def first_pid(self, rel_path: str) -> int:
+        """A process of the cgroup, 0 when empty or gone: a way into a container's namespaces
+        when the runtime does not give pids (CRI)."""
+        for root in (self.pids_v1, self.memory_v1, self._v2("pids"), self._v2("memory")):
+            if root:
+                text = read_text(os.path.join(_join(root, rel_path), "cgroup.procs"))
+                if text is not None:
+                    first = text.split(maxsplit=1)[:1]
+                    return int(first[0]) if first and first[0].isdigit() else 0
+        return 0
+
     def _read_cpu(self, rel: str) -> tuple[int, int | None, int | None] | None:
         if self.cpu_v1:
             base = _join(self.cpu_v1, rel)

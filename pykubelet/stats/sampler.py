@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pykubelet.api import Pod
 from pykubelet.core.clock import Clock
-from pykubelet.runtime.types import ContainerStatus, SandboxStatus
+from pykubelet.runtime.types import ContainerState, ContainerStatus, SandboxStatus
 from pykubelet.stats.cgroups import CgroupReader, CgroupUsage
 from pykubelet.stats.errors import CgroupGone, CgroupParseError, StatsReadError
 from pykubelet.stats.fs import DirUsageCache
@@ -250,6 +250,9 @@ class Sampler:
         cpu, mem, pids = got if got else _sum_containers(containers, now)
         network = None
         pid = _netns_pid(sb.netns_path) or next((c.pid for c in ctrs if c.pid > 0), 0)
+        if not pid and self._cgroups is not None:  # CRI: no pids, but the cgroups have them
+            running = (c for c in ctrs if c.cgroup_path and c.state is ContainerState.RUNNING)
+            pid = next((p for c in running if (p := self._cgroups.first_pid(c.cgroup_path))), 0)
         if pid:
             network = self._proc.network(pid, now)
         pod = listing.pods.get(sb.uid)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,6 +18,8 @@ import aiohttp
 from kubernetes.client import Configuration
 from kubernetes.stream.ws_client import WSClient
 
+from pykubelet.network.localnet import guard_rule
+from tests.conftest import free_port
 from tests.e2e.node import NODE, Node, wait_for
 from tests.e2e.test_standalone import pod_yaml
 
@@ -188,6 +192,139 @@ async def test_port_forward_and_stats(node: Node) -> None:
 
     c = wait_for(web_stats, 40, "the web container's stats in /stats/summary")
     assert c["memory"]["workingSetBytes"] > 0  # type: ignore[index]
+
+    def pod_network() -> dict[str, object] | None:
+        for pod in node.get("/stats/summary").get("pods") or []:
+            if pod["podRef"]["name"] == f"web-{NODE}" and (pod.get("network") or {}).get("rxBytes"):
+                return pod["network"]  # type: ignore[no-any-return]
+        return None
+
+    # the readiness probes and the port-forward above reached the pod through eth0
+    net = wait_for(pod_network, 40, "the pod's network stats")
+    assert net["txBytes"] > 0  # type: ignore[operator]
     metrics = _get_text(node, "/metrics/resource")
     assert 'container_cpu_usage_seconds_total{container="web"' in metrics
+    cadvisor = _get_text(node, "/metrics/cadvisor")
+    assert any(
+        line.startswith("container_cpu_usage_seconds_total{") and 'container="web"' in line
+        for line in cadvisor.splitlines()
+    )
     assert json.dumps(c)  # serialisable as the API returns it
+
+
+async def test_attach_to_a_tty_container_and_exec_with_a_tty(node: Node) -> None:
+    node.start()
+    node.write_pod(
+        "term",
+        pod_yaml(
+            "term",
+            """\
+  containers:
+  - name: sh
+    image: busybox
+    command: ["sh"]
+    stdin: true
+    tty: true
+""",
+        ),
+    )
+    _running(node, "term", "sh")
+    ctx = ssl.create_default_context(cafile=node.ca.cert_file)
+    ctx.load_cert_chain(node.client.cert_file, node.client.key_file)
+    base = f"https://127.0.0.1:{node.port}"
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(
+            f"{base}/attach/default/term-{NODE}/sh?input=1&output=1&tty=1",
+            protocols=("v4.channel.k8s.io",),
+            ssl=ctx,
+        ) as ws:
+            await ws.send_bytes(b"\x00echo attached-$((40+2))\n")
+            seen = b""
+            deadline = time.monotonic() + 20
+            while b"attached-42" not in seen and time.monotonic() < deadline:
+                msg = await ws.receive(timeout=20)
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                seen += msg.data[1:]
+            assert b"attached-42" in seen
+        # an exec with a terminal: one output stream, and the shell sees a TTY
+        async with s.ws_connect(
+            f"{base}/exec/default/term-{NODE}/sh?command=sh&command=-c&"
+            "command=test%20-t%200%20%26%26%20echo%20tty-yes&input=1&output=1&tty=1",
+            protocols=("v4.channel.k8s.io",),
+            ssl=ctx,
+        ) as ws:
+            out = b""
+            status = b""
+            while True:
+                msg = await ws.receive(timeout=20)
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                if msg.data[:1] == b"\x01":
+                    out += msg.data[1:]
+                elif msg.data[:1] == b"\x03":
+                    status += msg.data[1:]
+            assert b"tty-yes" in out
+            assert json.loads(status)["status"] == "Success"
+
+
+def test_seccomp_runtime_default_where_the_runtime_applies_it(node: Node) -> None:
+    node.start()
+    node.write_pod(
+        "sec",
+        pod_yaml(
+            "sec",
+            """\
+  securityContext:
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "3600"]
+""",
+        ),
+    )
+    if node.containerd is None:  # the process runtime installs no filters: refused, named
+        waiting = wait_for(
+            lambda: (c := node.container("sec", "c")) and c["state"].get("waiting"), 30, "refusal"
+        )
+        assert waiting["reason"] == "CreateContainerConfigError"
+        assert "seccompProfile" in waiting["message"]
+        return
+    _running(node, "sec", "c")
+    out, _, rc = _exec(node, "sec", "c", ["grep", "Seccomp:", "/proc/self/status"])
+    assert rc == 0 and out.split() == ["Seccomp:", "2"]  # SECCOMP_MODE_FILTER
+
+
+def _fetch(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2) as r:
+            return str(r.read().decode())
+    except OSError:
+        return ""
+
+
+def test_host_port_on_127_0_0_1(node: Node) -> None:
+    port = free_port()
+    node.start()
+    node.write_pod(
+        "hp",
+        pod_yaml(
+            "hp",
+            f"""\
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir /w && echo hello-hp > /w/index.html && httpd -f -p 80 -h /w"]
+    ports: [{{containerPort: 80, hostPort: {port}}}]
+""",
+        ),
+    )
+    wait_for(lambda: "hello-hp" in _fetch(port), 60, "httpd on 127.0.0.1:hostPort")
+    # route_localnet is on for the bridge: the localnet guard must be in place (CVE-2020-8558)
+    check = subprocess.run(
+        ["iptables", "-w", "5", "-t", "filter", "-C", "INPUT", *guard_rule()], capture_output=True
+    )
+    assert check.returncode == 0, check.stderr
+    (node.pods / "hp.yaml").unlink()
+    wait_for(lambda: not _fetch(port), 60, "the host port unmapped with the pod")

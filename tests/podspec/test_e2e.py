@@ -333,7 +333,9 @@ spec:
   containers:
   - name: fallback
     image: busybox
-    command: [sh, -c, "echo working; echo boom >&2; exit 3"]
+    # containerd copies stdout and stderr on separate pipes: lines of the two streams written
+    # at once may reach the log in either order, so the second waits a moment
+    command: [sh, -c, "echo working; sleep 0.2; echo boom >&2; exit 3"]
     terminationMessagePolicy: FallbackToLogsOnError
   - name: file
     image: busybox

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +15,13 @@ import pytest
 
 from devtools.containerd import Containerd
 from pykubelet.core.errors import InvalidInput
-from pykubelet.runtime import ContainerConfig, ContainerState, RuntimeUnavailable, SandboxConfig
+from pykubelet.runtime import (
+    ContainerConfig,
+    ContainerState,
+    ExecTimeout,
+    RuntimeUnavailable,
+    SandboxConfig,
+)
 from pykubelet.runtime.cri import CriRuntime
 from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for, wait_state
 
@@ -102,3 +110,95 @@ def test_bad_endpoints_and_settings_name_the_field() -> None:
         CriRuntime("tcp://127.0.0.1:1234")
     with pytest.raises(InvalidInput, match="containerLogMaxFiles"):
         CriRuntime("unix:///run/x.sock", container_log_max_files=1)
+
+
+async def test_containerd_restart_keeps_containers_and_the_client_reconnects(
+    make_cri_runtime: Callable[..., CriRuntime], containerd: Containerd, tmp_path: Path
+) -> None:
+    rt = make_cri_runtime()
+    await rt.start()
+    sc = _sandbox(containerd, tmp_path)
+    sid = await rt.run_pod_sandbox(sc)
+    cfg = ContainerConfig(name="app", image=BUSYBOX_REF, command=("sleep", "3600"))
+    cid = await rt.create_container(sid, cfg, sc)
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.RUNNING)
+    await asyncio.to_thread(containerd.restart)
+
+    async def answers() -> bool:
+        try:
+            return (await rt.exec_sync(cid, ["echo", "back"], 5)).stdout == b"back\n"
+        except RuntimeUnavailable:
+            return False  # the channel reconnects with back-off
+
+    await wait_for(answers, 60, "exec through the same client after the restart")
+    assert (await rt.container_status(cid)).state is ContainerState.RUNNING
+    assert (await rt.pod_sandbox_status(sid)).state.value == "SANDBOX_READY"
+
+
+def _images(containerd: Containerd, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pykubelet.cli",
+            "images",
+            *args,
+            "--container-runtime-endpoint",
+            f"unix://{containerd.socket}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_images_cli_imports_lists_and_removes_on_containerd(
+    containerd: Containerd, tmp_path: Path
+) -> None:
+    from devtools.busybox_image import build_busybox_image
+
+    tar = build_busybox_image(tmp_path / "other.tar", "localhost/other:1.0")
+    r = _images(containerd, "import", str(tar), "--ref", "localhost/tagged:2")
+    assert r.returncode == 0, r.stderr
+    assert "localhost/tagged:2" in r.stdout
+    assert "localhost/tagged:2" in containerd.ctr("images", "ls", "-q").stdout
+    listed = _images(containerd, "list")
+    assert listed.returncode == 0 and "localhost/other:1.0" in listed.stdout
+    assert "localhost/other:1.0" in containerd.ctr("images", "ls", "-q").stdout  # really there
+    r = _images(containerd, "rm", "localhost/other:1.0")
+    assert r.returncode == 0, r.stderr
+    assert "localhost/other:1.0" not in _images(containerd, "list").stdout
+
+
+async def test_exec_sync_timeout(
+    make_cri_runtime: Callable[..., CriRuntime], containerd: Containerd, tmp_path: Path
+) -> None:
+    rt = make_cri_runtime()
+    await rt.start()
+    sc = _sandbox(containerd, tmp_path)
+    sid = await rt.run_pod_sandbox(sc)
+    cid = await rt.create_container(
+        sid, ContainerConfig(name="app", image=BUSYBOX_REF, command=("sleep", "3600")), sc
+    )
+    await rt.start_container(cid)
+    with pytest.raises(ExecTimeout):
+        await rt.exec_sync(cid, ["sleep", "30"], 1)
+    assert (await rt.exec_sync(cid, ["true"], 5)).exit_code == 0
+
+
+async def test_health_reports_containerds_network_not_ready(
+    make_cri_runtime: Callable[..., CriRuntime], containerd: Containerd
+) -> None:
+    rt = make_cri_runtime()
+    await rt.start()
+    assert (await rt.health()).ready
+    for conf in (containerd.workdir / "cni").glob("*.conflist"):
+        conf.unlink()  # containerd watches its CNI conf dir
+
+    async def network_down() -> bool:
+        h = await rt.health()
+        return h.runtime_ready and not h.network_ready
+
+    await wait_for(network_down, 20, "NetworkReady=false")
+    health = await rt.health()
+    assert health.reason == "NetworkPluginNotReady" and "cni" in health.message

@@ -57,7 +57,8 @@ def container_state(state: int) -> ContainerState:
 
 
 def _s(ns: int) -> float:
-    return ns / 1e9
+    secs, rest = divmod(ns, 1_000_000_000)
+    return secs + rest / 1e9  # ns / 1e9 would round 1.25 s after an epoch second wrongly
 
 
 def namespace_mode(mode: int) -> NamespaceMode:
@@ -118,7 +119,11 @@ def _security(sec: SecurityConfig, sandbox: SandboxConfig) -> pb.LinuxContainerS
         supplemental_groups=list(sec.supplemental_groups),
         no_new_privs=sec.no_new_privs,
         # 1.20: no profile asked for means Unconfined for containers (§7.4)
-        seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined),
+        seccomp=pb.SecurityProfile(
+            profile_type=pb.SecurityProfile.RuntimeDefault
+            if sec.seccomp == "RuntimeDefault"
+            else pb.SecurityProfile.Unconfined
+        ),
     )
     if sec.run_as_user is not None:
         ctx.run_as_user.value = sec.run_as_user

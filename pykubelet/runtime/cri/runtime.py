@@ -21,6 +21,8 @@ from typing import Any
 
 from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.core.errors import InvalidInput
+from pykubelet.network.localnet import LocalnetGuard
+from pykubelet.network.types import NetworkError
 from pykubelet.runtime.cri import convert
 from pykubelet.runtime.cri.client import CriClient
 from pykubelet.runtime.cri.logrotate import needs_rotation, rotate, undo_rotation
@@ -45,6 +47,7 @@ from pykubelet.runtime.types import (
     ImageFsUsage,
     ImageInfo,
     RegistryAuth,
+    RuntimeFeatures,
     RuntimeHealth,
     RuntimeVersion,
     SandboxConfig,
@@ -71,6 +74,7 @@ class CriRuntime:
         container_log_max_size_bytes: int = 10 * 1024 * 1024,
         container_log_max_files: int = 5,
         log_rotate_interval_s: float = 10.0,
+        localnet_guard: LocalnetGuard | None = None,
     ) -> None:
         if container_log_max_files < 2:
             # the current file and at least one rotated file, as upstream requires (>= 2)
@@ -78,10 +82,14 @@ class CriRuntime:
                 "must be at least 2 with a CRI runtime", field="containerLogMaxFiles"
             )
         self.endpoint = endpoint
+        self.features = RuntimeFeatures(seccomp=True)  # containerd applies RuntimeDefault
         self._log_max_size = container_log_max_size_bytes
         self._log_max_files = container_log_max_files
         self._log_interval_s = log_rotate_interval_s
         self._rotator: asyncio.Task[None] | None = None
+        # containerd's portmap sets route_localnet for 127.0.0.1:<hostPort>: close what that
+        # opens (CVE-2020-8558) before the first host port, as the Go kubelet's KUBE-FIREWALL
+        self._guard = localnet_guard
         self._client = CriClient(endpoint, request_timeout_s=request_timeout_s)
         self._clock = clock or SystemClock()
         self._sandbox_of: dict[str, str] = {}  # container id -> sandbox id
@@ -174,6 +182,11 @@ class CriRuntime:
     # ----- sandboxes -----
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:
+        if self._guard is not None and any(p.host_port for p in config.port_mappings):
+            try:
+                await self._guard.ensure()
+            except NetworkError as e:
+                raise RuntimeFailure(str(e)) from None
         if config.log_directory:
             # containerd writes no log at all unless the directory exists (§9.4)
             await asyncio.to_thread(Path(config.log_directory).mkdir, parents=True, exist_ok=True)
@@ -420,29 +433,37 @@ class CriRuntime:
 
     async def import_image(self, path: Path, *, ref: str | None = None) -> ImageInfo:
         """CRI has no import call: containerd's own client ``ctr`` loads the tarball into the
-        ``k8s.io`` namespace that the CRI plugin serves."""
-        socket = self._client.target[len("unix://") :]
-        argv = ["ctr", "--address", socket, "--namespace", "k8s.io", "images", "import"]
-        if ref:
-            argv += ["--index-name", ref]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            str(path),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        out, _ = await proc.communicate()
-        if proc.returncode != 0:
-            raise ImagePullError(f"ctr images import {path}: {out.decode(errors='replace')}")
+        ``k8s.io`` namespace that the CRI plugin serves (and tags it ``ref`` when given)."""
+        out = await self._ctr("images", "import", str(path))
         names = [
             line.split()[1]
-            for line in out.decode(errors="replace").splitlines()
-            if line.startswith("unpacking ")
+            for line in out.splitlines()
+            if line.startswith("unpacking ") and len(line.split()) > 1
         ]
+        if ref and names:
+            await self._ctr("images", "tag", "--force", names[0], ref)
         info = await self.image_status(ref or (names[0] if names else ""))
         if info is None:
             raise ImageNotFound(f"{path}: imported, but no image name was found in it")
         return info
+
+    async def _ctr(self, *args: str) -> str:
+        socket = self._client.target[len("unix://") :]
+        proc = await asyncio.create_subprocess_exec(
+            "ctr",
+            "--address",
+            socket,
+            "--namespace",
+            "k8s.io",
+            *args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        text = out.decode(errors="replace")
+        if proc.returncode != 0:
+            raise ImagePullError(f"ctr {' '.join(args)}: {text.strip()}")
+        return text
 
     # ----- info and stats -----
 

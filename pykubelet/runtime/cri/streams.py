@@ -232,6 +232,7 @@ class CriPortConnection:
         self._data = data_sid
         self._error = error_sid
         self._eof = False
+        self._pending = b""  # a received chunk beyond what read(n) returned
 
     @classmethod
     async def open(cls, url: str, port: int) -> CriPortConnection:
@@ -244,6 +245,9 @@ class CriPortConnection:
         return cls(client, data_sid, error_sid)
 
     async def read(self, n: int = 65536) -> bytes:
+        if self._pending:
+            head, self._pending = self._pending[:n], self._pending[n:]
+            return head
         if self._eof:
             return b""
         chunk = await self._client.recv(self._data)
@@ -255,6 +259,7 @@ class CriPortConnection:
             if err:
                 raise RuntimeFailure(err.decode(errors="replace"))
             return b""
+        chunk, self._pending = chunk[:n], chunk[n:]
         return chunk
 
     async def write(self, data: bytes) -> None:

@@ -1,0 +1,139 @@
+"""The CRI runtime's pure parts: message conversion, the exec status, log rotation, endpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pykubelet.core.errors import InvalidInput
+from pykubelet.runtime import (
+    ContainerConfig,
+    LinuxResources,
+    Mount,
+    NamespaceMode,
+    PortMapping,
+    SandboxConfig,
+    SecurityConfig,
+)
+from pykubelet.runtime.cri.client import parse_endpoint
+from pykubelet.runtime.cri.convert import container_config, sandbox_config, sandbox_status
+from pykubelet.runtime.cri.logrotate import rotate
+from pykubelet.runtime.cri.streams import parse_exit_status
+from pykubelet.runtime.cri.v1 import api_pb2 as pb
+from pykubelet.runtime.errors import RuntimeFailure
+
+SANDBOX = SandboxConfig(
+    name="web",
+    namespace="prod",
+    uid="u-1",
+    attempt=2,
+    hostname="web",
+    log_directory="/var/log/pods/prod_web_u-1",
+    network=NamespaceMode.NODE,
+    pid=NamespaceMode.POD,
+    cgroup_parent="pykubelet/podu-1",
+    port_mappings=(PortMapping(container_port=80, host_port=8080, protocol="UDP"),),
+    labels={"io.kubernetes.pod.uid": "u-1"},
+    annotations={"a": "b"},
+)
+
+
+def test_sandbox_config_is_what_the_go_kubelet_sends() -> None:
+    msg = sandbox_config(SANDBOX)
+    assert (msg.metadata.name, msg.metadata.namespace, msg.metadata.uid, msg.metadata.attempt) == (
+        "web",
+        "prod",
+        "u-1",
+        2,
+    )
+    assert msg.linux.cgroup_parent == "/pykubelet/podu-1"  # cgroupfs: absolute
+    ns = msg.linux.security_context.namespace_options
+    assert (ns.network, ns.pid, ns.ipc) == (pb.NODE, pb.POD, pb.POD)
+    assert msg.linux.security_context.seccomp.profile_type == pb.SecurityProfile.RuntimeDefault
+    (pm,) = msg.port_mappings
+    assert (pm.protocol, pm.container_port, pm.host_port) == (pb.UDP, 80, 8080)
+    assert msg.log_directory == "/var/log/pods/prod_web_u-1"
+    assert dict(msg.annotations) == {"a": "b", "pykubelet.io/cgroup-parent": "pykubelet/podu-1"}
+
+
+def test_container_config_carries_command_env_mounts_limits_and_identity() -> None:
+    cfg = ContainerConfig(
+        name="app",
+        attempt=3,
+        image="busybox",
+        command=("sh",),
+        args=("-c", "true"),
+        envs=(("A", "1"), ("B", "2")),
+        mounts=(Mount(container_path="/data", host_path="/srv/data", readonly=True),),
+        log_path="app/3.log",
+        resources=LinuxResources(
+            cpu_quota_us=50000, cpu_period_us=100000, memory_limit_bytes=1 << 26
+        ),
+        security=SecurityConfig(run_as_user=1000, readonly_rootfs=True),
+    )
+    msg = container_config(cfg, SANDBOX)
+    assert (msg.metadata.name, msg.metadata.attempt, msg.image.image) == ("app", 3, "busybox")
+    assert (list(msg.command), list(msg.args)) == (["sh"], ["-c", "true"])
+    assert [(e.key, e.value) for e in msg.envs] == [("A", "1"), ("B", "2")]
+    assert [(m.container_path, m.host_path, m.readonly) for m in msg.mounts] == [
+        ("/data", "/srv/data", True)
+    ]
+    r = msg.linux.resources
+    assert (r.cpu_quota, r.cpu_period, r.memory_limit_in_bytes) == (50000, 100000, 1 << 26)
+    sc = msg.linux.security_context
+    assert sc.run_as_user.value == 1000 and not sc.HasField("run_as_group")
+    assert sc.readonly_rootfs and msg.log_path == "app/3.log"
+
+
+def test_sandbox_status_keeps_the_cgroup_parent_out_of_the_annotations() -> None:
+    raw = pb.PodSandboxStatus(
+        id="s1",
+        metadata=pb.PodSandboxMetadata(name="web", namespace="prod", uid="u-1", attempt=1),
+        state=pb.SANDBOX_NOTREADY,
+        created_at=1_500_000_000_250_000_000,
+        network=pb.PodSandboxNetworkStatus(ip="10.1.0.5", additional_ips=[pb.PodIP(ip="fd00::5")]),
+        annotations={"pykubelet.io/cgroup-parent": "k/podu-1", "a": "b"},
+    )
+    st = sandbox_status(raw)
+    assert (st.ip, st.additional_ips, st.created_at) == ("10.1.0.5", ("fd00::5",), 1.5e9 + 0.25)
+    assert (st.cgroup_parent, dict(st.annotations), st.netns_path) == ("k/podu-1", {"a": "b"}, "")
+    assert st.state.value == "SANDBOX_NOTREADY"
+
+
+def test_exit_status_from_the_error_channel() -> None:
+    assert parse_exit_status(b'{"metadata":{},"status":"Success"}') == 0
+    failure = (
+        b'{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit '
+        b'code","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode",'
+        b'"message":"42"}]}}'
+    )
+    assert parse_exit_status(failure) == 42
+    with pytest.raises(RuntimeFailure, match="container not running"):
+        parse_exit_status(b'{"status":"Failure","message":"container not running"}')
+    with pytest.raises(RuntimeFailure, match="plain text"):
+        parse_exit_status(b"plain text")
+
+
+def test_rotation_keeps_max_files_minus_one_rotated(tmp_path: Path) -> None:
+    log = tmp_path / "0.log"
+    names = []
+    for i in range(4):
+        log.write_text(f"round {i}\n")
+        names.append(rotate(str(log), 3, 1_700_000_000 + i))
+    assert not log.exists()  # the runtime reopens it
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["0.log.20231114-221322", "0.log.20231114-221323"]
+    assert (tmp_path / left[-1]).read_text() == "round 3\n"
+    assert os.path.basename(names[-1]) == left[-1]
+
+
+def test_endpoints() -> None:
+    assert parse_endpoint("unix:///run/containerd/containerd.sock") == (
+        "unix:///run/containerd/containerd.sock"
+    )
+    assert parse_endpoint("/run/c.sock") == "unix:///run/c.sock"
+    for bad in ("tcp://1.2.3.4:5", "unix://relative.sock", "npipe:////./pipe/x"):
+        with pytest.raises(InvalidInput, match="containerRuntimeEndpoint"):
+            parse_endpoint(bad)
