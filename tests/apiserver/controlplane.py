@@ -18,7 +18,6 @@ import secrets
 import signal
 import ssl
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pykubelet.security.certs import CertPair, create_ca, create_cert
 from tests.conftest import free_port
+from tests.e2e.node import wait_for
 
 UPSTREAM_BIN = Path(os.environ.get("UPSTREAM_K8S_BIN", "/var/cache/pykubelet/upstream-k8s/bin"))
 ETCD = "/usr/bin/etcd"
@@ -41,15 +41,8 @@ class ApiError(Exception):
 
 
 def wait_until(cond: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> Any:
-    """Poll ``cond`` until truthy (a deadline for a condition, not a timed assertion)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(interval_s)
+    """``wait_for`` at the API server's pace."""
+    return wait_for(cond, timeout_s, what, interval_s=interval_s)
 
 
 def kubeconfig(

@@ -36,8 +36,9 @@ def _link_exists(name: str) -> bool:
     return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
 
 
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll ``cond`` until it returns something truthy, at most ``timeout_s`` seconds."""
+def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
+    """Poll ``cond`` until it returns something truthy, at most ``timeout_s`` seconds (a
+    deadline for a condition, not a timed assertion)."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = cond()
@@ -45,7 +46,7 @@ def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval_s)
 
 
 @dataclass

@@ -15,7 +15,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,14 +176,7 @@ def namespace_name() -> str:
 
 def wait_api(cond: Any, timeout_s: float, what: str) -> Any:
     """``wait_for`` at a pace the API server and kubectl can take (kubectl costs ~50 ms)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.3)
+    return wait_for(cond, timeout_s, what, interval_s=0.3)
 
 
 __all__ = [
