@@ -365,3 +365,16 @@ def test_quantities_are_exact_and_round_up_like_upstream() -> None:
     assert exact("1e3", field="x").value() == 1000
     with pytest.raises(ValueError, match="invalid quantity"):
         parse_quantity("ten")
+
+
+def test_a_registry_ca_for_the_process_runtime_is_refused_on_cri() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            [
+                "--container-runtime-endpoint",
+                "unix:///run/containerd/containerd.sock",
+                "--image-registry-ca-file",
+                "/etc/ca.pem",
+            ]
+        )
+    assert any(p.startswith("imageRegistryCAFile: has no effect") for p in err.value.problems)

@@ -1041,6 +1041,12 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
     if endpoint and cfg.runtime == "process":
         # as upstream 1.24+: a runtime endpoint means a CRI runtime (docs/runtime-cri.md)
         cfg = replace(cfg, runtime="cri")
+    if cfg.runtime == "cri" and cfg.image_registry_ca_file:
+        # the process runtime pulls itself; containerd pulls with its own registry trust
+        problems.append(
+            "imageRegistryCAFile: has no effect on the CRI runtime; trust the registry's CA "
+            "in containerd's registry configuration (config_path, certs.d/<host>/hosts.toml)"
+        )
     # rotateCertificates/serverTLSBootstrap without a kubeconfig load (kubeadm writes them into
     # every config) and are warned about at start: a standalone node has nobody to sign
     if cfg.bootstrap_kubeconfig and not cfg.kubeconfig:
