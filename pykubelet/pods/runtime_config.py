@@ -7,6 +7,7 @@ tool) can tell which pod, container and attempt a runtime object belongs to.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -185,9 +186,7 @@ def container_hash(pod: Pod, name: str) -> str:
     """A hash of the container's spec, kept on the container it created: when the spec under
     the same pod UID changes (an image set through the API), the worker restarts the
     container, as upstream does with its own hash of the Go struct (which cannot be
-    reproduced, so the value differs). FNV-1a 32 of the canonical JSON, in hex as upstream."""
+    reproduced, so the value differs). CRC-32 of the canonical JSON, in hex: computed in C, as
+    every sync of a running pod compares it."""
     data = json.dumps(raw_container(pod, name), sort_keys=True, separators=(",", ":"))
-    h = 0x811C9DC5
-    for byte in data.encode():
-        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return format(h, "x")
+    return format(zlib.crc32(data.encode()), "x")
