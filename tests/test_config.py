@@ -46,6 +46,7 @@ def test_defaults_are_the_secure_config_file_defaults() -> None:
     assert c.container_log_max_size_bytes == 10 * 1024 * 1024 and c.container_log_max_files == 5
     assert c.streaming_connection_idle_timeout_s == 4 * 3600
     assert c.file_check_frequency_s == 20
+    assert c.sync_frequency_s == 60
     assert c.cert_dir == "/var/lib/pykubelet/pki"
     assert c.standalone
 
@@ -210,11 +211,11 @@ def test_unknown_fields_warn_and_strict_refuses(tmp_path: Path) -> None:
 
 
 def test_not_enforced_fields_are_still_type_checked(tmp_path: Path) -> None:
-    path = write(tmp_path, "clusterDNS: 10.0.0.10\nfailSwapOn: 'no'\nsyncFrequency: 60\n")
+    path = write(tmp_path, "clusterDNS: 10.0.0.10\nfailSwapOn: 'no'\nhttpCheckFrequency: 60\n")
     assert problems(["--config", path]) == [
         "clusterDNS: expected a list of strings, got string",
         "failSwapOn: expected a boolean, got string",
-        "syncFrequency: expected a duration string such as 30s, got integer",
+        "httpCheckFrequency: expected a duration string such as 30s, got integer",
     ]
 
 
@@ -223,6 +224,7 @@ def test_zero_values_take_upstreams_defaults(tmp_path: Path) -> None:
         tmp_path,
         "port: 0\nmaxPods: 0\naddress: ''\nstreamingConnectionIdleTimeout: 0s\n"
         "fileCheckFrequency: 0s\ncontainerLogMaxSize: ''\nhealthzPort: 0\nreadOnlyPort: 0\n"
+        "syncFrequency: 0s\n"
         "authentication: {webhook: {cacheTTL: 0s}}\n"
         "authorization: {mode: '', webhook: {cacheAuthorizedTTL: 0s, cacheUnauthorizedTTL: 0s}}\n",
     )
@@ -279,8 +281,9 @@ def test_upstream_1_20_defaults_load_and_name_what_is_not_enforced() -> None:
     assert (c.port, c.healthz_port, c.max_pods, c.container_log_max_files) == (10250, 10248, 110, 5)
     assert c.authorization.mode == "Webhook" and c.logging_format == "text"
     # upstream defaults that ask for something pykubelet does not do
-    for name in ("syncFrequency", "evictionHard", "makeIPTablesUtilChains", "failSwapOn"):
+    for name in ("httpCheckFrequency", "evictionHard", "makeIPTablesUtilChains", "failSwapOn"):
         assert name in c.ignored_fields
+    assert c.sync_frequency_s == 60  # the file's 1m, acted on
     # ... and the ones pykubelet's behaviour matches, or that upstream ignores too
     for name in ("cgroupDriver", "podPidsLimit", "cpuCFSQuota", "iptablesDropBit", "resolvConf"):
         assert name not in c.ignored_fields
@@ -378,3 +381,9 @@ def test_a_registry_ca_for_the_process_runtime_is_refused_on_cri() -> None:
             ]
         )
     assert any(p.startswith("imageRegistryCAFile: has no effect") for p in err.value.problems)
+
+
+def test_sync_frequency_is_a_positive_duration() -> None:
+    assert load_config(["--sync-frequency", "5s", "--node-name", "n"]).sync_frequency_s == 5
+    assert load_config(["--node-name", "n"]).sync_frequency_s == 60  # upstream's 1m
+    assert problems(["--sync-frequency=-1s"]) == ["syncFrequency: must be >= 0"]

@@ -194,6 +194,7 @@ async def _connect_node_mode(config: KubeletConfiguration, clock: Clock) -> Node
         event_qps=config.event_record_qps,
         event_burst=config.event_burst,
         register=config.register_node,
+        sync_frequency_s=config.sync_frequency_s,
     )
     return await NodeMode.create(settings, clock)
 

@@ -166,6 +166,8 @@ class KubeletConfiguration:
     node_status_update_frequency_s: float = 0.0  # 0: default 10 s (filled in by load_config)
     node_status_report_frequency_s: float = 0.0  # 0: 5 m, or the update frequency if only it is set
     node_lease_duration_s: int = 40
+    sync_frequency_s: float = 60.0  # API pods' ConfigMap/Secret/token volumes re-read this often
+    # (0: the default)
     kube_api_qps: float = 50.0  # upstream >= 1.27 defaults (1.20: 5 / 10)
     kube_api_burst: int = 100
     event_record_qps: float = 5.0
@@ -541,6 +543,13 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
         _taints,
         "--register-with-taints",
         "taints set at registration (key=value:Effect,...)",
+    ),
+    (
+        "syncFrequency",
+        "sync_frequency_s",
+        _duration,
+        "--sync-frequency",
+        "how often running API pods' ConfigMap, Secret and token volumes are re-read",
     ),
     (
         "nodeStatusUpdateFrequency",
@@ -1017,6 +1026,7 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
     for name, value in (
         ("nodeStatusUpdateFrequency", cfg.node_status_update_frequency_s),
         ("nodeStatusReportFrequency", cfg.node_status_report_frequency_s),
+        ("syncFrequency", cfg.sync_frequency_s),
     ):
         if value < 0:
             problems.append(f"{name}: must be >= 0")
@@ -1068,6 +1078,7 @@ def _finish(cfg: KubeletConfiguration) -> KubeletConfiguration:
         cfg,
         node_status_update_frequency_s=update or 10.0,
         node_status_report_frequency_s=report,
+        sync_frequency_s=cfg.sync_frequency_s or 60.0,  # zero: the default, as upstream
         root_dir=root,
         node_name=node,
         cert_dir=_abs(cfg.cert_dir) or str(Path(root) / "pki"),

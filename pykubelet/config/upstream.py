@@ -59,7 +59,6 @@ def _f(json: str, kind: str, default: str, help: str, *quiet: Any) -> UpstreamFi
 NOT_ENFORCED: Mapping[str, UpstreamField] = {
     f.json: f
     for f in (
-        _f("syncFrequency", "duration", "1m", "max period between syncing containers"),
         _f("httpCheckFrequency", "duration", "20s", "how often staticPodURL is polled"),
         _f("staticPodURL", "str", '""', "URL of static pods (file sources only here)"),
         _f("staticPodURLHeader", "object", "nil", "HTTP headers for staticPodURL"),

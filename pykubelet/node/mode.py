@@ -51,6 +51,7 @@ class NodeModeSettings:
     event_qps: float
     event_burst: int
     register: bool = True
+    sync_frequency_s: float = 60.0
 
 
 class NodeMode:
@@ -139,6 +140,7 @@ class NodeMode:
                 lambda: [p for uid in list(source.pods) if (p := manager.get_pod_by_uid(uid))],
                 refresh_volumes,
                 self._clock,
+                period_s=s.sync_frequency_s,
             )
             if refresh_volumes is not None
             else None

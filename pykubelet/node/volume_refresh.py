@@ -1,7 +1,7 @@
-"""Keeps the ConfigMap, Secret and token volumes of running API pods current: every minute
-(upstream's ``syncFrequency`` resync) each pod's referenced objects are read again and its
-volumes rewritten atomically, so updates reach running containers and tokens are renewed
-before they expire (the pod-spec layer decides what is due)."""
+"""Keeps the ConfigMap, Secret and token volumes of running API pods current: every
+``syncFrequency`` (1 min by default, upstream's resync) each pod's referenced objects are read
+again and its volumes rewritten atomically, so updates reach running containers and tokens are
+renewed before they expire (the pod-spec layer decides what is due)."""
 
 from __future__ import annotations
 

@@ -25,10 +25,11 @@ def require_control_plane() -> None:
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver; the controller-manager (CSR approval and signing) is started by
     ``controller_manager``. v1.20's signer backdates notBefore by 5 min and takes them off
-    notAfter too: with 8 min, a certificate is valid 3 min from signing and due for rotation
-    (70-90 % of its lifetime from notBefore) 36 to 132 s after signing."""
+    notAfter too: with 7 min, a certificate is valid 2 min from signing and due for rotation
+    (70-90 % of its lifetime from notBefore) at most 78 s after signing (at once, 1 time in 14,
+    which a rotation test takes as it comes)."""
     require_control_plane()
-    cp = ControlPlane(tmp_path_factory.mktemp("controlplane"), signing_duration="8m")
+    cp = ControlPlane(tmp_path_factory.mktemp("controlplane"), signing_duration="7m")
     try:
         cp.start()
         yield cp

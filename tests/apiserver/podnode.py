@@ -44,7 +44,7 @@ def node_with_pod(cp: ControlPlane, base: Path, *extra: str) -> Iterator[tuple[C
     node.write_pod(
         POD,
         "apiVersion: v1\nkind: Pod\nmetadata: {name: tty, namespace: default}\n"
-        "spec:\n  containers:\n"
+        "spec:\n  terminationGracePeriodSeconds: 1\n  containers:\n"  # PID 1 ignores SIGTERM
         "  - {name: main, image: busybox, command: [sleep, '3600']}\n"
         f"  - {{name: echo, image: busybox, command: [nc, -ll, -p, '{ECHO_PORT}', -e, cat]}}\n"
         "  - name: logger\n    image: busybox\n"

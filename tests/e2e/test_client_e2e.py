@@ -23,6 +23,7 @@ MANIFEST = """apiVersion: v1
 kind: Pod
 metadata: {name: cli}
 spec:
+  terminationGracePeriodSeconds: 1  # sh as PID 1 ignores SIGTERM: do not wait 30 s at cleanup
   containers:
   - name: main
     image: busybox

@@ -53,9 +53,12 @@ class ControlPlane:
             return False
 
     def start(self) -> None:
+        # the node lifecycle controller gives up on a silent node after 20 s instead of 40 s
+        # (a test kills the agent and waits for Ready=Unknown); leases renew every 10 s
+        kcm = "--node-monitor-grace-period=20s --node-monitor-period=2s"
         r = subprocess.run(
             [str(SCRIPTS / "start.sh"), "controlplane"],
-            env=self.env,
+            env={**self.env, "KCM_EXTRA_ARGS": kcm},
             capture_output=True,
             text=True,
             timeout=180,

@@ -70,7 +70,15 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
 
 @pytest.fixture
 def api_node(tmp_path: Path, stack_image: Path, control_plane: ControlPlane) -> Iterator[ApiNode]:
-    n = ApiNode(tmp_path, stack_image, control_plane, "--node-status-update-frequency", "2s")
+    n = ApiNode(
+        tmp_path,
+        stack_image,
+        control_plane,
+        "--node-status-update-frequency",
+        "2s",
+        "--sync-frequency",
+        "5s",
+    )
     try:
         yield n
     finally:

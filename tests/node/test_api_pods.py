@@ -44,10 +44,33 @@ def test_deployment_runs_on_the_node_and_scales_to_zero(
 ) -> None:
     cp = control_plane
     api_node.start()
-    cp.kubectl(
-        "create", "deployment", "web", "-n", namespace, f"--image={IMAGE}", "--replicas=3",
-        "--", "httpd", "-f", "-p", "8080",
-    )  # fmt: skip
+    # what `kubectl create deployment web --image=... -- httpd ...` makes, with a short grace
+    # period: httpd as PID 1 ignores SIGTERM, and each replaced replica would wait 30 s
+    cp.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [
+                            {
+                                "name": "busybox",
+                                "image": IMAGE,
+                                "command": ["httpd", "-f", "-p", "8080"],
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+        namespace,
+    )
     pods = wait_api(
         lambda: (r := _running_pods(cp, namespace, "app=web")) and len(r) == 3 and r,
         120,
@@ -76,7 +99,8 @@ def test_deployment_runs_on_the_node_and_scales_to_zero(
     # read-only steps also with the kubectl on PATH, when there is one
     for kubectl in filter(None, [str(cp.kubectl_bin), shutil.which("kubectl")]):
         out = cp.kubectl("get", "pods", "-n", namespace, "-o", "wide", binary=kubectl)
-        assert out.count("Running") == 3 and out.count(cp.node_name) == 3
+        rows = [line.split() for line in out.splitlines()[1:]]  # NAME READY STATUS ... NODE
+        assert [(r[2], r[6]) for r in rows] == [("Running", cp.node_name)] * 3, out
         assert " Ready " in cp.kubectl("get", "node", cp.node_name, binary=kubectl)
     # a rolling update to a new command replaces every replica
     old = {p["metadata"]["uid"] for p in pods}

@@ -74,7 +74,7 @@ def test_config_map_and_secret_env_and_volumes(
         "hunter2",
         "10",
     ]
-    # an update reaches the mounted volume of the running container (resync: 1 min)
+    # an update reaches the mounted volume of the running container (--sync-frequency 5s)
     cp.kubectl("patch", "configmap", "cfg", "-n", namespace, "-p", '{"data":{"color":"green"}}')
     wait_api(
         lambda: cp.kubectl("exec", "-n", namespace, "reader", "--", "cat", "/cfg/color",

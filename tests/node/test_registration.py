@@ -197,7 +197,7 @@ def test_lease_renewed_and_node_lifecycle_after_sigkill(
 
     before = wait_api(running, 60, "the pod Running in the API")
     api_node.stop(signal.SIGKILL)
-    # the node lifecycle controller (node-monitor-grace-period 40 s) gives up on the node
+    # the node lifecycle controller (node-monitor-grace-period: 20 s here) gives up on the node
     unknown = wait_api(
         lambda: (c := condition(cp.node(), "Ready")) and c["status"] == "Unknown" and c,
         120,
