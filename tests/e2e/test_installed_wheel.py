@@ -20,6 +20,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: wheel}
 spec:
+  terminationGracePeriodSeconds: 1  # sleep as PID 1 ignores SIGTERM
   containers:
   - name: c
     image: busybox
