@@ -387,6 +387,8 @@ _DECISIONS = {"allow": "allow", "forbid": "forbid", "error": "forbid"}
 def command_of(path: str, query: str) -> list[str] | None:
     """The command an exec (``command`` parameters, in order) or run (``cmd``, split on single
     spaces as the kubelet does) request asks for; ``None`` for anything else."""
+    if not path.startswith(("/exec/", "/run/")):
+        return None
     params = urllib.parse.parse_qs(query, keep_blank_values=True)
     if path.startswith("/exec/"):
         return params.get("command", [])
