@@ -582,10 +582,10 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
         return uvloop.new_event_loop  # type: ignore[no-any-return]
     try:
-        from pykubelet.server.eventloop import loop_factory
+        from pykubelet.server.eventloop import choose_loop
     except ImportError:
         return None
-    return loop_factory()  # type: ignore[no-any-return]
+    return choose_loop().factory  # type: ignore[no-any-return]
 
 
 def front_cli(argv: Sequence[str]) -> int:

@@ -4,12 +4,14 @@ Runs the real handlers in a child process on 127.0.0.1 with the test-local subpr
 and an in-"pod" TCP echo server; the clients run in this process. Plain TCP, so most figures
 are the protocol stack's; two echo rows repeat over TLS, as the kubelet port always is.
 Prints one table; bounded well under 2 minutes. The machine's load shows in every row.
-Usage: .venv/bin/python bench/bench_streaming.py
+Usage: .venv/bin/python bench/bench_streaming.py (``PYKUBELET_EVENT_LOOP=asyncio`` to compare
+asyncio's loop with uvloop, which both sides use when installed, as the agent does)
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import statistics
 import sys
@@ -346,4 +348,11 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve() if "--serve" in sys.argv else main())
+    # both sides on the loop the agent would pick (PYKUBELET_EVENT_LOOP=asyncio to compare)
+    from pykubelet.server.eventloop import choose_loop
+
+    choice = choose_loop()
+    if "--serve" not in sys.argv:
+        print(f"event loop: {choice.why}; load average {os.getloadavg()[0]:.1f}")
+    with asyncio.Runner(loop_factory=choice.factory) as runner:
+        runner.run(serve() if "--serve" in sys.argv else main())
