@@ -37,9 +37,7 @@ def choose_loop(env: Mapping[str, str] | None = None) -> LoopChoice:
     or ``uvloop`` asked for but not installed (a setting either works or says so)."""
     wanted = (os.environ if env is None else env).get(ENV_VAR, "").strip().lower() or "asyncio"
     if wanted not in _CHOICES:
-        raise InvalidInput(
-            f"{ENV_VAR}={wanted!r}: expected one of {', '.join(_CHOICES)}", field=ENV_VAR
-        )
+        raise InvalidInput(f"{wanted!r} is not one of {', '.join(_CHOICES)}", field=ENV_VAR)
     if wanted == "asyncio":
         installed = importlib.util.find_spec("uvloop") is not None
         note = f" (uvloop is installed; {ENV_VAR}=uvloop selects it)" if installed else ""
@@ -48,8 +46,7 @@ def choose_loop(env: Mapping[str, str] | None = None) -> LoopChoice:
         uvloop = importlib.import_module("uvloop")
     except ImportError as e:
         raise InvalidInput(
-            f"{ENV_VAR}=uvloop but uvloop cannot be imported ({e}): "
-            "pip install 'pykubelet[uvloop]'",
+            f"uvloop asked for but it cannot be imported ({e}): pip install 'pykubelet[uvloop]'",
             field=ENV_VAR,
         ) from e
     version = getattr(uvloop, "__version__", "?")

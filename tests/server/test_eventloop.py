@@ -30,5 +30,5 @@ def test_uvloop_on_request_runs_the_loop() -> None:
 
 
 def test_unknown_value_names_the_variable() -> None:
-    with pytest.raises(InvalidInput, match=f"{ENV_VAR}='tokio': expected one of asyncio, uvloop"):
+    with pytest.raises(InvalidInput, match=f"^{ENV_VAR}: 'tokio' is not one of asyncio, uvloop$"):
         choose_loop({ENV_VAR: "tokio"})
