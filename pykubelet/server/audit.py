@@ -7,7 +7,7 @@ Stage ``ResponseComplete`` when a request ends; a streaming request also gets a
 requests), so a session is on record even if the agent dies during it.
 
 ``AuditLog`` writes events without ever blocking a request: ``emit`` puts the line on a bounded
-queue and returns; a writer thread drains it into a size-rotated file (``max_bytes``,
+queue and returns; a writer thread drains it in batches into a size-rotated file (``max_bytes``,
 ``max_backups``: ``audit.log``, ``audit.log.1`` …; mode 0600). Lines are UTF-8 JSON with line
 separators escaped and undecodable bytes as U+FFFD. An event that cannot be queued, encoded or
 written is counted (``dropped``, ``pykubelet_audit_events_dropped_total``) and logged.
@@ -202,13 +202,10 @@ class _RotatingFile:
                 os.replace(src, f"{self.path}.{i + 1}")
         os.replace(self.path, self.path + ".1")
 
-    def write(self, line: bytes) -> None:
-        self.write_many([line])
-
-    def write_many(self, lines: Sequence[bytes]) -> int:
+    def write_many(self, lines: Sequence[bytes]) -> tuple[int, OSError | None]:
         """Append ``lines`` with as few writes as rotation allows (a file never exceeds
-        ``max_bytes`` because of a batch). Returns how many were written before an ``OSError``,
-        which is raised with ``.written`` set to that count."""
+        ``max_bytes`` because of a batch): how many were written, and the error that stopped
+        the rest (the file is then closed; the next call reopens it)."""
         done = 0
         chunk: list[bytes] = []
         size = 0
@@ -226,11 +223,10 @@ class _RotatingFile:
                 chunk.append(line)
                 size += len(line)
             self._flush(fd, chunk)
-            return done + len(chunk)
         except OSError as e:
             self.close()
-            e.written = done  # type: ignore[attr-defined]
-            raise
+            return done, e
+        return done + len(chunk), None
 
     def _flush(self, fd: int, chunk: list[bytes]) -> None:
         view = memoryview(b"".join(chunk))
@@ -326,11 +322,9 @@ class AuditLog:
                 break
 
     def _write(self, batch: list[bytes]) -> None:
-        try:
-            written = self._file.write_many(batch)
-        except OSError as e:  # supervision point: a full disk must not kill the writer
-            written = int(getattr(e, "written", 0))
-            self._lost("write failed", e, count=len(batch) - written)
+        written, error = self._file.write_many(batch)
+        if error is not None:  # a full disk: counted and logged, the writer carries on
+            self._lost("write failed", error, count=len(batch) - written)
         with self._lock:
             self.written += written
             if written == len(batch) and self._failing:
