@@ -469,7 +469,7 @@ def _ab(url: str, token: str, conc: int, duration: float) -> dict[str, float]:
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": failed + non2xx}
 
 
-def _front_backends(tmp: Path, ca_file: str) -> tuple[object, object]:
+def _front_backends(tmp: Path, ca_file: str, observe: bool = True) -> tuple[object, object]:
     """What the agent wires in front of 10250 (agent.py, security/setup.py): bearer tokens and
     client certificates, the default ``Policy`` authorizer, the metrics observer chained to the
     request log and the audit log (written to a file by its thread), a pod lister that offers
@@ -491,9 +491,13 @@ def _front_backends(tmp: Path, ca_file: str) -> tuple[object, object]:
         extra=build_token_authenticators(token_file=str(tokens)),
     )
     audit = AuditLog(str(tmp / "audit.log"), max_bytes=64 << 20, max_backups=1)
-    observer = HttpMetricsObserver(
-        AgentMetrics(),
-        FanOutObserver(JsonRequestLog(), AuditObserver(audit, node_name="bench-node")),
+    observer = (
+        HttpMetricsObserver(
+            AgentMetrics(),
+            FanOutObserver(JsonRequestLog(), AuditObserver(audit, node_name="bench-node")),
+        )
+        if observe
+        else JsonRequestLog()  # --no-audit: what the audit log and metrics cost, by difference
     )
     lister = _Pods(_pods(110))
     lister.generation = lambda: 0
@@ -507,7 +511,9 @@ def _front_backends(tmp: Path, ca_file: str) -> tuple[object, object]:
     return backends, audit
 
 
-async def front_main(duration: float, paths: Sequence[str], profile: str) -> None:
+async def front_main(
+    duration: float, paths: Sequence[str], profile: str, observe: bool = True
+) -> None:
     """/healthz and /pods at 16 keep-alive TLS connections, ab as the client."""
     import logging
     import resource
@@ -532,7 +538,7 @@ async def front_main(duration: float, paths: Sequence[str], profile: str) -> Non
     )
     # the request log's INFO line per request is a logging choice, not the front door's cost
     logging.getLogger("pykubelet.server.requests").setLevel(logging.WARNING)
-    backends, audit = _front_backends(tmp, ca.cert_file)
+    backends, audit = _front_backends(tmp, ca.cert_file, observe)
     audit.start()  # type: ignore[attr-defined]
     servers = KubeletServers(settings, backends)  # type: ignore[arg-type]
     task = asyncio.create_task(servers.run())
@@ -540,7 +546,8 @@ async def front_main(duration: float, paths: Sequence[str], profile: str) -> Non
     base = f"https://127.0.0.1:{servers.full_port}"
     print(
         f"tree {ROOT}; loop {type(asyncio.get_running_loop()).__module__}; "
-        f"{duration:.0f} s per run; audit log on; {os.getloadavg()[0]:.1f} load"
+        f"{duration:.0f} s per run; audit log and metrics {'on' if observe else 'OFF'}; "
+        f"{os.getloadavg()[0]:.1f} load"
     )
     # Server CPU per request (this process; ab is a child) is what contention on a shared
     # machine distorts least; 1e6 / that is the rate one idle core would sustain.
@@ -595,9 +602,10 @@ def front_cli(argv: Sequence[str]) -> int:
     p.add_argument("--paths", default="/healthz,/pods")
     p.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     p.add_argument("--profile", default="", help="cProfile stats to PREFIX<endpoint>.pstats")
+    p.add_argument("--no-audit", action="store_true", help="request log only: no audit, metrics")
     a = p.parse_args(list(argv))
     with asyncio.Runner(loop_factory=_loop_factory(a.loop)) as runner:
-        runner.run(front_main(a.duration, a.paths.split(","), a.profile))
+        runner.run(front_main(a.duration, a.paths.split(","), a.profile, not a.no_audit))
     return 0
 
 
