@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(os.environ.get("PYKUBELET_TREE") or Path(__file__).resolve().parent.parent)
@@ -468,14 +469,57 @@ def _ab(url: str, token: str, conc: int, duration: float) -> dict[str, float]:
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": failed + non2xx}
 
 
-async def front_main(duration: float) -> None:
+def _front_backends(tmp: Path, ca_file: str, observe: bool = True) -> tuple[object, object]:
+    """What the agent wires in front of 10250 (agent.py, security/setup.py): bearer tokens and
+    client certificates, the default ``Policy`` authorizer, the metrics observer chained to the
+    request log and the audit log (written to a file by its thread), a pod lister that offers
+    ``generation()`` as the pod manager does. Returns (backends, audit log)."""
+    from pykubelet.auth.chain import build_authenticator
+    from pykubelet.auth.setup import build_authorizer, build_token_authenticators
+    from pykubelet.security.setup import FanOutObserver
+    from pykubelet.server import ServerBackends
+    from pykubelet.server.audit import AuditLog, AuditObserver
+    from pykubelet.server.metrics import HttpMetricsObserver
+    from pykubelet.server.requestlog import JsonRequestLog
+    from pykubelet.stats.agent_metrics import AgentMetrics
+
+    tokens = tmp / "tokens.csv"
+    tokens.write_text("bench-token,bench,1,system:masters\n")
+    authn = build_authenticator(
+        client_ca_file=ca_file,
+        anonymous_enabled=False,
+        extra=build_token_authenticators(token_file=str(tokens)),
+    )
+    audit = AuditLog(str(tmp / "audit.log"), max_bytes=64 << 20, max_backups=1)
+    observer = (
+        HttpMetricsObserver(
+            AgentMetrics(),
+            FanOutObserver(JsonRequestLog(), AuditObserver(audit, node_name="bench-node")),
+        )
+        if observe
+        else JsonRequestLog()  # --no-audit: what the audit log and metrics cost, by difference
+    )
+    lister = _Pods(_pods(110))
+    lister.generation = lambda: 0
+    backends = ServerBackends(
+        pods=lister,  # type: ignore[arg-type]
+        runtime=_Runtime(""),  # type: ignore[arg-type]
+        authenticator=authn,
+        authorizer=build_authorizer("Policy"),
+        observer=observer,
+    )
+    return backends, audit
+
+
+async def front_main(
+    duration: float, paths: Sequence[str], profile: str, observe: bool = True
+) -> None:
     """/healthz and /pods at 16 keep-alive TLS connections, ab as the client."""
     import logging
+    import resource
 
-    from pykubelet.auth.chain import build_authenticator
-    from pykubelet.auth.setup import build_token_authenticators
     from pykubelet.security.certs import create_ca, create_serving_cert
-    from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
+    from pykubelet.server import KubeletServers, ServerSettings
 
     if shutil.which("ab") is None:
         print("ab (apache2-utils) is not installed: no front-door figures")
@@ -483,13 +527,6 @@ async def front_main(duration: float) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-front-"))
     ca = create_ca(str(tmp))
     serving = create_serving_cert(str(tmp), "bench-node", ca=ca)
-    tokens = tmp / "tokens.csv"
-    tokens.write_text("bench-token,bench,1,system:masters\n")
-    authn = build_authenticator(
-        client_ca_file=ca.cert_file,
-        anonymous_enabled=False,
-        extra=build_token_authenticators(token_file=str(tokens)),
-    )
     settings = ServerSettings(
         node_name="bench-node",
         address="127.0.0.1",
@@ -499,16 +536,18 @@ async def front_main(duration: float) -> None:
         tls_private_key_file=serving.key_file,
         client_ca_file=ca.cert_file,
     )
+    # the request log's INFO line per request is a logging choice, not the front door's cost
     logging.getLogger("pykubelet.server.requests").setLevel(logging.WARNING)
-    servers = KubeletServers(
-        settings,
-        ServerBackends(pods=_Pods(_pods(110)), runtime=_Runtime(""), authenticator=authn),  # type: ignore[arg-type]
-    )
+    backends, audit = _front_backends(tmp, ca.cert_file, observe)
+    audit.start()  # type: ignore[attr-defined]
+    servers = KubeletServers(settings, backends)  # type: ignore[arg-type]
     task = asyncio.create_task(servers.run())
     await servers.ready.wait()
     base = f"https://127.0.0.1:{servers.full_port}"
     print(
-        f"tree {ROOT}; loop {type(asyncio.get_running_loop()).__module__}; {duration:.0f} s per run"
+        f"tree {ROOT}; loop {type(asyncio.get_running_loop()).__module__}; "
+        f"{duration:.0f} s per run; audit log and metrics {'on' if observe else 'OFF'}; "
+        f"{os.getloadavg()[0]:.1f} load"
     )
     # Server CPU per request (this process; ab is a child) is what contention on a shared
     # machine distorts least; 1e6 / that is the rate one idle core would sustain.
@@ -517,12 +556,16 @@ async def front_main(duration: float) -> None:
         f"{'CPU us/req':>10} {'req/s/core':>10}"
     )
     try:
-        for path in ("/healthz", "/pods"):
-            import resource
-
+        for path in paths:
+            prof = cProfile.Profile() if profile else None
+            if prof is not None:
+                prof.enable()  # the event loop's thread only: the server's work
             r0 = resource.getrusage(resource.RUSAGE_SELF)
             r = await asyncio.to_thread(_ab, base + path, "bench-token", 16, duration)
             r1 = resource.getrusage(resource.RUSAGE_SELF)
+            if prof is not None:
+                prof.disable()
+                prof.dump_stats(f"{profile}{path.strip('/')}.pstats")
             cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
             per = cpu / max(1.0, r["rps"] * duration) * 1e6
             print(
@@ -532,16 +575,45 @@ async def front_main(duration: float) -> None:
     finally:
         servers.stop()
         await task
+        await asyncio.to_thread(audit.close)  # type: ignore[attr-defined]
         shutil.rmtree(tmp)
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """``auto``: the loop the agent would pick in that tree (``server.eventloop`` when the tree
+    has it, asyncio's before); ``asyncio`` / ``uvloop`` force one."""
+    if name == "asyncio":
+        return None
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop  # type: ignore[no-any-return]
+    try:
+        from pykubelet.server.eventloop import choose_loop
+    except ImportError:
+        return None
+    return choose_loop().factory  # type: ignore[no-any-return]
+
+
+def front_cli(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(description="front-door figures (see the module docstring)")
+    p.add_argument("--front", action="store_true")
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--paths", default="/healthz,/pods")
+    p.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
+    p.add_argument("--profile", default="", help="cProfile stats to PREFIX<endpoint>.pstats")
+    p.add_argument("--no-audit", action="store_true", help="request log only: no audit, metrics")
+    a = p.parse_args(list(argv))
+    with asyncio.Runner(loop_factory=_loop_factory(a.loop)) as runner:
+        runner.run(front_main(a.duration, a.paths.split(","), a.profile, not a.no_audit))
+    return 0
 
 
 def main() -> int:
     if "--client" in sys.argv:
         return client_main(sys.argv[1:])
     if "--front" in sys.argv:
-        i = sys.argv.index("--duration") if "--duration" in sys.argv else -1
-        asyncio.run(front_main(float(sys.argv[i + 1]) if i > 0 else 5.0))
-        return 0
+        return front_cli(sys.argv[1:])
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--duration", type=float, default=3.0)
     p.add_argument("--only-follow", action="store_true")

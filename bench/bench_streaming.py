@@ -4,12 +4,18 @@ Runs the real handlers in a child process on 127.0.0.1 with the test-local subpr
 and an in-"pod" TCP echo server; the clients run in this process. Plain TCP, so most figures
 are the protocol stack's; two echo rows repeat over TLS, as the kubelet port always is.
 Prints one table; bounded well under 2 minutes. The machine's load shows in every row.
-Usage: .venv/bin/python bench/bench_streaming.py
+Usage: .venv/bin/python bench/bench_streaming.py (both sides run on the loop the agent would
+pick: asyncio's, or uvloop with ``PYKUBELET_EVENT_LOOP=uvloop``).
+
+``--exec [N]``: exec `true` only, N sessions (300) alternating SPDY and WebSocket: p50 / p99 and
+the server's CPU per session (from /proc, every thread, so it survives a loaded machine).
+``PYKUBELET_TREE=/path/to/checkout`` runs the server from another tree (before/after tables).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import statistics
 import sys
@@ -23,6 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.streaming.conftest import StreamServer, make_tls_files, start_server
 from tests.streaming.spdy_client import SpdyClient
+
+# the server child may come from another checkout (before/after); the clients are this tree's
+SERVER = Path(os.environ.get("PYKUBELET_TREE") or Path(__file__).resolve().parent.parent)
 
 V4 = ["v4.channel.k8s.io"]
 CHUNK = 64 * 1024
@@ -194,10 +203,51 @@ async def serve() -> None:
         shutil.rmtree(Path(tls[0]).parent, ignore_errors=True)
 
 
+def _cpu_s(pid: int) -> float:
+    """utime + stime of a process (all its threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def exec_only(n: int) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(SERVER / "bench" / "bench_streaming.py"), "--serve",
+        stdin=-1, stdout=-1,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdin is not None
+    port = int((await child.stdout.readline()).decode().split()[0])
+    srv = StreamServer("127.0.0.1", port, None, "", False)  # type: ignore[arg-type]
+    lat: dict[str, list[float]] = {"SPDY": [], "WebSocket": []}
+    cpu = dict.fromkeys(lat, 0.0)
+    try:
+        async with aiohttp.ClientSession() as http:
+            one = {
+                "SPDY": lambda: spdy_exec_true(srv),
+                "WebSocket": lambda: ws_exec_true(srv, http),
+            }
+            for _ in range(n):
+                for name, fn in one.items():
+                    c0, t0 = _cpu_s(child.pid), time.perf_counter()
+                    await fn()
+                    lat[name].append((time.perf_counter() - t0) * 1000)
+                    cpu[name] += _cpu_s(child.pid) - c0
+    finally:
+        child.stdin.close()
+        await child.wait()
+    print(f"server tree {SERVER}; {n} sessions each, alternating")
+    print(f"{'exec `true`':<12} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/session':>22}")
+    for name, xs in lat.items():
+        print(
+            f"{name:<12} {statistics.median(xs):>8.2f} {pct(xs, 0.99):>8.2f} "
+            f"{cpu[name] / n * 1e6:>22.0f}"
+        )
+
+
 async def main() -> None:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", stdin=-1, stdout=-1
-    )
+        sys.executable, str(SERVER / "bench" / "bench_streaming.py"), "--serve",
+        stdin=-1, stdout=-1,
+    )  # fmt: skip
     assert child.stdout is not None and child.stdin is not None
     fields = (await child.stdout.readline()).decode().split()
     server_port, tls_port, port = map(int, fields[:3])
@@ -346,4 +396,17 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve() if "--serve" in sys.argv else main())
+    # both sides on the loop the agent would pick (PYKUBELET_EVENT_LOOP=asyncio to compare)
+    from pykubelet.server.eventloop import choose_loop
+
+    choice = choose_loop()
+    if "--serve" not in sys.argv:
+        print(f"event loop: {choice.why}; load average {os.getloadavg()[0]:.1f}")
+    with asyncio.Runner(loop_factory=choice.factory) as runner:
+        if "--serve" in sys.argv:
+            runner.run(serve())
+        elif "--exec" in sys.argv:
+            i = sys.argv.index("--exec")
+            runner.run(exec_only(int(sys.argv[i + 1]) if len(sys.argv) > i + 1 else 300))
+        else:
+            runner.run(main())

@@ -20,7 +20,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pykubelet import __version__
 from pykubelet.config import (
@@ -34,6 +34,9 @@ from pykubelet.core.errors import InvalidInput, PykubeletError
 from pykubelet.core.logformat import configure_logging
 from pykubelet.host import sdnotify
 from pykubelet.runtime.protocol import ImageService, Runtime
+
+if TYPE_CHECKING:
+    from pykubelet.server.eventloop import LoopChoice
 
 __all__ = ["main"]
 
@@ -86,6 +89,15 @@ def _check_helper() -> None:
         log.warning("container helper: %s; the Python helper will be used (~10 MiB each)", problem)
 
 
+def _event_loop() -> LoopChoice:
+    """uvloop when installed (``PYKUBELET_EVENT_LOOP`` overrides); said at start."""
+    from pykubelet.server.eventloop import choose_loop
+
+    choice = choose_loop()
+    log.info("event loop: %s", choice.why)
+    return choice
+
+
 def run_main(argv: Sequence[str]) -> int:
     try:
         config = load_config(argv)
@@ -99,7 +111,9 @@ def run_main(argv: Sequence[str]) -> int:
     if config.runtime == "process":
         _check_helper()
     try:
-        asyncio.run(_run_agent(config))
+        loop = _event_loop()
+        with asyncio.Runner(loop_factory=loop.factory) as runner:
+            runner.run(_run_agent(config))
     except BaseException as e:  # every failure becomes one line
         if isinstance(e, KeyboardInterrupt | SystemExit):
             raise

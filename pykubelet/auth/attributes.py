@@ -7,6 +7,7 @@ values for an authorizer.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from pykubelet.auth.types import Attributes, UserInfo
@@ -65,11 +66,19 @@ def attributes_for(method: str, path: str, *, fine_grained: bool = True) -> Requ
     Unknown paths map to ``proxy``, the broadest subresource, so they are never more open than
     a known one. HEAD/OPTIONS and other methods get the empty verb, as upstream.
     """
+    # Every prefix above is one segment, so the answer depends on the first segment alone:
+    # computed once per (method, segment) instead of once per request.
+    root = path[: path.find("/", 1)] if path.find("/", 1) > 0 else path
+    return _for_root(method, root, fine_grained)
+
+
+@functools.lru_cache(maxsize=512)
+def _for_root(method: str, root: str, fine_grained: bool) -> RequestAttributes:
     verb = _VERBS.get(method.upper(), "")
-    if any(_is_subpath(path, p) for p in STREAMING_PREFIXES):
+    if any(_is_subpath(root, p) for p in STREAMING_PREFIXES):
         verb = "create"
     for prefix, subresources in _FINE_GRAINED if fine_grained else _LEGACY:
-        if _is_subpath(path, prefix):
+        if _is_subpath(root, prefix):
             return RequestAttributes(verb=verb, subresources=subresources)
     return RequestAttributes(verb=verb, subresources=("proxy",))
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from pykubelet.auth.anonymous import AnonymousAuthenticator
-from pykubelet.auth.types import Authenticator, AuthResult, RequestInfo
+from pykubelet.auth.types import Authenticator, AuthResult, RequestInfo, UserInfo
 from pykubelet.auth.x509 import X509Authenticator
 from pykubelet.core.errors import InvalidInput
 
@@ -29,6 +29,9 @@ class UnionAuthenticator:
     ) -> None:
         self._authenticators = tuple(authenticators)
         self._anonymous = anonymous
+        # id(user) -> (user, user with system:authenticated): token and certificate steps hand
+        # back the same UserInfo object for the same credential, so the copy is made once.
+        self._joined: dict[int, tuple[UserInfo, UserInfo]] = {}
 
     async def authenticate(self, req: RequestInfo) -> AuthResult | None:
         errors: list[str] = []
@@ -42,11 +45,8 @@ class UnionAuthenticator:
                 errors.append(res.error)
                 continue
             if res.user is not None:
-                groups = res.user.groups
-                if _AUTHENTICATED not in groups and _UNAUTHENTICATED not in groups:
-                    groups = (*groups, _AUTHENTICATED)
                 return AuthResult(
-                    user=replace(res.user, groups=groups),
+                    user=self._authenticated(res.user),
                     consumed_headers=tuple(consumed),
                     rewritten_headers=res.rewritten_headers,
                 )
@@ -55,6 +55,23 @@ class UnionAuthenticator:
         if self._anonymous is not None:
             return await self._anonymous.authenticate(req)
         return None
+
+    def _authenticated(self, user: UserInfo) -> UserInfo:
+        """``user`` with group ``system:authenticated`` (unless it has it, or is anonymous)."""
+        hit = self._joined.get(id(user))
+        if hit is not None and hit[0] is user:  # the entry holds ``user``: its id is not reused
+            return hit[1]
+        groups = user.groups
+        if _AUTHENTICATED not in groups and _UNAUTHENTICATED not in groups:
+            groups = (*groups, _AUTHENTICATED)
+        joined = replace(user, groups=groups)
+        if len(self._joined) >= _JOINED_MAX:
+            self._joined.clear()
+        self._joined[id(user)] = (user, joined)
+        return joined
+
+
+_JOINED_MAX = 1024
 
 
 def build_authenticator(

@@ -277,8 +277,14 @@ class PolicyAuthorizer:
     """The ``Policy`` authorization mode. ``PolicyAuthorizer.default()`` is the standalone
     default: everything to group ``system:masters``, nothing to anyone else."""
 
+    # Decisions by everything a rule or a subject can look at (never the path or the user's
+    # uid and extra); the policy never changes after construction, so entries never go stale.
+    # Bounded: a flood of distinct user names only clears the cache.
+    _CACHE_MAX = 4096
+
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
+        self._decisions: dict[tuple[object, ...], AuthorizationResult] = {}
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> PolicyAuthorizer:
@@ -289,7 +295,23 @@ class PolicyAuthorizer:
         return cls(parse_policy(DEFAULT_POLICY_YAML, source="built-in default policy"))
 
     async def authorize(self, attrs: Attributes) -> AuthorizationResult:
-        return self.evaluate(attrs)
+        user = attrs.user
+        key = (
+            user.name,
+            user.groups,
+            attrs.verb,
+            attrs.subresource,
+            attrs.name,
+            attrs.resource,
+            attrs.api_group,
+        )
+        result = self._decisions.get(key)
+        if result is None:
+            result = self.evaluate(attrs)
+            if len(self._decisions) >= self._CACHE_MAX:
+                self._decisions.clear()
+            self._decisions[key] = result
+        return result
 
     def evaluate(self, attrs: Attributes) -> AuthorizationResult:
         for binding in self._policy.bindings:

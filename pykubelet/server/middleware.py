@@ -222,7 +222,11 @@ class FrontDoor:
         t0 = self._clock.monotonic()
         received = self._clock.now()
         raw_path, _, query = request.raw_path.partition("?")
-        path = clean_path(decode_path(raw_path))
+        if _is_plain(raw_path):  # the usual request: nothing to decode or clean
+            decoded = path = raw_path
+        else:
+            decoded = decode_path(raw_path)
+            path = clean_path(decoded)
         outcome = _Outcome(audit_id=new_audit_id())
         status = 500
 
@@ -231,7 +235,7 @@ class FrontDoor:
 
         request[_STARTED_KEY] = started
         try:
-            resp = await self._serve(request, handler, raw_path, path, query, outcome)
+            resp = await self._serve(request, handler, raw_path, decoded, path, query, outcome)
             status = resp.status
             return resp
         except web.HTTPException as e:
@@ -248,11 +252,11 @@ class FrontDoor:
         request: web.Request,
         handler: Handler,
         raw_path: str,
+        decoded: str,
         path: str,
         query: str,
         outcome: _Outcome,
     ) -> web.StreamResponse:
-        decoded = decode_path(raw_path)
         if path != decoded:
             return _redirect(request, path, query)
         cls = self._table.classify(path)
@@ -260,7 +264,7 @@ class FrontDoor:
             return _redirect(request, path + "/", query)
         if cls is PathClass.NOT_FOUND:
             return mux_not_found()
-        if not is_valid_utf8(path):
+        if not path.isascii() and not is_valid_utf8(path):
             return go_error(400, "invalid UTF-8 in the request path")
         if self._gate is not None:
             t = self._clock.monotonic()
@@ -337,6 +341,17 @@ class FrontDoor:
             self._observer.observe(record)
         except Exception:  # supervision point: an observer must never break a request
             log.exception("request observer failed")
+
+
+def _is_plain(raw_path: str) -> bool:
+    """A request target path with no escapes, dot segments or empty segments: it is its own
+    decoded and cleaned form (what ``decode_path`` and ``clean_path`` would return)."""
+    return (
+        raw_path[:1] == "/"
+        and "%" not in raw_path
+        and "/." not in raw_path
+        and "//" not in raw_path
+    )
 
 
 def stream_started(request: web.Request) -> None:

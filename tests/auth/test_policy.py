@@ -174,3 +174,33 @@ def test_bad_files_name_document_and_field(text: str, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyFileError, match="cannot read policy file"):
         PolicyAuthorizer.from_file(tmp_path / "nope.yaml")
+
+
+async def test_cached_decisions_never_cross_users_groups_verbs_or_nodes() -> None:
+    """``authorize`` remembers decisions; a remembered answer must only be reused for the
+    same name, groups, verb, subresource and node (the second round comes from the cache)."""
+    authz = PolicyAuthorizer(parse_policy(POLICY))
+    cases = [
+        (UserInfo(name="x", groups=("monitoring",)), "get", "stats", "node-1", ALLOW),
+        (UserInfo(name="x"), "get", "stats", "node-1", NO),  # same name, not in the group
+        (UserInfo(name="x", groups=("monitoring", "other")), "get", "stats", "node-1", ALLOW),
+        (UserInfo(name="dana"), "create", "proxy", "node-1", ALLOW),
+        (UserInfo(name="dana"), "create", "proxy", "node-2", NO),
+        (UserInfo(name="dana"), "get", "proxy", "node-1", NO),
+        (UserInfo(name="dana"), "create", "stats", "node-1", NO),
+        (UserInfo(name="r", groups=("readers",)), "get", "pods", "node-1", ALLOW),
+        (UserInfo(name="r", groups=("readers",)), "get", "configz", "node-1", NO),
+    ]
+    for _ in range(2):
+        for user, verb, sub, node, want in cases:
+            a = Attributes(user=user, verb=verb, name=node, subresource=sub, path="/x")
+            assert (await authz.authorize(a)).decision is want, (user, verb, sub, node)
+
+
+async def test_decision_cache_is_bounded() -> None:
+    authz = PolicyAuthorizer(parse_policy(POLICY))
+    for i in range(PolicyAuthorizer._CACHE_MAX + 10):
+        a = Attributes(user=UserInfo(name=f"u{i}"), verb="get", name="n", subresource="stats",
+                       path="/stats")  # fmt: skip
+        assert (await authz.authorize(a)).decision is NO
+    assert len(authz._decisions) <= PolicyAuthorizer._CACHE_MAX

@@ -274,3 +274,26 @@ def _wait(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
+
+
+async def test_healthz_short_answer_still_authenticates_and_audits(node: Node) -> None:
+    """The /healthz handler answers a plain probe without building its lines; the front door
+    in front of it is unchanged: no credentials is a 401, a rogue certificate too, an admin
+    gets "ok", and every one of them is on the audit record with its status."""
+    anonymous = ssl.create_default_context(cafile=node.pki.ca.cert_file)
+    rogue = node.pki.client_context(node.pki.rogue)
+    assert (await fetch(node.port, "/healthz", ctx=anonymous)).status == 401
+    assert (await fetch(node.port, "/healthz", ctx=rogue)).status == 401
+    ok = await fetch(node.port, "/healthz", ctx=node.admin())
+    assert (ok.status, ok.body) == (200, b"ok")
+    events = await node.settle(3)
+    seen = [(e["requestURI"], e["responseStatus"]["code"], e["user"]) for e in events]  # type: ignore[index]
+    assert seen == [
+        ("/healthz", 401, {}),
+        ("/healthz", 401, {}),
+        (
+            "/healthz",
+            200,
+            {"username": "admin", "groups": ["system:masters", "system:authenticated"]},
+        ),
+    ]

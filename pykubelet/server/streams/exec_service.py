@@ -219,13 +219,15 @@ async def serve_exec_spdy(
     )
     try:
         status = await _run(session, io, version is SpdyVersion.V4, conn.closed)
-        if status is not None:
-            await error_stream.write(status)
-        # FIN every stream we wrote before upstream's RST+GOAWAY ending, so clients whose
-        # stacks drop buffered data on RST still see all output followed by a clean EOF.
-        for stream in (out, err, error_stream):
-            if stream is not None:
-                await stream.close_write()
+        with conn.corked():  # the whole ending in one write (one wake-up of the client)
+            if status is not None:
+                await error_stream.write(status)
+            # FIN every stream we wrote before upstream's RST+GOAWAY ending, so clients whose
+            # stacks drop buffered data on RST still see all output followed by a clean EOF.
+            for stream in (out, err, error_stream):
+                if stream is not None:
+                    await stream.close_write()
+            conn.end()
         await conn.close()
     finally:
         if rec is not None:

@@ -15,7 +15,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, cast
 
 from aiohttp import web
@@ -178,6 +178,11 @@ class SpdyConnection:
         self._buffered_bytes = 0
         self._paused = False
         self._idle = IdleWatch(idle_timeout_s, self._on_idle)
+        # Frames written while corked go out as one write: one syscall and one wake-up of the
+        # peer instead of one per frame (the replies to a burst of SYN_STREAMs; an exec's
+        # status, FINs, RSTs and GOAWAY).
+        self._corked: list[bytes] | None = None
+        self._ended = False
 
     # -- inbound (called from the transport's data_received) ---------------------------------
 
@@ -200,32 +205,36 @@ class SpdyConnection:
                 last_good_stream_id=self.session.last_remote_stream_id,
                 status=GoAwayStatus.PROTOCOL_ERROR,
             )
-            self._wire.write(encode_frame(goaway))
+            self._write(encode_frame(goaway))
             self._shutdown()
             return
-        for ev in events:
-            if isinstance(ev, DataReceived):
-                stream = self.streams.get(ev.stream_id)
-                if stream is not None:
-                    stream._feed(ev.data)
-                    if ev.fin:
-                        stream._feed_eof()
-            elif isinstance(ev, StreamOpened):
-                self._on_opened(ev)
-            elif isinstance(ev, StreamReset):
-                stream = self.streams.pop(ev.stream_id, None)  # forgotten: nothing more comes
-                if stream is not None:
-                    stream.reset_by_peer = True
+        with self.corked():
+            for ev in events:
+                self._on_event(ev)
+
+    def _on_event(self, ev: object) -> None:
+        if isinstance(ev, DataReceived):
+            stream = self.streams.get(ev.stream_id)
+            if stream is not None:
+                stream._feed(ev.data)
+                if ev.fin:
                     stream._feed_eof()
-            elif isinstance(ev, StreamRejected):
-                self._wire.write(self.session.send_rst_stream(ev.stream_id, ev.status))
-            elif isinstance(ev, PingReceived):
-                if not ev.is_echo:
-                    self._wire.write(self.session.send_ping(ev.ping_id))
-            elif isinstance(ev, GoAwayReceived):
-                pass  # the peer opens nothing more; streams in flight drain normally
-            elif isinstance(ev, SessionClosed):
-                self._shutdown()
+        elif isinstance(ev, StreamOpened):
+            self._on_opened(ev)
+        elif isinstance(ev, StreamReset):
+            stream = self.streams.pop(ev.stream_id, None)  # forgotten: nothing more comes
+            if stream is not None:
+                stream.reset_by_peer = True
+                stream._feed_eof()
+        elif isinstance(ev, StreamRejected):
+            self._write(self.session.send_rst_stream(ev.stream_id, ev.status))
+        elif isinstance(ev, PingReceived):
+            if not ev.is_echo:
+                self._write(self.session.send_ping(ev.ping_id))
+        elif isinstance(ev, GoAwayReceived):
+            pass  # the peer opens nothing more; streams in flight drain normally
+        elif isinstance(ev, SessionClosed):
+            self._shutdown()
 
     def _on_opened(self, ev: StreamOpened) -> None:
         if (
@@ -234,7 +243,7 @@ class SpdyConnection:
             or not self._accept(ev)
         ):
             self.refused += 1
-            self._wire.write(self.session.send_rst_stream(ev.stream_id, RstStatus.REFUSED_STREAM))
+            self._write(self.session.send_rst_stream(ev.stream_id, RstStatus.REFUSED_STREAM))
             return
         stream = SpdyStream(self, ev.stream_id, ev.headers)
         self.streams[ev.stream_id] = stream
@@ -242,7 +251,7 @@ class SpdyConnection:
             stream._feed_eof()
         if self.session.stream_state(ev.stream_id) is not StreamState.CLOSED:
             reply = _HTTP_REPLY if ev.header(":method") is not None else ()
-            self._wire.write(self.session.send_syn_reply(ev.stream_id, reply))
+            self._write(self.session.send_syn_reply(ev.stream_id, reply))
         self._opened.put_nowait(stream)
 
     def _on_eof(self) -> None:
@@ -270,6 +279,7 @@ class SpdyConnection:
         self._opened.put_nowait(None)
         for stream in self.streams.values():
             stream._feed_eof()
+        self._flush()  # frames already written by a corked caller still go before the close
         if not self._wire.is_closing():
             self._wire.close()
 
@@ -282,6 +292,30 @@ class SpdyConnection:
 
     # -- outbound ------------------------------------------------------------------------------
 
+    def _write(self, data: bytes) -> None:
+        if self._corked is not None:
+            self._corked.append(data)
+        else:
+            self._wire.write(data)
+
+    def _flush(self) -> None:
+        pending, self._corked = self._corked, None
+        if pending:
+            self._wire.write(b"".join(pending))
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Hold frames written inside the block and write them together at its end (nested
+        blocks join the outer one). Never await the peer inside: nothing is sent until then."""
+        if self._corked is not None:
+            yield
+            return
+        self._corked = []
+        try:
+            yield
+        finally:
+            self._flush()
+
     def _usable(self, stream_id: int) -> bool:
         return not self.closed.is_set() and self.session.stream_state(stream_id) in (
             StreamState.OPEN,
@@ -293,7 +327,7 @@ class SpdyConnection:
         if not self._usable(stream_id):
             return
         self._idle.touch()
-        self._wire.write(self.session.send_data(stream_id, data, fin=fin))
+        self._write(self.session.send_data(stream_id, data, fin=fin))
         if fin and self.session.stream_state(stream_id) is StreamState.CLOSED:
             self.streams.pop(stream_id, None)  # closed both ways: forget it
         try:
@@ -308,7 +342,18 @@ class SpdyConnection:
         if self.closed.is_set():
             return
         if self.session.stream_state(stream_id) is not StreamState.CLOSED:
-            self._wire.write(self.session.send_rst_stream(stream_id, status))
+            self._write(self.session.send_rst_stream(stream_id, status))
+
+    def end(self) -> None:
+        """Upstream's last frames: RST every stream, GOAWAY(OK) (once; with the frames of an
+        enclosing ``corked`` block when there is one)."""
+        if self._ended or self.closed.is_set():
+            return
+        self._ended = True
+        with self.corked():
+            for sid in list(self.streams):
+                self.reset_stream(sid, RstStatus.CANCEL)
+            self._write(self.session.send_goaway(GoAwayStatus.OK))
 
     async def close(self, linger_s: float = 1.0) -> None:
         """Upstream's ending: reset every stream, GOAWAY(OK), close the socket.
@@ -317,9 +362,7 @@ class SpdyConnection:
         lost to a TCP reset or to clients that drop streams as soon as the socket closes.
         """
         if not self.closed.is_set():
-            for sid in list(self.streams):
-                self.reset_stream(sid, RstStatus.CANCEL)
-            self._wire.write(self.session.send_goaway(GoAwayStatus.OK))
+            self.end()
             with contextlib.suppress(TimeoutError, ConnectionError):
                 await self._wire.drain()
             with contextlib.suppress(TimeoutError):
