@@ -268,7 +268,18 @@ async def test_attach_to_a_tty_container_and_exec_with_a_tty(node: Node) -> None
             assert json.loads(status)["status"] == "Success"
 
 
-def test_seccomp_runtime_default_where_the_runtime_applies_it(node: Node) -> None:
+# a Localhost profile that allows everything but mkdir: whether it took effect is observable
+DENY_MKDIR = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+}
+
+
+def test_seccomp_profiles_where_the_runtime_applies_them(node: Node) -> None:
+    """RuntimeDefault (pod) and Localhost (container: <rootDir>/seccomp/<localhostProfile>)."""
+    profiles = node.root / "seccomp" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "deny-mkdir.json").write_text(json.dumps(DENY_MKDIR))
     node.start()
     node.write_pod(
         "sec",
@@ -281,19 +292,34 @@ def test_seccomp_runtime_default_where_the_runtime_applies_it(node: Node) -> Non
   - name: c
     image: busybox
     command: ["sleep", "3600"]
+  - name: local
+    image: busybox
+    command: ["sleep", "3600"]
+    securityContext:
+      seccompProfile: {type: Localhost, localhostProfile: profiles/deny-mkdir.json}
 """,
         ),
     )
     if node.containerd is None:  # the process runtime installs no filters: refused, named
-        waiting = wait_for(
-            lambda: (c := node.container("sec", "c")) and c["state"].get("waiting"), 30, "refusal"
-        )
-        assert waiting["reason"] == "CreateContainerConfigError"
-        assert "seccompProfile" in waiting["message"]
+        for name in ("c", "local"):
+            waiting = wait_for(
+                lambda n=name: (c := node.container("sec", n)) and c["state"].get("waiting"),  # type: ignore[misc]
+                30,
+                f"refusal of {name}",
+            )
+            assert waiting["reason"] == "CreateContainerConfigError"
+            assert "seccompProfile" in waiting["message"]
         return
     _running(node, "sec", "c")
     out, _, rc = _exec(node, "sec", "c", ["grep", "Seccomp:", "/proc/self/status"])
     assert rc == 0 and out.split() == ["Seccomp:", "2"]  # SECCOMP_MODE_FILTER
+    _, err, rc = _exec(node, "sec", "c", ["mkdir", "/allowed"])
+    assert (rc, err) == (0, "")  # RuntimeDefault allows mkdir
+    _running(node, "sec", "local")
+    _, err, rc = _exec(node, "sec", "local", ["mkdir", "/denied"])
+    assert rc == 1 and "Operation not permitted" in err
+    out, _, rc = _exec(node, "sec", "local", ["sh", "-c", "echo ok > /written && cat /written"])
+    assert (rc, out) == (0, "ok\n")  # only what the profile names is denied
 
 
 def _fetch(port: int) -> str:

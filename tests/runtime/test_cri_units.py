@@ -85,6 +85,19 @@ def test_container_config_carries_command_env_mounts_limits_and_identity() -> No
     sc = msg.linux.security_context
     assert sc.run_as_user.value == 1000 and not sc.HasField("run_as_group")
     assert sc.readonly_rootfs and msg.log_path == "app/3.log"
+    assert sc.seccomp.profile_type == pb.SecurityProfile.Unconfined  # 1.20: none asked for
+
+
+def test_seccomp_profiles_travel_as_cri_security_profiles() -> None:
+    def sent(sec: SecurityConfig) -> tuple[int, str]:
+        got = container_config(ContainerConfig(name="c", security=sec), SANDBOX)
+        p = got.linux.security_context.seccomp
+        return p.profile_type, p.localhost_ref
+
+    local = SecurityConfig(seccomp="Localhost", seccomp_localhost_ref="/var/lib/k/seccomp/a.json")
+    assert sent(local) == (pb.SecurityProfile.Localhost, "/var/lib/k/seccomp/a.json")
+    assert sent(SecurityConfig(seccomp="RuntimeDefault")) == (pb.SecurityProfile.RuntimeDefault, "")
+    assert sent(SecurityConfig(seccomp="Unconfined")) == (pb.SecurityProfile.Unconfined, "")
 
 
 def test_sandbox_status_keeps_the_cgroup_parent_out_of_the_annotations() -> None:

@@ -107,6 +107,18 @@ def _protocol(name: str) -> Any:
     return {"TCP": pb.TCP, "UDP": pb.UDP, "SCTP": pb.SCTP}.get(name.upper(), pb.TCP)
 
 
+def _seccomp(sec: SecurityConfig) -> pb.SecurityProfile:
+    """1.20: no profile asked for means Unconfined for containers (§7.4); a Localhost profile
+    travels as its absolute path (containerd reads the file at CreateContainer)."""
+    if sec.seccomp == "RuntimeDefault":
+        return pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault)
+    if sec.seccomp == "Localhost":
+        return pb.SecurityProfile(
+            profile_type=pb.SecurityProfile.Localhost, localhost_ref=sec.seccomp_localhost_ref
+        )
+    return pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined)
+
+
 def _security(sec: SecurityConfig, sandbox: SandboxConfig) -> pb.LinuxContainerSecurityContext:
     ctx = pb.LinuxContainerSecurityContext(
         capabilities=pb.Capability(
@@ -118,12 +130,7 @@ def _security(sec: SecurityConfig, sandbox: SandboxConfig) -> pb.LinuxContainerS
         readonly_rootfs=sec.readonly_rootfs,
         supplemental_groups=list(sec.supplemental_groups),
         no_new_privs=sec.no_new_privs,
-        # 1.20: no profile asked for means Unconfined for containers (§7.4)
-        seccomp=pb.SecurityProfile(
-            profile_type=pb.SecurityProfile.RuntimeDefault
-            if sec.seccomp == "RuntimeDefault"
-            else pb.SecurityProfile.Unconfined
-        ),
+        seccomp=_seccomp(sec),
     )
     if sec.run_as_user is not None:
         ctx.run_as_user.value = sec.run_as_user
