@@ -79,6 +79,7 @@ class SandboxConfig:
     pid: NamespaceMode = NamespaceMode.CONTAINER  # POD for shareProcessNamespace, NODE for hostPID
     ipc: NamespaceMode = NamespaceMode.POD  # NODE for hostIPC
     cgroup_parent: str = ""  # e.g. "pykubelet/pod<uid>"; runtime-relative
+    pids_limit: int = 0  # pids.max of the pod's cgroup (podPidsLimit); 0: no limit
     port_mappings: tuple[PortMapping, ...] = ()
     dns_servers: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)

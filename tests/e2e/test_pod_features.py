@@ -322,6 +322,39 @@ def test_seccomp_profiles_where_the_runtime_applies_them(node: Node) -> None:
     assert (rc, out) == (0, "ok\n")  # only what the profile names is denied
 
 
+def test_pod_pids_limit_stops_forks_past_it(node: Node) -> None:
+    """podPidsLimit is pids.max on the pod's cgroup (upstream's pod container manager): forks
+    past it fail inside the container, on either runtime."""
+    node.extra_args += ["--pod-max-pids", "12"]
+    node.start()
+    node.write_pod(
+        "forks",
+        pod_yaml(
+            "forks",
+            """\
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "for i in $(seq 20); do sleep 600 & done; echo spawned; sleep 3600"]
+""",
+        ),
+    )
+    _running(node, "forks", "c")
+    uid = node.pod("forks")["metadata"]["uid"]  # type: ignore[index]
+    pids_max = Path("/sys/fs/cgroup/pids", node.cgroup_root, f"pod{uid}", "pids.max")
+    if Path("/sys/fs/cgroup/pids").is_dir():  # v1 or hybrid; pure v2 has it one level up
+        assert pids_max.read_text().strip() == "12"
+    # busybox sh stops at the first failed fork: "can't fork: Resource temporarily unavailable"
+    logs = wait_for(
+        lambda: (
+            "can't fork" in (t := _get_text(node, f"/containerLogs/default/forks-{NODE}/c")) and t
+        ),
+        30,
+        "a fork to fail",
+    )
+    assert "spawned" not in logs
+
+
 def _fetch(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2) as r:

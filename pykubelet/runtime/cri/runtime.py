@@ -23,6 +23,7 @@ from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.core.errors import InvalidInput
 from pykubelet.network.localnet import LocalnetGuard
 from pykubelet.network.types import NetworkError
+from pykubelet.runtime.cgroups import CgroupLayout, discover_cgroups
 from pykubelet.runtime.cri import convert
 from pykubelet.runtime.cri.client import CriClient
 from pykubelet.runtime.cri.logrotate import needs_rotation, rotate, undo_rotation
@@ -94,6 +95,7 @@ class CriRuntime:
         self._clock = clock or SystemClock()
         self._sandbox_of: dict[str, str] = {}  # container id -> sandbox id
         self._cgroup_of: dict[str, str] = {}  # sandbox id -> cgroup parent
+        self._cgroups: CgroupLayout | None = None  # found at the first podPidsLimit
         # the last full status per container: an EXITED one is final, and a listed container
         # whose state has not changed since has the same status (saves a relist N RPCs)
         self._statuses: dict[str, ContainerStatus] = {}
@@ -190,6 +192,8 @@ class CriRuntime:
         if config.log_directory:
             # containerd writes no log at all unless the directory exists (§9.4)
             await asyncio.to_thread(Path(config.log_directory).mkdir, parents=True, exist_ok=True)
+        if config.pids_limit and config.cgroup_parent:
+            await self._limit_pod_pids(config.cgroup_parent, config.pids_limit)
         resp = await self._call(
             "RunPodSandbox",
             pb.RunPodSandboxRequest(config=convert.sandbox_config(config)),
@@ -200,6 +204,16 @@ class CriRuntime:
             raise RuntimeFailure("RunPodSandbox returned no sandbox id")
         self._cgroup_of[sid] = config.cgroup_parent
         return sid
+
+    async def _limit_pod_pids(self, cgroup_parent: str, limit: int) -> None:
+        """``podPidsLimit`` as the Go kubelet's pod container manager sets it: ``pids.max`` on
+        the pod's cgroup, made before containerd's runc puts the containers under it."""
+        if self._cgroups is None:
+            self._cgroups = await asyncio.to_thread(discover_cgroups)
+        try:
+            await asyncio.to_thread(self._cgroups.limit_pids, cgroup_parent, limit)
+        except OSError as e:
+            raise CreateContainerError(f"podPidsLimit: pod cgroup {cgroup_parent}: {e}") from None
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         await self._call(
@@ -212,9 +226,13 @@ class CriRuntime:
             pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
             missing_ok=True,
         )
-        self._cgroup_of.pop(sandbox_id, None)
+        cgroup = self._cgroup_of.pop(sandbox_id, None)
         for cid in [c for c, s in self._sandbox_of.items() if s == sandbox_id]:
             self._forget(cid)
+        if self._cgroups is not None and cgroup and cgroup not in self._cgroup_of.values():
+            # the pod cgroup this runtime made (runc removes only the containers'); a busy one
+            # (another attempt of the pod still running) is left in place
+            await asyncio.to_thread(self._cgroups.remove, cgroup)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         resp = await self._call(
