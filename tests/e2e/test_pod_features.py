@@ -355,6 +355,44 @@ def test_pod_pids_limit_stops_forks_past_it(node: Node) -> None:
     assert "spawned" not in logs
 
 
+def test_rotated_logs_and_containerlogs_reads_the_current_file(node: Node) -> None:
+    """containerLogMaxSize/Files: the kubelet's rotation on containerd (older rotations
+    gzipped), the shim's on the process runtime; /containerLogs serves the current file only,
+    as upstream."""
+    node.extra_args += ["--container-log-max-size", "4Ki", "--container-log-max-files", "3"]
+    node.start()
+    node.write_pod(
+        "chatty",
+        pod_yaml(
+            "chatty",
+            """\
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "i=0; while true; do echo $i ...........; i=$((i+1)); sleep 0.02; done"]
+""",
+        ),
+    )
+    _running(node, "chatty", "c")
+    uid = node.pod("chatty")["metadata"]["uid"]  # type: ignore[index]
+    current = node.root / "logs" / "pods" / f"default_chatty-{NODE}_{uid}" / "c" / "0.log"
+    older = "0.log.*.gz" if node.containerd is not None else "0.log.*"
+    wait_for(lambda: len(list(current.parent.glob(older))) >= 1, 60, f"a rotation ({older})")
+
+    def first_in_file() -> int:  # CRI log lines: "<time> stdout F <n> ..."; 0: not yet
+        try:
+            line, nl, _ = current.read_text().partition("\n")
+        except FileNotFoundError:  # renamed, not yet reopened
+            return 0
+        return int(line.split(" ", 4)[3]) if nl else 0
+
+    before = wait_for(first_in_file, 10, "a line in the current file")
+    served = int(_get_text(node, f"/containerLogs/default/chatty-{NODE}/c").split(" ", 1)[0])
+    after = wait_for(first_in_file, 10, "a line in the current file")
+    assert served > 0  # the rotated lines are not served
+    assert served in (before, after)  # the current file (a rotation may pass meanwhile)
+
+
 def _fetch(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2) as r:

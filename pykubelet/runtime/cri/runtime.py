@@ -133,26 +133,41 @@ class CriRuntime:
                 log.warning("container log rotation: %s", e)
 
     async def rotate_logs(self) -> int:
-        """One pass over the running containers; returns how many logs were rotated."""
+        """One pass over the running containers; returns how many logs were rotated. A
+        container whose log cannot be rotated is logged and skipped, as upstream does."""
         done = 0
         for c in await self.list_containers():
             if c.state is not ContainerState.RUNNING or not c.log_path:
                 continue
-            if not await asyncio.to_thread(needs_rotation, c.log_path, self._log_max_size):
-                continue
-            now = self._clock.now()
-            moved = await asyncio.to_thread(rotate, c.log_path, self._log_max_files, now)
             try:
-                await self._call(
-                    "ReopenContainerLog",
-                    pb.ReopenContainerLogRequest(container_id=c.id),
-                    not_found=ContainerNotFound,
-                )
-            except RuntimeFailure:
-                await asyncio.to_thread(undo_rotation, c.log_path, moved)
-                raise
-            done += 1
+                done += await self._rotate_log(c.id, c.log_path)
+            except (RuntimeFailure, OSError) as e:
+                log.warning("container %s: log rotation: %s", c.id[:12], e)
         return done
+
+    async def _rotate_log(self, container_id: str, path: str) -> int:
+        if not await asyncio.to_thread(os.path.exists, path):
+            # removed under a running container: have the runtime make it again (upstream)
+            await self._reopen_log(container_id)
+        if not await asyncio.to_thread(needs_rotation, path, self._log_max_size):
+            return 0
+        now = self._clock.now()
+        moved = await asyncio.to_thread(rotate, path, self._log_max_files, now)
+        if moved is None:
+            return 0
+        try:
+            await self._reopen_log(container_id)
+        except RuntimeFailure:
+            await asyncio.to_thread(undo_rotation, path, moved)
+            raise
+        return 1
+
+    async def _reopen_log(self, container_id: str) -> None:
+        await self._call(
+            "ReopenContainerLog",
+            pb.ReopenContainerLogRequest(container_id=container_id),
+            not_found=ContainerNotFound,
+        )
 
     async def health(self) -> RuntimeHealth:
         """CRI ``Status``: RuntimeReady and NetworkReady; a missing condition is not ready."""
