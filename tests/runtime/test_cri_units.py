@@ -1,4 +1,5 @@
-"""The CRI runtime's pure parts: message conversion, the exec status, log rotation, endpoints."""
+"""The CRI runtime's pure parts: message conversion, the exec status, log rotation, endpoints,
+gRPC errors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import gzip
 import os
 from pathlib import Path
 
+import grpc
 import pytest
 
 from pykubelet.core.errors import InvalidInput
@@ -18,12 +20,17 @@ from pykubelet.runtime import (
     SandboxConfig,
     SecurityConfig,
 )
-from pykubelet.runtime.cri.client import parse_endpoint
+from pykubelet.runtime.cri.client import CriClient, parse_endpoint
 from pykubelet.runtime.cri.convert import container_config, sandbox_config, sandbox_status
 from pykubelet.runtime.cri.logrotate import rotate
 from pykubelet.runtime.cri.streams import parse_exit_status
 from pykubelet.runtime.cri.v1 import api_pb2 as pb
-from pykubelet.runtime.errors import RuntimeFailure
+from pykubelet.runtime.errors import (
+    ContainerNotFound,
+    CreateContainerError,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
 
 SANDBOX = SandboxConfig(
     name="web",
@@ -168,3 +175,29 @@ def test_endpoints() -> None:
     for bad in ("tcp://1.2.3.4:5", "unix://relative.sock", "npipe:////./pipe/x"):
         with pytest.raises(InvalidInput, match="containerRuntimeEndpoint"):
             parse_endpoint(bad)
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "kind"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "connection refused", RuntimeUnavailable),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "deadline", RuntimeUnavailable),
+        # containerd's CRI plugin while it loads its state after a restart: transient
+        (grpc.StatusCode.UNKNOWN, "server is not initialized yet", RuntimeUnavailable),
+        (grpc.StatusCode.NOT_FOUND, "no such container", ContainerNotFound),
+        (grpc.StatusCode.UNKNOWN, "failed to create shim", CreateContainerError),
+    ],
+)
+async def test_grpc_errors_become_runtime_errors(
+    code: grpc.StatusCode, details: str, kind: type[RuntimeFailure]
+) -> None:
+    async def rpc(request: object, **_grpc_options: object) -> object:
+        raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+    client = CriClient("unix:///nowhere.sock")
+    with pytest.raises(kind, match=details) as e:
+        await client.call(rpc, None, not_found=ContainerNotFound, failure=CreateContainerError)
+    assert type(e.value) is kind
+    if code == grpc.StatusCode.NOT_FOUND:  # the idempotent stop/remove calls
+        assert await client.call(rpc, None, missing_ok=True) is None
+    await client.close()

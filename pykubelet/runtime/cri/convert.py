@@ -33,6 +33,7 @@ __all__ = [
     "image_info",
     "namespace_mode",
     "sandbox_config",
+    "sandbox_state",
     "sandbox_status",
 ]
 
@@ -59,6 +60,10 @@ def container_state(state: int) -> ContainerState:
 def _s(ns: int) -> float:
     secs, rest = divmod(ns, 1_000_000_000)
     return secs + rest / 1e9  # ns / 1e9 would round 1.25 s after an epoch second wrongly
+
+
+def sandbox_state(state: int) -> SandboxState:
+    return SandboxState.READY if state == pb.SANDBOX_READY else SandboxState.NOTREADY
 
 
 def namespace_mode(mode: int) -> NamespaceMode:
@@ -178,7 +183,7 @@ def sandbox_status(s: pb.PodSandboxStatus) -> SandboxStatus:
         namespace=s.metadata.namespace,
         uid=s.metadata.uid,
         attempt=s.metadata.attempt,
-        state=SandboxState.READY if s.state == pb.SANDBOX_READY else SandboxState.NOTREADY,
+        state=sandbox_state(s.state),
         created_at=_s(s.created_at),
         ip=s.network.ip,
         additional_ips=tuple(ip.ip for ip in s.network.additional_ips),

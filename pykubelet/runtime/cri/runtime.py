@@ -99,6 +99,9 @@ class CriRuntime:
         # the last full status per container: an EXITED one is final, and a listed container
         # whose state has not changed since has the same status (saves a relist N RPCs)
         self._statuses: dict[str, ContainerStatus] = {}
+        # the same for sandboxes: a listed sandbox whose state has not changed since its last
+        # PodSandboxStatus has that status (its IP and namespaces do not change while it lives)
+        self._sandbox_statuses: dict[str, SandboxStatus] = {}
 
     # ----- lifecycle -----
 
@@ -242,6 +245,7 @@ class CriRuntime:
             missing_ok=True,
         )
         cgroup = self._cgroup_of.pop(sandbox_id, None)
+        self._sandbox_statuses.pop(sandbox_id, None)
         for cid in [c for c, s in self._sandbox_of.items() if s == sandbox_id]:
             self._forget(cid)
         if self._cgroups is not None and cgroup and cgroup not in self._cgroup_of.values():
@@ -257,6 +261,7 @@ class CriRuntime:
         )
         status = convert.sandbox_status(resp.status)
         self._cgroup_of[sandbox_id] = status.cgroup_parent
+        self._sandbox_statuses[sandbox_id] = status
         return status
 
     async def list_pod_sandboxes(
@@ -264,13 +269,20 @@ class CriRuntime:
     ) -> Sequence[SandboxStatus]:
         flt = pb.PodSandboxFilter(label_selector=dict(label_selector or {}))
         resp = await self._call("ListPodSandbox", pb.ListPodSandboxRequest(filter=flt))
-        ids = [item.id for item in resp.items]
-        got = await asyncio.gather(*(self._sandbox_or_none(i) for i in ids))
+        items = list(resp.items)
+        got = await asyncio.gather(*(self._listed_sandbox(item) for item in items))
+        if not label_selector:  # forget what containerd no longer has
+            listed = {item.id for item in items}
+            for gone in [sid for sid in self._sandbox_statuses if sid not in listed]:
+                del self._sandbox_statuses[gone]
         return [s for s in got if s is not None]
 
-    async def _sandbox_or_none(self, sandbox_id: str) -> SandboxStatus | None:
+    async def _listed_sandbox(self, item: Any) -> SandboxStatus | None:
+        known = self._sandbox_statuses.get(item.id)
+        if known is not None and known.state is convert.sandbox_state(item.state):
+            return known
         try:
-            return await self.pod_sandbox_status(sandbox_id)
+            return await self.pod_sandbox_status(item.id)
         except SandboxNotFound:
             return None  # removed between the list and the status
 
