@@ -316,11 +316,14 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", default="10,50,110")
     ap.add_argument("--agents", default="pykubelet,kubelet")
+    ap.add_argument("--log-dir", default="", help="keep the agents' logs here")
     ap.add_argument("--direct-parallel", type=int, default=0, help="pods at a time (0: all)")
     args = ap.parse_args()
     counts = [int(x) for x in args.counts.split(",")]
     bin_dir = Path(os.environ.get("UPSTREAM_K8S_DIR", "/var/cache/pykubelet/upstream-k8s")) / "bin"
     work = Path(tempfile.mkdtemp(prefix="bench-cri-"))
+    logs = Path(args.log_dir) if args.log_dir else work
+    logs.mkdir(parents=True, exist_ok=True)
     c = Containerd(work / "containerd").start()
     rt = CriRuntime(f"unix://{c.socket}")
     results: dict[str, dict[int, dict[str, float]]] = {}
@@ -351,7 +354,7 @@ async def main() -> None:
             results[agent.name] = {}
             for n in counts:
                 try:
-                    r = await one(agent, rt, manifests, n, work / f"{name}.log")
+                    r = await one(agent, rt, manifests, n, logs / f"{name}.log")
                     if n == counts[-1]:
                         r["idle_cpu_pct"] = await idle(agent)
                     results[agent.name][n] = r
