@@ -6,7 +6,10 @@ seconds and RSS until then; with the largest N running, the idle agent's CPU (% 
 ``IDLE_WINDOW_S``. One agent after the other, each a subprocess, on one private containerd
 (``devtools.containerd``: cgroupfs, runc, CNI bridge), pods removed between rounds.
 
-    .venv/bin/python bench/bench_cri.py [--counts 10,50,110] [--agents pykubelet,kubelet]
+    .venv/bin/python bench/bench_cri.py [--counts 10,50,110] [--agents pykubelet,kubelet,direct]
+
+``direct`` is the floor: this process makes the three CRI calls of every pod at once, with no
+agent (what containerd itself needs to run N pods).
 
 The Go kubelet is the binary ``scripts/upstream-k8s/setup.sh`` builds (``$UPSTREAM_K8S_DIR/bin``,
 default ``/var/cache/pykubelet/upstream-k8s/bin``), run with the flags ``start.sh standalone``
@@ -32,7 +35,7 @@ from pathlib import Path
 
 from devtools.busybox_image import build_busybox_image, build_pause_image
 from devtools.containerd import BUSYBOX_REF, PAUSE_REF, Containerd
-from pykubelet.runtime import ContainerState
+from pykubelet.runtime import ContainerConfig, ContainerState, SandboxConfig
 from pykubelet.runtime.cri import CriRuntime
 
 POD = """\
@@ -234,9 +237,13 @@ async def clear(rt: CriRuntime, manifests: Path) -> None:
         return not await rt.list_pod_sandboxes()
 
     if not await wait_until(empty, 120):  # the agent did not remove them: do it ourselves
-        for sb in await rt.list_pod_sandboxes():
-            await rt.stop_pod_sandbox(sb.id)
-            await rt.remove_pod_sandbox(sb.id)
+        await remove_all(rt)
+
+
+async def remove_all(rt: CriRuntime) -> None:
+    for sb in await rt.list_pod_sandboxes():
+        await rt.stop_pod_sandbox(sb.id)
+        await rt.remove_pod_sandbox(sb.id)
 
 
 async def one(agent: Agent, rt: CriRuntime, manifests: Path, n: int, log: Path) -> dict[str, float]:
@@ -262,6 +269,42 @@ async def one(agent: Agent, rt: CriRuntime, manifests: Path, n: int, log: Path) 
     return out
 
 
+async def direct(
+    rt: CriRuntime, c: Containerd, work: Path, n: int, parallel: int
+) -> dict[str, float]:
+    """The floor: the three CRI calls each pod needs (RunPodSandbox, CreateContainer,
+    StartContainer), ``parallel`` pods at a time (0: all at once), from this process; no agent."""
+    gate = asyncio.Semaphore(parallel or n)
+
+    async def pod(i: int) -> None:
+        async with gate:
+            await one_pod(i)
+
+    async def one_pod(i: int) -> None:
+        sc = SandboxConfig(
+            name=f"direct-{i}",
+            namespace="default",
+            uid=f"direct-{i}-{n}",
+            hostname=f"direct-{i}",
+            log_directory=str(work / "direct-logs" / f"{n}-{i}"),
+            cgroup_parent=f"{c.cgroup_parent}/poddirect-{i}-{n}",
+        )
+        sid = await rt.run_pod_sandbox(sc)
+        cfg = ContainerConfig(
+            name="sleep", image=BUSYBOX_REF, command=("sleep", "3600"), log_path="sleep/0.log"
+        )
+        await rt.start_container(await rt.create_container(sid, cfg, sc))
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(pod(i) for i in range(n)))
+    await wait_until(lambda: running_at_least(rt, n), 600)
+    return {"all_running_s": time.monotonic() - t0, "cpu_s": float("nan"), "rss_mib": 0.0}
+
+
+async def running_at_least(rt: CriRuntime, n: int) -> bool:
+    return await running(rt) >= n
+
+
 async def idle(agent: Agent) -> float:
     await asyncio.sleep(5)
     c0, t0 = cpu_seconds(agent.pid), time.monotonic()
@@ -273,10 +316,14 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", default="10,50,110")
     ap.add_argument("--agents", default="pykubelet,kubelet")
+    ap.add_argument("--log-dir", default="", help="keep the agents' logs here")
+    ap.add_argument("--direct-parallel", type=int, default=0, help="pods at a time (0: all)")
     args = ap.parse_args()
     counts = [int(x) for x in args.counts.split(",")]
     bin_dir = Path(os.environ.get("UPSTREAM_K8S_DIR", "/var/cache/pykubelet/upstream-k8s")) / "bin"
     work = Path(tempfile.mkdtemp(prefix="bench-cri-"))
+    logs = Path(args.log_dir) if args.log_dir else work
+    logs.mkdir(parents=True, exist_ok=True)
     c = Containerd(work / "containerd").start()
     rt = CriRuntime(f"unix://{c.socket}")
     results: dict[str, dict[int, dict[str, float]]] = {}
@@ -287,6 +334,16 @@ async def main() -> None:
         manifests = work / "manifests"
         manifests.mkdir()
         for name in args.agents.split(","):
+            if name == "direct":
+                results["containerd alone"] = {}
+                for n in counts:
+                    try:
+                        r = await direct(rt, c, work, n, args.direct_parallel)
+                        results["containerd alone"][n] = r
+                        print(f"{'containerd alone':16} {n:4} pods: {r}", flush=True)
+                    finally:
+                        await remove_all(rt)
+                continue
             if name == "kubelet":
                 if not (bin_dir / "kubelet").exists():
                     print(f"skipping the Go kubelet: {bin_dir / 'kubelet'} is missing")
@@ -297,7 +354,7 @@ async def main() -> None:
             results[agent.name] = {}
             for n in counts:
                 try:
-                    r = await one(agent, rt, manifests, n, work / f"{name}.log")
+                    r = await one(agent, rt, manifests, n, logs / f"{name}.log")
                     if n == counts[-1]:
                         r["idle_cpu_pct"] = await idle(agent)
                     results[agent.name][n] = r

@@ -244,7 +244,7 @@ def test_json_logs_carry_ts_level_msg_and_fields(tmp_path: Path) -> None:
     cfg = tmp_path / "k.yaml"
     cfg.write_text(
         "kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\n"
-        "logging: {format: json, verbosity: 4}\npodPidsLimit: 4096\nbogus: 1\n"
+        "logging: {format: json, verbosity: 4}\nmaxOpenFiles: 4096\nbogus: 1\n"
     )
     ca = create_ca(str(tmp_path / "pki"))
     proc = subprocess.Popen(
@@ -283,7 +283,7 @@ def test_json_logs_carry_ts_level_msg_and_fields(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in seen.splitlines() if line.strip()]
     assert all({"ts", "level", "msg", "logger", "caller"} <= set(d) for d in lines)
     assert all(isinstance(d["ts"], float) for d in lines)
-    [warned] = [d for d in lines if d.get("field") == "podPidsLimit"]
+    [warned] = [d for d in lines if d.get("field") == "maxOpenFiles"]
     assert warned["level"] == "warning" and warned["status"] == "not enforced"
     assert "NOT ENFORCED" in warned["msg"]
     [unknown] = [d for d in lines if d.get("field") == "bogus"]
@@ -299,7 +299,7 @@ def test_json_logs_carry_ts_level_msg_and_fields(tmp_path: Path) -> None:
     assert r.returncode == 1  # no client CA: refuses to start, in one line
     assert not any(line.startswith("{") for line in r.stderr.splitlines())
     assert " DEBUG " not in r.stderr
-    assert "WARNING pykubelet.config: podPidsLimit is accepted but NOT ENFORCED" in r.stderr
+    assert "WARNING pykubelet.config: maxOpenFiles is accepted but NOT ENFORCED" in r.stderr
 
 
 def test_missing_ca_and_unreadable_key_are_one_line_with_the_fix(tmp_path: Path) -> None:

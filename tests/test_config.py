@@ -194,7 +194,8 @@ def test_every_v1beta1_field_is_implemented_or_accepted() -> None:
     objects = {"authentication", "authorization", "logging"}
     assert [f for f in upstream if f not in objects and field_status(f) == "unknown"] == []
     assert field_status("rotateCertificates") == "implemented"  # node mode, TLS bootstrap
-    assert field_status("podPidsLimit") == "not enforced"
+    assert field_status("podPidsLimit") == "implemented"  # pod cgroup pids.max
+    assert field_status("maxOpenFiles") == "not enforced"
     assert field_status("port") == "implemented"
     assert field_status("bogus") == "unknown"
 

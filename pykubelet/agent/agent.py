@@ -329,6 +329,7 @@ class Agent:
             builder=RuntimeConfigBuilder(
                 root_dir=cfg.root_dir,
                 cgroup_root=cfg.cgroup_root,
+                pod_pids_limit=cfg.pod_pids_limit,
                 value_from=spec.setup.value_from,
                 hooks=(spec.setup.container_config,),
             ),

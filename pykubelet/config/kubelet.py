@@ -140,6 +140,7 @@ class KubeletConfiguration:
     container_log_max_size_bytes: int = 10 * 1024 * 1024
     container_log_max_files: int = 5
     cgroup_root: str = ""
+    pod_pids_limit: int = -1  # pids.max of each pod's cgroup; -1 (or 0): no limit, as upstream
     pod_cidr: str = ""  # the built-in network's subnet ("": 10.88.42.0/24); CNI configs own theirs
     # images: GC when the image filesystem is fuller than high%, down to low%; 100 disables
     image_gc_high_threshold_percent: int = 85
@@ -283,6 +284,13 @@ def _positive(v: Any) -> int:
     n = _int(v)
     if n <= 0:
         raise ValueError(f"must be > 0, got {n}")
+    return n
+
+
+def _pids_limit(v: Any) -> int:
+    n = _int(v)
+    if n < -1:
+        raise ValueError(f"must be -1 (no limit) or >= 0, got {n}")
     return n
 
 
@@ -536,6 +544,13 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
         "log files kept per container",
     ),
     ("cgroupRoot", "cgroup_root", _str, "--cgroup-root", "parent cgroup of the pods"),
+    (
+        "podPidsLimit",
+        "pod_pids_limit",
+        _pids_limit,
+        "--pod-max-pids",
+        "max PIDs in a pod (-1: no limit)",
+    ),
     ("registerNode", "register_node", _bool, "--register-node", "register the Node object"),
     (
         "registerWithTaints",

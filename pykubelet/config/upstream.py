@@ -90,7 +90,6 @@ NOT_ENFORCED: Mapping[str, UpstreamField] = {
         _f("qosReserved", "map", "nil", "memory reserved for the Guaranteed class"),
         _f("runtimeRequestTimeout", "duration", "2m", "runtime call timeout"),
         _f("hairpinMode", "str", "promiscuous-bridge", "hairpin traffic on the bridge"),
-        _f("podPidsLimit", "int", "-1", "max PIDs per pod", -1),
         _f("resolvConf", "str", "/etc/resolv.conf", "pods get the host file", "/etc/resolv.conf"),
         _f("runOnce", "bool", "false", "run pods once and exit"),
         _f("cpuCFSQuota", "bool", "true", "CPU limits as CFS quota (always on)", True),

@@ -97,6 +97,7 @@ def linux_resources(container: Container, path: str) -> LinuxResources:
 class RuntimeConfigBuilder:
     root_dir: str
     cgroup_root: str = ""
+    pod_pids_limit: int = -1  # podPidsLimit: -1 or 0 means none, as upstream
     value_from: ValueFromResolver | None = None
     hooks: Sequence[ContainerConfigHook] = field(default=())
 
@@ -124,6 +125,7 @@ class RuntimeConfigBuilder:
             ),
             ipc=NamespaceMode.NODE if spec.host_ipc else NamespaceMode.POD,
             cgroup_parent=f"{self.cgroup_root.strip('/') or 'pykubelet'}/pod{pod.uid}",
+            pids_limit=max(0, self.pod_pids_limit),
             port_mappings=port_mappings(pod),
             labels=labels,
             annotations={

@@ -10,6 +10,7 @@ translations need between calls: the sandbox's IPs and the prepared volumes.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -70,6 +71,8 @@ class ContainerSetup:
         self._tokens_at: dict[str, float] = {}  # pod uid -> when its tokens were requested
         self._refreshing: dict[str, asyncio.Lock] = {}  # pod uid -> held while volumes rewrite
         self._pods_dir = pods_dir
+        # upstream's seccomp profile root: <rootDir>/seccomp, beside <rootDir>/pods
+        self._seccomp_root = os.path.join(os.path.dirname(pods_dir.rstrip("/")), "seccomp")
         self._node_name = node_name
         self._host_ip = host_ip
         self._allocatable = allocatable
@@ -125,6 +128,7 @@ class ContainerSetup:
             container,
             image_user=self._image_users.get(container.image, ""),
             seccomp=self._features.seccomp,
+            seccomp_profile_root=self._seccomp_root,
         )
         volumes = self._prepared.get(pod.uid, {})
         mounts = self.volumes.container_mounts(container, volumes, where=where)

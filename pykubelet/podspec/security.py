@@ -10,6 +10,7 @@ process runtime cannot enforce (SELinux labels, seccomp filters, unmasked /proc,
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,26 +100,48 @@ def _cap_name(raw: object, where: str) -> str:
     return "CAP_" + name
 
 
-def _seccomp_type(sc: Mapping[str, Any], where: str, supported: bool) -> str:
-    """The profile type asked for ("" when none); refuses what the runtime cannot apply."""
+def _seccomp_profile(
+    sc: Mapping[str, Any], where: str, supported: bool, profile_root: str
+) -> tuple[str, str]:
+    """(profile type, Localhost file) asked for (("", "") when none); refuses what the runtime
+    cannot apply. A Localhost profile is ``localhostProfile`` under ``profile_root``
+    (``<rootDir>/seccomp``), a descending relative path as upstream's validation demands."""
     seccomp = sc.get("seccompProfile")
     if not seccomp:
-        return ""
-    kind = seccomp.get("type") if isinstance(seccomp, Mapping) else None
+        return "", ""
+    if not isinstance(seccomp, Mapping):
+        raise ContainerConfigError("must be an object", field=f"{where}.seccompProfile")
+    kind = seccomp.get("type")
+    local = seccomp.get("localhostProfile")
+    if local is not None and kind != "Localhost":
+        raise ContainerConfigError(
+            "can only be set when seccomp type is Localhost",
+            field=f"{where}.seccompProfile.localhostProfile",
+        )
     if kind == "Unconfined":
-        return "Unconfined"
+        return "Unconfined", ""
+    if kind not in ("RuntimeDefault", "Localhost"):
+        raise ContainerConfigError(
+            f"Unsupported value: {kind!r}: supported values: "
+            '"Localhost", "RuntimeDefault", "Unconfined"',
+            field=f"{where}.seccompProfile.type",
+        )
     if not supported:
         raise UnsupportedByRuntime(
             "the process runtime does not install seccomp filters; only type Unconfined is "
             "honoured",
             field=f"{where}.seccompProfile",
         )
-    if kind != "RuntimeDefault":
-        raise UnsupportedByRuntime(
-            f"seccompProfile type {kind!r} is not supported; use RuntimeDefault or Unconfined",
-            field=f"{where}.seccompProfile.type",
+    if kind == "RuntimeDefault":
+        return "RuntimeDefault", ""
+    lf = f"{where}.seccompProfile.localhostProfile"
+    if not isinstance(local, str) or not local:
+        raise ContainerConfigError("must be set when seccomp type is Localhost", field=lf)
+    if local.startswith("/") or ".." in local.split("/"):
+        raise ContainerConfigError(
+            "must be a relative path below the seccomp profile root, without '..'", field=lf
         )
-    return "RuntimeDefault"
+    return "Localhost", posixpath.join(profile_root, local)
 
 
 def _refuse_unenforceable(sc: Mapping[str, Any], where: str) -> None:
@@ -138,17 +161,25 @@ def _refuse_unenforceable(sc: Mapping[str, Any], where: str) -> None:
 
 
 def container_security(
-    pod: Pod, container: Container, *, image_user: str = "", seccomp: bool = False
+    pod: Pod,
+    container: Container,
+    *,
+    image_user: str = "",
+    seccomp: bool = False,
+    seccomp_profile_root: str = "/var/lib/kubelet/seccomp",
 ) -> EffectiveSecurity:
     """The effective security settings of ``container``, or ``ContainerConfigError``.
-    ``seccomp``: the runtime applies seccompProfile RuntimeDefault (RuntimeFeatures)."""
+    ``seccomp``: the runtime applies seccomp profiles (RuntimeFeatures); Localhost profiles
+    are files under ``seccomp_profile_root`` (upstream: ``<rootDir>/seccomp``)."""
     psc: Mapping[str, Any] = pod.spec.security_context or {}
     csc: Mapping[str, Any] = container.security_context or {}
     pw, cw = "spec.securityContext", f"container {container.name!r}.securityContext"
     _refuse_unenforceable(psc, pw)
     _refuse_unenforceable(csc, cw)
     # the container's profile wins over the pod's
-    profile = _seccomp_type(csc, cw, seccomp) or _seccomp_type(psc, pw, seccomp)
+    profile, profile_file = _seccomp_profile(csc, cw, seccomp, seccomp_profile_root)
+    if not profile:
+        profile, profile_file = _seccomp_profile(psc, pw, seccomp, seccomp_profile_root)
 
     run_as_user = _int(csc, "runAsUser", cw)
     if run_as_user is None:
@@ -202,6 +233,7 @@ def container_security(
         privileged=privileged,
         capabilities=Capabilities(add=add, drop=drop),
         seccomp=profile,
+        seccomp_localhost_ref=profile_file,
     )
     return EffectiveSecurity(config=config, fs_group=fs_group)
 

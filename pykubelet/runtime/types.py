@@ -79,6 +79,7 @@ class SandboxConfig:
     pid: NamespaceMode = NamespaceMode.CONTAINER  # POD for shareProcessNamespace, NODE for hostPID
     ipc: NamespaceMode = NamespaceMode.POD  # NODE for hostIPC
     cgroup_parent: str = ""  # e.g. "pykubelet/pod<uid>"; runtime-relative
+    pids_limit: int = 0  # pids.max of the pod's cgroup (podPidsLimit); 0: no limit
     port_mappings: tuple[PortMapping, ...] = ()
     dns_servers: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -138,9 +139,10 @@ class SecurityConfig:
     no_new_privs: bool = False
     privileged: bool = False
     capabilities: Capabilities = Capabilities()
-    # seccompProfile type: "" (not asked: Unconfined, as 1.20), "Unconfined", "RuntimeDefault";
-    # only a runtime whose RuntimeFeatures.seccomp is true ever receives "RuntimeDefault"
+    # seccompProfile type: "" (not asked: Unconfined, as 1.20), "Unconfined", "RuntimeDefault",
+    # "Localhost"; only a runtime whose RuntimeFeatures.seccomp is true ever receives the last two
     seccomp: str = ""
+    seccomp_localhost_ref: str = ""  # Localhost: the profile's absolute path on the node
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,7 +290,7 @@ class RuntimeFeatures:
     """What a runtime enforces beyond the common contract (an optional capability: a runtime
     without a ``features`` attribute has none of these, and the pod-spec layer refuses them)."""
 
-    seccomp: bool = False  # seccompProfile RuntimeDefault
+    seccomp: bool = False  # seccompProfile RuntimeDefault and Localhost
 
     @staticmethod
     def of(runtime: object) -> RuntimeFeatures:

@@ -268,7 +268,18 @@ async def test_attach_to_a_tty_container_and_exec_with_a_tty(node: Node) -> None
             assert json.loads(status)["status"] == "Success"
 
 
-def test_seccomp_runtime_default_where_the_runtime_applies_it(node: Node) -> None:
+# a Localhost profile that allows everything but mkdir: whether it took effect is observable
+DENY_MKDIR = {
+    "defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+}
+
+
+def test_seccomp_profiles_where_the_runtime_applies_them(node: Node) -> None:
+    """RuntimeDefault (pod) and Localhost (container: <rootDir>/seccomp/<localhostProfile>)."""
+    profiles = node.root / "seccomp" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "deny-mkdir.json").write_text(json.dumps(DENY_MKDIR))
     node.start()
     node.write_pod(
         "sec",
@@ -281,19 +292,105 @@ def test_seccomp_runtime_default_where_the_runtime_applies_it(node: Node) -> Non
   - name: c
     image: busybox
     command: ["sleep", "3600"]
+  - name: local
+    image: busybox
+    command: ["sleep", "3600"]
+    securityContext:
+      seccompProfile: {type: Localhost, localhostProfile: profiles/deny-mkdir.json}
 """,
         ),
     )
     if node.containerd is None:  # the process runtime installs no filters: refused, named
-        waiting = wait_for(
-            lambda: (c := node.container("sec", "c")) and c["state"].get("waiting"), 30, "refusal"
-        )
-        assert waiting["reason"] == "CreateContainerConfigError"
-        assert "seccompProfile" in waiting["message"]
+        for name in ("c", "local"):
+            waiting = wait_for(
+                lambda n=name: (c := node.container("sec", n)) and c["state"].get("waiting"),  # type: ignore[misc]
+                30,
+                f"refusal of {name}",
+            )
+            assert waiting["reason"] == "CreateContainerConfigError"
+            assert "seccompProfile" in waiting["message"]
         return
     _running(node, "sec", "c")
     out, _, rc = _exec(node, "sec", "c", ["grep", "Seccomp:", "/proc/self/status"])
     assert rc == 0 and out.split() == ["Seccomp:", "2"]  # SECCOMP_MODE_FILTER
+    _, err, rc = _exec(node, "sec", "c", ["mkdir", "/allowed"])
+    assert (rc, err) == (0, "")  # RuntimeDefault allows mkdir
+    _running(node, "sec", "local")
+    _, err, rc = _exec(node, "sec", "local", ["mkdir", "/denied"])
+    assert rc == 1 and "Operation not permitted" in err
+    out, _, rc = _exec(node, "sec", "local", ["sh", "-c", "echo ok > /written && cat /written"])
+    assert (rc, out) == (0, "ok\n")  # only what the profile names is denied
+
+
+def test_pod_pids_limit_stops_forks_past_it(node: Node) -> None:
+    """podPidsLimit is pids.max on the pod's cgroup (upstream's pod container manager): forks
+    past it fail inside the container, on either runtime."""
+    node.extra_args += ["--pod-max-pids", "12"]
+    node.start()
+    node.write_pod(
+        "forks",
+        pod_yaml(
+            "forks",
+            """\
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "for i in $(seq 20); do sleep 600 & done; echo spawned; sleep 3600"]
+""",
+        ),
+    )
+    _running(node, "forks", "c")
+    uid = node.pod("forks")["metadata"]["uid"]  # type: ignore[index]
+    pids_max = Path("/sys/fs/cgroup/pids", node.cgroup_root, f"pod{uid}", "pids.max")
+    if Path("/sys/fs/cgroup/pids").is_dir():  # v1 or hybrid; pure v2 has it one level up
+        assert pids_max.read_text().strip() == "12"
+    # busybox sh stops at the first failed fork: "can't fork: Resource temporarily unavailable"
+    logs = wait_for(
+        lambda: (
+            "can't fork" in (t := _get_text(node, f"/containerLogs/default/forks-{NODE}/c")) and t
+        ),
+        30,
+        "a fork to fail",
+    )
+    assert "spawned" not in logs
+
+
+def test_rotated_logs_and_containerlogs_reads_the_current_file(node: Node) -> None:
+    """containerLogMaxSize/Files: the kubelet's rotation on containerd (older rotations
+    gzipped), the shim's on the process runtime; /containerLogs serves the current file only,
+    as upstream."""
+    node.extra_args += ["--container-log-max-size", "4Ki", "--container-log-max-files", "3"]
+    node.start()
+    node.write_pod(
+        "chatty",
+        pod_yaml(
+            "chatty",
+            """\
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "i=0; while true; do echo $i ...........; i=$((i+1)); sleep 0.02; done"]
+""",
+        ),
+    )
+    _running(node, "chatty", "c")
+    uid = node.pod("chatty")["metadata"]["uid"]  # type: ignore[index]
+    current = node.root / "logs" / "pods" / f"default_chatty-{NODE}_{uid}" / "c" / "0.log"
+    older = "0.log.*.gz" if node.containerd is not None else "0.log.*"
+    wait_for(lambda: len(list(current.parent.glob(older))) >= 1, 60, f"a rotation ({older})")
+
+    def first_in_file() -> int:  # CRI log lines: "<time> stdout F <n> ..."; 0: not yet
+        try:
+            line, nl, _ = current.read_text().partition("\n")
+        except FileNotFoundError:  # renamed, not yet reopened
+            return 0
+        return int(line.split(" ", 4)[3]) if nl else 0
+
+    before = wait_for(first_in_file, 10, "a line in the current file")
+    served = int(_get_text(node, f"/containerLogs/default/chatty-{NODE}/c").split(" ", 1)[0])
+    after = wait_for(first_in_file, 10, "a line in the current file")
+    assert served > 0  # the rotated lines are not served
+    assert served in (before, after)  # the current file (a rotation may pass meanwhile)
 
 
 def _fetch(port: int) -> str:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pykubelet.runtime.process.cgroups import discover_cgroups
+from pykubelet.runtime.cgroups import discover_cgroups
 
 V1 = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

@@ -1,9 +1,10 @@
-"""What only the CRI runtime does, on a real containerd: log rotation by the kubelet
-(rename + ReopenContainerLog), CRI stats, runtime health, and clear errors for a bad endpoint."""
+"""What only the CRI runtime does, on a real containerd: log rotation by the kubelet (gzip,
+rename + ReopenContainerLog), CRI stats, runtime health, and clear errors for a bad endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools.containerd import Containerd
+from pykubelet.core.clock import FakeClock
 from pykubelet.core.errors import InvalidInput
 from pykubelet.runtime import (
     ContainerConfig,
@@ -33,11 +35,15 @@ def _sandbox(containerd: Containerd, tmp_path: Path) -> SandboxConfig:
     return replace(sc, cgroup_parent=f"{containerd.cgroup_parent}/pod{sc.uid}")
 
 
-async def test_logs_rotate_at_the_size_and_containerd_reopens(
+async def test_logs_rotate_at_the_size_gzipped_and_containerd_reopens(
     make_cri_runtime: Callable[..., CriRuntime], containerd: Containerd, tmp_path: Path
 ) -> None:
+    clock = FakeClock()  # 2023-11-14 22:30:00 UTC: each pass gets its own second
     rt = make_cri_runtime(
-        container_log_max_size_bytes=2048, container_log_max_files=3, log_rotate_interval_s=0.2
+        clock=clock,
+        container_log_max_size_bytes=2048,
+        container_log_max_files=3,
+        log_rotate_interval_s=3600,  # the passes are the test's own
     )
     await rt.start()
     sc = _sandbox(containerd, tmp_path)
@@ -52,18 +58,24 @@ async def test_logs_rotate_at_the_size_and_containerd_reopens(
     cid = await rt.create_container(sid, cfg, sc)
     await rt.start_container(cid)
     log = tmp_path / "logs" / "chatty" / "0.log"
-
-    def rotated() -> list[Path]:
-        return sorted(p for p in log.parent.iterdir() if p.name.startswith("0.log."))
-
-    await wait_for(lambda: len(rotated()) >= 2, 30, "two rotations")
-    await asyncio.sleep(1)  # more rotations: the oldest must be pruned
-    assert 1 <= len(rotated()) <= 2  # max files 3 = the current file + 2 rotated
-    # containerd reopened the file: new lines keep arriving in 0.log
-    await wait_for(lambda: log.exists() and log.stat().st_size > 0, 10, "the reopened log")
-    last = log.read_text().splitlines()[-1]
-    assert last.split(" ", 3)[1:3] == ["stdout", "F"] and last.endswith(line)
-    assert (await rt.container_status(cid)).state is ContainerState.RUNNING
+    stamps = ["20231114-223000", "20231114-223001", "20231114-223002"]
+    for _ in stamps:
+        await wait_for(lambda: log.exists() and log.stat().st_size >= 2048, 30, "a full log")
+        assert await rt.rotate_logs() == 1
+        await clock.advance(1)
+    # max files 3 = the current file + the newest rotation (plain) + one older one (gzipped);
+    # the first rotation was pruned
+    left = sorted(p.name for p in log.parent.iterdir())
+    assert left == ["0.log", f"0.log.{stamps[1]}.gz", f"0.log.{stamps[2]}"]
+    older = gzip.decompress((log.parent / left[1]).read_bytes()).decode().splitlines()
+    newest = (log.parent / left[2]).read_text().splitlines()
+    for lines in (older, newest):
+        assert lines[0].split(" ", 3)[1:3] == ["stdout", "F"] and lines[0].endswith(line)
+    # nothing lost or repeated at the seams: the counter runs on from file to file
+    count = [int(x.split(" ", 4)[3]) for x in (*older, *newest)]
+    assert count == list(range(count[0], count[0] + len(count)))
+    await wait_for(lambda: log.stat().st_size > 0, 10, "lines in the reopened log")
+    assert int(log.read_text().splitlines()[0].split(" ", 4)[3]) == count[-1] + 1
 
 
 async def test_stats_and_health(

@@ -1,10 +1,13 @@
-"""The CRI runtime's pure parts: message conversion, the exec status, log rotation, endpoints."""
+"""The CRI runtime's pure parts: message conversion, the exec status, log rotation, endpoints,
+gRPC errors."""
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
+import grpc
 import pytest
 
 from pykubelet.core.errors import InvalidInput
@@ -17,12 +20,17 @@ from pykubelet.runtime import (
     SandboxConfig,
     SecurityConfig,
 )
-from pykubelet.runtime.cri.client import parse_endpoint
+from pykubelet.runtime.cri.client import CriClient, parse_endpoint
 from pykubelet.runtime.cri.convert import container_config, sandbox_config, sandbox_status
 from pykubelet.runtime.cri.logrotate import rotate
 from pykubelet.runtime.cri.streams import parse_exit_status
 from pykubelet.runtime.cri.v1 import api_pb2 as pb
-from pykubelet.runtime.errors import RuntimeFailure
+from pykubelet.runtime.errors import (
+    ContainerNotFound,
+    CreateContainerError,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
 
 SANDBOX = SandboxConfig(
     name="web",
@@ -85,6 +93,19 @@ def test_container_config_carries_command_env_mounts_limits_and_identity() -> No
     sc = msg.linux.security_context
     assert sc.run_as_user.value == 1000 and not sc.HasField("run_as_group")
     assert sc.readonly_rootfs and msg.log_path == "app/3.log"
+    assert sc.seccomp.profile_type == pb.SecurityProfile.Unconfined  # 1.20: none asked for
+
+
+def test_seccomp_profiles_travel_as_cri_security_profiles() -> None:
+    def sent(sec: SecurityConfig) -> tuple[int, str]:
+        got = container_config(ContainerConfig(name="c", security=sec), SANDBOX)
+        p = got.linux.security_context.seccomp
+        return p.profile_type, p.localhost_ref
+
+    local = SecurityConfig(seccomp="Localhost", seccomp_localhost_ref="/var/lib/k/seccomp/a.json")
+    assert sent(local) == (pb.SecurityProfile.Localhost, "/var/lib/k/seccomp/a.json")
+    assert sent(SecurityConfig(seccomp="RuntimeDefault")) == (pb.SecurityProfile.RuntimeDefault, "")
+    assert sent(SecurityConfig(seccomp="Unconfined")) == (pb.SecurityProfile.Unconfined, "")
 
 
 def test_sandbox_status_keeps_the_cgroup_parent_out_of_the_annotations() -> None:
@@ -116,17 +137,34 @@ def test_exit_status_from_the_error_channel() -> None:
         parse_exit_status(b"plain text")
 
 
-def test_rotation_keeps_max_files_minus_one_rotated(tmp_path: Path) -> None:
+def test_rotation_gzips_all_but_the_newest_and_keeps_max_files(tmp_path: Path) -> None:
     log = tmp_path / "0.log"
     names = []
     for i in range(4):
         log.write_text(f"round {i}\n")
-        names.append(rotate(str(log), 3, 1_700_000_000 + i))
+        names.append(rotate(str(log), 4, 1_700_000_000 + i))  # 2023-11-14 22:13:20 UTC + i
     assert not log.exists()  # the runtime reopens it
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["0.log.20231114-221322", "0.log.20231114-221323"]
+    # max files 4: the current file, the newest rotation plain, two older ones gzipped
+    assert left == ["0.log.20231114-221321.gz", "0.log.20231114-221322.gz", "0.log.20231114-221323"]
     assert (tmp_path / left[-1]).read_text() == "round 3\n"
-    assert os.path.basename(names[-1]) == left[-1]
+    assert gzip.decompress((tmp_path / left[0]).read_bytes()) == b"round 1\n"
+    assert names[-1] is not None and os.path.basename(names[-1]) == left[-1]
+
+
+def test_rotation_cleans_leftovers_and_waits_for_a_free_name(tmp_path: Path) -> None:
+    log = tmp_path / "0.log"
+    (tmp_path / "0.log.20231114-221300").write_text("compressed already\n")
+    (tmp_path / "0.log.20231114-221300.gz").write_bytes(gzip.compress(b"compressed already\n"))
+    (tmp_path / "0.log.20231114-221310.tmp").write_text("half-written\n")
+    log.write_text("now\n")
+    assert rotate(str(log), 2, 1_700_000_000) == str(tmp_path / "0.log.20231114-221320")
+    # max files 2: no older rotation is kept; the interrupted rotation's files are gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.log.20231114-221320"]
+    log.write_text("same second\n")
+    assert rotate(str(log), 3, 1_700_000_000) is None  # that name is taken: the next pass
+    assert log.read_text() == "same second\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.log", "0.log.20231114-221320"]
 
 
 def test_endpoints() -> None:
@@ -137,3 +175,29 @@ def test_endpoints() -> None:
     for bad in ("tcp://1.2.3.4:5", "unix://relative.sock", "npipe:////./pipe/x"):
         with pytest.raises(InvalidInput, match="containerRuntimeEndpoint"):
             parse_endpoint(bad)
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "kind"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "connection refused", RuntimeUnavailable),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "deadline", RuntimeUnavailable),
+        # containerd's CRI plugin while it loads its state after a restart: transient
+        (grpc.StatusCode.UNKNOWN, "server is not initialized yet", RuntimeUnavailable),
+        (grpc.StatusCode.NOT_FOUND, "no such container", ContainerNotFound),
+        (grpc.StatusCode.UNKNOWN, "failed to create shim", CreateContainerError),
+    ],
+)
+async def test_grpc_errors_become_runtime_errors(
+    code: grpc.StatusCode, details: str, kind: type[RuntimeFailure]
+) -> None:
+    async def rpc(request: object, **_grpc_options: object) -> object:
+        raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+    client = CriClient("unix:///nowhere.sock")
+    with pytest.raises(kind, match=details) as e:
+        await client.call(rpc, None, not_found=ContainerNotFound, failure=CreateContainerError)
+    assert type(e.value) is kind
+    if code == grpc.StatusCode.NOT_FOUND:  # the idempotent stop/remove calls
+        assert await client.call(rpc, None, missing_ok=True) is None
+    await client.close()

@@ -52,15 +52,13 @@ def test_secure_config_passes_only_what_is_enforced() -> None:
     assert list(cis) == [f"4.2.{i}" for i in range(1, 14)]
     # what the CIS items ask of fields pykubelet accepts but does not act on is not a PASS
     # 4.2.8: node mode rate-limits events; 4.2.10: client certificates rotate in node mode
-    not_enforced = {"4.2.6", "4.2.11", "4.2.13"}
+    not_enforced = {"4.2.6", "4.2.11"}
     assert {k for k, v in cis.items() if v == "NOT-ENFORCED"} == not_enforced
     assert {v for k, v in cis.items() if k not in not_enforced} == {"PASS"}
     assert got["PK-KERNEL"] == "NOT-ENFORCED" and got["PK-AUDIT"] == "PASS"
     assert not any(v == "FAIL" for v in got.values())
     [pids] = [f for f in check_config(SECURE) if f.id == "4.2.13"]
-    assert pids.detail == (
-        "podPidsLimit = 4096 (accepted, not enforced: pykubelet does not act on podPidsLimit)"
-    )
+    assert (pids.status, pids.detail) == ("PASS", "podPidsLimit = 4096")  # pod cgroup pids.max
 
 
 def test_open_config_fails_where_cis_says() -> None:
@@ -98,7 +96,7 @@ def test_cli_table_and_exit_codes(tmp_path: Path) -> None:
     assert doctor_main(["--config", str(good)], stdout=out) == 0
     text = out.getvalue()
     assert text.splitlines()[0].split() == ["STATUS", "ID", "CHECK", "DETAIL"]
-    assert _row(text, "4.2.1")[0] == "PASS" and _row(text, "4.2.13")[0] == "NOT-ENFORCED"
+    assert _row(text, "4.2.1")[0] == "PASS" and _row(text, "4.2.6")[0] == "NOT-ENFORCED"
     assert "accepted but not enforced" in text and "0 failed" in text
     out = io.StringIO()
     assert doctor_main(["--config", str(bad)], stdout=out) == 1
@@ -141,14 +139,14 @@ def test_json_and_junit_outputs(tmp_path: Path) -> None:
     assert doctor_main(["--config", str(cfg), "--output", "json"], stdout=out) == 1
     doc = json.loads(out.getvalue())
     by_id = {f["id"]: f["status"] for f in doc["findings"]}
-    assert by_id["4.2.4"] == "FAIL" and by_id["4.2.13"] == "NOT-ENFORCED"
+    assert by_id["4.2.4"] == "FAIL" and by_id["4.2.6"] == "NOT-ENFORCED"
     assert doc["summary"]["FAIL"] == sum(s == "FAIL" for s in by_id.values()) >= 1
     out = io.StringIO()
     assert doctor_main(["--config", str(cfg), "--output", "junit"], stdout=out) == 1
     suite = ET.fromstring(out.getvalue().split("?>", 1)[1])
     cases = {c.get("name", "").split()[0]: c for c in suite.iter("testcase")}
     assert cases["4.2.4"].find("failure") is not None
-    skipped = cases["4.2.13"].find("skipped")
+    skipped = cases["4.2.6"].find("skipped")
     assert skipped is not None and skipped.get("message", "").startswith("NOT-ENFORCED: ")
     assert cases["4.2.1"].find("failure") is None and cases["4.2.1"].find("skipped") is None
     assert suite.get("tests") == str(len(doc["findings"]))

@@ -20,6 +20,8 @@ from pykubelet.runtime.errors import RuntimeFailure, RuntimeUnavailable
 __all__ = ["CriClient", "parse_endpoint"]
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the Go kubelet's receive limit
+# containerd's CRI plugin while it loads its state after a (re)start (gRPC code Unknown)
+NOT_INITIALIZED = "server is not initialized yet"
 
 
 def parse_endpoint(endpoint: str) -> str:
@@ -92,7 +94,7 @@ class CriClient:
                 if missing_ok:
                     return None
                 raise not_found(details) from None
-            if code == grpc.StatusCode.UNAVAILABLE:
+            if code == grpc.StatusCode.UNAVAILABLE or details == NOT_INITIALIZED:
                 raise RuntimeUnavailable(f"container runtime is unavailable: {details}") from None
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise RuntimeUnavailable(

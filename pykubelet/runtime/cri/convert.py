@@ -33,6 +33,7 @@ __all__ = [
     "image_info",
     "namespace_mode",
     "sandbox_config",
+    "sandbox_state",
     "sandbox_status",
 ]
 
@@ -59,6 +60,10 @@ def container_state(state: int) -> ContainerState:
 def _s(ns: int) -> float:
     secs, rest = divmod(ns, 1_000_000_000)
     return secs + rest / 1e9  # ns / 1e9 would round 1.25 s after an epoch second wrongly
+
+
+def sandbox_state(state: int) -> SandboxState:
+    return SandboxState.READY if state == pb.SANDBOX_READY else SandboxState.NOTREADY
 
 
 def namespace_mode(mode: int) -> NamespaceMode:
@@ -107,6 +112,18 @@ def _protocol(name: str) -> Any:
     return {"TCP": pb.TCP, "UDP": pb.UDP, "SCTP": pb.SCTP}.get(name.upper(), pb.TCP)
 
 
+def _seccomp(sec: SecurityConfig) -> pb.SecurityProfile:
+    """1.20: no profile asked for means Unconfined for containers (§7.4); a Localhost profile
+    travels as its absolute path (containerd reads the file at CreateContainer)."""
+    if sec.seccomp == "RuntimeDefault":
+        return pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault)
+    if sec.seccomp == "Localhost":
+        return pb.SecurityProfile(
+            profile_type=pb.SecurityProfile.Localhost, localhost_ref=sec.seccomp_localhost_ref
+        )
+    return pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined)
+
+
 def _security(sec: SecurityConfig, sandbox: SandboxConfig) -> pb.LinuxContainerSecurityContext:
     ctx = pb.LinuxContainerSecurityContext(
         capabilities=pb.Capability(
@@ -118,12 +135,7 @@ def _security(sec: SecurityConfig, sandbox: SandboxConfig) -> pb.LinuxContainerS
         readonly_rootfs=sec.readonly_rootfs,
         supplemental_groups=list(sec.supplemental_groups),
         no_new_privs=sec.no_new_privs,
-        # 1.20: no profile asked for means Unconfined for containers (§7.4)
-        seccomp=pb.SecurityProfile(
-            profile_type=pb.SecurityProfile.RuntimeDefault
-            if sec.seccomp == "RuntimeDefault"
-            else pb.SecurityProfile.Unconfined
-        ),
+        seccomp=_seccomp(sec),
     )
     if sec.run_as_user is not None:
         ctx.run_as_user.value = sec.run_as_user
@@ -171,7 +183,7 @@ def sandbox_status(s: pb.PodSandboxStatus) -> SandboxStatus:
         namespace=s.metadata.namespace,
         uid=s.metadata.uid,
         attempt=s.metadata.attempt,
-        state=SandboxState.READY if s.state == pb.SANDBOX_READY else SandboxState.NOTREADY,
+        state=sandbox_state(s.state),
         created_at=_s(s.created_at),
         ip=s.network.ip,
         additional_ips=tuple(ip.ip for ip in s.network.additional_ips),

@@ -23,6 +23,7 @@ from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.core.errors import InvalidInput
 from pykubelet.network.localnet import LocalnetGuard
 from pykubelet.network.types import NetworkError
+from pykubelet.runtime.cgroups import CgroupLayout, discover_cgroups
 from pykubelet.runtime.cri import convert
 from pykubelet.runtime.cri.client import CriClient
 from pykubelet.runtime.cri.logrotate import needs_rotation, rotate, undo_rotation
@@ -94,9 +95,13 @@ class CriRuntime:
         self._clock = clock or SystemClock()
         self._sandbox_of: dict[str, str] = {}  # container id -> sandbox id
         self._cgroup_of: dict[str, str] = {}  # sandbox id -> cgroup parent
+        self._cgroups: CgroupLayout | None = None  # found at the first podPidsLimit
         # the last full status per container: an EXITED one is final, and a listed container
         # whose state has not changed since has the same status (saves a relist N RPCs)
         self._statuses: dict[str, ContainerStatus] = {}
+        # the same for sandboxes: a listed sandbox whose state has not changed since its last
+        # PodSandboxStatus has that status (its IP and namespaces do not change while it lives)
+        self._sandbox_statuses: dict[str, SandboxStatus] = {}
 
     # ----- lifecycle -----
 
@@ -131,26 +136,41 @@ class CriRuntime:
                 log.warning("container log rotation: %s", e)
 
     async def rotate_logs(self) -> int:
-        """One pass over the running containers; returns how many logs were rotated."""
+        """One pass over the running containers; returns how many logs were rotated. A
+        container whose log cannot be rotated is logged and skipped, as upstream does."""
         done = 0
         for c in await self.list_containers():
             if c.state is not ContainerState.RUNNING or not c.log_path:
                 continue
-            if not await asyncio.to_thread(needs_rotation, c.log_path, self._log_max_size):
-                continue
-            now = self._clock.now()
-            moved = await asyncio.to_thread(rotate, c.log_path, self._log_max_files, now)
             try:
-                await self._call(
-                    "ReopenContainerLog",
-                    pb.ReopenContainerLogRequest(container_id=c.id),
-                    not_found=ContainerNotFound,
-                )
-            except RuntimeFailure:
-                await asyncio.to_thread(undo_rotation, c.log_path, moved)
-                raise
-            done += 1
+                done += await self._rotate_log(c.id, c.log_path)
+            except (RuntimeFailure, OSError) as e:
+                log.warning("container %s: log rotation: %s", c.id[:12], e)
         return done
+
+    async def _rotate_log(self, container_id: str, path: str) -> int:
+        if not await asyncio.to_thread(os.path.exists, path):
+            # removed under a running container: have the runtime make it again (upstream)
+            await self._reopen_log(container_id)
+        if not await asyncio.to_thread(needs_rotation, path, self._log_max_size):
+            return 0
+        now = self._clock.now()
+        moved = await asyncio.to_thread(rotate, path, self._log_max_files, now)
+        if moved is None:
+            return 0
+        try:
+            await self._reopen_log(container_id)
+        except RuntimeFailure:
+            await asyncio.to_thread(undo_rotation, path, moved)
+            raise
+        return 1
+
+    async def _reopen_log(self, container_id: str) -> None:
+        await self._call(
+            "ReopenContainerLog",
+            pb.ReopenContainerLogRequest(container_id=container_id),
+            not_found=ContainerNotFound,
+        )
 
     async def health(self) -> RuntimeHealth:
         """CRI ``Status``: RuntimeReady and NetworkReady; a missing condition is not ready."""
@@ -190,6 +210,8 @@ class CriRuntime:
         if config.log_directory:
             # containerd writes no log at all unless the directory exists (§9.4)
             await asyncio.to_thread(Path(config.log_directory).mkdir, parents=True, exist_ok=True)
+        if config.pids_limit and config.cgroup_parent:
+            await self._limit_pod_pids(config.cgroup_parent, config.pids_limit)
         resp = await self._call(
             "RunPodSandbox",
             pb.RunPodSandboxRequest(config=convert.sandbox_config(config)),
@@ -200,6 +222,16 @@ class CriRuntime:
             raise RuntimeFailure("RunPodSandbox returned no sandbox id")
         self._cgroup_of[sid] = config.cgroup_parent
         return sid
+
+    async def _limit_pod_pids(self, cgroup_parent: str, limit: int) -> None:
+        """``podPidsLimit`` as the Go kubelet's pod container manager sets it: ``pids.max`` on
+        the pod's cgroup, made before containerd's runc puts the containers under it."""
+        if self._cgroups is None:
+            self._cgroups = await asyncio.to_thread(discover_cgroups)
+        try:
+            await asyncio.to_thread(self._cgroups.limit_pids, cgroup_parent, limit)
+        except OSError as e:
+            raise CreateContainerError(f"podPidsLimit: pod cgroup {cgroup_parent}: {e}") from None
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         await self._call(
@@ -212,9 +244,14 @@ class CriRuntime:
             pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id),
             missing_ok=True,
         )
-        self._cgroup_of.pop(sandbox_id, None)
+        cgroup = self._cgroup_of.pop(sandbox_id, None)
+        self._sandbox_statuses.pop(sandbox_id, None)
         for cid in [c for c, s in self._sandbox_of.items() if s == sandbox_id]:
             self._forget(cid)
+        if self._cgroups is not None and cgroup and cgroup not in self._cgroup_of.values():
+            # the pod cgroup this runtime made (runc removes only the containers'); a busy one
+            # (another attempt of the pod still running) is left in place
+            await asyncio.to_thread(self._cgroups.remove, cgroup)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
         resp = await self._call(
@@ -224,6 +261,7 @@ class CriRuntime:
         )
         status = convert.sandbox_status(resp.status)
         self._cgroup_of[sandbox_id] = status.cgroup_parent
+        self._sandbox_statuses[sandbox_id] = status
         return status
 
     async def list_pod_sandboxes(
@@ -231,13 +269,20 @@ class CriRuntime:
     ) -> Sequence[SandboxStatus]:
         flt = pb.PodSandboxFilter(label_selector=dict(label_selector or {}))
         resp = await self._call("ListPodSandbox", pb.ListPodSandboxRequest(filter=flt))
-        ids = [item.id for item in resp.items]
-        got = await asyncio.gather(*(self._sandbox_or_none(i) for i in ids))
+        items = list(resp.items)
+        got = await asyncio.gather(*(self._listed_sandbox(item) for item in items))
+        if not label_selector:  # forget what containerd no longer has
+            listed = {item.id for item in items}
+            for gone in [sid for sid in self._sandbox_statuses if sid not in listed]:
+                del self._sandbox_statuses[gone]
         return [s for s in got if s is not None]
 
-    async def _sandbox_or_none(self, sandbox_id: str) -> SandboxStatus | None:
+    async def _listed_sandbox(self, item: Any) -> SandboxStatus | None:
+        known = self._sandbox_statuses.get(item.id)
+        if known is not None and known.state is convert.sandbox_state(item.state):
+            return known
         try:
-            return await self.pod_sandbox_status(sandbox_id)
+            return await self.pod_sandbox_status(item.id)
         except SandboxNotFound:
             return None  # removed between the list and the status
 

@@ -8,8 +8,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from pykubelet.runtime.cgroups import CgroupLayout
 from pykubelet.runtime.errors import CreateContainerError
-from pykubelet.runtime.process.cgroups import CgroupLayout
 from pykubelet.runtime.process.etcfiles import etc_mounts
 from pykubelet.runtime.process.features import RuntimeCapabilities
 from pykubelet.runtime.process.layout import RuntimeLayout

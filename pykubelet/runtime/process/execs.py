@@ -32,7 +32,7 @@ from pykubelet.runtime.protocol import PortConnection
 from pykubelet.runtime.types import ExecResult, StreamIO, TerminalSize
 
 if TYPE_CHECKING:
-    from pykubelet.runtime.process.cgroups import CgroupLayout
+    from pykubelet.runtime.cgroups import CgroupLayout
     from pykubelet.runtime.process.layout import RuntimeLayout
 
 __all__ = ["ExecMixin"]

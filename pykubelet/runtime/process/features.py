@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pykubelet.runtime.process.cgroups import CgroupLayout
+from pykubelet.runtime.cgroups import CgroupLayout
 
 __all__ = ["RuntimeCapabilities", "detect_capabilities", "detect_host_ip"]
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.registry import RegistryClient, normalize_ref, parse_ref
+from pykubelet.runtime.cgroups import CgroupLayout, discover_cgroups
 from pykubelet.runtime.errors import (
     ContainerNotFound,
     ContainerNotRunning,
@@ -30,7 +31,6 @@ from pykubelet.runtime.errors import (
 )
 from pykubelet.runtime.pod_network import PodNetwork
 from pykubelet.runtime.process import procs
-from pykubelet.runtime.process.cgroups import CgroupLayout, discover_cgroups
 from pykubelet.runtime.process.create import CreateContext, prepare_container
 from pykubelet.runtime.process.etcfiles import write_sandbox_files
 from pykubelet.runtime.process.execs import ExecMixin
@@ -213,7 +213,14 @@ class ProcessRuntime(ExecMixin):
         cgroup_parent = config.cgroup_parent or f"{self._cgroup_root}/pod{config.uid}"
         holder_cgroup = f"{cgroup_parent}/sandbox-{sid[:12]}"
         usable = self.cgroups.usable
-        await run_io(self._prepare_sandbox_dirs, d, holder_cgroup if usable else "")
+        if config.pids_limit and not usable:
+            raise CreateContainerError("podPidsLimit: no writable cgroups on this host")
+        try:
+            await run_io(
+                self._prepare_sandbox_dirs, d, holder_cgroup if usable else "", config.pids_limit
+            )
+        except OSError as e:
+            raise CreateContainerError(f"pod cgroup {cgroup_parent}: {e}") from None
         # As the pause container does: the holder lives in the pod's cgroup (a leaf of its
         # own, since cgroup v2 allows no processes beside child cgroups), so whatever cleans
         # up a pod by cgroup also finds it. It joins before it reports ready.
@@ -240,9 +247,11 @@ class ProcessRuntime(ExecMixin):
         )
         return sid
 
-    def _prepare_sandbox_dirs(self, sandbox_dir: Path, holder_cgroup: str) -> None:
+    def _prepare_sandbox_dirs(self, sandbox_dir: Path, holder_cgroup: str, pids_limit: int) -> None:
         """The sandbox's directory and (when cgroups are usable) the holder's cgroup leaf with
-        its pod cgroup: one worker-thread job."""
+        its pod cgroup, whose ``pids.max`` is ``podPidsLimit``: one worker-thread job."""
+        if holder_cgroup and pids_limit:
+            self.cgroups.limit_pids(str(Path(holder_cgroup).parent), pids_limit)
         sandbox_dir.mkdir(parents=True)
         if holder_cgroup:
             self.cgroups.create(holder_cgroup)

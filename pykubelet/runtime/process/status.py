@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pykubelet.runtime.cgroups import CgroupLayout, is_oom_killed
 from pykubelet.runtime.process import procs
-from pykubelet.runtime.process.cgroups import CgroupLayout, is_oom_killed
 from pykubelet.runtime.process.records import (
     ContainerRecord,
     atomic_write_json,

@@ -178,6 +178,10 @@ async def test_list_filters(contract_rt: Contract, tmp_path: Path) -> None:
     assert [c.id for c in await rt.list_containers(s1)] == [c1]
     assert [c.id for c in await rt.list_containers(s2)] == [c2]
     assert {c.id for c in await rt.list_containers()} >= {c1, c2}
+    # a listed sandbox is as current as its status: a stop shows in the next list
+    await rt.stop_pod_sandbox(s1)
+    states = {s.id: s.state for s in await rt.list_pod_sandboxes()}
+    assert (states[s1], states[s2]) == (SandboxState.NOTREADY, SandboxState.READY)
 
 
 async def test_same_pod_attempt_twice(contract_rt: Contract) -> None:

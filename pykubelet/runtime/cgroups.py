@@ -1,5 +1,8 @@
 """Per-pod and per-container cgroups on v1, v2 and hybrid hosts (mounts from mountinfo).
 
+The process runtime creates every cgroup with it; the CRI runtime only the pod's (for
+``podPidsLimit``), under which containerd's runc creates the containers' own.
+
 A cgroup path is runtime-relative (``pykubelet/pod<uid>/<cid>``) and the same under every
 hierarchy we use: the v1 ``memory``, ``cpu``, ``cpuacct`` and ``pids`` controllers and the
 cgroup2 tree (which on a hybrid host carries no controllers, only membership).
@@ -113,6 +116,14 @@ class CgroupLayout:
                 (pids / "pids.max").write_text(str(res.pids_limit))
             elif v2 is not None and "pids" in v2c:
                 (v2 / "pids.max").write_text(str(res.pids_limit))
+
+    def limit_pids(self, rel: str, limit: int) -> None:
+        """Create ``rel`` with ``pids.max = limit`` (a pod cgroup: ``podPidsLimit``). Raises
+        OSError when no hierarchy here has the pids controller: a limit is never dropped."""
+        if self.v1_dir("pids", rel) is None and not (self.v2 and "pids" in self.v2_controllers):
+            raise OSError(errno.ENOTSUP, "no cgroup hierarchy with the pids controller")
+        self.create(rel)
+        self.apply(rel, LinuxResources(pids_limit=limit))
 
     def pids(self, rel: str) -> set[int]:
         found: set[int] = set()
