@@ -381,9 +381,41 @@ class Agent:
                 file_check_frequency_s=cfg.file_check_frequency_s,
             )
             services.append(_Service(name="static-pods", run=self.source.run))
+        services.extend(self._build_log_loss_watch(runtime))
         services.extend(self._build_servers())
         services.extend(self._build_node_mode(statuses))
         return services
+
+    def _build_log_loss_watch(self, runtime: object) -> list[_Service]:
+        """Container output the process runtime's shims could not write (disk full): counted,
+        logged, and a Warning event on the pod in node mode. (CRI: containerd's shim writes.)"""
+        log_loss_files = getattr(runtime, "log_loss_files", None)
+        if log_loss_files is None:
+            return []
+        from pykubelet.pods.events import WARNING, container_field_path
+        from pykubelet.pods.runtime_config import LABEL_POD_UID
+        from pykubelet.runtime.process.logloss import LogLoss, LogLossWatch
+        from pykubelet.runtime.types import ContainerStatus
+
+        events = self.node_mode.events if self.node_mode is not None else None
+        manager = self.manager
+        assert manager is not None
+
+        def on_loss(status: ContainerStatus, lost: LogLoss, total: LogLoss) -> None:
+            pod = manager.get_pod_by_uid(status.labels.get(LABEL_POD_UID, ""))
+            if events is None or pod is None:
+                return
+            events.event(
+                pod,
+                WARNING,
+                "ContainerLogLost",
+                f"{lost.records} lines of output ({lost.bytes} bytes) not written to the log "
+                f"file: {lost.reason}; {total.records} lost in all",
+                field_path=container_field_path(pod, status.name),
+            )
+
+        watch = LogLossWatch(on_loss)
+        return [_Service(name="container-log-loss", run=lambda: watch.run(log_loss_files))]
 
     # ----- node mode (only with --kubeconfig; standalone builds none of it) -----
 

@@ -48,6 +48,8 @@ __all__ = [
     "PROBE_TYPES",
     "AUDIT_EVENTS_DROPPED",
     "AUDIT_EVENTS_SUPPRESSED",
+    "CONTAINER_LOG_BYTES_LOST",
+    "CONTAINER_LOG_RECORDS_LOST",
     "AgentMetrics",
     "default_metrics",
     "record_probe",
@@ -102,6 +104,8 @@ class AgentMetrics:
             ProcessCollector(registry=None),
             AUDIT_EVENTS_DROPPED,
             AUDIT_EVENTS_SUPPRESSED,
+            CONTAINER_LOG_RECORDS_LOST,
+            CONTAINER_LOG_BYTES_LOST,
         )
         self.probe_registry: CollectorRegistry = private_registry(
             FunctionCollector(self._probe_families)
@@ -283,6 +287,20 @@ AUDIT_EVENTS_SUPPRESSED = Counter(
     registry=None,
 )
 """Incremented by the audit observer (``server/audit.py``); served on /metrics."""
+
+CONTAINER_LOG_RECORDS_LOST = Counter(
+    "pykubelet_container_log_records_lost_total",
+    "Container log lines (CRI log records) not written to the log file: disk full, I/O error.",
+    registry=None,
+)
+"""Incremented by the process runtime's log-loss watch (``runtime/process/logloss.py``)."""
+
+CONTAINER_LOG_BYTES_LOST = Counter(
+    "pykubelet_container_log_bytes_lost_total",
+    "Bytes of container output not written to the log file: disk full, I/O error.",
+    registry=None,
+)
+"""Incremented with ``CONTAINER_LOG_RECORDS_LOST``."""
 
 
 def default_metrics() -> AgentMetrics:

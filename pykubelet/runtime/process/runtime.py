@@ -476,6 +476,14 @@ class ProcessRuntime(ExecMixin):
             if sandbox_id is None or rec.sandbox_id == sandbox_id
         ]
 
+    def log_loss_files(self) -> list[tuple[ContainerStatus, Path]]:
+        """Each container with the shim's count of log records it could not write
+        (``logloss.LogLossWatch`` reads them)."""
+        return [
+            (self._status(rec), self.layout.shim_dir(rec.id) / "logloss")
+            for rec in self._containers.all()
+        ]
+
     # ------------------------------------------------------------------ images
 
     async def image_status(self, ref: str) -> ImageInfo | None:
