@@ -91,7 +91,8 @@ class Node:
 
     # ----- process -----
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the agent; ``wait``: until it serves ``/pods``."""
         self.runs += 1
         self.log_file = self.base / f"agent-{self.runs}.log"
         log = self.log_file.open("wb")
@@ -133,7 +134,8 @@ class Node:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        wait_for(self._listening, 20, "the agent to serve /pods")
+        if wait:
+            wait_for(self._listening, 20, "the agent to serve /pods")
 
     def runtime_args(self) -> list[str]:
         """The flags that select this node's runtime (also for ``pykubelet images``)."""
