@@ -183,12 +183,16 @@ async def server(idle: int, slow: int, duration: float) -> None:
     )  # fmt: skip
     peak, held = rss0, 0
     guard = servers.guard
+    admitted0, cpu0 = guard.admitted, resource.getrusage(resource.RUSAGE_SELF)
     while adm.returncode is None:
         peak, held = max(peak, _rss_mib()), max(held, guard.open)
         try:
             await asyncio.wait_for(adm.wait(), 0.5)
         except TimeoutError:
             pass
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+    admitted = guard.admitted - admitted0
     assert adm.stdout is not None and attack.stdout is not None
     a = json.loads((await adm.stdout.read()).decode().strip().splitlines()[-1])
     k = json.loads((await attack.stdout.read()).decode().strip().splitlines()[-1])
@@ -209,6 +213,11 @@ async def server(idle: int, slow: int, duration: float) -> None:
             f"{path:<16} {int(a[path + ' n']):>5} {a[path + ' p50']:>8.1f} {a[path + ' p99']:>8.1f}"
         )
     print(f"admin errors: {int(a['errors'])}")
+    print(
+        f"server CPU while the admin measured: {cpu_s:.1f} s for {admitted} connections "
+        f"accepted ({cpu_s / max(admitted, 1) * 1e6:.0f} µs per connection, admin requests "
+        f"included); load average {os.getloadavg()[0]:.1f}"
+    )
     print(
         f"server RSS: {rss0:.0f} MiB before, {peak:.0f} MiB peak (+{peak - rss0:.0f}), "
         f"{rss1:.0f} MiB after (+{rss1 - rss0:.0f}); connections open after: {guard.open}"

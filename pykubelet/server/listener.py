@@ -7,7 +7,7 @@ closed at once, before TLS), the client's first byte and the TLS handshake must 
 ``handshake_timeout_s`` and the first request's headers within ``header_timeout_s`` of the
 accept; idle keep-alive
 connections (and a half-sent next request) close after ``keepalive_timeout_s`` (upstream's 90 s).
-Counters (``refused``, ``timed_out``, ``open``) are for metrics and benches.
+Counters (``admitted``, ``refused``, ``timed_out``, ``open``) are for metrics and benches.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class ConnectionGuard:
         self.limits = limits or GuardLimits()
         self._per_address: Counter[str] = Counter()
         self.open = 0
+        self.admitted = 0
         self.refused = 0
         self.timed_out = 0
         self._peak = 0  # most connections open since memory was last handed back
@@ -118,6 +119,7 @@ class ConnectionGuard:
                 )
             return False
         self.open += 1
+        self.admitted += 1
         self._per_address[address] += 1
         self._peak = max(self._peak, self.open)
         return True
