@@ -4,8 +4,9 @@ aiohttp's own site accepts every connection, lets TLS handshakes take 60 s and w
 first request as long as its keep-alive timeout (3630 s). Here each accepted TCP connection is
 counted (``max_connections`` in total, ``max_per_address`` from one address: over the cap it is
 closed at once, before TLS), the client's first byte and the TLS handshake must come within
-``handshake_timeout_s`` and the first request's headers within ``header_timeout_s`` of the
-accept; idle keep-alive
+``handshake_timeout_s`` (a connection without a first byte is cut somewhere in its last quarter,
+so that a crowd is not cut at once) and the first request's headers within ``header_timeout_s``
+of the accept; idle keep-alive
 connections (and a half-sent next request) close after ``keepalive_timeout_s`` (upstream's 90 s).
 Counters (``admitted``, ``refused``, ``timed_out``, ``open``) are for metrics and benches.
 """
@@ -19,6 +20,7 @@ import ctypes.util
 import functools
 import logging
 import math
+import random
 import resource
 import socket
 import ssl
@@ -90,6 +92,7 @@ def _malloc_trim() -> Callable[[], None]:
 # TLS read mmap a fresh 256 KiB buffer: +25 % CPU per request.)
 _TRIM_BURST = 1024
 _BATCH = 128  # connections accepted, or deadlines run, per turn of the event loop
+_SPREAD = 0.25  # idle connections are cut between 3/4 and all of the handshake deadline
 _release_memory = _malloc_trim()
 
 
@@ -343,7 +346,7 @@ class GuardedSite(web.BaseSite):
         of the loop, so that a reconnecting crowd does not hold it)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        deadline = now + self.guard.limits.handshake_timeout_s
+        timeout = self.guard.limits.handshake_timeout_s
         for _ in range(_BATCH):
             try:
                 conn, peer = sock.accept()
@@ -364,6 +367,9 @@ class GuardedSite(web.BaseSite):
             conn.setblocking(False)
             fd = conn.fileno()
             self._pending[fd] = (conn, address)
+            # spread over the last quarter: a crowd that connected at once is not cut (and
+            # does not reconnect) at once
+            deadline = now + timeout * (1.0 - _SPREAD * random.random())
             self.deadline(fd, deadline, functools.partial(self._expire, fd, conn))
             loop.add_reader(
                 fd, self._readable, fd, deadline - self.guard.limits.handshake_timeout_s
