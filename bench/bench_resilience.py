@@ -10,6 +10,7 @@ connection during the attack. Reported: admin p50/p99, server RSS before, at the
 the attack ends, connections held and refused. Bounded (< 2 min).
 
     .venv/bin/python bench/bench_resilience.py [--idle 10000] [--slow 200] [--duration 20]
+        [--attacker-nice 0]
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ async def admin(port: int, ca: str, cert: str, key: str, duration: float) -> Non
 # --------------------------------------------------------------------------- server
 
 
-async def server(idle: int, slow: int, duration: float) -> None:
+async def server(idle: int, slow: int, duration: float, attacker_nice: int = 0) -> None:
     import logging
 
     from bench_api import _Pods, _pods, _Runtime
@@ -171,8 +172,9 @@ async def server(idle: int, slow: int, duration: float) -> None:
     me = [sys.executable, __file__]
     await asyncio.sleep(1.0)
     rss0 = _rss_mib()
+    niced = ["nice", "-n", str(attacker_nice)] if attacker_nice else []
     attack = await asyncio.create_subprocess_exec(
-        *me, "--role", "attacker", "--port", str(port), "--idle", str(idle),
+        *niced, *me, "--role", "attacker", "--port", str(port), "--idle", str(idle),
         "--slow", str(slow), "--duration", str(duration), stdout=subprocess.PIPE,
     )  # fmt: skip
     await asyncio.sleep(min(5.0, duration / 3))  # let the attack build up
@@ -204,7 +206,8 @@ async def server(idle: int, slow: int, duration: float) -> None:
     rss1 = _rss_mib()
     print(
         f"attack: {idle} idle TCP connections (reconnecting), {slow} slowloris TLS clients, "
-        f"{duration:.0f} s; server held up to {held} connections, refused {guard.refused}, "
+        f"{duration:.0f} s (attacker nice {attacker_nice}); server held up to {held} connections, "
+        f"refused {guard.refused}, "
         f"cut {guard.timed_out} at the header deadline; attacker peak {k['idle_peak']} idle"
     )
     print(f"{'admin request':<16} {'n':>5} {'p50 ms':>8} {'p99 ms':>8}")
@@ -234,6 +237,12 @@ def main() -> int:
     p.add_argument("--idle", type=int, default=10_000)
     p.add_argument("--slow", type=int, default=200)
     p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument(
+        "--attacker-nice",
+        type=int,
+        default=0,
+        help="run the attacker at this nice level (a remote attacker's CPU is not the node's)",
+    )
     p.add_argument("--ca", default="")
     p.add_argument("--cert", default="")
     p.add_argument("--key", default="")
@@ -243,7 +252,7 @@ def main() -> int:
     elif a.role == "admin":
         asyncio.run(admin(a.port, a.ca, a.cert, a.key, a.duration))
     else:
-        asyncio.run(server(a.idle, a.slow, a.duration))
+        asyncio.run(server(a.idle, a.slow, a.duration, a.attacker_nice))
     return 0
 
 
