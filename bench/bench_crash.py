@@ -5,7 +5,8 @@ its own) starts and is SIGKILLed once a random number of the pods' containers ru
 starts and catches up. Printed per round: when the kill came and how many containers ran then,
 how long the next agent took until every pod ran exactly once with nothing left to clean up,
 and what it then found (``tests/e2e/crash.py``): pods running, duplicates, restarted
-containers, leftovers, lost log lines, leaked cgroups, veths and addresses. Then the pods are
+containers, leftovers, ready sandboxes without an IP, lost log lines, leaked cgroups, veths and
+addresses. Then the pods are
 deleted (manifests removed) and the round checks that nothing at all is left.
 
     .venv/bin/python bench/bench_crash.py [--pods 110] [--rounds 10] [--seed 14]
@@ -73,7 +74,7 @@ async def main() -> int:
           f"{os.getloadavg()[0]:.1f}")  # fmt: skip
     head = (
         f"{'round':>5} {'kill s':>7} {'run@kill':>8} {'catch-up s':>10} {'running':>7} "
-        f"{'dup':>4} {'restart':>7} {'leftover':>8} {'lost ln':>7} {'cgroups':>7} "
+        f"{'dup':>4} {'restart':>7} {'leftover':>8} {'no IP':>5} {'lost ln':>7} {'cgroups':>7} "
         f"{'veths':>5} {'IPs':>4} {'after delete':>12}"
     )
     print(head)
@@ -88,7 +89,8 @@ async def main() -> int:
             bad += (out.pods != a.pods) + (not out.clean) + bool(procs or leaked)
             print(
                 f"{r:>5} {kill.after_s:>7.2f} {kill.running:>8} {took:>10.1f} {out.pods:>7} "
-                f"{out.duplicates:>4} {out.restarts:>7} {out.leftovers:>8} {out.lost_lines:>7} "
+                f"{out.duplicates:>4} {out.restarts:>7} {out.leftovers:>8} {out.unaddressed:>5} "
+                f"{out.lost_lines:>7} "
                 f"{out.leaked_cgroups:>7} {out.leaked_veths:>5} {out.leaked_ips:>4} "
                 f"{f'{procs} procs, {leaked} left':>12}",
                 flush=True,

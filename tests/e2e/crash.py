@@ -50,6 +50,7 @@ class Outcome:
     duplicates: int  # extra ready sandboxes or running containers of one pod
     restarts: int  # containers that are not the pod's first (attempt > 0, or a second record)
     leftovers: int  # sandboxes or containers of the pods that are neither ready nor running
+    unaddressed: int  # ready sandboxes without a pod IP (a network set-up never finished)
     lost_lines: int  # gaps in the running containers' numbered output
     leaked_cgroups: int  # cgroup directories no live sandbox or container accounts for
     leaked_veths: int  # interfaces on the node's bridge beyond one per running pod
@@ -61,6 +62,7 @@ class Outcome:
             self.duplicates
             or self.restarts
             or self.leftovers
+            or self.unaddressed
             or self.lost_lines
             or self.leaked_cgroups
             or self.leaked_veths
@@ -151,6 +153,7 @@ def _outcome(
         duplicates=duplicates,
         restarts=restarts,
         leftovers=leftovers,
+        unaddressed=sum(1 for s in sandboxes if s.state is SandboxState.READY and not s.ip),
         lost_lines=lost,
         leaked_cgroups=leaked_cgroups,
         leaked_veths=max(0, veths - pods),
