@@ -9,7 +9,7 @@ exception (libFuzzer saves the input under ``--artifacts``); a hang is one input
 than ``--timeout`` seconds. Each target runs in ``--jobs`` processes with different seeds,
 starting from a small corpus of valid inputs so the mutations reach past the framing.
 
-    .venv/bin/pip install atheris   # wheels for CPython 3.11 on PyPI
+    .venv/bin/pip install -e '.[fuzz]'   # atheris: wheels for CPython 3.11 on PyPI
     .venv/bin/python bench/bench_fuzz.py [--runs 1000000] [--jobs 2] [--targets NAME ...]
 """
 
@@ -200,7 +200,7 @@ def main() -> int:
     try:
         import atheris  # noqa: F401
     except ImportError:
-        print("atheris is not installed: .venv/bin/pip install atheris", file=sys.stderr)
+        print("atheris is not installed: .venv/bin/pip install -e '.[fuzz]'", file=sys.stderr)
         return 2
     Path(a.artifacts).mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
