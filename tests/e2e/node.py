@@ -170,6 +170,9 @@ class Node:
     # ----- API -----
 
     def get(self, path: str) -> Any:
+        return json.loads(self.get_text(path))
+
+    def get_text(self, path: str) -> str:
         ctx = ssl.create_default_context(cafile=self.ca.cert_file)
         ctx.load_cert_chain(self.client.cert_file, self.client.key_file)
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
@@ -181,7 +184,7 @@ class Node:
             conn.close()
         if resp.status != 200:
             raise AssertionError(f"GET {path}: {resp.status} {body[:300]!r}")
-        return json.loads(body)
+        return body.decode()
 
     def pod(self, name: str) -> dict[str, Any] | None:
         for item in self.get("/pods")["items"] or []:
