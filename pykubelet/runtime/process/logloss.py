@@ -102,5 +102,8 @@ class LogLossWatch:
     ) -> None:
         """Poll until cancelled (the agent's ``container-log-loss`` service)."""
         while True:
-            self.poll(containers())
+            try:
+                self.poll(containers())
+            except Exception:  # a failed poll must not stop the agent; the next one retries
+                log.exception("checking the containers' log losses failed")
             await asyncio.sleep(interval_s)

@@ -330,6 +330,7 @@ class ProcessRuntime(ExecMixin):
         self._sandboxes.drop(sandbox_id)
         self._ips.pop(sandbox_id, None)
         self._stopped.discard(sandbox_id)
+        self._made.discard(sandbox_id)
         self._live.forget((rec.holder_pid, rec.holder_start))
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
