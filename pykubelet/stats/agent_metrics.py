@@ -41,6 +41,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from pykubelet.api import Pod
 from pykubelet.core.errors import InvalidInput
+from pykubelet.runtime.log_metrics import CONTAINER_LOG_BYTES_LOST, CONTAINER_LOG_RECORDS_LOST
 from pykubelet.stats.exposition import FunctionCollector, private_registry
 
 __all__ = [
@@ -48,8 +49,6 @@ __all__ = [
     "PROBE_TYPES",
     "AUDIT_EVENTS_DROPPED",
     "AUDIT_EVENTS_SUPPRESSED",
-    "CONTAINER_LOG_BYTES_LOST",
-    "CONTAINER_LOG_RECORDS_LOST",
     "AgentMetrics",
     "default_metrics",
     "record_probe",
@@ -287,20 +286,6 @@ AUDIT_EVENTS_SUPPRESSED = Counter(
     registry=None,
 )
 """Incremented by the audit observer (``server/audit.py``); served on /metrics."""
-
-CONTAINER_LOG_RECORDS_LOST = Counter(
-    "pykubelet_container_log_records_lost_total",
-    "Container log lines (CRI log records) not written to the log file: disk full, I/O error.",
-    registry=None,
-)
-"""Incremented by the process runtime's log-loss watch (``runtime/process/logloss.py``)."""
-
-CONTAINER_LOG_BYTES_LOST = Counter(
-    "pykubelet_container_log_bytes_lost_total",
-    "Bytes of container output not written to the log file: disk full, I/O error.",
-    registry=None,
-)
-"""Incremented with ``CONTAINER_LOG_RECORDS_LOST``."""
 
 
 def default_metrics() -> AgentMetrics:

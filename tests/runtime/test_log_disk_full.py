@@ -18,9 +18,9 @@ import pytest
 
 from pykubelet.logs import parse_record
 from pykubelet.runtime import ContainerConfig, ContainerState
+from pykubelet.runtime.log_metrics import CONTAINER_LOG_RECORDS_LOST
 from pykubelet.runtime.process import ProcessRuntime
 from pykubelet.runtime.process.logloss import LogLossWatch, read_log_loss
-from pykubelet.stats.agent_metrics import CONTAINER_LOG_RECORDS_LOST
 from tests.prereq import require_binary, require_root
 from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pykubelet.runtime.log_metrics import CONTAINER_LOG_BYTES_LOST, CONTAINER_LOG_RECORDS_LOST
 from pykubelet.runtime.types import ContainerStatus
-from pykubelet.stats.agent_metrics import CONTAINER_LOG_BYTES_LOST, CONTAINER_LOG_RECORDS_LOST
 
 __all__ = [
     "LogLoss",
