@@ -97,8 +97,6 @@ def _target(name: str) -> Callable[[bytes], None]:
     import atheris
 
     with atheris.instrument_imports(include=["pykubelet"]):
-        import yaml
-
         from pykubelet.streaming import WsProtocol
         from tests.security import test_fuzz as t
 
@@ -146,7 +144,6 @@ def _target(name: str) -> Callable[[bytes], None]:
         "manifest_yaml_text": text(t.test_manifest_yaml_text),
         "token_file_parser": text(t.test_token_file_parser),
     }
-    del yaml
     return targets[name]
 
 
