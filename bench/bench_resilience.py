@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -139,6 +140,36 @@ async def admin(port: int, ca: str, cert: str, key: str, duration: float) -> Non
 # --------------------------------------------------------------------------- server
 
 
+class _GcPauses:
+    """The cyclic GC's pauses (they run on the event loop's thread), longest per generation."""
+
+    def __init__(self) -> None:
+        self.longest = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._t = 0.0
+        gc.callbacks.append(self._cb)
+
+    def _cb(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+            return
+        g = info["generation"]
+        self.longest[g] = max(self.longest[g], time.perf_counter() - self._t)
+        self.count[g] += 1
+
+
+async def _loop_lag(late: list[float], busy: list[float]) -> None:
+    """How late the server's event loop wakes from a 10 ms sleep, and how much of each such
+    interval the loop's thread spent on the CPU: its own work (what the listener can change)
+    as against waiting for a CPU (what it cannot)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        t, cpu = loop.time(), time.thread_time()
+        await asyncio.sleep(0.01)
+        late.append(loop.time() - t - 0.01)
+        busy.append(time.thread_time() - cpu)
+
+
 async def server(idle: int, slow: int, duration: float, attacker_nice: int = 0) -> None:
     import logging
 
@@ -167,6 +198,7 @@ async def server(idle: int, slow: int, duration: float, attacker_nice: int = 0) 
     )
     task = asyncio.create_task(servers.run())
     await servers.ready.wait()
+    gc.freeze()  # as the agent does once it is ready
     port = servers.full_port
     assert port is not None
     me = [sys.executable, __file__]
@@ -183,6 +215,10 @@ async def server(idle: int, slow: int, duration: float, attacker_nice: int = 0) 
         "--cert", client.cert_file, "--key", client.key_file,
         "--duration", str(duration - min(5.0, duration / 3) - 1), stdout=subprocess.PIPE,
     )  # fmt: skip
+    pauses = _GcPauses()
+    lag: list[float] = []
+    busy: list[float] = []
+    lag_probe = asyncio.create_task(_loop_lag(lag, busy))
     peak, held = rss0, 0
     guard = servers.guard
     admitted0, cpu0 = guard.admitted, resource.getrusage(resource.RUSAGE_SELF)
@@ -192,6 +228,7 @@ async def server(idle: int, slow: int, duration: float, attacker_nice: int = 0) 
             await asyncio.wait_for(adm.wait(), 0.5)
         except TimeoutError:
             pass
+    lag_probe.cancel()
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
     admitted = guard.admitted - admitted0
@@ -216,6 +253,22 @@ async def server(idle: int, slow: int, duration: float, attacker_nice: int = 0) 
             f"{path:<16} {int(a[path + ' n']):>5} {a[path + ' p50']:>8.1f} {a[path + ' p99']:>8.1f}"
         )
     print(f"admin errors: {int(a['errors'])}")
+    for what, v in (("late by", lag), ("on the CPU for", busy)):
+        v.sort()
+        if v:
+            print(
+                f"server event loop {what} (per 10 ms sleep, {len(v)} samples): "
+                f"p50 {v[len(v) // 2] * 1000:.1f} ms, "
+                f"p99 {v[min(len(v) - 1, int(len(v) * 0.99))] * 1000:.1f} ms, "
+                f"max {v[-1] * 1000:.1f} ms"
+            )
+    print(
+        "cyclic GC (all of the run): "
+        + ", ".join(
+            f"gen{g} {pauses.count[g]}x, longest {pauses.longest[g] * 1000:.1f} ms"
+            for g in range(3)
+        )
+    )
     print(
         f"server CPU while the admin measured: {cpu_s:.1f} s for {admitted} connections "
         f"accepted ({cpu_s / max(admitted, 1) * 1e6:.0f} µs per connection, admin requests "

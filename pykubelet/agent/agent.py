@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -253,6 +254,10 @@ class Agent:
                 tg.create_task(self._after_sources_ready(), name="orphans")
                 await self._wait_servers_ready()
                 self._log_startup()
+                # what start-up made (modules, apps, config) lives as long as the agent: keep
+                # the cyclic GC from rescanning it in every full collection (with 10,000
+                # clients coming and going, one took 260 ms of the event loop; 90 ms frozen)
+                gc.freeze()
                 self.ready.set()
                 await self._stop.wait()
                 for t in tasks:
