@@ -10,12 +10,14 @@ connection during the attack. Reported: admin p50/p99, server RSS before, at the
 the attack ends, connections held and refused. Bounded (< 2 min).
 
     .venv/bin/python bench/bench_resilience.py [--idle 10000] [--slow 200] [--duration 20]
+        [--attacker-nice 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -138,7 +140,37 @@ async def admin(port: int, ca: str, cert: str, key: str, duration: float) -> Non
 # --------------------------------------------------------------------------- server
 
 
-async def server(idle: int, slow: int, duration: float) -> None:
+class _GcPauses:
+    """The cyclic GC's pauses (they run on the event loop's thread), longest per generation."""
+
+    def __init__(self) -> None:
+        self.longest = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._t = 0.0
+        gc.callbacks.append(self._cb)
+
+    def _cb(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+            return
+        g = info["generation"]
+        self.longest[g] = max(self.longest[g], time.perf_counter() - self._t)
+        self.count[g] += 1
+
+
+async def _loop_lag(late: list[float], busy: list[float]) -> None:
+    """How late the server's event loop wakes from a 10 ms sleep, and how much of each such
+    interval the loop's thread spent on the CPU: its own work (what the listener can change)
+    as against waiting for a CPU (what it cannot)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        t, cpu = loop.time(), time.thread_time()
+        await asyncio.sleep(0.01)
+        late.append(loop.time() - t - 0.01)
+        busy.append(time.thread_time() - cpu)
+
+
+async def server(idle: int, slow: int, duration: float, attacker_nice: int = 0) -> None:
     import logging
 
     from bench_api import _Pods, _pods, _Runtime
@@ -166,13 +198,15 @@ async def server(idle: int, slow: int, duration: float) -> None:
     )
     task = asyncio.create_task(servers.run())
     await servers.ready.wait()
+    gc.freeze()  # as the agent does once it is ready
     port = servers.full_port
     assert port is not None
     me = [sys.executable, __file__]
     await asyncio.sleep(1.0)
     rss0 = _rss_mib()
+    niced = ["nice", "-n", str(attacker_nice)] if attacker_nice else []
     attack = await asyncio.create_subprocess_exec(
-        *me, "--role", "attacker", "--port", str(port), "--idle", str(idle),
+        *niced, *me, "--role", "attacker", "--port", str(port), "--idle", str(idle),
         "--slow", str(slow), "--duration", str(duration), stdout=subprocess.PIPE,
     )  # fmt: skip
     await asyncio.sleep(min(5.0, duration / 3))  # let the attack build up
@@ -181,14 +215,23 @@ async def server(idle: int, slow: int, duration: float) -> None:
         "--cert", client.cert_file, "--key", client.key_file,
         "--duration", str(duration - min(5.0, duration / 3) - 1), stdout=subprocess.PIPE,
     )  # fmt: skip
+    pauses = _GcPauses()
+    lag: list[float] = []
+    busy: list[float] = []
+    lag_probe = asyncio.create_task(_loop_lag(lag, busy))
     peak, held = rss0, 0
     guard = servers.guard
+    admitted0, cpu0 = guard.admitted, resource.getrusage(resource.RUSAGE_SELF)
     while adm.returncode is None:
         peak, held = max(peak, _rss_mib()), max(held, guard.open)
         try:
             await asyncio.wait_for(adm.wait(), 0.5)
         except TimeoutError:
             pass
+    lag_probe.cancel()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+    admitted = guard.admitted - admitted0
     assert adm.stdout is not None and attack.stdout is not None
     a = json.loads((await adm.stdout.read()).decode().strip().splitlines()[-1])
     k = json.loads((await attack.stdout.read()).decode().strip().splitlines()[-1])
@@ -200,7 +243,8 @@ async def server(idle: int, slow: int, duration: float) -> None:
     rss1 = _rss_mib()
     print(
         f"attack: {idle} idle TCP connections (reconnecting), {slow} slowloris TLS clients, "
-        f"{duration:.0f} s; server held up to {held} connections, refused {guard.refused}, "
+        f"{duration:.0f} s (attacker nice {attacker_nice}); server held up to {held} connections, "
+        f"refused {guard.refused}, "
         f"cut {guard.timed_out} at the header deadline; attacker peak {k['idle_peak']} idle"
     )
     print(f"{'admin request':<16} {'n':>5} {'p50 ms':>8} {'p99 ms':>8}")
@@ -209,6 +253,27 @@ async def server(idle: int, slow: int, duration: float) -> None:
             f"{path:<16} {int(a[path + ' n']):>5} {a[path + ' p50']:>8.1f} {a[path + ' p99']:>8.1f}"
         )
     print(f"admin errors: {int(a['errors'])}")
+    for what, v in (("late by", lag), ("on the CPU for", busy)):
+        v.sort()
+        if v:
+            print(
+                f"server event loop {what} (per 10 ms sleep, {len(v)} samples): "
+                f"p50 {v[len(v) // 2] * 1000:.1f} ms, "
+                f"p99 {v[min(len(v) - 1, int(len(v) * 0.99))] * 1000:.1f} ms, "
+                f"max {v[-1] * 1000:.1f} ms"
+            )
+    print(
+        "cyclic GC (all of the run): "
+        + ", ".join(
+            f"gen{g} {pauses.count[g]}x, longest {pauses.longest[g] * 1000:.1f} ms"
+            for g in range(3)
+        )
+    )
+    print(
+        f"server CPU while the admin measured: {cpu_s:.1f} s for {admitted} connections "
+        f"accepted ({cpu_s / max(admitted, 1) * 1e6:.0f} µs per connection, admin requests "
+        f"included); load average {os.getloadavg()[0]:.1f}"
+    )
     print(
         f"server RSS: {rss0:.0f} MiB before, {peak:.0f} MiB peak (+{peak - rss0:.0f}), "
         f"{rss1:.0f} MiB after (+{rss1 - rss0:.0f}); connections open after: {guard.open}"
@@ -225,6 +290,12 @@ def main() -> int:
     p.add_argument("--idle", type=int, default=10_000)
     p.add_argument("--slow", type=int, default=200)
     p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument(
+        "--attacker-nice",
+        type=int,
+        default=0,
+        help="run the attacker at this nice level (a remote attacker's CPU is not the node's)",
+    )
     p.add_argument("--ca", default="")
     p.add_argument("--cert", default="")
     p.add_argument("--key", default="")
@@ -234,7 +305,7 @@ def main() -> int:
     elif a.role == "admin":
         asyncio.run(admin(a.port, a.ca, a.cert, a.key, a.duration))
     else:
-        asyncio.run(server(a.idle, a.slow, a.duration))
+        asyncio.run(server(a.idle, a.slow, a.duration, a.attacker_nice))
     return 0
 
 

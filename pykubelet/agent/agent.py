@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -254,6 +255,10 @@ class Agent:
                 tg.create_task(self._after_sources_ready(), name="orphans")
                 await self._wait_servers_ready()
                 self._log_startup()
+                # what start-up made (modules, apps, config) lives as long as the agent: keep
+                # the cyclic GC from rescanning it in every full collection (with 10,000
+                # clients coming and going, one took 260 ms of the event loop; 90 ms frozen)
+                gc.freeze()
                 self.ready.set()
                 await self._stop.wait()
                 for t in tasks:
@@ -383,9 +388,41 @@ class Agent:
                 file_check_frequency_s=cfg.file_check_frequency_s,
             )
             services.append(_Service(name="static-pods", run=self.source.run))
+        services.extend(self._build_log_loss_watch(runtime))
         services.extend(self._build_servers())
         services.extend(self._build_node_mode(statuses))
         return services
+
+    def _build_log_loss_watch(self, runtime: object) -> list[_Service]:
+        """Container output the process runtime's shims could not write (disk full): counted,
+        logged, and a Warning event on the pod in node mode. (CRI: containerd's shim writes.)"""
+        log_loss_files = getattr(runtime, "log_loss_files", None)
+        if log_loss_files is None:
+            return []
+        from pykubelet.pods.events import WARNING, container_field_path
+        from pykubelet.pods.runtime_config import LABEL_POD_UID
+        from pykubelet.runtime.process.logloss import LogLoss, LogLossWatch
+        from pykubelet.runtime.types import ContainerStatus
+
+        events = self.node_mode.events if self.node_mode is not None else None
+        manager = self.manager
+        assert manager is not None
+
+        def on_loss(status: ContainerStatus, lost: LogLoss, total: LogLoss) -> None:
+            pod = manager.get_pod_by_uid(status.labels.get(LABEL_POD_UID, ""))
+            if events is None or pod is None:
+                return
+            events.event(
+                pod,
+                WARNING,
+                "ContainerLogLost",
+                f"{lost.records} lines of output ({lost.bytes} bytes) not written to the log "
+                f"file: {lost.reason}; {total.records} lost in all",
+                field_path=container_field_path(pod, status.name),
+            )
+
+        watch = LogLossWatch(on_loss)
+        return [_Service(name="container-log-loss", run=lambda: watch.run(log_loss_files))]
 
     # ----- node mode (only with --kubeconfig; standalone builds none of it) -----
 

@@ -35,6 +35,24 @@ def _expect(value: Any, kind: type | tuple[type, ...], path: str) -> Any:
     return value
 
 
+def _string_keys(value: Any) -> None:
+    """Every mapping key is a string, as in JSON (a YAML manifest may say ``1: x``; found by
+    bench/bench_fuzz.py, it made the key ordering raise TypeError). Iterative: no depth limit."""
+    todo: list[tuple[Any, str]] = [(value, "")]
+    while todo:
+        item, path = todo.pop()
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if not isinstance(k, str):
+                    raise InvalidInput(
+                        f"map key {k!r} is a {_json_kind(type(k).__name__)}, must be a string",
+                        field=path or "<document>",
+                    )
+                todo.append((v, f"{path}.{k}" if path else k))
+        elif isinstance(item, list):
+            todo.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+
+
 def _json_kind(py: str) -> str:
     return {
         "str": "string",
@@ -289,6 +307,7 @@ class Pod:
     @classmethod
     def from_dict(cls, obj: Any) -> Pod:
         _expect(obj, dict, "<document>")
+        _string_keys(obj)
         kind = obj.get("kind", "Pod")
         if kind != "Pod":
             raise InvalidInput(f"expected kind Pod, got {kind!r}", field="kind")

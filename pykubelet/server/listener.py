@@ -4,18 +4,23 @@ aiohttp's own site accepts every connection, lets TLS handshakes take 60 s and w
 first request as long as its keep-alive timeout (3630 s). Here each accepted TCP connection is
 counted (``max_connections`` in total, ``max_per_address`` from one address: over the cap it is
 closed at once, before TLS), the client's first byte and the TLS handshake must come within
-``handshake_timeout_s`` and the first request's headers within ``header_timeout_s`` of the
-accept; idle keep-alive
+``handshake_timeout_s`` (a connection without a first byte is cut somewhere in its last quarter,
+so that a crowd is not cut at once) and the first request's headers within ``header_timeout_s``
+of the accept; idle keep-alive
 connections (and a half-sent next request) close after ``keepalive_timeout_s`` (upstream's 90 s).
-Counters (``refused``, ``timed_out``, ``open``) are for metrics and benches.
+Counters (``admitted``, ``refused``, ``timed_out``, ``open``) are for metrics and benches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import ctypes.util
+import functools
 import logging
+import math
+import random
 import resource
 import socket
 import ssl
@@ -29,6 +34,7 @@ from aiohttp.web_protocol import RequestHandler
 
 __all__ = [
     "ConnectionGuard",
+    "DeadlineWheel",
     "GuardLimits",
     "GuardedSite",
     "raise_nofile_limit",
@@ -85,7 +91,59 @@ def _malloc_trim() -> Callable[[], None]:
 # after a burst has drained, hand it back. (Fixing the mmap threshold instead would make every
 # TLS read mmap a fresh 256 KiB buffer: +25 % CPU per request.)
 _TRIM_BURST = 1024
+_BATCH = 128  # connections accepted, or deadlines run, per turn of the event loop
+_SPREAD = 0.25  # idle connections are cut between 3/4 and all of the handshake deadline
 _release_memory = _malloc_trim()
+
+
+class DeadlineWheel:
+    """Many deadlines of the same few lengths, kept in buckets of ``resolution_s``.
+
+    Adding or dropping one is a dict operation; one timer per site, set for the earliest
+    bucket, sweeps the due ones. (A ``call_later`` per connection costs a TimerHandle, a heap push
+    whose comparisons run in Python, and a cancellation left in the heap: with 10,000 idle
+    clients reconnecting, that was much of the event loop's work.) A deadline fires up to
+    ``resolution_s`` early, never late.
+    """
+
+    __slots__ = ("_buckets", "_resolution", "_where")
+
+    def __init__(self, resolution_s: float) -> None:
+        self._resolution = resolution_s
+        self._buckets: dict[int, dict[object, Callable[[], None]]] = {}
+        self._where: dict[object, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def add(self, key: object, deadline: float, on_due: Callable[[], None]) -> None:
+        self.discard(key)
+        slot = math.floor(deadline / self._resolution)
+        self._buckets.setdefault(slot, {})[key] = on_due
+        self._where[key] = slot
+
+    def discard(self, key: object) -> None:
+        slot = self._where.pop(key, None)
+        if slot is not None:
+            bucket = self._buckets[slot]
+            del bucket[key]
+            if not bucket:
+                del self._buckets[slot]
+
+    def next_due(self) -> float | None:
+        """When the earliest bucket is due (None: no deadlines)."""
+        return min(self._buckets) * self._resolution if self._buckets else None
+
+    def pop_due(self, now: float) -> list[Callable[[], None]]:
+        """The callbacks of every deadline at or before ``now``, forgotten here."""
+        last = math.floor(now / self._resolution + 1e-6)  # a timer set for a slot is due
+        due: list[Callable[[], None]] = []
+        for slot in [k for k in self._buckets if k <= last]:
+            bucket = self._buckets.pop(slot)
+            for key in bucket:
+                del self._where[key]
+            due.extend(bucket.values())
+        return due
 
 
 class ConnectionGuard:
@@ -95,6 +153,7 @@ class ConnectionGuard:
         self.limits = limits or GuardLimits()
         self._per_address: Counter[str] = Counter()
         self.open = 0
+        self.admitted = 0
         self.refused = 0
         self.timed_out = 0
         self._peak = 0  # most connections open since memory was last handed back
@@ -118,6 +177,7 @@ class ConnectionGuard:
                 )
             return False
         self.open += 1
+        self.admitted += 1
         self._per_address[address] += 1
         self._peak = max(self._peak, self.open)
         return True
@@ -135,25 +195,21 @@ class ConnectionGuard:
 class _GuardedHandler(RequestHandler):
     """aiohttp's connection handler, plus the first-request deadline and the release."""
 
-    __slots__ = ("_pk_address", "_pk_deadline", "_pk_guard", "header_deadline")
+    __slots__ = ("_pk_address", "_pk_guard", "_pk_site", "header_deadline")
 
-    def __init__(
-        self, manager: web.Server, guard: ConnectionGuard, address: str, **kwargs: Any
-    ) -> None:
+    def __init__(self, manager: web.Server, site: GuardedSite, address: str, **kwargs: Any) -> None:
         super().__init__(manager, loop=asyncio.get_running_loop(), **kwargs)
-        self._pk_guard: ConnectionGuard | None = guard
+        self._pk_site: GuardedSite | None = site
+        self._pk_guard: ConnectionGuard | None = site.guard
         self._pk_address = address
-        self._pk_deadline: asyncio.TimerHandle | None = None
         self.header_deadline = 0.0  # loop time by which the first request's headers are due
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        loop = asyncio.get_running_loop()
-        when = max(self.header_deadline, loop.time())
-        self._pk_deadline = loop.call_at(when, self._first_request_due)
+        if self._pk_site is not None:
+            self._pk_site.deadline(self, self.header_deadline, self._first_request_due)
 
     def _first_request_due(self) -> None:
-        self._pk_deadline = None
         # aiohttp counts requests whose headers were parsed; none yet: a slow or idle client.
         if self._request_count == 0 and self.transport is not None:
             if self._pk_guard is not None:
@@ -162,9 +218,9 @@ class _GuardedHandler(RequestHandler):
 
     def release_slot(self) -> None:
         """Give the connection's place back (once, whichever path ends it)."""
-        if self._pk_deadline is not None:
-            self._pk_deadline.cancel()
-            self._pk_deadline = None
+        if self._pk_site is not None:
+            self._pk_site.forget_deadline(self)
+            self._pk_site = None
         if self._pk_guard is not None:
             self._pk_guard.release(self._pk_address)
             self._pk_guard = None
@@ -177,11 +233,22 @@ class _GuardedHandler(RequestHandler):
 class GuardedSite(web.BaseSite):
     """A TCP site whose connections pass ``ConnectionGuard`` and the deadlines above.
 
-    It accepts sockets itself: an accepted connection costs a socket and a timer until the
+    It accepts sockets itself, as many as are queued each time the listening socket is readable:
+    an accepted connection costs a socket and a place in the site's ``DeadlineWheel`` until the
     client sends its first byte; only then is it given to asyncio (and TLS, whose per-connection
     buffers are large: 256 KiB), so idle connections stay cheap."""
 
-    __slots__ = ("_handler_kwargs", "_host", "_pending", "_port", "_tasks", "guard")
+    __slots__ = (
+        "_due",
+        "_handler_kwargs",
+        "_host",
+        "_pending",
+        "_port",
+        "_tasks",
+        "_tick",
+        "_wheel",
+        "guard",
+    )
 
     def __init__(
         self,
@@ -202,64 +269,123 @@ class GuardedSite(web.BaseSite):
             "keepalive_timeout": guard.limits.keepalive_timeout_s,
         }
         self._tasks: set[asyncio.Task[None]] = set()
-        # accepted, waiting for a first byte: fd -> (socket, address, deadline timer)
-        self._pending: dict[int, tuple[socket.socket, str, asyncio.TimerHandle]] = {}
+        # accepted, waiting for a first byte: fd -> (socket, address)
+        self._pending: dict[int, tuple[socket.socket, str]] = {}
+        limits = guard.limits
+        # how early a deadline may fire: a quarter second, less for deadlines of a few seconds
+        resolution = min(0.25, limits.handshake_timeout_s / 8, limits.header_timeout_s / 8)
+        self._wheel = DeadlineWheel(resolution)
+        self._tick: asyncio.TimerHandle | None = None
+        self._due: collections.deque[Callable[[], None]] = collections.deque()
 
     @property
     def name(self) -> str:
         scheme = "https" if self._ssl_context else "http"
         return f"{scheme}://{self._host}:{self._port}"
 
+    # ----- deadlines (one timer for the site) -----
+
+    def deadline(self, key: object, when: float, on_due: Callable[[], None]) -> None:
+        self._wheel.add(key, when, on_due)
+        self._arm()
+
+    def forget_deadline(self, key: object) -> None:
+        self._wheel.discard(key)
+
+    def _arm(self) -> None:
+        """The site's one timer, for the earliest bucket (moved only when one comes earlier)."""
+        due = self._wheel.next_due()
+        if due is None or (self._tick is not None and self._tick.when() <= due):
+            return
+        if self._tick is not None:
+            self._tick.cancel()
+        self._tick = asyncio.get_running_loop().call_at(due, self._sweep)
+
+    def _sweep(self) -> None:
+        self._tick = None
+        self._due.extend(self._wheel.pop_due(asyncio.get_running_loop().time()))
+        self._run_due()
+
+    def _run_due(self) -> None:
+        """Expire a batch, then let the loop serve others: 10,000 idle clients cut at once
+        would otherwise hold it for tens of milliseconds in one go."""
+        for _ in range(min(len(self._due), _BATCH)):
+            self._due.popleft()()
+        if self._due:
+            asyncio.get_running_loop().call_soon(self._run_due)
+        else:
+            self._arm()
+
+    # ----- listening -----
+
     async def start(self) -> None:
         await super().start()
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.create_server((self._host, self._port), family=family, backlog=self._backlog)
         sock.setblocking(False)
-        listening = _Listening(sock)
-        self._server = listening  # type: ignore[assignment]  # what runner.addresses reads
-        listening.task = asyncio.get_running_loop().create_task(self._accept_loop(sock))
+        loop = asyncio.get_running_loop()
+        self._server = _Listening(sock, loop)  # type: ignore[assignment]  # runner.addresses
+        loop.add_reader(sock.fileno(), self._accept_queued, sock)
 
     async def stop(self) -> None:
         await super().stop()
         loop = asyncio.get_running_loop()
-        for fd, (sock, address, timer) in list(self._pending.items()):
-            timer.cancel()
+        for fd, (sock, address) in list(self._pending.items()):
             loop.remove_reader(fd)
             sock.close()
             self.guard.release(address)
         self._pending.clear()
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
         for task in list(self._tasks):
             task.cancel()
 
-    async def _accept_loop(self, sock: socket.socket) -> None:
+    def _accept_queued(self, sock: socket.socket) -> None:
+        """Accept what the kernel has queued, a batch per wake-up (the rest on the next turn
+        of the loop, so that a reconnecting crowd does not hold it)."""
         loop = asyncio.get_running_loop()
-        while True:
+        now = loop.time()
+        timeout = self.guard.limits.handshake_timeout_s
+        for _ in range(_BATCH):
             try:
-                conn, peer = await loop.sock_accept(sock)
-            except asyncio.CancelledError:
-                raise
+                conn, peer = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as e:
                 if sock.fileno() < 0:
                     return  # closed by stop()
+                # EMFILE and friends: stop accepting for a moment, let connections drain
                 log.warning("accept failed (%s); retrying", e)
-                await asyncio.sleep(0.1)  # EMFILE and friends: let connections drain
-                continue
+                loop.remove_reader(sock.fileno())
+                loop.call_later(0.1, self._resume_accepting, sock)
+                return
             address = str(peer[0]) if peer else ""
             if not self.guard.admit(address):
                 conn.close()
                 continue
             conn.setblocking(False)
             fd = conn.fileno()
-            timer = loop.call_later(self.guard.limits.handshake_timeout_s, self._expire, fd)
-            self._pending[fd] = (conn, address, timer)
-            loop.add_reader(fd, self._readable, fd, loop.time())
+            self._pending[fd] = (conn, address)
+            # spread over the last quarter: a crowd that connected at once is not cut (and
+            # does not reconnect) at once
+            deadline = now + timeout * (1.0 - _SPREAD * random.random())
+            self.deadline(fd, deadline, functools.partial(self._expire, fd, conn))
+            loop.add_reader(
+                fd, self._readable, fd, deadline - self.guard.limits.handshake_timeout_s
+            )
 
-    def _expire(self, fd: int) -> None:
+    def _resume_accepting(self, sock: socket.socket) -> None:
+        if sock.fileno() >= 0:
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept_queued, sock)
+
+    def _expire(self, fd: int, conn: socket.socket) -> None:
         """No first byte within the handshake deadline: an idle or half-open connection."""
-        item = self._pending.pop(fd, None)
-        if item is None:
-            return
-        sock, address, _ = item
+        item = self._pending.get(fd)
+        if item is None or item[0] is not conn:
+            return  # handed over or gone meanwhile (the fd may be another connection's now)
+        del self._pending[fd]
+        sock, address = item
         asyncio.get_running_loop().remove_reader(fd)
         sock.close()
         self.guard.release(address)
@@ -271,8 +397,8 @@ class GuardedSite(web.BaseSite):
         loop.remove_reader(fd)
         if item is None:
             return
-        sock, address, timer = item
-        timer.cancel()
+        self._wheel.discard(fd)
+        sock, address = item
         try:
             first = sock.recv(1, socket.MSG_PEEK)
         except OSError:
@@ -291,7 +417,7 @@ class GuardedSite(web.BaseSite):
         limits = self.guard.limits
         loop = asyncio.get_running_loop()
         try:
-            handler = _GuardedHandler(server, self.guard, address, **self._handler_kwargs)
+            handler = _GuardedHandler(server, self, address, **self._handler_kwargs)
         except BaseException:
             self.guard.release(address)
             sock.close()
@@ -316,12 +442,12 @@ class GuardedSite(web.BaseSite):
 class _Listening:
     """Stands in for ``asyncio.Server`` on the site (``sockets``, ``close``)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.sockets = [sock]
-        self.task: asyncio.Task[None] | None = None
+        self._loop = loop
 
     def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
         for sock in self.sockets:
+            if sock.fileno() >= 0:
+                self._loop.remove_reader(sock.fileno())
             sock.close()

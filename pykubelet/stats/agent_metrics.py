@@ -41,6 +41,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from pykubelet.api import Pod
 from pykubelet.core.errors import InvalidInput
+from pykubelet.runtime.log_metrics import CONTAINER_LOG_BYTES_LOST, CONTAINER_LOG_RECORDS_LOST
 from pykubelet.stats.exposition import FunctionCollector, private_registry
 
 __all__ = [
@@ -102,6 +103,8 @@ class AgentMetrics:
             ProcessCollector(registry=None),
             AUDIT_EVENTS_DROPPED,
             AUDIT_EVENTS_SUPPRESSED,
+            CONTAINER_LOG_RECORDS_LOST,
+            CONTAINER_LOG_BYTES_LOST,
         )
         self.probe_registry: CollectorRegistry = private_registry(
             FunctionCollector(self._probe_families)

@@ -91,7 +91,8 @@ class Node:
 
     # ----- process -----
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Start the agent; ``wait``: until it serves ``/pods``."""
         self.runs += 1
         self.log_file = self.base / f"agent-{self.runs}.log"
         log = self.log_file.open("wb")
@@ -133,7 +134,8 @@ class Node:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        wait_for(self._listening, 20, "the agent to serve /pods")
+        if wait:
+            wait_for(self._listening, 20, "the agent to serve /pods")
 
     def runtime_args(self) -> list[str]:
         """The flags that select this node's runtime (also for ``pykubelet images``)."""
@@ -168,6 +170,9 @@ class Node:
     # ----- API -----
 
     def get(self, path: str) -> Any:
+        return json.loads(self.get_text(path))
+
+    def get_text(self, path: str) -> str:
         ctx = ssl.create_default_context(cafile=self.ca.cert_file)
         ctx.load_cert_chain(self.client.cert_file, self.client.key_file)
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
@@ -179,7 +184,7 @@ class Node:
             conn.close()
         if resp.status != 200:
             raise AssertionError(f"GET {path}: {resp.status} {body[:300]!r}")
-        return json.loads(body)
+        return body.decode()
 
     def pod(self, name: str) -> dict[str, Any] | None:
         for item in self.get("/pods")["items"] or []:

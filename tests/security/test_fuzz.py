@@ -201,3 +201,20 @@ def test_token_file_parser(text: str) -> None:
         return
     for user in users.values():
         assert user.name
+
+
+def test_manifest_with_a_non_string_map_key_is_invalid_input() -> None:
+    """Found by bench/bench_fuzz.py (atheris, manifest_yaml_text): a YAML key ``1:`` in a map
+    field made the manifest parser raise TypeError instead of naming the field."""
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n"
+        "  - name: web\n    image: busybox\n    resources:\n"
+        "      limits: {memory: 32Mi, 1: x}\n"
+    )
+    try:
+        Pod.from_dict(yaml.safe_load(text))
+    except PykubeletError as e:
+        assert "spec.containers[0].resources.limits" in str(e), e
+        assert "must be a string" in str(e)
+    else:
+        raise AssertionError("a non-string key was accepted")

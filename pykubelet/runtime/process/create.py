@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pykubelet.runtime.cgroups import CgroupLayout
 from pykubelet.runtime.errors import CreateContainerError
+from pykubelet.runtime.process import halfmade
 from pykubelet.runtime.process.etcfiles import etc_mounts
 from pykubelet.runtime.process.features import RuntimeCapabilities
 from pykubelet.runtime.process.layout import RuntimeLayout
@@ -162,10 +163,10 @@ def prepare_container(
 
     d = rt.layout.container_dir(cid)
     (d / "shim").mkdir(parents=True)
+    cgroup_path = f"{sandbox.cgroup_parent}/{cid}" if sandbox.cgroup_parent else ""
     try:
-        cgroup_path = ""
-        if sandbox.cgroup_parent:
-            cgroup_path = f"{sandbox.cgroup_parent}/{cid}"
+        halfmade.mark(d, cgroup_path)  # until the record is written
+        if cgroup_path:
             try:
                 rt.cgroups.create(cgroup_path)
                 rt.cgroups.apply(cgroup_path, config.resources)
@@ -219,7 +220,10 @@ def prepare_container(
             namespaces=sandbox.namespaces,
         )
         atomic_write_json(d / "container.json", rec.to_json())
+        halfmade.unmark(d)
         return rec
     except BaseException:
+        if cgroup_path:
+            rt.cgroups.remove(cgroup_path)
         shutil.rmtree(d, ignore_errors=True)
         raise

@@ -2,6 +2,7 @@
 
 <root>/runtime/sandboxes/<id>/sandbox.json   SandboxRecord (written once)
 <root>/runtime/sandboxes/<id>/stopped        marker: the sandbox was stopped
+<root>/runtime/{sandboxes,containers}/<id>/creating  marker (its cgroup): not completely made yet
 <root>/runtime/containers/<id>/container.json ContainerRecord (written once)
 <root>/runtime/containers/<id>/spec          what `pkshim init` applies in the container
 <root>/runtime/containers/<id>/started.json  identities, from agents before the shim recorded them

@@ -30,7 +30,7 @@ from pykubelet.runtime.errors import (
     SandboxNotFound,
 )
 from pykubelet.runtime.pod_network import PodNetwork
-from pykubelet.runtime.process import procs
+from pykubelet.runtime.process import halfmade, procs
 from pykubelet.runtime.process.create import CreateContext, prepare_container
 from pykubelet.runtime.process.etcfiles import write_sandbox_files
 from pykubelet.runtime.process.execs import ExecMixin
@@ -125,6 +125,8 @@ class ProcessRuntime(ExecMixin):
         self._statuses = StatusCache(lambda: self.cgroups, self._live)
         self._ips: dict[str, list[str]] = {}  # sandbox id -> its IPs, once known
         self._stopped: set[str] = set()  # sandboxes known to be stopped
+        self._making: set[str] = set()  # sandboxes this runtime is making now
+        self._made: set[str] = set()  # sandboxes known to have been made completely
 
     # ------------------------------------------------------------------ set-up
 
@@ -165,7 +167,11 @@ class ProcessRuntime(ExecMixin):
     # RuntimeLifecycle: nothing to connect to; the network, when there is one, is ours
 
     async def start(self) -> None:
-        return None
+        """Clear away what an agent killed in the middle of making a sandbox or container
+        left half made (``halfmade``); nothing is being made yet."""
+        cgroups = self.cgroups
+        for kind, record in (("sandboxes", "sandbox.json"), ("containers", "container.json")):
+            await run_io(halfmade.sweep, self.layout.state / kind, record, cgroups)
 
     async def aclose(self) -> None:
         self.close()
@@ -193,6 +199,10 @@ class ProcessRuntime(ExecMixin):
         if os.path.exists(os.path.join(self._sandbox_root, rec.id, "stopped")):
             self._stopped.add(rec.id)
             return False
+        if rec.id not in self._made and rec.id not in self._making:
+            if halfmade.is_marked(self.layout.sandbox_dir(rec.id)):
+                return False  # an agent died while making it: never finished (halfmade)
+            self._made.add(rec.id)
         return self._live.alive((rec.holder_pid, rec.holder_start))
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:
@@ -206,8 +216,15 @@ class ProcessRuntime(ExecMixin):
             return await self._create_sandbox(config)
 
     async def _create_sandbox(self, config: SandboxConfig) -> str:
-        helper = await self._helper()
         sid = secrets.token_hex(32)
+        self._making.add(sid)
+        try:
+            return await self._make_sandbox(config, sid)
+        finally:
+            self._making.discard(sid)
+
+    async def _make_sandbox(self, config: SandboxConfig, sid: str) -> str:
+        helper = await self._helper()
         d = self.layout.sandbox_dir(sid)
         ns = self.capabilities.namespaces
         cgroup_parent = config.cgroup_parent or f"{self._cgroup_root}/pod{config.uid}"
@@ -241,7 +258,8 @@ class ProcessRuntime(ExecMixin):
         self._sandboxes.add(rec)
         ips = await self._setup_network(rec)
         self._ips[sid] = list(ips)
-        await run_io(write_sandbox_files, d, config, ips)
+        await run_io(self._finish_sandbox_dirs, d, config, ips)
+        self._made.add(sid)
         log.info(
             "sandbox %s for %s/%s (%s) ready", sid[:12], config.namespace, config.name, config.uid
         )
@@ -250,11 +268,17 @@ class ProcessRuntime(ExecMixin):
     def _prepare_sandbox_dirs(self, sandbox_dir: Path, holder_cgroup: str, pids_limit: int) -> None:
         """The sandbox's directory and (when cgroups are usable) the holder's cgroup leaf with
         its pod cgroup, whose ``pids.max`` is ``podPidsLimit``: one worker-thread job."""
+        sandbox_dir.mkdir(parents=True)
+        halfmade.mark(sandbox_dir, holder_cgroup)  # before any cgroup: a kill leaks nothing
         if holder_cgroup and pids_limit:
             self.cgroups.limit_pids(str(Path(holder_cgroup).parent), pids_limit)
-        sandbox_dir.mkdir(parents=True)
         if holder_cgroup:
             self.cgroups.create(holder_cgroup)
+
+    @staticmethod
+    def _finish_sandbox_dirs(sandbox_dir: Path, config: SandboxConfig, ips: list[str]) -> None:
+        write_sandbox_files(sandbox_dir, config, ips)
+        halfmade.unmark(sandbox_dir)
 
     def _netns_path(self, rec: SandboxRecord) -> str:
         if not rec.namespaces or rec.config.network == NamespaceMode.NODE:
@@ -315,6 +339,7 @@ class ProcessRuntime(ExecMixin):
         self._sandboxes.drop(sandbox_id)
         self._ips.pop(sandbox_id, None)
         self._stopped.discard(sandbox_id)
+        self._made.discard(sandbox_id)
         self._live.forget((rec.holder_pid, rec.holder_start))
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus:
@@ -483,6 +508,14 @@ class ProcessRuntime(ExecMixin):
             self._status(rec)
             for rec in self._containers.all()
             if sandbox_id is None or rec.sandbox_id == sandbox_id
+        ]
+
+    def log_loss_files(self) -> list[tuple[ContainerStatus, Path]]:
+        """Each container with the shim's count of log records it could not write
+        (``logloss.LogLossWatch`` reads them)."""
+        return [
+            (self._status(rec), self.layout.shim_dir(rec.id) / "logloss")
+            for rec in self._containers.all()
         ]
 
     # ------------------------------------------------------------------ images

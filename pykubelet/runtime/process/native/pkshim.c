@@ -186,6 +186,11 @@ struct logw {
     int fd;
     long long size, max_size;
     int max_files;
+    /* records that could not be written (disk full, I/O error): counted in STATEDIR/logloss,
+     * one fixed-width line rewritten in place (no new block needed on a full disk) */
+    int loss_fd;
+    long long lost_records, lost_bytes;
+    int last_errno;
 };
 
 static void ts_now(char *out, size_t n, struct timespec *now) {
@@ -259,6 +264,41 @@ static void write_all(int fd, const char *p, size_t n) {
     }
 }
 
+/* Write one whole record or none: a record cut by ENOSPC is truncated away (the next one must
+ * not continue a half line); 0 on success, else the errno. */
+static int write_record(int fd, const char *p, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = write(fd, p + done, n - done);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            struct stat st;
+            if (done > 0 && fstat(fd, &st) == 0 && st.st_size >= (off_t)done)
+                if (ftruncate(fd, st.st_size - (off_t)done) < 0) {}
+            return e;
+        }
+        if (k == 0) return EIO;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+static void log_loss_save(struct logw *w) {
+    if (w->loss_fd < 0) return;
+    char line[96];
+    int n = snprintf(line, sizeof line, "%020lld %020lld %05d\n", w->lost_records, w->lost_bytes,
+                     w->last_errno);
+    if (pwrite(w->loss_fd, line, (size_t)n, 0) < 0) {}
+}
+
+static void log_loss(struct logw *w, int e, size_t n) {
+    w->lost_records++;
+    w->lost_bytes += (long long)n;
+    w->last_errno = e;
+    log_loss_save(w);
+}
+
 static void log_record(struct logw *w, const char *stream, int partial, const char *msg, size_t n) {
     char ts[64];
     struct timespec now;
@@ -267,14 +307,25 @@ static void log_record(struct logw *w, const char *stream, int partial, const ch
     int hl = snprintf(head, sizeof head, "%s %s %c ", ts, stream, partial ? 'P' : 'F');
     long long len = hl + (long long)n + 1;
     if (w->max_size > 0 && w->size > 0 && w->size + len > w->max_size) log_rotate(w);
-    if (w->fd < 0) return;
-    char *rec = malloc((size_t)len);
-    if (!rec) return;
+    if (w->fd < 0) {  /* a rotation could not create the new file: try again now */
+        w->fd = open(w->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        struct stat st;
+        if (w->fd >= 0 && fstat(w->fd, &st) == 0) w->size = st.st_size;
+    }
+    char *rec = w->fd < 0 ? NULL : malloc((size_t)len);
+    if (!rec) {
+        log_loss(w, w->fd < 0 ? errno : ENOMEM, n);
+        return;
+    }
     memcpy(rec, head, (size_t)hl);
     memcpy(rec + hl, msg, n);
     rec[len - 1] = '\n';
-    write_all(w->fd, rec, (size_t)len);
+    int e = write_record(w->fd, rec, (size_t)len);
     free(rec);
+    if (e) {
+        log_loss(w, e, n);
+        return;
+    }
     w->size += len;
 }
 
@@ -441,6 +492,10 @@ static int cmd_run(int argc, char **argv) {
     if (w.fd < 0) fail("open log");
     struct stat st;
     if (fstat(w.fd, &st) == 0) w.size = st.st_size;
+    char loss_path[4096];
+    snprintf(loss_path, sizeof loss_path, "%s/logloss", state_dir);
+    w.loss_fd = open(loss_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    log_loss_save(&w);  /* allocates the line's block now, while there is space */
 
     /* bind relative to the state dir: absolute paths can exceed sun_path's 108 bytes */
     if (chdir(state_dir) < 0) fail("chdir state dir");

@@ -6,6 +6,7 @@ per helper (~9-10 MiB RSS) where the C helper costs ~1.4 MiB, so the runtime pre
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import getopt
@@ -151,25 +152,54 @@ def cmd_pause(args: list[str]) -> None:
 
 
 class LogWriter:
-    def __init__(self, path: str, max_size: int, max_files: int) -> None:
+    def __init__(self, path: str, max_size: int, max_files: int, state_dir: str) -> None:
         self.path, self.max_size, self.max_files = path, max_size, max_files
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         self.size = os.fstat(self.fd).st_size
         self.bufs = {"stdout": b"", "stderr": b""}
+        # records that could not be written, as pkshim.c counts them in STATEDIR/logloss
+        self.lost_records = self.lost_bytes = self.last_errno = 0
+        self.loss_fd = os.open(
+            os.path.join(state_dir, "logloss"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )
+        self._save_loss()
+
+    def _save_loss(self) -> None:
+        line = f"{self.lost_records:020d} {self.lost_bytes:020d} {self.last_errno:05d}\n"
+        with contextlib.suppress(OSError):
+            os.pwrite(self.loss_fd, line.encode(), 0)
+
+    def _write_record(self, rec: bytes) -> int:
+        """The whole record or none (a cut one is truncated away); 0 or the errno."""
+        done = 0
+        while done < len(rec):
+            try:
+                done += os.write(self.fd, rec[done:])
+            except OSError as e:
+                if done:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self.fd, os.fstat(self.fd).st_size - done)
+                return e.errno or 5
+        return 0
 
     def _rotate(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         name, i = f"{self.path}.{stamp}", 1
         while os.path.exists(name):
             name, i = f"{self.path}.{stamp}.{i}", i + 1
-        os.rename(self.path, name)
+        with contextlib.suppress(OSError):
+            os.rename(self.path, name)
         d, base = os.path.split(self.path)
         rotated = sorted(f for f in os.listdir(d or ".") if f.startswith(base + "."))
         keep = max(self.max_files - 1, 0)
         for f in rotated[: len(rotated) - keep]:
             os.unlink(os.path.join(d, f))
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o640)
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o640)
+        except OSError:
+            self.fd = -1
         self.size = 0
 
     def record(self, stream: str, partial: bool, msg: bytes) -> None:
@@ -180,7 +210,20 @@ class LogWriter:
         rec = f"{ts}Z {stream} {'P' if partial else 'F'} ".encode() + msg + b"\n"
         if self.max_size > 0 and self.size > 0 and self.size + len(rec) > self.max_size:
             self._rotate()
-        os.write(self.fd, rec)
+        err = 0
+        if self.fd < 0:  # a rotation could not create the new file: try again now
+            try:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                self.size = os.fstat(self.fd).st_size
+            except OSError as e:
+                err = e.errno or 5
+        err = err or self._write_record(rec)
+        if err:
+            self.lost_records += 1
+            self.lost_bytes += len(msg)
+            self.last_errno = err
+            self._save_loss()
+            return
         self.size += len(rec)
 
     def feed(self, stream: str, data: bytes) -> None:
@@ -236,7 +279,7 @@ def cmd_run(args: list[str]) -> None:
     tty, want_stdin, stdin_once = "-t" in o, "-i" in o, "-o" in o
     daemonize()
     try:
-        log = LogWriter(log_path, int(o.get("-m", 10 << 20)), int(o.get("-k", 5)))
+        log = LogWriter(log_path, int(o.get("-m", 10 << 20)), int(o.get("-k", 5)), state_dir)
         os.chdir(state_dir)
         if os.path.exists("attach.sock"):
             os.unlink("attach.sock")
