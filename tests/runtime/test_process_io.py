@@ -248,7 +248,8 @@ async def test_exec_sync_enters_the_container(rt: ProcessRuntime, tmp_path: Path
     assert r.exit_code == 4
     lines = r.stdout.decode().splitlines()
     assert lines[0] == "hej"
-    assert any(line.split()[:3] == ["1", "sleep", "30"] for line in lines[1:])
+    # the container's PID 1 (still ``sh -c sleep 30`` if the exec came before sh exec'd sleep)
+    assert any(line.split()[0] == "1" and line.endswith("sleep 30") for line in lines[1:]), lines
     r = await rt.exec_sync(cid, ["sh", "-c", "echo oops >&2; test -e /bin/busybox"], 10)
     assert (r.exit_code, r.stderr) == (0, b"oops\n")
 
@@ -267,6 +268,32 @@ async def test_exec_gets_the_containers_user_capabilities_and_cwd(
     fields = dict(line.split(":\t") for line in out.splitlines() if ":\t" in line)
     assert fields["CapEff"] == "0000000000000000" and fields["NoNewPrivs"] == "1"
     assert int(fields["CapBnd"], 16) & (1 << 21) == 0  # no CAP_SYS_ADMIN, even in the bound set
+
+
+async def test_exec_runs_in_the_containers_cgroups_with_only_its_stdio(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    """Every hierarchy (v1 joined through ``tasks``, v2 by clone3 into the cgroup), no fd of
+    the agent, and SIGPIPE at its default (the agent ignores it)."""
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    main = (await rt.exec_sync(cid, ["cat", "/proc/1/cgroup"], 10)).stdout.decode()
+    mine = (await rt.exec_sync(cid, ["cat", "/proc/self/cgroup"], 10)).stdout.decode()
+    assert mine == main and cid in main, (mine, main)
+    r = await rt.exec_sync(cid, ["ls", "/proc/self/fd"], 10)
+    assert sorted(r.stdout.split()) == [b"0", b"1", b"2", b"3"], r.stdout  # 3: ls's own dir
+    status = (await rt.exec_sync(cid, ["cat", "/proc/self/status"], 10)).stdout.decode()
+    ignored = int(next(x for x in status.splitlines() if x.startswith("SigIgn:")).split()[1], 16)
+    assert not ignored & (1 << 12), status  # SIGPIPE (13) is not ignored
+
+
+async def test_exec_sync_timeout_kills_the_command(rt: ProcessRuntime, tmp_path: Path) -> None:
+    from pykubelet.runtime.errors import ExecTimeout
+
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    with pytest.raises(ExecTimeout):
+        await rt.exec_sync(cid, ["sh", "-c", "echo $$ > /tmp/exec.pid; exec sleep 60"], 0.5)
+    left = await rt.exec_sync(cid, ["sh", "-c", "kill -0 $(cat /tmp/exec.pid) && echo alive"], 10)
+    assert left.stdout == b"", "the timed-out command still runs"
 
 
 async def _chunks(*items: bytes) -> AsyncIterator[bytes]:

@@ -641,6 +641,7 @@ def cmd_init(args: list[str]) -> None:
 def cmd_enter(args: list[str]) -> None:
     import warnings  # noqa: F401  (os.execvp imports it lazily, after the stdlib is out of reach)
 
+    os.closerange(3, 1 << 20)  # as pkshim.c: no fd of the agent reaches the container
     opts, cmd = getopt.getopt(args, "t:c:u:g:G:nw:C:T")
     o = dict(opts)
     for k, v in opts:
@@ -691,6 +692,8 @@ def cmd_enter(args: list[str]) -> None:
         os.chdir(o.get("-w", "/"))
     except OSError:
         os.chdir("/")
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; the command must not
+        signal.signal(sig, signal.SIG_DFL)
     os.execvp(cmd[0], cmd)
 
 
