@@ -5,7 +5,7 @@ runs one after the other: wall p50 / p99 and the agent's CPU per exec (this proc
 children it reaped: the helper and the command). This is pykubelet's share of a
 ``kubectl exec`` minus the HTTP/SPDY part (``bench_streaming.py`` has that one).
 
-Run: .venv/bin/python bench/bench_exec.py [N]   (default 300; root for namespaces)
+Run: .venv/bin/python bench/bench_exec.py [N [HELPER ...]]   (default 300, native python; root)
 """
 
 from __future__ import annotations
@@ -86,13 +86,14 @@ async def run(n: int, root: Path, helper: str) -> list[str]:
 
 async def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    helpers = sys.argv[2:] or ["native", "python"]
     root = Path(tempfile.mkdtemp(prefix="pykubelet-bench-exec-"))
     try:
         print(
             f"exec `true` into a busybox image container, {n} runs; load {os.getloadavg()[0]:.2f}"
         )
         print(f"{'helper':<7} {'call':<10} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>8}")
-        for helper in ("native", "python"):
+        for helper in helpers:
             for row in await run(n, root, helper):
                 print(row, flush=True)
         print(f"load after: {os.getloadavg()[0]:.2f}")
