@@ -298,6 +298,26 @@ async def test_exec_sync_timeout_kills_the_command(rt: ProcessRuntime, tmp_path:
     assert left == "" or "zombie" in left, f"the timed-out command still runs: {left}"
 
 
+async def test_a_cancelled_exec_kills_its_command(rt: ProcessRuntime, tmp_path: Path) -> None:
+    """The client went away: the session is cancelled and the command must not live on."""
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    started = asyncio.Event()
+
+    async def out(data: bytes) -> None:
+        started.set()
+
+    task = asyncio.ensure_future(
+        rt.exec(cid, ["sh", "-c", "echo up; exec sleep 61"], StreamIO(stdout=out))
+    )
+    await asyncio.wait_for(started.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    ps = (await rt.exec_sync(cid, ["ps", "-o", "stat,args"], 10)).stdout.decode()
+    assert "sleep 30" in ps, ps  # the listing works (the container's own process is in it)
+    assert not [ln for ln in ps.splitlines() if "sleep 61" in ln and not ln.startswith("Z")], ps
+
+
 async def _chunks(*items: bytes) -> AsyncIterator[bytes]:
     for item in items:
         yield item

@@ -170,8 +170,10 @@ class ExecMixin:
         except TimeoutError:
             raise ExecTimeout(f"exec in {container_id[:12]} timed out after {timeout_s}s") from None
         finally:
-            await child.kill()
-            child.close()
+            try:
+                await child.kill()
+            finally:
+                child.close()
         return ExecResult(exit_code=_code(rc), stdout=out, stderr=err)
 
     async def exec(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
@@ -193,8 +195,10 @@ class ExecMixin:
                 if feeder is not None:
                     feeder.cancel()
         finally:
-            await child.kill()
-            child.close()
+            try:
+                await child.kill()
+            finally:
+                child.close()
         return _code(child.returncode)
 
     def _pty_root(self, container_id: str) -> str | None:
