@@ -9,6 +9,12 @@ started as children and stopped by pid, the kubelet's cgroup root is its own
 The node is named ``127.0.0.1``: kubelet 1.20 refuses a loopback ``--node-ip`` but takes an IP
 given as ``--hostname-override`` as the node's InternalIP, so the API server (which dials
 InternalIP first) reaches it on loopback and verifies its serving certificate (SAN 127.0.0.1).
+
+kubelet 1.20's container GC deletes every ``/var/log/pods`` entry of a pod it does not know, so
+it would delete other kubelets' (and other tests') pod logs on this machine. It runs in a mount
+namespace of its own with private, empty ``/var/log/pods`` and ``/var/log/containers``
+(containerd still writes the container logs to the real paths; they are removed afterwards).
+The pod has no volumes, so no mount of the kubelet's needs to reach containerd.
 """
 
 from __future__ import annotations
@@ -212,9 +218,23 @@ def upstream_node(cp: ControlPlane, work: Path, base: Path, echo_port: int) -> I
             "authorization": {"mode": "Webhook"},
         }
         (base / "kubelet-config.json").write_text(json.dumps(config))
+        private = [base / "var-log-pods", base / "var-log-containers"]
+        for d in (*private, Path("/var/log/pods"), Path("/var/log/containers")):
+            d.mkdir(parents=True, exist_ok=True)
         kubelet = launch(
             "kubelet",
             [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                'mount --bind "$1" /var/log/pods && mount --bind "$2" /var/log/containers '
+                '&& shift 2 && exec "$@"',
+                "sh",
+                *map(str, private),
                 str(work / "bin/kubelet"),
                 f"--config={base / 'kubelet-config.json'}",
                 f"--kubeconfig={kc}",
