@@ -339,6 +339,24 @@ async def test_exec_stream_stdin_stdout(rt: ProcessRuntime, tmp_path: Path) -> N
     assert (code, bytes(out.data), bytes(err.data)) == (2, b"hello world\n", b"e\n")
 
 
+async def test_exec_output_into_a_slow_client_blocks_the_command(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    """A full pipe makes the command wait (its end of the pipe is blocking), not fail with
+    EAGAIN, while the client reads slowly."""
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    got = bytearray()
+
+    async def slow(data: bytes) -> None:
+        got.extend(data)
+        await asyncio.sleep(0.002)
+
+    err = _Sink()
+    script = "head -c 2000000 /dev/zero && echo done >&2"
+    code = await rt.exec(cid, ["sh", "-c", script], StreamIO(stdout=slow, stderr=err))
+    assert (code, len(got), bytes(err.data)) == (0, 2_000_000, b"done\n")
+
+
 async def test_exec_tty_with_resize(rt: ProcessRuntime, tmp_path: Path) -> None:
     _sid, cid = await _running(rt, tmp_path, "sleep 30")
     out = _Sink()

@@ -66,8 +66,12 @@ class Child:
 def spawn(argv: Sequence[str], env: Mapping[str, str], *, stdin: bool) -> Child:
     """Start ``argv`` (``argv[0]`` an absolute path) in a new session with pipes on 1 and 2,
     and on 0 when ``stdin`` (else /dev/null)."""
-    out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    # non-blocking only on our side: O_NONBLOCK belongs to the open pipe end, which the child
+    # would share, and a command writing into a full pipe would get EAGAIN
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    os.set_blocking(out_r, False)
+    os.set_blocking(err_r, False)
     in_r = in_w = None
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = []
     if stdin:
