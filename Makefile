@@ -39,6 +39,7 @@ upstream-k8s:
 
 test: system-deps venv lint typecheck upstream-k8s
 	@bash scripts/js-deps.sh
+	@bash scripts/kube-hunter.sh
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: venv

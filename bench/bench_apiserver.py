@@ -1,23 +1,32 @@
-"""Benchmark kubectl through a real kube-apiserver v1.20.2 to pykubelet.
+"""Benchmark kubectl through a real kube-apiserver v1.20.2: pykubelet vs the upstream kubelet.
 
-* ``kubectl exec <pod> -c main -- true`` round trip (the built kubectl v1.20.2, SPDY), N runs one
-  after the other: wall time per run, and pykubelet's share (the exec request's duration in its
-  request log, from arrival to the exit status sent);
-* ``kubectl port-forward`` throughput to a TCP echo server in the pod (bytes sent and echoed
+* ``kubectl exec <pod> -c main -- true`` round trip (the built kubectl v1.20.2, SPDY): N runs
+  per node, in alternating blocks (pykubelet, upstream, pykubelet, ...) so that a change in the
+  machine's load hits both alike. Per node: wall time per run, the node side's CPU per exec
+  (the kubelet process with the children it reaped; for upstream also containerd and its
+  shims, whose reaped children are the ``runc exec`` calls), and for pykubelet its share (the
+  exec request's duration in its request log, minus the time it waited on the client: for
+  kubectl to create its streams through the API server, and to hang up at the end);
+* ``kubectl port-forward`` throughput to a TCP echo server in each pod (bytes sent and echoed
   back, per second).
 
-A private control plane (etcd, kube-apiserver) on free loopback ports and one pykubelet are
-started and stopped by this script (needs root, Debian's etcd-server and busybox-static, the
-built v1.20.2 binaries). The upstream kubelet is not measured here (it needs containerd and
-its own node; see docs/performance.md).
+A private control plane (etcd, kube-apiserver) on free loopback ports, one pykubelet (process
+runtime) and, with ``--upstream-dir``, the upstream kubelet v1.20.2 on containerd as a second
+node (``bench/upstream_node.py``) are started and stopped by this script. Needs root, Debian's
+etcd-server, containerd and busybox-static, and a work dir set up by
+``scripts/upstream-k8s/setup.sh`` (binaries, images).
 
-    .venv/bin/python bench/bench_apiserver.py [--runs 200] [--mbytes 64]
+    UPSTREAM_K8S_DIR=/some/dir UPSTREAM_K8S_GOCACHE=/var/cache/pykubelet/upstream-k8s/gocache \
+        scripts/upstream-k8s/setup.sh
+    .venv/bin/python bench/bench_apiserver.py [--runs 200] [--mbytes 64] [--upstream-dir /some/dir]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import socket
 import statistics
@@ -26,10 +35,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from upstream_node import UPSTREAM_POD, node_procs, upstream_node  # noqa: E402
 
 from tests.apiserver.controlplane import UPSTREAM_BIN, ControlPlane  # noqa: E402
 from tests.apiserver.podnode import ECHO_PORT, MIRROR, node_with_pod  # noqa: E402
@@ -40,9 +53,8 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _exec_runs(kubectl: str, admin: Path, runs: int) -> list[float]:
-    argv = [kubectl, f"--kubeconfig={admin}", "exec", MIRROR, "-c", "main", "--", "true"]
-    subprocess.run(argv, check=True, capture_output=True)  # warm-up (connections, caches)
+def _exec_runs(kubectl: str, admin: Path, pod: str, runs: int) -> list[float]:
+    argv = [kubectl, f"--kubeconfig={admin}", "exec", pod, "-c", "main", "--", "true"]
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -52,22 +64,25 @@ def _exec_runs(kubectl: str, admin: Path, runs: int) -> list[float]:
 
 
 def _kubelet_share(log: str, runs: int) -> list[float]:
-    """durationMs of the last ``runs`` exec requests in the agent's JSON request log."""
+    """pykubelet's own time in the last ``runs`` exec requests of its JSON request log: the
+    request's duration minus its waits on the client (``peerWaitMs``: kubectl creating its
+    streams through the API server, and hanging up at the end)."""
     out = []
     for line in log.splitlines():
         i = line.find("{")
         if i < 0 or '"path":"/exec/' not in line:
             continue
         try:
-            out.append(float(json.loads(line[i:])["durationMs"]))
+            rec = json.loads(line[i:])
+            out.append(float(rec["durationMs"]) - float(rec.get("peerWaitMs", 0.0)))
         except (ValueError, KeyError):
             continue
     return out[-runs:]
 
 
-def _port_forward(kubectl: str, admin: Path, mbytes: int) -> float:
+def _port_forward(kubectl: str, admin: Path, pod: str, mbytes: int) -> float:
     proc = subprocess.Popen(
-        [kubectl, f"--kubeconfig={admin}", "port-forward", f"pod/{MIRROR}", f":{ECHO_PORT}"],
+        [kubectl, f"--kubeconfig={admin}", "port-forward", f"pod/{pod}", f":{ECHO_PORT}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -99,33 +114,92 @@ def _port_forward(kubectl: str, admin: Path, mbytes: int) -> float:
         proc.wait(timeout=30)
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """utime + stime of ``pids`` and of the children they reaped, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Target:
+    name: str
+    pod: str
+    pids: Callable[[], list[int]]
+    wall: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    mbps: float = 0.0
+
+
+def _measure(kubectl: str, admin: Path, targets: list[Target], runs: int, blocks: int) -> None:
+    for t in targets:
+        _exec_runs(kubectl, admin, t.pod, 1)  # warm-up (connections, caches)
+    for _ in range(blocks):
+        for t in targets:
+            pids = t.pids()
+            before = _cpu_s(pids)
+            t.wall += _exec_runs(kubectl, admin, t.pod, runs // blocks)
+            t.cpu_s += _cpu_s(pids) - before
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--blocks", type=int, default=4, help="alternating blocks per node")
     ap.add_argument("--mbytes", type=int, default=64)
+    ap.add_argument(
+        "--upstream-dir",
+        default=os.environ.get("UPSTREAM_K8S_DIR", ""),
+        help="an upstream-k8s work dir (setup.sh done): also measure the upstream kubelet",
+    )
     a = ap.parse_args()
     kubectl = str(UPSTREAM_BIN / "kubectl")
-    with tempfile.TemporaryDirectory(prefix="bench-apiserver-") as d:
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-apiserver-") as d, contextlib.ExitStack() as st:
         cp = ControlPlane(Path(d) / "cp")
-        try:
-            cp.start()
-            with node_with_pod(cp, Path(d)) as (node, admin):
-                times = _exec_runs(kubectl, admin, a.runs)
-                share = _kubelet_share(node.log(), a.runs)
-                mbps = _port_forward(kubectl, admin, a.mbytes)
-        finally:
-            cp.stop()
-    print(f"kubectl v1.20.2 -> kube-apiserver v1.20.2 -> pykubelet, {a.runs} runs")
-    print(f"{'measure':<44} {'p50':>9} {'p99':>9} {'mean':>9}")
-    for name, vals in (
-        ("kubectl exec -- true, wall (ms)", times),
-        ("pykubelet's share of it (ms)", share),
-    ):
+        st.callback(cp.stop)
+        cp.start()
+        node, admin = st.enter_context(node_with_pod(cp, Path(d)))
+        assert node.proc is not None
+        ours = Target("pykubelet", MIRROR, lambda: [node.proc.pid])  # type: ignore[union-attr]
+        targets = [ours]
+        if a.upstream_dir:
+            work = Path(a.upstream_dir)
+            kpid = st.enter_context(upstream_node(cp, work, Path(d) / "upstream", ECHO_PORT))
+            sock = work / "run" / "containerd.sock"
+            targets.append(Target("upstream kubelet", UPSTREAM_POD, lambda: node_procs(kpid, sock)))
+        _measure(kubectl, admin, targets, a.runs, a.blocks)
+        share = _kubelet_share(node.log(), len(ours.wall))
+        for t in targets:
+            t.mbps = _port_forward(kubectl, admin, t.pod, a.mbytes)
+    load_after = os.getloadavg()
+    runs = len(ours.wall)
+    print(
+        f"kubectl v1.20.2 -> kube-apiserver v1.20.2 -> node, {runs} runs per node in "
+        f"{a.blocks} alternating blocks; load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after"
+    )
+    print(f"{'measure':<52} {'p50':>9} {'p99':>9} {'mean':>9}")
+    rows: list[tuple[str, list[float]]] = []
+    for t in targets:
+        rows.append((f"{t.name}: kubectl exec -- true, wall (ms)", t.wall))
+        if t is ours:
+            rows.append((f"{t.name}: its own share of it (ms)", share))
+    for name, vals in rows:
         print(
-            f"{name:<44} {_pct(vals, 0.5):>9.1f} {_pct(vals, 0.99):>9.1f} "
+            f"{name:<52} {_pct(vals, 0.5):>9.1f} {_pct(vals, 0.99):>9.1f} "
             f"{statistics.mean(vals):>9.1f}"
         )
-    print(f"{'kubectl port-forward echo, ' + str(a.mbytes) + ' MiB (MiB/s)':<44} {mbps:>9.1f}")
+    for t in targets:
+        print(f"{t.name + ': node CPU per exec (ms)':<52} {t.cpu_s * 1000 / len(t.wall):>9.1f}")
+    for t in targets:
+        label = f"{t.name}: port-forward echo, {a.mbytes} MiB (MiB/s)"
+        print(f"{label:<52} {t.mbps:>9.1f}")
 
 
 if __name__ == "__main__":

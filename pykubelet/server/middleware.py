@@ -42,6 +42,7 @@ __all__ = [
     "USER_KEY",
     "AuthGate",
     "FrontDoor",
+    "peer_waited",
     "stream_started",
 ]
 
@@ -55,6 +56,8 @@ ANNOTATIONS_KEY = web.RequestKey("pykubelet.annotations", dict[str, str])
 AUDIT_ID_KEY = web.RequestKey("pykubelet.audit_id", str)
 # Emits the request's ResponseStarted audit event (called when a 101 is prepared).
 _STARTED_KEY: web.RequestKey[Callable[[], None]] = web.RequestKey("pykubelet.stream_started")
+# Adds to the request's time spent waiting on its client (see peer_waited).
+_PEER_WAIT_KEY: web.RequestKey[Callable[[float], None]] = web.RequestKey("pykubelet.peer_wait")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,6 +75,10 @@ class _Outcome:
     annotations: dict[str, str] = field(default_factory=dict)
     audit_id: str = ""
     granted: str = ""  # the subresource whose check allowed the request
+    peer_wait_s: float = 0.0  # an upgraded stream's waits on its client (see peer_waited)
+
+    def add_peer_wait(self, seconds: float) -> None:
+        self.peer_wait_s += seconds
 
 
 def _request_info(request: web.Request, path: str) -> RequestInfo:
@@ -234,6 +241,7 @@ class FrontDoor:
             self._observe(request, path, query, outcome, 101, received, t0, STAGE_STARTED)
 
         request[_STARTED_KEY] = started
+        request[_PEER_WAIT_KEY] = outcome.add_peer_wait
         try:
             resp = await self._serve(request, handler, raw_path, decoded, path, query, outcome)
             status = resp.status
@@ -332,6 +340,7 @@ class FrontDoor:
             received_at=received,
             auth_duration_s=outcome.auth_s,
             duration_s=self._clock.monotonic() - t0,
+            peer_wait_s=outcome.peer_wait_s,
             annotations=dict(outcome.annotations),
             audit_id=outcome.audit_id,
             request_uri=request.raw_path,
@@ -362,6 +371,15 @@ def stream_started(request: web.Request) -> None:
     started = request.get(_STARTED_KEY)
     if started is not None:
         started()
+
+
+def peer_waited(request: web.Request, seconds: float) -> None:
+    """Called by the streaming handlers with time spent waiting on the client (its streams
+    to be created, its hang-up): the request log shows it apart from the duration, so the
+    kubelet's own share of a session can be told from its client's (and the proxy's)."""
+    add = request.get(_PEER_WAIT_KEY)
+    if add is not None:
+        add(seconds)
 
 
 async def _reroute(request: web.Request, path: str, query: str) -> tuple[web.Request, Handler]:

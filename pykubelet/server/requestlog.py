@@ -36,6 +36,8 @@ class JsonRequestLog:
             "authMs": round(record.auth_duration_s * 1000, 3),
             "durationMs": round(record.duration_s * 1000, 3),
         }
+        if record.peer_wait_s:
+            line["peerWaitMs"] = round(record.peer_wait_s * 1000, 3)
         if record.reason:
             line["reason"] = record.reason
         self._log.info("%s", json.dumps(line, separators=(",", ":")))

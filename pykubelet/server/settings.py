@@ -121,6 +121,9 @@ class RequestRecord:
     # ResponseComplete (once, when the request ends) or ResponseStarted (an upgraded stream
     # opened; observers that count finished requests ignore it).
     stage: str = "ResponseComplete"
+    # of ``duration_s``, what an upgraded stream spent waiting on its client (stream creation,
+    # hang-up); the rest is the kubelet's own share
+    peer_wait_s: float = 0.0
 
 
 class RequestObserver(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import fcntl
 import hashlib
+import json
 import os
 import re
 import select
@@ -133,7 +134,7 @@ def test_kubectl_exec_it_gets_a_real_terminal(
 def test_kubectl_exec_exit_code_and_stdin(
     cluster_node: tuple[ControlPlane, ClusterNode, Path], kubectl: str
 ) -> None:
-    _cp, _node, admin = cluster_node
+    _cp, node, admin = cluster_node
     base = [kubectl, f"--kubeconfig={admin}", "exec", "-c", "main"]
     r = subprocess.run([*base, MIRROR, "--", "sh", "-c", "exit 7"], capture_output=True, timeout=60)
     assert r.returncode == 7, r.stderr
@@ -146,6 +147,11 @@ def test_kubectl_exec_exit_code_and_stdin(
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == b"100000"
     assert r.stderr.strip() == b"err"
+    # the request log tells the kubelet's time from its waits on kubectl (through the API
+    # server): stream creation and hang-up (bench_apiserver's share column relies on it)
+    last = [ln[ln.index("{") :] for ln in node.log().splitlines() if '"path":"/exec/' in ln][-1]
+    rec = json.loads(last)
+    assert 0 < rec["peerWaitMs"] < rec["durationMs"], rec
 
 
 def _kubectl(

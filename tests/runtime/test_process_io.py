@@ -248,7 +248,8 @@ async def test_exec_sync_enters_the_container(rt: ProcessRuntime, tmp_path: Path
     assert r.exit_code == 4
     lines = r.stdout.decode().splitlines()
     assert lines[0] == "hej"
-    assert any(line.split()[:3] == ["1", "sleep", "30"] for line in lines[1:])
+    # the container's PID 1 (still ``sh -c sleep 30`` if the exec came before sh exec'd sleep)
+    assert any(line.split()[0] == "1" and line.endswith("sleep 30") for line in lines[1:]), lines
     r = await rt.exec_sync(cid, ["sh", "-c", "echo oops >&2; test -e /bin/busybox"], 10)
     assert (r.exit_code, r.stderr) == (0, b"oops\n")
 
@@ -267,6 +268,58 @@ async def test_exec_gets_the_containers_user_capabilities_and_cwd(
     fields = dict(line.split(":\t") for line in out.splitlines() if ":\t" in line)
     assert fields["CapEff"] == "0000000000000000" and fields["NoNewPrivs"] == "1"
     assert int(fields["CapBnd"], 16) & (1 << 21) == 0  # no CAP_SYS_ADMIN, even in the bound set
+
+
+async def test_exec_runs_in_the_containers_cgroups_with_only_its_stdio(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    """Every hierarchy (v1 joined through ``tasks``, v2 by clone3 into the cgroup), no fd of
+    the agent, and SIGPIPE at its default (the agent ignores it)."""
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    main = (await rt.exec_sync(cid, ["cat", "/proc/1/cgroup"], 10)).stdout.decode()
+    mine = (await rt.exec_sync(cid, ["cat", "/proc/self/cgroup"], 10)).stdout.decode()
+    assert mine == main and cid in main, (mine, main)
+    r = await rt.exec_sync(cid, ["ls", "/proc/self/fd"], 10)
+    assert sorted(r.stdout.split()) == [b"0", b"1", b"2", b"3"], r.stdout  # 3: ls's own dir
+    status = (await rt.exec_sync(cid, ["cat", "/proc/self/status"], 10)).stdout.decode()
+    ignored = int(next(x for x in status.splitlines() if x.startswith("SigIgn:")).split()[1], 16)
+    assert not ignored & (1 << 12), status  # SIGPIPE (13) is not ignored
+
+
+async def test_exec_sync_timeout_kills_the_command(rt: ProcessRuntime, tmp_path: Path) -> None:
+    from pykubelet.runtime.errors import ExecTimeout
+
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    with pytest.raises(ExecTimeout):
+        await rt.exec_sync(cid, ["sh", "-c", "echo $$ > /tmp/exec.pid; exec sleep 60"], 0.5)
+    # gone, or a zombie: the container's PID 1 (sleep) never reaps the orphans it inherits
+    script = "grep State /proc/$(cat /tmp/exec.pid)/status"
+    left = (await rt.exec_sync(cid, ["sh", "-c", script], 10)).stdout.decode()
+    assert left == "" or "zombie" in left, f"the timed-out command still runs: {left}"
+
+
+async def test_a_cancelled_exec_kills_its_command(rt: ProcessRuntime, tmp_path: Path) -> None:
+    """The client went away: the session is cancelled and the command must not live on."""
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    started = asyncio.Event()
+
+    async def out(data: bytes) -> None:
+        started.set()
+
+    task = asyncio.ensure_future(
+        rt.exec(cid, ["sh", "-c", "echo up; exec sleep 61"], StreamIO(stdout=out))
+    )
+    await asyncio.wait_for(started.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def gone() -> bool:  # SIGKILL is delivered, then acted on when it next runs
+        ps = (await rt.exec_sync(cid, ["ps", "-o", "stat,args"], 10)).stdout.decode()
+        assert "sleep 30" in ps, ps  # the listing works (the container's own process is in it)
+        return not [ln for ln in ps.splitlines() if "sleep 61" in ln and not ln.startswith("Z")]
+
+    await wait_for(gone, 10, "the cancelled exec's command to die")
 
 
 async def _chunks(*items: bytes) -> AsyncIterator[bytes]:
@@ -288,6 +341,24 @@ async def test_exec_stream_stdin_stdout(rt: ProcessRuntime, tmp_path: Path) -> N
     io_ = StreamIO(stdin=_chunks(b"hello ", b"world\n"), stdout=out, stderr=err)
     code = await rt.exec(cid, ["sh", "-c", "cat; echo e >&2; exit 2"], io_)
     assert (code, bytes(out.data), bytes(err.data)) == (2, b"hello world\n", b"e\n")
+
+
+async def test_exec_output_into_a_slow_client_blocks_the_command(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    """A full pipe makes the command wait (its end of the pipe is blocking), not fail with
+    EAGAIN, while the client reads slowly."""
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    got = bytearray()
+
+    async def slow(data: bytes) -> None:
+        got.extend(data)
+        await asyncio.sleep(0.002)
+
+    err = _Sink()
+    script = "head -c 2000000 /dev/zero && echo done >&2"
+    code = await rt.exec(cid, ["sh", "-c", script], StreamIO(stdout=slow, stderr=err))
+    assert (code, len(got), bytes(err.data)) == (0, 2_000_000, b"done\n")
 
 
 async def test_exec_tty_with_resize(rt: ProcessRuntime, tmp_path: Path) -> None:
@@ -320,6 +391,18 @@ def _true_after(event: asyncio.Event) -> Callable[[], object]:
         return event.is_set()
 
     return check
+
+
+async def test_a_tty_container_gets_a_terminal_of_its_own_devpts(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    """Both helpers make the container's terminal from its own devpts, so it has a name there
+    (``tty``) and is the controlling terminal (job control)."""
+    log = await _run_to_exit(
+        rt, tmp_path, "tty; [ -t 0 ] && echo is-a-tty; ls /dev/pts", tty=True, stdin=True
+    )
+    text = b"".join(parse_record(ln).message for ln in log.read_bytes().splitlines()).decode()
+    assert "/dev/pts/0" in text and "is-a-tty" in text and "not a tty" not in text, text
 
 
 async def test_attach_to_container_stdio(rt: ProcessRuntime, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from pykubelet.runtime.errors import ContainerNotRunning, ExecTimeout, RuntimeUn
 from pykubelet.runtime.process import procs
 from pykubelet.runtime.process.records import ContainerRecord, SandboxRecord
 from pykubelet.runtime.process.security import capability_set
+from pykubelet.runtime.process.spawn import pump_in, pump_out, read_all, spawn
 from pykubelet.runtime.protocol import PortConnection
 from pykubelet.runtime.types import ExecResult, StreamIO, TerminalSize
 
@@ -158,56 +159,47 @@ class ExecMixin:
         self, container_id: str, cmd: Sequence[str], timeout_s: float | None = None
     ) -> ExecResult:
         argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
+        if cwd is not None:  # a container without namespaces: the command itself, in its cwd
+            return await _exec_sync_subprocess(container_id, argv, env, cwd, timeout_s)
+        child = spawn(argv, env, stdin=False)
         try:
             async with asyncio.timeout(timeout_s):
-                out, err = await proc.communicate()
+                out, err, rc = await asyncio.gather(
+                    read_all(child.stdout), read_all(child.stderr), child.wait()
+                )
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
             raise ExecTimeout(f"exec in {container_id[:12]} timed out after {timeout_s}s") from None
-        return ExecResult(exit_code=_code(proc.returncode), stdout=out, stderr=err)
+        finally:
+            try:
+                await child.kill()
+            finally:
+                child.close()
+        return ExecResult(exit_code=_code(rc), stdout=out, stderr=err)
 
     async def exec(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
         if io.tty:
             argv, env, cwd = await self._exec_command(container_id, cmd, tty=True)  # type: ignore[misc]
             return await _exec_tty(argv, env, cwd, io, self._pty_root(container_id))
         argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if io.stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
+        if cwd is not None:
+            return await _exec_subprocess(argv, env, cwd, io)
+        child = spawn(argv, env, stdin=io.stdin is not None)
         try:
             async with asyncio.TaskGroup() as tg:
                 feeder = None
-                if io.stdin is not None and proc.stdin is not None:
-                    feeder = tg.create_task(_feed(io.stdin, proc.stdin))
-                assert proc.stdout is not None and proc.stderr is not None
-                tg.create_task(_drain(proc.stdout, io.stdout))
-                tg.create_task(_drain(proc.stderr, io.stderr))
-                await proc.wait()
+                if io.stdin is not None:
+                    feeder = tg.create_task(pump_in(io.stdin, child))
+                tg.create_task(pump_out(child.stdout, io.stdout))
+                tg.create_task(pump_out(child.stderr, io.stderr))
+                await child.wait()
                 if feeder is not None:
                     feeder.cancel()
         finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
-        return _code(proc.returncode)
+            try:
+                await child.kill()
+            finally:
+                child.close()
+        return _code(child.returncode)
 
     def _pty_root(self, container_id: str) -> str | None:
         """Where the exec's terminal comes from: the container's root (``/proc/PID/root``) when
@@ -287,6 +279,61 @@ class ExecMixin:
             raise
         reader, writer = await asyncio.open_connection(sock=sock)
         return _Conn(reader, writer)
+
+
+async def _exec_sync_subprocess(
+    container_id: str, argv: list[str], env: dict[str, str], cwd: str, timeout_s: float | None
+) -> ExecResult:
+    """exec_sync of a container without namespaces (its command may be relative to its PATH
+    and runs in its working directory, which ``posix_spawn`` cannot set)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        raise ExecTimeout(f"exec in {container_id[:12]} timed out after {timeout_s}s") from None
+    return ExecResult(exit_code=_code(proc.returncode), stdout=out, stderr=err)
+
+
+async def _exec_subprocess(argv: list[str], env: dict[str, str], cwd: str, io: StreamIO) -> int:
+    """exec of a container without namespaces (see ``_exec_sync_subprocess``)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if io.stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        async with asyncio.TaskGroup() as tg:
+            feeder = None
+            if io.stdin is not None and proc.stdin is not None:
+                feeder = tg.create_task(_feed(io.stdin, proc.stdin))
+            assert proc.stdout is not None and proc.stderr is not None
+            tg.create_task(_drain(proc.stdout, io.stdout))
+            tg.create_task(_drain(proc.stderr, io.stderr))
+            await proc.wait()
+            if feeder is not None:
+                feeder.cancel()
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    return _code(proc.returncode)
 
 
 def _code(rc: int | None) -> int:

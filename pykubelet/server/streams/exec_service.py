@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from pykubelet.runtime.types import StreamIO, TerminalSize
-from pykubelet.server.middleware import stream_started
+from pykubelet.server.middleware import peer_waited, stream_started
 from pykubelet.server.streams.aio_iter import QueueIterator
 from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
 from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
@@ -184,6 +185,7 @@ async def serve_exec_spdy(
     )
     streams: dict[str, SpdyStream] = {}
     counted = 0
+    waiting = time.monotonic()
     try:
         async with asyncio.timeout(backend.creation_timeout_s):
             while counted < wanted:
@@ -198,6 +200,7 @@ async def serve_exec_spdy(
         log.info("timed out waiting for client to create streams")
         conn.close_now()
         return resp
+    peer_waited(request, time.monotonic() - waiting)
     if "error" not in streams:  # enough streams, but not the one the status goes on
         log.info("SPDY exec session without an error stream; closing")
         conn.close_now()
@@ -228,7 +231,9 @@ async def serve_exec_spdy(
                 if stream is not None:
                     await stream.close_write()
             conn.end()
-        await conn.close()
+        waiting = time.monotonic()
+        await conn.close()  # lingers for the client to hang up first
+        peer_waited(request, time.monotonic() - waiting)
     finally:
         if rec is not None:
             rec.close()
@@ -301,5 +306,7 @@ async def serve_exec_ws(
             await pump_task
         if rec is not None:
             rec.close()
-        await conn.close()
+        waiting = time.monotonic()
+        await conn.close()  # waits for the client's close frame
+        peer_waited(request, time.monotonic() - waiting)
     return ws

@@ -1080,7 +1080,64 @@ static int cmd_init(int argc, char **argv) {
 /* ---------------------------------------------------------------- enter */
 /* exec into a running container: join its cgroups, then its ipc/uts/net/pid/mnt namespaces
  * (mount last: it moves us into the container's root), fork into its PID namespace, and apply
- * what init applied: capabilities, groups/gid/uid, no_new_privs, the working directory. */
+ * what init applied: capabilities, groups/gid/uid, no_new_privs, the working directory.
+ *
+ * Joining cgroups is most of an exec's wall time when done by writing a pid to cgroup.procs:
+ * each such write takes the kernel's global threadgroup lock for writing, which waits for an RCU
+ * grace period. So on a v1 hierarchy we write "0" (this very thread) to "tasks", which skips
+ * that lock (we are single-threaded, so the thread is the process); on the v2 one the command
+ * is cloned straight into the cgroup (clone3 CLONE_INTO_CGROUP), falling back to a
+ * cgroup.procs write where the kernel lacks it. */
+
+static void join_cgroup(const char *procs, int *cg2) {
+    char dir[4096], path[4200];
+    size_t n = strlen(procs);
+    const char *base = "/cgroup.procs";
+    if (n < strlen(base) || strcmp(procs + n - strlen(base), base) != 0 || n - strlen(base) >= sizeof dir)
+        die("cgroup file (expected .../cgroup.procs)", procs);
+    memcpy(dir, procs, n - strlen(base));
+    dir[n - strlen(base)] = 0;
+    snprintf(path, sizeof path, "%s/tasks", dir);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {  /* cgroup v1 */
+        if (write(fd, "0", 1) < 0) die("join cgroup", path);
+        close(fd);
+        return;
+    }
+    if (errno != ENOENT) die("join cgroup", path);
+    if (*cg2 >= 0) close(*cg2);
+    *cg2 = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*cg2 < 0) die("join cgroup", dir);
+}
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+struct pk_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+
+/* fork, the child starting in the v2 cgroup ``cg2`` (an open directory) when there is one */
+static pid_t fork_into(int cg2) {
+    if (cg2 < 0) return fork();
+#ifdef SYS_clone3
+    struct pk_clone_args a;
+    memset(&a, 0, sizeof a);
+    a.flags = CLONE_INTO_CGROUP;
+    a.exit_signal = SIGCHLD;
+    a.cgroup = (uint64_t)cg2;
+    long r = syscall(SYS_clone3, &a, sizeof a);
+    if (r >= 0) return (pid_t)r;
+    if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) return -1;
+#endif
+    int fd = openat(cg2, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    if (fd < 0 || write(fd, pid, strlen(pid)) < 0) die("join cgroup", "cgroup.procs");
+    close(fd);
+    return fork();
+}
 
 static int cmd_enter(int argc, char **argv) {
     int opt, have_caps = 0, have_uid = 0, nnp = 0, ngroups = 0;
@@ -1089,7 +1146,10 @@ static int cmd_enter(int argc, char **argv) {
     uid_t uid = 0;
     gid_t gid = 0, groups[256];
     const char *cwd = "/";
-    int ctty = 0;
+    int ctty = 0, cg2 = -1;
+    /* the agent spawns us without closing its fds (they are close-on-exec; this makes sure
+     * none reaches the container) */
+    close_range(3, ~0U, 0);
     while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:T")) != -1) {
         switch (opt) {
         case 't': target = (pid_t)atoi(optarg); break;
@@ -1105,21 +1165,20 @@ static int cmd_enter(int argc, char **argv) {
         }
         case 'n': nnp = 1; break;
         case 'w': cwd = optarg; break;
-        case 'C': {
-            int fd = open(optarg, O_WRONLY | O_CLOEXEC);
-            char pid[32];
-            snprintf(pid, sizeof pid, "%d", (int)getpid());
-            if (fd < 0 || write(fd, pid, strlen(pid)) < 0) die("join cgroup", optarg);
-            close(fd);
-            break;
-        }
+        case 'C': join_cgroup(optarg, &cg2); break;
         default: fprintf(stderr, "usage: pkshim enter -t PID [...] -- ARGV\n"); return 2;
         }
     }
     if (target <= 0 || optind >= argc) { fprintf(stderr, "pkshim enter: -t and a command are required\n"); return 2; }
+    /* one setns through a pidfd joins all five at once, atomically (Linux 5.8); joining one
+     * we are in already is harmless. Else (an older kernel) one file per namespace. */
+    int pfd = (int)syscall(SYS_pidfd_open, target, 0);
+    int joined = pfd >= 0 &&
+                 setns(pfd, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS) == 0;
+    if (pfd >= 0) close(pfd);
     const char *kinds[] = {"ipc", "uts", "net", "pid", "mnt"};
     int fds[5];
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 5 && !joined; i++) {
         char mine[64], theirs[64];
         struct stat a, b;
         snprintf(mine, sizeof mine, "/proc/self/ns/%s", kinds[i]);
@@ -1130,9 +1189,9 @@ static int cmd_enter(int argc, char **argv) {
         fds[i] = open(theirs, O_RDONLY | O_CLOEXEC);
         if (fds[i] < 0) die("open", theirs);
     }
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 5 && !joined; i++)
         if (fds[i] >= 0 && setns(fds[i], 0) < 0) die("setns", kinds[i]);
-    pid_t child = fork();
+    pid_t child = fork_into(cg2);
     if (child < 0) die("fork", "");
     if (child > 0) {
         int st;
@@ -1145,8 +1204,8 @@ static int cmd_enter(int argc, char **argv) {
      * namespace with it as controlling terminal, so shells see their own process groups */
     if (ctty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)) die("controlling terminal", "");
     if (have_caps)
-        for (int c = 0; c <= 63; c++)
-            if (!(caps & (1ULL << c))) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+        for (int c = 0; c <= 63; c++)  /* EINVAL: past the kernel's last capability */
+            if (!(caps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno == EINVAL) break;
     if (have_uid) {
         if (setgroups((size_t)ngroups, groups) < 0) die("setgroups", "");
         if (setgid(gid) < 0) die("setgid", "");

@@ -30,6 +30,7 @@ SYS_PIVOT_ROOT, SYS_CAPSET = 155, 126  # x86_64
 SYS_OPENAT2 = 437  # every architecture
 RESOLVE_NO_MAGICLINKS, RESOLVE_IN_ROOT = 0x02, 0x10
 MAX_LINE = 16384
+_TIOCSPTLCK, _TIOCGPTPEER = 0x40045431, 0x5441  # unlockpt(); the slave from its master
 
 libc = ctypes.CDLL(None, use_errno=True)
 _ready_fd = -1
@@ -290,7 +291,13 @@ def cmd_run(args: list[str]) -> None:
         lsock.setblocking(False)
         master = slave = -1
         out = err = inp = (-1, -1)
-        if tty:
+        # init (our own, as the runtime runs it) makes the terminal inside the container from
+        # its devpts and sends the master back, as pkshim.c; anything else gets a host pty
+        tty_sock: socket.socket | None = None
+        if tty and cargv[-2:-1] == ["init"]:
+            tty_sock, init_sock = socket.socketpair()
+            cargv = [*cargv, "--tty-socket", str(init_sock.fileno())]
+        elif tty:
             master, slave = os.openpty()
         else:
             out, err = os.pipe(), os.pipe()
@@ -312,7 +319,9 @@ def cmd_run(args: list[str]) -> None:
     if child == 0:
         try:
             os.setsid()
-            if tty:
+            if tty_sock is not None:
+                os.set_inheritable(init_sock.fileno(), True)
+            elif tty:
                 os.dup2(slave, 0)
                 os.dup2(slave, 1)
                 os.dup2(slave, 2)
@@ -333,7 +342,16 @@ def cmd_run(args: list[str]) -> None:
     got = os.read(exec_r, 4)
     exec_errno = struct.unpack("i", got)[0] if len(got) == 4 else 0
     os.close(exec_r)
-    if tty:
+    if tty_sock is not None:
+        init_sock.close()
+        try:
+            _msg, fds, _flags, _addr = socket.recv_fds(tty_sock, 1, 1)
+        except OSError:
+            fds = []
+        tty_sock.close()
+        # no master: init failed before the command ran (its exit is recorded below)
+        master = fds[0] if fds else os.open(os.devnull, os.O_RDONLY)
+    elif tty:
         os.close(slave)
     else:
         os.close(out[1])
@@ -605,9 +623,26 @@ def _setup_dev(root: _Root) -> None:
     os.close(devfd)
 
 
+def _terminal_to(sock_fd: int) -> None:
+    """Make the container's terminal from its own devpts (the host's when it has none), as
+    pkshim.c: it becomes stdio and the controlling terminal, the master goes to the shim."""
+    ptmx = "/dev/pts/ptmx" if os.path.exists("/dev/pts/ptmx") else "/dev/ptmx"
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+    slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+    with socket.socket(fileno=sock_fd) as sock:
+        socket.send_fds(sock, [b"m"], [master])
+    os.close(master)
+
+
 def cmd_init(args: list[str]) -> None:
     import warnings  # noqa: F401  (os.execvp imports it lazily, after the stdlib is out of reach)
 
+    tty_sock = int(args[2]) if args[1:2] == ["--tty-socket"] else -1
     spec: list[list[str]] = []
     with open(args[0]) as f:
         for line in f.read().split("\n"):
@@ -652,6 +687,8 @@ def cmd_init(args: list[str]) -> None:
             os.chdir("/")
             if "readonly_rootfs" in keys:
                 _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+    if tty_sock >= 0:
+        _terminal_to(tty_sock)
     uid = int(one["uid"][0]) if "uid" in one else None
     caps = int(one["caps"][0], 16) if "caps" in one else None
     if caps is not None:
@@ -684,6 +721,7 @@ def cmd_init(args: list[str]) -> None:
 def cmd_enter(args: list[str]) -> None:
     import warnings  # noqa: F401  (os.execvp imports it lazily, after the stdlib is out of reach)
 
+    os.closerange(3, 1 << 20)  # as pkshim.c: no fd of the agent reaches the container
     opts, cmd = getopt.getopt(args, "t:c:u:g:G:nw:C:T")
     o = dict(opts)
     for k, v in opts:
@@ -734,6 +772,8 @@ def cmd_enter(args: list[str]) -> None:
         os.chdir(o.get("-w", "/"))
     except OSError:
         os.chdir("/")
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; the command must not
+        signal.signal(sig, signal.SIG_DFL)
     os.execvp(cmd[0], cmd)
 
 
