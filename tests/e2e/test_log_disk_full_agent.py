@@ -5,9 +5,7 @@ unmounts after the node is cleaned up, whatever happens)."""
 
 from __future__ import annotations
 
-import errno
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import make_node
 from tests.e2e.node import Node, wait_for
-from tests.prereq import require_binary, require_root
+from tests.small_volume import fill, small_tmpfs
 
 pytestmark = pytest.mark.root
 
@@ -35,15 +33,8 @@ _LOST = re.compile(r"^pykubelet_container_log_records_lost_total (\S+)$", re.M)
 
 @pytest.fixture
 def log_volume(tmp_path: Path) -> Iterator[Path]:
-    require_root()
-    mount = require_binary("mount")
-    d = tmp_path / "root" / "logs"  # make_node's root dir: <tmp_path>/root
-    d.mkdir(parents=True)
-    subprocess.run([mount, "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(d)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "root" / "logs", "512k") as d:  # make_node's root: <tmp>/root
         yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)
 
 
 @pytest.fixture
@@ -58,17 +49,6 @@ def _lost(node: Node) -> float:
     return float(m.group(1)) if m else 0.0
 
 
-def _fill(volume: Path) -> Path:
-    filler = volume / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError as e:
-            assert e.errno == errno.ENOSPC, e
-    return filler
-
-
 def test_full_log_volume_is_counted_reported_and_survived(node: Node, log_volume: Path) -> None:
     node.start()
     node.write_pod("chatty", CHATTY)
@@ -81,7 +61,7 @@ def test_full_log_volume_is_counted_reported_and_survived(node: Node, log_volume
     assert pod is not None
     log = node.log_dir(pod) / "c" / "0.log"
     assert _lost(node) == 0
-    filler = _fill(log_volume)
+    filler = fill(log_volume)
     # the agent polls the shims' counts every 10 s
     lost = wait_for(lambda: _lost(node), 40, "the loss on /metrics")
     assert lost > 0

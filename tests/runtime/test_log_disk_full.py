@@ -10,7 +10,6 @@ import contextlib
 import errno
 import logging
 import re
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from pykubelet.runtime import ContainerConfig, ContainerState
 from pykubelet.runtime.log_metrics import CONTAINER_LOG_RECORDS_LOST
 from pykubelet.runtime.process import ProcessRuntime
 from pykubelet.runtime.process.logloss import LogLossWatch, read_log_loss
-from tests.prereq import require_binary, require_root
 from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for
+from tests.small_volume import fill, small_tmpfs
 
 pytestmark = pytest.mark.root
 
@@ -30,27 +29,8 @@ pytestmark = pytest.mark.root
 @pytest.fixture
 def log_volume(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs: small enough to fill in a moment."""
-    require_root()
-    mount = require_binary("mount")
-    d = tmp_path / "logs"
-    d.mkdir()
-    subprocess.run([mount, "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(d)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "logs", "256k") as d:
         yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], check=False)
-
-
-def _fill(volume: Path) -> Path:
-    """Write a file until the volume refuses (ENOSPC); return it."""
-    filler = volume / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError as e:
-            assert e.errno == errno.ENOSPC, e
-    return filler
 
 
 def _counted() -> float:
@@ -99,7 +79,7 @@ async def test_disk_full_loses_counted_lines_and_writing_resumes(
 
     await wait_for(lambda: len(_numbers(log)) >= 20, 20, "first lines")
     assert watch.poll(rt.log_loss_files()) == []  # nothing lost yet
-    filler = _fill(log_volume)
+    filler = fill(log_volume)
     await wait_for(lambda: lost() >= 50, 30, "lines lost to the full disk")
 
     # the container runs on, the runtime answers, the loss is counted and reported
