@@ -4,7 +4,9 @@ with the pod.
 Layout, as the kubelet's: ``<pods_dir>/<uid>/volumes/kubernetes.io~<plugin>/<name>``.
 ``emptyDir`` is a directory (mode 0777) or, with ``medium: Memory``, a tmpfs sized by
 ``sizeLimit``; ``hostPath`` is checked against its ``type`` with upstream's messages (and created
-for the ``…OrCreate`` types); ``downwardAPI`` and ``projected`` (downward API sources) are written
+for the ``…OrCreate`` types); ``downwardAPI``, ``projected`` and ``secret`` volumes live on a
+tmpfs of their own, as upstream's (which wraps them in a memory ``emptyDir``), so secret material
+never reaches the node's disk; they and ``configMap`` volumes (on disk, as upstream) are written
 atomically through a ``..data`` symlink so updates are never seen half-done. ``container_mounts``
 turns ``volumeMounts`` (``readOnly``, ``subPath``) into ``runtime.Mount`` values. Sources a
 standalone node cannot resolve (ConfigMaps, Secrets, tokens, claims) raise ``VolumeSetupError``
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import os
+import re
 import shutil
 import stat
 import time
@@ -52,6 +56,8 @@ HOST_PATH_TYPES = (
 )
 _STANDALONE = "a standalone node has no API server to resolve it"
 _UNRESOLVABLE = ("configMap", "secret", "persistentVolumeClaim", "serviceAccountToken")
+
+_ESCAPED = re.compile(r"\\([0-7]{3})")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _MS_NOSUID, _MS_NODEV = 0x2, 0x4
@@ -102,27 +108,43 @@ def check_host_path(path: str, path_type: str) -> None:
         raise VolumeSetupError(f"hostPath type check failed: {path} {what}")
 
 
-def _mounted(target: str) -> bool:
+def _mount_points() -> list[str]:
+    """Mount points of this mount namespace, with mountinfo's octal escapes (``\\040``) undone."""
     with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == target for line in f if len(line.split()) > 4)
+        fields = [line.split() for line in f]
+    return [_ESCAPED.sub(lambda m: chr(int(m[1], 8)), f[4]) for f in fields if len(f) > 4]
 
 
-def _mount_tmpfs(target: str, size_bytes: int) -> None:
-    if _mounted(target):
-        return  # the agent restarted; the pod's memory volume is still there
-    data = "mode=0777" + (f",size={size_bytes}" if size_bytes else "")
+def _mount_tmpfs(target: str, size_bytes: int, mode: int = 0o777) -> None:
+    if os.path.realpath(target) in _mount_points():
+        return  # the agent restarted, or a refresh: the pod's memory volume is still there
+    data = f"mode={mode:o}" + (f",size={size_bytes}" if size_bytes else "")
     rc = _libc.mount(
         b"tmpfs", target.encode(), b"tmpfs", ctypes.c_ulong(_MS_NOSUID | _MS_NODEV), data.encode()
     )
     if rc != 0:
         err = ctypes.get_errno()
-        raise VolumeSetupError(f"mount tmpfs on {target}: {os.strerror(err)}")
+        hint = " (mounting needs root or CAP_SYS_ADMIN)" if err == errno.EPERM else ""
+        raise VolumeSetupError(f"mount tmpfs on {target}: {os.strerror(err)}{hint}")
+
+
+def _memory_backed(d: Path, name: str, kind: str) -> None:
+    """The tmpfs under a secret, projected or downward API volume. Only the agent writes there
+    (containers get it read-only): mode 0755, unsized like upstream's (the contents are bounded
+    by the API objects). Without the right to mount, the volume fails as upstream's does,
+    rather than putting secrets on disk."""
+    d.mkdir(parents=True, exist_ok=True)
+    try:
+        _mount_tmpfs(str(d), 0, 0o755)
+    except VolumeSetupError as e:
+        raise VolumeSetupError(
+            f"{kind} volume {name!r} is kept in memory so its contents never reach the disk: {e}",
+            volume=name,
+        ) from None
 
 
 def _umount_all_under(root: str) -> None:
-    with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f if len(line.split()) > 4]
-    for target in sorted((t for t in targets if t.startswith(root + "/")), reverse=True):
+    for target in sorted((t for t in _mount_points() if t.startswith(root + "/")), reverse=True):
         if _libc.umount2(target.encode(), _MNT_DETACH) != 0:
             err = ctypes.get_errno()
             raise VolumeSetupError(f"umount {target}: {os.strerror(err)}")
@@ -268,6 +290,7 @@ class PodVolumes:
                 "kubernetes.io~downward-api" if kind == "downwardAPI" else "kubernetes.io~projected"
             )
             d = base / plugin / name
+            _memory_backed(d, name, kind)
             _write_atomic(d, files, default_mode, fs_group)
             return PreparedVolume(name=name, host_path=str(d), read_only=True, kind=kind)
         if objects is not None and ("configMap" in vol or "secret" in vol):
@@ -280,6 +303,8 @@ class PodVolumes:
                 )
             files = volume_files(objects, CONFIG_MAP if kind == "configMap" else SECRET, spec, name)
             d = base / f"kubernetes.io~{kind.lower()}" / name
+            if kind == "secret":  # a configMap stays on disk, as upstream's
+                _memory_backed(d, name, kind)
             _write_atomic(d, files, default_mode, fs_group)
             return PreparedVolume(name=name, host_path=str(d), read_only=True, kind=kind)
         for kind in _UNRESOLVABLE:

@@ -25,6 +25,7 @@ from typing import Any
 
 from devtools.containerd import Containerd
 from pykubelet.network import DEFAULT_BRIDGE, CniNetwork, PortMapper, default_conflist
+from pykubelet.podspec.volumes import PodVolumes
 from pykubelet.security.certs import CertPair, create_ca, create_client_cert, create_serving_cert
 from tests.conftest import free_port
 
@@ -250,6 +251,7 @@ class Node:
                 time.sleep(0.05)
             self._remove_cgroups()
             self._release_networks()
+            self._remove_volumes()
             bridges = [self.bridge]
             if not self._default_bridge_existed:
                 bridges.append(DEFAULT_BRIDGE)
@@ -268,6 +270,17 @@ class Node:
             ).cleanup_leftovers(set())
 
         asyncio.run(release())
+
+    def _remove_volumes(self) -> None:
+        """Unmount (the tmpfs of memory, secret, projected and downward API volumes) and remove
+        the volumes a killed agent left behind, as its own pod teardown would."""
+        volumes = PodVolumes(str(self.root / "pods"))
+
+        async def remove() -> None:
+            for uid in volumes.pod_uids():
+                await volumes.cleanup(uid)
+
+        asyncio.run(remove())
 
     def _cgroup_dirs(self) -> Iterator[Path]:
         for line in Path("/proc/self/mountinfo").read_text().splitlines():

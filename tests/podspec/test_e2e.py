@@ -221,6 +221,7 @@ spec:
       id; touch /rootfs-probe || echo ROOTFS-READONLY;
       touch /scratch/ok && echo SCRATCH-WRITABLE;
       cat /etc/podinfo/labels; echo;
+      echo PODINFO-FS=$(awk '$5 == "/etc/podinfo" {print $(NF-2)}' /proc/self/mountinfo);
       echo NAME=$MY_NAME IP=$MY_IP MEM=$MEM_MI; sleep 3600
     env:
     - {name: MY_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
@@ -247,6 +248,7 @@ def test_non_root_container_on_read_only_rootfs_with_volumes_and_downward_api(
     assert "Read-only file system" in log and "ROOTFS-READONLY" in log
     assert "SCRATCH-WRITABLE" in log
     assert 'tier="backend"' in log
+    assert "PODINFO-FS=tmpfs\n" in log  # the host's tmpfs, bound in by either runtime
     assert f"NAME=secure-{node_name()} IP={ip} MEM=64" in log
 
 

@@ -4,8 +4,12 @@ files and their atomic updates, subPath, readOnly, and cleanup with the pod."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +117,22 @@ def test_host_path_type_checks(tmp_path: Path) -> None:
         check_host_path(blk, "BlockDevice")
 
 
-async def test_empty_dir_downward_api_sub_path_and_cleanup(tmp_path: Path) -> None:
+@pytest.fixture
+async def pod_volumes(tmp_path: Path) -> AsyncIterator[PodVolumes]:
+    """``PodVolumes`` under ``tmp_path``, whose pod ``uid-vol`` is cleaned up (its tmpfs mounts
+    too) even when the test fails."""
+    vols = PodVolumes(str(tmp_path / "pods"))
+    try:
+        yield vols
+    finally:
+        await vols.cleanup("uid-vol")
+
+
+@pytest.mark.root
+async def test_empty_dir_downward_api_sub_path_and_cleanup(
+    tmp_path: Path, pod_volumes: PodVolumes
+) -> None:
+    require_root()  # the downward API volumes are tmpfs mounts
     host = tmp_path / "host"
     host.mkdir()
     pod = make_pod(
@@ -153,7 +172,7 @@ async def test_empty_dir_downward_api_sub_path_and_cleanup(tmp_path: Path) -> No
             {"name": "proj", "mountPath": "/etc/proj"},
         ],
     )
-    vols = PodVolumes(str(tmp_path / "pods"))
+    vols = pod_volumes
     prepared = await vols.setup(pod, facts(pod), ALLOC)
     root = tmp_path / "pods" / "uid-vol" / "volumes"
     scratch = root / "kubernetes.io~empty-dir" / "scratch"
@@ -277,3 +296,136 @@ async def test_volumes_of_orphaned_pods_are_removed_at_start(tmp_path: Path) -> 
     assert vols.pod_uids() == ["gone", "keep"]
     assert await layer.cleanup_orphans({"keep"}) == ["gone"]
     assert vols.pod_uids() == ["keep"]
+
+
+def _mount_at(path: str) -> list[list[str]]:
+    """mountinfo lines (split) whose mount point is ``path``."""
+    return [line.split() for line in mount_lines() if line.split()[4] == path]
+
+
+def _fstype(fields: list[str]) -> str:
+    return fields[fields.index("-") + 1]
+
+
+@pytest.mark.root
+async def test_secret_projected_and_downward_volumes_are_on_a_tmpfs_of_their_own(
+    tmp_path: Path,
+) -> None:
+    """As upstream (a memory emptyDir under each): secret material never reaches the disk; a
+    configMap and a disk emptyDir stay plain directories; a refresh rewrites the files on the
+    same tmpfs; cleanup unmounts it."""
+    require_root()
+    from pykubelet.podspec.api_objects import CONFIG_MAP, SECRET, TOKEN, PodObjects
+
+    pod = make_pod(
+        [
+            {"name": "sec", "secret": {"secretName": "db", "defaultMode": 0o400}},
+            {
+                "name": "sa",
+                "projected": {
+                    "sources": [
+                        {"serviceAccountToken": {"path": "token"}},
+                        {"secret": {"name": "db", "items": [{"key": "pw", "path": "db/pw"}]}},
+                    ]
+                },
+            },
+            {
+                "name": "info",
+                "downwardAPI": {
+                    "items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]
+                },
+            },
+            {"name": "cfg", "configMap": {"name": "cfg"}},
+            {"name": "scratch", "emptyDir": {}},
+        ]
+    )
+
+    def objects(pw: bytes) -> PodObjects:
+        return PodObjects(
+            {
+                (SECRET, "db"): {"pw": pw},
+                (TOKEN, "|3600"): {"token": b"jwt-" + pw},
+                (CONFIG_MAP, "cfg"): {"k": b"v"},
+            }
+        )
+
+    vols = PodVolumes(str(tmp_path / "pods"))
+    root = tmp_path / "pods" / "uid-vol" / "volumes"
+    sec = root / "kubernetes.io~secret" / "sec"
+    sa = root / "kubernetes.io~projected" / "sa"
+    info = root / "kubernetes.io~downward-api" / "info"
+    try:
+        await vols.setup(pod, facts(pod), ALLOC, objects=objects(b"hunter2"))
+        for d, name, content in [
+            (sec, "pw", b"hunter2"),
+            (sa, "token", b"jwt-hunter2"),
+            (sa, "db/pw", b"hunter2"),
+            (info, "name", b"vol"),
+        ]:
+            (m,) = _mount_at(str(d))
+            assert _fstype(m) == "tmpfs", m
+            assert {"nosuid", "nodev"} <= set(m[5].split(",")), m
+            assert stat.S_IMODE(d.stat().st_mode) == 0o755
+            assert (d / name).read_bytes() == content
+            # the file itself is on that mount (mountinfo's major:minor), not on the disk below
+            dev = (d / name).stat().st_dev
+            assert f"{os.major(dev)}:{os.minor(dev)}" == m[2]
+        assert stat.S_IMODE((sec / "pw").stat().st_mode) == 0o400
+        cfg = root / "kubernetes.io~configmap" / "cfg"
+        assert (cfg / "k").read_bytes() == b"v"
+        assert _mount_at(str(cfg)) == [] and _mount_at(str(root / "kubernetes.io~empty-dir")) == []
+        assert (cfg / "k").stat().st_dev == root.stat().st_dev  # on the disk
+
+        # A refresh (node/volume_refresh.py → setup again) swaps ..data on the same tmpfs.
+        await vols.setup(pod, facts(pod), ALLOC, objects=objects(b"swordfish"))
+        assert (sec / "pw").read_bytes() == b"swordfish"
+        assert (sa / "token").read_bytes() == b"jwt-swordfish"
+        for d in (sec, sa, info):
+            assert len(_mount_at(str(d))) == 1  # not mounted twice
+            assert len([p for p in d.iterdir() if p.name.startswith("..20")]) == 1
+    finally:
+        await vols.cleanup("uid-vol")
+    assert not any(str(tmp_path) in line for line in mount_lines())
+    assert not root.exists()
+
+
+_UNPRIVILEGED_SETUP = """
+import asyncio, sys
+from pykubelet.api import Pod
+from pykubelet.pods.spec_errors import VolumeSetupError
+from pykubelet.podspec.downward import NodeAllocatable, PodFacts
+from pykubelet.podspec.volumes import PodVolumes
+pod = Pod.from_dict({"metadata": {"name": "p", "uid": "u"}, "spec": {
+    "containers": [{"name": "c", "image": "i"}],
+    "volumes": [{"name": "info", "downwardAPI": {"items": [
+        {"path": "n", "fieldRef": {"fieldPath": "metadata.name"}}]}}]}})
+facts = PodFacts.of(pod, node_name="n", host_ip="127.0.0.1", pod_ips=())
+alloc = NodeAllocatable(cpu_milli=1000, memory_bytes=2**30)
+try:
+    asyncio.run(PodVolumes(sys.argv[1]).setup(pod, facts, alloc))
+except VolumeSetupError as e:
+    print(e.volume, e, sep="|")
+"""
+
+
+@pytest.mark.root
+def test_without_the_right_to_mount_the_volume_fails_saying_why(tmp_path: Path) -> None:
+    """Not on disk instead (upstream fails the pod too): a FailedMount naming the volume."""
+    require_root()
+    from tests.unprivileged import NOBODY, as_nobody
+
+    pods = Path(tempfile.mkdtemp(prefix="pykubelet-nomount-"))
+    try:
+        os.chown(pods, NOBODY, NOBODY)
+        with as_nobody(["-c", _UNPRIVILEGED_SETUP, str(pods)]) as (argv, env):
+            r = subprocess.run(argv, capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        info = pods / "u" / "volumes" / "kubernetes.io~downward-api" / "info"
+        assert r.stdout == (
+            "info|downwardAPI volume 'info' is kept in memory so its contents never reach the "
+            f"disk: mount tmpfs on {info}: Operation not permitted (mounting needs root or "
+            "CAP_SYS_ADMIN)\n"
+        )
+        assert not (info / "n").exists()
+    finally:
+        shutil.rmtree(pods)
