@@ -22,7 +22,6 @@ from pykubelet.runtime import (
 )
 from pykubelet.runtime.cri.client import CriClient, parse_endpoint
 from pykubelet.runtime.cri.convert import container_config, sandbox_config, sandbox_status
-from pykubelet.runtime.cri.logrotate import rotate
 from pykubelet.runtime.cri.streams import parse_exit_status
 from pykubelet.runtime.cri.v1 import api_pb2 as pb
 from pykubelet.runtime.errors import (
@@ -31,6 +30,7 @@ from pykubelet.runtime.errors import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
+from pykubelet.runtime.logrotate import rotate
 
 SANDBOX = SandboxConfig(
     name="web",

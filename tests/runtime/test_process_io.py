@@ -4,6 +4,7 @@ isolation), exec (exit codes, stdin/stdout, tty), attach and port-forward."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import json
 import tarfile
@@ -97,6 +98,51 @@ async def test_log_rotation_keeps_max_files(rt: ProcessRuntime, tmp_path: Path) 
         for line in data.splitlines():
             parse_record(line)
     assert b"line-3999-" in log.read_bytes()
+
+
+@pytest.mark.parametrize("helper", ["native", "python"])
+async def test_rotated_logs_are_gzipped_but_the_newest_as_upstream(
+    helper: str, make_runtime: Callable[..., ProcessRuntime], busybox_tar: Path, tmp_path: Path
+) -> None:
+    """The shim renames, the agent's periodic pass gzips behind it: the current file, the
+    newest rotation plain, older ones gzipped, at most 4 files, and the kept lines are the
+    last ones written, each once, in order."""
+    require_root()
+    rt = make_runtime(
+        container_log_max_size_bytes=16 * 1024,
+        container_log_max_files=4,
+        log_rotate_interval_s=0.05,
+        helper=helper,
+    )
+    await rt.import_image(busybox_tar)
+    await rt.start()  # starts the periodic pass
+    try:
+        # ~100-byte lines, 2000 of them: a dozen rotations, several in one second
+        log = await _run_to_exit(
+            rt, tmp_path, "seq 0 1999 | sed 's/^/line-/; s/$/-" + "z" * 80 + "/'"
+        )
+
+        def layout() -> tuple[list[str], list[str]]:
+            rotated = sorted(p.name for p in log.parent.iterdir() if p.name != "0.log")
+            return [f for f in rotated if f.endswith(".gz")], [
+                f for f in rotated if not f.endswith(".gz")
+            ]
+
+        await wait_for(lambda: len(layout()[1]) == 1, 10, "one plain rotation left")
+        gzipped, plain = layout()
+        assert len(gzipped) == 2, gzipped  # 4 files: the current one and three rotations
+        stamps = [f.removeprefix("0.log.").removesuffix(".gz") for f in gzipped + plain]
+        assert all(len(s) == len("YYYYMMDD-hhmmss") and s[8] == "-" for s in stamps), stamps
+        assert stamps == sorted(stamps), stamps  # the plain one is the newest
+        data = b"".join(gzip.decompress((log.parent / f).read_bytes()) for f in gzipped)
+        data += (log.parent / plain[0]).read_bytes() + log.read_bytes()
+        numbers = [int(parse_record(x).message.split(b"-")[1]) for x in data.splitlines()]
+        assert numbers == list(range(numbers[0], 2000))
+        assert numbers[0] > 0  # older rotations were deleted: the count is bounded
+        assert await rt.rotate_logs() == 0  # nothing left to do; the layout stays
+        assert layout() == (gzipped, plain)
+    finally:
+        await rt.aclose()
 
 
 async def test_arguments_keep_tabs_newlines_and_backslashes(
