@@ -72,9 +72,11 @@ def _compress(name: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    # the process runtime's shim may have pruned it meanwhile: its lines are in the .gz
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(name)
+    except FileNotFoundError:  # the process runtime's shim pruned this rotation meanwhile
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name + COMPRESS_SUFFIX)
 
 
 def tidy_rotations(path: str, keep: int, plain: int) -> int:

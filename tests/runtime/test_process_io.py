@@ -100,6 +100,33 @@ async def test_log_rotation_keeps_max_files(rt: ProcessRuntime, tmp_path: Path) 
     assert b"line-3999-" in log.read_bytes()
 
 
+async def test_the_shim_counts_a_rotation_once_plain_or_gzipped(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    """While the agent gzips rotation B, both B and B.gz exist (and its B.tmp before): the
+    shim's pruning counts B once and leaves the .tmp to the agent."""
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    script = "seq 0 999 | sed 's/^/line-/; s/$/-" + "y" * 80 + "/'"  # ~100 KiB: one rotation
+    cid = await rt.create_container(sid, _cfg(script), sc)
+    log = Path((await rt.container_status(cid)).log_path)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    for name in ("0.log.20231114-221300.gz", "0.log.20231114-221301", "0.log.20231114-221301.gz"):
+        (log.parent / name).write_bytes(b"")
+    (log.parent / "0.log.20231114-221301.tmp").write_bytes(b"")
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.EXITED)
+    files = sorted(p.name for p in log.parent.iterdir())
+    # max files 3: the current file and two rotations, the oldest (...300) pruned
+    assert files[:4] == [
+        "0.log",
+        "0.log.20231114-221301",
+        "0.log.20231114-221301.gz",
+        "0.log.20231114-221301.tmp",
+    ]
+    assert len(files) == 5 and files[4].startswith("0.log.20"), files  # the shim's rotation
+
+
 @pytest.mark.parametrize("helper", ["native", "python"])
 async def test_rotated_logs_are_gzipped_but_the_newest_as_upstream(
     helper: str, make_runtime: Callable[..., ProcessRuntime], busybox_tar: Path, tmp_path: Path

@@ -10,6 +10,7 @@ gzipped. Exited containers' logs are tidied too (the last rotations may come jus
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
@@ -37,16 +38,18 @@ class RotatedLogs:
         self._max_files = max_files
         self._clock = clock
         self._interval_s = interval_s
+        self._lock = asyncio.Lock()  # one pass at a time: a second would see the first's .tmp
 
     async def tidy(self) -> int:
         """Returns how many rotated files were gzipped. A log that cannot be tidied is
         logged and skipped (the next pass tries again), as upstream does."""
         done = 0
-        for path in self._paths():
-            try:
-                done += await run_io(tidy_rotations, path, self._max_files - 1, 1)
-            except OSError as e:
-                log.warning("container log %s: rotation: %s", path, e)
+        async with self._lock:
+            for path in self._paths():
+                try:
+                    done += await run_io(tidy_rotations, path, self._max_files - 1, 1)
+                except OSError as e:
+                    log.warning("container log %s: rotation: %s", path, e)
         return done
 
     async def run(self) -> None:
