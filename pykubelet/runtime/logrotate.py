@@ -92,10 +92,12 @@ def tidy_rotations(path: str, keep: int, plain: int) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(old)
     older = kept[excess : max(excess, len(kept) - plain)]
-    todo = [n for n in older if not n.endswith(COMPRESS_SUFFIX)]
-    for name in todo:
-        _compress(name)
-    return len(todo)
+    done = 0
+    for name in (n for n in older if not n.endswith(COMPRESS_SUFFIX)):
+        with contextlib.suppress(FileNotFoundError):  # the shim pruned it before we began
+            _compress(name)
+            done += 1
+    return done
 
 
 def rotate(path: str, max_files: int, now: float) -> str | None:
