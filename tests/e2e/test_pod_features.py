@@ -356,9 +356,9 @@ def test_pod_pids_limit_stops_forks_past_it(node: Node) -> None:
 
 
 def test_rotated_logs_and_containerlogs_reads_the_current_file(node: Node) -> None:
-    """containerLogMaxSize/Files: the kubelet's rotation on containerd (older rotations
-    gzipped), the shim's on the process runtime; /containerLogs serves the current file only,
-    as upstream."""
+    """containerLogMaxSize/Files: the kubelet's rotation on containerd, the shim's on the
+    process runtime; older rotations gzipped by the agent on both; /containerLogs serves the
+    current file only, as upstream."""
     node.extra_args += ["--container-log-max-size", "4Ki", "--container-log-max-files", "3"]
     node.start()
     node.write_pod(
@@ -376,7 +376,7 @@ def test_rotated_logs_and_containerlogs_reads_the_current_file(node: Node) -> No
     _running(node, "chatty", "c")
     uid = node.pod("chatty")["metadata"]["uid"]  # type: ignore[index]
     current = node.root / "logs" / "pods" / f"default_chatty-{NODE}_{uid}" / "c" / "0.log"
-    older = "0.log.*.gz" if node.containerd is not None else "0.log.*"
+    older = "0.log.*.gz"
     wait_for(lambda: len(list(current.parent.glob(older))) >= 1, 60, f"a rotation ({older})")
 
     def first_in_file() -> int:  # CRI log lines: "<time> stdout F <n> ..."; 0: not yet

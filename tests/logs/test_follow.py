@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
 
 from pykubelet.logs import LogOptions, TailHub, encode_records, stream_log
+from pykubelet.runtime.logrotate import rotate
 from tests.server.harness import wait_until
 
 T = 1_700_000_000_000_000_000
@@ -54,7 +54,10 @@ async def test_follow_rotation_and_end(tmp_path: Path, inotify: bool) -> None:
         assert hub.tails == 1 and hub.inotify_watches == (1 if inotify else 0)
         append(log, "new\n")
         await sink.until(b"new\n")
-        os.rename(log, tmp_path / "0.log.1")
+        # rotated as both runtimes do, with an older rotation gzipped beside it
+        append(tmp_path / "0.log.20231114-221300", "gzipped\n")
+        assert rotate(str(log), 3, T / 1e9) is not None
+        assert (tmp_path / "0.log.20231114-221300.gz").exists()
         append(log, "rotated\n")
         await sink.until(b"rotated\n")
         append(log, "last\n")

@@ -3,10 +3,6 @@ gRPC errors."""
 
 from __future__ import annotations
 
-import gzip
-import os
-from pathlib import Path
-
 import grpc
 import pytest
 
@@ -22,7 +18,6 @@ from pykubelet.runtime import (
 )
 from pykubelet.runtime.cri.client import CriClient, parse_endpoint
 from pykubelet.runtime.cri.convert import container_config, sandbox_config, sandbox_status
-from pykubelet.runtime.cri.logrotate import rotate
 from pykubelet.runtime.cri.streams import parse_exit_status
 from pykubelet.runtime.cri.v1 import api_pb2 as pb
 from pykubelet.runtime.errors import (
@@ -135,36 +130,6 @@ def test_exit_status_from_the_error_channel() -> None:
         parse_exit_status(b'{"status":"Failure","message":"container not running"}')
     with pytest.raises(RuntimeFailure, match="plain text"):
         parse_exit_status(b"plain text")
-
-
-def test_rotation_gzips_all_but_the_newest_and_keeps_max_files(tmp_path: Path) -> None:
-    log = tmp_path / "0.log"
-    names = []
-    for i in range(4):
-        log.write_text(f"round {i}\n")
-        names.append(rotate(str(log), 4, 1_700_000_000 + i))  # 2023-11-14 22:13:20 UTC + i
-    assert not log.exists()  # the runtime reopens it
-    left = sorted(p.name for p in tmp_path.iterdir())
-    # max files 4: the current file, the newest rotation plain, two older ones gzipped
-    assert left == ["0.log.20231114-221321.gz", "0.log.20231114-221322.gz", "0.log.20231114-221323"]
-    assert (tmp_path / left[-1]).read_text() == "round 3\n"
-    assert gzip.decompress((tmp_path / left[0]).read_bytes()) == b"round 1\n"
-    assert names[-1] is not None and os.path.basename(names[-1]) == left[-1]
-
-
-def test_rotation_cleans_leftovers_and_waits_for_a_free_name(tmp_path: Path) -> None:
-    log = tmp_path / "0.log"
-    (tmp_path / "0.log.20231114-221300").write_text("compressed already\n")
-    (tmp_path / "0.log.20231114-221300.gz").write_bytes(gzip.compress(b"compressed already\n"))
-    (tmp_path / "0.log.20231114-221310.tmp").write_text("half-written\n")
-    log.write_text("now\n")
-    assert rotate(str(log), 2, 1_700_000_000) == str(tmp_path / "0.log.20231114-221320")
-    # max files 2: no older rotation is kept; the interrupted rotation's files are gone
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.log.20231114-221320"]
-    log.write_text("same second\n")
-    assert rotate(str(log), 3, 1_700_000_000) is None  # that name is taken: the next pass
-    assert log.read_text() == "same second\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.log", "0.log.20231114-221320"]
 
 
 def test_endpoints() -> None:

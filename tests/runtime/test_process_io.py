@@ -4,6 +4,7 @@ isolation), exec (exit codes, stdin/stdout, tty), attach and port-forward."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import json
 import tarfile
@@ -97,6 +98,78 @@ async def test_log_rotation_keeps_max_files(rt: ProcessRuntime, tmp_path: Path) 
         for line in data.splitlines():
             parse_record(line)
     assert b"line-3999-" in log.read_bytes()
+
+
+async def test_the_shim_counts_a_rotation_once_plain_or_gzipped(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    """While the agent gzips rotation B, both B and B.gz exist (and its B.tmp before): the
+    shim's pruning counts B once and leaves the .tmp to the agent."""
+    sc = sandbox_config(log_directory=str(tmp_path / "logs"))
+    sid = await rt.run_pod_sandbox(sc)
+    script = "seq 0 999 | sed 's/^/line-/; s/$/-" + "y" * 80 + "/'"  # ~100 KiB: one rotation
+    cid = await rt.create_container(sid, _cfg(script), sc)
+    log = Path((await rt.container_status(cid)).log_path)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    for name in ("0.log.20231114-221300.gz", "0.log.20231114-221301", "0.log.20231114-221301.gz"):
+        (log.parent / name).write_bytes(b"")
+    (log.parent / "0.log.20231114-221301.tmp").write_bytes(b"")
+    await rt.start_container(cid)
+    await wait_state(rt, cid, ContainerState.EXITED)
+    files = sorted(p.name for p in log.parent.iterdir())
+    # max files 3: the current file and two rotations, the oldest (...300) pruned
+    assert files[:4] == [
+        "0.log",
+        "0.log.20231114-221301",
+        "0.log.20231114-221301.gz",
+        "0.log.20231114-221301.tmp",
+    ]
+    assert len(files) == 5 and files[4].startswith("0.log.20"), files  # the shim's rotation
+
+
+@pytest.mark.parametrize("helper", ["native", "python"])
+async def test_rotated_logs_are_gzipped_but_the_newest_as_upstream(
+    helper: str, make_runtime: Callable[..., ProcessRuntime], busybox_tar: Path, tmp_path: Path
+) -> None:
+    """The shim renames, the agent's periodic pass gzips behind it: the current file, the
+    newest rotation plain, older ones gzipped, at most 4 files, and the kept lines are the
+    last ones written, each once, in order."""
+    require_root()
+    rt = make_runtime(
+        container_log_max_size_bytes=16 * 1024,
+        container_log_max_files=4,
+        log_rotate_interval_s=0.05,
+        helper=helper,
+    )
+    await rt.import_image(busybox_tar)
+    await rt.start()  # starts the periodic pass
+    try:
+        # ~100-byte lines, 2000 of them: a dozen rotations, several in one second
+        log = await _run_to_exit(
+            rt, tmp_path, "seq 0 1999 | sed 's/^/line-/; s/$/-" + "z" * 80 + "/'"
+        )
+
+        def layout() -> tuple[list[str], list[str]]:
+            rotated = sorted(p.name for p in log.parent.iterdir() if p.name != "0.log")
+            return [f for f in rotated if f.endswith(".gz")], [
+                f for f in rotated if not f.endswith(".gz")
+            ]
+
+        await wait_for(lambda: len(layout()[1]) == 1, 10, "one plain rotation left")
+        gzipped, plain = layout()
+        assert len(gzipped) == 2, gzipped  # 4 files: the current one and three rotations
+        stamps = [f.removeprefix("0.log.").removesuffix(".gz") for f in gzipped + plain]
+        assert all(len(s) == len("YYYYMMDD-hhmmss") and s[8] == "-" for s in stamps), stamps
+        assert stamps == sorted(stamps), stamps  # the plain one is the newest
+        data = b"".join(gzip.decompress((log.parent / f).read_bytes()) for f in gzipped)
+        data += (log.parent / plain[0]).read_bytes() + log.read_bytes()
+        numbers = [int(parse_record(x).message.split(b"-")[1]) for x in data.splitlines()]
+        assert numbers == list(range(numbers[0], 2000))
+        assert numbers[0] > 0  # older rotations were deleted: the count is bounded
+        assert await rt.rotate_logs() == 0  # nothing left to do; the layout stays
+        assert layout() == (gzipped, plain)
+    finally:
+        await rt.aclose()
 
 
 async def test_arguments_keep_tabs_newlines_and_backslashes(

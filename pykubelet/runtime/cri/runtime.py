@@ -26,7 +26,6 @@ from pykubelet.network.types import NetworkError
 from pykubelet.runtime.cgroups import CgroupLayout, discover_cgroups
 from pykubelet.runtime.cri import convert
 from pykubelet.runtime.cri.client import CriClient
-from pykubelet.runtime.cri.logrotate import needs_rotation, rotate, undo_rotation
 from pykubelet.runtime.cri.streams import CriPortConnection, run_attach, run_exec
 from pykubelet.runtime.cri.v1 import api_pb2 as pb
 from pykubelet.runtime.errors import (
@@ -39,6 +38,7 @@ from pykubelet.runtime.errors import (
     RuntimeUnavailable,
     SandboxNotFound,
 )
+from pykubelet.runtime.logrotate import needs_rotation, rotate, undo_rotation
 from pykubelet.runtime.types import (
     ContainerConfig,
     ContainerState,

@@ -43,6 +43,7 @@ from pykubelet.runtime.process.helper_args import pause_args, run_args
 from pykubelet.runtime.process.images import ImageStore
 from pykubelet.runtime.process.index import RecordIndex
 from pykubelet.runtime.process.layout import RuntimeLayout
+from pykubelet.runtime.process.logtidy import RotatedLogs
 from pykubelet.runtime.process.pools import run_io
 from pykubelet.runtime.process.pull import pull_from_registry
 from pykubelet.runtime.process.records import (
@@ -90,6 +91,7 @@ class ProcessRuntime(ExecMixin):
         network: PodNetwork | None = None,
         container_log_max_size_bytes: int = 10 * 1024 * 1024,
         container_log_max_files: int = 5,
+        log_rotate_interval_s: float = 10.0,
         node_ip: str = "",
         helper: str = "auto",
         registry_ca_file: str = "",
@@ -104,6 +106,14 @@ class ProcessRuntime(ExecMixin):
         self._network = network
         self._log_max_size = container_log_max_size_bytes
         self._log_max_files = container_log_max_files
+        # the shim renames; this gzips older rotations behind it, as upstream's log manager
+        self._rotated_logs = RotatedLogs(
+            lambda: [rec.log_path for rec in self._containers.all() if rec.log_path],
+            max_files=container_log_max_files,
+            clock=self._clock,
+            interval_s=log_rotate_interval_s,
+        )
+        self._log_tidier: asyncio.Task[None] | None = None
         self._node_ip: str | None = node_ip or None
         self.images = ImageStore(self.layout.images)
         self._registry_ca_file = registry_ca_file  # trusted for registries besides the system's
@@ -172,9 +182,21 @@ class ProcessRuntime(ExecMixin):
         cgroups = self.cgroups
         for kind, record in (("sandboxes", "sandbox.json"), ("containers", "container.json")):
             await run_io(halfmade.sweep, self.layout.state / kind, record, cgroups)
+        if self._log_max_size > 0 and self._log_tidier is None:
+            self._log_tidier = asyncio.create_task(self._rotated_logs.run(), name="process-logs")
 
     async def aclose(self) -> None:
+        tidier, self._log_tidier = self._log_tidier, None
         self.close()
+        if tidier is not None:
+            tidier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tidier
+
+    async def rotate_logs(self) -> int:
+        """One pass gzipping the rotations the shims made (all but each log's newest) and
+        enforcing ``container_log_max_files``; returns how many files were gzipped."""
+        return await self._rotated_logs.tidy()
 
     async def health(self) -> RuntimeHealth:
         return RuntimeHealth(runtime_ready=True, network_ready=True)

@@ -186,6 +186,7 @@ struct logw {
     int fd;
     long long size, max_size;
     int max_files;
+    time_t last_rotation; /* the stamp of this shim's last rotation */
     /* records that could not be written (disk full, I/O error): counted in STATEDIR/logloss,
      * one fixed-width line rewritten in place (no new block needed on a full disk) */
     int loss_fd;
@@ -208,22 +209,38 @@ static void ts_now(char *out, size_t n, struct timespec *now) {
     else snprintf(out, n, "%sZ", base);
 }
 
-static int cmp_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+/* The rotation a name belongs to: the name without ".gz" (the agent gzips older rotations);
+ * NULL for the agent's ".tmp" files, which the agent removes itself. */
+static char *rotation_key(const char *name) {
+    size_t n = strlen(name);
+    if (n >= 4 && strcmp(name + n - 4, ".tmp") == 0) return NULL;
+    if (n >= 3 && strcmp(name + n - 3, ".gz") == 0) n -= 3;
+    return strndup(name, n);
+}
+
+static int cmp_keys(const void *a, const void *b) {
+    return strcmp(((char *const *)a)[0], ((char *const *)b)[0]);
 }
 
 static void log_rotate(struct logw *w) {
     close(w->fd);
-    char name[4096], stamp[32];
+    /* <log>.<YYYYMMDD-hhmmss> as upstream; a second rotation within one second takes the next
+     * free second, so names stay unique and sort by age (also once gzipped) */
+    char name[4096], gz[4100], stamp[32];
     time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-    snprintf(name, sizeof name, "%s.%s", w->path, stamp);
-    for (int i = 1; access(name, F_OK) == 0; i++)
-        snprintf(name, sizeof name, "%s.%s.%d", w->path, stamp, i);
+    if (t <= w->last_rotation) t = w->last_rotation + 1;
+    for (;; t++) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(name, sizeof name, "%s.%s", w->path, stamp);
+        snprintf(gz, sizeof gz, "%s.gz", name);
+        if (access(name, F_OK) != 0 && access(gz, F_OK) != 0) break;
+    }
+    w->last_rotation = t;
     rename(w->path, name);
-    /* keep max_files in all: the current file and max_files-1 rotated ones */
+    /* keep max_files in all: the current file and max_files-1 rotations (a rotation counts
+     * once, plain or gzipped or both while the agent compresses it) */
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", w->path);
     char *slash = strrchr(dir, '/');
@@ -232,23 +249,32 @@ static void log_rotate(struct logw *w) {
     size_t blen = strlen(base);
     DIR *d = opendir(dir);
     if (d) {
-        char *names[1024];
+        char *names[1024][2]; /* key, name */
         int count = 0;
         struct dirent *e;
         while ((e = readdir(d)) && count < 1024) {
-            if (strncmp(e->d_name, base, blen) == 0 && e->d_name[blen] == '.')
-                names[count++] = strdup(e->d_name);
+            if (strncmp(e->d_name, base, blen) != 0 || e->d_name[blen] != '.') continue;
+            char *key = rotation_key(e->d_name);
+            if (!key) continue;
+            names[count][0] = key;
+            names[count++][1] = strdup(e->d_name);
         }
         closedir(d);
-        qsort(names, (size_t)count, sizeof names[0], cmp_names);
+        qsort(names, (size_t)count, sizeof names[0], cmp_keys);
+        int rotations = 0;
+        for (int i = 0; i < count; i++)
+            if (i == 0 || strcmp(names[i][0], names[i - 1][0]) != 0) rotations++;
         int keep = w->max_files > 1 ? w->max_files - 1 : 0;
+        int seen = 0;
         for (int i = 0; i < count; i++) {
-            if (i < count - keep) {
+            if (i == 0 || strcmp(names[i][0], names[i - 1][0]) != 0) seen++;
+            if (seen <= rotations - keep) {
                 char full[8192];
-                snprintf(full, sizeof full, "%s/%s", dir, names[i]);
+                snprintf(full, sizeof full, "%s/%s", dir, names[i][1]);
                 unlink(full);
             }
-            free(names[i]);
+            free(names[i][0]);
+            free(names[i][1]);
         }
     }
     w->fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);

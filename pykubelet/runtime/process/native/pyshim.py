@@ -155,6 +155,7 @@ def cmd_pause(args: list[str]) -> None:
 class LogWriter:
     def __init__(self, path: str, max_size: int, max_files: int, state_dir: str) -> None:
         self.path, self.max_size, self.max_files = path, max_size, max_files
+        self.last_rotation = 0  # the stamp of this shim's last rotation (seconds)
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         self.size = os.fstat(self.fd).st_size
         self.bufs = {"stdout": b"", "stderr": b""}
@@ -184,19 +185,30 @@ class LogWriter:
         return 0
 
     def _rotate(self) -> None:
+        """As log_rotate in pkshim.c: ``<log>.<stamp>``, the next free second when this one's
+        name is taken; a rotation counts once whether plain, gzipped or both (the agent
+        gzips older ones) and the agent's ``.tmp`` files are its own."""
         if self.fd >= 0:
             os.close(self.fd)
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        name, i = f"{self.path}.{stamp}", 1
-        while os.path.exists(name):
-            name, i = f"{self.path}.{stamp}.{i}", i + 1
+        t = max(int(time.time()), self.last_rotation + 1)
+        while True:
+            name = f"{self.path}.{time.strftime('%Y%m%d-%H%M%S', time.gmtime(t))}"
+            if not os.path.exists(name) and not os.path.exists(name + ".gz"):
+                break
+            t += 1
+        self.last_rotation = t
         with contextlib.suppress(OSError):
             os.rename(self.path, name)
         d, base = os.path.split(self.path)
-        rotated = sorted(f for f in os.listdir(d or ".") if f.startswith(base + "."))
-        keep = max(self.max_files - 1, 0)
-        for f in rotated[: len(rotated) - keep]:
-            os.unlink(os.path.join(d, f))
+        names = [
+            f for f in os.listdir(d or ".") if f.startswith(base + ".") and not f.endswith(".tmp")
+        ]
+        keys = sorted({f.removesuffix(".gz") for f in names})
+        old = set(keys[: max(len(keys) - max(self.max_files - 1, 0), 0)])
+        for f in names:
+            if f.removesuffix(".gz") in old:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(d, f))
         try:
             self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o640)
         except OSError:
