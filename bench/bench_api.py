@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(os.environ.get("PYKUBELET_TREE") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
 
+from loopback_server import loopback_settings  # noqa: E402  (bench/, beside this file)
 
 # --------------------------------------------------------------------------- client side
 
@@ -297,26 +298,16 @@ async def server_main(
     duration: float, only_follow: bool = False, mbytes: int = 200, only_pods: bool = False
 ) -> None:
     from pykubelet.logs import encode_records
-    from pykubelet.security.certs import create_ca, create_client_cert, create_serving_cert
-    from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
+    from pykubelet.security.certs import create_client_cert
+    from pykubelet.server import KubeletServers, ServerBackends
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    ca = create_ca(str(tmp))
-    serving = create_serving_cert(str(tmp), "bench-node", ca=ca)
+    ca, settings = loopback_settings(tmp)
     client = create_client_cert(str(tmp), "bench", ["system:masters"], ca=ca)
     log = tmp / "main" / "0.log"
     log.parent.mkdir()
     log.write_bytes(encode_records("stdout", b"ready\n", time.time_ns()))
     pods = _pods(110)
-    settings = ServerSettings(
-        node_name="bench-node",
-        address="127.0.0.1",
-        port=0,
-        healthz_port=0,
-        tls_cert_file=serving.cert_file,
-        tls_private_key_file=serving.key_file,
-        client_ca_file=ca.cert_file,
-    )
     import logging
 
     logging.getLogger("pykubelet.server.requests").setLevel(logging.WARNING)
@@ -518,24 +509,13 @@ async def front_main(
     import logging
     import resource
 
-    from pykubelet.security.certs import create_ca, create_serving_cert
-    from pykubelet.server import KubeletServers, ServerSettings
+    from pykubelet.server import KubeletServers
 
     if shutil.which("ab") is None:
         print("ab (apache2-utils) is not installed: no front-door figures")
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-front-"))
-    ca = create_ca(str(tmp))
-    serving = create_serving_cert(str(tmp), "bench-node", ca=ca)
-    settings = ServerSettings(
-        node_name="bench-node",
-        address="127.0.0.1",
-        port=0,
-        healthz_port=0,
-        tls_cert_file=serving.cert_file,
-        tls_private_key_file=serving.key_file,
-        client_ca_file=ca.cert_file,
-    )
+    ca, settings = loopback_settings(tmp)
     # the request log's INFO line per request is a logging choice, not the front door's cost
     logging.getLogger("pykubelet.server.requests").setLevel(logging.WARNING)
     backends, audit = _front_backends(tmp, ca.cert_file, observe)

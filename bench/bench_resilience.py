@@ -33,6 +33,8 @@ ROOT = Path(os.environ.get("PYKUBELET_TREE") or Path(__file__).resolve().parent.
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from loopback_server import loopback_settings  # noqa: E402  (bench/, beside this file)
+
 
 def _raise_nofile() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -175,23 +177,13 @@ async def server(idle: int, slow: int, duration: float, attacker_nice: int = 0) 
 
     from bench_api import _Pods, _pods, _Runtime
 
-    from pykubelet.security.certs import create_ca, create_client_cert, create_serving_cert
-    from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
+    from pykubelet.security.certs import create_client_cert
+    from pykubelet.server import KubeletServers, ServerBackends
 
     logging.getLogger("pykubelet").setLevel(logging.ERROR)
     tmp = Path(tempfile.mkdtemp(prefix="bench-resilience-"))
-    ca = create_ca(str(tmp))
-    serving = create_serving_cert(str(tmp), "bench-node", ca=ca)
+    ca, settings = loopback_settings(tmp)
     client = create_client_cert(str(tmp), "admin", ["system:masters"], ca=ca)
-    settings = ServerSettings(
-        node_name="bench-node",
-        address="127.0.0.1",
-        port=0,
-        healthz_port=0,
-        tls_cert_file=serving.cert_file,
-        tls_private_key_file=serving.key_file,
-        client_ca_file=ca.cert_file,
-    )
     servers = KubeletServers(
         settings,
         ServerBackends(pods=_Pods(_pods(110)), runtime=_Runtime("")),  # type: ignore[arg-type]

@@ -4,12 +4,10 @@ for its kubelet API (bearer token or client certificate)."""
 from __future__ import annotations
 
 import http.client
-import json
 import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pykubelet.security.certs import CertPair, create_cert
 from tests.apiserver.controlplane import ControlPlane, kubeconfig
@@ -77,22 +75,12 @@ class ClusterNode(Node):
 
     verify_server: bool = True
 
-    def get(self, path: str) -> Any:
-        ctx = ssl.create_default_context(cafile=self.ca.cert_file)
+    def tls_context(self) -> ssl.SSLContext:
+        ctx = super().tls_context()
         if not self.verify_server:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        ctx.load_cert_chain(self.client.cert_file, self.client.key_file)
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            body = resp.read()
-        finally:
-            conn.close()
-        if resp.status != 200:
-            raise AssertionError(f"GET {path}: {resp.status} {body[:300]!r}")
-        return json.loads(body)
+        return ctx
 
 
 def start_kubelet(

@@ -174,9 +174,13 @@ class Node:
         return json.loads(self.get_text(path))
 
     def get_text(self, path: str) -> str:
-        ctx = ssl.create_default_context(cafile=self.ca.cert_file)
-        ctx.load_cert_chain(self.client.cert_file, self.client.key_file)
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        return self.get_bytes(path).decode()
+
+    def get_bytes(self, path: str) -> bytes:
+        """The exact body of a GET as the admin client; anything but 200 fails the test."""
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.tls_context(), timeout=10
+        )
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -185,7 +189,12 @@ class Node:
             conn.close()
         if resp.status != 200:
             raise AssertionError(f"GET {path}: {resp.status} {body[:300]!r}")
-        return body.decode()
+        return body
+
+    def tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca.cert_file)
+        ctx.load_cert_chain(self.client.cert_file, self.client.key_file)
+        return ctx
 
     def pod(self, name: str) -> dict[str, Any] | None:
         for item in self.get("/pods")["items"] or []:

@@ -22,7 +22,7 @@ from tests.server.harness import (
 )
 from tests.server.logpods import make_pod
 from tests.server.logpods import running as running_status
-from tests.server.upstream_node import UPSTREAM, UpstreamNode, raw_get
+from tests.server.upstream_node import UPSTREAM, UpstreamNode
 
 
 def two_pods() -> StaticPods:
@@ -106,7 +106,7 @@ def test_pods_body_matches_upstream(upstream_node: UpstreamNode) -> None:
     }
     ours = {
         name.replace(f"-{NODE}", "-NODE"): _normalised(text, NODE)
-        for name, text in _items(raw_get(upstream_node.node, "/pods").decode()).items()
+        for name, text in _items(upstream_node.node.get_bytes("/pods").decode()).items()
     }
     # Deliberate (docs/api.md): pykubelet reports hostIP without an API server; upstream v1.20
     # standalone leaves it out (it reads it from the Node object it does not have).

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import http.client
-import ssl
 import subprocess
 import sys
 import time
@@ -21,21 +19,6 @@ from tests.prereq import require, require_root
 UPSTREAM = Path(__file__).resolve().parent.parent / "fixtures" / "upstream"
 # The image the manifests name; upstream's recording used the same name (scripts/upstream-k8s).
 IMAGE = "localhost/busybox:1.35"
-
-
-def raw_get(n: Node, path: str) -> bytes:
-    """The exact body of a GET (Node.get parses it)."""
-    ctx = ssl.create_default_context(cafile=n.ca.cert_file)
-    ctx.load_cert_chain(n.client.cert_file, n.client.key_file)
-    conn = http.client.HTTPSConnection("127.0.0.1", n.port, context=ctx, timeout=10)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-    finally:
-        conn.close()
-    assert resp.status == 200, (path, resp.status, body[:300])
-    return body
 
 
 @dataclass(frozen=True)
@@ -60,7 +43,7 @@ def upstream_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream
     assert r.returncode == 0, r.stderr
     try:
         n.start()
-        empty = raw_get(n, "/pods")
+        empty = n.get_bytes("/pods")
         for manifest in sorted((UPSTREAM / "manifests").glob("*.yaml")):
             n.write_pod(manifest.stem, manifest.read_text())
         wait_for(lambda: settled(n.get("/pods")["items"]), 120, "the fixture pods to settle")
