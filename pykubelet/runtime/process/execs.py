@@ -286,15 +286,7 @@ async def _exec_sync_subprocess(
 ) -> ExecResult:
     """exec_sync of a container without namespaces (its command may be relative to its PATH
     and runs in its working directory, which ``posix_spawn`` cannot set)."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
+    proc = await _spawn_plain(argv, env, cwd, stdin=asyncio.subprocess.DEVNULL)
     try:
         async with asyncio.timeout(timeout_s):
             out, err = await proc.communicate()
@@ -308,15 +300,8 @@ async def _exec_sync_subprocess(
 
 async def _exec_subprocess(argv: list[str], env: dict[str, str], cwd: str, io: StreamIO) -> int:
     """exec of a container without namespaces (see ``_exec_sync_subprocess``)."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE if io.stdin else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
+    stdin = asyncio.subprocess.PIPE if io.stdin else asyncio.subprocess.DEVNULL
+    proc = await _spawn_plain(argv, env, cwd, stdin=stdin)
     try:
         async with asyncio.TaskGroup() as tg:
             feeder = None
@@ -334,6 +319,21 @@ async def _exec_subprocess(argv: list[str], env: dict[str, str], cwd: str, io: S
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
     return _code(proc.returncode)
+
+
+async def _spawn_plain(
+    argv: list[str], env: dict[str, str], cwd: str, *, stdin: int
+) -> asyncio.subprocess.Process:
+    """The command in its own session (killed as a group), output piped back."""
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
 
 
 def _code(rc: int | None) -> int:
