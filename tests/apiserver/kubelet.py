@@ -91,6 +91,7 @@ def start_kubelet(
         base=base, image_tar=Path("/nonexistent"), cni=False, verify_server=verify_server
     )
     node.client = cp.kubelet_client
-    node.extra_args = ["--client-ca-file", cp.ca.cert_file, *extra]
+    # the Node's InternalIP is the loopback the agent listens on (the API server dials it)
+    node.extra_args = ["--client-ca-file", cp.ca.cert_file, "--node-ip", "127.0.0.1", *extra]
     node.start()
     return node

@@ -64,6 +64,8 @@ def node_with_pod(cp: ControlPlane, base: Path, *extra: str) -> Iterator[tuple[C
         str(kc),
         "--authorization-mode",
         "Webhook",
+        "--node-ip",
+        "127.0.0.1",  # the InternalIP the API server dials: where the agent listens
         *extra,
     ]
     admin = kubeconfig(
