@@ -18,7 +18,6 @@ import hashlib
 import io
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from pykubelet.auth.errors import TokenFileError
@@ -76,16 +75,13 @@ def parse_token_file(text: str, *, source: str = "token file") -> dict[bytes, Us
     return users
 
 
-@dataclass(frozen=True, slots=True)
-class _Stamp:
-    mtime_ns: int
-    size: int
-    inode: int
+# what tells a changed file: (mtime in ns, size, inode); checked on every request, so cheap
+_Stamp = tuple[int, int, int]
 
 
-def _stamp(path: Path) -> _Stamp:
-    st = path.stat()
-    return _Stamp(st.st_mtime_ns, st.st_size, st.st_ino)
+def _stamp(path: str) -> _Stamp:
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 class StaticTokenFile:
@@ -93,11 +89,12 @@ class StaticTokenFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._path_str = str(self.path)
         self._users, self._stamp = self._load()
 
     def _load(self) -> tuple[dict[bytes, UserInfo], _Stamp]:
         try:
-            stamp = _stamp(self.path)
+            stamp = _stamp(self._path_str)
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise TokenFileError(
@@ -112,7 +109,7 @@ class StaticTokenFile:
         """Re-read the file if it changed; ``True`` when new tokens are in force. A broken or
         missing file keeps the tokens already loaded (logged), never an empty set by accident."""
         try:
-            if _stamp(self.path) == self._stamp:
+            if _stamp(self._path_str) == self._stamp:
                 return False
             self._users, self._stamp = self._load()
         except (OSError, TokenFileError) as exc:

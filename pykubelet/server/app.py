@@ -12,6 +12,7 @@ from pykubelet.auth.chain import build_authenticator
 from pykubelet.logs import TailHub
 from pykubelet.server.debug import debug_routes
 from pykubelet.server.health import HealthHandlers, LogCheck, PingCheck, SyncLoopCheck
+from pykubelet.server.listener import LEAN_PATH, LeanPath
 from pykubelet.server.logs import ContainerLogsHandler
 from pykubelet.server.middleware import AuthGate, FrontDoor
 from pykubelet.server.openapi import openapi_routes
@@ -53,16 +54,20 @@ def _checks(backends: ServerBackends) -> list[HealthCheck]:
     return [PingCheck(), LogCheck(), SyncLoopCheck(backends.pods), *backends.health_checks]
 
 
-def _health_routes(checks: Sequence[HealthCheck]) -> list[web.RouteDef]:
-    h = HealthHandlers(checks)
-    routes = [web.route("*", "/healthz", h.healthz)]
-    routes.extend(h.single(c) for c in checks)
+def _health_routes(health: HealthHandlers) -> list[web.RouteDef]:
+    routes = [web.route("*", "/healthz", health.healthz)]
+    routes.extend(health.single(c) for c in health.checks)
     return routes
 
 
-def _new_app(front: FrontDoor) -> web.Application:
+def _new_app(front: FrontDoor, health: HealthHandlers) -> web.Application:
+    """The port's application; its listener answers plain ``GET /healthz`` on the lean path
+    (``listener.LeanPath``) when this port serves it."""
     app = web.Application(middlewares=[front.handle], client_max_size=1 << 20)
     app.on_response_prepare.append(_go_headers)
+    answers = {"/healthz": health.quick}
+    targets = front.lean_targets(answers)
+    app[LEAN_PATH] = LeanPath(front, {t: answers[t] for t in targets})
     return app
 
 
@@ -88,8 +93,9 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
     debugging = settings.enable_debugging_handlers
     pods = PodsHandlers(backends.pods, backends.runtime)
     hub = TailHub(clock=backends.clock)
+    health = HealthHandlers(_checks(backends))
     routes: list[web.AbstractRouteDef] = [
-        *_health_routes(_checks(backends)),
+        *_health_routes(health),
         web.get("/pods", pods.pods, allow_head=False),
         web.get("/pods/", pods.pods, allow_head=False),
         *openapi_routes(),
@@ -124,7 +130,7 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
         clock=backends.clock,
         disabled=disabled,
     )
-    app = _new_app(front)
+    app = _new_app(front, health)
     app[LOG_HUB] = hub
 
     async def close_hub(_: web.Application) -> None:
@@ -138,8 +144,9 @@ def build_full_app(settings: ServerSettings, backends: ServerBackends) -> web.Ap
 def build_read_only_app(settings: ServerSettings, backends: ServerBackends) -> web.Application:
     """10255: the read-only set, no auth; debug paths answer 405."""
     pods = PodsHandlers(backends.pods, backends.runtime)
+    health = HealthHandlers(_checks(backends))
     routes: list[web.AbstractRouteDef] = [
-        *_health_routes(_checks(backends)),
+        *_health_routes(health),
         web.get("/pods", pods.pods, allow_head=False),
         web.get("/pods/", pods.pods, allow_head=False),
         *backends.extra_read_only_routes,
@@ -153,7 +160,7 @@ def build_read_only_app(settings: ServerSettings, backends: ServerBackends) -> w
         clock=backends.clock,
         disabled={p: DEBUG_DISABLED for p in DEBUG_DISABLED_PREFIXES},
     )
-    app = _new_app(front)
+    app = _new_app(front, health)
     app.add_routes(routes)
     return app
 
@@ -167,8 +174,9 @@ def build_healthz_app(settings: ServerSettings, backends: ServerBackends) -> web
         observer=_observer(backends),
         clock=backends.clock,
     )
-    app = _new_app(front)
-    app.add_routes(_health_routes([PingCheck()]))
+    health = HealthHandlers([PingCheck()])
+    app = _new_app(front, health)
+    app.add_routes(_health_routes(health))
     return app
 
 

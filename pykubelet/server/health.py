@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from pykubelet.pods.protocol import PodLister
+from pykubelet.server.leanpath import LeanAnswer
 from pykubelet.server.settings import HealthCheck
 
 __all__ = ["HealthHandlers", "PingCheck", "SyncLoopCheck"]
@@ -48,14 +49,20 @@ def _text(status: int, body: str) -> web.Response:
 
 
 _OK_HEADERS = {"Content-Type": TEXT, "X-Content-Type-Options": "nosniff"}
+_OK = LeanAnswer(200, tuple(_OK_HEADERS.items()), b"ok")
 
 
 class HealthHandlers:
     def __init__(self, checks: Sequence[HealthCheck]) -> None:
-        self._checks = tuple(checks)
+        self.checks = tuple(checks)
+
+    def quick(self) -> LeanAnswer | None:
+        """The lean path's answer to ``/healthz`` without a query: "ok" when every check
+        passes; None leaves the request to ``healthz`` (it names the failing checks)."""
+        return _OK if all(c.check() is None for c in self.checks) else None
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
-        if not request.query_string and all(c.check() is None for c in self._checks):
+        if not request.query_string and all(c.check() is None for c in self.checks):
             # the probe's usual answer: no query to parse, no lines to build
             return web.Response(body=b"ok", headers=_OK_HEADERS)
         q = request.query
@@ -63,8 +70,8 @@ class HealthHandlers:
         verbose = "verbose" in q
         lines: list[str] = []
         failed = False
-        names = {c.name for c in self._checks}
-        for c in self._checks:
+        names = {c.name for c in self.checks}
+        for c in self.checks:
             if c.name in excluded:
                 lines.append(f"[+]{c.name} excluded: ok")
                 continue

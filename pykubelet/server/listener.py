@@ -25,18 +25,22 @@ import resource
 import socket
 import ssl
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from pykubelet.server.leanpath import LeanAnswer, LeanHead, Verdict, encode_answer, read_lean_head
+
 __all__ = [
+    "LEAN_PATH",
     "ConnectionGuard",
     "DeadlineWheel",
     "GuardLimits",
     "GuardedSite",
+    "LeanPath",
     "raise_nofile_limit",
 ]
 
@@ -192,16 +196,70 @@ class ConnectionGuard:
             _release_memory()  # a burst has drained: give its memory back
 
 
+class LeanServer(Protocol):
+    """The port's front door, as the lean path uses it (``middleware.FrontDoor``)."""
+
+    async def serve_lean(
+        self, head: LeanHead, answer: LeanAnswer, remote: str, peer_cert_der: bytes | None
+    ) -> LeanAnswer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeanPath:
+    """What a port answers without aiohttp: per target, the handler's answer (None: not a
+    lean answer right now, aiohttp's handler writes it), authorized, audited and counted by
+    ``server``."""
+
+    server: LeanServer
+    answers: Mapping[str, Callable[[], LeanAnswer | None]]
+
+
+LEAN_PATH = web.AppKey("pykubelet.lean_path", LeanPath)
+
+# Pipelined bytes held while one lean answer is being made; beyond this the connection stops
+# reading until it is answered (a client that sends without reading holds no more than this).
+_LEAN_BACKLOG = 64 << 10
+
+
 class _GuardedHandler(RequestHandler):
-    """aiohttp's connection handler, plus the first-request deadline and the release."""
+    """aiohttp's connection handler, plus the first-request deadline, the release, and the
+    lean path: while a connection sends only lean requests (``leanpath.read_lean_head``) they
+    are answered here, one at a time and in order; at the first other request the connection
+    and every byte from that request on go to aiohttp for good."""
 
-    __slots__ = ("_pk_address", "_pk_guard", "_pk_site", "header_deadline")
+    __slots__ = (
+        "_pk_address",
+        "_pk_buf",
+        "_pk_guard",
+        "_pk_idle_armed",
+        "_pk_lane",
+        "_pk_last_answer",
+        "_pk_lean_served",
+        "_pk_paused",
+        "_pk_site",
+        "_pk_task",
+        "header_deadline",
+    )
 
-    def __init__(self, manager: web.Server, site: GuardedSite, address: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        manager: web.Server,
+        site: GuardedSite,
+        address: str,
+        lane: LeanPath | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(manager, loop=asyncio.get_running_loop(), **kwargs)
         self._pk_site: GuardedSite | None = site
         self._pk_guard: ConnectionGuard | None = site.guard
         self._pk_address = address
+        self._pk_lane = lane if lane is not None and lane.answers else None
+        self._pk_buf = bytearray()
+        self._pk_task: asyncio.Task[None] | None = None
+        self._pk_lean_served = 0
+        self._pk_last_answer = 0.0  # loop time of the last lean answer
+        self._pk_idle_armed = False  # the keep-alive deadline is in the site's wheel
+        self._pk_paused = False  # reading paused by the lean path (a backlog of requests)
         self.header_deadline = 0.0  # loop time by which the first request's headers are due
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -211,10 +269,109 @@ class _GuardedHandler(RequestHandler):
 
     def _first_request_due(self) -> None:
         # aiohttp counts requests whose headers were parsed; none yet: a slow or idle client.
-        if self._request_count == 0 and self.transport is not None:
+        if self._request_count == 0 and self._pk_lean_served == 0 and self.transport is not None:
             if self._pk_guard is not None:
                 self._pk_guard.timed_out += 1
             self.transport.abort()
+
+    # ----- the lean path -----
+
+    def data_received(self, data: bytes) -> None:
+        if self._pk_lane is None:
+            super().data_received(data)
+            return
+        self._pk_buf += data
+        if self._pk_task is None:
+            self._lean_next()
+        elif len(self._pk_buf) > _LEAN_BACKLOG:
+            self._lean_pause(True)
+
+    def _lean_next(self) -> None:
+        """Start answering the request at the head of the buffer, if it is lean and complete;
+        hand the connection over if it is not lean."""
+        lane, transport = self._pk_lane, self.transport
+        if lane is None or transport is None or self._pk_task is not None:
+            return
+        if self._paused:  # the client is not reading its answers: wait until it does
+            self._lean_pause(True)
+            return
+        got = read_lean_head(self._pk_buf, lane.answers)
+        if got is Verdict.NEED_MORE:
+            self._lean_pause(False)
+            return
+        answer = None if got is Verdict.DECLINE else lane.answers[got[0].target]()
+        if answer is None or isinstance(got, Verdict):
+            self._lean_hand_over()
+            return
+        head, end = got
+        del self._pk_buf[:end]
+        self._pk_lean_served += 1
+        ssl_obj = transport.get_extra_info("ssl_object")
+        der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+        self._pk_task = self._loop.create_task(self._lean_answer(lane, head, answer, der))
+
+    async def _lean_answer(
+        self, lane: LeanPath, head: LeanHead, answer: LeanAnswer, der: bytes | None
+    ) -> None:
+        try:
+            answer = await lane.server.serve_lean(head, answer, self._pk_address, der)
+        except Exception:  # supervision point: the front door answers errors itself; not this
+            log.exception("lean request failed")
+            self.force_close()
+            return
+        finally:
+            self._pk_task = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(encode_answer(answer, head.version))
+        # idle from now: upstream's keep-alive timeout applies (the deadline is moved when it
+        # comes due, not on every answer)
+        self._pk_last_answer = self._loop.time()
+        if not self._pk_idle_armed and self._pk_site is not None:
+            self._pk_idle_armed = True
+            self._pk_site.deadline(
+                self, self._pk_last_answer + self.keepalive_timeout, self._lean_idle_due
+            )
+        if self._pk_buf:
+            self._lean_next()
+        else:
+            self._lean_pause(False)
+
+    def _lean_idle_due(self) -> None:
+        """No complete request within the keep-alive timeout of the last lean answer (a
+        half-sent one counts as idle, as aiohttp counts it); once aiohttp has parsed a request
+        of its own, its keep-alive rules apply instead."""
+        self._pk_idle_armed = False
+        if self.transport is None or (self._pk_lane is None and self._request_count > 0):
+            return
+        due = self._pk_last_answer + self.keepalive_timeout
+        if self._pk_task is not None or self._loop.time() < due:
+            if self._pk_site is not None:  # answered since: the deadline moves
+                self._pk_idle_armed = True
+                self._pk_site.deadline(self, max(due, self._loop.time() + 1.0), self._lean_idle_due)
+            return
+        self.force_close()
+
+    def _lean_hand_over(self) -> None:
+        self._pk_lane = None
+        data, self._pk_buf = bytes(self._pk_buf), bytearray()
+        self._lean_pause(False)
+        if data:
+            super().data_received(data)
+
+    def _lean_pause(self, pause: bool) -> None:
+        if pause != self._pk_paused and self.transport is not None:
+            self._pk_paused = pause
+            if pause:
+                self._pause_transport_reading()
+            else:
+                self._resume_transport_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._pk_lane is not None and self._pk_task is None and self._pk_buf:
+            self._lean_next()
 
     def release_slot(self) -> None:
         """Give the connection's place back (once, whichever path ends it)."""
@@ -227,6 +384,9 @@ class _GuardedHandler(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.release_slot()
+        if self._pk_task is not None:
+            self._pk_task.cancel()  # as aiohttp cancels its handler (handler_cancellation)
+        self._pk_lane = None
         super().connection_lost(exc)
 
 
@@ -242,6 +402,7 @@ class GuardedSite(web.BaseSite):
         "_due",
         "_handler_kwargs",
         "_host",
+        "_lane",
         "_pending",
         "_port",
         "_tasks",
@@ -277,6 +438,8 @@ class GuardedSite(web.BaseSite):
         self._wheel = DeadlineWheel(resolution)
         self._tick: asyncio.TimerHandle | None = None
         self._due: collections.deque[Callable[[], None]] = collections.deque()
+        app = getattr(runner, "app", None)
+        self._lane = app.get(LEAN_PATH) if isinstance(app, web.Application) else None
 
     @property
     def name(self) -> str:
@@ -417,7 +580,7 @@ class GuardedSite(web.BaseSite):
         limits = self.guard.limits
         loop = asyncio.get_running_loop()
         try:
-            handler = _GuardedHandler(server, self, address, **self._handler_kwargs)
+            handler = _GuardedHandler(server, self, address, self._lane, **self._handler_kwargs)
         except BaseException:
             self.guard.release(address)
             sock.close()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -26,6 +27,7 @@ from pykubelet.auth.types import (
 from pykubelet.core.clock import Clock, SystemClock
 from pykubelet.server.audit import STAGE_COMPLETE, STAGE_STARTED, new_audit_id
 from pykubelet.server.errors import error_response, go_error, mux_not_found, plain, restful_error
+from pykubelet.server.leanpath import LeanAnswer, LeanHead
 from pykubelet.server.paths import (
     PathClass,
     PathTable,
@@ -131,9 +133,9 @@ class AuthGate:
             response=resp,
         )
 
-    async def check(self, request: web.Request, path: str) -> _Outcome:
-        attrs = attributes_for(request.method, path, fine_grained=self._fine)
-        info = _request_info(request, path)
+    async def check(self, info: RequestInfo) -> _Outcome:
+        path = info.path
+        attrs = attributes_for(info.method, path, fine_grained=self._fine)
         # Only a certificate that verifies exempts from the limiter: while an address is
         # limited, a request carrying a certificate is still authenticated (nothing to guess
         # in a certificate), and served only if that succeeds; anything else gets the 429.
@@ -224,6 +226,62 @@ class FrontDoor:
                 return msg
         return None
 
+    def lean_targets(self, candidates: Iterable[str]) -> frozenset[str]:
+        """Of ``candidates``, the paths the lean path may answer on this port: routed here and
+        not disabled (the checks ``_serve`` makes before a handler; plain paths need no
+        cleaning or redirect)."""
+        return frozenset(
+            p
+            for p in candidates
+            if _is_plain(p)
+            and self._table.classify(p) is PathClass.OWNED
+            and self._disabled_message(p) is None
+        )
+
+    async def serve_lean(
+        self, head: LeanHead, answer: LeanAnswer, remote: str, peer_cert_der: bytes | None
+    ) -> LeanAnswer:
+        """A request the listener recognised (``leanpath``): the same authentication,
+        authorization, audit and metrics as ``handle``; ``answer`` is the handler's, computed
+        by the listener, and is replaced by the refusal when the gate refuses."""
+        t0 = self._clock.monotonic()
+        received = self._clock.now()
+        seen = _Seen(head.method, remote, head.headers.get("user-agent", ""), head.target)
+        outcome = _Outcome(audit_id=new_audit_id())
+        status = 500
+        try:
+            if self._gate is not None:
+                info = RequestInfo(
+                    method=head.method,
+                    path=head.target,
+                    headers=head.headers,
+                    remote_addr=remote,
+                    peer_cert_der=peer_cert_der,
+                )
+                refusal = (await self._checked(info, outcome)).response
+                if refusal is not None:
+                    answer = _lean_answer(refusal)
+            else:
+                outcome.attrs = attributes_for(head.method, head.target)
+            status = answer.status
+            return answer
+        except asyncio.CancelledError:
+            status = 499
+            raise
+        finally:
+            self._observe(seen, head.target, "", outcome, status, received, t0)
+
+    async def _checked(self, info: RequestInfo, outcome: _Outcome) -> _Outcome:
+        """The gate's verdict on ``info``, recorded on ``outcome`` for the audit event."""
+        assert self._gate is not None
+        t = self._clock.monotonic()
+        got = await self._gate.check(info)
+        outcome.user, outcome.attrs = got.user, got.attrs
+        outcome.decision, outcome.reason = got.decision, got.reason
+        outcome.granted = got.granted
+        outcome.auth_s = self._clock.monotonic() - t
+        return got
+
     @web.middleware
     async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         t0 = self._clock.monotonic()
@@ -235,10 +293,16 @@ class FrontDoor:
             decoded = decode_path(raw_path)
             path = clean_path(decoded)
         outcome = _Outcome(audit_id=new_audit_id())
+        seen = _Seen(
+            request.method,
+            request.remote or "",
+            request.headers.get("User-Agent", ""),
+            request.raw_path,
+        )
         status = 500
 
         def started() -> None:
-            self._observe(request, path, query, outcome, 101, received, t0, STAGE_STARTED)
+            self._observe(seen, path, query, outcome, 101, received, t0, STAGE_STARTED)
 
         request[_STARTED_KEY] = started
         request[_PEER_WAIT_KEY] = outcome.add_peer_wait
@@ -253,7 +317,7 @@ class FrontDoor:
             status = 499  # the client went away (nginx's convention); the status line may be out
             raise
         finally:
-            self._observe(request, path, query, outcome, status, received, t0)
+            self._observe(seen, path, query, outcome, status, received, t0)
 
     async def _serve(
         self,
@@ -275,12 +339,7 @@ class FrontDoor:
         if not path.isascii() and not is_valid_utf8(path):
             return go_error(400, "invalid UTF-8 in the request path")
         if self._gate is not None:
-            t = self._clock.monotonic()
-            got = await self._gate.check(request, path)
-            outcome.user, outcome.attrs = got.user, got.attrs
-            outcome.decision, outcome.reason = got.decision, got.reason
-            outcome.granted = got.granted
-            outcome.auth_s = self._clock.monotonic() - t
+            got = await self._checked(_request_info(request, path), outcome)
             if got.response is not None:
                 return got.response
             if got.consumed or got.rewritten:
@@ -311,7 +370,7 @@ class FrontDoor:
 
     def _observe(
         self,
-        request: web.Request,
+        seen: _Seen,
         path: str,
         query: str,
         outcome: _Outcome,
@@ -323,11 +382,11 @@ class FrontDoor:
         attrs = outcome.attrs
         record = RequestRecord(
             port_kind=self._kind,
-            method=request.method,
+            method=seen.method,
             path=path,
             query=query,
-            remote_addr=request.remote or "",
-            user_agent=request.headers.get("User-Agent", ""),
+            remote_addr=seen.remote,
+            user_agent=seen.user_agent,
             user=outcome.user,
             verb=attrs.verb if attrs else "",
             resource="nodes",
@@ -343,13 +402,29 @@ class FrontDoor:
             peer_wait_s=outcome.peer_wait_s,
             annotations=dict(outcome.annotations),
             audit_id=outcome.audit_id,
-            request_uri=request.raw_path,
+            request_uri=seen.request_uri,
             stage=stage,
         )
         try:
             self._observer.observe(record)
         except Exception:  # supervision point: an observer must never break a request
             log.exception("request observer failed")
+
+
+class _Seen(NamedTuple):
+    """What the audit event and request log need of the request itself."""
+
+    method: str
+    remote: str
+    user_agent: str
+    request_uri: str
+
+
+def _lean_answer(resp: web.StreamResponse) -> LeanAnswer:
+    """A refusal of the gate (``errors.plain``: a status, headers and a body) for the lean
+    path to write."""
+    assert isinstance(resp, web.Response) and isinstance(resp.body, bytes)
+    return LeanAnswer(resp.status, tuple(resp.headers.items()), resp.body)
 
 
 def _is_plain(raw_path: str) -> bool:

@@ -89,9 +89,11 @@ class HealthCheck(Protocol):
 PortKind = str  # "full" (10250), "read-only" (10255), "healthz" (10248)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RequestRecord:
-    """One finished request, as the observer (request log, audit) sees it.
+    """One finished request, as the observer (request log, audit) sees it. Observers share
+    one record and must not change it (not frozen: a frozen dataclass of this size costs a
+    few microseconds to build, on every request).
 
     ``decision`` is ``allow``, ``forbid``, ``unauthenticated``, ``error`` (authorizer failed),
     or ``none`` (no auth on this port or the request ended before auth: 301/404 by path).
