@@ -231,9 +231,7 @@ class _GuardedHandler(RequestHandler):
         "_pk_address",
         "_pk_buf",
         "_pk_guard",
-        "_pk_idle_armed",
         "_pk_lane",
-        "_pk_last_answer",
         "_pk_lean_served",
         "_pk_paused",
         "_pk_site",
@@ -257,8 +255,6 @@ class _GuardedHandler(RequestHandler):
         self._pk_buf = bytearray()
         self._pk_task: asyncio.Task[None] | None = None
         self._pk_lean_served = 0
-        self._pk_last_answer = 0.0  # loop time of the last lean answer
-        self._pk_idle_armed = False  # the keep-alive deadline is in the site's wheel
         self._pk_paused = False  # reading paused by the lean path (a backlog of requests)
         self.header_deadline = 0.0  # loop time by which the first request's headers are due
 
@@ -325,33 +321,14 @@ class _GuardedHandler(RequestHandler):
         if transport is None or transport.is_closing():
             return
         transport.write(encode_answer(answer, head.version))
-        # idle from now: upstream's keep-alive timeout applies (the deadline is moved when it
-        # comes due, not on every answer)
-        self._pk_last_answer = self._loop.time()
-        if not self._pk_idle_armed and self._pk_site is not None:
-            self._pk_idle_armed = True
-            self._pk_site.deadline(
-                self, self._pk_last_answer + self.keepalive_timeout, self._lean_idle_due
-            )
+        # idle from now: aiohttp's keep-alive timer (armed when the connection was made, and
+        # closing it when no request is being handled) counts from this answer, as it counts
+        # from its own; a half-sent request after it is idle too
+        self._next_keepalive_close_time = self._loop.time() + self.keepalive_timeout
         if self._pk_buf:
             self._lean_next()
         else:
             self._lean_pause(False)
-
-    def _lean_idle_due(self) -> None:
-        """No complete request within the keep-alive timeout of the last lean answer (a
-        half-sent one counts as idle, as aiohttp counts it); once aiohttp has parsed a request
-        of its own, its keep-alive rules apply instead."""
-        self._pk_idle_armed = False
-        if self.transport is None or (self._pk_lane is None and self._request_count > 0):
-            return
-        due = self._pk_last_answer + self.keepalive_timeout
-        if self._pk_task is not None or self._loop.time() < due:
-            if self._pk_site is not None:  # answered since: the deadline moves
-                self._pk_idle_armed = True
-                self._pk_site.deadline(self, max(due, self._loop.time() + 1.0), self._lean_idle_due)
-            return
-        self.force_close()
 
     def _lean_hand_over(self) -> None:
         self._pk_lane = None
