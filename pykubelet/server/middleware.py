@@ -219,6 +219,8 @@ class FrontDoor:
         self._clock = clock
         # prefix → 405 message (debug handlers disabled, system log handler disabled)
         self._disabled = dict(disabled or {})
+        # records not yet handed to the observer (see _observe)
+        self._unobserved: list[RequestRecord] = []
 
     def _disabled_message(self, path: str) -> str | None:
         for prefix, msg in self._disabled.items():
@@ -405,10 +407,21 @@ class FrontDoor:
             request_uri=seen.request_uri,
             stage=stage,
         )
-        try:
-            self._observer.observe(record)
-        except Exception:  # supervision point: an observer must never break a request
-            log.exception("request observer failed")
+        # The observers (metrics, audit, request log) run at the loop's next turn, for every
+        # request finished in this one: the answer goes out first, and a batch runs with its
+        # code and data warm (~10 % of a /healthz answer's CPU). The record is complete now;
+        # the audit writer batches lines for some milliseconds after this anyway.
+        if not self._unobserved:
+            asyncio.get_running_loop().call_soon(self._observe_batch)
+        self._unobserved.append(record)
+
+    def _observe_batch(self) -> None:
+        batch, self._unobserved = self._unobserved, []
+        for record in batch:
+            try:
+                self._observer.observe(record)
+            except Exception:  # supervision point: an observer must never break a request
+                log.exception("request observer failed")
 
 
 class _Seen(NamedTuple):
