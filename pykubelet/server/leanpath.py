@@ -141,12 +141,18 @@ http_date = _DateCache()
 def encode_answer(answer: LeanAnswer, version: str) -> bytes:
     """The response as aiohttp writes it for these answers: the status line, the answer's
     headers, ``Content-Length``, ``Date``, and ``Connection: keep-alive`` for HTTP/1.0 (no
-    ``Server`` header, as ``app._go_headers`` arranges for every other answer)."""
+    ``Server`` header, as ``app._go_headers`` arranges for every other answer). The same
+    answer within a second is the same bytes: encoded once."""
+    return _encoded(answer, version, http_date())
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded(answer: LeanAnswer, version: str, date: str) -> bytes:
     reason = HTTPStatus(answer.status).phrase
     lines = [f"HTTP/{version} {answer.status} {reason}"]
     lines.extend(f"{k}: {v}" for k, v in answer.headers)
     lines.append(f"Content-Length: {len(answer.body)}")
-    lines.append(f"Date: {http_date()}")
+    lines.append(f"Date: {date}")
     if version == "1.0":
         lines.append("Connection: keep-alive")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer.body

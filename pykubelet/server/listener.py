@@ -230,6 +230,7 @@ class _GuardedHandler(RequestHandler):
     __slots__ = (
         "_pk_address",
         "_pk_buf",
+        "_pk_der",
         "_pk_guard",
         "_pk_lane",
         "_pk_lean_served",
@@ -253,6 +254,7 @@ class _GuardedHandler(RequestHandler):
         self._pk_address = address
         self._pk_lane = lane if lane is not None and lane.answers else None
         self._pk_buf = bytearray()
+        self._pk_der: bytes | bool | None = False  # the client's certificate; False: not read yet
         self._pk_task: asyncio.Task[None] | None = None
         self._pk_lean_served = 0
         self._pk_paused = False  # reading paused by the lean path (a backlog of requests)
@@ -302,8 +304,11 @@ class _GuardedHandler(RequestHandler):
         head, end = got
         del self._pk_buf[:end]
         self._pk_lean_served += 1
-        ssl_obj = transport.get_extra_info("ssl_object")
-        der = ssl_obj.getpeercert(binary_form=True) if ssl_obj is not None else None
+        der = self._pk_der
+        if der is False:  # read once: renegotiation is off (tls.py), it cannot change
+            ssl_obj = transport.get_extra_info("ssl_object")
+            der = self._pk_der = ssl_obj.getpeercert(True) if ssl_obj is not None else None
+        assert not isinstance(der, bool)
         self._pk_task = self._loop.create_task(self._lean_answer(lane, head, answer, der))
 
     async def _lean_answer(

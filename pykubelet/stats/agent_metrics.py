@@ -24,6 +24,8 @@ composition root; tests build their own ``AgentMetrics``.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import threading
 import time
@@ -62,21 +64,22 @@ CONTAINER_STATES = ("created", "running", "exited", "unknown")
 
 
 class _Histogram:
+    """Counts per bucket (one increment per observation), made cumulative when rendered."""
+
     def __init__(self, buckets: Sequence[float]) -> None:
         self.buckets = tuple(buckets)
-        self.counts = [0] * len(self.buckets)
+        self._hits = [0] * (len(self.buckets) + 1)  # the last: above every bound
         self.count = 0
         self.sum = 0.0
 
     def observe(self, v: float) -> None:
-        for i, le in enumerate(self.buckets):
-            if v <= le:
-                self.counts[i] += 1
+        self._hits[bisect.bisect_left(self.buckets, v)] += 1
         self.count += 1
         self.sum += v
 
     def rows(self) -> list[tuple[str, float]]:
-        rows = [(_le(le), float(n)) for le, n in zip(self.buckets, self.counts, strict=True)]
+        cumulative = itertools.accumulate(self._hits[:-1])
+        rows = [(_le(le), float(n)) for le, n in zip(self.buckets, cumulative, strict=True)]
         return [*rows, ("+Inf", float(self.count))]
 
 
