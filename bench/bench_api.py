@@ -13,24 +13,37 @@ with ``--client``) so it does not share the server's core. Loopback only; bounde
 connections driven by ApacheBench (``ab``, C, so the client is not the bottleneck; a bearer
 token, as ``ab`` cannot present a client certificate). ``PYKUBELET_TREE=/path/to/checkout``
 measures another tree with the same script (the before/after table in docs/performance.md).
+
+``--front --upstream``: the upstream Go kubelet v1.20.2 side by side in the same run, on a
+private containerd with 110 static pods (``cri_node.py``; needs root and the binaries of
+``scripts/upstream-k8s/setup.sh``, else it says why and measures pykubelet alone). Per endpoint
+the upstream kubelet first, then pykubelet (the upstream kubelet paused meanwhile), with the same
+``ab`` settings; upstream runs as ``start.sh standalone`` configures it (anonymous
+authentication, ``AlwaysAllow``, no audit log), pykubelet as above (bearer token, ``Policy``,
+the audit log and metrics). The upstream kubelet's CPU is read from ``/proc/<pid>/stat`` with
+its idle rate (PLEG relists, housekeeping; measured just before) subtracted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(os.environ.get("PYKUBELET_TREE") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
@@ -205,7 +218,7 @@ def _pods(n: int) -> list[object]:
         PodStatus,
     )
 
-    pods = []
+    pods: list[object] = []
     for i in range(n):
         pod = Pod.from_dict(
             {
@@ -435,15 +448,18 @@ async def _fanout_row(base: str, log: str, creds: list[str], n: int = 1000) -> N
 
 
 def _ab(url: str, token: str, conc: int, duration: float) -> dict[str, float]:
+    """``token`` "": no ``Authorization`` header (the upstream kubelet's anonymous user)."""
+    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
     out = subprocess.run(
-        ["ab", "-q", "-k", "-c", str(conc), "-t", str(duration), "-n", "100000000",
-         "-H", f"Authorization: Bearer {token}", url],
+        ["ab", "-q", "-k", "-c", str(conc), "-t", str(duration), "-n", "100000000", *auth, url],
         capture_output=True, text=True, timeout=duration + 60, check=False,
     )  # fmt: skip
-    rps = p50 = p99 = failed = non2xx = 0.0
+    rps = p50 = p99 = failed = non2xx = size = 0.0
     for line in out.stdout.splitlines():
         parts = line.split()
-        if line.startswith("Requests per second:"):
+        if line.startswith("Document Length:"):
+            size = float(parts[2])
+        elif line.startswith("Requests per second:"):
             rps = float(parts[3])
         elif line.startswith("Failed requests:"):
             failed = float(parts[2])
@@ -457,7 +473,7 @@ def _ab(url: str, token: str, conc: int, duration: float) -> dict[str, float]:
         raise RuntimeError(out.stdout + out.stderr)
     if os.environ.get("BENCH_VERBOSE"):
         print(out.stdout)
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": failed + non2xx}
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": failed + non2xx, "bytes": size}
 
 
 def _front_backends(tmp: Path, ca_file: str, observe: bool = True) -> tuple[object, object]:
@@ -493,7 +509,7 @@ def _front_backends(tmp: Path, ca_file: str, observe: bool = True) -> tuple[obje
     lister = _Pods(_pods(110))
     lister.generation = lambda: 0
     backends = ServerBackends(
-        pods=lister,  # type: ignore[arg-type]
+        pods=lister,
         runtime=_Runtime(""),  # type: ignore[arg-type]
         authenticator=authn,
         authorizer=build_authorizer("Policy"),
@@ -503,17 +519,38 @@ def _front_backends(tmp: Path, ca_file: str, observe: bool = True) -> tuple[obje
 
 
 async def front_main(
-    duration: float, paths: Sequence[str], profile: str, observe: bool = True
+    duration: float,
+    paths: Sequence[str],
+    profile: str,
+    observe: bool = True,
+    upstream: bool = False,
 ) -> None:
-    """/healthz and /pods at 16 keep-alive TLS connections, ab as the client."""
+    """/healthz and /pods at 16 keep-alive TLS connections, ab as the client; with ``upstream``
+    the Go kubelet's too, one after the other, and their ratio."""
+    if shutil.which("ab") is None:
+        print("ab (apache2-utils) is not installed: no front-door figures")
+        return
+    why = ""
+    if upstream:
+        from cri_node import upstream_missing
+
+        if why := upstream_missing():
+            print(f"the upstream kubelet is not measured: {why}")
+    async with contextlib.AsyncExitStack() as stack:
+        up = None
+        if upstream and not why:
+            up = await stack.enter_async_context(_upstream_kubelet(110))
+        await _front_runs(duration, paths, profile, observe, up)
+
+
+async def _front_runs(
+    duration: float, paths: Sequence[str], profile: str, observe: bool, up: Any
+) -> None:
     import logging
     import resource
 
     from pykubelet.server import KubeletServers
 
-    if shutil.which("ab") is None:
-        print("ab (apache2-utils) is not installed: no front-door figures")
-        return
     tmp = Path(tempfile.mkdtemp(prefix="bench-front-"))
     ca, settings = loopback_settings(tmp)
     # the request log's INFO line per request is a logging choice, not the front door's cost
@@ -524,39 +561,152 @@ async def front_main(
     task = asyncio.create_task(servers.run())
     await servers.ready.wait()
     base = f"https://127.0.0.1:{servers.full_port}"
+    idle = await _idle_rate(up.pid) if up is not None else 0.0
     print(
         f"tree {ROOT}; loop {type(asyncio.get_running_loop()).__module__}; "
         f"{duration:.0f} s per run; audit log and metrics {'on' if observe else 'OFF'}; "
         f"{os.getloadavg()[0]:.1f} load"
+        + (f"; upstream kubelet idle {idle * 100:.1f} % of a core (subtracted)" if up else "")
     )
     # Server CPU per request (this process; ab is a child) is what contention on a shared
     # machine distorts least; 1e6 / that is the rate one idle core would sustain.
     print(
-        f"{'endpoint':<10} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-        f"{'CPU us/req':>10} {'req/s/core':>10}"
+        f"{'endpoint':<10} {'kubelet':<9} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6} {'CPU us/req':>10} {'req/s/core':>10} {'bytes':>7}"
     )
+    ours = "token, Policy, " + ("audit log + metrics" if observe else "request log only")
+    rows: list[tuple[str, str, str, dict[str, float]]] = []
+
+    def show(path: str, who: str, r: dict[str, float]) -> None:
+        print(
+            f"{path:<10} {who:<9} {16:>5} {r['rps']:>9.0f} {r['p50_ms']:>8.1f} "
+            f"{r['p99_ms']:>8.1f} {int(r['errors']):>6} {r['cpu_us']:>10.0f} "
+            f"{1e6 / r['cpu_us']:>10.0f} {r['bytes']:>7.0f}",
+            flush=True,
+        )
+
     try:
         for path in paths:
+            if up is not None:
+                from cri_node import cpu_seconds
+
+                c0, t0 = cpu_seconds(up.pid), time.monotonic()
+                r = await asyncio.to_thread(
+                    _ab, f"https://127.0.0.1:{up.port}{path}", "", 16, duration
+                )
+                cpu = cpu_seconds(up.pid) - c0 - idle * (time.monotonic() - t0)
+                r["cpu_us"] = cpu / max(1.0, r["rps"] * duration) * 1e6
+                show(path, "upstream", r)
+                rows.append((path, "upstream v1.20.2", "anonymous, AlwaysAllow, no audit log", r))
+                up.proc.send_signal(signal.SIGSTOP)  # its background work off pykubelet's run
             prof = cProfile.Profile() if profile else None
             if prof is not None:
                 prof.enable()  # the event loop's thread only: the server's work
-            r0 = resource.getrusage(resource.RUSAGE_SELF)
-            r = await asyncio.to_thread(_ab, base + path, "bench-token", 16, duration)
-            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            try:
+                r0 = resource.getrusage(resource.RUSAGE_SELF)
+                r = await asyncio.to_thread(_ab, base + path, "bench-token", 16, duration)
+                r1 = resource.getrusage(resource.RUSAGE_SELF)
+            finally:
+                if up is not None:
+                    up.proc.send_signal(signal.SIGCONT)
             if prof is not None:
                 prof.disable()
                 prof.dump_stats(f"{profile}{path.strip('/')}.pstats")
             cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
-            per = cpu / max(1.0, r["rps"] * duration) * 1e6
-            print(
-                f"{path:<10} {16:>5} {r['rps']:>9.0f} {r['p50_ms']:>8.1f} "
-                f"{r['p99_ms']:>8.1f} {int(r['errors']):>6} {per:>10.0f} {1e6 / per:>10.0f}"
-            )
+            r["cpu_us"] = cpu / max(1.0, r["rps"] * duration) * 1e6
+            show(path, "pykubelet", r)
+            rows.append((path, "pykubelet", ours, r))
     finally:
         servers.stop()
         await task
         await asyncio.to_thread(audit.close)  # type: ignore[attr-defined]
         shutil.rmtree(tmp)
+    if up is not None:
+        _side_by_side(rows)
+
+
+def _side_by_side(rows: Sequence[tuple[str, str, str, dict[str, float]]]) -> None:
+    """One table, each endpoint's pykubelet row with its ratio to the upstream row above it."""
+    print()
+    print(
+        "| endpoint | kubelet | auth and observers | req/s | p50 ms | p99 ms | CPU µs/req "
+        "| body bytes | pykubelet / upstream (req/s; CPU per request) |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---|")
+    theirs: dict[str, dict[str, float]] = {}
+    for path, who, auth, r in rows:
+        ratio = ""
+        if who == "pykubelet" and path in theirs:
+            u = theirs[path]
+            ratio = f"{r['rps'] / u['rps']:.2f}x; {r['cpu_us'] / u['cpu_us']:.2f}x"
+        else:
+            theirs[path] = r
+        print(
+            f"| {path} | {who} | {auth} | {r['rps']:,.0f} | {r['p50_ms']:.0f} | "
+            f"{r['p99_ms']:.0f} | {r['cpu_us']:.0f} | {r['bytes']:,.0f} | {ratio} |"
+        )
+
+
+async def _idle_rate(pid: int, window_s: float = 3.0) -> float:
+    """CPU seconds per second of ``pid`` while nobody calls it."""
+    from cri_node import cpu_seconds
+
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(window_s)
+    return (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+@contextlib.asynccontextmanager
+async def _upstream_kubelet(n: int) -> AsyncIterator[Any]:
+    """The Go kubelet v1.20.2 on a private containerd with ``n`` static pods, all running and
+    all ``Running`` in its /pods; yields its ``cri_node.Agent``."""
+    from cri_node import containerd_node, kubelet_agent, running, wait_until, write_manifests
+
+    work = Path(tempfile.mkdtemp(prefix="bench-front-upstream-"))
+    log = Path(tempfile.mkstemp(prefix="bench-front-kubelet-", suffix=".log")[1])
+    t0 = time.monotonic()
+    async with containerd_node(work) as (c, rt):
+        manifests = work / "manifests"
+        manifests.mkdir()
+        write_manifests(manifests, n)
+        agent = kubelet_agent(work, c, manifests)
+        agent.start(log)
+        try:
+
+            async def ready() -> bool:
+                assert agent.proc is not None
+                if agent.proc.poll() is not None:
+                    raise RuntimeError(f"the upstream kubelet exited; see {log}")
+                if await running(rt) < n:
+                    return False
+                body = await asyncio.to_thread(_get, f"https://127.0.0.1:{agent.port}/pods")
+                items = json.loads(body).get("items") or []
+                return len(items) >= n and all(
+                    p.get("status", {}).get("phase") == "Running" for p in items
+                )
+
+            if not await wait_until(ready, 300):
+                raise RuntimeError(f"{n} pods not running on the upstream kubelet; see {log}")
+            print(
+                f"upstream kubelet v1.20.2 (pid {agent.pid}, port {agent.port}): {n} static "
+                f"pods running on containerd after {time.monotonic() - t0:.0f} s",
+                flush=True,
+            )
+            yield agent
+        finally:
+            agent.stop()
+    await asyncio.to_thread(log.unlink)  # kept when something failed
+
+
+def _get(url: str) -> bytes:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the Go kubelet's self-signed serving certificate
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+            return r.read()  # type: ignore[no-any-return]
+    except OSError:
+        return b"{}"  # not serving yet
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -567,12 +717,12 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     if name == "uvloop":
         import uvloop
 
-        return uvloop.new_event_loop  # type: ignore[no-any-return]
+        return uvloop.new_event_loop
     try:
         from pykubelet.server.eventloop import choose_loop
     except ImportError:
         return None
-    return choose_loop().factory  # type: ignore[no-any-return]
+    return choose_loop().factory
 
 
 def front_cli(argv: Sequence[str]) -> int:
@@ -583,9 +733,14 @@ def front_cli(argv: Sequence[str]) -> int:
     p.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     p.add_argument("--profile", default="", help="cProfile stats to PREFIX<endpoint>.pstats")
     p.add_argument("--no-audit", action="store_true", help="request log only: no audit, metrics")
+    p.add_argument(
+        "--upstream", action="store_true", help="the Go kubelet v1.20.2 side by side (root)"
+    )
     a = p.parse_args(list(argv))
     with asyncio.Runner(loop_factory=_loop_factory(a.loop)) as runner:
-        runner.run(front_main(a.duration, a.paths.split(","), a.profile, not a.no_audit))
+        runner.run(
+            front_main(a.duration, a.paths.split(","), a.profile, not a.no_audit, a.upstream)
+        )
     return 0
 
 
