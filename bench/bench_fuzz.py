@@ -37,6 +37,7 @@ TARGETS = (
     "manifest_parser",
     "manifest_yaml_text",
     "token_file_parser",
+    "lean_request_head",
 )
 
 
@@ -87,6 +88,12 @@ def _seeds(name: str) -> list[bytes]:
         if name == "manifest_parser":
             return [json.dumps(d).encode() for d in docs]
         return [p.read_bytes() for p in sorted((ROOT / "examples/pods").glob("*"))]
+    if name == "lean_request_head":
+        return [  # the first byte: 1 = after a valid request line, 2 = a Host field last
+            b"\x01Host: n\r\nUser-Agent: kube-probe/1.20\r\n\r\n",
+            b"\x03Accept: */*\r\nConnection: keep-alive",
+            b"\x00GET /healthz HTTP/1.0\r\nConnection: Keep-Alive\r\nX: a, b\r\n\r\nGET /",
+        ]
     if name == "token_file_parser":
         return [b'tok1,alice,1001,"system:masters,dev"\n tok2 , bob ,1002\n\n"a""b",c,3\n']
     raise ValueError(f"unknown target {name!r}")
@@ -124,6 +131,16 @@ def _target(name: str) -> Callable[[bytes], None]:
         step = max(1, len(rest) // n)
         body(t.test_resize_decoder)([rest[i : i + step] for i in range(0, len(rest), step)])
 
+    def lean_request_head(data: bytes) -> None:
+        # the input is the head (its lines come from the bytes themselves); the first byte
+        # chooses whether it follows a valid request line, so that mutations explore the
+        # header fields rather than only the first four bytes
+        if not data:
+            return
+        prefix = "GET /healthz HTTP/1.1\r\n" if data[0] & 1 else ""
+        head = prefix + data[1:].decode("latin-1")
+        body(t.test_lean_request_head)(head, bool(data[0] & 2), [], [], "", b"")
+
     def manifest_parser(data: bytes) -> None:
         try:
             doc = json.loads(data)
@@ -143,6 +160,7 @@ def _target(name: str) -> Callable[[bytes], None]:
         "manifest_parser": manifest_parser,
         "manifest_yaml_text": text(t.test_manifest_yaml_text),
         "token_file_parser": text(t.test_token_file_parser),
+        "lean_request_head": lean_request_head,
     }
     return targets[name]
 

@@ -8,10 +8,11 @@ and lets aiohttp parse everything else.
 This is not an HTTP parser. ``read_lean_head`` accepts one narrow shape and declines
 everything else, untouched, to aiohttp's parser (llhttp): another method, a target not in the
 lean set or with a query, any body, an upgrade, ``Expect``, ``Connection: close``, HTTP/1.0
-without keep-alive, HTTP/1.1 without exactly one ``Host``, bytes outside printable ASCII,
-folded or malformed header lines, more header lines than aiohttp allows, or a head longer
-than ``MAX_LEAN_HEAD``. What is declined is answered exactly as before; what is accepted is
-answered with the bytes aiohttp would write.
+without keep-alive, HTTP/1.1 without a ``Host``, a repeated single-valued field, bytes
+outside printable ASCII, folded or malformed header lines, more header lines than aiohttp
+allows, or a head longer than ``MAX_LEAN_HEAD``. What is declined is answered exactly as
+before; what is accepted is answered with the bytes aiohttp would write, and llhttp reads it
+as the same request (``tests/security/test_fuzz.py``, ``bench/bench_fuzz.py``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,21 @@ _HEAD = re.compile(
     + rb":[\x20-\x7e\t]*){0,%d})" % MAX_LEAN_HEADERS
 )
 _FIELD = re.compile(rb"\r\n(" + _TOKEN + rb"):[ \t]*([\x20-\x7e\t]*?)[ \t]*(?=\r\n|$)")
+# fields that may appear once (RFC 9110); aiohttp refuses a request repeating one
+_SINGLE = frozenset(
+    {
+        "content-length",
+        "content-location",
+        "content-range",
+        "content-type",
+        "etag",
+        "host",
+        "max-forwards",
+        "server",
+        "transfer-encoding",
+        "user-agent",
+    }
+)
 # headers whose presence means a body, a protocol switch or an expectation: aiohttp's to handle
 _NOT_LEAN = frozenset({"content-length", "transfer-encoding", "upgrade", "expect"})
 
@@ -103,16 +119,18 @@ def _lean_head(head: bytes) -> LeanHead | None:
     if m is None:
         return None
     headers: dict[str, str] = {}
-    hosts = 0
     for name, value in _FIELD.findall(m.group(3)):
         key, text = name.decode("ascii").lower(), value.decode("ascii")
-        headers[key] = headers[key] + ", " + text if key in headers else text
-        hosts += key == "host"
+        if key in headers:
+            if key in _SINGLE:
+                return None  # a repeated single-valued field: aiohttp answers 400
+            text = headers[key] + ", " + text
+        headers[key] = text
     if not _NOT_LEAN.isdisjoint(headers):
         return None
     version = "1." + m.group(2).decode("ascii")
-    if hosts > 1 or (hosts == 0 and version == "1.1"):
-        return None  # HTTP/1.1 needs exactly one Host: aiohttp answers 400, as Go does
+    if version == "1.1" and "host" not in headers:
+        return None  # HTTP/1.1 needs a Host: aiohttp answers 400, as Go does
     connection = headers.get("connection", "").lower()
     if connection not in ("", "keep-alive") or (version == "1.0" and connection != "keep-alive"):
         return None

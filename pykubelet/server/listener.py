@@ -304,6 +304,8 @@ class _GuardedHandler(RequestHandler):
         head, end = got
         del self._pk_buf[:end]
         self._pk_lean_served += 1
+        # busy, not idle: aiohttp's keep-alive timer must not close it while it is answered
+        self._next_keepalive_close_time = self._loop.time() + self.keepalive_timeout
         der = self._pk_der
         if der is False:  # read once: renegotiation is off (tls.py), it cannot change
             ssl_obj = transport.get_extra_info("ssl_object")

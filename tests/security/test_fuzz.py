@@ -9,17 +9,21 @@ runs the same targets with many more examples.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import zlib
 from typing import Any
 
 import yaml
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.http_parser import HttpRequestParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pykubelet.api import Pod
 from pykubelet.auth.tokenfile import parse_token_file
 from pykubelet.core.errors import PykubeletError
+from pykubelet.server.leanpath import Verdict, read_lean_head
 from pykubelet.server.paths import (
     PathClass,
     clean_path,
@@ -201,6 +205,79 @@ def test_token_file_parser(text: str) -> None:
         return
     for user in users.values():
         assert user.name
+
+
+_LEAN_TARGETS = frozenset({"/healthz"})
+# Mostly well-formed pieces (so that many heads are accepted and compared with llhttp), with
+# every odd one a recogniser must refuse mixed in.
+_head_text = st.sampled_from(
+    [*"aZ09-_:;, \t/?%", "\r\n", "\r", "\n", "\x00", "\x7f", "\xe9", "Host", "host: n"]
+)
+_head_lines = st.lists(st.lists(_head_text, max_size=6).map("".join), max_size=1)
+_request_lines = st.sampled_from(
+    ["GET /healthz HTTP/1.1"] * 12
+    + ["GET /healthz HTTP/1.0"] * 3
+    + ["GET /healthz?x HTTP/1.1", "get /healthz HTTP/1.1"]
+    + ["GET /healthz HTTP/1.1 ", "GET /pods HTTP/1.1", "GET /healthz HTTP/1.1\r"]
+)
+_fields = st.lists(
+    st.tuples(
+        st.sampled_from(["Host", "host", "Connection", "X", "x", "User-Agent"] * 8)
+        | st.sampled_from(["Content-Length", "Upgrade", "A b", "", "X\x00", "Ü"]),
+        st.sampled_from([": ", ":"] * 16 + [" :", ":\t", "", ":\r\n "]),
+        st.sampled_from(["n", "keep-alive", "Keep-Alive", "a b", " v\t", ""] * 10)
+        | st.sampled_from(["close", "0", "\t", "\x01", "é", "\x7f", "a\rb"]),
+    ),
+    max_size=5,
+)
+
+
+@FUZZ
+@given(
+    _request_lines,
+    st.sampled_from([True, True, True, False]),
+    _fields,
+    _head_lines,
+    st.sampled_from(["\r\n\r\n"] * 12 + ["\r\n", "\n\n", "", "\r\n\n"]),
+    st.binary(max_size=40),
+)
+def test_lean_request_head(
+    line: str,
+    host: bool,
+    fields: list[tuple[str, str, str]],
+    extra: list[str],
+    end: str,
+    tail: bytes,
+) -> None:
+    """The lean path's recogniser (server/leanpath.py) never raises, and what it accepts,
+    aiohttp's own parser (llhttp, an independent implementation) reads the same way: one GET
+    of the same target and version, the same headers, keep-alive."""
+    lines = [line, *(["Host: n"] if host else []), *(f"{n}{c}{v}" for n, c, v in fields)]
+    head = "\r\n".join([*lines, *extra]) + end
+    buf = head.encode("utf-8") + tail
+    got = read_lean_head(buf, _LEAN_TARGETS)
+    if isinstance(got, Verdict):
+        return
+    lean, stop = got
+    assert buf[stop - 4 : stop] == b"\r\n\r\n" and lean.target in _LEAN_TARGETS
+
+    async def llhttp() -> Any:
+        loop = asyncio.get_running_loop()
+        parser = HttpRequestParser(BaseProtocol(loop), loop, 2**16, max_line_size=8190)
+        messages, _, _ = parser.feed_data(buf[:stop])
+        return messages
+
+    messages = asyncio.run(llhttp())
+    assert len(messages) == 1, buf
+    msg = messages[0][0]
+    assert (msg.method, msg.path, f"{msg.version.major}.{msg.version.minor}") == (
+        "GET",
+        lean.target,
+        lean.version,
+    )
+    theirs = {k.lower(): ", ".join(msg.headers.getall(k)) for k in msg.headers}
+    assert theirs == dict(lean.headers), buf
+    assert not msg.should_close, buf
 
 
 def test_manifest_with_a_non_string_map_key_is_invalid_input() -> None:
