@@ -40,6 +40,13 @@ class UnionAuthenticator:
             res = await a.authenticate(req)
             if res is None:
                 continue
+            if res.user is not None and not res.error and not consumed:
+                # the usual request: the first credential found is good
+                return AuthResult(
+                    user=self._authenticated(res.user),
+                    consumed_headers=res.consumed_headers,
+                    rewritten_headers=res.rewritten_headers,
+                )
             consumed.extend(res.consumed_headers)
             if res.error:
                 errors.append(res.error)

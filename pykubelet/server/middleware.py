@@ -161,22 +161,26 @@ class AuthGate:
                 response=plain(401, "Unauthorized"),
             )
         user = res.user
-        detail = (
-            f"user={user.name}, verb={attrs.verb}, resource=nodes, subresource={attrs.subresource}"
-        )
+
+        def detail() -> str:  # for refusals only: not built for every allowed request
+            return (
+                f"user={user.name}, verb={attrs.verb}, resource=nodes, "
+                f"subresource={attrs.subresource}"
+            )
+
         reasons: list[str] = []
         for sub in attrs.subresources:
             a = Attributes(user=user, verb=attrs.verb, name=self._node, subresource=sub, path=path)
             try:
                 result = await self._authz.authorize(a)
             except Exception as e:  # supervision point: an authorizer failure is a 500, never allow
-                log.warning("authorizer failed for %s: %s", detail, e)
+                log.warning("authorizer failed for %s: %s", detail(), e)
                 return _Outcome(
                     user=user,
                     attrs=attrs,
                     decision="error",
                     reason=str(e),
-                    response=plain(500, f"Authorization error ({detail})"),
+                    response=plain(500, f"Authorization error ({detail()})"),
                 )
             if result.decision is Decision.ALLOW:
                 return _Outcome(
@@ -195,7 +199,7 @@ class AuthGate:
             attrs=attrs,
             decision="forbid",
             reason="; ".join(reasons),
-            response=plain(403, f"Forbidden ({detail})"),
+            response=plain(403, f"Forbidden ({detail()})"),
         )
 
 
