@@ -157,6 +157,7 @@ def main() -> None:
         default=os.environ.get("UPSTREAM_K8S_DIR", ""),
         help="an upstream-k8s work dir (setup.sh done): also measure the upstream kubelet",
     )
+    ap.add_argument("--save-log", default="", help="copy pykubelet's log here (request lines)")
     a = ap.parse_args()
     kubectl = str(UPSTREAM_BIN / "kubectl")
     load_before = os.getloadavg()
@@ -175,6 +176,8 @@ def main() -> None:
             targets.append(Target("upstream kubelet", UPSTREAM_POD, lambda: node_procs(kpid, sock)))
         _measure(kubectl, admin, targets, a.runs, a.blocks)
         share = _kubelet_share(node.log(), len(ours.wall))
+        if a.save_log:
+            Path(a.save_log).write_text(node.log())
         for t in targets:
             t.mbps = _port_forward(kubectl, admin, t.pod, a.mbytes)
     load_after = os.getloadavg()
