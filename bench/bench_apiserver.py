@@ -6,9 +6,18 @@
   (the kubelet process with the children it reaped; for upstream also containerd and its
   shims, whose reaped children are the ``runc exec`` calls), and for pykubelet its share (the
   exec request's duration in its request log, minus the time it waited on the client: for
-  kubectl to create its streams through the API server, and to hang up at the end);
+  kubectl to create its streams through the API server, and to hang up at the end) and the
+  authentication + authorization part of it (``authMs``);
+* two phases: first the bench pod as ``tests/apiserver/podnode.py`` makes it, with a container
+  that crashes every 5 s and is restarted (normal node life: the restarts share the agent's
+  event loop with the execs), then the same pod without that container (a quiet pod, like the
+  upstream node's); ``--no-quiet`` skips the second;
 * ``kubectl port-forward`` throughput to a TCP echo server in each pod (bytes sent and echoed
   back, per second).
+
+What the share leaves out: the TLS handshake of each exec's new connection (the API server
+opens one per exec and never resumes a session) and the parse of the request's headers,
+which happen before the request log's clock starts; they are in "node CPU per exec".
 
 A private control plane (etcd, kube-apiserver) on free loopback ports, one pykubelet (process
 runtime) and, with ``--upstream-dir``, the upstream kubelet v1.20.2 on containerd as a second
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -45,7 +55,9 @@ sys.path.insert(0, str(ROOT))
 from upstream_node import UPSTREAM_POD, node_procs, upstream_node  # noqa: E402
 
 from tests.apiserver.controlplane import UPSTREAM_BIN, ControlPlane  # noqa: E402
-from tests.apiserver.podnode import ECHO_PORT, MIRROR, node_with_pod  # noqa: E402
+from tests.apiserver.kubelet import ClusterNode  # noqa: E402
+from tests.apiserver.podnode import ECHO_PORT, MIRROR, POD, node_with_pod  # noqa: E402
+from tests.e2e.node import wait_for  # noqa: E402
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -63,21 +75,23 @@ def _exec_runs(kubectl: str, admin: Path, pod: str, runs: int) -> list[float]:
     return times
 
 
-def _kubelet_share(log: str, runs: int) -> list[float]:
-    """pykubelet's own time in the last ``runs`` exec requests of its JSON request log: the
-    request's duration minus its waits on the client (``peerWaitMs``: kubectl creating its
-    streams through the API server, and hanging up at the end)."""
+def _exec_records(log: str, runs: int) -> list[dict[str, object]]:
+    """The last ``runs`` exec requests of pykubelet's JSON request log."""
     out = []
     for line in log.splitlines():
         i = line.find("{")
         if i < 0 or '"path":"/exec/' not in line:
             continue
-        try:
-            rec = json.loads(line[i:])
-            out.append(float(rec["durationMs"]) - float(rec.get("peerWaitMs", 0.0)))
-        except (ValueError, KeyError):
-            continue
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line[i:]))
     return out[-runs:]
+
+
+def _share(rec: dict[str, object]) -> float:
+    """pykubelet's own time in one exec request: its duration (from the request's headers
+    parsed to the handler's end) minus its waits on the client (``peerWaitMs``: kubectl
+    creating its streams through the API server, and hanging up at the end)."""
+    return float(rec["durationMs"]) - float(rec.get("peerWaitMs", 0.0))  # type: ignore[arg-type]
 
 
 def _port_forward(kubectl: str, admin: Path, pod: str, mbytes: int) -> float:
@@ -135,6 +149,9 @@ class Target:
     cpu_s: float = 0.0
     mbps: float = 0.0
 
+    def reset(self) -> None:
+        self.wall, self.cpu_s = [], 0.0
+
 
 def _measure(kubectl: str, admin: Path, targets: list[Target], runs: int, blocks: int) -> None:
     for t in targets:
@@ -147,9 +164,41 @@ def _measure(kubectl: str, admin: Path, targets: list[Target], runs: int, blocks
             t.cpu_s += _cpu_s(pids) - before
 
 
+def _quiet_pod(node: ClusterNode) -> None:
+    """Replace the bench pod by the same pod without its ``crasher`` (the last container in
+    the manifest), and wait until the agent runs the new one."""
+    path = node.pods / f"{POD}.yaml"
+    text = path.read_text()
+    node.write_pod(POD, text[: text.index("  - name: crasher")])
+
+    def ready() -> bool:
+        main = node.container(POD, "main") or {}
+        return node.container(POD, "crasher") is None and "running" in main.get("state", {})
+
+    wait_for(ready, 60, "the bench pod without its crasher")
+
+
+def _print_phase(title: str, targets: list[Target], recs: list[dict[str, object]]) -> None:
+    print(f"-- {title}")
+    rows: list[tuple[str, list[float]]] = []
+    for t in targets:
+        rows.append((f"{t.name}: kubectl exec -- true, wall (ms)", t.wall))
+        if t is targets[0]:
+            rows.append((f"{t.name}: its own share of it (ms)", [_share(r) for r in recs]))
+            auth = [float(r["authMs"]) for r in recs]  # type: ignore[arg-type]
+            rows.append((f"{t.name}: of which authn+authz (ms)", auth))
+    for name, vals in rows:
+        print(
+            f"{name:<52} {_pct(vals, 0.5):>9.1f} {_pct(vals, 0.99):>9.1f} "
+            f"{statistics.mean(vals):>9.1f}"
+        )
+    for t in targets:
+        print(f"{t.name + ': node CPU per exec (ms)':<52} {t.cpu_s * 1000 / len(t.wall):>9.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=200, help="execs per node and phase")
     ap.add_argument("--blocks", type=int, default=4, help="alternating blocks per node")
     ap.add_argument("--mbytes", type=int, default=64)
     ap.add_argument(
@@ -157,9 +206,14 @@ def main() -> None:
         default=os.environ.get("UPSTREAM_K8S_DIR", ""),
         help="an upstream-k8s work dir (setup.sh done): also measure the upstream kubelet",
     )
+    ap.add_argument(
+        "--no-quiet", action="store_true", help="skip the second phase (pod without its crasher)"
+    )
+    ap.add_argument("--save-log", default="", help="copy pykubelet's log here (request lines)")
     a = ap.parse_args()
     kubectl = str(UPSTREAM_BIN / "kubectl")
     load_before = os.getloadavg()
+    phases: list[tuple[str, list[Target], list[dict[str, object]]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-apiserver-") as d, contextlib.ExitStack() as st:
         cp = ControlPlane(Path(d) / "cp")
         st.callback(cp.stop)
@@ -173,30 +227,31 @@ def main() -> None:
             kpid = st.enter_context(upstream_node(cp, work, Path(d) / "upstream", ECHO_PORT))
             sock = work / "run" / "containerd.sock"
             targets.append(Target("upstream kubelet", UPSTREAM_POD, lambda: node_procs(kpid, sock)))
-        _measure(kubectl, admin, targets, a.runs, a.blocks)
-        share = _kubelet_share(node.log(), len(ours.wall))
+        titles = ["bench pod with a container crashing every 5 s (restarted by pykubelet)"]
+        if not a.no_quiet:
+            titles.append("quiet bench pod (the crasher removed; the upstream pod has none)")
+        for i, title in enumerate(titles):
+            if i:
+                _quiet_pod(node)
+                for t in targets:
+                    t.reset()
+            _measure(kubectl, admin, targets, a.runs, a.blocks)
+            recs = _exec_records(node.log(), len(ours.wall))
+            phases.append((title, [dataclasses.replace(t) for t in targets], recs))
+        if a.save_log:
+            Path(a.save_log).write_text(node.log())
         for t in targets:
             t.mbps = _port_forward(kubectl, admin, t.pod, a.mbytes)
     load_after = os.getloadavg()
-    runs = len(ours.wall)
     print(
-        f"kubectl v1.20.2 -> kube-apiserver v1.20.2 -> node, {runs} runs per node in "
-        f"{a.blocks} alternating blocks; load average {load_before[0]:.2f} before, "
+        f"kubectl v1.20.2 -> kube-apiserver v1.20.2 -> node, {a.runs} runs per node and phase "
+        f"in {a.blocks} alternating blocks; load average {load_before[0]:.2f} before, "
         f"{load_after[0]:.2f} after"
     )
     print(f"{'measure':<52} {'p50':>9} {'p99':>9} {'mean':>9}")
-    rows: list[tuple[str, list[float]]] = []
-    for t in targets:
-        rows.append((f"{t.name}: kubectl exec -- true, wall (ms)", t.wall))
-        if t is ours:
-            rows.append((f"{t.name}: its own share of it (ms)", share))
-    for name, vals in rows:
-        print(
-            f"{name:<52} {_pct(vals, 0.5):>9.1f} {_pct(vals, 0.99):>9.1f} "
-            f"{statistics.mean(vals):>9.1f}"
-        )
-    for t in targets:
-        print(f"{t.name + ': node CPU per exec (ms)':<52} {t.cpu_s * 1000 / len(t.wall):>9.1f}")
+    for title, snapshot, recs in phases:
+        _print_phase(title, snapshot, recs)
+    print("-- port-forward")
     for t in targets:
         label = f"{t.name}: port-forward echo, {a.mbytes} MiB (MiB/s)"
         print(f"{label:<52} {t.mbps:>9.1f}")

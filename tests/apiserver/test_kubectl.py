@@ -148,10 +148,12 @@ def test_kubectl_exec_exit_code_and_stdin(
     assert r.stdout.strip() == b"100000"
     assert r.stderr.strip() == b"err"
     # the request log tells the kubelet's time from its waits on kubectl (through the API
-    # server): stream creation and hang-up (bench_apiserver's share column relies on it)
+    # server): stream creation and hang-up (bench_apiserver's share column relies on it); the
+    # hang-up that ends a finished session is no abort: logged 101, not 499
     last = [ln[ln.index("{") :] for ln in node.log().splitlines() if '"path":"/exec/' in ln][-1]
     rec = json.loads(last)
     assert 0 < rec["peerWaitMs"] < rec["durationMs"], rec
+    assert rec["status"] == 101, rec
 
 
 def _kubectl(

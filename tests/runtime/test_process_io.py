@@ -21,6 +21,7 @@ from pykubelet.runtime import (
     StreamIO,
     TerminalSize,
 )
+from pykubelet.runtime.errors import ContainerNotRunning
 from pykubelet.runtime.process import ProcessRuntime, normalize_ref
 from tests.prereq import require_root
 from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for, wait_state
@@ -325,6 +326,18 @@ async def test_exec_sync_enters_the_container(rt: ProcessRuntime, tmp_path: Path
     assert any(line.split()[0] == "1" and line.endswith("sleep 30") for line in lines[1:]), lines
     r = await rt.exec_sync(cid, ["sh", "-c", "echo oops >&2; test -e /bin/busybox"], 10)
     assert (r.exit_code, r.stderr) == (0, b"oops\n")
+
+
+async def test_exec_after_the_container_stopped_is_refused(
+    rt: ProcessRuntime, tmp_path: Path
+) -> None:
+    """The helper's options are built on a container's first exec and kept; every later exec
+    still checks that the container runs."""
+    _sid, cid = await _running(rt, tmp_path, "sleep 30")
+    assert (await rt.exec_sync(cid, ["true"], 10)).exit_code == 0
+    await rt.stop_container(cid, 0)
+    with pytest.raises(ContainerNotRunning):
+        await rt.exec_sync(cid, ["true"], 10)
 
 
 async def test_exec_gets_the_containers_user_capabilities_and_cwd(

@@ -95,6 +95,31 @@ def test_untrusted_client_certs_reach_the_application(pki: Pki) -> None:
     assert ctx.verify_mode == ssl.CERT_OPTIONAL
 
 
+def test_no_session_tickets_are_issued(pki: Pki) -> None:
+    """client-go never resumes a session: a ticket would be work thrown away (TLS 1.3)."""
+    server = build_server_context(
+        cert_file=pki.serving.cert_file,
+        key_file=pki.serving.key_file,
+        client_ca_file=pki.ca.cert_file,
+    )
+    wire = [ssl.MemoryBIO() for _ in range(4)]
+    c = pki.client_context(pki.admin).wrap_bio(wire[0], wire[1], server_hostname="node-a")
+    s = server.wrap_bio(wire[2], wire[3], server_side=True)
+    for _ in range(4):  # hello, server flight, client finished: a few turns each way
+        for side in (c, s):
+            try:
+                side.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+        wire[2].write(wire[1].read())
+        wire[0].write(wire[3].read())
+    s.write(b"x")  # tickets, when sent, go before the first application data
+    wire[0].write(wire[3].read())
+    assert c.read(1) == b"x"
+    assert c.version() == "TLSv1.3"
+    assert c.session is not None and not c.session.has_ticket
+
+
 def test_certs_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = str(tmp_path / "pki")
     assert certs_main(["ca", "--dir", d]) == 0

@@ -21,6 +21,7 @@ import struct
 import termios
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -122,6 +123,36 @@ def _socket_in_netns(netns_path: str) -> socket.socket:
     return r
 
 
+_ENTER_ARGS_KEPT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _EnterArgs:
+    """The ``pkshim enter`` options of one container (its init pid, cgroups, capabilities,
+    identity): fixed for its life, so built on its first exec, not on every one (they were a
+    tenth of a millisecond of each ``kubectl exec``; docs/performance.md). Each exec still
+    checks that the container's shim is the very process recorded."""
+
+    rec: ContainerRecord
+    shim: procs.ProcessIdentity
+    argv: tuple[str, ...]
+
+
+async def _enter_argv(host: _Host, rec: ContainerRecord, pid: int) -> tuple[str, ...]:
+    argv = [*await host._helper(), "enter", "-t", str(pid), "-w", rec.working_dir]
+    if rec.cgroup_path:
+        for procs_file in host.cgroups.procs_files(rec.cgroup_path):
+            argv += ["-C", procs_file]
+    sec = rec.config.security
+    argv += ["-c", f"{sum(1 << c for c in capability_set(sec)):x}"]
+    if rec.uid is not None:
+        groups = ",".join(str(g) for g in rec.groups)
+        argv += ["-u", str(rec.uid), "-g", str(rec.gid or 0), "-G", groups]
+    if sec.no_new_privs:
+        argv.append("-n")
+    return tuple(argv)
+
+
 class ExecMixin:
     """Mixed into ``ProcessRuntime``; relies on its record accessors."""
 
@@ -134,26 +165,24 @@ class ExecMixin:
         if not cmd:
             raise ContainerNotRunning("exec: an empty command")
         rec = self._container(container_id)
-        shim, pid = self._identities(self.layout.container_dir(container_id))
-        if not procs.alive(shim) or pid is None:
+        known: dict[str, _EnterArgs] = self.__dict__.setdefault("_enter_args", {})
+        enter = known.get(container_id)
+        if enter is None or enter.rec is not rec:
+            shim, pid = self._identities(self.layout.container_dir(container_id))
+            if not procs.alive(shim) or pid is None:
+                raise ContainerNotRunning(f"container {container_id[:12]} is not running")
+            assert shim is not None
+            if not rec.namespaces:
+                return list(cmd), dict(rec.env), rec.working_dir
+            enter = _EnterArgs(rec, shim, await _enter_argv(self, rec, pid[0]))
+            if len(known) >= _ENTER_ARGS_KEPT:
+                known.clear()  # containers come and go: keep this bounded, not exact
+            known[container_id] = enter
+        elif not procs.alive(enter.shim):
+            del known[container_id]
             raise ContainerNotRunning(f"container {container_id[:12]} is not running")
-        env = dict(rec.env)
-        if not rec.namespaces:
-            return list(cmd), env, rec.working_dir
-        argv = [*await self._helper(), "enter", "-t", str(pid[0]), "-w", rec.working_dir]
-        if rec.cgroup_path:
-            for procs_file in self.cgroups.procs_files(rec.cgroup_path):
-                argv += ["-C", procs_file]
-        sec = rec.config.security
-        argv += ["-c", f"{sum(1 << c for c in capability_set(sec)):x}"]
-        if rec.uid is not None:
-            groups = ",".join(str(g) for g in rec.groups)
-            argv += ["-u", str(rec.uid), "-g", str(rec.gid or 0), "-G", groups]
-        if sec.no_new_privs:
-            argv.append("-n")
-        if tty:
-            argv.append("-T")
-        return [*argv, "--", *cmd], env, None
+        tail = ("-T", "--") if tty else ("--",)
+        return [*enter.argv, *tail, *cmd], dict(rec.env), None
 
     async def exec_sync(
         self, container_id: str, cmd: Sequence[str], timeout_s: float | None = None

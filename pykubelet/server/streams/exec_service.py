@@ -19,7 +19,7 @@ from pykubelet.runtime.types import StreamIO, TerminalSize
 from pykubelet.server.middleware import peer_waited, stream_started
 from pykubelet.server.streams.aio_iter import QueueIterator
 from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
-from pykubelet.server.streams.stream_adapter import SpdyStream, hijack_spdy
+from pykubelet.server.streams.stream_adapter import SpdyConnection, SpdyStream, hijack_spdy
 from pykubelet.server.streams.ws_adapter import WsChannelConnection, new_websocket
 from pykubelet.streaming import (
     RESIZE_MESSAGE_MAX,
@@ -159,6 +159,26 @@ async def _run(
     )
 
 
+async def _await_hang_up(request: web.Request, conn: SpdyConnection) -> None:
+    """Linger for the client to hang up after the last frames (a wait on the peer, so the
+    request log keeps it out of the kubelet's own share even when it ends as below).
+
+    The servers cancel a handler when its connection is lost (``handler_cancellation``); here
+    that loss is the hang-up being waited for, so that one cancellation ends the wait and the
+    session ends as what it was, a 101 (without this every exec was logged as 499 and its
+    linger counted as the kubelet's own time). Any other cancellation still propagates."""
+    waiting = time.monotonic()
+    try:
+        await conn.close()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or not conn.closed.is_set() or task.cancelling() != 1:
+            raise
+        task.uncancel()
+    finally:
+        peer_waited(request, time.monotonic() - waiting)
+
+
 async def serve_exec_spdy(
     request: web.Request, version: SpdyVersion, session: CommandSession
 ) -> web.StreamResponse:
@@ -231,9 +251,7 @@ async def serve_exec_spdy(
                 if stream is not None:
                     await stream.close_write()
             conn.end()
-        waiting = time.monotonic()
-        await conn.close()  # lingers for the client to hang up first
-        peer_waited(request, time.monotonic() - waiting)
+        await _await_hang_up(request, conn)
     finally:
         if rec is not None:
             rec.close()
@@ -307,6 +325,8 @@ async def serve_exec_ws(
         if rec is not None:
             rec.close()
         waiting = time.monotonic()
-        await conn.close()  # waits for the client's close frame
-        peer_waited(request, time.monotonic() - waiting)
+        try:
+            await conn.close()  # waits for the client's close frame
+        finally:
+            peer_waited(request, time.monotonic() - waiting)
     return ws
