@@ -29,6 +29,7 @@ from pathlib import Path
 
 from devtools.busybox_image import build_busybox_image, build_pause_image
 from devtools.containerd import BUSYBOX_REF, PAUSE_REF, Containerd
+from devtools.private_pod_logs import with_private_pod_logs
 from pykubelet.runtime import ContainerState
 from pykubelet.runtime.cri import CriRuntime
 
@@ -152,34 +153,22 @@ def kubelet_agent(
             }
         )
     )
-    private = [work / "kubelet-var-log-pods", work / "kubelet-var-log-containers"]
-    for d in (*private, _POD_LOGS, Path("/var/log/containers")):
-        d.mkdir(parents=True, exist_ok=True)
     return Agent(
         "kubelet v1.20.2",
-        [
-            # the same process all along (unshare and sh exec), so the pid is the kubelet's
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sh",
-            "-c",
-            'mount --bind "$1" /var/log/pods && mount --bind "$2" /var/log/containers '
-            '&& shift 2 && exec "$@"',
-            "sh",
-            *map(str, private),
-            str(bin_dir / "kubelet"),
-            f"--config={config}",
-            "--container-runtime=remote",
-            f"--container-runtime-endpoint=unix://{c.socket}",
-            f"--pod-infra-container-image={PAUSE_REF}",
-            f"--root-dir={work / 'kubelet'}",
-            f"--cert-dir={work / 'kubelet' / 'pki'}",
-            "--hostname-override=bench-node",
-            "--v=1",
-        ],
+        with_private_pod_logs(
+            work / "kubelet-logs",
+            [
+                str(bin_dir / "kubelet"),
+                f"--config={config}",
+                "--container-runtime=remote",
+                f"--container-runtime-endpoint=unix://{c.socket}",
+                f"--pod-infra-container-image={PAUSE_REF}",
+                f"--root-dir={work / 'kubelet'}",
+                f"--cert-dir={work / 'kubelet' / 'pki'}",
+                "--hostname-override=bench-node",
+                "--v=1",
+            ],
+        ),
         port=port,
     )
 

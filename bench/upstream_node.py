@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from devtools.private_pod_logs import with_private_pod_logs
 from pykubelet.security.certs import create_cert, create_serving_cert
 from tests.apiserver.controlplane import ApiError, ControlPlane, kubeconfig, wait_until
 from tests.conftest import free_port
@@ -218,34 +219,23 @@ def upstream_node(cp: ControlPlane, work: Path, base: Path, echo_port: int) -> I
             "authorization": {"mode": "Webhook"},
         }
         (base / "kubelet-config.json").write_text(json.dumps(config))
-        private = [base / "var-log-pods", base / "var-log-containers"]
-        for d in (*private, Path("/var/log/pods"), Path("/var/log/containers")):
-            d.mkdir(parents=True, exist_ok=True)
         kubelet = launch(
             "kubelet",
-            [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                'mount --bind "$1" /var/log/pods && mount --bind "$2" /var/log/containers '
-                '&& shift 2 && exec "$@"',
-                "sh",
-                *map(str, private),
-                str(work / "bin/kubelet"),
-                f"--config={base / 'kubelet-config.json'}",
-                f"--kubeconfig={kc}",
-                "--container-runtime=remote",
-                f"--container-runtime-endpoint=unix://{sock}",
-                "--pod-infra-container-image=localhost/pause:3.4",
-                f"--root-dir={root}",
-                f"--cert-dir={base / 'pki'}",
-                f"--hostname-override={UPSTREAM_NODE}",
-                "--v=1",
-            ],
+            with_private_pod_logs(
+                base,
+                [
+                    str(work / "bin/kubelet"),
+                    f"--config={base / 'kubelet-config.json'}",
+                    f"--kubeconfig={kc}",
+                    "--container-runtime=remote",
+                    f"--container-runtime-endpoint=unix://{sock}",
+                    "--pod-infra-container-image=localhost/pause:3.4",
+                    f"--root-dir={root}",
+                    f"--cert-dir={base / 'pki'}",
+                    f"--hostname-override={UPSTREAM_NODE}",
+                    "--v=1",
+                ],
+            ),
         )
         wait_until(lambda: _node_exists(cp), 90, "the upstream kubelet's Node")
         cp.create("/api/v1/namespaces/default/pods", _pod(UPSTREAM_POD, echo_port))
