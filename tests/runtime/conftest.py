@@ -8,17 +8,41 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
 from devtools.busybox_image import BUSYBOX_PATH, build_busybox_image, build_pause_image
 from devtools.containerd import PAUSE_REF, Containerd
-from pykubelet.runtime import ContainerState, SandboxConfig
+from pykubelet.runtime import (
+    ContainerState,
+    LinuxResources,
+    Mount,
+    SandboxConfig,
+    SecurityConfig,
+)
 from pykubelet.runtime.cri import CriRuntime
 from pykubelet.runtime.process import ProcessRuntime
 from tests.prereq import require, require_binary, require_root
 
 BUSYBOX_REF = "localhost/busybox:latest"
+
+
+class ContainerOptions(TypedDict, total=False):
+    """The ``ContainerConfig`` fields a test's config helper passes through as keywords."""
+
+    attempt: int
+    args: tuple[str, ...]
+    working_dir: str
+    envs: tuple[tuple[str, str], ...]
+    mounts: tuple[Mount, ...]
+    stdin: bool
+    stdin_once: bool
+    tty: bool
+    resources: LinuxResources
+    security: SecurityConfig
+    labels: dict[str, str]
+    annotations: dict[str, str]
 
 
 @pytest.fixture(scope="session")
