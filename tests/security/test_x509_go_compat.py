@@ -118,7 +118,7 @@ def _client(pki: Pki, made: Made) -> ssl.SSLContext:
 
 
 def _backends() -> ServerBackends:
-    return ServerBackends(pods=StaticPods(), runtime=TinyRuntime())  # type: ignore[arg-type]
+    return ServerBackends(pods=StaticPods(), runtime=TinyRuntime())
 
 
 @pytest.mark.parametrize("style", ["openssl", "cfssl", "kubeadm"])
@@ -158,7 +158,7 @@ async def test_several_common_names_map_as_go_does(pki: Pki, tmp_path: Path) -> 
     )
     backends = ServerBackends(
         pods=StaticPods(),
-        runtime=TinyRuntime(),  # type: ignore[arg-type]
+        runtime=TinyRuntime(),
         authorizer=_OnlyAdmin(),
     )
     async with running(settings_for(pki, client_ca_file=str(ca[0])), backends) as s:
