@@ -156,7 +156,7 @@ async def ws_echo(
 ) -> float:
     payload = bytes([in_ch]) + b"\xab" * CHUNK
     async with http.ws_connect(
-        srv.base_url + path, protocols=(protocol,), max_msg_size=0, ssl=srv.client_ssl()
+        srv.base_url + path, protocols=(protocol,), max_msg_size=0, ssl=srv.ws_ssl()
     ) as ws:
         for _ in range(skip):
             await ws.receive_bytes()

@@ -92,7 +92,7 @@ async def _ws(srv: StreamServer, path: str, send: list[bytes]) -> list[bytes]:
     got: list[bytes] = []
     async with aiohttp.ClientSession() as s:
         async with s.ws_connect(
-            srv.base_url + path, protocols=("v5.channel.k8s.io",), ssl=srv.client_ssl()
+            srv.base_url + path, protocols=("v5.channel.k8s.io",), ssl=srv.ws_ssl()
         ) as ws:
             for m in send:
                 await ws.send_bytes(m)
@@ -159,7 +159,7 @@ async def test_exec_tty_is_the_containers_own_terminal(pod_server: PodServer) ->
             srv.base_url
             + "/exec/default/streampod/main?command=sh&command=-i&input=1&output=1&tty=1",
             protocols=("v5.channel.k8s.io",),
-            ssl=srv.client_ssl(),
+            ssl=srv.ws_ssl(),
         ) as ws:
             term = _Terminal(ws)
             await term.resize(80, 24)
@@ -199,7 +199,7 @@ async def test_attach_to_a_tty_container_has_the_containers_own_terminal(
         async with s.ws_connect(
             srv.base_url + "/attach/default/streampod/term?input=1&output=1&tty=1",
             protocols=("v5.channel.k8s.io",),
-            ssl=srv.client_ssl(),
+            ssl=srv.ws_ssl(),
         ) as ws:
             term = _Terminal(ws)
             await term.resize(90, 33)
@@ -240,7 +240,7 @@ async def test_attach_reaches_the_containers_own_terminal(pod_server: PodServer)
         async with s.ws_connect(
             srv.base_url + "/attach/default/streampod/term?input=1&output=1&tty=1",
             protocols=("v4.channel.k8s.io",),
-            ssl=srv.client_ssl(),
+            ssl=srv.ws_ssl(),
         ) as ws:
             await ws.send_bytes(b"\x00echo attached-$((40+2))\n")
             seen = b""
@@ -255,7 +255,7 @@ async def test_port_forward_into_the_pod_network_on_both_transports(pod_server: 
         async with s.ws_connect(
             f"{srv.base_url}/portForward/default/streampod?port={ECHO_PORT}",
             protocols=("v4.channel.k8s.io",),
-            ssl=srv.client_ssl(),
+            ssl=srv.ws_ssl(),
         ) as ws:
             for _ in range(2):
                 await ws.receive_bytes()  # the port prefixes
@@ -325,7 +325,7 @@ async def test_port_forward_for_a_host_network_pod(
             async with s.ws_connect(
                 f"{srv.base_url}/portForward/default/hostpod?port={port}",
                 protocols=("v4.channel.k8s.io",),
-                ssl=srv.client_ssl(),
+                ssl=srv.ws_ssl(),
             ) as ws:
                 for _ in range(2):
                     await ws.receive_bytes()
