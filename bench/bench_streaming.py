@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -221,7 +222,7 @@ async def exec_only(n: int) -> None:
     cpu = dict.fromkeys(lat, 0.0)
     try:
         async with aiohttp.ClientSession() as http:
-            one = {
+            one: dict[str, Callable[[], Awaitable[None]]] = {
                 "SPDY": lambda: spdy_exec_true(srv),
                 "WebSocket": lambda: ws_exec_true(srv, http),
             }
@@ -379,10 +380,11 @@ async def main() -> None:
                     f"{total >> 20} MiB",
                 ]
             )
-            for name, one in (
+            concurrent: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
                 ("100 concurrent exec `true`, SPDY", lambda: spdy_exec_true(srv)),
                 ("100 concurrent exec `true`, WebSocket", lambda: ws_exec_true(srv, http)),
-            ):
+            )
+            for name, one in concurrent:
                 t0 = time.perf_counter()
                 await asyncio.gather(*(one() for _ in range(100)))
                 rows.append([name, f"{(time.perf_counter() - t0):.2f} s total", "", "100"])
