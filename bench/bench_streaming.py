@@ -59,8 +59,8 @@ async def ws_exec_true(srv: StreamServer, http: aiohttp.ClientSession) -> None:
             pass
 
 
-async def latency(name: str, fn, n: int) -> list[str]:  # type: ignore[no-untyped-def]
-    samples = []
+async def latency(name: str, fn: Callable[[], Awaitable[None]], n: int) -> list[str]:
+    samples: list[float] = []
     for _ in range(n):
         t0 = time.perf_counter()
         await fn()

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pykubelet.auth.types import Attributes, AuthorizationResult, Decision
 from pykubelet.server import ServerBackends
 from tests.prereq import require_binary
 from tests.server.harness import Pki, StaticPods, TinyRuntime, fetch, running, settings_for
@@ -168,8 +169,7 @@ async def test_several_common_names_map_as_go_does(pki: Pki, tmp_path: Path) -> 
 
 
 class _OnlyAdmin:
-    async def authorize(self, attrs):  # type: ignore[no-untyped-def]
-        from pykubelet.auth.types import AuthorizationResult, Decision
+    async def authorize(self, attrs: Attributes) -> AuthorizationResult:
 
         ok = attrs.user.name == "admin"
         return AuthorizationResult(

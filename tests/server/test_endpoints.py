@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from devtools.upstream_diff import FIXTURE_PODS
+from pykubelet.api import Pod
 from pykubelet.server import ServerBackends
 from tests.e2e.node import NODE
 from tests.server.harness import (
@@ -365,7 +366,7 @@ class CountingVersionedPods(StaticPods):
     def generation(self) -> int:
         return self.gen
 
-    def list_pods(self):  # type: ignore[no-untyped-def]
+    def list_pods(self) -> list[Pod]:
         self.list_calls += 1
         return [p.with_status(p.status) for p in self.pods]
 
