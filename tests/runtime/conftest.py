@@ -8,7 +8,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -18,6 +18,8 @@ from pykubelet.runtime import (
     ContainerState,
     LinuxResources,
     Mount,
+    NamespaceMode,
+    PortMapping,
     SandboxConfig,
     SecurityConfig,
 )
@@ -26,6 +28,23 @@ from pykubelet.runtime.process import ProcessRuntime
 from tests.prereq import require, require_binary, require_root
 
 BUSYBOX_REF = "localhost/busybox:latest"
+
+
+class SandboxOptions(TypedDict, total=False):
+    """The ``SandboxConfig`` fields a test's sandbox helper passes through as keywords (its
+    identity and hostname the helper sets itself)."""
+
+    attempt: int
+    log_directory: str
+    network: NamespaceMode
+    pid: NamespaceMode
+    ipc: NamespaceMode
+    cgroup_parent: str
+    pids_limit: int
+    port_mappings: tuple[PortMapping, ...]
+    dns_servers: tuple[str, ...]
+    labels: dict[str, str]
+    annotations: dict[str, str]
 
 
 class ContainerOptions(TypedDict, total=False):
@@ -94,9 +113,9 @@ async def runtime(make_runtime: Callable[..., ProcessRuntime]) -> ProcessRuntime
     return make_runtime()
 
 
-def sandbox_config(name: str = "pod", **kw: object) -> SandboxConfig:
+def sandbox_config(name: str = "pod", **kw: Unpack[SandboxOptions]) -> SandboxConfig:
     uid = secrets.token_hex(8)
-    return SandboxConfig(name=name, namespace="default", uid=uid, hostname=name, **kw)  # type: ignore[arg-type]
+    return SandboxConfig(name=name, namespace="default", uid=uid, hostname=name, **kw)
 
 
 async def wait_for(
