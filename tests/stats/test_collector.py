@@ -247,7 +247,7 @@ async def test_housekeeping_loop_keeps_going_after_a_failed_pass(tmp_path: objec
         await _wait_for(lambda: collector.passes == 2)
         source.fail = True
         await clock.advance(10.0)
-        await _wait_for(lambda: bool(collector.latest() and collector.latest().error))  # type: ignore[union-attr]
+        await _wait_for(lambda: bool((latest := collector.latest()) and latest.error))
         assert collector.passes == 2
         assert b"\nresource_scrape_error 1.0\n" in service.resource_metrics()
         source.fail = False

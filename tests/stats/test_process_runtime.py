@@ -102,7 +102,9 @@ async def test_stats_of_process_runtime_pods(
         assert c.cpu is not None and c.cpu.usage_core_ns > 0
         assert c.memory is not None and c.memory.working_set_bytes > 0
         assert c.logs is not None and (c.logs.used_bytes or 0) > 0
-    rate = by_name["busy"].cpu.usage_nano_cores  # type: ignore[union-attr]
+    busy_cpu = by_name["busy"].cpu
+    assert busy_cpu is not None
+    rate = busy_cpu.usage_nano_cores
     assert rate is not None and 0.02e9 < rate <= 0.35e9  # quota: 0.3 of a core
     rootfs = by_name["busy"].rootfs
     assert rootfs is not None and (rootfs.used_bytes or 0) >= 256 * 1024
