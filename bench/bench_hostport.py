@@ -27,8 +27,8 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from netns_children import cpu, start_namespaces, stop
 
@@ -53,7 +53,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make(kind: str, bridge: str, subnet: str, state: Path) -> Any:
+def make(kind: str, bridge: str, subnet: str, state: Path) -> BridgeNetwork | CniNetwork:
     if kind.startswith("built-in"):
         return BridgeNetwork(state_dir=str(state), bridge=bridge, subnet=subnet)
     conf = default_conflist(bridge=bridge, subnet=subnet, data_dir=str(state / "ipam"))
@@ -86,10 +86,11 @@ async def run_one(kind: str, pods: int, tmp: Path) -> list[tuple[str, list[float
                     port_mappings=mappings,
                 )
             )
-        for name, call in (
+        steps: tuple[tuple[str, Callable[[SandboxNetworkRef], Awaitable[object]]], ...] = (
             ("setup", lambda r: net.attach(r)),
             ("teardown", lambda r: net.teardown(r.sandbox_id)),
-        ):
+        )
+        for name, call in steps:
             walls = []
             c0, k0 = cpu()
             for r in refs:

@@ -192,7 +192,8 @@ def main() -> None:
         time.sleep(a.idle)
         idle_pct = 100 * (cpu_s(agent.pid) - idle0) / (time.monotonic() - t_idle0)
         kubectl("create", "namespace", ns)
-        done, out = threading.Event(), {}
+        done = threading.Event()
+        out: dict[str, float] = {}
         watcher = threading.Thread(target=watch_running, args=(ns, a.pods, done, out), daemon=True)
         watcher.start()
         time.sleep(1)  # the watch is open

@@ -13,6 +13,7 @@ Loopback and namespaces this script creates only; bounded to well under two minu
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
@@ -84,8 +85,7 @@ async def _probe_rows(netns_path: str, label: str) -> None:
             (TcpSocketAction(port=port), "tcpSocket"),
         ):
             samples = await _time(
-                lambda a=action: run_handler(a, target, runner, timeout_s=5),
-                200,  # type: ignore[misc]
+                functools.partial(run_handler, action, target, runner, timeout_s=5), 200
             )
             _row(f"{name} probe, {label}", samples)
         for n in (100, 500):

@@ -250,7 +250,9 @@ def main() -> None:
         sys.exit("bench_stats needs root (it creates cgroups)")
     reader = CgroupReader.from_host()
     root = f"pykubelet-bench-{secrets.token_hex(4)}"
-    listing, procs, made = Listing(), [], []
+    listing = Listing()
+    procs: list[subprocess.Popen[bytes]] = []
+    made: list[str] = []
     import tempfile
 
     try:

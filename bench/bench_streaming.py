@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -58,8 +59,8 @@ async def ws_exec_true(srv: StreamServer, http: aiohttp.ClientSession) -> None:
             pass
 
 
-async def latency(name: str, fn, n: int) -> list[str]:  # type: ignore[no-untyped-def]
-    samples = []
+async def latency(name: str, fn: Callable[[], Awaitable[None]], n: int) -> list[str]:
+    samples: list[float] = []
     for _ in range(n):
         t0 = time.perf_counter()
         await fn()
@@ -156,7 +157,7 @@ async def ws_echo(
 ) -> float:
     payload = bytes([in_ch]) + b"\xab" * CHUNK
     async with http.ws_connect(
-        srv.base_url + path, protocols=(protocol,), max_msg_size=0, ssl=srv.client_ssl()
+        srv.base_url + path, protocols=(protocol,), max_msg_size=0, ssl=srv.ws_ssl()
     ) as ws:
         for _ in range(skip):
             await ws.receive_bytes()
@@ -221,7 +222,7 @@ async def exec_only(n: int) -> None:
     cpu = dict.fromkeys(lat, 0.0)
     try:
         async with aiohttp.ClientSession() as http:
-            one = {
+            one: dict[str, Callable[[], Awaitable[None]]] = {
                 "SPDY": lambda: spdy_exec_true(srv),
                 "WebSocket": lambda: ws_exec_true(srv, http),
             }
@@ -379,10 +380,11 @@ async def main() -> None:
                     f"{total >> 20} MiB",
                 ]
             )
-            for name, one in (
+            concurrent: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
                 ("100 concurrent exec `true`, SPDY", lambda: spdy_exec_true(srv)),
                 ("100 concurrent exec `true`, WebSocket", lambda: ws_exec_true(srv, http)),
-            ):
+            )
+            for name, one in concurrent:
                 t0 = time.perf_counter()
                 await asyncio.gather(*(one() for _ in range(100)))
                 rows.append([name, f"{(time.perf_counter() - t0):.2f} s total", "", "100"])

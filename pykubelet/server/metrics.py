@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from pykubelet.server.settings import RequestObserver, RequestRecord
 from pykubelet.stats import CONTENT_TYPE, AgentMetrics
@@ -23,7 +24,6 @@ __all__ = [
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 class MetricsBackend(Protocol):

@@ -168,7 +168,7 @@ class ControlPlane:
         self.start_apiserver(etcd=f"http://127.0.0.1:{client}")
 
     def start_apiserver(self, *, etcd: str = "") -> None:
-        self._etcd = etcd or self._etcd
+        self._etcd: str = etcd or self._etcd  # a restart keeps the first start's etcd
         self._launch(
             "kube-apiserver",
             [

@@ -4,6 +4,7 @@ current-PEM symlink, the serving placeholder, reuse at start, and refusals by na
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import random
 import stat
@@ -106,18 +107,19 @@ async def test_a_valid_kubeconfig_is_kept_and_a_valid_current_pem_reused(tmp_pat
         tmp_path / "bootstrap", server="https://127.0.0.1:1", ca_file="/ca.crt", token="a.b"
     )
     kc = tmp_path / "kubelet.kubeconfig"
-    args = {
-        "kubeconfig": str(kc),
-        "bootstrap_kubeconfig": str(boot),
-        "cert_dir": str(pki),
-        "node_name": "n",
-        "clock": clock,
-    }
+    bootstrap = functools.partial(
+        bootstrap_client_certificate,
+        kubeconfig=str(kc),
+        bootstrap_kubeconfig=str(boot),
+        cert_dir=str(pki),
+        node_name="n",
+        clock=clock,
+    )
     # no kubeconfig yet, a valid certificate: reused, nothing asked of the (absent) API server
-    assert await bootstrap_client_certificate(**args) == "reused"  # type: ignore[arg-type]
+    assert await bootstrap() == "reused"
     assert stat.S_IMODE(os.stat(kc).st_mode) == 0o600
     assert f"client-certificate: {current}" in kc.read_text()
-    assert await bootstrap_client_certificate(**args) == "kept"  # type: ignore[arg-type]
+    assert await bootstrap() == "kept"
 
 
 def test_a_bootstrap_kubeconfig_without_a_kubeconfig_is_refused() -> None:

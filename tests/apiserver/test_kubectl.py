@@ -156,12 +156,10 @@ def test_kubectl_exec_exit_code_and_stdin(
     assert rec["status"] == 101, rec
 
 
-def _kubectl(
-    kubectl: str, admin: Path, *args: str, **kw: object
-) -> subprocess.CompletedProcess[bytes]:
+def _kubectl(kubectl: str, admin: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [kubectl, f"--kubeconfig={admin}", *args], capture_output=True, timeout=60, **kw
-    )  # type: ignore[call-overload,no-any-return]
+        [kubectl, f"--kubeconfig={admin}", *args], capture_output=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize("kubectl", _kubectls(), ids=lambda p: "path" if "/usr" in p else "v1.20.2")
@@ -277,7 +275,10 @@ def test_kubectl_logs_since_and_previous(
 ) -> None:
     _cp, node, admin = cluster_node
     logs = [kubectl, f"--kubeconfig={admin}", "logs", MIRROR]
-    run = lambda *a: subprocess.run([*logs, *a], capture_output=True, timeout=60)  # noqa: E731
+
+    def run(*a: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*logs, *a], capture_output=True, timeout=60)
+
     assert run("-c", "logger", "--since=1h").stdout.count(b"\n") == 50
     # the logger wrote its 50 lines at start and sleeps: soon none is younger than 1 s
     wait_for(lambda: run("-c", "logger", "--since=1s").stdout == b"", 30, "no recent lines")

@@ -128,7 +128,8 @@ async def test_bundle_is_reloaded_when_the_file_changes(tmp_path: Path) -> None:
     _write_bundle(bundle, ca1)
     auth = X509Authenticator(str(bundle), stat_interval_s=0.0)
     c2 = der(create_client_cert(str(tmp_path / "two"), "bob", ca=ca2))
-    assert (await auth.authenticate(req(c2))).error  # type: ignore[union-attr]
+    rejected = await auth.authenticate(req(c2))
+    assert rejected is not None and rejected.error
     _write_bundle(bundle, ca1, ca2)
     res = await auth.authenticate(req(c2))
     assert res is not None and res.user is not None and res.user.name == "bob"

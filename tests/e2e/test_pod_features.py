@@ -191,7 +191,7 @@ async def test_port_forward_and_stats(node: Node) -> None:
         return None
 
     c = wait_for(web_stats, 40, "the web container's stats in /stats/summary")
-    assert c["memory"]["workingSetBytes"] > 0  # type: ignore[index]
+    assert c["memory"]["workingSetBytes"] > 0
 
     def pod_network() -> dict[str, object] | None:
         for pod in node.get("/stats/summary").get("pods") or []:
@@ -201,7 +201,7 @@ async def test_port_forward_and_stats(node: Node) -> None:
 
     # the readiness probes and the port-forward above reached the pod through eth0
     net = wait_for(pod_network, 40, "the pod's network stats")
-    assert net["txBytes"] > 0  # type: ignore[operator]
+    assert net["txBytes"] > 0
     metrics = _get_text(node, "/metrics/resource")
     assert 'container_cpu_usage_seconds_total{container="web"' in metrics
     cadvisor = _get_text(node, "/metrics/cadvisor")

@@ -44,9 +44,13 @@ def busybox_layer() -> bytes:
         out = Path(d) / "bb.tar"
         build_busybox_image(out)
         with tarfile.open(out) as t:
-            index = json.load(t.extractfile("index.json"))  # type: ignore[arg-type]
+            index_file = t.extractfile("index.json")
+            assert index_file is not None  # None only for a member that is not a file
+            index = json.load(index_file)
             mdigest = index["manifests"][0]["digest"].split(":")[1]
-            manifest = json.load(t.extractfile(f"blobs/sha256/{mdigest}"))  # type: ignore[arg-type]
+            manifest_file = t.extractfile(f"blobs/sha256/{mdigest}")
+            assert manifest_file is not None
+            manifest = json.load(manifest_file)
             ldigest = manifest["layers"][0]["digest"].split(":")[1]
             blob = t.extractfile(f"blobs/sha256/{ldigest}")
             assert blob is not None

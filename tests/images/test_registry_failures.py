@@ -10,6 +10,7 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -38,7 +39,7 @@ async def test_nothing_listening(tmp_path: Path) -> None:
 @pytest.fixture
 async def stalling_server() -> AsyncIterator[str]:
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {}}).encode()
-    manifest = {
+    manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)},

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from pykubelet.network import BridgeNetwork, host_veth_name
 
@@ -91,6 +92,13 @@ def _used_subnets() -> set[str]:
     return used
 
 
+class BridgeOptions(TypedDict, total=False):
+    """``BridgeNetwork`` keywords a test may set beyond the bridge's own name and subnet."""
+
+    max_workers: int
+    cni_bin_dir: str
+
+
 @dataclass
 class PrivateBridge:
     name: str
@@ -98,7 +106,7 @@ class PrivateBridge:
     prefix: str  # "10.99.17."
     state_dir: Path
 
-    def network(self, **kwargs: int | str) -> BridgeNetwork:
+    def network(self, **kwargs: Unpack[BridgeOptions]) -> BridgeNetwork:
         return BridgeNetwork(
             state_dir=str(self.state_dir), bridge=self.name, subnet=self.subnet, **kwargs
         )

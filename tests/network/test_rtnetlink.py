@@ -312,6 +312,7 @@ def test_the_kernel_accepts_the_vectors() -> None:
         assert "default via 10.99.1.1 dev pkt0" in ns.run("ip", "route").stdout
         # the same bridge again: the kernel says EEXIST, which the codec reports as 17
         (again,) = _kernel_answers(ns.path, [wire["create bridge"]])
+        assert isinstance(again, rt.Ack), again
         assert again == rt.Ack(seq=1, error=17, message=again.message)
         grouped = _kernel_answers(
             ns.path, [wire["put a link in device group 1234"], wire["delete device group 1234"]]
@@ -323,4 +324,5 @@ def test_the_kernel_accepts_the_vectors() -> None:
         assert gone == rt.Ack(seq=8, error=0)
         assert "pkt0" not in ns.run("ip", "link").stdout
         (empty,) = _kernel_answers(ns.path, [wire["delete device group 1234"]])
+        assert isinstance(empty, rt.Ack), empty
         assert empty.error == 19  # ENODEV: nothing in the group

@@ -93,7 +93,7 @@ def test_config_map_and_secret_env_and_volumes(
     def waiting() -> dict[str, Any] | None:
         p = cp.get("pod", "-n", namespace, "waits")
         cs = ((p or {}).get("status") or {}).get("containerStatuses") or [{}]
-        return (cs[0].get("state") or {}).get("waiting")  # type: ignore[no-any-return]
+        return (cs[0].get("state") or {}).get("waiting")
 
     w = wait_api(
         lambda: (x := waiting()) and x.get("reason") == "CreateContainerConfigError" and x,

@@ -32,7 +32,7 @@ def _sleeper(name: str, node: str) -> dict[str, Any]:
 def _container(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
     p = cp.get("pod", "-n", namespace, name)
     cs = ((p or {}).get("status") or {}).get("containerStatuses") or []
-    return cs[0] if cs and "running" in cs[0]["state"] else None  # type: ignore[no-any-return]
+    return cs[0] if cs and "running" in cs[0]["state"] else None
 
 
 def test_api_server_restart_resumes_the_watch_without_restarting_containers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -107,14 +108,10 @@ def test_skip_rule_ignores_heartbeats_only() -> None:
     }
     assert status_differs(unknown, tick, first)  # the controller's Unknown is overwritten
     moved = build_status(
-        NodeSettings(**{**_fields(S), "node_ip": "10.0.0.6"}), FACTS, previous=first,
+        replace(S, node_ip="10.0.0.6"), FACTS, previous=first,
         ready_errors=[], now=1_700_000_010,
     )  # fmt: skip
     assert status_differs(first, moved, first)
-
-
-def _fields(s: NodeSettings) -> dict[str, object]:
-    return {f: getattr(s, f) for f in s.__slots__}  # type: ignore[attr-defined]
 
 
 def test_registered_node_has_labels_taints_and_annotation() -> None:
@@ -140,7 +137,7 @@ def test_adoption_rewrites_default_labels_and_hugepages_only() -> None:
         "labels": {"kubernetes.io/hostname": "n1", "kubernetes.io/os": "linux"}
     }
     assert patch["status"] == {"capacity": {"hugepages-16Gi": None}}
-    plain = NodeSettings(**{**_fields(S), "labels": ()})
+    plain = replace(S, labels=())
     clean = build_node(
         plain, FACTS, build_status(plain, FACTS, previous=None, ready_errors=[], now=0)
     )

@@ -26,7 +26,7 @@ def _pod(name: str, node: str, image: str, secrets: list[str]) -> dict[str, Any]
 def _state(cp: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
     p = cp.get("pod", "-n", namespace, name) or {}
     cs = (p.get("status") or {}).get("containerStatuses") or [{}]
-    return cs[0].get("state") or {}  # type: ignore[no-any-return]
+    return cs[0].get("state") or {}
 
 
 def test_image_pull_secret_from_the_api(

@@ -159,7 +159,8 @@ async def _websocket(
 ) -> tuple[int, dict[str, str], bytes]:
     url = f"https://127.0.0.1:{port}{target}"
     async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(url, protocols=(protocol,), ssl=ctx, headers=headers) as ws:
+        # aiohttp spells "no context of ours" as True (its default); None is deprecated
+        async with s.ws_connect(url, protocols=(protocol,), ssl=ctx or True, headers=headers) as ws:
             assert ws.protocol == protocol
             if op.id.startswith("exec"):
                 await _check_exec_channels(ws, t.exec_stdout)

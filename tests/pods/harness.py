@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pykubelet.api import Pod
+from pykubelet.api import Pod, PodStatus
 from pykubelet.core.clock import FakeClock
 from pykubelet.pods import (
     Backoff,
@@ -85,10 +85,14 @@ class Harness:
         assert got is not None
         return got
 
-    def status(self, p: Pod, name: str) -> Any:
+    def pod_status(self, p: Pod) -> PodStatus:
+        """The pod's status; every pod the manager holds has one once it has been seen."""
         st = self.pod(p).status
         assert st is not None
-        found = st.find_container(name)
+        return st
+
+    def status(self, p: Pod, name: str) -> Any:
+        found = self.pod_status(p).find_container(name)
         assert found is not None
         return found
 

@@ -25,7 +25,7 @@ async def test_readiness_verdicts_drive_ready_conditions() -> None:
         verdicts[b.id] = True
         h.manager.wake(pod.uid)
         await h.settle()
-        assert {c.type: c.status for c in h.pod(pod).status.conditions}["Ready"] == "True"
+        assert {c.type: c.status for c in h.pod_status(pod).conditions}["Ready"] == "True"
 
 
 async def test_running_and_exited_are_announced_once_including_adopted_containers() -> None:

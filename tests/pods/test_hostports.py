@@ -146,19 +146,19 @@ async def test_clashing_pod_is_rejected_with_node_ports_and_the_first_keeps_runn
     other = _pod({"containerPort": 80, "hostPort": 8081}, name="other")
     async with harness() as h:
         h.set_pods(first)
-        await h.until(lambda: h.pod(first).status.phase == "Running")
+        await h.until(lambda: h.pod_status(first).phase == "Running")
         h.set_pods(first, clash, other)
-        await h.until(lambda: h.pod(other).status.phase == "Running")
+        await h.until(lambda: h.pod_status(other).phase == "Running")
         rejected = h.pod(clash).status
         assert rejected is not None and rejected.phase == "Failed"
         assert rejected.reason == "NodePorts"
         assert rejected.message == "Pod Predicate NodePorts failed"
-        assert h.pod(first).status.phase == "Running"
+        assert h.pod_status(first).phase == "Running"
         assert len(h.runtime.running()) == 2
         # once the first pod is gone, a new pod may take the port
         again = _pod({"containerPort": 82, "hostPort": 8080}, name="again")
         h.set_pods(other, again)
-        await h.until(lambda: h.pod(again).status.phase == "Running")
+        await h.until(lambda: h.pod_status(again).phase == "Running")
 
 
 def test_the_network_reference_carries_the_sandbox_port_mappings() -> None:

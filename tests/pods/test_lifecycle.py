@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import itertools
 
+from pykubelet.core.clock import FakeClock
 from pykubelet.runtime.fake import FakeRuntime
-from tests.pods.harness import ctr, harness, manifest, static
+from pykubelet.runtime.types import ContainerStatus
+from tests.pods.harness import Harness, ctr, harness, manifest, static
 
 
-def _running(h, name):  # type: ignore[no-untyped-def]
+def _running(h: Harness, name: str) -> list[ContainerStatus]:
     return [c for c in h.runtime.running() if c.name == name]
 
 
@@ -17,7 +19,7 @@ async def test_pod_starts_and_reports_running_status() -> None:
     pod = static(manifest("web", ctr("a"), ctr("b")))
     async with harness() as h:
         h.set_pods(pod)
-        await h.until(lambda: h.pod(pod).status.phase == "Running")
+        await h.until(lambda: h.pod_status(pod).phase == "Running")
         st = h.pod(pod).status
         assert st is not None
         assert [c.type for c in st.conditions] == [
@@ -56,7 +58,7 @@ async def test_init_containers_run_in_order_each_to_success() -> None:
         assert init.message == "containers with incomplete status: [i1 i2]"
         await h.until(lambda: bool(_running(h, "app")))
         assert [n for n, _ in h.runtime.started] == ["i1", "i2", "app"]
-        await h.until(lambda: h.pod(pod).status.phase == "Running")
+        await h.until(lambda: h.pod_status(pod).phase == "Running")
         i1 = h.status(pod, "i1")
         assert i1.state.terminated.reason == "Completed" and i1.ready
 
@@ -79,7 +81,7 @@ async def test_failed_init_container_with_restart_policy_never_fails_the_pod() -
     async with harness() as h:
         h.runtime.script("init", exit_code=1, after_s=1)
         h.set_pods(pod)
-        await h.until(lambda: h.pod(pod).status.phase == "Failed")
+        await h.until(lambda: h.pod_status(pod).phase == "Failed")
         await h.advance(30)
         assert h.runtime.started == [("init", 0)]
         assert h.status(pod, "init").state.terminated.reason == "Error"
@@ -114,7 +116,7 @@ async def test_crash_loop_backoff_sequence_doubles_to_five_minutes() -> None:
         )
         assert st.last_state.terminated.exit_code == 1
         assert st.restart_count == len(starts) - 1
-        assert h.pod(pod).status.phase == "Running"
+        assert h.pod_status(pod).phase == "Running"
 
 
 async def test_backoff_resets_after_ten_minutes_of_running() -> None:
@@ -140,14 +142,14 @@ async def test_restart_policies() -> None:
         h.runtime.script("ok", exit_code=0, after_s=1)
         h.runtime.script("bad", exit_code=2, after_s=1)
         h.set_pods(never, onfail_ok, onfail_bad)
-        await h.until(lambda: h.pod(never).status.phase == "Failed")
-        await h.until(lambda: h.pod(onfail_ok).status.phase == "Succeeded")
+        await h.until(lambda: h.pod_status(never).phase == "Failed")
+        await h.until(lambda: h.pod_status(onfail_ok).phase == "Succeeded")
         await h.until(lambda: h.status(onfail_bad, "bad").restart_count >= 1)
         await h.advance(30)
         assert [a for n, a in h.runtime.started if n == "c"] == [0]
         assert [a for n, a in h.runtime.started if n == "ok"] == [0]
-        assert h.pod(onfail_bad).status.phase == "Running"
-        done = h.pod(onfail_ok).status
+        assert h.pod_status(onfail_bad).phase == "Running"
+        done = h.pod_status(onfail_ok)
         assert done.conditions[1].reason == "PodCompleted"
         assert h.status(never, "c").state.terminated.exit_code == 2
 
@@ -157,7 +159,7 @@ async def test_oom_kill_is_reported_as_oomkilled() -> None:
     async with harness() as h:
         h.runtime.script("hog", oom=True, after_s=1)
         h.set_pods(pod)
-        await h.until(lambda: h.pod(pod).status.phase == "Failed")
+        await h.until(lambda: h.pod_status(pod).phase == "Failed")
         t = h.status(pod, "hog").state.terminated
         assert t.reason == "OOMKilled" and t.exit_code == 137
 
@@ -232,7 +234,7 @@ async def test_missing_image_err_image_pull_then_image_pull_backoff() -> None:
         w = h.status(pod, "c").state.waiting
         assert w.reason == "ImagePullBackOff"
         assert w.message == 'Back-off pulling image "nosuch:1.0"'
-        assert h.pod(pod).status.phase == "Pending"
+        assert h.pod_status(pod).phase == "Pending"
         h.runtime.add_image("nosuch:1.0")
         await h.until(lambda: len(h.runtime.running()) == 1, max_s=30)
 
@@ -313,17 +315,17 @@ async def test_orphaned_sandboxes_are_removed_once_sources_have_reported() -> No
 
 async def test_finished_pod_stays_finished_across_agent_restart() -> None:
     pod = static(manifest("job", ctr("c"), restartPolicy="Never"))
-    clock_runtime: tuple[FakeRuntime, object] | None = None
+    clock_runtime: tuple[FakeRuntime, FakeClock] | None = None
     async with harness() as h1:
         h1.runtime.script("c", exit_code=0, after_s=1)
         h1.set_pods(pod)
-        await h1.until(lambda: h1.pod(pod).status.phase == "Succeeded")
+        await h1.until(lambda: h1.pod_status(pod).phase == "Succeeded")
         clock_runtime = (h1.runtime, h1.clock)
     runtime, clock = clock_runtime
-    async with harness(runtime=runtime, clock=clock) as h2:  # type: ignore[arg-type]
+    async with harness(runtime=runtime, clock=clock) as h2:
         h2.set_pods(pod)
         await h2.advance(5)
-        assert h2.pod(pod).status.phase == "Succeeded"
+        assert h2.pod_status(pod).phase == "Succeeded"
         assert runtime.started == [("c", 0)]
 
 
@@ -331,20 +333,20 @@ async def test_condition_transition_times_only_move_on_change() -> None:
     pod = static(manifest("p", ctr("c"), restartPolicy="Never"))
     async with harness() as h:
         h.set_pods(pod)
-        await h.until(lambda: h.pod(pod).status.phase == "Running")
-        before = {c.type: c.last_transition_time for c in h.pod(pod).status.conditions}
+        await h.until(lambda: h.pod_status(pod).phase == "Running")
+        before = {c.type: c.last_transition_time for c in h.pod_status(pod).conditions}
         await h.advance(20)
         h.manager.wake(pod.uid)
         await h.settle()
-        after = {c.type: c.last_transition_time for c in h.pod(pod).status.conditions}
+        after = {c.type: c.last_transition_time for c in h.pod_status(pod).conditions}
         assert before == after
         [c] = h.runtime.running()
         h.runtime.exit_container(c.id, 1)
         await h.advance(1)
-        ready = {c.type: c for c in h.pod(pod).status.conditions}["Ready"]
+        ready = {c.type: c for c in h.pod_status(pod).conditions}["Ready"]
         assert ready.status == "False" and ready.last_transition_time > before["Ready"]
         assert h.runtime.running() == []
-        assert h.pod(pod).status.phase == "Failed"
+        assert h.pod_status(pod).phase == "Failed"
 
 
 async def test_pod_restored_while_stopping_waits_for_the_stop_then_starts_fresh() -> None:
@@ -364,7 +366,7 @@ async def test_pod_restored_while_stopping_waits_for_the_stop_then_starts_fresh(
         await h.until(lambda: len(h.runtime.stops) == 1 and len(h.runtime.running()) == 1)
         [sandbox] = await h.runtime.list_pod_sandboxes()
         assert sandbox.created_at >= h.clock.now() - 2
-        await h.until(lambda: h.pod(pod).status.phase == "Running")
+        await h.until(lambda: h.pod_status(pod).phase == "Running")
 
 
 async def test_idle_pods_cost_one_runtime_list_per_second() -> None:
@@ -419,7 +421,7 @@ async def test_dead_sandbox_is_replaced_and_restart_counts_carry_over() -> None:
         [new] = await h.runtime.list_pod_sandboxes()
         assert new.id != old.id and new.attempt == 1
         assert h.status(pod, "c").restart_count == 1
-        assert h.pod(pod).status.phase == "Running"
+        assert h.pod_status(pod).phase == "Running"
 
 
 async def test_finished_pods_do_not_count_against_max_pods() -> None:
@@ -428,9 +430,9 @@ async def test_finished_pods_do_not_count_against_max_pods() -> None:
     async with harness(max_pods=1) as h:
         h.runtime.script("once", exit_code=0, after_s=1)
         h.set_pods(job)
-        await h.until(lambda: h.pod(job).status.phase == "Succeeded")
+        await h.until(lambda: h.pod_status(job).phase == "Succeeded")
         h.set_pods(job, later)
-        await h.until(lambda: h.pod(later).status.phase == "Running")
+        await h.until(lambda: h.pod_status(later).phase == "Running")
 
 
 async def test_generation_moves_with_every_change_list_pods_would_show() -> None:
@@ -438,7 +440,7 @@ async def test_generation_moves_with_every_change_list_pods_would_show() -> None
     async with harness() as h:
         g0 = h.manager.generation()
         h.set_pods(pod)
-        await h.until(lambda: h.pod(pod).status.phase == "Running")
+        await h.until(lambda: h.pod_status(pod).phase == "Running")
         g1 = h.manager.generation()
         assert g1 > g0
         await h.settle()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pykubelet.api import Container, Pod
 from pykubelet.runtime.types import ContainerState
-from tests.pods.harness import ctr, harness, manifest, static
+from tests.pods.harness import Harness, ctr, harness, manifest, static
 
 
 def _sidecar_pod(restart_policy: str = "Always") -> Pod:
@@ -23,8 +23,8 @@ def _sidecar_pod(restart_policy: str = "Always") -> Pod:
     )
 
 
-def _state(h: object, name: str) -> ContainerState | None:
-    running = {c.name: c.state for c in h.runtime.running()}  # type: ignore[attr-defined]
+def _state(h: Harness, name: str) -> ContainerState | None:
+    running = {c.name: c.state for c in h.runtime.running()}
     return running.get(name)
 
 
@@ -71,7 +71,7 @@ async def test_an_exited_sidecar_is_restarted_and_the_app_keeps_running() -> Non
         await h.until(lambda: h.status(pod, "proxy").restart_count == 1, max_s=30)
         await h.until(lambda: _state(h, "proxy") is ContainerState.RUNNING)
         assert app_id in {c.id for c in h.runtime.running()}
-        assert h.pod(pod).status.phase == "Running"  # type: ignore[union-attr]
+        assert h.pod_status(pod).phase == "Running"
 
 
 async def test_pod_succeeds_when_the_app_is_done_and_the_sidecar_is_stopped() -> None:
@@ -80,7 +80,7 @@ async def test_pod_succeeds_when_the_app_is_done_and_the_sidecar_is_stopped() ->
         h.runtime.script("app", exit_code=0, after_s=5)
         pod = _sidecar_pod(restart_policy="Never")
         h.set_pods(pod)
-        await h.until(lambda: h.pod(pod).status.phase == "Succeeded", max_s=30)  # type: ignore[union-attr]
+        await h.until(lambda: h.pod_status(pod).phase == "Succeeded", max_s=30)
         await h.until(lambda: h.runtime.running() == [])
 
 

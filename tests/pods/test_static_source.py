@@ -70,12 +70,12 @@ async def test_written_changed_removed_within_one_second(tmp_path: Path, poll: b
     async with watching(tmp_path, poll=poll) as w:
         assert w.last is not None and w.last.op is UpdateOp.SET and w.last.pods == ()
         write(tmp_path / "a.yaml", GOOD.format(name="a", arg="1"))
-        await w.next()
+        first = await w.next()
         assert w.names() == ["a-node1"]
-        first_uid = w.last.pods[0].uid if w.last else ""
+        first_uid = first.pods[0].uid
         write(tmp_path / "a.yaml", GOOD.format(name="a", arg="2"))
-        await w.next()
-        assert w.names() == ["a-node1"] and w.last and w.last.pods[0].uid != first_uid
+        changed = await w.next()
+        assert w.names() == ["a-node1"] and changed.pods[0].uid != first_uid
         (tmp_path / "a.yaml").unlink()
         await w.next()
         assert w.names() == []

@@ -64,6 +64,10 @@ class Recorder:
             if p == pod and t == probe_type and (result is None or r == result)
         )
 
+    def reached(self, pod: str, probe_type: str, n: int) -> Callable[[], bool]:
+        """A ``wait_until`` condition: at least ``n`` runs (``n`` bound now, not at call time)."""
+        return lambda: self.count(pod, probe_type) >= n
+
 
 @dataclass
 class Listener:

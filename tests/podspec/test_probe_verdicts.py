@@ -41,7 +41,9 @@ def _change(kind: ProbeType, result: ProbeResult, output: str = "") -> ProbeChan
 
 
 async def test_liveness_failure_is_an_unhealthy_event_and_a_kill_request() -> None:
-    events, woken, kills = _Events(), [], []
+    events = _Events()
+    woken: list[str] = []
+    kills: list[tuple[str, KillRequest]] = []
     clock = FakeClock()
     verdicts = ProbeVerdicts(FakeRuntime(clock), clock, events=events)
     verdicts.connect(wake=woken.append, kill=lambda uid, r: kills.append((uid, r)))
@@ -64,7 +66,9 @@ async def test_liveness_failure_is_an_unhealthy_event_and_a_kill_request() -> No
 
 
 async def test_readiness_failure_is_an_event_and_a_wake_not_a_kill() -> None:
-    events, woken, kills = _Events(), [], []
+    events = _Events()
+    woken: list[str] = []
+    kills: list[tuple[str, KillRequest]] = []
     clock = FakeClock()
     verdicts = ProbeVerdicts(FakeRuntime(clock), clock, events=events)
     verdicts.connect(wake=woken.append, kill=lambda uid, r: kills.append((uid, r)))

@@ -141,7 +141,7 @@ async def test_a_hanging_probe_never_stalls_other_pods() -> None:
         try:
             await wait_until(lambda: accepted != [])  # the stuck probe is in flight
             for n in range(1, 5):
-                await wait_until(lambda n=n: recorder.count("fine", "Readiness") >= n)
+                await wait_until(recorder.reached("fine", "Readiness", n))
                 await clock.advance(10)  # the default period
             assert prober.ready("fine-c")
             assert recorder.count("stuck", "Readiness") == 0  # still hanging, on its own task
@@ -239,7 +239,7 @@ async def test_startup_probe_holds_readiness_and_liveness(tmp_path: Path) -> Non
     prober.watch(pod, pod.spec.containers[0], ProbeTarget(container_id="boot-c"))
     try:
         for n in range(1, 4):
-            await wait_until(lambda n=n: recorder.count("boot", "Startup") >= n)
+            await wait_until(recorder.reached("boot", "Startup", n))
             await clock.advance(1)
         await wait_until(lambda: recorder.count("boot", "Startup") >= 4)
         assert recorder.count("boot", "Readiness") == recorder.count("boot", "Liveness") == 0

@@ -167,7 +167,7 @@ def test_unknown_field_path_is_named() -> None:
 
 
 def test_downward_files_format_maps_like_upstream() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
         {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
         {"path": "sub/name", "fieldRef": {"fieldPath": "metadata.name"}, "mode": 0o600},

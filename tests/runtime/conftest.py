@@ -8,17 +8,60 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
 from devtools.busybox_image import BUSYBOX_PATH, build_busybox_image, build_pause_image
 from devtools.containerd import PAUSE_REF, Containerd
-from pykubelet.runtime import ContainerState, SandboxConfig
+from pykubelet.runtime import (
+    ContainerState,
+    LinuxResources,
+    Mount,
+    NamespaceMode,
+    PortMapping,
+    SandboxConfig,
+    SecurityConfig,
+)
 from pykubelet.runtime.cri import CriRuntime
 from pykubelet.runtime.process import ProcessRuntime
 from tests.prereq import require, require_binary, require_root
 
 BUSYBOX_REF = "localhost/busybox:latest"
+
+
+class SandboxOptions(TypedDict, total=False):
+    """The ``SandboxConfig`` fields a test's sandbox helper passes through as keywords (its
+    identity and hostname the helper sets itself)."""
+
+    attempt: int
+    log_directory: str
+    network: NamespaceMode
+    pid: NamespaceMode
+    ipc: NamespaceMode
+    cgroup_parent: str
+    pids_limit: int
+    port_mappings: tuple[PortMapping, ...]
+    dns_servers: tuple[str, ...]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+class ContainerOptions(TypedDict, total=False):
+    """The ``ContainerConfig`` fields a test's config helper passes through as keywords."""
+
+    attempt: int
+    args: tuple[str, ...]
+    working_dir: str
+    envs: tuple[tuple[str, str], ...]
+    mounts: tuple[Mount, ...]
+    stdin: bool
+    stdin_once: bool
+    tty: bool
+    resources: LinuxResources
+    security: SecurityConfig
+    labels: dict[str, str]
+    annotations: dict[str, str]
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +113,9 @@ async def runtime(make_runtime: Callable[..., ProcessRuntime]) -> ProcessRuntime
     return make_runtime()
 
 
-def sandbox_config(name: str = "pod", **kw: object) -> SandboxConfig:
+def sandbox_config(name: str = "pod", **kw: Unpack[SandboxOptions]) -> SandboxConfig:
     uid = secrets.token_hex(8)
-    return SandboxConfig(name=name, namespace="default", uid=uid, hostname=name, **kw)  # type: ignore[arg-type]
+    return SandboxConfig(name=name, namespace="default", uid=uid, hostname=name, **kw)
 
 
 async def wait_for(

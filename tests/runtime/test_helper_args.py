@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Unpack
 
 from pykubelet.runtime import ContainerConfig, NamespaceMode, SandboxConfig
 from pykubelet.runtime.process.helper_args import pause_args, run_args
 from pykubelet.runtime.process.records import ContainerRecord, SandboxRecord
+from tests.runtime.conftest import SandboxOptions
 
 
-def _sandbox(**kw: object) -> SandboxConfig:
-    return SandboxConfig(name="web", namespace="default", uid="u1", hostname="web", **kw)  # type: ignore[arg-type]
+def _sandbox(**kw: Unpack[SandboxOptions]) -> SandboxConfig:
+    return SandboxConfig(name="web", namespace="default", uid="u1", hostname="web", **kw)
 
 
 def test_the_holder_joins_its_cgroups_then_owns_the_pods_namespaces() -> None:
@@ -30,7 +32,9 @@ def test_host_namespaces_and_plain_processes_own_nothing() -> None:
     assert pause_args(_sandbox(), namespaces=False) == ["pause"]
 
 
-def _records(tmp: Path, **sandbox_kw: object) -> tuple[ContainerRecord, SandboxRecord]:
+def _records(
+    tmp: Path, **sandbox_kw: Unpack[SandboxOptions]
+) -> tuple[ContainerRecord, SandboxRecord]:
     sb = SandboxRecord(
         id="s" * 64,
         config=_sandbox(**sandbox_kw),

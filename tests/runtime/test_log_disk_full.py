@@ -35,8 +35,8 @@ def log_volume(tmp_path: Path) -> Iterator[Path]:
 
 def _counted() -> float:
     """pykubelet_container_log_records_lost_total as /metrics serves it."""
-    samples = CONTAINER_LOG_RECORDS_LOST.collect()[0].samples
-    return next(s.value for s in samples if s.name.endswith("_total"))
+    samples = next(iter(CONTAINER_LOG_RECORDS_LOST.collect())).samples
+    return float(next(s.value for s in samples if s.name.endswith("_total")))
 
 
 def _numbers(log: Path) -> list[int]:

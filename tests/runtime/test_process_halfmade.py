@@ -13,6 +13,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,7 +78,7 @@ async def test_what_a_killed_agent_left_half_made_is_not_used_and_is_cleared(
     try:
         assert agent.stdout is not None
         async with asyncio.timeout(30):
-            seen = {}
+            seen: dict[str, Any] = {}
             while len(seen) < 2:
                 msg = json.loads(await agent.stdout.readline())
                 seen[msg["stuck"]] = msg

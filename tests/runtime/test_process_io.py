@@ -8,8 +8,9 @@ import gzip
 import io
 import json
 import tarfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 
@@ -24,7 +25,13 @@ from pykubelet.runtime import (
 from pykubelet.runtime.errors import ContainerNotRunning
 from pykubelet.runtime.process import ProcessRuntime, normalize_ref
 from tests.prereq import require_root
-from tests.runtime.conftest import BUSYBOX_REF, sandbox_config, wait_for, wait_state
+from tests.runtime.conftest import (
+    BUSYBOX_REF,
+    ContainerOptions,
+    sandbox_config,
+    wait_for,
+    wait_state,
+)
 
 pytestmark = pytest.mark.root
 
@@ -42,13 +49,15 @@ async def rt(
     return runtime
 
 
-def _cfg(script: str, name: str = "c", **kw: object) -> ContainerConfig:
+def _cfg(script: str, name: str = "c", **kw: Unpack[ContainerOptions]) -> ContainerConfig:
     return ContainerConfig(
         name=name, image=BUSYBOX_REF, command=("sh", "-c", script), log_path=f"{name}/0.log", **kw
-    )  # type: ignore[arg-type]
+    )
 
 
-async def _run_to_exit(rt: ProcessRuntime, tmp_path: Path, script: str, **kw: object) -> Path:
+async def _run_to_exit(
+    rt: ProcessRuntime, tmp_path: Path, script: str, **kw: Unpack[ContainerOptions]
+) -> Path:
     sc = sandbox_config(log_directory=str(tmp_path / "logs"))
     sid = await rt.run_pod_sandbox(sc)
     cid = await rt.create_container(sid, _cfg(script, **kw), sc)
@@ -307,7 +316,7 @@ async def test_readonly_rootfs_and_mounts(rt: ProcessRuntime, tmp_path: Path) ->
 
 
 async def _running(
-    rt: ProcessRuntime, tmp_path: Path, script: str, **kw: object
+    rt: ProcessRuntime, tmp_path: Path, script: str, **kw: Unpack[ContainerOptions]
 ) -> tuple[str, str]:
     sc = sandbox_config(log_directory=str(tmp_path / "logs"))
     sid = await rt.run_pod_sandbox(sc)
@@ -472,7 +481,7 @@ async def test_exec_tty_with_resize(rt: ProcessRuntime, tmp_path: Path) -> None:
     assert "45 123" in text and "is-a-tty" in text
 
 
-def _true_after(event: asyncio.Event) -> Callable[[], object]:
+def _true_after(event: asyncio.Event) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return event.is_set()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 
@@ -25,7 +27,14 @@ from pykubelet.runtime import (
 )
 from pykubelet.runtime.process import ProcessRuntime
 from tests.prereq import require_root
-from tests.runtime.conftest import BUSYBOX_REF, read_log, sandbox_config, wait_for, wait_state
+from tests.runtime.conftest import (
+    BUSYBOX_REF,
+    ContainerOptions,
+    read_log,
+    sandbox_config,
+    wait_for,
+    wait_state,
+)
 
 pytestmark = pytest.mark.root
 
@@ -38,10 +47,10 @@ async def rt(make_runtime: Callable[..., ProcessRuntime], busybox_tar: Path) -> 
     return runtime
 
 
-def _cfg(script: str, name: str = "c", **kw: object) -> ContainerConfig:
+def _cfg(script: str, name: str = "c", **kw: Unpack[ContainerOptions]) -> ContainerConfig:
     return ContainerConfig(
         name=name, image=BUSYBOX_REF, command=("sh", "-c", script), log_path=f"{name}/0.log", **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_oom_kill_is_reported_as_oomkilled(rt: ProcessRuntime, tmp_path: Path) -> None:
@@ -92,7 +101,7 @@ async def test_graceful_stop_sigterm_then_sigkill(rt: ProcessRuntime, tmp_path: 
     await rt.start_container(polite)
     await rt.start_container(stubborn)
     for name in ("polite", "stubborn"):  # the traps are set
-        await wait_for(lambda n=name: _logged(tmp_path / f"logs/{n}/0.log", b"ready"), 5)
+        await wait_for(functools.partial(_logged, tmp_path / f"logs/{name}/0.log", b"ready"), 5)
     await rt.stop_container(polite, 10)
     p = await rt.container_status(polite)
     assert (p.state, p.exit_code) == (ContainerState.EXITED, 7)

@@ -47,6 +47,7 @@ async def test_agent_serves_with_tokens_policy_and_audit(
     task = asyncio.create_task(agent.run())
     try:
         await asyncio.wait_for(agent.ready.wait(), 10)
+        assert agent.servers is not None and agent.servers.full_port is not None
         port = agent.servers.full_port
         ctx = pki.client_context(None)
         admin = await fetch(port, "/pods", ctx=ctx, headers={"Authorization": "Bearer admin-token"})

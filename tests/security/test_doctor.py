@@ -42,8 +42,8 @@ OPEN = {
 }
 
 
-def statuses(cfg: dict[str, object], **kw: str) -> dict[str, str]:
-    return {f.id: f.status for f in check_config(cfg, **kw)}
+def statuses(cfg: dict[str, object], kubeconfig: str = "") -> dict[str, str]:
+    return {f.id: f.status for f in check_config(cfg, kubeconfig=kubeconfig)}
 
 
 def test_secure_config_passes_only_what_is_enforced() -> None:

@@ -41,7 +41,7 @@ LIMITS = GuardLimits(
 def _backends(**kw: object) -> ServerBackends:
     return ServerBackends(
         pods=StaticPods(),
-        runtime=TinyRuntime(),  # type: ignore[arg-type]
+        runtime=TinyRuntime(),
         connection_limits=LIMITS,
         **kw,  # type: ignore[arg-type]
     )

@@ -187,7 +187,7 @@ async def env(pki: Pki, tmp_path: Path) -> AsyncIterator[Env]:
     )
     backends = ServerBackends(
         pods=StaticPods(),
-        runtime=TinyRuntime(),  # type: ignore[arg-type]
+        runtime=TinyRuntime(),
         authenticator=authn,
         authorizer=PolicyAuthorizer(parse_policy(POLICY)),
         observer=AuditObserver(audit, node_name=settings.node_name),

@@ -76,7 +76,8 @@ def get(port: int, ctx: ssl.SSLContext) -> tuple[int, str]:
         conn.request("GET", "/")
         resp = conn.getresponse()
         resp.read()
-        der = conn.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+        der = conn.sock.getpeercert(binary_form=True)
+        assert der is not None  # binary_form: None only without a peer certificate
         issuer = x509.load_der_x509_certificate(der).issuer.rfc4514_string()
         return resp.status, issuer
     finally:

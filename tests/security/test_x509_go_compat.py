@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pykubelet.auth.types import Attributes, AuthorizationResult, Decision
 from pykubelet.server import ServerBackends
 from tests.prereq import require_binary
 from tests.server.harness import Pki, StaticPods, TinyRuntime, fetch, running, settings_for
@@ -118,7 +119,7 @@ def _client(pki: Pki, made: Made) -> ssl.SSLContext:
 
 
 def _backends() -> ServerBackends:
-    return ServerBackends(pods=StaticPods(), runtime=TinyRuntime())  # type: ignore[arg-type]
+    return ServerBackends(pods=StaticPods(), runtime=TinyRuntime())
 
 
 @pytest.mark.parametrize("style", ["openssl", "cfssl", "kubeadm"])
@@ -158,7 +159,7 @@ async def test_several_common_names_map_as_go_does(pki: Pki, tmp_path: Path) -> 
     )
     backends = ServerBackends(
         pods=StaticPods(),
-        runtime=TinyRuntime(),  # type: ignore[arg-type]
+        runtime=TinyRuntime(),
         authorizer=_OnlyAdmin(),
     )
     async with running(settings_for(pki, client_ca_file=str(ca[0])), backends) as s:
@@ -168,8 +169,7 @@ async def test_several_common_names_map_as_go_does(pki: Pki, tmp_path: Path) -> 
 
 
 class _OnlyAdmin:
-    async def authorize(self, attrs):  # type: ignore[no-untyped-def]
-        from pykubelet.auth.types import AuthorizationResult, Decision
+    async def authorize(self, attrs: Attributes) -> AuthorizationResult:
 
         ok = attrs.user.name == "admin"
         return AuthorizationResult(

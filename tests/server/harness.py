@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from pykubelet.runtime.types import (
     SandboxConfig,
     SandboxState,
     SandboxStatus,
+    labels_match,
 )
 from pykubelet.security.certs import CertPair, create_ca, create_client_cert, create_serving_cert
 from pykubelet.server import KubeletServers, ServerBackends, ServerSettings
@@ -57,8 +58,10 @@ class TinyRuntime:
     def set_state(self, cid: str, state: ContainerState) -> None:
         self.containers[cid] = replace(self.containers[cid], state=state)
 
-    async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
-        return list(self.sandboxes)
+    async def list_pod_sandboxes(
+        self, label_selector: Mapping[str, str] | None = None
+    ) -> Sequence[SandboxStatus]:
+        return [s for s in self.sandboxes if labels_match(s.labels, label_selector or {})]
 
     async def list_containers(self, sandbox_id: str | None = None) -> Sequence[ContainerStatus]:
         return [c for c in self.containers.values() if sandbox_id in (None, c.sandbox_id)]

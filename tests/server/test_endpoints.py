@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from devtools.upstream_diff import FIXTURE_PODS
+from pykubelet.api import Pod
 from pykubelet.server import ServerBackends
 from tests.e2e.node import NODE
 from tests.server.harness import (
@@ -139,10 +140,17 @@ async def test_official_kubernetes_client_reads_a_v1podlist(pki: Pki) -> None:
         assert s.full_port
         result = await asyncio.to_thread(_k8s_call, s.full_port, pki)
     assert isinstance(result, V1PodList)
-    assert [p.metadata.name for p in result.items] == ["api", "web"]
-    assert result.items[1].spec.containers[1].name == "sidecar"
-    assert result.items[0].status.phase == "Running"
-    assert result.items[0].status.container_statuses[0].container_id == "pykubelet://c1"
+    names = []
+    for p in result.items:  # the client models every field as optional
+        assert p.metadata is not None
+        names.append(p.metadata.name)
+    assert names == ["api", "web"]
+    web_spec, api_status = result.items[1].spec, result.items[0].status
+    assert web_spec is not None and api_status is not None
+    assert web_spec.containers[1].name == "sidecar"
+    assert api_status.phase == "Running"
+    assert api_status.container_statuses is not None
+    assert api_status.container_statuses[0].container_id == "pykubelet://c1"
 
 
 async def test_runningpods_from_the_runtime(pki: Pki) -> None:
@@ -358,7 +366,7 @@ class CountingVersionedPods(StaticPods):
     def generation(self) -> int:
         return self.gen
 
-    def list_pods(self):  # type: ignore[no-untyped-def]
+    def list_pods(self) -> list[Pod]:
         self.list_calls += 1
         return [p.with_status(p.status) for p in self.pods]
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pykubelet.auth.types import Attributes, AuthorizationResult, Decision
+from pykubelet.auth.types import (
+    Attributes,
+    AuthorizationResult,
+    AuthResult,
+    Decision,
+    RequestInfo,
+    UserInfo,
+)
 from pykubelet.server import RequestRecord, ServerBackends
 from tests.server.harness import Pki, StaticPods, TinyRuntime, fetch, running, settings_for
 
@@ -293,8 +300,7 @@ async def test_plugged_in_handlers_see_the_user_and_annotate(pki: Pki) -> None:
         return web.Response(text=user.name)
 
     class Token:
-        async def authenticate(self, req):  # type: ignore[no-untyped-def]
-            from pykubelet.auth import AuthResult, UserInfo
+        async def authenticate(self, req: RequestInfo) -> AuthResult | None:
 
             if req.headers.get("authorization") == "Bearer t0k":
                 return AuthResult(

@@ -7,13 +7,14 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from pykubelet.api import Pod
 from pykubelet.core.errors import InvalidInput
+from pykubelet.runtime import SandboxStatus
 from pykubelet.stats import (
     AgentMetrics,
     CgroupReader,
@@ -50,7 +51,7 @@ def _write(path: str, data: bytes) -> None:
     Path(path).write_bytes(data)
 
 
-async def _wait_for(pred, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def _wait_for(pred: Callable[[], bool], timeout_s: float = 10.0) -> None:
     import asyncio
 
     deadline = time.monotonic() + timeout_s
@@ -227,7 +228,7 @@ async def test_housekeeping_loop_keeps_going_after_a_failed_pass(tmp_path: objec
     class Flaky(ListingSource):
         fail = False
 
-        async def list_pod_sandboxes(self):  # type: ignore[no-untyped-def]
+        async def list_pod_sandboxes(self) -> Sequence[SandboxStatus]:
             if self.fail:
                 raise Unavailable("runtime is down")
             return await super().list_pod_sandboxes()
@@ -246,7 +247,7 @@ async def test_housekeeping_loop_keeps_going_after_a_failed_pass(tmp_path: objec
         await _wait_for(lambda: collector.passes == 2)
         source.fail = True
         await clock.advance(10.0)
-        await _wait_for(lambda: bool(collector.latest() and collector.latest().error))  # type: ignore[union-attr]
+        await _wait_for(lambda: bool((latest := collector.latest()) and latest.error))
         assert collector.passes == 2
         assert b"\nresource_scrape_error 1.0\n" in service.resource_metrics()
         source.fail = False

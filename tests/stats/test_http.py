@@ -30,10 +30,11 @@ def tree() -> Iterator[CgroupTree]:
         yield t
 
 
+Served = tuple[str, ListingSource, AgentMetrics]  # base URL, the pods listed, the metrics
+
+
 @pytest.fixture
-async def served(
-    tree: CgroupTree, tmp_path: object
-) -> AsyncIterator[tuple[str, ListingSource, AgentMetrics]]:
+async def served(tree: CgroupTree, tmp_path: object) -> AsyncIterator[Served]:
     source = ListingSource()
     for i in range(3):
         uid = secrets.token_hex(8)
@@ -62,7 +63,7 @@ async def served(
         await runner.cleanup()
 
 
-async def test_summary_get_post_and_only_cpu_and_memory_rule(served) -> None:  # type: ignore[no-untyped-def]
+async def test_summary_get_post_and_only_cpu_and_memory_rule(served: Served) -> None:
     base, _, _ = served
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{base}/stats/summary") as r:
@@ -89,7 +90,7 @@ async def test_summary_get_post_and_only_cpu_and_memory_rule(served) -> None:  #
             assert r.status == 405
 
 
-async def test_every_exposition_parses_and_has_the_upstream_content_type(served) -> None:  # type: ignore[no-untyped-def]
+async def test_every_exposition_parses_and_has_the_upstream_content_type(served: Served) -> None:
     base, _, _ = served
     async with aiohttp.ClientSession() as s:
         for path in ("/metrics", "/metrics/resource", "/metrics/cadvisor", "/metrics/probes"):
@@ -142,7 +143,7 @@ def _metrics_server_parse(
     return node, kept
 
 
-async def test_metrics_server_finds_every_running_pod_and_container(served) -> None:  # type: ignore[no-untyped-def]
+async def test_metrics_server_finds_every_running_pod_and_container(served: Served) -> None:
     base, source, _ = served
     async with aiohttp.ClientSession() as s, s.get(f"{base}/metrics/resource") as r:
         text = await r.text()
@@ -162,7 +163,7 @@ async def test_metrics_server_finds_every_running_pod_and_container(served) -> N
         assert abs(vals["ts"] - now) < 60
 
 
-async def test_cadvisor_labels_and_network_on_sandbox_series(served) -> None:  # type: ignore[no-untyped-def]
+async def test_cadvisor_labels_and_network_on_sandbox_series(served: Served) -> None:
     base, source, _ = served
     async with aiohttp.ClientSession() as s, s.get(f"{base}/metrics/cadvisor") as r:
         text = await r.text()
@@ -186,7 +187,7 @@ async def test_cadvisor_labels_and_network_on_sandbox_series(served) -> None:  #
         assert name in fams, name
 
 
-async def test_probe_recording_and_agent_series(served) -> None:  # type: ignore[no-untyped-def]
+async def test_probe_recording_and_agent_series(served: Served) -> None:
     base, _, metrics = served
     pod = Pod.from_dict(
         {

@@ -3,10 +3,12 @@ log directories are what the collector reads."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,6 +25,7 @@ from pykubelet.stats import (
 from tests.prereq import require_root
 from tests.runtime.conftest import (  # noqa: F401 - fixtures used by name
     BUSYBOX_REF,
+    ContainerOptions,
     busybox_tar,
     make_runtime,
     sandbox_config,
@@ -32,10 +35,10 @@ from tests.runtime.conftest import (  # noqa: F401 - fixtures used by name
 pytestmark = pytest.mark.root
 
 
-def _cfg(script: str, name: str, **kw: object) -> ContainerConfig:
+def _cfg(script: str, name: str, **kw: Unpack[ContainerOptions]) -> ContainerConfig:
     return ContainerConfig(
         name=name, image=BUSYBOX_REF, command=("sh", "-c", script), log_path=f"{name}/0.log", **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def _has(path: Path, needle: bytes) -> bool:
@@ -75,7 +78,7 @@ async def test_stats_of_process_runtime_pods(
         return _has(Path((await rt.container_status(cid)).log_path), b"ready")
 
     for cid in (busy, idle):
-        await wait_for(lambda c=cid: logged(c), 15, f"{cid} ready")
+        await wait_for(functools.partial(logged, cid), 15, f"{cid} ready")
 
     cfg = StatsConfig(
         node_name="n1",
@@ -99,7 +102,9 @@ async def test_stats_of_process_runtime_pods(
         assert c.cpu is not None and c.cpu.usage_core_ns > 0
         assert c.memory is not None and c.memory.working_set_bytes > 0
         assert c.logs is not None and (c.logs.used_bytes or 0) > 0
-    rate = by_name["busy"].cpu.usage_nano_cores  # type: ignore[union-attr]
+    busy_cpu = by_name["busy"].cpu
+    assert busy_cpu is not None
+    rate = busy_cpu.usage_nano_cores
     assert rate is not None and 0.02e9 < rate <= 0.35e9  # quota: 0.3 of a core
     rootfs = by_name["busy"].rootfs
     assert rootfs is not None and (rootfs.used_bytes or 0) >= 256 * 1024

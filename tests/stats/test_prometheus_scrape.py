@@ -11,8 +11,9 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -105,7 +106,7 @@ def prometheus(binary: str, config: str, workdir: Path) -> Iterator[str]:
 
 async def _query(
     session: aiohttp.ClientSession, base: str, q: str, at: float | None = None
-) -> list[dict]:  # type: ignore[type-arg]
+) -> list[dict[str, Any]]:
     params = {"query": q}
     if at is not None:
         params["time"] = f"{at:.3f}"
@@ -119,9 +120,16 @@ async def _query(
     return list(body["data"]["result"])
 
 
-async def _until(session, base, q, ok, timeout_s: float = 60.0, at=None):  # type: ignore[no-untyped-def]
+async def _until(
+    session: aiohttp.ClientSession,
+    base: str,
+    q: str,
+    ok: Callable[[list[dict[str, Any]]], bool],
+    timeout_s: float = 60.0,
+    at: float | None = None,
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
-    last: list[dict] = []  # type: ignore[type-arg]
+    last: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         last = await _query(session, base, q, at)
         if ok(last):

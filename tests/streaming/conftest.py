@@ -39,6 +39,10 @@ class StreamServer:
         ctx = ssl.create_default_context(cafile=self.ca_file)
         return ctx
 
+    def ws_ssl(self) -> ssl.SSLContext | bool:
+        """``client_ssl()`` as aiohttp's ``ssl=`` wants it: True (its default) for no context."""
+        return self.client_ssl() or True
+
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:

@@ -16,9 +16,7 @@ async def _session(
 ) -> tuple[list[bytes | str], str | None, dict[str, str]]:
     got: list[bytes | str] = []
     async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(
-            srv.base_url + path, protocols=protocols, ssl=srv.client_ssl()
-        ) as ws:
+        async with s.ws_connect(srv.base_url + path, protocols=protocols, ssl=srv.ws_ssl()) as ws:
             for message in send:
                 if isinstance(message, str):
                     await ws.send_str(message)
@@ -45,7 +43,7 @@ async def test_v4_binary_first_message_output_and_status(server: StreamServer) -
 
 
 async def test_base64_text_frames(server: StreamServer) -> None:
-    send = ["0" + base64.b64encode(b"abc").decode()]
+    send: list[bytes | str] = ["0" + base64.b64encode(b"abc").decode()]
     got, proto, _ = await _session(
         server,
         "/exec/default/p/main?command=head&command=-c3&input=1&output=1",
@@ -123,7 +121,7 @@ async def test_client_vanishing_mid_output_stops_the_command(server: StreamServe
         ws = await s.ws_connect(
             server.base_url + "/exec/default/p/main?command=yes&output=1",
             protocols=("v4.channel.k8s.io",),
-            ssl=server.client_ssl(),
+            ssl=server.ws_ssl(),
         )
         got = 0
         async with asyncio.timeout(20):

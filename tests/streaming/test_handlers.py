@@ -15,7 +15,7 @@ async def _get(
     srv: StreamServer, path: str, method: str = "GET", **kw: object
 ) -> tuple[int, str, dict[str, str]]:
     async with aiohttp.ClientSession() as s:
-        async with s.request(method, srv.base_url + path, ssl=srv.client_ssl(), **kw) as r:  # type: ignore[arg-type]
+        async with s.request(method, srv.base_url + path, ssl=srv.ws_ssl(), **kw) as r:  # type: ignore[arg-type]
             return r.status, await r.text(), dict(r.headers)
 
 
@@ -104,7 +104,7 @@ async def test_websocket_unknown_subprotocol_is_empty_403(server: StreamServer) 
             await s.ws_connect(
                 server.base_url + "/exec/default/p/main?output=1&command=ls",
                 protocols=("v9.channel.k8s.io",),
-                ssl=server.client_ssl(),
+                ssl=server.ws_ssl(),
             )
     assert e.value.status == 403
 

@@ -36,6 +36,7 @@ async def test_exec_behind_auth_on_both_transports(pki: Pki) -> None:
     runtime = LocalRuntime()
     async with running(settings_for(pki), _backends(runtime)) as servers:
         port = servers.full_port
+        assert port is not None
         anonymous = await fetch(
             port, "/exec/default/p/main?command=true&output=1", ctx=pki.client_context(None)
         )
@@ -67,6 +68,7 @@ async def test_exec_behind_auth_on_both_transports(pki: Pki) -> None:
 async def test_streaming_is_405_when_debugging_handlers_are_off(pki: Pki) -> None:
     settings = settings_for(pki, enable_debugging_handlers=False)
     async with running(settings, _backends(LocalRuntime())) as servers:
+        assert servers.full_port is not None
         reply = await fetch(
             servers.full_port,
             "/exec/default/p/main?command=true&output=1",

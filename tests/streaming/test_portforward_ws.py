@@ -34,9 +34,7 @@ async def test_two_ports_with_prefixes_and_echo(
     a, b = echo_ports
     url = f"{server.base_url}/portForward/default/p?port={a},{b}"
     async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(
-            url, protocols=("v4.channel.k8s.io",), ssl=server.client_ssl()
-        ) as ws:
+        async with s.ws_connect(url, protocols=("v4.channel.k8s.io",), ssl=server.ws_ssl()) as ws:
             prefixes = [await ws.receive_bytes() for _ in range(4)]
             assert sorted(prefixes) == sorted(
                 [
@@ -59,9 +57,7 @@ async def test_unreachable_port_reports_on_the_error_channel(server: StreamServe
     port = free_port()
     url = f"{server.base_url}/portForward/default/p?port={port}"
     async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(
-            url, protocols=("v4.channel.k8s.io",), ssl=server.client_ssl()
-        ) as ws:
+        async with s.ws_connect(url, protocols=("v4.channel.k8s.io",), ssl=server.ws_ssl()) as ws:
             got = [await ws.receive_bytes() for _ in range(3)]
     error = got[2]
     assert error[0] == 1
@@ -109,7 +105,7 @@ async def test_spdy_tunnelled_in_websocket(server: StreamServer, echo_ports: lis
     url = f"{server.base_url}/portForward/default/p"
     async with aiohttp.ClientSession() as s:
         async with s.ws_connect(
-            url, protocols=("SPDY/3.1+portforward.k8s.io",), ssl=server.client_ssl()
+            url, protocols=("SPDY/3.1+portforward.k8s.io",), ssl=server.ws_ssl()
         ) as ws:
             assert ws.protocol == "SPDY/3.1+portforward.k8s.io"
             datas = []

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from pykubelet.runtime import ContainerConfig, ContainerState
+from pykubelet.runtime.process import ProcessRuntime
 from pykubelet.server.streams import StreamBackend
 from tests.prereq import require_root
 from tests.streaming.conftest import StreamServer, serve_backend
@@ -47,16 +48,16 @@ class PodServer:
 @pytest.fixture
 async def pod_server(
     request: pytest.FixtureRequest,
-    make_runtime: Callable[..., object],
+    make_runtime: Callable[..., ProcessRuntime],
     busybox_tar: Path,
     tls_files: tuple[str, str],
     tmp_path: Path,
 ) -> AsyncIterator[PodServer]:
     require_root()
     rt = make_runtime(helper=getattr(request, "param", "auto"))  # "python": the fallback helper
-    await rt.import_image(busybox_tar)  # type: ignore[attr-defined]
+    await rt.import_image(busybox_tar)
     sc = sandbox_config(name="streampod", log_directory=str(tmp_path / "logs"))
-    sid = await rt.run_pod_sandbox(sc)  # type: ignore[attr-defined]
+    sid = await rt.run_pod_sandbox(sc)
     main = ContainerConfig(
         name="main",
         image=BUSYBOX_REF,
@@ -68,9 +69,9 @@ async def pod_server(
     )
     ids = {}
     for cfg in (main, term):
-        cid = await rt.create_container(sid, cfg, sc)  # type: ignore[attr-defined]
-        await rt.start_container(cid)  # type: ignore[attr-defined]
-        await wait_state(rt, cid, ContainerState.RUNNING)  # type: ignore[arg-type]
+        cid = await rt.create_container(sid, cfg, sc)
+        await rt.start_container(cid)
+        await wait_state(rt, cid, ContainerState.RUNNING)
         ids[cfg.name] = cid
     pod = make_pod(
         name="streampod",
@@ -80,7 +81,7 @@ async def pod_server(
             ("term", f"pykubelet://{ids['term']}", True),
         ),
     )
-    backend = StreamBackend(pods=StaticPods([pod]), runtime=rt, streaming=rt)  # type: ignore[arg-type]
+    backend = StreamBackend(pods=StaticPods([pod]), runtime=rt, streaming=rt)
     runner, port = await serve_backend(backend, tls_files)
     try:
         yield PodServer(StreamServer("127.0.0.1", port, None, tls_files[0], True), "streampod")  # type: ignore[arg-type]
@@ -92,7 +93,7 @@ async def _ws(srv: StreamServer, path: str, send: list[bytes]) -> list[bytes]:
     got: list[bytes] = []
     async with aiohttp.ClientSession() as s:
         async with s.ws_connect(
-            srv.base_url + path, protocols=("v5.channel.k8s.io",), ssl=srv.client_ssl()
+            srv.base_url + path, protocols=("v5.channel.k8s.io",), ssl=srv.ws_ssl()
         ) as ws:
             for m in send:
                 await ws.send_bytes(m)
@@ -159,7 +160,7 @@ async def test_exec_tty_is_the_containers_own_terminal(pod_server: PodServer) ->
             srv.base_url
             + "/exec/default/streampod/main?command=sh&command=-i&input=1&output=1&tty=1",
             protocols=("v5.channel.k8s.io",),
-            ssl=srv.client_ssl(),
+            ssl=srv.ws_ssl(),
         ) as ws:
             term = _Terminal(ws)
             await term.resize(80, 24)
@@ -199,7 +200,7 @@ async def test_attach_to_a_tty_container_has_the_containers_own_terminal(
         async with s.ws_connect(
             srv.base_url + "/attach/default/streampod/term?input=1&output=1&tty=1",
             protocols=("v5.channel.k8s.io",),
-            ssl=srv.client_ssl(),
+            ssl=srv.ws_ssl(),
         ) as ws:
             term = _Terminal(ws)
             await term.resize(90, 33)
@@ -240,7 +241,7 @@ async def test_attach_reaches_the_containers_own_terminal(pod_server: PodServer)
         async with s.ws_connect(
             srv.base_url + "/attach/default/streampod/term?input=1&output=1&tty=1",
             protocols=("v4.channel.k8s.io",),
-            ssl=srv.client_ssl(),
+            ssl=srv.ws_ssl(),
         ) as ws:
             await ws.send_bytes(b"\x00echo attached-$((40+2))\n")
             seen = b""
@@ -255,7 +256,7 @@ async def test_port_forward_into_the_pod_network_on_both_transports(pod_server: 
         async with s.ws_connect(
             f"{srv.base_url}/portForward/default/streampod?port={ECHO_PORT}",
             protocols=("v4.channel.k8s.io",),
-            ssl=srv.client_ssl(),
+            ssl=srv.ws_ssl(),
         ) as ws:
             for _ in range(2):
                 await ws.receive_bytes()  # the port prefixes
@@ -289,7 +290,7 @@ async def test_port_forward_into_the_pod_network_on_both_transports(pod_server: 
 
 
 async def test_port_forward_for_a_host_network_pod(
-    make_runtime: Callable[..., object],
+    make_runtime: Callable[..., ProcessRuntime],
     busybox_tar: Path,
     tls_files: tuple[str, str],
     tmp_path: Path,
@@ -299,14 +300,14 @@ async def test_port_forward_for_a_host_network_pod(
 
     require_root()
     rt = make_runtime()
-    await rt.import_image(busybox_tar)  # type: ignore[attr-defined]
+    await rt.import_image(busybox_tar)
     sc = dataclasses.replace(
         sandbox_config(
             name="hostpod", network=NamespaceMode.NODE, log_directory=str(tmp_path / "l")
         ),
         hostname="",  # host-network pods must not set a hostname
     )
-    await rt.run_pod_sandbox(sc)  # type: ignore[attr-defined]
+    await rt.run_pod_sandbox(sc)
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
@@ -317,7 +318,7 @@ async def test_port_forward_for_a_host_network_pod(
     host_server = await asyncio.start_server(echo, "127.0.0.1", 0)
     port = host_server.sockets[0].getsockname()[1]
     pod = make_pod(name="hostpod", uid=sc.uid, containers=(("main", "", False),))
-    backend = StreamBackend(pods=StaticPods([pod]), runtime=rt, streaming=rt)  # type: ignore[arg-type]
+    backend = StreamBackend(pods=StaticPods([pod]), runtime=rt, streaming=rt)
     runner, server_port = await serve_backend(backend, tls_files)
     srv = StreamServer("127.0.0.1", server_port, None, tls_files[0], True)  # type: ignore[arg-type]
     try:
@@ -325,7 +326,7 @@ async def test_port_forward_for_a_host_network_pod(
             async with s.ws_connect(
                 f"{srv.base_url}/portForward/default/hostpod?port={port}",
                 protocols=("v4.channel.k8s.io",),
-                ssl=srv.client_ssl(),
+                ssl=srv.ws_ssl(),
             ) as ws:
                 for _ in range(2):
                     await ws.receive_bytes()

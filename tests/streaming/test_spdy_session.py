@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from pykubelet.streaming import (
     RstStatus,
     SessionClosed,
     SessionState,
+    SpdyEvent,
     SpdySession,
     StreamOpened,
     StreamRejected,
@@ -26,9 +29,11 @@ from pykubelet.streaming import (
 from pykubelet.streaming.spdy_frames import SynStreamFrame, WindowUpdateFrame, encode_frame
 
 
-def _feed_all_ways(session_factory, wire: bytes):  # type: ignore[no-untyped-def]
+def _feed_all_ways(
+    session_factory: Callable[[], SpdySession], wire: bytes
+) -> list[list[SpdyEvent]]:
     """Events from feeding ``wire`` whole, byte by byte, and at every split point."""
-    results = []
+    results: list[list[SpdyEvent]] = []
     whole = session_factory()
     results.append(whole.receive_data(wire))
     bytewise = session_factory()

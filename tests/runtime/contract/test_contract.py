@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import pytest
 
@@ -30,7 +30,13 @@ from pykubelet.runtime.cri import CriRuntime
 from pykubelet.runtime.errors import RuntimeFailure
 from pykubelet.runtime.fake import FakeRuntime
 from pykubelet.runtime.process import ProcessRuntime
-from tests.runtime.conftest import BUSYBOX_REF, remove_all_pods, sandbox_config, wait_state
+from tests.runtime.conftest import (
+    BUSYBOX_REF,
+    ContainerOptions,
+    remove_all_pods,
+    sandbox_config,
+    wait_state,
+)
 
 
 @dataclass
@@ -84,10 +90,12 @@ async def contract_rt(
     yield Contract(prt, image, "process")
 
 
-def _cfg(image: str, script: str, name: str = "c", **kw: object) -> ContainerConfig:
+def _cfg(
+    image: str, script: str, name: str = "c", **kw: Unpack[ContainerOptions]
+) -> ContainerConfig:
     return ContainerConfig(
         name=name, image=image, command=("sh", "-c", script), log_path=f"{name}/0.log", **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_lifecycle_and_status_fields(contract_rt: Contract, tmp_path: Path) -> None:
