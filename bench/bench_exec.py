@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from devtools.busybox_image import build_busybox_image
@@ -55,9 +56,16 @@ async def run(n: int, root: Path, helper: str) -> list[str]:
         cid = await rt.create_container(sid, cfg, sc)
         await rt.start_container(cid)
         io = StreamIO(stdout=_sink, stderr=_sink)
-        kinds = {
-            "exec": lambda: rt.exec(cid, ["true"], io),
-            "exec_sync": lambda: rt.exec_sync(cid, ["true"], 10),
+
+        async def exec_stream() -> object:
+            return await rt.exec(cid, ["true"], io)
+
+        async def exec_sync() -> object:
+            return await rt.exec_sync(cid, ["true"], 10)
+
+        kinds: dict[str, Callable[[], Awaitable[object]]] = {
+            "exec": exec_stream,
+            "exec_sync": exec_sync,
         }
         for name, call in kinds.items():
             await call()  # warm-up
