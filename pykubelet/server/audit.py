@@ -83,14 +83,15 @@ _random_bytes = _RandomBytes()
 os.register_at_fork(after_in_child=lambda: setattr(_random_bytes, "_pos", 1 << 30))
 
 
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
 def new_audit_id() -> str:
     """A random (version 4) UUID, as kube-apiserver's audit IDs; formatted directly from 16
     random bytes (``str(uuid.uuid4())`` builds an int and a UUID object per request)."""
-    b = bytearray(_random_bytes.take(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = _random_bytes.take(16).hex()
+    # version 4 (the 13th digit) and the RFC 4122 variant (the 17th: 8, 9, a or b)
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def rfc3339_micro(epoch_seconds: float) -> str:

@@ -59,7 +59,10 @@ class HealthHandlers:
     def quick(self) -> LeanAnswer | None:
         """The lean path's answer to ``/healthz`` without a query: "ok" when every check
         passes; None leaves the request to ``healthz`` (it names the failing checks)."""
-        return _OK if all(c.check() is None for c in self.checks) else None
+        for c in self.checks:
+            if c.check() is not None:
+                return None
+        return _OK
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         if not request.query_string and all(c.check() is None for c in self.checks):

@@ -6,6 +6,7 @@ Upstream mounts these as plain mux handlers, so every method gets the exposition
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -82,6 +83,7 @@ KNOWN_METHODS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1024)  # a few paths serve nearly every request; bounded for the rest
 def metric_path(path: str) -> str:
     """The path as a metric label sees it: its root if known, else ``/other``."""
     root = path.strip("/").split("/", 1)[0]

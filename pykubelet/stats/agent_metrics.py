@@ -25,6 +25,7 @@ composition root; tests build their own ``AgentMetrics``.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import os
 import threading
@@ -265,6 +266,7 @@ class AgentMetrics:
         yield from (start, probes)
 
 
+@functools.lru_cache(maxsize=1024)  # a few keys serve nearly every request; bounded for the rest
 def _http_key(
     method: str, path: str, server_type: str, long_running: bool
 ) -> tuple[str, str, str, str]:
