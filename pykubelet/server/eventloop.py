@@ -1,11 +1,14 @@
 """Which event loop the agent runs on: asyncio's own unless ``PYKUBELET_EVENT_LOOP=uvloop``.
 
 uvloop (libuv, in C; ``pip install 'pykubelet[uvloop]'``) was measured and is not the default
-(docs/performance.md, "Front door"): it saves no measurable CPU per API request here, where
-Python code (aiohttp, the front door, the audit record) dominates and not the transport; and it
-starts processes about 5x slower (libuv forks the whole agent where CPython uses vfork), which
-every exec, probe and container start pays. ``PYKUBELET_EVENT_LOOP``: ``asyncio`` (or unset)
-for asyncio's loop, ``uvloop`` to require uvloop (start-up fails if it is missing).
+(docs/performance.md, "Front door" and "The lean path"): it saves ~12 % of the CPU of a
+``/healthz`` answer on the lean path, where the transport is a large share, and little on
+requests through aiohttp; and it starts subprocesses about 5x slower (libuv forks the whole
+agent where CPython uses vfork), which CNI plugin calls, execs into containers without
+namespaces and ``ctr`` calls pay (execs and probes into containers use ``posix_spawn``,
+container starts the zygote: neither goes through the loop's subprocess support).
+``PYKUBELET_EVENT_LOOP``: ``asyncio`` (or unset) for asyncio's loop, ``uvloop`` to require
+uvloop (start-up fails if it is missing).
 """
 
 from __future__ import annotations
