@@ -1,7 +1,7 @@
 """Which event loop the agent runs on: asyncio's own unless ``PYKUBELET_EVENT_LOOP=uvloop``.
 
 uvloop (libuv, in C; ``pip install 'pykubelet[uvloop]'``) was measured and is not the default
-(docs/performance.md, "Front door" and "The lean path"): it saves ~12 % of the CPU of a
+(docs/performance.md, "Front door" and "The lean path"): it saves ~20 % of the CPU of a
 ``/healthz`` answer on the lean path, where the transport is a large share, and little on
 requests through aiohttp; and it starts subprocesses about 5x slower (libuv forks the whole
 agent where CPython uses vfork), which CNI plugin calls, execs into containers without
