@@ -216,6 +216,7 @@ class LeanPath:
 
 LEAN_PATH = web.AppKey("pykubelet.lean_path", LeanPath)
 
+
 class _AnswerWrites:
     """A site's lean answers, written once per turn of the loop, all together: the turn's
     answers are made first, then encrypted and sent in a row, with their code and data warm
