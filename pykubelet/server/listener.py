@@ -236,8 +236,13 @@ class _AnswerWrites:
     def flush(self) -> None:
         batch, self._pending = self._pending, []
         for transport, data in batch:
-            if not transport.is_closing():
+            if transport.is_closing():
+                continue
+            try:
                 transport.write(data)
+            except Exception:  # supervision point: one connection's failure is not the batch's
+                log.exception("writing a lean answer failed")
+                transport.abort()
 
 
 # Pipelined bytes held while one lean answer is being made; beyond this the connection stops
