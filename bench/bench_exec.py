@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from devtools.busybox_image import build_busybox_image
+from devtools.cgroup_tree import remove_cgroup_dirs
 from pykubelet.runtime import ContainerConfig, SandboxConfig, StreamIO
 from pykubelet.runtime.process import ProcessRuntime
 
@@ -83,12 +84,7 @@ async def run(n: int, root: Path, helper: str) -> list[str]:
     finally:
         await rt.remove_pod_sandbox(sid)
         rt.close()
-        for d in rt.cgroups.dirs(rt._cgroup_root):
-            if d.exists():
-                for sub in sorted(d.rglob("*"), key=lambda p: -len(p.parts)):
-                    if sub.is_dir():
-                        sub.rmdir()
-                d.rmdir()
+        remove_cgroup_dirs(rt.cgroups.dirs(rt._cgroup_root))
     return rows
 
 

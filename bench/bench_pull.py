@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.busybox_image import build_pause_image  # noqa: E402
+from devtools.cgroup_tree import remove_cgroup_dirs  # noqa: E402
 from devtools.containerd import PAUSE_REF, Containerd  # noqa: E402
 from pykubelet.runtime import ContainerConfig, ContainerState, SandboxConfig  # noqa: E402
 from pykubelet.runtime.cri import CriRuntime  # noqa: E402
@@ -84,11 +85,7 @@ async def _pull_and_start(root: Path, ref: str, logs: Path) -> float:
             await rt.remove_container(c.id)
         await rt.remove_image(ref)  # the next run pulls again, on a runtime already set up
         rt.close()
-        for d in rt.cgroups.dirs(cg):
-            for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-                sub.rmdir()
-            if d.exists():
-                d.rmdir()
+        remove_cgroup_dirs(rt.cgroups.dirs(cg))
 
 
 async def _containerd_runs(

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from devtools.busybox_image import build_busybox_image
+from devtools.cgroup_tree import remove_cgroup_dirs
 from pykubelet.runtime import ContainerConfig, SandboxConfig
 from pykubelet.runtime.process import ProcessRuntime
 
@@ -111,12 +112,7 @@ async def run(n: int, root: Path, tar: Path | None, helper: str) -> list[str]:
         for s in await rt.list_pod_sandboxes():
             await rt.remove_pod_sandbox(s.id)
         rows.append(f"      teardown of {n} pods: {time.perf_counter() - t1:.2f}s")
-        for d in rt.cgroups.dirs(rt._cgroup_root):
-            if d.exists():
-                for sub in sorted(d.rglob("*"), key=lambda p: -len(p.parts)):
-                    if sub.is_dir():
-                        sub.rmdir()
-                d.rmdir()
+        remove_cgroup_dirs(rt.cgroups.dirs(rt._cgroup_root))
     return rows
 
 

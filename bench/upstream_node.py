@@ -29,8 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from devtools.private_pod_logs import with_private_pod_logs
-from pykubelet.security.certs import create_cert, create_serving_cert
-from tests.apiserver.controlplane import ApiError, ControlPlane, kubeconfig, wait_until
+from pykubelet.security.certs import create_serving_cert
+from tests.apiserver.controlplane import ApiError, ControlPlane, wait_until
+from tests.apiserver.kubelet import node_credentials
 from tests.conftest import free_port
 
 __all__ = ["UPSTREAM_NODE", "UPSTREAM_POD", "node_procs", "upstream_node"]
@@ -184,17 +185,7 @@ def upstream_node(cp: ControlPlane, work: Path, base: Path, echo_port: int) -> I
                 )
         _make_cgroup_root()
         serving = create_serving_cert(str(base / "serving"), UPSTREAM_NODE, ca=cp.ca)
-        client = create_cert(
-            str(base),
-            "node-client",
-            ca=cp.ca,
-            common_name=f"system:node:{UPSTREAM_NODE}",
-            organizations=["system:nodes"],
-            client=True,
-        )
-        kc = kubeconfig(
-            base / "kubelet.kubeconfig", server=cp.server, ca_file=cp.ca.cert_file, cert=client
-        )
+        kc = node_credentials(cp, base, node=UPSTREAM_NODE)
         port, healthz = free_port(), free_port()
         config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",

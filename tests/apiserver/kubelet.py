@@ -52,13 +52,13 @@ class KubeletClient:
         return Answer(resp.status, body, time.monotonic() - started)
 
 
-def node_credentials(cp: ControlPlane, directory: Path) -> Path:
-    """A kubeconfig for ``system:node:<NODE>`` (client certificate from the cluster CA)."""
+def node_credentials(cp: ControlPlane, directory: Path, node: str = NODE) -> Path:
+    """A kubeconfig for ``system:node:<node>`` (client certificate from the cluster CA)."""
     cert = create_cert(
         str(directory),
         "node-client",
         ca=cp.ca,
-        common_name=f"system:node:{NODE}",
+        common_name=f"system:node:{node}",
         organizations=["system:nodes"],
         client=True,
     )
