@@ -207,7 +207,8 @@ def test_kubectl_port_forward_several_connections(
 ) -> None:
     """Regression (PATH kubectl >= 1.31): it tunnels SPDY in WebSocket messages, which a 1.20 API
     server passes through; its zero-length messages used to end the session as an EOF."""
-    _cp, _node, admin = cluster_node
+    _cp, node, admin = cluster_node
+    before = len(_records(node, "/portForward/"))
     proc = subprocess.Popen(
         [kubectl, f"--kubeconfig={admin}", "port-forward", f"pod/{MIRROR}", f":{ECHO_PORT}"],
         stdout=subprocess.PIPE,
@@ -236,6 +237,16 @@ def test_kubectl_port_forward_several_connections(
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+    # kubectl ends a port-forward by hanging up: the session's normal end, logged 101 (not
+    # 499, the servers' word for a client that went away before its answer)
+    wait_for(lambda: len(_records(node, "/portForward/")) > before, 30, "the session's record")
+    assert [r["status"] for r in _records(node, "/portForward/")[before:]] == [101]
+
+
+def _records(node: ClusterNode, path: str) -> list[dict[str, object]]:
+    """The request log's records for ``path`` (written when each session ends)."""
+    lines = [ln for ln in node.log().splitlines() if f'"path":"{path}' in ln]
+    return [json.loads(ln[ln.index("{") :]) for ln in lines]
 
 
 @pytest.mark.parametrize("kubectl", _kubectls(), ids=lambda p: "path" if "/usr" in p else "v1.20.2")

@@ -19,6 +19,7 @@ from pykubelet.runtime.types import StreamIO, TerminalSize
 from pykubelet.server.middleware import peer_waited, stream_started
 from pykubelet.server.streams.aio_iter import QueueIterator
 from pykubelet.server.streams.backend import SessionRecorder, StreamBackend, open_recorder
+from pykubelet.server.streams.hangup import ended_by_hang_up
 from pykubelet.server.streams.stream_adapter import SpdyConnection, SpdyStream, hijack_spdy
 from pykubelet.server.streams.ws_adapter import WsChannelConnection, new_websocket
 from pykubelet.streaming import (
@@ -161,20 +162,14 @@ async def _run(
 
 async def _await_hang_up(request: web.Request, conn: SpdyConnection) -> None:
     """Linger for the client to hang up after the last frames (a wait on the peer, so the
-    request log keeps it out of the kubelet's own share even when it ends as below).
-
-    The servers cancel a handler when its connection is lost (``handler_cancellation``); here
-    that loss is the hang-up being waited for, so that one cancellation ends the wait and the
-    session ends as what it was, a 101 (without this every exec was logged as 499 and its
-    linger counted as the kubelet's own time). Any other cancellation still propagates."""
+    request log keeps it out of the kubelet's own share). The hang-up's cancellation of the
+    handler ends the wait, and the session ends as what it was, a 101 (``hangup``)."""
     waiting = time.monotonic()
     try:
         await conn.close()
     except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is None or not conn.closed.is_set() or task.cancelling() != 1:
+        if not ended_by_hang_up(request):
             raise
-        task.uncancel()
     finally:
         peer_waited(request, time.monotonic() - waiting)
 

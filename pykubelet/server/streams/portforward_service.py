@@ -15,6 +15,7 @@ from aiohttp import web
 from pykubelet.runtime.protocol import PortConnection
 from pykubelet.server.middleware import stream_started
 from pykubelet.server.streams.backend import StreamBackend
+from pykubelet.server.streams.hangup import ended_by_hang_up
 from pykubelet.server.streams.stream_adapter import SpdyConnection, SpdyStream, hijack_spdy
 from pykubelet.server.streams.ws_adapter import WsChannelConnection, new_websocket, tunnel_spdy
 from pykubelet.streaming import (
@@ -159,7 +160,11 @@ async def serve_portforward_spdy(
         accept=paired.accept,
         idle_timeout_s=backend.idle_timeout_s,
     )
-    await paired.run(conn)
+    try:
+        await paired.run(conn)
+    except asyncio.CancelledError:
+        if not ended_by_hang_up(request):  # kubectl's hang-up is the session's end
+            raise
     return resp
 
 
@@ -173,6 +178,9 @@ async def serve_portforward_tunnel(
     )
     try:
         await paired.run(conn)
+    except asyncio.CancelledError:
+        if not ended_by_hang_up(request):  # kubectl's hang-up is the session's end
+            raise
     finally:
         await pumps.stop()
     return ws
