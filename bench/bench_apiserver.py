@@ -8,10 +8,16 @@
   exec request's duration in its request log, minus the time it waited on the client: for
   kubectl to create its streams through the API server, and to hang up at the end) and the
   authentication + authorization part of it (``authMs``);
-* two phases: first the bench pod as ``tests/apiserver/podnode.py`` makes it, with a container
+* two pods: first the bench pod as ``tests/apiserver/podnode.py`` makes it, with a container
   that crashes every 5 s and is restarted (normal node life: the restarts share the agent's
   event loop with the execs), then the same pod without that container (a quiet pod, like the
   upstream node's); ``--no-quiet`` skips the second;
+* two CPU layouts per pod (``--layouts``): ``shared``, everything on all the machine's CPUs,
+  and ``split``, the node under test (pykubelet with its helpers and containers; the upstream
+  kubelet with containerd, its shims and containers) on the last CPU and the control plane
+  with kubectl on the others (``cpu_split.py``), as on a real cluster where the API server and
+  kubectl are other machines. On a 2-core machine the shared layout's tail is mostly the
+  node's steps waiting for a core that kube-apiserver or kubectl holds;
 * ``kubectl port-forward`` throughput to a TCP echo server in each pod (bytes sent and echoed
   back, per second).
 
@@ -52,6 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cpu_split import all_cpus, pin, split_cpus  # noqa: E402
 from upstream_node import UPSTREAM_POD, node_procs, upstream_node  # noqa: E402
 
 from tests.apiserver.controlplane import UPSTREAM_BIN, ControlPlane  # noqa: E402
@@ -144,7 +151,7 @@ def _cpu_s(pids: list[int]) -> float:
 class Target:
     name: str
     pod: str
-    pids: Callable[[], list[int]]
+    pids: Callable[[], list[int]]  # the node side, for its CPU time and the CPU layout
     wall: list[float] = field(default_factory=list)
     cpu_s: float = 0.0
     mbps: float = 0.0
@@ -176,6 +183,22 @@ def _quiet_pod(node: ClusterNode) -> None:
         return node.container(POD, "crasher") is None and "running" in main.get("state", {})
 
     wait_for(ready, 60, "the bench pod without its crasher")
+
+
+_LAYOUT_TITLES = {
+    "shared": "shared by all",
+    "split": "split: the node on its own CPU, control plane and kubectl on the others",
+}
+
+
+def _lay_out(layout: str, cp: ControlPlane, targets: list[Target]) -> None:
+    """Pin the control plane, this process (and so kubectl) and the nodes for ``layout``."""
+    split = split_cpus() if layout == "split" else None
+    rest, node_cpus = (split[1], split[0]) if split else (all_cpus(), all_cpus())
+    pin([p.pid for p in cp.procs.values()], rest)
+    os.sched_setaffinity(0, rest)  # this thread only: the kubectl it starts inherits it
+    for t in targets:
+        pin(t.pids(), node_cpus)
 
 
 def _print_phase(title: str, targets: list[Target], recs: list[dict[str, object]]) -> None:
@@ -210,7 +233,19 @@ def main() -> None:
         "--no-quiet", action="store_true", help="skip the second phase (pod without its crasher)"
     )
     ap.add_argument("--save-log", default="", help="copy pykubelet's log here (request lines)")
+    ap.add_argument(
+        "--layouts",
+        default="shared,split",
+        help="CPU layouts to measure in, in order: shared (all CPUs for all) and/or split "
+        "(the node on the last CPU, the rest on the others)",
+    )
     a = ap.parse_args()
+    layouts = [x for x in a.layouts.split(",") if x]
+    if any(x not in ("shared", "split") for x in layouts) or not layouts:
+        ap.error(f"--layouts: expected shared and/or split, got {a.layouts!r}")
+    if "split" in layouts and split_cpus() is None:
+        print("one CPU only: the split layout is skipped", file=sys.stderr)
+        layouts = [x for x in layouts if x != "split"] or ["shared"]
     kubectl = str(UPSTREAM_BIN / "kubectl")
     load_before = os.getloadavg()
     phases: list[tuple[str, list[Target], list[dict[str, object]]]] = []
@@ -227,17 +262,22 @@ def main() -> None:
             kpid = st.enter_context(upstream_node(cp, work, Path(d) / "upstream", ECHO_PORT))
             sock = work / "run" / "containerd.sock"
             targets.append(Target("upstream kubelet", UPSTREAM_POD, lambda: node_procs(kpid, sock)))
-        titles = ["bench pod with a container crashing every 5 s (restarted by pykubelet)"]
+        pods = ["bench pod with a container crashing every 5 s (restarted by pykubelet)"]
         if not a.no_quiet:
-            titles.append("quiet bench pod (the crasher removed; the upstream pod has none)")
-        for i, title in enumerate(titles):
+            pods.append("quiet bench pod (the crasher removed; the upstream pod has none)")
+        st.callback(_lay_out, "shared", cp, targets)
+        for i, pod in enumerate(pods):
             if i:
                 _quiet_pod(node)
+            for layout in layouts:
+                _lay_out(layout, cp, targets)
                 for t in targets:
                     t.reset()
-            _measure(kubectl, admin, targets, a.runs, a.blocks)
-            recs = _exec_records(node.log(), len(ours.wall))
-            phases.append((title, [dataclasses.replace(t) for t in targets], recs))
+                _measure(kubectl, admin, targets, a.runs, a.blocks)
+                recs = _exec_records(node.log(), len(ours.wall))
+                title = f"{pod}; CPUs {_LAYOUT_TITLES[layout]}"
+                phases.append((title, [dataclasses.replace(t) for t in targets], recs))
+        _lay_out("shared", cp, targets)
         if a.save_log:
             Path(a.save_log).write_text(node.log())
         for t in targets:
