@@ -9,7 +9,7 @@ WINDOW_UPDATE; incoming SETTINGS and WINDOW_UPDATE frames are accepted and ignor
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from typing import assert_never
 
 from pykubelet.streaming.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from pykubelet.streaming.spdy_events import (
@@ -129,19 +129,29 @@ class SpdySession:
         self._next_local = 1 if role is Role.CLIENT else 2
         self._next_ping = 1 if role is Role.CLIENT else 2
         self.last_remote_stream_id = 0
-        self._handlers: dict[type, Callable[[Frame], SpdyEvent | None]] = {
-            DataFrame: self._on_data,  # type: ignore[dict-item]
-            SynStreamFrame: self._on_syn_stream,  # type: ignore[dict-item]
-            SynReplyFrame: self._on_syn_reply,  # type: ignore[dict-item]
-            HeadersFrame: self._on_headers,  # type: ignore[dict-item]
-            RstStreamFrame: self._on_rst,  # type: ignore[dict-item]
-            PingFrame: self._on_ping,  # type: ignore[dict-item]
-            GoAwayFrame: self._on_goaway,  # type: ignore[dict-item]
-            SettingsFrame: lambda f: None,
-            WindowUpdateFrame: lambda f: None,
-        }
 
     # -- receiving ---------------------------------------------------------------------------
+
+    def _on_frame(self, frame: Frame) -> SpdyEvent | None:
+        match frame:
+            case DataFrame():
+                return self._on_data(frame)
+            case SynStreamFrame():
+                return self._on_syn_stream(frame)
+            case SynReplyFrame():
+                return self._on_syn_reply(frame)
+            case HeadersFrame():
+                return self._on_headers(frame)
+            case RstStreamFrame():
+                return self._on_rst(frame)
+            case PingFrame():
+                return self._on_ping(frame)
+            case GoAwayFrame():
+                return self._on_goaway(frame)
+            case SettingsFrame() | WindowUpdateFrame():  # nothing for us to act on
+                return None
+            case _:
+                assert_never(frame)
 
     def receive_data(self, data: bytes) -> list[SpdyEvent]:
         """Feed bytes from the peer; ``b""`` means EOF. Raises ``RemoteProtocolError``."""
@@ -174,7 +184,7 @@ class SpdySession:
                         break
                     pos += used
                     if frame is not None:
-                        event = self._handlers[type(frame)](frame)
+                        event = self._on_frame(frame)
                         if event is not None:
                             events.append(event)
             finally:
