@@ -86,7 +86,9 @@ def canonical_quantity(text: object, *, field: str = "") -> str:
     quantity under 1024 or not a whole number is written in decimal SI. Precision finer than
     nano is rounded up, as parsing does upstream."""
     q = parse_quantity(text, field=field)
-    suffix = _NUMBER.match(q.text).group(3)  # type: ignore[union-attr]  # parsed above
+    parsed = _NUMBER.match(q.text)
+    assert parsed is not None  # parse_quantity accepted it
+    suffix = parsed.group(3)
     nanos = math.ceil(q.amount * _NANO)
     if nanos == 0:
         return "0"

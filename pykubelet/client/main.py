@@ -131,10 +131,11 @@ async def _pod_list(s: KubeletSession) -> dict[str, Any]:
 
 
 async def _find_pod(s: KubeletSession, namespace: str, name: str) -> Mapping[str, Any]:
-    for item in (await _pod_list(s))["items"]:
+    items: list[Mapping[str, Any]] = (await _pod_list(s))["items"]
+    for item in items:
         md = item.get("metadata", {})
         if md.get("namespace") == namespace and md.get("name") == name:
-            return item  # type: ignore[no-any-return]
+            return item
     raise ServerError(404, f'pods "{name}" not found')
 
 
