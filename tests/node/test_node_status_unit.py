@@ -16,6 +16,7 @@ from pykubelet.node.node_status import (
     adopt_patch,
     build_node,
     build_status,
+    node_images,
     quantity,
     status_differs,
 )
@@ -160,3 +161,25 @@ async def test_rate_limiter_allows_burst_then_qps() -> None:
     assert not waiter.done()
     await clock.advance(0.2)  # 0.5 s buys one token at 2 qps
     await asyncio.wait_for(waiter, 1)
+
+
+def test_images_largest_first_digests_then_tags_five_names_and_the_cap() -> None:
+    from pykubelet.runtime.types import ImageInfo
+
+    many = tuple(f"r/many:{i}" for i in range(6))
+    images = [
+        ImageInfo(id="sha256:a", repo_tags=("r/small:1",), size_bytes=10),
+        ImageInfo(id="sha256:b", repo_tags=many, size_bytes=30, repo_digests=("r/many@sha256:d",)),
+        ImageInfo(id="sha256:c", repo_tags=("r/mid:1", "r/mid:2"), size_bytes=20),
+    ]
+    assert node_images(images, 50) == [
+        {
+            "names": ["r/many@sha256:d", "r/many:0", "r/many:1", "r/many:2", "r/many:3"],
+            "sizeBytes": 30,
+        },
+        {"names": ["r/mid:1", "r/mid:2"], "sizeBytes": 20},
+        {"names": ["r/small:1"], "sizeBytes": 10},
+    ]
+    assert [i["sizeBytes"] for i in node_images(images, -1)] == [30, 20, 10]
+    assert [i["sizeBytes"] for i in node_images(images, 1)] == [30]
+    assert node_images(images, 0) == []
