@@ -6,6 +6,7 @@ with ``fieldSelector=metadata.name=<name>``, the only list/watch the Node author
 node (for objects that pods bound to it reference). It starts when the first pod referencing the
 object is registered and stops when the last one is unregistered. Reads are served from what
 the reflector holds (waiting for its first list); an object that does not exist reads as None.
+An object marked ``immutable`` keeps its last copy and is no longer watched, as upstream.
 A change (created, updated, deleted, or different after a relist) calls ``on_change`` with the
 UIDs of the pods that reference it, so their volumes are rewritten at once.
 """
@@ -37,6 +38,10 @@ def _plural(kind: str) -> str:
     return "configmaps" if kind == CONFIG_MAP else "secrets"
 
 
+class _Immutable(Exception):
+    """The object is marked ``immutable``: its copy can no longer change, the watch ends."""
+
+
 class _Watch:
     """One object's reflector and the last copy it delivered (None: it does not exist)."""
 
@@ -62,6 +67,15 @@ class _Watch:
         if self.synced.is_set() and _content(obj) != before:
             self._changed()
         self.synced.set()
+        if obj is not None and obj.get("immutable") is True:
+            raise _Immutable
+
+    async def follow(self) -> None:
+        """The reflector until the object turns immutable (as upstream's manager stops it)."""
+        try:
+            await self.reflector.run()
+        except _Immutable:
+            log.info("stopped watching %s: immutable", self.reflector.what)
 
     async def _listed(self, items: list[dict[str, Any]]) -> None:
         self._set(items[0] if items else None)
@@ -131,7 +145,7 @@ class WatchedObjects:
     def _start(self, key: Key) -> None:
         watch = _Watch(self._api, key, self._clock, lambda: self._changed(key))
         watch.task = asyncio.get_running_loop().create_task(
-            watch.reflector.run(), name=f"watch {watch.reflector.what}"
+            watch.follow(), name=f"watch {watch.reflector.what}"
         )
         self._watches[key] = watch
         log.info("watching %s", watch.reflector.what)

@@ -53,13 +53,19 @@ def test_updates_reach_running_pods_by_watch_not_by_resync(
         {"name": "sec", "secret": {"secretName": "sec"}},
         {"name": "later", "configMap": {"name": "later", "optional": True}},  # created later
     ]), ns)  # fmt: skip
-    cp.apply(pod("w2", env=False, volumes=[cfg]), ns)
+    immutable = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "imm"},
+                 "data": {"k": "x"}, "immutable": True}  # fmt: skip
+    cp.apply(immutable, ns)
+    cp.apply(pod("w2", env=False, volumes=[cfg, {"name": "imm", "configMap": {"name": "imm"}}]), ns)
 
     def color_in_both(color: str) -> bool:
         return all(_exec(cp, ns, name, "cat /cfg/color") == color for name in ("w", "w2"))
 
     wait_api(lambda: color_in_both("blue"), 90, "both pods running with the ConfigMap")
     assert _exec(cp, ns, "w", "ls /later") == ""
+    assert _exec(cp, ns, "w2", "cat /imm/k") == "x"
+    # an immutable object cannot change: its watch ends once it has been read (as upstream)
+    wait_api(lambda: f"configmap {ns}/imm: immutable" in api_node.log(), 30, "imm unwatched")
 
     cp.kubectl("patch", "configmap", "cfg", "-n", ns, "-p", '{"data":{"color":"green"}}')
     wait_api(lambda: color_in_both("green"), 60, "the updated ConfigMap in both pods")
