@@ -130,8 +130,8 @@ def _images_cli(root: Path, *args: str) -> str:
     return r.stdout
 
 
-def test_node_status_images_largest_first_and_capped(
-    api_node: ApiNode, control_plane: ControlPlane, tmp_path: Path
+def test_node_status_images_capped_and_the_get_strategy(
+    api_node: ApiNode, control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
     cp = control_plane
     api_node.start()
@@ -156,8 +156,23 @@ def test_node_status_images_largest_first_and_capped(
     config = tmp_path / "kubelet.yaml"
     config.write_text(
         "kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\n"
-        "nodeStatusMaxImages: 1\n"
+        "nodeStatusMaxImages: 1\nconfigMapAndSecretChangeDetectionStrategy: Get\n"
     )
     api_node.extra_args += ["--config", str(config)]
     api_node.start()
     wait_api(lambda: images() == both[:1], 30, f"only the largest image, got {images()}")
+
+    # Get: the ConfigMap is read with a GET, nothing is watched
+    cp.kubectl("create", "configmap", "cfg", "-n", namespace, "--from-literal=k=got")
+    spec = {
+        "nodeName": cp.node_name,
+        "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "c", "image": IMAGE, "command": ["sleep", "3600"],
+                        "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}],
+        "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}],
+    }  # fmt: skip
+    cp.apply(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "g"}, "spec": spec}, namespace
+    )
+    wait_api(lambda: _exec(cp, namespace, "g", "cat /cfg/k") == "got", 60, "the ConfigMap by GET")
+    assert "watching configmap" not in api_node.log()
