@@ -79,9 +79,13 @@ class NodeMode:
             clock,
         )
         self.pull_secrets = ApiPullSecrets(self.main_api)
+        # one connection per watched object (HTTP/1.1; upstream multiplexes them over HTTP/2):
+        # a pool of their own, so hundreds of them never starve the main client's pool
+        watching = settings.change_detection == "Watch"
+        self.watch_api = self.main_api.own_pool() if watching else None
         self.watched = (
-            WatchedObjects(self.main_api, clock, on_change=self._objects_changed)
-            if settings.change_detection == "Watch"
+            WatchedObjects(self.watch_api, clock, on_change=self._objects_changed)
+            if self.watch_api is not None
             else None
         )
         self.config_source = ApiConfigSource(self.main_api, self.watched)
@@ -208,4 +212,6 @@ class NodeMode:
         finally:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(self.api.counts.items()))
             log.info("API requests made: %s", counts or "none")
+            if self.watch_api is not None:
+                await self.watch_api.close()
             await self.api.close()

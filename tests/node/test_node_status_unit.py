@@ -183,3 +183,44 @@ def test_images_largest_first_digests_then_tags_five_names_and_the_cap() -> None
     assert [i["sizeBytes"] for i in node_images(images, -1)] == [30, 20, 10]
     assert [i["sizeBytes"] for i in node_images(images, 1)] == [30]
     assert node_images(images, 0) == []
+
+
+async def test_volume_refresher_kicked_pods_at_once_all_pods_each_period() -> None:
+    from pykubelet.api import Pod
+    from pykubelet.node.volume_refresh import VolumeRefresher
+
+    def pod(uid: str) -> Pod:
+        return Pod.from_dict(
+            {
+                "metadata": {"name": uid, "namespace": "ns", "uid": uid},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            }
+        )
+
+    pods = [pod("a"), pod("b")]
+    done: list[str] = []
+
+    async def refresh(p: Pod) -> bool:
+        done.append(p.uid)
+        return True
+
+    clock = FakeClock()
+    refresher = VolumeRefresher(lambda: pods, refresh, clock, period_s=60)
+    task = asyncio.create_task(refresher.run())
+    try:
+        for _ in range(5):  # the loop starts: its first period ends at t + 60
+            await asyncio.sleep(0)
+        await clock.advance(1)
+        refresher.kick(["b"])  # a watched object of pod b changed
+        for _ in range(20):  # the loop refreshes b and sleeps again
+            await asyncio.sleep(0)
+        assert done == ["b"]  # at once, not at the period
+        await clock.advance(59)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert done == ["b", "a", "b"]  # the period refreshes every pod
+        assert refresher.refreshed == 3
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
