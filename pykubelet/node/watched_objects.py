@@ -30,6 +30,7 @@ __all__ = ["WatchedObjects"]
 log = logging.getLogger(__name__)
 
 SYNC_WAIT_S = 10.0  # a read waits this long for the object's first list, then fails
+RESTART_S = 5.0  # a watch that failed unexpectedly starts again after this
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -50,6 +51,7 @@ class _Watch:
         self.obj: dict[str, Any] | None = None
         self.synced = asyncio.Event()
         self._changed = changed
+        self._clock = clock
         self.reflector = Reflector(
             api,
             f"/api/v1/namespaces/{namespace}/{_plural(kind)}",
@@ -72,10 +74,15 @@ class _Watch:
 
     async def follow(self) -> None:
         """The reflector until the object turns immutable (as upstream's manager stops it)."""
-        try:
-            await self.reflector.run()
-        except _Immutable:
-            log.info("stopped watching %s: immutable", self.reflector.what)
+        while True:
+            try:
+                await self.reflector.run()
+            except _Immutable:
+                log.info("stopped watching %s: immutable", self.reflector.what)
+                return
+            except Exception:  # supervision point: a stale copy is worse than a retry
+                log.exception("watch of %s failed; starting it again", self.reflector.what)
+                await self._clock.sleep(RESTART_S)
 
     async def _listed(self, items: list[dict[str, Any]]) -> None:
         self._set(items[0] if items else None)
