@@ -388,3 +388,29 @@ def test_sync_frequency_is_a_positive_duration() -> None:
     assert load_config(["--sync-frequency", "5s", "--node-name", "n"]).sync_frequency_s == 5
     assert load_config(["--node-name", "n"]).sync_frequency_s == 60  # upstream's 1m
     assert problems(["--sync-frequency=-1s"]) == ["syncFrequency: must be >= 0"]
+
+
+def test_node_mode_change_detection_and_max_images(tmp_path: Path) -> None:
+    c = load_config(["--node-name", "n"])
+    assert c.config_map_and_secret_change_detection_strategy == "Watch"
+    assert c.node_status_max_images == 50
+    path = write(
+        tmp_path, "configMapAndSecretChangeDetectionStrategy: Get\nnodeStatusMaxImages: -1\n"
+    )
+    c = load_config(["--config", path])
+    assert c.config_map_and_secret_change_detection_strategy == "Get"
+    assert c.node_status_max_images == -1
+    path = write(
+        tmp_path, "configMapAndSecretChangeDetectionStrategy: ''\nnodeStatusMaxImages: 0\n"
+    )
+    c = load_config(["--config", path])
+    assert c.config_map_and_secret_change_detection_strategy == "Watch"  # "" is the default
+    assert c.node_status_max_images == 0  # none, as upstream's explicit 0
+    path = write(
+        tmp_path, "configMapAndSecretChangeDetectionStrategy: Cache\nnodeStatusMaxImages: -2\n"
+    )
+    assert problems(["--config", path]) == [
+        "configMapAndSecretChangeDetectionStrategy: 'Cache' (a TTL cache of GETs) is not "
+        "implemented, supported: Watch, Get",
+        "nodeStatusMaxImages: must be -1 (no limit) or >= 0, got -2",
+    ]

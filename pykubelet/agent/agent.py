@@ -196,6 +196,8 @@ async def _connect_node_mode(config: KubeletConfiguration, clock: Clock) -> Node
         event_burst=config.event_burst,
         register=config.register_node,
         sync_frequency_s=config.sync_frequency_s,
+        change_detection=config.config_map_and_secret_change_detection_strategy,
+        max_images=config.node_status_max_images,
     )
     return await NodeMode.create(settings, clock)
 
@@ -456,6 +458,7 @@ class Agent:
             ready_errors=ready_errors,
             port=port,
             refresh_volumes=self.podspec.setup.refresh_api_volumes if self.podspec else None,
+            images=self.runtime.list_images,
         )
         services = [_Service(name=name, run=run) for name, run in self.node_mode.services()]
         return [_Service(name="runtime-health", run=runtime_health.run), *services]

@@ -169,6 +169,8 @@ class KubeletConfiguration:
     node_lease_duration_s: int = 40
     sync_frequency_s: float = 60.0  # API pods' ConfigMap/Secret/token volumes re-read this often
     # (0: the default)
+    config_map_and_secret_change_detection_strategy: str = "Watch"  # or "Get"
+    node_status_max_images: int = 50  # -1: no cap, 0: none
     kube_api_qps: float = 50.0  # upstream >= 1.27 defaults (1.20: 5 / 10)
     kube_api_burst: int = 100
     event_record_qps: float = 5.0
@@ -292,6 +294,15 @@ def _pids_limit(v: Any) -> int:
     if n < -1:
         raise ValueError(f"must be -1 (no limit) or >= 0, got {n}")
     return n
+
+
+def _change_detection(v: Any) -> str:
+    s = _str(v) or "Watch"  # empty: the default, as upstream's defaulting
+    if s == "Cache":
+        raise ValueError("'Cache' (a TTL cache of GETs) is not implemented, supported: Watch, Get")
+    if s not in ("Watch", "Get"):
+        raise ValueError(f"unsupported value {s!r}, supported: Watch, Get")
+    return s
 
 
 def _pod_cidr(v: Any) -> str:
@@ -565,6 +576,20 @@ _FIELDS: tuple[tuple[Any, ...], ...] = (
         _duration,
         "--sync-frequency",
         "how often running API pods' ConfigMap, Secret and token volumes are re-read",
+    ),
+    (
+        "configMapAndSecretChangeDetectionStrategy",
+        "config_map_and_secret_change_detection_strategy",
+        _change_detection,
+        "",
+        "node mode: Watch (the referenced objects are watched) or Get (read on each use)",
+    ),
+    (
+        "nodeStatusMaxImages",
+        "node_status_max_images",
+        _pids_limit,
+        "",
+        "node mode: images listed in node status (-1: no limit)",
     ),
     (
         "nodeStatusUpdateFrequency",

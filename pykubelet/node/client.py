@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import json
 import logging
 from typing import Any
@@ -90,6 +91,14 @@ class KubeApi:
     def view(self, limiter: RateLimiter | None) -> KubeApi:
         """Another client on the same connection pool with its own rate limit."""
         return KubeApi(self._api, limiter=limiter, counts=self.counts)
+
+    def own_pool(self) -> KubeApi:
+        """Another client with the same credentials and rate limit on a connection pool of its
+        own, without a connection limit: for long watches, each of which holds a connection
+        (HTTP/1.1), so they can never take the connections other requests wait for. Close it."""
+        configuration = copy.deepcopy(self._api.configuration)
+        configuration.connection_pool_maxsize = 0  # aiohttp: no limit
+        return KubeApi(type(self._api)(configuration), limiter=self._limiter, counts=self.counts)
 
     async def close(self) -> None:
         await self._api.close()

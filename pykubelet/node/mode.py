@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,12 +22,13 @@ from pykubelet.node.events import ApiEventSink
 from pykubelet.node.lease import LeaseController
 from pykubelet.node.machine import read_machine_facts
 from pykubelet.node.mirror import MirrorPods
-from pykubelet.node.node_status import NodeSettings
+from pykubelet.node.node_status import ImageRecord, NodeSettings
 from pykubelet.node.pod_source import ApiPodSource
 from pykubelet.node.pull_secrets import ApiPullSecrets
 from pykubelet.node.registration import NodeController
 from pykubelet.node.status_writer import PodStatusWriter
 from pykubelet.node.volume_refresh import VolumeRefresher
+from pykubelet.node.watched_objects import WatchedObjects
 from pykubelet.pods.admission import AdmissionNode
 from pykubelet.pods.manager import PodManager
 from pykubelet.pods.status_manager import StatusManager
@@ -52,6 +53,9 @@ class NodeModeSettings:
     event_burst: int
     register: bool = True
     sync_frequency_s: float = 60.0
+    # configMapAndSecretChangeDetectionStrategy: "Watch" (watched copies) or "Get" (a GET per read)
+    change_detection: str = "Watch"
+    max_images: int = 50  # nodeStatusMaxImages: -1 no cap, 0 none
 
 
 class NodeMode:
@@ -75,7 +79,16 @@ class NodeMode:
             clock,
         )
         self.pull_secrets = ApiPullSecrets(self.main_api)
-        self.config_source = ApiConfigSource(self.main_api)
+        # one connection per watched object (HTTP/1.1; upstream multiplexes them over HTTP/2):
+        # a pool of their own, so hundreds of them never starve the main client's pool
+        watching = settings.change_detection == "Watch"
+        self.watch_api = self.main_api.own_pool() if watching else None
+        self.watched = (
+            WatchedObjects(self.watch_api, clock, on_change=self._objects_changed)
+            if self.watch_api is not None
+            else None
+        )
+        self.config_source = ApiConfigSource(self.main_api, self.watched)
         self.node: NodeController | None = None
         self.lease: LeaseController | None = None
         self.source: ApiPodSource | None = None
@@ -87,6 +100,10 @@ class NodeMode:
     async def create(cls, settings: NodeModeSettings, clock: Clock) -> NodeMode:
         api = await connect(settings.kubeconfig, limiter=None)
         return cls(api, settings, clock)
+
+    def _objects_changed(self, uids: Iterable[str]) -> None:
+        if self.refresher is not None:
+            self.refresher.kick(uids)
 
     def admission_node(self) -> AdmissionNode | None:
         node = self.node.node if self.node is not None else None
@@ -101,6 +118,7 @@ class NodeMode:
         ready_errors: Callable[[], Sequence[str]],
         port: Callable[[], Awaitable[int]],
         refresh_volumes: Callable[[Pod], Awaitable[bool]] | None = None,
+        images: Callable[[], Awaitable[Sequence[ImageRecord]]] | None = None,
     ) -> None:
         """Wire the parts to the pod layer (no I/O)."""
         s = self.settings
@@ -119,6 +137,8 @@ class NodeMode:
             settings_ready=settings_ready,
             node_event=self.events.node_event,
             register=s.register,
+            images=images,
+            max_images=s.max_images,
         )
         node = self.node
         self.lease = LeaseController(
@@ -132,7 +152,12 @@ class NodeMode:
             self.main_api, s.node.name, manager, self._clock, node_uid=lambda: node.uid
         )
         self.source = ApiPodSource(
-            self.main_api, s.node.name, updates, self._clock, on_mirrors=self.mirrors.update
+            self.main_api,
+            s.node.name,
+            updates,
+            self._clock,
+            on_mirrors=self.mirrors.update,
+            refs=self.watched,
         )
         source = self.source
         self.refresher = (
@@ -165,6 +190,7 @@ class NodeMode:
             ("mirror-pods", self.mirrors.run),
             ("events", self.events.run),
             *([("volume-refresh", self.refresher.run)] if self.refresher is not None else []),
+            *([("watched-objects", self.watched.run)] if self.watched is not None else []),
             ("api-client", self._close_on_exit),
         ]
 
@@ -186,4 +212,6 @@ class NodeMode:
         finally:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(self.api.counts.items()))
             log.info("API requests made: %s", counts or "none")
+            if self.watch_api is not None:
+                await self.watch_api.close()
             await self.api.close()

@@ -9,18 +9,20 @@ without ``lastHeartbeatTime``.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pykubelet.node.machine import MachineFacts
 
 __all__ = [
+    "ImageRecord",
     "NodeSettings",
     "adopt_patch",
     "build_node",
     "build_status",
     "default_labels",
+    "node_images",
     "quantity",
     "status_differs",
 ]
@@ -28,6 +30,7 @@ __all__ = [
 MEMORY_EVICTION_BYTES = 100 << 20  # evictionHard memory.available<100Mi
 NODEFS_EVICTION_FRACTION = 0.10  # evictionHard nodefs.available<10%
 ATTACH_DETACH = "volumes.kubernetes.io/controller-managed-attach-detach"
+MAX_NAMES_PER_IMAGE = 5  # upstream's MaxNamesPerImageInNodeStatus
 
 # (type, reason and message when False, reason and message when True)
 _PRESSURE = (
@@ -60,6 +63,34 @@ class NodeSettings:
     taints: tuple[tuple[str, str, str], ...] = ()  # --register-with-taints
     kubelet_version: str = ""
     runtime_version: str = ""  # "<scheme>://<version>"
+
+
+class ImageRecord(Protocol):
+    """What node status needs of an image the runtime lists (the runtime's ``ImageInfo``)."""
+
+    @property
+    def repo_digests(self) -> Sequence[str]: ...
+
+    @property
+    def repo_tags(self) -> Sequence[str]: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+
+def node_images(images: Iterable[ImageRecord], max_images: int) -> list[dict[str, Any]]:
+    """``status.images`` as upstream's ``Images`` setter: largest first, the first
+    ``max_images`` (-1: all), each named by its repo digests then its tags, at most 5 names."""
+    ordered = sorted(images, key=lambda i: i.size_bytes, reverse=True)
+    if max_images > -1:
+        ordered = ordered[:max_images]
+    return [
+        {
+            "names": [*i.repo_digests, *i.repo_tags][:MAX_NAMES_PER_IMAGE],
+            "sizeBytes": i.size_bytes,
+        }
+        for i in ordered
+    ]
 
 
 def time_text(ts: float) -> str:

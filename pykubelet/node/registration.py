@@ -17,10 +17,12 @@ from pykubelet.core.clock import Clock
 from pykubelet.node.client import SMP, ApiError, KubeApi
 from pykubelet.node.machine import MachineFacts
 from pykubelet.node.node_status import (
+    ImageRecord,
     NodeSettings,
     adopt_patch,
     build_node,
     build_status,
+    node_images,
     status_differs,
 )
 
@@ -45,6 +47,8 @@ class NodeController:
         settings_ready: Callable[[], Awaitable[NodeSettings]] | None = None,
         node_event: Callable[[str, str, str], None] | None = None,
         register: bool = True,
+        images: Callable[[], Awaitable[Sequence[ImageRecord]]] | None = None,
+        max_images: int = 50,
     ) -> None:
         self._api = api
         self.settings = settings
@@ -56,6 +60,9 @@ class NodeController:
         self._settings_ready = settings_ready
         self._register = register  # registerNode false: wait for the Node an admin creates
         self._node_event = node_event or (lambda _t, _r, _m: None)
+        self._list_images = images
+        self._max_images = max_images
+        self._images: list[dict[str, Any]] = []  # the last image list read from the runtime
         self.node: dict[str, Any] | None = None  # the latest Node read from or written to the API
         self.registered = asyncio.Event()
         self._last_sent: dict[str, Any] | None = None
@@ -83,14 +90,26 @@ class NodeController:
                 log.exception("node status update failed")
             await self._clock.sleep(self._update_s)
 
-    def _status(self, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    async def _status(self, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+        await self._read_images()
         return build_status(
             self.settings,
             self._facts,
             previous=previous,
             ready_errors=list(self._ready_errors()),
             now=self._clock.now(),
+            images=self._images,
         )
+
+    async def _read_images(self) -> None:
+        """The runtime's images for ``status.images``; on a failure the last list is kept (one
+        failed read is no reason to tell the scheduler the node has no images)."""
+        if self._list_images is None or self._max_images == 0:
+            return
+        try:
+            self._images = node_images(await self._list_images(), self._max_images)
+        except Exception as e:  # the runtime's failure, whatever it is, must not stop the status
+            log.warning("node status: error getting image list: %s", e)
 
     async def register(self) -> None:
         delay = 0.1
@@ -110,7 +129,7 @@ class NodeController:
         if not self._register:
             self.node = await self._api.request("GET", self.path)
             return
-        node = build_node(s, self._facts, self._status(None))
+        node = build_node(s, self._facts, await self._status(None))
         try:
             self.node = await self._api.request("POST", "/api/v1/nodes", body=node)
             return
@@ -144,7 +163,7 @@ class NodeController:
     async def _patch_if_needed(self, server: dict[str, Any]) -> None:
         self.node = server
         old = server.get("status") or {}
-        wanted = self._status(old)
+        wanted = await self._status(old)
         due = self._clock.monotonic() - self._last_report >= self._report_s
         if not due and not status_differs(old, wanted, self._last_sent):
             return
@@ -154,6 +173,8 @@ class NodeController:
             body["status"]["addresses"] = [*wanted["addresses"], {"$patch": "replace"}]
         else:
             del body["status"]["addresses"]
+        if old.get("images") and not wanted.get("images"):
+            body["status"]["images"] = None  # the merge patch's way to remove them
         self.node = await self._api.request(
             "PATCH", f"{self.path}/status", body=body, content_type=SMP
         )

@@ -154,7 +154,8 @@ def _write_atomic(
     root: Path, files: Sequence[DownwardFile], default_mode: int, gid: int | None
 ) -> None:
     """Kubelet's atomic writer: a fresh ``..<stamp>`` dir, ``..data`` swapped by rename, and one
-    top-level symlink per entry pointing through ``..data``."""
+    top-level symlink per entry pointing through ``..data`` (the links of entries no longer in
+    the payload are removed)."""
     root.mkdir(parents=True, exist_ok=True)
     stamp = root / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
     stamp.mkdir()
@@ -171,10 +172,14 @@ def _write_atomic(
     tmp_link.symlink_to(stamp.name)
     old = os.readlink(root / "..data") if (root / "..data").is_symlink() else None
     os.replace(tmp_link, root / "..data")
-    for top in {f.path.split("/", 1)[0] for f in files}:
+    tops = {f.path.split("/", 1)[0] for f in files}
+    for top in tops:
         link = root / top
         if not link.is_symlink():
             link.symlink_to(f"..data/{top}")
+    for entry in root.iterdir():  # a key the new payload lacks goes, as upstream's writer
+        if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in tops:
+            entry.unlink()
     if old and old != stamp.name:
         shutil.rmtree(root / old, ignore_errors=True)
 

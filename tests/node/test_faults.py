@@ -39,8 +39,13 @@ def test_api_server_restart_resumes_the_watch_without_restarting_containers(
     api_node: ApiNode, control_plane: ControlPlane, namespace: str
 ) -> None:
     cp = control_plane
+    api_node.extra_args += ["--sync-frequency", "10m"]  # ConfigMap updates: by the watch only
     api_node.start()
-    cp.apply(_sleeper("before", cp.node_name), namespace)
+    cp.kubectl("create", "configmap", "cfg", "-n", namespace, "--from-literal=k=1")
+    pod = _sleeper("before", cp.node_name)
+    pod["spec"]["volumes"] = [{"name": "cfg", "configMap": {"name": "cfg"}}]
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "cfg", "mountPath": "/cfg"}]
+    cp.apply(pod, namespace)
     before = wait_api(lambda: _container(cp, namespace, "before"), 60, "the pod Running")
     pid_file = cp.dir / "run" / "kube-apiserver.pid"
     pid = int(pid_file.read_text())
@@ -56,6 +61,15 @@ def test_api_server_restart_resumes_the_watch_without_restarting_containers(
     assert same is not None
     assert same["containerID"] == before["containerID"] and same["restartCount"] == 0
     assert condition(cp.node(), "Ready")["status"] == "True"  # type: ignore[index]
+    # the ConfigMap's watch came back too: an update reaches the running pod's file
+    cp.kubectl("patch", "configmap", "cfg", "-n", namespace, "-p", '{"data":{"k":"2"}}')
+    wait_api(
+        lambda: (
+            cp.kubectl("exec", "-n", namespace, "before", "--", "cat", "/cfg/k", check=False) == "2"
+        ),
+        60,
+        "the ConfigMap update after the API server restart",
+    )
 
 
 class _Forwarder:

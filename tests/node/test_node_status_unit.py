@@ -16,6 +16,7 @@ from pykubelet.node.node_status import (
     adopt_patch,
     build_node,
     build_status,
+    node_images,
     quantity,
     status_differs,
 )
@@ -160,3 +161,66 @@ async def test_rate_limiter_allows_burst_then_qps() -> None:
     assert not waiter.done()
     await clock.advance(0.2)  # 0.5 s buys one token at 2 qps
     await asyncio.wait_for(waiter, 1)
+
+
+def test_images_largest_first_digests_then_tags_five_names_and_the_cap() -> None:
+    from pykubelet.runtime.types import ImageInfo
+
+    many = tuple(f"r/many:{i}" for i in range(6))
+    images = [
+        ImageInfo(id="sha256:a", repo_tags=("r/small:1",), size_bytes=10),
+        ImageInfo(id="sha256:b", repo_tags=many, size_bytes=30, repo_digests=("r/many@sha256:d",)),
+        ImageInfo(id="sha256:c", repo_tags=("r/mid:1", "r/mid:2"), size_bytes=20),
+    ]
+    assert node_images(images, 50) == [
+        {
+            "names": ["r/many@sha256:d", "r/many:0", "r/many:1", "r/many:2", "r/many:3"],
+            "sizeBytes": 30,
+        },
+        {"names": ["r/mid:1", "r/mid:2"], "sizeBytes": 20},
+        {"names": ["r/small:1"], "sizeBytes": 10},
+    ]
+    assert [i["sizeBytes"] for i in node_images(images, -1)] == [30, 20, 10]
+    assert [i["sizeBytes"] for i in node_images(images, 1)] == [30]
+    assert node_images(images, 0) == []
+
+
+async def test_volume_refresher_kicked_pods_at_once_all_pods_each_period() -> None:
+    from pykubelet.api import Pod
+    from pykubelet.node.volume_refresh import VolumeRefresher
+
+    def pod(uid: str) -> Pod:
+        return Pod.from_dict(
+            {
+                "metadata": {"name": uid, "namespace": "ns", "uid": uid},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            }
+        )
+
+    pods = [pod("a"), pod("b")]
+    done: list[str] = []
+
+    async def refresh(p: Pod) -> bool:
+        done.append(p.uid)
+        return True
+
+    clock = FakeClock()
+    refresher = VolumeRefresher(lambda: pods, refresh, clock, period_s=60)
+    task = asyncio.create_task(refresher.run())
+    try:
+        for _ in range(5):  # the loop starts: its first period ends at t + 60
+            await asyncio.sleep(0)
+        await clock.advance(1)
+        refresher.kick(["b"])  # a watched object of pod b changed
+        for _ in range(20):  # the loop refreshes b and sleeps again
+            await asyncio.sleep(0)
+        assert done == ["b"]  # at once, not at the period
+        await clock.advance(59)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert done == ["b", "a", "b"]  # the period refreshes every pod
+        assert refresher.refreshed == 3
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

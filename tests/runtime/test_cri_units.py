@@ -17,7 +17,12 @@ from pykubelet.runtime import (
     SecurityConfig,
 )
 from pykubelet.runtime.cri.client import CriClient, parse_endpoint
-from pykubelet.runtime.cri.convert import container_config, sandbox_config, sandbox_status
+from pykubelet.runtime.cri.convert import (
+    container_config,
+    image_info,
+    sandbox_config,
+    sandbox_status,
+)
 from pykubelet.runtime.cri.streams import parse_exit_status
 from pykubelet.runtime.cri.v1 import api_pb2 as pb
 from pykubelet.runtime.errors import (
@@ -116,6 +121,21 @@ def test_sandbox_status_keeps_the_cgroup_parent_out_of_the_annotations() -> None
     assert (st.ip, st.additional_ips, st.created_at) == ("10.1.0.5", ("fd00::5",), 1.5e9 + 0.25)
     assert (st.cgroup_parent, dict(st.annotations), st.netns_path) == ("k/podu-1", {"a": "b"}, "")
     assert st.state.value == "SANDBOX_NOTREADY"
+
+
+def test_image_info_keeps_tags_digests_and_size() -> None:
+    """What node status reports as the image's names and size."""
+    info = image_info(
+        pb.Image(
+            id="sha256:abc",
+            repo_tags=["docker.io/library/busybox:1.35"],
+            repo_digests=["docker.io/library/busybox@sha256:def"],
+            size=2_000_000,
+        )
+    )
+    assert info.repo_tags == ("docker.io/library/busybox:1.35",)
+    assert info.repo_digests == ("docker.io/library/busybox@sha256:def",)
+    assert info.size_bytes == 2_000_000
 
 
 def test_exit_status_from_the_error_channel() -> None:

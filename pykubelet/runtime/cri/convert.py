@@ -230,6 +230,7 @@ def image_info(image: pb.Image) -> ImageInfo:
         repo_tags=tuple(image.repo_tags),
         size_bytes=image.size,
         config_user=user,
+        repo_digests=tuple(image.repo_digests),  # node status names, image GC's in-use check
     )
 
 
