@@ -163,6 +163,8 @@ async def test_a_probe_timeout_kills_the_command_and_its_background_child(
     script = "sleep 63 & echo $! > /tmp/bg.pid; echo $$ > /tmp/sh.pid; wait"
     with pytest.raises(ExecTimeout):
         await rt.exec_sync(cid, ["sh", "-c", script], 0.5)
+    pids = (await rt.exec_sync(cid, ["cat", "/tmp/sh.pid", "/tmp/bg.pid"], 10)).stdout.split()
+    assert len(pids) == 2 and all(p.isdigit() for p in pids), pids
     # inside the container, by pid: gone or zombies (its PID 1, sleep, reaps no orphans)
     check = "for p in $(cat /tmp/sh.pid /tmp/bg.pid); do grep State /proc/$p/status; done"
 
@@ -186,6 +188,8 @@ async def test_a_cancelled_session_kills_its_process_group(
     script = "sleep 64 & echo up; wait"
     task = asyncio.ensure_future(rt.exec(cid, ["sh", "-c", script], StreamIO(stdout=out)))
     await asyncio.wait_for(up.wait(), 30)
+    # "up" may come before the background sh has exec'd sleep
+    await wait_for(lambda: bool(_live_pids_running([b"sleep", b"64"])), 10, "sleep to start")
     (sleeper,) = _live_pids_running([b"sleep", b"64"])
     shell = int(_stat(sleeper)[1])
     helper = int(_stat(shell)[1])
