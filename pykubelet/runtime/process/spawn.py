@@ -11,9 +11,13 @@ exec code holds, however the helper was started:
   process, no exec, the usual path;
 * by ``spawn`` here (``SpawnedChild``): ``posix_spawn`` (glibc's is a vfork; the event loop
   waits until the child has exec'd), its end watched through a pidfd. It serves the Python
-  fallback helper (``native/pyshim.py``), which has no zygote, and the TTY path.
+  fallback helper (``native/pyshim.py``), which has no zygote.
 
-The child gets fds 0-2 only by relying on the agent's fds being close-on-exec (Python's
+exec with a TTY (``execs._exec_tty``) stays on ``asyncio.create_subprocess_exec``: the terminal
+becomes the child's controlling one in a ``preexec_fn`` for containers without a root of their
+own, and an interactive session's launch cost does not matter.
+
+A spawned child gets fds 0-2 only by relying on the agent's fds being close-on-exec (Python's
 default); the C helper also closes anything above 2 before it enters the container.
 """
 
