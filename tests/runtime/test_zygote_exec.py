@@ -113,6 +113,19 @@ async def test_exit_codes_signals_and_empty_arguments(running: tuple[ProcessRunt
     assert r.exit_code == 127 and b"/no/such/command" in r.stderr, r
 
 
+async def test_arguments_beyond_a_zygote_request_still_run(
+    running: tuple[ProcessRuntime, str],
+) -> None:
+    """300 kB of arguments do not fit the zygote's 256 KiB request: posix_spawn takes them."""
+    rt, cid = running
+    big = ["a" * 100_000, "b" * 100_000, "c" * 100_000]
+    r = await rt.exec_sync(cid, ["sh", "-c", "echo ${#1} ${#2} ${#3}", "sh", *big], 10)
+    assert (r.exit_code, r.stdout) == (0, b"100000 100000 100000\n")
+    out = _Sink()
+    code = await rt.exec(cid, ["sh", "-c", "echo ${#1}", "sh", *big], StreamIO(stdout=out))
+    assert (code, bytes(out.data)) == (0, b"100000\n")
+
+
 async def test_stdin_reaches_eof_and_no_stdin_is_dev_null(
     running: tuple[ProcessRuntime, str],
 ) -> None:

@@ -33,13 +33,13 @@ from pykubelet.runtime.process import procs
 from pykubelet.runtime.process.records import ContainerRecord, SandboxRecord
 from pykubelet.runtime.process.security import capability_set
 from pykubelet.runtime.process.spawn import Child, pump_in, pump_out, read_all, spawn
+from pykubelet.runtime.process.zygote import RequestTooLarge, Zygote
 from pykubelet.runtime.protocol import PortConnection
 from pykubelet.runtime.types import ExecResult, StreamIO, TerminalSize
 
 if TYPE_CHECKING:
     from pykubelet.runtime.cgroups import CgroupLayout
     from pykubelet.runtime.process.layout import RuntimeLayout
-    from pykubelet.runtime.process.zygote import Zygote
 
 __all__ = ["ExecMixin"]
 
@@ -193,9 +193,10 @@ class ExecMixin:
         self: _Host, argv: Sequence[str], env: dict[str, str], *, stdin: bool
     ) -> Child:
         """Start ``pkshim enter``: forked by the zygote when the helper is the compiled one,
-        else (the Python helper) spawned."""
+        else (the Python helper, or arguments beyond a zygote request) spawned."""
         if self._zygote is not None:
-            return await self._zygote.enter(argv, env, stdin=stdin)
+            with contextlib.suppress(RequestTooLarge):
+                return await self._zygote.enter(argv, env, stdin=stdin)
         return spawn(argv, env, stdin=stdin)
 
     async def exec_sync(
@@ -227,6 +228,7 @@ class ExecMixin:
         if cwd is not None:
             return await _exec_subprocess(argv, env, cwd, io)
         child = await self._start_enter(argv, env, stdin=io.stdin is not None)  # type: ignore[misc]
+        failed: RuntimeUnavailable | None = None
         try:
             async with asyncio.TaskGroup() as tg:
                 feeder = None
@@ -234,7 +236,10 @@ class ExecMixin:
                     feeder = tg.create_task(pump_in(io.stdin, child))
                 tg.create_task(pump_out(child.stdout, io.stdout))
                 tg.create_task(pump_out(child.stderr, io.stderr))
-                await child.wait()
+                try:
+                    await child.wait()
+                except RuntimeUnavailable as e:  # the helper could not start: raised as is,
+                    failed = e  # not in the task group's ExceptionGroup
                 if feeder is not None:
                     feeder.cancel()
         finally:
@@ -242,6 +247,8 @@ class ExecMixin:
                 await child.kill()
             finally:
                 child.close()
+        if failed is not None:
+            raise failed
         return _code(child.returncode)
 
     def _pty_root(self, container_id: str) -> str | None:

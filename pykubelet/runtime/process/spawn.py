@@ -78,7 +78,7 @@ class ExecPipes:
                 os.set_blocking(ours, False)
         return cls(in_w, out_r, err_r, in_r, out_w, err_w)
 
-    def close_childs(self) -> None:
+    def close_child_ends(self) -> None:
         """Once the child holds its ends (or will never start)."""
         for fd in (self.child_stdin, self.child_stdout, self.child_stderr):
             if fd is not None:
@@ -162,7 +162,7 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], *, stdin: bool) -> Child:
         pipes.close_ours()
         raise
     finally:
-        pipes.close_childs()
+        pipes.close_child_ends()
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:

@@ -40,14 +40,20 @@ from collections.abc import Mapping, Sequence
 from pykubelet.runtime.errors import RuntimeUnavailable
 from pykubelet.runtime.process.spawn import Child, ExecPipes, wait_ready
 
-__all__ = ["Zygote", "ZygoteChild", "parse_report"]
+__all__ = ["RequestTooLarge", "Zygote", "ZygoteChild", "parse_report"]
 
 log = logging.getLogger(__name__)
 
 _MAGIC = b"pkz1"
 _MAX_REQUEST = 256 * 1024  # the zygote's receive buffer (ZREQ_MAX in pkshim.c)
+_MAX_FIELDS = 8191  # the fields it splits a request into (zygote_child in pkshim.c)
 _TITLE_PAD = " " * 1024  # room in the zygote's argv for each helper's command line in ps
 _REPORT_MAX = 512
+
+
+class RequestTooLarge(RuntimeUnavailable):
+    """Arguments and environment beyond what one zygote request holds (an exec falls back to
+    ``posix_spawn``, which takes up to the kernel's ARG_MAX)."""
 
 
 def parse_report(line: str, mode: str) -> list[int]:
@@ -70,8 +76,10 @@ def encode_request(argv: Sequence[str], env: Mapping[str, str] | None) -> bytes:
     if any(b"\0" in f for f in fields):
         raise RuntimeUnavailable("helper arguments and environment must not contain NUL bytes")
     request = b"".join(f + b"\0" for f in fields)
-    if len(request) > _MAX_REQUEST:
-        raise RuntimeUnavailable(f"helper {mode}: arguments and environment exceed 256 KiB")
+    if len(request) > _MAX_REQUEST or len(fields) > _MAX_FIELDS:
+        raise RequestTooLarge(
+            f"helper {mode}: arguments and environment exceed 256 KiB or {_MAX_FIELDS} entries"
+        )
     return request
 
 
@@ -183,7 +191,7 @@ class Zygote:
             raise
         finally:
             theirs.close()  # the helper holds the only other ends now
-            pipes.close_childs()
+            pipes.close_child_ends()
             if null >= 0:
                 os.close(null)
         return ZygoteChild(mine, pipes)
