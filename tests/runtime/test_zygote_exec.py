@@ -222,11 +222,28 @@ async def test_a_cancelled_session_kills_its_process_group(
 async def test_the_next_exec_works_after_the_zygote_was_killed(
     running: tuple[ProcessRuntime, str],
 ) -> None:
+    """... and an exec running at that moment goes on: its helper reports to the agent."""
     rt, cid = running
     assert (await rt.exec_sync(cid, ["echo", "one"], 10)).stdout == b"one\n"
+    go = asyncio.Event()
+
+    async def stdin() -> AsyncIterator[bytes]:
+        await go.wait()
+        yield b"hi\n"
+
+    out = _Sink()
+    running_exec = asyncio.ensure_future(
+        rt.exec(
+            cid, ["sh", "-c", "read x; echo got $x; exit 3"], StreamIO(stdin=stdin(), stdout=out)
+        )
+    )
+    script = [b"sh", b"-c", b"read x; echo got $x; exit 3"]
+    await wait_for(lambda: bool(_live_pids_running(script)), 10, "the exec to run")
     (zygote,) = _zygotes()
     os.kill(zygote, signal.SIGKILL)
     await wait_for(lambda: zygote not in _zygotes(), 10, "the zygote to go")
+    go.set()
+    assert (await running_exec, bytes(out.data)) == (3, b"got hi\n")
     r = await rt.exec_sync(cid, ["echo", "two"], 10)
     assert (r.exit_code, r.stdout) == (0, b"two\n")
     assert len(_zygotes()) == 1 and zygote not in _zygotes()
