@@ -110,7 +110,11 @@ class Zygote:
                 stdin=theirs.fileno(),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                start_new_session=True,  # signals to the agent's group do not reach it
+                # its own process group (signals to the agent's do not reach it) but the
+                # agent's session: with autogroup scheduling each session is a scheduling
+                # group, and the zygote woken from another one waited much longer for a CPU
+                # on a busy machine (docs/performance.md, "Execs forked by the zygote")
+                process_group=0,
             )
         except OSError as e:
             ours.close()
