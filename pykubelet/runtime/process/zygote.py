@@ -180,7 +180,12 @@ class Zygote:
         request is sent (the helper's "OK" comes later, ``ZygoteChild``)."""
         request = encode_request(argv, env)
         pipes = ExecPipes.open(stdin=stdin)
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except BaseException:
+            pipes.close_ours()
+            pipes.close_child_ends()
+            raise
         null = -1
         try:
             mine.setblocking(False)
