@@ -127,8 +127,13 @@ async def test_a_helper_that_fails_reports_why(
         RuntimeUnavailable, match="helper pause failed: ERR helper died before it was ready"
     ):
         await z.launch([binary, "pause", "-x"])  # usage error: exits before any report
-    with pytest.raises(RuntimeUnavailable, match="only pause and run"):
-        await z.launch([binary, "enter", "-t", "1", "--", "true"])
+    with pytest.raises(
+        RuntimeUnavailable,
+        match="helper enter failed: ERR enter needs a report socket and 3 stdio fds",
+    ):
+        await z.launch([binary, "enter", "-t", "1", "--", "true"])  # no stdio: Zygote.enter has
+    with pytest.raises(RuntimeUnavailable, match="only pause, run and enter are launched"):
+        await z.launch([binary, "init", str(tmp_path / "spec")])
 
 
 async def test_oversized_requests_and_nul_bytes_are_refused(

@@ -2,7 +2,10 @@
 
 exec runs ``pkshim enter -t <pid> …`` with the container's env: it joins the container's
 cgroups and namespaces (so its root), then applies the container's capability set, groups, uid,
-no_new_privs and working directory, as init did.
+no_new_privs and working directory, as init did. The compiled helper is forked by its zygote
+(``Zygote.enter``: no exec, the event loop never blocks); the Python fallback helper, which has
+no zygote, and exec with a TTY are started by ``posix_spawn`` (``spawn``) and asyncio's
+subprocess support respectively. Both launch paths give one ``Child``.
 attach talks to the shim's ``attach.sock`` (frames: type, 4-byte length, payload), so it keeps
 working after an agent restart. port-forward creates the socket in a thread that has entered the
 sandbox's network namespace, then connects from the event loop.
@@ -29,7 +32,8 @@ from pykubelet.runtime.errors import ContainerNotRunning, ExecTimeout, RuntimeUn
 from pykubelet.runtime.process import procs
 from pykubelet.runtime.process.records import ContainerRecord, SandboxRecord
 from pykubelet.runtime.process.security import capability_set
-from pykubelet.runtime.process.spawn import pump_in, pump_out, read_all, spawn
+from pykubelet.runtime.process.spawn import Child, pump_in, pump_out, read_all, spawn
+from pykubelet.runtime.process.zygote import RequestTooLarge, Zygote
 from pykubelet.runtime.protocol import PortConnection
 from pykubelet.runtime.types import ExecResult, StreamIO, TerminalSize
 
@@ -47,6 +51,7 @@ _TIOCGPTPEER = 0x5441  # open the slave from its master (Linux 4.13), no path lo
 
 class _Host(Protocol):
     layout: RuntimeLayout
+    _zygote: Zygote | None
 
     @property
     def cgroups(self) -> CgroupLayout: ...
@@ -184,13 +189,23 @@ class ExecMixin:
         tail = ("-T", "--") if tty else ("--",)
         return [*enter.argv, *tail, *cmd], dict(rec.env), None
 
+    async def _start_enter(
+        self: _Host, argv: Sequence[str], env: dict[str, str], *, stdin: bool
+    ) -> Child:
+        """Start ``pkshim enter``: forked by the zygote when the helper is the compiled one,
+        else (the Python helper, or arguments beyond a zygote request) spawned."""
+        if self._zygote is not None:
+            with contextlib.suppress(RequestTooLarge):
+                return await self._zygote.enter(argv, env, stdin=stdin)
+        return spawn(argv, env, stdin=stdin)
+
     async def exec_sync(
         self, container_id: str, cmd: Sequence[str], timeout_s: float | None = None
     ) -> ExecResult:
         argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
         if cwd is not None:  # a container without namespaces: the command itself, in its cwd
             return await _exec_sync_subprocess(container_id, argv, env, cwd, timeout_s)
-        child = spawn(argv, env, stdin=False)
+        child = await self._start_enter(argv, env, stdin=False)  # type: ignore[misc]
         try:
             async with asyncio.timeout(timeout_s):
                 out, err, rc = await asyncio.gather(
@@ -212,7 +227,8 @@ class ExecMixin:
         argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
         if cwd is not None:
             return await _exec_subprocess(argv, env, cwd, io)
-        child = spawn(argv, env, stdin=io.stdin is not None)
+        child = await self._start_enter(argv, env, stdin=io.stdin is not None)  # type: ignore[misc]
+        failed: RuntimeUnavailable | None = None
         try:
             async with asyncio.TaskGroup() as tg:
                 feeder = None
@@ -220,7 +236,10 @@ class ExecMixin:
                     feeder = tg.create_task(pump_in(io.stdin, child))
                 tg.create_task(pump_out(child.stdout, io.stdout))
                 tg.create_task(pump_out(child.stderr, io.stderr))
-                await child.wait()
+                try:
+                    await child.wait()
+                except RuntimeUnavailable as e:  # the helper could not start: raised as is,
+                    failed = e  # not in the task group's ExceptionGroup
                 if feeder is not None:
                     feeder.cancel()
         finally:
@@ -228,6 +247,8 @@ class ExecMixin:
                 await child.kill()
             finally:
                 child.close()
+        if failed is not None:
+            raise failed
         return _code(child.returncode)
 
     def _pty_root(self, container_id: str) -> str | None:

@@ -23,14 +23,20 @@
  *       (-T: a new session with stdin, a terminal, as its controlling terminal).
  *
  *   pkshim zygote
- *       Launch server: reads requests (a pause or run command line, optionally its
- *       environment, and a socket for the report) as SOCK_SEQPACKET messages on fd 0 and forks
- *       the helper for each, without an exec; exits when the agent closes the socket.
+ *       Launch server: reads requests (a pause, run or enter command line, optionally its
+ *       environment, a socket for the report and, for enter, the exec's stdin, stdout and
+ *       stderr) as SOCK_SEQPACKET messages on fd 0 and forks the helper for each, without an
+ *       exec; exits when the agent closes the socket.
  *
  * pause and run daemonize (new session, stdio on /dev/null) so neither the agent's death nor a
  * signal to its process group reaches them; the launching process prints "OK <pid> [<child>]"
  * or "ERR <reason>" on stdout and exits once the daemon is ready. Launched by the zygote, the
  * same line goes to the request's report socket and no second fork is needed.
+ * enter launched by the zygote leads a session of its own and reports on its report socket
+ * (SOCK_SEQPACKET, one record each): "OK <pid>" with a pidfd of itself, then "EXIT <code>" or
+ * "SIGNAL <n>" when the command ends. SIGTERM to an enter leading its process group kills the
+ * whole group (the agent's race-free kill: a pidfd signal to a process that cannot be reaped
+ * while it runs, whose group id therefore cannot be reused).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -757,10 +763,15 @@ static int cmd_run(int argc, char **argv) {
  * \\ \t \n escaped (written by create.py). Same steps as init.py, without Python's start-up. */
 
 
+static int exit_fd = -1;  /* enter launched by the zygote: where its end is reported */
+static void report_exit(const char *kind, int code);
+
 static void die(const char *what, const char *arg) {
     fprintf(stderr, "pykubelet: cannot start container: %s %s: %s\n", what, arg ? arg : "",
             strerror(errno));
-    _exit(errno == EACCES ? 126 : 127);
+    int code = errno == EACCES ? 126 : 127;
+    report_exit("EXIT", code);
+    _exit(code);
 }
 
 static void unescape(char *s) {
@@ -1165,6 +1176,19 @@ static pid_t fork_into(int cg2) {
     return fork();
 }
 
+/* the end of an exec launched by the zygote, told once on its report socket */
+static void report_exit(const char *kind, int code) {
+    if (exit_fd < 0) return;
+    char line[64];
+    int n = snprintf(line, sizeof line, "%s %d\n", kind, code);
+    if (write(exit_fd, line, (size_t)n) < 0) { /* the agent is gone: nothing to tell */ }
+    close(exit_fd);
+    exit_fd = -1;
+}
+
+/* SIGTERM to an enter that leads its process group: the exec is killed, command and all */
+static void on_kill(int sig) { (void)sig; kill(0, SIGKILL); }
+
 static int cmd_enter(int argc, char **argv) {
     int opt, have_caps = 0, have_uid = 0, nnp = 0, ngroups = 0;
     pid_t target = 0;
@@ -1173,9 +1197,11 @@ static int cmd_enter(int argc, char **argv) {
     gid_t gid = 0, groups[256];
     const char *cwd = "/";
     int ctty = 0, cg2 = -1;
-    /* the agent spawns us without closing its fds (they are close-on-exec; this makes sure
-     * none reaches the container) */
-    close_range(3, ~0U, 0);
+    /* none of the agent's or the zygote's fds may reach the container: the agent's are
+     * close-on-exec, this closes them all anyway; only the report socket (fd 3 when launched
+     * by the zygote, close-on-exec) stays */
+    close_range(exit_fd == 3 ? 4 : 3, ~0U, 0);
+    if (getpgrp() == getpid()) signal(SIGTERM, on_kill);  /* never a group we do not lead */
     while ((opt = getopt(argc, argv, "+t:c:u:g:G:nw:C:T")) != -1) {
         switch (opt) {
         case 't': target = (pid_t)atoi(optarg); break;
@@ -1223,9 +1249,16 @@ static int cmd_enter(int argc, char **argv) {
         int st;
         signal(SIGINT, SIG_IGN);
         while (waitpid(child, &st, 0) < 0 && errno == EINTR) {}
-        if (WIFSIGNALED(st)) { signal(WTERMSIG(st), SIG_DFL); kill(getpid(), WTERMSIG(st)); }
+        if (WIFSIGNALED(st)) {
+            report_exit("SIGNAL", WTERMSIG(st));
+            signal(WTERMSIG(st), SIG_DFL);
+            kill(getpid(), WTERMSIG(st));
+        }
+        report_exit("EXIT", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
+    signal(SIGTERM, SIG_DFL);
+    if (exit_fd >= 0) { close(exit_fd); exit_fd = -1; }  /* the parent reports our end */
     /* -T: stdin is a terminal; the command leads a session inside the container's PID
      * namespace with it as controlling terminal, so shells see their own process groups */
     if (ctty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)) die("controlling terminal", "");
@@ -1253,10 +1286,12 @@ static int cmd_enter(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- zygote */
 /* A request is one SOCK_SEQPACKET message: "pkz1", then "E" (environment follows) or "-"
- * (inherit the zygote's), then the argv fields, an empty field, and the environment entries,
- * all NUL-terminated; its one SCM_RIGHTS fd is where the helper writes its OK/ERR line. */
+ * (inherit the zygote's) with the number of argv fields in decimal, then the argv fields
+ * (empty ones too) and the environment entries, all NUL-terminated. Its SCM_RIGHTS fds: first where the helper reports (its OK/ERR line;
+ * for enter its pidfd and its end too), then for enter the exec's stdin, stdout and stderr. */
 
 #define ZREQ_MAX (256 * 1024)
+#define ZREQ_FDS 4
 static char *title_start = NULL;
 static size_t title_len = 0;
 
@@ -1276,9 +1311,42 @@ static void set_title(char *const *argv) {
 
 static int dispatch(int argc, char **argv);
 
-static void zygote_child(char *buf, size_t n, int report_fd) {
+/* enter, forked by the zygote: what posix_spawn(setsid) of "pkshim enter" gives (a session of
+ * its own, the exec's pipes on 0-2), its report socket kept on fd 3 (close-on-exec), and
+ * "OK <pid>" sent with a pidfd of itself, the agent's race-free handle for a kill */
+static void enter_setup(const int *fds, int nfds) {
+    if (nfds != ZREQ_FDS) { report("ERR enter needs a report socket and 3 stdio fds\n"); _exit(2); }
+    if (setsid() < 0) fail("setsid");
+    for (int i = 0; i < 3; i++)
+        if (dup2(fds[i + 1], i) < 0) fail("dup2");
+    int rfd = fds[0];
+    if (rfd != 3) {
+        if (dup3(rfd, 3, O_CLOEXEC) < 0) fail("dup3");
+        close(rfd);
+    }
+    ready_fd = -1;
+    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (pidfd < 0) { ready_fd = 3; fail("pidfd_open"); }
+    char line[64];
+    int n = snprintf(line, sizeof line, "OK %d\n", (int)getpid());
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = {.iov_base = line, .iov_len = (size_t)n};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof cbuf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pidfd, sizeof pidfd);
+    if (sendmsg(3, &msg, MSG_NOSIGNAL) < 0) _exit(1);  /* the agent is gone */
+    close(pidfd);
+    exit_fd = 3;
+}
+
+static void zygote_child(char *buf, size_t n, const int *fds, int nfds) {
     signal(SIGCHLD, SIG_DFL);
-    ready_fd = report_fd;
+    ready_fd = fds[0];
     char *fields[8192];
     size_t nf = 0;
     for (size_t i = 0; i < n && nf < 8191; ) {
@@ -1287,65 +1355,87 @@ static void zygote_child(char *buf, size_t n, int report_fd) {
     }
     if (nf < 3 || strcmp(fields[0], "pkz1") != 0) { report("ERR bad zygote request\n"); _exit(2); }
     int with_env = fields[1][0] == 'E';
-    size_t a = 2, end = a;
-    while (end < nf && fields[end][0]) end++;
+    size_t a = 2, end = a + strtoul(fields[1] + 1, NULL, 10);
+    if (end > nf || end == a) { report("ERR bad zygote request\n"); _exit(2); }
     char **argv = calloc(end - a + 1, sizeof *argv);
     if (!argv) fail("calloc");
     for (size_t i = a; i < end; i++) argv[i - a] = fields[i];
     if (with_env) {
-        size_t ne = end < nf ? nf - end - 1 : 0;
+        size_t ne = nf - end;
         char **envp = calloc(ne + 1, sizeof *envp);
         if (!envp) fail("calloc");
-        for (size_t i = 0; i < ne; i++) envp[i] = fields[end + 1 + i];
+        for (size_t i = 0; i < ne; i++) envp[i] = fields[end + i];
         environ = envp;
     }
+    int enter = end - a >= 2 && strcmp(argv[1], "enter") == 0;
+    if (enter) enter_setup(fds, nfds);
+    else
+        for (int i = 1; i < nfds; i++) close(fds[i]);
     set_title(argv);
     optind = 0;  /* a fresh getopt for the helper's own options */
-    _exit(dispatch((int)(end - a), argv));
+    int rc = dispatch((int)(end - a), argv);
+    report_exit("EXIT", rc);
+    _exit(rc);
+}
+
+/* the zygote reaps its helpers itself rather than ignoring SIGCHLD: their CPU time then adds
+ * up in its own (cutime/cstime), so that what the node spends on helpers stays measurable */
+static void on_zygote_child(int sig) {
+    (void)sig;
+    int e = errno;
+    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    errno = e;
 }
 
 static int cmd_zygote(void) {
-    signal(SIGCHLD, SIG_IGN);  /* the kernel reaps the helpers that exit while we live */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_zygote_child;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
     static char buf[ZREQ_MAX + 1];
     for (;;) {
-        char cbuf[CMSG_SPACE(sizeof(int))];
+        char cbuf[CMSG_SPACE(ZREQ_FDS * sizeof(int))];
         struct iovec iov = {.iov_base = buf, .iov_len = ZREQ_MAX};
         struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
                              .msg_controllen = sizeof cbuf};
         ssize_t n = recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return 0;  /* the agent closed its end (or died) */
-        int fd = -1;
+        int fds[ZREQ_FDS], nfds = 0;
         struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(&fd, CMSG_DATA(c), sizeof fd);
-        if (fd < 0) continue;
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            if (nfds > ZREQ_FDS) nfds = ZREQ_FDS;
+            memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
+        }
+        if (nfds == 0) continue;
         if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
             const char *e = "ERR zygote request too large\n";
-            if (write(fd, e, strlen(e)) < 0) {}
-            close(fd);
-            continue;
+            if (write(fds[0], e, strlen(e)) < 0) {}
+        } else {
+            buf[n] = 0;
+            pid_t pid = fork();
+            if (pid == 0) {
+                close(0);
+                zygote_child(buf, (size_t)n, fds, nfds);
+            }
+            if (pid < 0) {
+                char e[128];
+                snprintf(e, sizeof e, "ERR zygote fork: %s\n", strerror(errno));
+                if (write(fds[0], e, strlen(e)) < 0) {}
+            }
         }
-        buf[n] = 0;
-        pid_t pid = fork();
-        if (pid == 0) {
-            close(0);
-            zygote_child(buf, (size_t)n, fd);
-        }
-        if (pid < 0) {
-            char e[128];
-            snprintf(e, sizeof e, "ERR zygote fork: %s\n", strerror(errno));
-            if (write(fd, e, strlen(e)) < 0) {}
-        }
-        close(fd);
+        for (int i = 0; i < nfds; i++) close(fds[i]);
     }
 }
 
 static int dispatch(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "pause") == 0) return cmd_pause(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
-    fprintf(stderr, "pkshim zygote: only pause and run are launched\n");
-    report("ERR zygote: only pause and run are launched\n");
+    if (argc >= 2 && strcmp(argv[1], "enter") == 0 && exit_fd >= 0) return cmd_enter(argc - 1, argv + 1);
+    fprintf(stderr, "pkshim zygote: only pause, run and enter are launched\n");
+    report("ERR zygote: only pause, run and enter are launched\n");
     return 2;
 }
 
