@@ -13,11 +13,12 @@
   event loop with the execs), then the same pod without that container (a quiet pod, like the
   upstream node's); ``--no-quiet`` skips the second;
 * two CPU layouts per pod (``--layouts``): ``shared``, everything on all the machine's CPUs,
-  and ``split``, the node under test (pykubelet with its helpers and containers; the upstream
-  kubelet with containerd, its shims and containers) on the last CPU and the control plane
-  with kubectl on the others (``cpu_split.py``), as on a real cluster where the API server and
-  kubectl are other machines. On a 2-core machine the shared layout's tail is mostly the
-  node's steps waiting for a core that kube-apiserver or kubectl holds;
+  and ``split``, the node being measured (pykubelet with its helpers and containers; the
+  upstream kubelet with containerd, its shims and containers) alone on the last CPU and the
+  control plane, kubectl and the other node on the others (``cpu_split.py``; re-pinned at
+  each block), as on a real cluster where the API server and kubectl are other machines. On
+  a 2-core machine the shared layout's tail is mostly the node's steps waiting for a core
+  that kube-apiserver or kubectl holds;
 * ``kubectl port-forward`` throughput to a TCP echo server in each pod (bytes sent and echoed
   back, per second).
 
@@ -53,6 +54,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,11 +174,22 @@ class Target:
         self.wall, self.cpu_s = [], 0.0
 
 
-def _measure(kubectl: str, admin: Path, targets: list[Target], runs: int, blocks: int) -> None:
+def _measure(
+    kubectl: str,
+    admin: Path,
+    targets: list[Target],
+    runs: int,
+    blocks: int,
+    lay_out: Callable[[Target | None], None],
+) -> None:
+    """``runs`` execs per target in ``blocks`` alternating blocks; ``lay_out(t)`` before each
+    block pins the processes for measuring ``t``."""
     for t in targets:
+        lay_out(t)
         _exec_runs(kubectl, admin, t.pod, 1)  # warm-up (connections, caches)
     for _ in range(blocks):
         for t in targets:
+            lay_out(t)
             pids = t.pids()
             before = _cpu_s(pids)
             t.wall += _exec_runs(kubectl, admin, t.pod, runs // blocks)
@@ -203,14 +216,19 @@ _LAYOUT_TITLES = {
 }
 
 
-def _lay_out(layout: str, cp: ControlPlane, targets: list[Target]) -> None:
-    """Pin the control plane, this process (and so kubectl) and the nodes for ``layout``."""
-    split = split_cpus() if layout == "split" else None
+def _lay_out(layout: str, cp: ControlPlane, targets: list[Target], measured: Target | None) -> None:
+    """Pin for ``layout`` while ``measured`` is measured: split gives that node the last CPU
+    alone, and the control plane, this process (so the kubectl it starts) and the other node
+    the others; shared (or ``measured`` None) gives everyone every CPU."""
+    split = split_cpus() if layout == "split" and measured is not None else None
     rest, node_cpus = (split[1], split[0]) if split else (all_cpus(), all_cpus())
     pin([p.pid for p in cp.procs.values()], rest)
     os.sched_setaffinity(0, rest)  # this thread only: the kubectl it starts inherits it
     for t in targets:
-        pin(t.pids(), node_cpus)
+        if t is not measured:
+            pin(t.pids(), rest)
+    if measured is not None:
+        pin(measured.pids(), node_cpus)
 
 
 def _print_phase(title: str, targets: list[Target], recs: list[dict[str, object]]) -> None:
@@ -277,19 +295,25 @@ def main() -> None:
         pods = ["bench pod with a container crashing every 5 s (restarted by pykubelet)"]
         if not a.no_quiet:
             pods.append("quiet bench pod (the crasher removed; the upstream pod has none)")
-        st.callback(_lay_out, "shared", cp, targets)
+        st.callback(_lay_out, "shared", cp, targets, None)
         for i, pod in enumerate(pods):
             if i:
                 _quiet_pod(node)
             for layout in layouts:
-                _lay_out(layout, cp, targets)
                 for t in targets:
                     t.reset()
-                _measure(kubectl, admin, targets, a.runs, a.blocks)
+                _measure(
+                    kubectl,
+                    admin,
+                    targets,
+                    a.runs,
+                    a.blocks,
+                    partial(_lay_out, layout, cp, targets),
+                )
                 recs = _exec_records(node.log(), len(ours.wall))
                 title = f"{pod}; CPUs {_LAYOUT_TITLES[layout]}"
                 phases.append((title, [dataclasses.replace(t) for t in targets], recs))
-        _lay_out("shared", cp, targets)
+        _lay_out("shared", cp, targets, None)
         if a.save_log:
             Path(a.save_log).write_text(node.log())
         for t in targets:
