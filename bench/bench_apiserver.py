@@ -79,7 +79,9 @@ def _exec_runs(kubectl: str, admin: Path, pod: str, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
+        r = subprocess.run(argv, capture_output=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"kubectl exec exited {r.returncode}: {r.stderr.decode()!r}")
         times.append((time.perf_counter() - t0) * 1000)
     return times
 
@@ -296,6 +298,8 @@ def main() -> None:
         if not a.no_quiet:
             pods.append("quiet bench pod (the crasher removed; the upstream pod has none)")
         st.callback(_lay_out, "shared", cp, targets, None)
+        if a.save_log:
+            st.callback(lambda: Path(a.save_log).write_text(node.log()))
         for i, pod in enumerate(pods):
             if i:
                 _quiet_pod(node)
@@ -314,8 +318,6 @@ def main() -> None:
                 title = f"{pod}; CPUs {_LAYOUT_TITLES[layout]}"
                 phases.append((title, [dataclasses.replace(t) for t in targets], recs))
         _lay_out("shared", cp, targets, None)
-        if a.save_log:
-            Path(a.save_log).write_text(node.log())
         for t in targets:
             t.mbps = _port_forward(kubectl, admin, t.pod, a.mbytes)
     load_after = os.getloadavg()
