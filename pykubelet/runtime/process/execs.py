@@ -208,9 +208,10 @@ class ExecMixin:
         child = await self._start_enter(argv, env, stdin=False)  # type: ignore[misc]
         try:
             async with asyncio.timeout(timeout_s):
-                out, err, rc = await asyncio.gather(
-                    read_all(child.stdout), read_all(child.stderr), child.wait()
-                )
+                # the output first: its end comes with the command's, and the helper's report
+                # is then read in one go (``ZygoteChild``)
+                out, err = await asyncio.gather(read_all(child.stdout), read_all(child.stderr))
+                rc = await child.wait()
         except TimeoutError:
             raise ExecTimeout(f"exec in {container_id[:12]} timed out after {timeout_s}s") from None
         finally:
@@ -234,9 +235,14 @@ class ExecMixin:
                 feeder = None
                 if io.stdin is not None:
                     feeder = tg.create_task(pump_in(io.stdin, child))
-                tg.create_task(pump_out(child.stdout, io.stdout))
-                tg.create_task(pump_out(child.stderr, io.stderr))
+                outputs = (
+                    tg.create_task(pump_out(child.stdout, io.stdout)),
+                    tg.create_task(pump_out(child.stderr, io.stderr)),
+                )
                 try:
+                    # the output first: its end comes with the command's, and the helper's
+                    # report is then read in one go (``ZygoteChild``)
+                    await asyncio.wait(outputs)
                     await child.wait()
                 except RuntimeUnavailable as e:  # the helper could not start: raised as is,
                     failed = e  # not in the task group's ExceptionGroup

@@ -222,7 +222,15 @@ class ZygoteChild(Child):
         self._ended: int | None = None  # from its last record
         self._started = loop.create_future()  # its pidfd came, or it ended without one
         self._done = loop.create_future()  # the report's EOF
-        loop.add_reader(report.fileno(), self._readable)
+        self._following = False
+
+    def _follow(self) -> None:
+        """Start reading the report: only once the agent waits for the end or must kill, so
+        the "OK" does not wake the agent in the middle of a short command (it is read with
+        "EXIT" at the end; the records wait in the socket)."""
+        if not self._following:
+            self._following = True
+            asyncio.get_running_loop().add_reader(self._report.fileno(), self._readable)
 
     def _readable(self) -> None:
         try:
@@ -271,6 +279,7 @@ class ZygoteChild(Child):
             self._error = line
 
     async def wait(self) -> int:
+        self._follow()
         await asyncio.shield(self._done)
         if self._pidfd >= 0:
             os.close(self._pidfd)
@@ -280,6 +289,7 @@ class ZygoteChild(Child):
         return self.returncode
 
     async def kill(self) -> None:
+        self._follow()
         if not self._done.done():
             await asyncio.shield(self._started)  # its pidfd (or its end)
             if self._pidfd >= 0 and not self._done.done():
