@@ -463,9 +463,11 @@ static int cmd_init(int argc, char **argv);
  * master to the shim over this socket. -1 otherwise. */
 static int tty_sock = -1;
 
-static void send_fd(int sock, int fd) {
-    char byte = 'm', cbuf[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+/* one message of ``len`` bytes with ``fd`` attached (SCM_RIGHTS); -1 if it could not go */
+static int send_with_fd(int sock, const char *data, size_t len, int fd, int flags) {
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof cbuf);
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
                          .msg_controllen = sizeof cbuf};
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
@@ -473,7 +475,13 @@ static void send_fd(int sock, int fd) {
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    while (sendmsg(sock, &msg, 0) < 0 && errno == EINTR) {}
+    ssize_t r;
+    while ((r = sendmsg(sock, &msg, flags)) < 0 && errno == EINTR) {}
+    return r < 0 ? -1 : 0;
+}
+
+static void send_fd(int sock, int fd) {
+    send_with_fd(sock, "m", 1, fd, 0);
 }
 
 static int recv_fd(int sock) {
@@ -1329,17 +1337,7 @@ static void enter_setup(const int *fds, int nfds) {
     if (pidfd < 0) { ready_fd = 3; fail("pidfd_open"); }
     char line[64];
     int n = snprintf(line, sizeof line, "OK %d\n", (int)getpid());
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    memset(cbuf, 0, sizeof cbuf);
-    struct iovec iov = {.iov_base = line, .iov_len = (size_t)n};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                         .msg_controllen = sizeof cbuf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &pidfd, sizeof pidfd);
-    if (sendmsg(3, &msg, MSG_NOSIGNAL) < 0) _exit(1);  /* the agent is gone */
+    if (send_with_fd(3, line, (size_t)n, pidfd, MSG_NOSIGNAL) < 0) _exit(1);  /* the agent is gone */
     close(pidfd);
     exit_fd = 3;
 }
