@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 from cpu_split import all_cpus, pin, split_cpus  # noqa: E402
 from upstream_node import UPSTREAM_POD, node_procs, upstream_node  # noqa: E402
 
-from tests.apiserver.controlplane import UPSTREAM_BIN, ControlPlane  # noqa: E402
+from tests.apiserver.controlplane import UPSTREAM_BIN, ApiError, ControlPlane  # noqa: E402
 from tests.apiserver.kubelet import ClusterNode  # noqa: E402
 from tests.apiserver.podnode import ECHO_PORT, MIRROR, POD, node_with_pod  # noqa: E402
 from tests.e2e.node import wait_for  # noqa: E402
@@ -198,9 +198,12 @@ def _measure(
             t.cpu_s += _cpu_s(pids) - before
 
 
-def _quiet_pod(node: ClusterNode) -> None:
+def _quiet_pod(cp: ControlPlane, node: ClusterNode) -> None:
     """Replace the bench pod by the same pod without its ``crasher`` (the last container in
-    the manifest), and wait until the agent runs the new one."""
+    the manifest), and wait until the agent runs the new one and its mirror pod in the API
+    server is the new one too: the agent replaces the mirror (delete, create) at its next
+    mirror pass, up to 10 s later, and a ``kubectl exec`` that looks the pod up in between
+    gets NotFound."""
     path = node.pods / f"{POD}.yaml"
     text = path.read_text()
     node.write_pod(POD, text[: text.index("  - name: crasher")])
@@ -209,7 +212,15 @@ def _quiet_pod(node: ClusterNode) -> None:
         main = node.container(POD, "main") or {}
         return node.container(POD, "crasher") is None and "running" in main.get("state", {})
 
+    def mirrored() -> bool:
+        try:
+            spec = cp.request("GET", f"/api/v1/namespaces/default/pods/{MIRROR}")["spec"]
+        except ApiError:
+            return False
+        return [c["name"] for c in spec["containers"]] == ["main", "echo", "logger", "term"]
+
     wait_for(ready, 60, "the bench pod without its crasher")
+    wait_for(mirrored, 60, "the mirror pod without the crasher")
 
 
 _LAYOUT_TITLES = {
@@ -302,7 +313,7 @@ def main() -> None:
             st.callback(lambda: Path(a.save_log).write_text(node.log()))
         for i, pod in enumerate(pods):
             if i:
-                _quiet_pod(node)
+                _quiet_pod(cp, node)
             for layout in layouts:
                 for t in targets:
                     t.reset()
