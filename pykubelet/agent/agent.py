@@ -366,6 +366,7 @@ class Agent:
             deps,
             max_pods=cfg.max_pods,
             node_info=self.node_mode.admission_node if self.node_mode is not None else None,
+            on_pods_changed=self.node_mode.pods_changed if self.node_mode is not None else None,
         )
         spec.connect(wake=self.manager.wake, kill=self.manager.kill_container)
         image_gc = ImageGC(

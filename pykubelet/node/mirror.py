@@ -6,6 +6,10 @@ the Node. A mirror that is being deleted, or whose hash no longer matches (the m
 changed), is deleted (grace 0, UID precondition) and created again; a mirror whose static pod
 is gone is deleted. Mirror pods arrive from the API pod source (``update``); their spec is
 never run. The status writer sends a static pod's status onto its mirror (``mirror_of``).
+
+A pass runs when the mirrors change, when the pod manager has taken a change of the static
+pods (``pods_changed``: upstream updates the mirror in the pod's next sync, at once), and every
+``period_s`` (``syncFrequency``, upstream's periodic pod sync) to retry what the API refused.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from pykubelet.api import Pod
 from pykubelet.core.clock import Clock
 from pykubelet.node.client import ApiError, KubeApi
+from pykubelet.node.pod_source import SOURCE as API_SOURCE
 from pykubelet.pods.manager import PodManager
 from pykubelet.pods.static_pod import CONFIG_HASH, CONFIG_MIRROR, CONFIG_SOURCE
 
@@ -26,7 +31,7 @@ __all__ = ["MirrorPods"]
 
 log = logging.getLogger(__name__)
 
-RECONCILE_S = 10.0
+RECONCILE_S = 60.0  # syncFrequency's default; node mode passes the configured one
 _LOCAL_ANNOTATIONS = ("kubernetes.io/config.seen", CONFIG_SOURCE)
 
 
@@ -44,12 +49,14 @@ class MirrorPods:
         clock: Clock,
         *,
         node_uid: Callable[[], str],
+        period_s: float = RECONCILE_S,
     ) -> None:
         self._api = api
         self._node = node_name
         self._manager = manager
         self._clock = clock
         self._node_uid = node_uid
+        self._period_s = period_s
         self._mirrors: dict[tuple[str, str], dict[str, Any]] = {}  # (ns, name) -> raw mirror
         self._known = False  # the source listed mirrors at least once
         self._wake = asyncio.Event()
@@ -62,6 +69,14 @@ class MirrorPods:
         self._mirrors = {_key(m): m for m in mirrors.values()}
         self._known = True
         self._wake.set()
+
+    # ----- fed by the pod manager -----
+
+    def pods_changed(self, source: str) -> None:
+        """The manager applied an update: a static pod added, changed or removed is followed
+        now, not at the periodic pass."""
+        if source != API_SOURCE:
+            self._wake.set()
 
     def static_pods(self) -> list[Pod]:
         return [
@@ -96,7 +111,7 @@ class MirrorPods:
                 except ApiError as e:
                     log.warning("mirror pods: %s", e)
             try:
-                await asyncio.wait_for(self._wake.wait(), RECONCILE_S)
+                await asyncio.wait_for(self._wake.wait(), self._period_s)
             except TimeoutError:
                 pass
 

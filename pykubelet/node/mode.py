@@ -105,6 +105,11 @@ class NodeMode:
         if self.refresher is not None:
             self.refresher.kick(uids)
 
+    def pods_changed(self, source: str) -> None:
+        """The pod manager's ``on_pods_changed``: mirror pods follow static pod changes."""
+        if self.mirrors is not None:
+            self.mirrors.pods_changed(source)
+
     def admission_node(self) -> AdmissionNode | None:
         node = self.node.node if self.node is not None else None
         return AdmissionNode.from_node(node) if node else None
@@ -149,7 +154,12 @@ class NodeMode:
             node_uid=lambda: node.uid,
         )
         self.mirrors = MirrorPods(
-            self.main_api, s.node.name, manager, self._clock, node_uid=lambda: node.uid
+            self.main_api,
+            s.node.name,
+            manager,
+            self._clock,
+            node_uid=lambda: node.uid,
+            period_s=s.sync_frequency_s,
         )
         self.source = ApiPodSource(
             self.main_api,

@@ -41,6 +41,7 @@ class PodManager:
         max_pods: int = 110,
         relist_s: float = 1.0,
         node_info: Callable[[], AdmissionNode | None] | None = None,
+        on_pods_changed: Callable[[str], None] | None = None,
     ) -> None:
         self.updates: asyncio.Queue[PodUpdate] = asyncio.Queue()
         self.ready = asyncio.Event()
@@ -48,6 +49,8 @@ class PodManager:
         self._max_pods = max_pods
         self._relist_s = relist_s
         self._node_info = node_info  # node mode: the Node for resource/affinity/taint admission
+        # node mode: told the source of each update that changed the desired pods (mirror pods)
+        self._on_pods_changed = on_pods_changed or (lambda _source: None)
         self._pods: dict[str, Pod] = {}  # uid -> desired pod
         self._pods_version = 0  # bumped whenever _pods changes; see generation()
         self._by_source: dict[str, set[str]] = {}
@@ -131,6 +134,7 @@ class PodManager:
             await self._stop_workers_leaving_containers()
 
     def handle(self, update: PodUpdate) -> None:
+        version = self._pods_version
         known = self._by_source.setdefault(update.source, set())
         incoming = {p.uid: p for p in update.pods}
         if update.op is UpdateOp.SET:
@@ -156,6 +160,8 @@ class PodManager:
         for uid, pod in incoming.items():
             if pod.meta.deletion_timestamp:
                 self._delete_gracefully(uid, pod)
+        if self._pods_version != version:
+            self._on_pods_changed(update.source)
 
     def _active(self) -> list[Pod]:
         """Admitted pods that have not finished (upstream filters out terminated pods)."""

@@ -7,7 +7,7 @@ import shutil
 import urllib.request
 from typing import Any
 
-from tests.node.cluster import IMAGE, ApiNode, ControlPlane, wait_api
+from tests.node.cluster import IMAGE, ApiNode, ControlPlane, condition, wait_api
 
 
 def _pod(name: str, node: str, **spec: Any) -> dict[str, Any]:
@@ -283,6 +283,64 @@ spec:
     # the manifest removed: the mirror pod goes too
     (api_node.pods / "static.yaml").unlink()
     wait_api(lambda: cp.get("pod", "-n", namespace, name) is None, 60, "the mirror pod deleted")
+
+
+def _static_manifest(namespace: str, name: str, seconds: int) -> str:
+    return f"""apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {IMAGE}
+    command: ["sleep", "{seconds}"]
+"""
+
+
+def test_mirror_pods_follow_static_manifest_changes_at_once(
+    control_plane: ControlPlane, namespace: str, api_node: ApiNode
+) -> None:
+    """A manifest changed, added or removed is followed by its mirror pod without waiting for
+    the periodic mirror pass (as upstream, in the pod's next sync)."""
+    cp, ns = control_plane, namespace
+    # syncFrequency 10m: the periodic mirror pass cannot be what follows the manifests here
+    api_node.extra_args += ["--sync-frequency", "10m"]
+    api_node.write_pod("changed", _static_manifest(ns, "changed", 3600))
+    api_node.write_pod("removed", _static_manifest(ns, "removed", 3600))
+    api_node.start()
+    changed, added, removed = (f"{n}-{cp.node_name}" for n in ("changed", "added", "removed"))
+
+    def mirror(name: str) -> dict[str, Any] | None:
+        m = cp.get("pod", "-n", ns, name)
+        if m is None:
+            return None
+        annotations = m["metadata"].get("annotations") or {}
+        hashed = annotations.get("kubernetes.io/config.hash")
+        return m if hashed and annotations.get("kubernetes.io/config.mirror") == hashed else None
+
+    def ready(name: str) -> dict[str, Any] | None:
+        m = mirror(name)
+        return m if (condition(m, "Ready") or {}).get("status") == "True" else None
+
+    # both Ready, so no more status PATCHes (mirror updates that would wake a pass anyway)
+    old = wait_api(lambda: ready(changed), 60, "the first mirror pod Ready")
+    wait_api(lambda: ready(removed), 60, "the second mirror pod Ready")
+    old_hash = old["metadata"]["annotations"]["kubernetes.io/config.hash"]
+
+    api_node.write_pod("changed", _static_manifest(ns, "changed", 3601))
+    api_node.write_pod("added", _static_manifest(ns, "added", 3600))
+    (api_node.pods / "removed.yaml").unlink()
+
+    def replaced() -> dict[str, Any] | None:
+        m = mirror(changed)
+        return m if m and m["spec"]["containers"][0]["command"] == ["sleep", "3601"] else None
+
+    new = wait_api(replaced, 60, "the changed manifest's new mirror pod")
+    assert new["metadata"]["annotations"]["kubernetes.io/config.hash"] != old_hash
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    assert wait_api(lambda: mirror(added), 60, "the added manifest's mirror pod")
+    wait_api(lambda: cp.get("pod", "-n", ns, removed) is None, 60, "the removed one's mirror gone")
 
 
 def test_a_rejected_pod_stays_failed_across_a_restart_and_is_deleted(
