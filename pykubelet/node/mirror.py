@@ -9,7 +9,8 @@ never run. The status writer sends a static pod's status onto its mirror (``mirr
 
 A pass runs when the mirrors change, when the pod manager has taken a change of the static
 pods (``pods_changed``: upstream updates the mirror in the pod's next sync, at once), and every
-``period_s`` (``syncFrequency``, upstream's periodic pod sync) to retry what the API refused.
+``period_s`` (``syncFrequency``, upstream's periodic pod sync); after a pass the API server
+refused, or while the Node is not known yet, again within ``RETRY_S``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = ["MirrorPods"]
 log = logging.getLogger(__name__)
 
 RECONCILE_S = 60.0  # syncFrequency's default; node mode passes the configured one
+RETRY_S = 10.0  # after a refused pass, or before the Node is known: upstream's pod sync back-off
 _LOCAL_ANNOTATIONS = ("kubernetes.io/config.seen", CONFIG_SOURCE)
 
 
@@ -105,13 +107,15 @@ class MirrorPods:
     async def run(self) -> None:
         while True:
             self._wake.clear()
+            wait_s = RETRY_S
             if self._known and self._node_uid():
                 try:
                     await self.reconcile()
+                    wait_s = self._period_s
                 except ApiError as e:
                     log.warning("mirror pods: %s", e)
             try:
-                await asyncio.wait_for(self._wake.wait(), self._period_s)
+                await asyncio.wait_for(self._wake.wait(), min(wait_s, self._period_s))
             except TimeoutError:
                 pass
 
