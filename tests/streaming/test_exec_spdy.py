@@ -62,6 +62,48 @@ async def test_tty_resize_and_exit_code(server: StreamServer) -> None:
     assert server.runtime.resizes[0].width == 120
 
 
+async def _wait_for_file(path: Path) -> None:
+    async with asyncio.timeout(20):
+        while not await asyncio.to_thread(path.exists):  # noqa: ASYNC110 - bounded
+            await asyncio.sleep(0.01)
+
+
+async def test_the_command_starts_before_the_client_has_made_its_streams(
+    server: StreamServer, tmp_path: Path
+) -> None:
+    """Like kubectl through the API server, the client creates its streams only after the 101
+    (round trips); the command has started before, and its output (more than a pipe holds)
+    waits for them and arrives whole and in order."""
+    started = tmp_path / "started"
+    c = await _exec(
+        server, f"p/main?command=sh&command=-c&command=touch+{started};seq+1+60000&output=1"
+    )
+    await _wait_for_file(started)  # no stream yet
+    err, out = c.open({"streamtype": "error"}), c.open({"streamtype": "stdout"})
+    async with asyncio.timeout(20):
+        result = await c.pump()
+    expected = "".join(f"{i}\n" for i in range(1, 60001)).encode()
+    assert result.data[out] == expected
+    assert json.loads(result.data[err]) == {"metadata": {}, "status": "Success"}
+
+
+async def test_a_client_gone_before_its_streams_stops_the_started_command(
+    server: StreamServer, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    c = await _exec(
+        server, f"p/main?command=sh&command=-c&command=touch+{started};exec+sleep+60&output=1"
+    )
+    await _wait_for_file(started)
+    async with asyncio.timeout(10):  # the runtime records it once its spawn has returned
+        while not server.runtime.running:  # noqa: ASYNC110 - a bounded wait on the runtime
+            await asyncio.sleep(0.01)
+    c.writer.transport.abort()
+    async with asyncio.timeout(10):
+        while server.runtime.running:  # noqa: ASYNC110 - a bounded wait on the runtime
+            await asyncio.sleep(0.05)
+
+
 async def test_ping_is_echoed(server: StreamServer) -> None:
     c = await _exec(server, "p/main?command=sleep&command=5&output=1")
     c.open({"streamtype": "error"})
@@ -90,7 +132,7 @@ async def test_missing_streams_time_out_and_drop_the_connection(quick_server: St
     c.open({"streamtype": "bogus"})  # unknown types are not counted
     async with asyncio.timeout(10):
         result = await c.pump()
-    assert result.data[err] == b""  # never ran: no status
+    assert result.data[err] == b""  # the session ended before its streams: no status
     assert not result.goaway
 
 

@@ -174,9 +174,61 @@ async def _await_hang_up(request: web.Request, conn: SpdyConnection) -> None:
         peer_waited(request, time.monotonic() - waiting)
 
 
+class _LateStreams:
+    """The SPDY streams kubectl creates after the 101. A command started before they are all
+    in (``serve_exec_spdy``) reads and writes through here: its IO waits until the last one is
+    in, and then, as upstream, the last stream of each type is the one used."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, SpdyStream] = {}
+        self.all_in = asyncio.Event()
+
+    async def get(self, kind: str) -> SpdyStream | None:
+        await self.all_in.wait()
+        return self.streams.get(kind)
+
+    def writer(self, kind: str) -> Callable[[bytes], Awaitable[None]]:
+        async def write(data: bytes) -> None:
+            stream = await self.get(kind)
+            if stream is not None:  # a client that declared it but never made it: dropped
+                await stream.write(data)
+
+        return write
+
+    async def chunks(self, kind: str) -> AsyncIterator[bytes]:
+        stream = await self.get(kind)
+        if stream is not None:
+            async for chunk in _stream_chunks(stream):
+                yield chunk
+
+
+def _spdy_io(
+    opts: RemoteCommandOptions,
+    version: SpdyVersion,
+    late: _LateStreams,
+    rec: SessionRecorder | None,
+) -> StreamIO:
+    """The command's IO over the session's streams, as declared by the request's options."""
+    stdin: AsyncIterator[bytes] | None = None
+    if opts.stdin:
+        stdin = _empty() if version is SpdyVersion.V1 else late.chunks("stdin")
+    return StreamIO(
+        stdin=_stdin(stdin, rec, opts.tty),
+        stdout=_with_recording(late.writer("stdout"), rec) if opts.stdout else None,
+        stderr=_with_recording(late.writer("stderr"), rec) if opts.stderr else None,
+        tty=opts.tty,
+        resize=_resizes(late.chunks("resize"), rec) if opts.tty else None,
+    )
+
+
 async def serve_exec_spdy(
     request: web.Request, version: SpdyVersion, session: CommandSession
 ) -> web.StreamResponse:
+    """An exec starts its command right after the 101, while kubectl creates its streams
+    through the API server (several round trips): as over WebSocket, where there are no
+    streams to wait for; its output waits in its pipes meanwhile. A client that hangs up or
+    never creates the error stream ends the command, as a hang-up does later. A TTY session
+    (its first size comes on the resize stream) and attach wait for the streams, as upstream."""
     opts, backend = session.opts, session.backend
     wanted = expected_spdy_streams(version, opts)
     # v1 and v2 predate the resize stream: like upstream, they do not count it.
@@ -198,45 +250,29 @@ async def serve_exec_spdy(
     resp, conn = await hijack_spdy(
         request, version.value, accept=accept, idle_timeout_s=backend.idle_timeout_s
     )
-    streams: dict[str, SpdyStream] = {}
-    counted = 0
-    waiting = time.monotonic()
+    late = _LateStreams()
+    rec: SessionRecorder | None = None
+    run_task: asyncio.Future[bytes | None] | None = None
+    json_status = version is SpdyVersion.V4
     try:
-        async with asyncio.timeout(backend.creation_timeout_s):
-            while counted < wanted:
-                stream = await conn.next_stream()
-                if stream is None:
-                    return resp
-                kind = stream.header("streamtype")
-                assert kind is not None  # the acceptor let only known types through
-                streams[kind] = stream
-                counted += 1
-    except TimeoutError:
-        log.info("timed out waiting for client to create streams")
-        conn.close_now()
-        return resp
-    peer_waited(request, time.monotonic() - waiting)
-    if "error" not in streams:  # enough streams, but not the one the status goes on
-        log.info("SPDY exec session without an error stream; closing")
-        conn.close_now()
-        return resp
-    rec = _recorder(session)
-    error_stream = streams["error"]
-    stdin: AsyncIterator[bytes] | None = None
-    if opts.stdin and "stdin" in streams:
-        stdin = _empty() if version is SpdyVersion.V1 else _stream_chunks(streams["stdin"])
-    out = streams.get("stdout") if opts.stdout else None
-    err = streams.get("stderr") if opts.stderr else None
-    resize = streams.get("resize") if opts.tty else None
-    io = StreamIO(
-        stdin=_stdin(stdin, rec, opts.tty),
-        stdout=_with_recording(out.write, rec) if out is not None else None,
-        stderr=_with_recording(err.write, rec) if err is not None else None,
-        tty=opts.tty,
-        resize=_resizes(_stream_chunks(resize), rec) if resize is not None else None,
-    )
-    try:
-        status = await _run(session, io, version is SpdyVersion.V4, conn.closed)
+        if not opts.tty and not session.attach:
+            rec = _recorder(session)
+            io = _spdy_io(opts, version, late, rec)
+            run_task = asyncio.ensure_future(_run(session, io, json_status, conn.closed))
+        if not await _collect_streams(request, conn, wanted, late, backend.creation_timeout_s):
+            return resp
+        if "error" not in late.streams:  # enough streams, but not the one the status goes on
+            log.info("SPDY exec session without an error stream; closing")
+            conn.close_now()
+            return resp
+        if run_task is None:
+            rec = _recorder(session)
+            io = _spdy_io(opts, version, late, rec)
+            run_task = asyncio.ensure_future(_run(session, io, json_status, conn.closed))
+        status = await run_task
+        out = late.streams.get("stdout") if opts.stdout else None
+        err = late.streams.get("stderr") if opts.stderr else None
+        error_stream = late.streams["error"]
         with conn.corked():  # the whole ending in one write (one wake-up of the client)
             if status is not None:
                 await error_stream.write(status)
@@ -248,10 +284,42 @@ async def serve_exec_spdy(
             conn.end()
         await _await_hang_up(request, conn)
     finally:
+        if run_task is not None and not run_task.done():
+            run_task.cancel()  # the session ended before its streams: the command goes too
+            await asyncio.wait({run_task}, timeout=_CANCEL_GRACE_S)
         if rec is not None:
             rec.close()
         conn.close_now()
     return resp
+
+
+async def _collect_streams(
+    request: web.Request,
+    conn: SpdyConnection,
+    wanted: int,
+    late: _LateStreams,
+    timeout_s: float,
+) -> bool:
+    """Wait for the client's ``wanted`` streams (a wait on the peer); False if it hung up or
+    timed out first (the connection is then dropped, as upstream)."""
+    waiting = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout_s):
+            for _ in range(wanted):
+                stream = await conn.next_stream()
+                if stream is None:
+                    return False
+                kind = stream.header("streamtype")
+                assert kind is not None  # the acceptor let only known types through
+                late.streams[kind] = stream
+    except TimeoutError:
+        log.info("timed out waiting for client to create streams")
+        conn.close_now()
+        return False
+    finally:
+        peer_waited(request, time.monotonic() - waiting)
+    late.all_in.set()
+    return True
 
 
 async def serve_exec_ws(
