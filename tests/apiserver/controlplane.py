@@ -81,6 +81,7 @@ class ControlPlane:
 
     base: Path
     signing_duration: str = "8760h"
+    apiserver_args: tuple[str, ...] = ()  # more kube-apiserver flags (a bench's audit log)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -194,6 +195,7 @@ class ControlPlane:
                 f"--kubelet-certificate-authority={self.ca.cert_file}",
                 "--kubelet-preferred-address-types=InternalIP,Hostname",
                 "--v=1",
+                *self.apiserver_args,
             ],
         )
         wait_until(self._ready, 90, "kube-apiserver /readyz")
