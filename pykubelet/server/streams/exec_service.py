@@ -390,6 +390,9 @@ async def serve_exec_ws(
         waiting = time.monotonic()
         try:
             await conn.close()  # waits for the client's close frame
+        except asyncio.CancelledError:
+            if not ended_by_hang_up(request):  # a client gone without one: the end all the same
+                raise
         finally:
             peer_waited(request, time.monotonic() - waiting)
     return ws
