@@ -241,9 +241,8 @@ def _measure(
 def _quiet_pod(cp: ControlPlane, node: ClusterNode) -> None:
     """Replace the bench pod by the same pod without its ``crasher`` (the last container in
     the manifest), and wait until the agent runs the new one and its mirror pod in the API
-    server is the new one too: the agent replaces the mirror (delete, create) at its next
-    mirror pass, up to 10 s later, and a ``kubectl exec`` that looks the pod up in between
-    gets NotFound."""
+    server is the new one too: the agent replaces the mirror (delete, then create), and a
+    ``kubectl exec`` that looks the pod up in between gets NotFound."""
     path = node.pods / f"{POD}.yaml"
     text = path.read_text()
     node.write_pod(POD, text[: text.index("  - name: crasher")])
