@@ -23,10 +23,10 @@ import socket
 import struct
 import termios
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from pykubelet.runtime.errors import ContainerNotRunning, ExecTimeout, RuntimeUnavailable
 from pykubelet.runtime.process import procs
@@ -47,26 +47,6 @@ _CLONE_NEWNET = 0x40000000
 # <asm-generic/ioctls.h>; Python's termios lacks both
 _TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): lock/unlock the slave
 _TIOCGPTPEER = 0x5441  # open the slave from its master (Linux 4.13), no path lookup
-
-
-class _Host(Protocol):
-    layout: RuntimeLayout
-    _zygote: Zygote | None
-
-    @property
-    def cgroups(self) -> CgroupLayout: ...
-
-    def _container(self, container_id: str) -> ContainerRecord: ...
-
-    def _sandbox(self, sandbox_id: str) -> SandboxRecord: ...
-
-    def _netns_path(self, rec: SandboxRecord) -> str: ...
-
-    def _identities(
-        self, d: Path
-    ) -> tuple[procs.ProcessIdentity | None, procs.ProcessIdentity | None]: ...
-
-    async def _helper(self) -> list[str]: ...
 
 
 class _Conn:
@@ -143,7 +123,7 @@ class _EnterArgs:
     argv: tuple[str, ...]
 
 
-async def _enter_argv(host: _Host, rec: ContainerRecord, pid: int) -> tuple[str, ...]:
+async def _enter_argv(host: ExecMixin, rec: ContainerRecord, pid: int) -> tuple[str, ...]:
     argv = [*await host._helper(), "enter", "-t", str(pid), "-w", rec.working_dir]
     if rec.cgroup_path:
         for procs_file in host.cgroups.procs_files(rec.cgroup_path):
@@ -159,10 +139,30 @@ async def _enter_argv(host: _Host, rec: ContainerRecord, pid: int) -> tuple[str,
 
 
 class ExecMixin:
-    """Mixed into ``ProcessRuntime``; relies on its record accessors."""
+    """Mixed into ``ProcessRuntime``; relies on its record accessors (declared here for the
+    type checker only: ``ProcessRuntime`` defines them)."""
+
+    if TYPE_CHECKING:
+        layout: RuntimeLayout
+        _zygote: Zygote | None
+
+        @property
+        def cgroups(self) -> CgroupLayout: ...
+
+        def _container(self, container_id: str) -> ContainerRecord: ...
+
+        def _sandbox(self, sandbox_id: str) -> SandboxRecord: ...
+
+        def _netns_path(self, rec: SandboxRecord) -> str: ...
+
+        def _identities(
+            self, d: Path
+        ) -> tuple[procs.ProcessIdentity | None, procs.ProcessIdentity | None]: ...
+
+        async def _helper(self) -> list[str]: ...
 
     async def _exec_command(
-        self: _Host, container_id: str, cmd: Sequence[str], *, tty: bool = False
+        self, container_id: str, cmd: Sequence[str], *, tty: bool = False
     ) -> tuple[list[str], dict[str, str], str | None]:
         """The argv, environment and cwd of an exec. With ``tty``, in a container with its own
         mount namespace, the helper makes the terminal (already on stdin) the controlling
@@ -189,9 +189,7 @@ class ExecMixin:
         tail = ("-T", "--") if tty else ("--",)
         return [*enter.argv, *tail, *cmd], dict(rec.env), None
 
-    async def _start_enter(
-        self: _Host, argv: Sequence[str], env: dict[str, str], *, stdin: bool
-    ) -> Child:
+    async def _start_enter(self, argv: Sequence[str], env: dict[str, str], *, stdin: bool) -> Child:
         """Start ``pkshim enter``: forked by the zygote when the helper is the compiled one,
         else (the Python helper, or arguments beyond a zygote request) spawned."""
         if self._zygote is not None:
@@ -202,10 +200,10 @@ class ExecMixin:
     async def exec_sync(
         self, container_id: str, cmd: Sequence[str], timeout_s: float | None = None
     ) -> ExecResult:
-        argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
+        argv, env, cwd = await self._exec_command(container_id, cmd)
         if cwd is not None:  # a container without namespaces: the command itself, in its cwd
             return await _exec_sync_subprocess(container_id, argv, env, cwd, timeout_s)
-        child = await self._start_enter(argv, env, stdin=False)  # type: ignore[misc]
+        child = await self._start_enter(argv, env, stdin=False)
         try:
             async with asyncio.timeout(timeout_s):
                 # the output first: its end comes with the command's, and the helper's report
@@ -223,12 +221,12 @@ class ExecMixin:
 
     async def exec(self, container_id: str, cmd: Sequence[str], io: StreamIO) -> int:
         if io.tty:
-            argv, env, cwd = await self._exec_command(container_id, cmd, tty=True)  # type: ignore[misc]
+            argv, env, cwd = await self._exec_command(container_id, cmd, tty=True)
             return await _exec_tty(argv, env, cwd, io, self._pty_root(container_id))
-        argv, env, cwd = await self._exec_command(container_id, cmd)  # type: ignore[misc]
+        argv, env, cwd = await self._exec_command(container_id, cmd)
         if cwd is not None:
             return await _exec_subprocess(argv, env, cwd, io)
-        child = await self._start_enter(argv, env, stdin=io.stdin is not None)  # type: ignore[misc]
+        child = await self._start_enter(argv, env, stdin=io.stdin is not None)
         failed: RuntimeUnavailable | None = None
         try:
             async with asyncio.TaskGroup() as tg:
@@ -260,16 +258,16 @@ class ExecMixin:
     def _pty_root(self, container_id: str) -> str | None:
         """Where the exec's terminal comes from: the container's root (``/proc/PID/root``) when
         it runs in a mount namespace of its own, ``None`` (the host's devpts) otherwise."""
-        rec = self._container(container_id)  # type: ignore[attr-defined]
+        rec = self._container(container_id)
         if not rec.namespaces:
             return None
-        _shim, pid = self._identities(self.layout.container_dir(container_id))  # type: ignore[attr-defined]
+        _shim, pid = self._identities(self.layout.container_dir(container_id))
         return f"/proc/{pid[0]}/root" if pid is not None else None
 
     async def attach(self, container_id: str, io: StreamIO) -> None:
-        rec = self._container(container_id)  # type: ignore[attr-defined]
-        sock = self.layout.shim_dir(container_id) / "attach.sock"  # type: ignore[attr-defined]
-        shim, _pid = self._identities(self.layout.container_dir(container_id))  # type: ignore[attr-defined]
+        rec = self._container(container_id)
+        sock = self.layout.shim_dir(container_id) / "attach.sock"
+        shim, _pid = self._identities(self.layout.container_dir(container_id))
         if not procs.alive(shim) or not sock.exists():
             raise ContainerNotRunning(f"container {container_id[:12]} is not running")
         # connect through an open directory fd: the absolute path may exceed sun_path
@@ -321,8 +319,8 @@ class ExecMixin:
     async def port_forward(self, sandbox_id: str, port: int) -> PortConnection:
         if not 0 < port < 65536:
             raise ContainerNotRunning(f"port_forward: invalid port {port}")
-        rec = self._sandbox(sandbox_id)  # type: ignore[attr-defined]
-        netns = self._netns_path(rec)  # type: ignore[attr-defined]
+        rec = self._sandbox(sandbox_id)
+        netns = self._netns_path(rec)
         if not netns:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             return _Conn(reader, writer)
@@ -398,9 +396,9 @@ def _code(rc: int | None) -> int:
     return 128 - rc if rc < 0 else rc
 
 
-async def _feed(source: object, sink: asyncio.StreamWriter) -> None:
+async def _feed(source: AsyncIterator[bytes], sink: asyncio.StreamWriter) -> None:
     try:
-        async for chunk in source:  # type: ignore[attr-defined]
+        async for chunk in source:
             sink.write(chunk)
             await sink.drain()
     except (ConnectionError, BrokenPipeError):
