@@ -160,10 +160,11 @@ async def _run(
     )
 
 
-async def _await_hang_up(request: web.Request, conn: SpdyConnection) -> None:
-    """Linger for the client to hang up after the last frames (a wait on the peer, so the
-    request log keeps it out of the kubelet's own share). The hang-up's cancellation of the
-    handler ends the wait, and the session ends as what it was, a 101 (``hangup``)."""
+async def _await_hang_up(request: web.Request, conn: SpdyConnection | WsChannelConnection) -> None:
+    """Linger for the client to hang up after the last frames (SPDY) or its close frame
+    (WebSocket): a wait on the peer, so the request log keeps it out of the kubelet's own
+    share. A hang-up's cancellation of the handler ends the wait, and the session ends as what
+    it was, a 101 (``hangup``)."""
     waiting = time.monotonic()
     try:
         await conn.close()
@@ -254,21 +255,24 @@ async def serve_exec_spdy(
     rec: SessionRecorder | None = None
     run_task: asyncio.Future[bytes | None] | None = None
     json_status = version is SpdyVersion.V4
+
+    def start() -> asyncio.Future[bytes | None]:
+        nonlocal rec
+        rec = _recorder(session)
+        io = _spdy_io(opts, version, late, rec)
+        return asyncio.ensure_future(_run(session, io, json_status, conn.closed))
+
     try:
         if not opts.tty and not session.attach:
-            rec = _recorder(session)
-            io = _spdy_io(opts, version, late, rec)
-            run_task = asyncio.ensure_future(_run(session, io, json_status, conn.closed))
+            run_task = start()
         if not await _collect_streams(request, conn, wanted, late, backend.creation_timeout_s):
             return resp
         if "error" not in late.streams:  # enough streams, but not the one the status goes on
             log.info("SPDY exec session without an error stream; closing")
             conn.close_now()
             return resp
-        if run_task is None:
-            rec = _recorder(session)
-            io = _spdy_io(opts, version, late, rec)
-            run_task = asyncio.ensure_future(_run(session, io, json_status, conn.closed))
+        if run_task is None:  # a TTY session or attach: started once its streams are in
+            run_task = start()
         status = await run_task
         out = late.streams.get("stdout") if opts.stdout else None
         err = late.streams.get("stderr") if opts.stderr else None
@@ -387,12 +391,5 @@ async def serve_exec_ws(
             await pump_task
         if rec is not None:
             rec.close()
-        waiting = time.monotonic()
-        try:
-            await conn.close()  # waits for the client's close frame
-        except asyncio.CancelledError:
-            if not ended_by_hang_up(request):  # a client gone without one: the end all the same
-                raise
-        finally:
-            peer_waited(request, time.monotonic() - waiting)
+        await _await_hang_up(request, conn)
     return ws
